@@ -1,0 +1,56 @@
+//! The one place `bindgen!` runs: Rust types and traits for the `ringleader:plugin`
+//! WIT package. The rest of the host uses these types.
+//!
+//! Both worlds share one set of types and host imports: the `patch-source` bindings
+//! reuse the `installer` bindings' modules (its imports are a subset), so a `Patch`
+//! is the same Rust type whichever plugin produced it, and each host capability is
+//! implemented once.
+
+mod installer {
+    wasmtime::component::bindgen!({
+        path: "../../wit/ringleader-plugin@0.1.0",
+        world: "installer",
+        // Host imports are async (HTTP, exec and sleep wait on I/O) and may trap
+        // (an exhausted host-call budget stops the guest).
+        imports: { default: async | trappable },
+        exports: { default: async },
+        additional_derives: [PartialEq, Eq],
+    });
+}
+
+mod patch_source {
+    wasmtime::component::bindgen!({
+        path: "../../wit/ringleader-plugin@0.1.0",
+        world: "patch-source",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "ringleader:plugin/types": super::installer::ringleader::plugin::types,
+            "ringleader:plugin/log": super::installer::ringleader::plugin::log,
+            "ringleader:plugin/http": super::installer::ringleader::plugin::http,
+            "ringleader:plugin/kv": super::installer::ringleader::plugin::kv,
+            "ringleader:plugin/clock": super::installer::ringleader::plugin::clock,
+        },
+    });
+}
+
+pub use installer::ringleader::plugin::types::{
+    Artifact, Component, Device, HealthCheck, HealthReport, InstallOutcome, Patch, PatchKind,
+    PluginError, PluginInfo, Readiness, RollbackTarget, Severity, Timestamp, VerifyReport,
+};
+pub use installer::{Installer, InstallerPre};
+pub use patch_source::{PatchSource, PatchSourcePre};
+
+/// Host-side traits and types of each capability interface.
+pub(crate) mod host {
+    pub use super::installer::ringleader::plugin::{clock, exec, http, kv, log, types};
+}
+
+/// A plugin's error as a sentence (the generated `Display` is `Debug`-like).
+pub fn describe(error: &PluginError) -> String {
+    match error {
+        PluginError::Transient(m) => format!("transient error (may be retried): {m}"),
+        PluginError::Permanent(m) => format!("permanent error: {m}"),
+        PluginError::Denied(m) => format!("denied: {m}"),
+    }
+}

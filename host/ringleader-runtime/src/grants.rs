@@ -1,0 +1,212 @@
+//! What the operator grants each plugin, and the one place where a capability use is
+//! checked against both the plugin's manifest and the operator's grant.
+//!
+//! A plugin may use a capability only when its manifest declares it *and* the operator
+//! grants it. Every host import goes through [`Access`]; there is no other path.
+
+use crate::manifest::Capabilities;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The operator's grants for one plugin. Same shape as a manifest's `[capabilities]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    /// Hosts: `name`, `name:port` or `{device}`.
+    #[serde(default)]
+    pub http: Vec<String>,
+    /// Programs runnable through `exec`.
+    #[serde(default)]
+    pub exec: Vec<String>,
+    /// The plugin's key/value store.
+    #[serde(default)]
+    pub kv: bool,
+}
+
+/// Grants for every plugin, by plugin name. A plugin not listed is granted nothing
+/// (logging and the clock are always available).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grants {
+    #[serde(default)]
+    pub plugins: BTreeMap<String, Grant>,
+}
+
+/// Grants that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to read plugin grants from {path}: {message}")]
+pub struct GrantsError {
+    pub path: String,
+    pub message: String,
+}
+
+impl Grants {
+    /// Parses the `[plugins.<name>]` tables of the operator's config file.
+    pub fn parse(path: &Path, text: &str) -> Result<Grants, GrantsError> {
+        toml::from_str(text).map_err(|e| GrantsError {
+            path: path.display().to_string(),
+            message: e.to_string().trim().replace('\n', " "),
+        })
+    }
+
+    /// Grants a plugin exactly what its manifest asks for. For tests and the built-in
+    /// demo plugins, whose manifests ship with the host.
+    pub fn allow_as_declared(&mut self, plugin: &str, caps: &Capabilities) -> &mut Self {
+        self.plugins.insert(
+            plugin.to_string(),
+            Grant {
+                http: caps.http.clone(),
+                exec: caps.exec.clone(),
+                kv: caps.kv,
+            },
+        );
+        self
+    }
+
+    pub fn for_plugin(&self, name: &str) -> Grant {
+        self.plugins.get(name).cloned().unwrap_or_default()
+    }
+}
+
+/// The capabilities a loaded plugin may use: its manifest's declaration and the
+/// operator's grant, checked together at every use.
+#[derive(Debug, Clone)]
+pub struct Access {
+    declared: Capabilities,
+    granted: Grant,
+}
+
+/// Why a capability use was refused, for the plugin's `denied` error and the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial(pub String);
+
+impl Access {
+    pub fn new(declared: Capabilities, granted: Grant) -> Access {
+        Access { declared, granted }
+    }
+
+    /// May the plugin send a request to `host:port`, in a call about a device whose
+    /// hostname is `device_host`?
+    pub fn http(&self, host: &str, port: u16, device_host: Option<&str>) -> Result<(), Denial> {
+        let host = host.to_ascii_lowercase();
+        let matches = |pattern: &String| host_matches(pattern, &host, port, device_host);
+        if !self.declared.http.iter().any(matches) {
+            return Err(Denial(format!(
+                "http to {host}:{port} is not declared in the plugin's manifest (capabilities.http)"
+            )));
+        }
+        if !self.granted.http.iter().any(matches) {
+            return Err(Denial(format!(
+                "http to {host}:{port} is not granted to this plugin by the operator"
+            )));
+        }
+        Ok(())
+    }
+
+    /// May the plugin run `program` on a device?
+    pub fn exec(&self, program: &str) -> Result<(), Denial> {
+        if !self.declared.exec.iter().any(|p| p == program) {
+            return Err(Denial(format!(
+                "exec of `{program}` is not declared in the plugin's manifest (capabilities.exec)"
+            )));
+        }
+        if !self.granted.exec.iter().any(|p| p == program) {
+            return Err(Denial(format!(
+                "exec of `{program}` is not granted to this plugin by the operator"
+            )));
+        }
+        Ok(())
+    }
+
+    /// May the plugin use its key/value store?
+    pub fn kv(&self) -> Result<(), Denial> {
+        if !self.declared.kv {
+            return Err(Denial(
+                "kv is not declared in the plugin's manifest (capabilities.kv)".into(),
+            ));
+        }
+        if !self.granted.kv {
+            return Err(Denial(
+                "kv is not granted to this plugin by the operator".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn host_matches(pattern: &str, host: &str, port: u16, device_host: Option<&str>) -> bool {
+    if pattern == "{device}" {
+        return device_host.is_some_and(|d| d.eq_ignore_ascii_case(host));
+    }
+    match pattern.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => h == host && p.parse() == Ok(port),
+        _ => pattern == host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access(declared_http: &[&str], granted_http: &[&str]) -> Access {
+        Access::new(
+            Capabilities {
+                http: declared_http.iter().map(|s| s.to_string()).collect(),
+                exec: vec!["dpkg".into()],
+                kv: true,
+            },
+            Grant {
+                http: granted_http.iter().map(|s| s.to_string()).collect(),
+                exec: vec![],
+                kv: false,
+            },
+        )
+    }
+
+    #[test]
+    fn http_needs_both_declaration_and_grant() {
+        let a = access(&["a.example", "b.example"], &["b.example"]);
+        assert!(a.http("b.example", 443, None).is_ok());
+        let denied = a.http("a.example", 443, None).unwrap_err();
+        assert!(denied.0.contains("not granted"), "{denied:?}");
+        let denied = a.http("c.example", 443, None).unwrap_err();
+        assert!(denied.0.contains("not declared"), "{denied:?}");
+    }
+
+    #[test]
+    fn a_port_in_the_pattern_must_match() {
+        let a = access(&["bmc:8443"], &["bmc:8443"]);
+        assert!(a.http("bmc", 8443, None).is_ok());
+        assert!(a.http("bmc", 443, None).is_err());
+    }
+
+    #[test]
+    fn device_pattern_matches_only_the_calls_device() {
+        let a = access(&["{device}"], &["{device}"]);
+        assert!(a.http("10.0.0.5", 443, Some("10.0.0.5")).is_ok());
+        assert!(a.http("10.0.0.6", 443, Some("10.0.0.5")).is_err());
+        assert!(a.http("10.0.0.5", 443, None).is_err());
+    }
+
+    #[test]
+    fn exec_and_kv_need_grants_too() {
+        let a = access(&[], &[]);
+        assert!(a.exec("dpkg").unwrap_err().0.contains("not granted"));
+        assert!(a.exec("sh").unwrap_err().0.contains("not declared"));
+        assert!(a.kv().unwrap_err().0.contains("not granted"));
+    }
+
+    #[test]
+    fn grants_parse_from_the_operator_config() {
+        let g = Grants::parse(
+            Path::new("ringleader.toml"),
+            "[plugins.acme-bios]\nhttp = [\"{device}\"]\nkv = true\n",
+        )
+        .unwrap();
+        assert_eq!(g.for_plugin("acme-bios").http, ["{device}"]);
+        assert_eq!(g.for_plugin("other"), Grant::default());
+        let err = Grants::parse(Path::new("r.toml"), "[plugins.x]\nhtp = []\n").unwrap_err();
+        assert!(err.to_string().contains("unknown field `htp`"), "{err}");
+    }
+}

@@ -1,0 +1,57 @@
+//! `ringleader`: staged patch and firmware rollouts through test rings.
+//!
+//! This crate is the only one that knows about the command line and JSON output.
+
+mod plugin_cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Staged patch and firmware rollouts through test rings (lab, canary, pilot, broad),
+/// with vendor plugins running sandboxed as WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "ringleader", version, about, long_about = None)]
+struct Cli {
+    /// Log filter for messages on stderr, e.g. `info` or `ringleader_runtime=debug`.
+    /// Plugin log lines and refused capability calls appear at `info` and `warn`.
+    #[arg(long, global = true, env = "RINGLEADER_LOG", default_value = "warn")]
+    log: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check, seal and inspect plugins.
+    #[command(subcommand)]
+    Plugin(plugin_cmd::PluginCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async {
+        match cli.command {
+            Command::Plugin(cmd) => plugin_cmd::run(cmd).await,
+        }
+    })
+}

@@ -1,0 +1,421 @@
+//! `ringleader plugin ...`: check, seal and list plugins.
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use ringleader_runtime::cache::{CacheOutcome, ComponentCache};
+use ringleader_runtime::{LoadError, Manifest, Plugin, Runtime, RuntimeConfig};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Validate plugins and print what they are and what they ask for.
+    ///
+    /// PATH is a plugin's manifest (`NAME.plugin.toml` or `plugin.toml`) or its component
+    /// (`.wasm`, with the manifest beside it). The plugin is loaded the way the engine
+    /// loads it: the manifest is checked, the component's SHA-256 compared with it, its
+    /// world and WIT package version read, it is compiled (and cached), and its `info`
+    /// is called.
+    ///
+    /// Exit status: 0 when every plugin is valid; 1 when one is not, with one sentence
+    /// saying what is wrong and what to do.
+    Check {
+        /// Manifests or components to check.
+        #[arg(required_unless_present = "bundled")]
+        paths: Vec<PathBuf>,
+        /// Check a plugin built into this binary instead (see `ringleader plugin list`).
+        #[arg(long, value_name = "NAME", conflicts_with = "paths")]
+        bundled: Option<String>,
+        /// Print one JSON object per plugin (schema `ringleader.plugin-check/v1`,
+        /// docs/schemas/plugin-check.v1.json) instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Where compiled components are cached
+        /// [default: $XDG_CACHE_HOME/ringleader/components]
+        #[arg(long, env = "RINGLEADER_CACHE_DIR", value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+        /// Compile without reading or writing the cache.
+        #[arg(long)]
+        no_cache: bool,
+    },
+    /// Write the SHA-256 of a plugin's component into its manifest.
+    ///
+    /// Run it after every build of the component: the host refuses a component whose
+    /// checksum does not match its manifest. Comments and layout of the manifest are kept.
+    Seal {
+        /// The manifest to update.
+        manifest: PathBuf,
+    },
+    /// List the plugins built into this binary.
+    List {
+        /// Print JSON (schema `ringleader.plugin-list/v1`).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(cmd: PluginCommand) -> ExitCode {
+    let result = match cmd {
+        PluginCommand::Check {
+            paths,
+            bundled,
+            json,
+            cache_dir,
+            no_cache,
+        } => {
+            let cache_dir = if no_cache {
+                None
+            } else {
+                cache_dir.or_else(ComponentCache::default_dir)
+            };
+            return check(paths, bundled, json, cache_dir).await;
+        }
+        PluginCommand::Seal { manifest } => seal(&manifest),
+        PluginCommand::List { json } => list(json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `ringleader.plugin-check/v1`: what `plugin check --json` prints for each plugin.
+#[derive(Debug, Serialize)]
+struct PluginCheckV1 {
+    schema: &'static str,
+    path: String,
+    valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(flatten)]
+    plugin: Option<CheckedPlugin>,
+}
+
+#[derive(Debug, Serialize)]
+struct CheckedPlugin {
+    name: String,
+    version: String,
+    description: String,
+    world: String,
+    wit_version: String,
+    component: String,
+    sha256: String,
+    capabilities: CapabilitiesV1,
+    limits: LimitsV1,
+    imports: Vec<String>,
+    /// `hit`, `miss` or `uncached`.
+    cache: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct CapabilitiesV1 {
+    http: Vec<String>,
+    exec: Vec<String>,
+    kv: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct LimitsV1 {
+    timeout_ms: u128,
+    memory_bytes: u64,
+    hostcalls: u64,
+}
+
+const CHECK_SCHEMA: &str = "ringleader.plugin-check/v1";
+
+async fn check(
+    paths: Vec<PathBuf>,
+    bundled: Option<String>,
+    json: bool,
+    cache_dir: Option<PathBuf>,
+) -> ExitCode {
+    let runtime = match Runtime::new(RuntimeConfig {
+        cache_dir,
+        ..RuntimeConfig::default()
+    }) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut all_valid = true;
+    let targets: Vec<Target> = match bundled {
+        Some(name) => vec![Target::Bundled(name)],
+        None => paths.into_iter().map(Target::Path).collect(),
+    };
+    for target in targets {
+        let shown = target.to_string();
+        let outcome = check_one(&runtime, &target).await;
+        all_valid &= outcome.is_ok();
+        if json {
+            let report = match outcome {
+                Ok(plugin) => PluginCheckV1 {
+                    schema: CHECK_SCHEMA,
+                    path: shown,
+                    valid: true,
+                    error: None,
+                    plugin: Some(plugin),
+                },
+                Err(e) => PluginCheckV1 {
+                    schema: CHECK_SCHEMA,
+                    path: shown,
+                    valid: false,
+                    error: Some(format!("{e:#}")),
+                    plugin: None,
+                },
+            };
+            match serde_json::to_string(&report) {
+                Ok(line) => println!("{line}"),
+                Err(e) => {
+                    eprintln!("error: failed to write JSON: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+        } else {
+            match outcome {
+                Ok(plugin) => print_human(&plugin),
+                Err(e) => eprintln!("error: {e:#}"),
+            }
+        }
+    }
+    if all_valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+enum Target {
+    Path(PathBuf),
+    Bundled(String),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Path(p) => write!(f, "{}", p.display()),
+            Target::Bundled(name) => write!(f, "bundled:{name}"),
+        }
+    }
+}
+
+async fn check_one(runtime: &Runtime, target: &Target) -> anyhow::Result<CheckedPlugin> {
+    let plugin = match target {
+        Target::Bundled(name) => {
+            let embedded = bundled_plugin(name)?;
+            let origin = PathBuf::from(format!("bundled:{name}/{name}.plugin.toml"));
+            runtime
+                .load_embedded(&origin, embedded.manifest, embedded.component)
+                .await?
+        }
+        Target::Path(path) => {
+            let manifest = if is_component_path(path) {
+                // What the component is comes first: "not a component" is the more
+                // useful sentence than "no manifest" for a file that is not a plugin.
+                runtime.inspect(path)?;
+                find_manifest(path)?
+            } else {
+                path.clone()
+            };
+            runtime.load(&manifest).await?
+        }
+    };
+    let summary = match target {
+        Target::Path(_) => runtime.inspect(&plugin.manifest().component).ok(),
+        Target::Bundled(_) => None,
+    };
+    Ok(describe(
+        &plugin,
+        summary.map(|s| s.imports).unwrap_or_default(),
+    ))
+}
+
+fn is_component_path(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "wasm")
+}
+
+/// `x.wasm` -> `x.plugin.toml`, else `plugin.toml`, in the same directory.
+fn find_manifest(component: &Path) -> Result<PathBuf, LoadError> {
+    let dir = component.parent().unwrap_or(Path::new("."));
+    let stem = component
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let candidates = [
+        dir.join(format!("{stem}.plugin.toml")),
+        dir.join("plugin.toml"),
+    ];
+    candidates
+        .iter()
+        .find(|c| c.exists())
+        .cloned()
+        .ok_or_else(|| LoadError::ReadComponent {
+            path: component.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "no manifest beside it (looked for {} and {}); write one as described in docs/plugin-authors.md, then run `ringleader plugin seal`",
+                    candidates[0].display(),
+                    candidates[1].display()
+                ),
+            ),
+        })
+}
+
+fn describe(plugin: &Plugin, imports: Vec<String>) -> CheckedPlugin {
+    let m = plugin.manifest();
+    CheckedPlugin {
+        name: m.name.clone(),
+        version: m.version.to_string(),
+        description: m.description.clone(),
+        world: m.world.to_string(),
+        wit_version: plugin.wit_version().to_string(),
+        component: m.component.display().to_string(),
+        sha256: m.sha256.clone(),
+        capabilities: CapabilitiesV1 {
+            http: m.capabilities.http.clone(),
+            exec: m.capabilities.exec.clone(),
+            kv: m.capabilities.kv,
+        },
+        limits: LimitsV1 {
+            timeout_ms: m.limits.timeout.as_millis(),
+            memory_bytes: m.limits.memory_bytes,
+            hostcalls: m.limits.hostcalls,
+        },
+        imports,
+        cache: match plugin.cache_outcome() {
+            CacheOutcome::Hit => "hit",
+            CacheOutcome::Miss => "miss",
+            CacheOutcome::Uncached => "uncached",
+        },
+    }
+}
+
+fn print_human(p: &CheckedPlugin) {
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    println!("{} {}: valid {} plugin", p.name, p.version, p.world);
+    if !p.description.is_empty() {
+        println!("  {}", p.description);
+    }
+    println!(
+        "  world         {} (ringleader:plugin@{})",
+        p.world, p.wit_version
+    );
+    println!("  component     {}", p.component);
+    println!("  sha256        {}", p.sha256);
+    println!(
+        "  capabilities  http: {}; exec: {}; kv: {}",
+        list(&p.capabilities.http),
+        list(&p.capabilities.exec),
+        if p.capabilities.kv { "yes" } else { "no" }
+    );
+    println!(
+        "  limits        timeout {}, memory {}, host calls {}",
+        humantime::format_duration(std::time::Duration::from_millis(
+            u64::try_from(p.limits.timeout_ms).unwrap_or(u64::MAX)
+        )),
+        ringleader_runtime::limits::format_size(p.limits.memory_bytes),
+        p.limits.hostcalls
+    );
+    if !p.imports.is_empty() {
+        println!("  imports       {}", p.imports.join(", "));
+    }
+}
+
+fn bundled_plugin(name: &str) -> anyhow::Result<ringleader_bundled_plugins::Embedded> {
+    ringleader_bundled_plugins::EMBEDDED
+        .iter()
+        .find(|p| p.name == name)
+        .copied()
+        .with_context(|| {
+            let names: Vec<_> = ringleader_bundled_plugins::EMBEDDED
+                .iter()
+                .map(|p| p.name)
+                .collect();
+            format!(
+                "no bundled plugin is named `{name}`; bundled plugins: {}",
+                names.join(", ")
+            )
+        })
+}
+
+fn list(json: bool) -> anyhow::Result<()> {
+    #[derive(Serialize)]
+    struct Entry {
+        name: &'static str,
+        world: String,
+        version: String,
+        description: String,
+    }
+    let mut entries = Vec::new();
+    for p in ringleader_bundled_plugins::EMBEDDED {
+        let origin = PathBuf::from(format!("bundled:{}", p.name));
+        let m = Manifest::parse(&origin, p.manifest)?;
+        entries.push(Entry {
+            name: p.name,
+            world: m.world.to_string(),
+            version: m.version.to_string(),
+            description: m.description,
+        });
+    }
+    if json {
+        let doc = serde_json::json!({ "schema": "ringleader.plugin-list/v1", "plugins": entries });
+        println!("{doc}");
+    } else {
+        for e in entries {
+            println!(
+                "{:<24} {:<13} {:<8} {}",
+                e.name, e.world, e.version, e.description
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Writes the component's SHA-256 into the manifest, keeping its comments and layout.
+fn seal(manifest_path: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(manifest_path)
+        .with_context(|| format!("failed to read {}", manifest_path.display()))?;
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .with_context(|| format!("failed to parse {} as TOML", manifest_path.display()))?;
+    let Some(name) = doc.get("name").and_then(|v| v.as_str()).map(str::to_owned) else {
+        bail!(
+            "{} has no `name`; see docs/plugin-authors.md for the manifest format",
+            manifest_path.display()
+        );
+    };
+    let component = doc
+        .get("component")
+        .and_then(|v| v.as_str())
+        .map_or_else(|| format!("{name}.wasm"), str::to_owned);
+    let dir = manifest_path.parent().unwrap_or(Path::new("."));
+    let component_path = dir.join(&component);
+    let bytes = std::fs::read(&component_path).with_context(|| {
+        format!(
+            "failed to read the component {} named by {}",
+            component_path.display(),
+            manifest_path.display()
+        )
+    })?;
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    doc["sha256"] = toml_edit::value(sha256.clone());
+    std::fs::write(manifest_path, doc.to_string())
+        .with_context(|| format!("failed to write {}", manifest_path.display()))?;
+    // The result must load: report anything else wrong with the manifest now.
+    Manifest::load(manifest_path)?;
+    println!("sealed {} with sha256 {sha256}", manifest_path.display());
+    Ok(())
+}

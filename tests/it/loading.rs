@@ -1,0 +1,161 @@
+//! Loading plugins: manifests, checksums, worlds, WIT versions and the compile cache.
+
+use super::*;
+use ringleader_runtime::LoadError;
+use ringleader_runtime::cache::CacheOutcome;
+use std::path::Path;
+
+/// Copies the plugin `name` (component and manifest) into `dir`, applying `edit` to the
+/// manifest text; returns the new manifest's path.
+fn copy_plugin(dir: &Path, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
+    let component = ringleader_bundled_plugins::component_path(name);
+    std::fs::copy(&component, dir.join(format!("{name}.wasm"))).unwrap();
+    let text = std::fs::read_to_string(manifest(name)).unwrap();
+    let path = dir.join(format!("{name}.plugin.toml"));
+    std::fs::write(&path, edit(text)).unwrap();
+    path
+}
+
+fn replace_line(text: String, key: &str, line: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if l.starts_with(&format!("{key} =")) {
+                line
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn every_plugin_in_plugins_loads() {
+    let rt = runtime(Grants::default(), Services::default());
+    for name in ringleader_bundled_plugins::ALL {
+        let plugin = load(&rt, name).await;
+        assert_eq!(plugin.name(), *name);
+        assert_eq!(plugin.info().await.unwrap().name, *name);
+    }
+}
+
+#[tokio::test]
+async fn a_component_that_does_not_match_its_checksum_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = copy_plugin(dir.path(), "sim-vendor-source", |t| t);
+    let wasm = dir.path().join("sim-vendor-source.wasm");
+    let mut bytes = std::fs::read(&wasm).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&wasm, bytes).unwrap();
+    let rt = runtime(Grants::default(), Services::default());
+    let err = rt.load(&path).await.unwrap_err();
+    assert!(matches!(err, LoadError::ChecksumMismatch { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("does not match its manifest"), "{message}");
+    assert!(message.contains("ringleader plugin seal"), "{message}");
+}
+
+#[tokio::test]
+async fn a_manifest_naming_the_wrong_world_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = copy_plugin(dir.path(), "sim-vendor-source", |t| {
+        replace_line(t, "world", "world = \"installer\"")
+    });
+    let rt = runtime(Grants::default(), Services::default());
+    let err = rt.load(&path).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LoadError::WrongWorld {
+                expected: ringleader_runtime::World::Installer,
+                found: ringleader_runtime::World::PatchSource,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_manifest_whose_name_disagrees_with_the_plugin_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = copy_plugin(dir.path(), "sim-vendor-source", |t| {
+        replace_line(t, "name", "name = \"someone-else\"").replace(
+            "component = \"sim-vendor-source.wasm\"",
+            "component = \"sim-vendor-source.wasm\"",
+        )
+    });
+    let rt = runtime(Grants::default(), Services::default());
+    let err = rt.load(&path).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("says its name is `sim-vendor-source` but its manifest says `someone-else`"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_broken_manifest_names_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = copy_plugin(dir.path(), "sim-vendor-source", |t| {
+        t.replace("[capabilities]", "[capabilities]\nnetwork = true")
+    });
+    let rt = runtime(Grants::default(), Services::default());
+    let err = rt.load(&path).await.unwrap_err().to_string();
+    assert!(err.contains("sim-vendor-source.plugin.toml:"), "{err}");
+    assert!(err.contains("`network`: unknown field"), "{err}");
+}
+
+#[tokio::test]
+async fn components_that_are_not_plugins_are_named_for_what_they_are() {
+    let rt = runtime(Grants::default(), Services::default());
+    let dir = tempfile::tempdir().unwrap();
+
+    let text = dir.path().join("notes.wasm");
+    std::fs::write(&text, "not wasm at all").unwrap();
+    assert!(matches!(rt.inspect(&text), Err(LoadError::NotWasm { .. })));
+
+    let module = dir.path().join("module.wasm");
+    std::fs::write(&module, b"\0asm\x01\0\0\0").unwrap();
+    let err = rt.inspect(&module).unwrap_err();
+    assert!(matches!(err, LoadError::CoreModule { .. }), "{err}");
+    assert!(err.to_string().contains("wasm32-wasip2"), "{err}");
+
+    let command = ringleader_bundled_plugins::component_path("test-cli-command");
+    let err = rt.inspect(&command).unwrap_err();
+    assert!(matches!(err, LoadError::NotAPlugin { .. }), "{err}");
+    assert!(err.to_string().contains("wasi:cli/run"), "{err}");
+
+    let future = ringleader_bundled_plugins::component_path("test-future-wit");
+    let err = rt.inspect(&future).unwrap_err();
+    assert!(
+        matches!(&err, LoadError::UnsupportedWit { found, .. } if found.major == 2),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_second_load_comes_from_the_cache_and_a_corrupt_entry_is_recompiled() {
+    let cache = tempfile::tempdir().unwrap();
+    let config = || ringleader_runtime::RuntimeConfig {
+        cache_dir: Some(cache.path().to_owned()),
+        ..Default::default()
+    };
+    let first = Runtime::new(config()).unwrap();
+    let plugin = load(&first, "sim-vendor-source").await;
+    assert_eq!(plugin.cache_outcome(), CacheOutcome::Miss);
+
+    // A new runtime (a restart) finds the compiled code.
+    let second = Runtime::new(config()).unwrap();
+    let plugin = load(&second, "sim-vendor-source").await;
+    assert_eq!(plugin.cache_outcome(), CacheOutcome::Hit);
+
+    for entry in std::fs::read_dir(cache.path()).unwrap() {
+        std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
+    }
+    let third = Runtime::new(config()).unwrap();
+    let plugin = load(&third, "sim-vendor-source").await;
+    assert_eq!(plugin.cache_outcome(), CacheOutcome::Miss);
+    assert_eq!(plugin.info().await.unwrap().name, "sim-vendor-source");
+}

@@ -1,0 +1,104 @@
+//! The simulated-vendor plugins, through the real runtime.
+
+use super::*;
+use ringleader_runtime::bindings::{Readiness, RollbackTarget};
+
+#[tokio::test]
+async fn sim_source_reports_patches_only_for_components_the_fleet_has() {
+    let rt = runtime(Grants::default(), Services::default());
+    let source = load(&rt, "sim-vendor-source").await;
+    let devices = [
+        device("srv-1", &[("bios", "2.10.0"), ("bmc-firmware", "7.2.0")]),
+        device("ws-1", &[("openssl", "3.0.11")]),
+    ];
+    let patches = source.discover(&devices).await.unwrap();
+    let mut ids: Vec<_> = patches.iter().map(|p| p.id.as_str()).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            "acme-bios-2.19.1",
+            "acme-bmc-7.10.30",
+            "debian-sim-openssl-3.0.14",
+            "debian-sim-openssl-3.0.15"
+        ]
+    );
+    let bios = patches.iter().find(|p| p.id == "acme-bios-2.19.1").unwrap();
+    assert_eq!(bios.prerequisites, ["acme-bmc-7.10.30"]);
+    assert!(bios.reboot_required);
+    assert_eq!(bios.artifact.sha256.len(), 64);
+    let openssl = patches
+        .iter()
+        .find(|p| p.id == "debian-sim-openssl-3.0.15")
+        .unwrap();
+    assert_eq!(openssl.supersedes, ["debian-sim-openssl-3.0.14"]);
+    assert_eq!(openssl.severity, Severity::Critical);
+}
+
+#[tokio::test]
+async fn sim_installer_installs_verifies_and_rolls_back_through_kv() {
+    let manifest =
+        ringleader_runtime::Manifest::load(&super::manifest("sim-vendor-installer")).unwrap();
+    let mut grants = Grants::default();
+    grants.allow_as_declared("sim-vendor-installer", &manifest.capabilities);
+    let rt = runtime(grants, Services::default());
+    let installer = load(&rt, "sim-vendor-installer").await;
+    let dev = device("srv-1", &[("bios", "2.10.0")]);
+    let bios = patch("acme-bios-2.19.1", "bios", "2.19.1");
+
+    assert_eq!(
+        installer.preflight(&dev, &bios).await.unwrap(),
+        Readiness::Ready
+    );
+    let before = installer.verify(&dev, &bios).await.unwrap();
+    assert_eq!(before.installed_version.as_deref(), Some("2.10.0"));
+
+    let outcome = installer.install(&dev, &bios).await.unwrap();
+    assert_eq!(outcome.installed_version, "2.19.1");
+    // A new store per call: the state lives in the host's kv, like a device's own.
+    let after = installer.verify(&dev, &bios).await.unwrap();
+    assert_eq!(after.installed_version.as_deref(), Some("2.19.1"));
+    assert!(after.health.healthy);
+    assert_eq!(
+        installer.preflight(&dev, &bios).await.unwrap(),
+        Readiness::AlreadyInstalled("2.19.1".into())
+    );
+
+    let target = RollbackTarget {
+        version: "2.10.0".into(),
+        artifact: None,
+    };
+    installer.rollback(&dev, &bios, &target).await.unwrap();
+    let rolled = installer.verify(&dev, &bios).await.unwrap();
+    assert_eq!(rolled.installed_version.as_deref(), Some("2.10.0"));
+}
+
+#[tokio::test]
+async fn sim_installer_without_its_kv_grant_gets_denied_not_a_trap() {
+    let rt = runtime(Grants::default(), Services::default());
+    let installer = load(&rt, "sim-vendor-installer").await;
+    let dev = device("srv-1", &[("bios", "2.10.0")]);
+    let err = installer
+        .install(&dev, &patch("p", "bios", "2.19.1"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err.kind, ringleader_runtime::CallErrorKind::Plugin(ringleader_runtime::bindings::PluginError::Denied(m)) if m.contains("kv is not granted")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn calling_a_function_of_the_other_world_is_a_clear_error() {
+    let rt = runtime(Grants::default(), Services::default());
+    let source = load(&rt, "sim-vendor-source").await;
+    let err = source
+        .install(&device("d", &[]), &patch("p", "c", "1"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("`install` is a function of the installer world"),
+        "{err}"
+    );
+}
