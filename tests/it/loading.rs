@@ -81,10 +81,7 @@ async fn a_manifest_naming_the_wrong_world_is_refused() {
 async fn a_manifest_whose_name_disagrees_with_the_plugin_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = copy_plugin(dir.path(), "sim-vendor-source", |t| {
-        replace_line(t, "name", "name = \"someone-else\"").replace(
-            "component = \"sim-vendor-source.wasm\"",
-            "component = \"sim-vendor-source.wasm\"",
-        )
+        replace_line(t, "name", "name = \"someone-else\"")
     });
     let rt = runtime(Grants::default(), Services::default());
     let err = rt.load(&path).await.unwrap_err();

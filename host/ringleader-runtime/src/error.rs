@@ -60,10 +60,10 @@ impl CallErrorKind {
 pub enum LoadError {
     #[error(transparent)]
     Manifest(#[from] ManifestError),
-    #[error("failed to read component {}: {source}", path.display())]
+    #[error("failed to read component {}: {error}; build the plugin, or fix `component` in its manifest", path.display())]
     ReadComponent {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("component {} does not match its manifest: its sha256 is {actual}, the manifest says {expected}; rebuild the plugin or re-seal the manifest with `ringleader plugin seal`", path.display())]
     ChecksumMismatch {
@@ -95,8 +95,8 @@ pub enum LoadError {
     Compile { path: PathBuf, message: String },
     #[error("component {} needs imports this host does not provide: {message}; a plugin may import only the ringleader:plugin capabilities of its world and WASI 0.2", path.display())]
     Link { path: PathBuf, message: String },
-    #[error("plugin {} failed when asked for its info: {source}", path.display())]
-    Info { path: PathBuf, source: CallError },
+    #[error("plugin {} failed when asked for its info: {error}", path.display())]
+    Info { path: PathBuf, error: CallError },
     #[error("plugin {} says its name is `{reported}` but its manifest says `{manifest}`; make them agree", path.display())]
     NameMismatch {
         path: PathBuf,

@@ -148,7 +148,7 @@ pub fn parse_size(text: &str) -> Option<u64> {
 /// Formats a byte count the way [`parse_size`] reads it, for messages.
 pub fn format_size(bytes: u64) -> String {
     for (unit, factor) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-        if bytes >= factor && bytes % factor == 0 {
+        if bytes >= factor && bytes.is_multiple_of(factor) {
             return format!("{}{unit}", bytes / factor);
         }
     }

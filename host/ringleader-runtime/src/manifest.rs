@@ -92,10 +92,10 @@ pub struct Manifest {
 /// A manifest that could not be read or is not valid.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("failed to read plugin manifest {}: {source}", path.display())]
+    #[error("failed to read plugin manifest {}: {error}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{}", format_problems(path, problems))]
     Invalid {
@@ -122,14 +122,11 @@ fn format_problems(path: &Path, problems: &[Problem]) -> String {
         if i > 0 {
             out.push('\n');
         }
-        out.push_str(&format!(
-            "{}:{}:{}: `{}`: {}",
-            path.display(),
-            p.line,
-            p.column,
-            p.key,
-            p.message
-        ));
+        out.push_str(&format!("{}:{}:{}: ", path.display(), p.line, p.column));
+        if !p.key.is_empty() {
+            out.push_str(&format!("`{}`: ", p.key));
+        }
+        out.push_str(&p.message);
         if !p.hint.is_empty() {
             out.push_str(&format!(" (hint: {})", p.hint));
         }
@@ -206,9 +203,9 @@ impl Problems<'_> {
 impl Manifest {
     /// Reads and validates the manifest at `path`.
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ManifestError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         Manifest::parse(path, &text)
     }
@@ -251,6 +248,9 @@ impl Manifest {
 
 /// `unknown field `foo`, expected ...` -> `foo`; `missing field `name`` -> `name`.
 fn key_from_message(message: &str) -> Option<String> {
+    if !(message.starts_with("unknown field") || message.starts_with("missing field")) {
+        return None;
+    }
     let start = message.find('`')? + 1;
     let end = start + message[start..].find('`')?;
     Some(message[start..end].to_string())
@@ -457,7 +457,7 @@ fn validate(path: &Path, raw: RawManifest, p: &mut Problems<'_>) -> Manifest {
 /// semver, and a plugin that uses a function this host lacks fails to link, by name.
 pub fn wit_compatible(version: &semver::Version) -> bool {
     version.major == WIT_VERSION.major
-        && (WIT_VERSION.major > 0 || version.minor == WIT_VERSION.minor)
+        && (WIT_VERSION.major != 0 || version.minor == WIT_VERSION.minor)
 }
 
 /// `host` or `host:port`, with a DNS name or IP address as host.

@@ -184,9 +184,9 @@ impl Runtime {
     /// Compiles (or loads from cache) the component at `path` and says what it is,
     /// without a manifest.
     pub fn inspect(&self, path: &Path) -> Result<ComponentSummary, LoadError> {
-        let bytes = std::fs::read(path).map_err(|source| LoadError::ReadComponent {
+        let bytes = std::fs::read(path).map_err(|error| LoadError::ReadComponent {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         let (component, _) = self.compile(path, &bytes, &sha256_hex(&bytes))?;
         let (world, wit_version) = identify(&self.inner.engine, &component, path)?;
@@ -206,9 +206,9 @@ impl Runtime {
     pub async fn load(&self, manifest_path: &Path) -> Result<Plugin, LoadError> {
         let manifest = Manifest::load(manifest_path)?;
         let bytes =
-            std::fs::read(&manifest.component).map_err(|source| LoadError::ReadComponent {
+            std::fs::read(&manifest.component).map_err(|error| LoadError::ReadComponent {
                 path: manifest.component.clone(),
-                source,
+                error,
             })?;
         self.load_parts(manifest, &bytes).await
     }
@@ -273,9 +273,9 @@ impl Runtime {
                 runtime: self.inner.clone(),
             }),
         };
-        let info = plugin.call_info().await.map_err(|source| LoadError::Info {
+        let info = plugin.call_info().await.map_err(|error| LoadError::Info {
             path: path.clone(),
-            source,
+            error,
         })?;
         if info.name != plugin.inner.manifest.name {
             return Err(LoadError::NameMismatch {

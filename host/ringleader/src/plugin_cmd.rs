@@ -3,7 +3,7 @@
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use ringleader_runtime::cache::{CacheOutcome, ComponentCache};
-use ringleader_runtime::{LoadError, Manifest, Plugin, Runtime, RuntimeConfig};
+use ringleader_runtime::{Manifest, Plugin, Runtime, RuntimeConfig};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -241,7 +241,7 @@ fn is_component_path(path: &Path) -> bool {
 }
 
 /// `x.wasm` -> `x.plugin.toml`, else `plugin.toml`, in the same directory.
-fn find_manifest(component: &Path) -> Result<PathBuf, LoadError> {
+fn find_manifest(component: &Path) -> anyhow::Result<PathBuf> {
     let dir = component.parent().unwrap_or(Path::new("."));
     let stem = component
         .file_stem()
@@ -251,21 +251,15 @@ fn find_manifest(component: &Path) -> Result<PathBuf, LoadError> {
         dir.join(format!("{stem}.plugin.toml")),
         dir.join("plugin.toml"),
     ];
-    candidates
-        .iter()
-        .find(|c| c.exists())
-        .cloned()
-        .ok_or_else(|| LoadError::ReadComponent {
-            path: component.to_owned(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!(
-                    "no manifest beside it (looked for {} and {}); write one as described in docs/plugin-authors.md, then run `ringleader plugin seal`",
-                    candidates[0].display(),
-                    candidates[1].display()
-                ),
-            ),
-        })
+    match candidates.iter().find(|c| c.exists()) {
+        Some(found) => Ok(found.clone()),
+        None => bail!(
+            "{} has no manifest beside it (looked for {} and {}); write one as described in docs/plugin-authors.md, then run `ringleader plugin seal`",
+            component.display(),
+            candidates[0].display(),
+            candidates[1].display()
+        ),
+    }
 }
 
 fn describe(plugin: &Plugin, imports: Vec<String>) -> CheckedPlugin {

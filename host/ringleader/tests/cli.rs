@@ -1,0 +1,271 @@
+//! The `ringleader` binary, run as a user or a script would run it.
+//!
+//! `plugin_check_cases` is data-driven: each folder of `tests/cases/plugin-check/` holds
+//! a `manifest.toml` (with `$SHA256` standing for the real checksum of the simulated
+//! source component) and the expected `stdout.txt` / `stderr.txt` (`$DIR` stands for the
+//! case's temporary directory). Run with `BLESS=1` to write the expected files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn ringleader(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ringleader"))
+        .args(args)
+        .env("RINGLEADER_LOG", "error")
+        .env_remove("RINGLEADER_CACHE_DIR")
+        .output()
+        .expect("run ringleader")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn cases_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/cases/plugin-check")
+}
+
+fn schema(name: &str) -> jsonschema::Validator {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs/schemas")
+        .join(name);
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    jsonschema::validator_for(&schema).expect("schema compiles")
+}
+
+fn assert_valid(validator: &jsonschema::Validator, doc: &serde_json::Value) {
+    let errors: Vec<String> = validator.iter_errors(doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{doc}\nschema errors: {errors:#?}");
+}
+
+#[test]
+fn plugin_check_cases() {
+    let component = ringleader_bundled_plugins::component_path("sim-vendor-source");
+    let sha256 = {
+        let manifest = std::fs::read_to_string(ringleader_bundled_plugins::manifest_path(
+            "sim-vendor-source",
+        ))
+        .unwrap();
+        manifest
+            .lines()
+            .find_map(|l| l.strip_prefix("sha256 = \""))
+            .map(|s| s.trim_end_matches('"').to_string())
+            .unwrap()
+    };
+    let bless = std::env::var_os("BLESS").is_some();
+    let mut failures = Vec::new();
+    let mut cases: Vec<_> = std::fs::read_dir(cases_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 10, "cases went missing");
+    for case in cases {
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(&component, dir.path().join("sim-vendor-source.wasm")).unwrap();
+        let manifest = std::fs::read_to_string(case.join("manifest.toml"))
+            .unwrap()
+            .replace("$SHA256", &sha256);
+        let path = dir.path().join(format!("{name}.plugin.toml"));
+        std::fs::write(&path, manifest).unwrap();
+
+        let out = ringleader(&["plugin", "check", "--no-cache", path.to_str().unwrap()]);
+        let dir_text = dir.path().display().to_string();
+        let stdout = text(&out.stdout).replace(&dir_text, "$DIR");
+        let stderr = text(&out.stderr).replace(&dir_text, "$DIR");
+        let expected_exit = if case.join("stderr.txt").exists() || (bless && !stderr.is_empty()) {
+            1
+        } else {
+            0
+        };
+        for (file, actual) in [("stdout.txt", &stdout), ("stderr.txt", &stderr)] {
+            let expected_path = case.join(file);
+            if bless {
+                if actual.is_empty() {
+                    let _ = std::fs::remove_file(&expected_path);
+                } else {
+                    std::fs::write(&expected_path, actual).unwrap();
+                }
+                continue;
+            }
+            let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+            if &expected != actual {
+                failures.push(format!(
+                    "case {name}: {file} differs\n--- expected\n{expected}\n--- actual\n{actual}"
+                ));
+            }
+        }
+        if out.status.code() != Some(expected_exit) {
+            failures.push(format!(
+                "case {name}: exit status {:?}, expected {expected_exit}",
+                out.status.code()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn check_json_of_every_plugin_matches_the_schema() {
+    let validator = schema("plugin-check.v1.json");
+    for name in ringleader_bundled_plugins::ALL {
+        let path = ringleader_bundled_plugins::manifest_path(name);
+        let out = ringleader(&[
+            "plugin",
+            "check",
+            "--json",
+            "--no-cache",
+            path.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        let lines: Vec<_> = stdout.lines().collect();
+        assert_eq!(lines.len(), 1, "one JSON object per plugin: {stdout}");
+        let doc: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_valid(&validator, &doc);
+        // What a script reads.
+        assert_eq!(doc["name"], *name);
+        assert_eq!(doc["valid"], true);
+        assert_eq!(doc["wit_version"], "0.1.0");
+        assert!(doc["capabilities"]["http"].is_array());
+        assert!(["patch-source", "installer"].contains(&doc["world"].as_str().unwrap()));
+    }
+}
+
+#[test]
+fn check_accepts_the_component_path_and_finds_its_manifest() {
+    let path = ringleader_bundled_plugins::component_path("sim-vendor-installer");
+    let out = ringleader(&["plugin", "check", "--no-cache", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("sim-vendor-installer 0.1.0: valid installer plugin"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("kv: yes"), "{stdout}");
+}
+
+#[test]
+fn check_bundled_plugins_and_list_them() {
+    let out = ringleader(&[
+        "plugin",
+        "check",
+        "--bundled",
+        "sim-vendor-source",
+        "--no-cache",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let out = ringleader(&["plugin", "check", "--bundled", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("no bundled plugin is named `nope`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("sim-vendor-source"), "{stderr}");
+
+    let out = ringleader(&["plugin", "list", "--json"]);
+    assert!(out.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_valid(&schema("plugin-list.v1.json"), &doc);
+    assert_eq!(doc["plugins"].as_array().unwrap().len(), 2);
+}
+
+/// Runs `plugin check` on a file that is not a valid plugin: exit 1, and stderr is one
+/// `error:` line containing `expected`.
+fn refused(path: &Path, expected: &str) {
+    let out = ringleader(&["plugin", "check", "--no-cache", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one sentence: {stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains(expected), "{stderr}");
+
+    let out = ringleader(&[
+        "plugin",
+        "check",
+        "--json",
+        "--no-cache",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_valid(&schema("plugin-check.v1.json"), &doc);
+    assert_eq!(doc["valid"], false);
+    assert!(doc["error"].as_str().unwrap().contains(expected), "{doc}");
+}
+
+#[test]
+fn check_says_what_a_non_plugin_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let text_file = dir.path().join("readme.wasm");
+    std::fs::write(&text_file, "# not wasm").unwrap();
+    refused(&text_file, "is not a WebAssembly file");
+
+    let module = dir.path().join("module.wasm");
+    std::fs::write(&module, b"\0asm\x01\0\0\0").unwrap();
+    refused(&module, "is a core WebAssembly module, not a component");
+
+    refused(
+        &ringleader_bundled_plugins::component_path("test-cli-command"),
+        "is a component but not a Ringleader plugin",
+    );
+    refused(
+        &ringleader_bundled_plugins::component_path("test-future-wit"),
+        "built against WIT package ringleader:plugin@2.0.0, which this host does not support",
+    );
+
+    let lonely = dir.path().join("lonely.wasm");
+    std::fs::copy(
+        ringleader_bundled_plugins::component_path("sim-vendor-source"),
+        &lonely,
+    )
+    .unwrap();
+    refused(&lonely, "no manifest beside it");
+}
+
+#[test]
+fn seal_writes_the_checksum_and_keeps_comments() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        ringleader_bundled_plugins::component_path("sim-vendor-installer"),
+        dir.path().join("sim-vendor-installer.wasm"),
+    )
+    .unwrap();
+    let manifest = dir.path().join("sim-vendor-installer.plugin.toml");
+    // The crate's own template: no sha256 yet, comments to keep.
+    let template = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../plugins/sim-vendor-installer/plugin.toml");
+    std::fs::copy(template, &manifest).unwrap();
+
+    let before = ringleader(&["plugin", "check", "--no-cache", manifest.to_str().unwrap()]);
+    assert_eq!(before.status.code(), Some(1));
+    assert!(text(&before.stderr).contains("ringleader plugin seal"));
+
+    let out = ringleader(&["plugin", "seal", manifest.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let sealed = std::fs::read_to_string(&manifest).unwrap();
+    assert!(
+        sealed.contains("# Simulated devices keep what is installed"),
+        "{sealed}"
+    );
+    assert!(sealed.contains("sha256 = \""), "{sealed}");
+
+    let after = ringleader(&["plugin", "check", "--no-cache", manifest.to_str().unwrap()]);
+    assert!(after.status.success(), "{}", text(&after.stderr));
+}
+
+#[test]
+fn help_explains_check() {
+    let out = ringleader(&["plugin", "check", "--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    assert!(
+        help.contains("Exit status: 0 when every plugin is valid"),
+        "{help}"
+    );
+    assert!(help.contains("--json"), "{help}");
+}
