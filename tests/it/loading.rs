@@ -156,3 +156,69 @@ async fn the_second_load_comes_from_the_cache_and_a_corrupt_entry_is_recompiled(
     assert_eq!(plugin.cache_outcome(), CacheOutcome::Miss);
     assert_eq!(plugin.info().await.unwrap().name, "sim-vendor-source");
 }
+
+/// Store data for linking by hand: only what WASI needs.
+struct Bare {
+    ctx: wasmtime_wasi::WasiCtx,
+    table: wasmtime::component::ResourceTable,
+}
+
+impl wasmtime_wasi::WasiView for Bare {
+    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
+        wasmtime_wasi::WasiCtxView {
+            ctx: &mut self.ctx,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The promise to plugin authors: a component built against 0.1.0 keeps working on a
+/// host that implements a later 0.1.x, without a rebuild. A later host registers its
+/// imports and looks up exports under its own version; this does exactly that, as a
+/// hypothetical 0.1.7 host, with the engine configuration the runtime uses.
+#[tokio::test]
+async fn a_0_1_0_component_links_and_runs_on_a_later_0_1_x_host() {
+    use wasmtime::component::{Component, Linker, Val};
+    let engine = ringleader_runtime::new_engine().unwrap();
+    let path = ringleader_bundled_plugins::component_path("sim-vendor-source");
+    let component = Component::from_file(&engine, path).unwrap();
+    let mut linker = Linker::<Bare>::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
+    linker.instance("ringleader:plugin/types@0.1.7").unwrap();
+    linker
+        .instance("ringleader:plugin/log@0.1.7")
+        .unwrap()
+        .func_new_async("log", |_store, _ty, _params, _results| {
+            Box::new(async { Ok(()) })
+        })
+        .unwrap();
+    let pre = linker
+        .instantiate_pre(&component)
+        .expect("0.1.0 imports are satisfied by 0.1.7 definitions");
+    let api = component
+        .get_export_index(None, "ringleader:plugin/patch-source-api@0.1.7")
+        .expect("the 0.1.0 export is found under a 0.1.7 name");
+    let info = component.get_export_index(Some(&api), "info").unwrap();
+
+    let mut store = wasmtime::Store::new(
+        &engine,
+        Bare {
+            ctx: wasmtime_wasi::WasiCtx::builder().build(),
+            table: wasmtime::component::ResourceTable::new(),
+        },
+    );
+    store.set_epoch_deadline(1_000);
+    let instance = pre.instantiate_async(&mut store).await.unwrap();
+    let func = instance.get_func(&mut store, info).unwrap();
+    let mut results = [Val::Bool(false)];
+    func.call_async(&mut store, &[], &mut results)
+        .await
+        .unwrap();
+    let Val::Record(fields) = &results[0] else {
+        panic!("{:?}", results[0])
+    };
+    assert_eq!(
+        fields[0],
+        ("name".to_string(), Val::String("sim-vendor-source".into()))
+    );
+}
