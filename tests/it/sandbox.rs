@@ -143,6 +143,7 @@ async fn a_host_call_flood_exhausts_the_hostcall_budget() {
 
 #[tokio::test]
 async fn a_stdout_flood_is_bounded_and_harmless() {
+    let (logs, _guard) = Logs::capture_at(tracing::Level::INFO);
     let h = Harness::new(false).await;
     let ok = h
         .hostile
@@ -153,6 +154,16 @@ async fn a_stdout_flood_is_bounded_and_harmless() {
         .await
         .expect("printing is never an error to the guest");
     assert_eq!(ok.detail, "printed 64 MiB");
+    // The output reaches the log, tagged with the plugin, and only the first 64 KiB.
+    let logged = logs.text();
+    assert!(logged.contains("plugin=test-hostile-installer"), "{logged}");
+    assert!(logged.contains("stream=\"stdout\""), "{logged}");
+    let kept = logged.matches("yyyy").count();
+    assert!(
+        kept > 0 && logged.len() < 2 * limits::MAX_CAPTURED_OUTPUT + 64 * 1024,
+        "{kept}"
+    );
+    assert!(logged.contains("dropped_bytes="), "the drop is reported");
     h.still_healthy().await;
 }
 
@@ -180,12 +191,16 @@ impl Write for Logs {
 
 impl Logs {
     fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
+        Logs::capture_at(tracing::Level::WARN)
+    }
+
+    fn capture_at(level: tracing::Level) -> (Logs, tracing::subscriber::DefaultGuard) {
         let logs = Logs::default();
         let writer = logs.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(move || writer.clone())
             .with_ansi(false)
-            .with_max_level(tracing::Level::WARN)
+            .with_max_level(level)
             .finish();
         (logs, tracing::subscriber::set_default(subscriber))
     }
@@ -358,7 +373,7 @@ async fn ten_million_patches_exhaust_the_plugins_memory_not_the_hosts() {
 
 #[tokio::test]
 async fn too_many_patches_are_refused_by_the_list_cap() {
-    let (hostile, _) = hostile_source().await;
+    let (hostile, good) = hostile_source().await;
     let err = hostile
         .discover(&[device("too-many", &[])])
         .await
@@ -383,6 +398,7 @@ async fn an_oversized_id_is_refused_by_the_string_cap() {
         panic!("{err}")
     };
     assert!(what.contains("`patch.id` is 2097152 bytes long"), "{what}");
+    // The same plugin, asked for something reasonable, answers.
     let fine = hostile.discover(&[device("anything", &[])]).await.unwrap();
     assert_eq!(fine.len(), 1);
 }

@@ -47,11 +47,11 @@ impl log::Host for HostState {
         let message = truncate(message, limits::MAX_LOG_MESSAGE);
         let plugin = &*self.scope.plugin;
         match level {
-            log::Level::Trace => tracing::trace!(plugin, "{message}"),
-            log::Level::Debug => tracing::debug!(plugin, "{message}"),
-            log::Level::Info => tracing::info!(plugin, "{message}"),
-            log::Level::Warn => tracing::warn!(plugin, "{message}"),
-            log::Level::Error => tracing::error!(plugin, "{message}"),
+            log::Level::Trace => tracing::trace!(plugin = %plugin, "{message}"),
+            log::Level::Debug => tracing::debug!(plugin = %plugin, "{message}"),
+            log::Level::Info => tracing::info!(plugin = %plugin, "{message}"),
+            log::Level::Warn => tracing::warn!(plugin = %plugin, "{message}"),
+            log::Level::Error => tracing::error!(plugin = %plugin, "{message}"),
         }
         Ok(())
     }

@@ -525,11 +525,11 @@ impl Plugin {
             let captured = capture.take();
             let text = String::from_utf8_lossy(&captured.bytes);
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                tracing::info!(plugin, stream, "{line}");
+                tracing::info!(plugin = %plugin, stream, "{line}");
             }
             if captured.dropped > 0 {
                 tracing::warn!(
-                    plugin,
+                    plugin = %plugin,
                     stream,
                     dropped_bytes = captured.dropped,
                     "plugin output beyond {} bytes was dropped",
