@@ -385,6 +385,9 @@ async fn too_many_patches_are_refused_by_the_list_cap() {
         what,
         "`patches` has 120000 entries, over the limit of 100000"
     );
+    good.discover(&[device("d", &[("bios", "2.0.0")])])
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
