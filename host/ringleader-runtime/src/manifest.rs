@@ -5,6 +5,7 @@
 //! what was wrong and how to fix it.
 
 use crate::limits::{self, Limits};
+use ringleader_diag::Diagnostics;
 use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -97,41 +98,9 @@ pub enum ManifestError {
         path: PathBuf,
         error: std::io::Error,
     },
-    #[error("{}", format_problems(path, problems))]
-    Invalid {
-        path: PathBuf,
-        problems: Vec<Problem>,
-    },
-}
-
-/// One thing wrong in a manifest, with where it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// 1-based line and column, when known.
-    pub line: usize,
-    pub column: usize,
-    /// The key concerned, e.g. `limits.memory`.
-    pub key: String,
-    pub message: String,
-    pub hint: String,
-}
-
-fn format_problems(path: &Path, problems: &[Problem]) -> String {
-    let mut out = String::new();
-    for (i, p) in problems.iter().enumerate() {
-        if i > 0 {
-            out.push('\n');
-        }
-        out.push_str(&format!("{}:{}:{}: ", path.display(), p.line, p.column));
-        if !p.key.is_empty() {
-            out.push_str(&format!("`{}`: ", p.key));
-        }
-        out.push_str(&p.message);
-        if !p.hint.is_empty() {
-            out.push_str(&format!(" (hint: {})", p.hint));
-        }
-    }
-    out
+    /// Every problem found, each with file, line, column, key and hint.
+    #[error("{0}")]
+    Invalid(Diagnostics),
 }
 
 #[derive(Deserialize)]
@@ -170,36 +139,6 @@ struct RawLimits {
     hostcalls: Option<Spanned<u64>>,
 }
 
-/// Turns byte offsets into 1-based line/column.
-struct Locator<'a>(&'a str);
-
-impl Locator<'_> {
-    fn at(&self, offset: usize) -> (usize, usize) {
-        let before = &self.0[..offset.min(self.0.len())];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        (line, column)
-    }
-}
-
-struct Problems<'a> {
-    locator: Locator<'a>,
-    list: Vec<Problem>,
-}
-
-impl Problems<'_> {
-    fn add(&mut self, span: std::ops::Range<usize>, key: &str, message: String, hint: &str) {
-        let (line, column) = self.locator.at(span.start);
-        self.list.push(Problem {
-            line,
-            column,
-            key: key.into(),
-            message,
-            hint: hint.into(),
-        });
-    }
-}
-
 impl Manifest {
     /// Reads and validates the manifest at `path`.
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
@@ -212,58 +151,31 @@ impl Manifest {
 
     /// Validates manifest `text` read from `path` (used to resolve `component`).
     pub fn parse(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
-        let mut problems = Problems {
-            locator: Locator(text),
-            list: Vec::new(),
-        };
+        let mut problems = Diagnostics::new(path, text);
         let raw: RawManifest = match toml::from_str(text) {
             Ok(raw) => raw,
             Err(e) => {
-                let span = e.span().unwrap_or(0..0);
-                let message = e.message().trim().to_string();
-                let key = key_from_message(&message).unwrap_or_default();
-                let hint = if message.contains("unknown field") {
-                    "remove the key or fix its spelling; see docs/plugin-authors.md"
-                } else {
-                    "see docs/plugin-authors.md for the manifest format"
-                };
-                problems.add(span, &key, message, hint);
-                return Err(ManifestError::Invalid {
-                    path: path.to_owned(),
-                    problems: problems.list,
-                });
+                problems.toml_error(&e, "see docs/plugin-authors.md for the manifest format");
+                return Err(ManifestError::Invalid(problems));
             }
         };
         let manifest = validate(path, raw, &mut problems);
-        if problems.list.is_empty() {
-            Ok(manifest)
+        if problems.has_errors() {
+            Err(ManifestError::Invalid(problems))
         } else {
-            Err(ManifestError::Invalid {
-                path: path.to_owned(),
-                problems: problems.list,
-            })
+            Ok(manifest)
         }
     }
 }
 
-/// `unknown field `foo`, expected ...` -> `foo`; `missing field `name`` -> `name`.
-fn key_from_message(message: &str) -> Option<String> {
-    if !(message.starts_with("unknown field") || message.starts_with("missing field")) {
-        return None;
-    }
-    let start = message.find('`')? + 1;
-    let end = start + message[start..].find('`')?;
-    Some(message[start..end].to_string())
-}
-
-fn validate(path: &Path, raw: RawManifest, p: &mut Problems<'_>) -> Manifest {
+fn validate(path: &Path, raw: RawManifest, p: &mut Diagnostics) -> Manifest {
     let name = raw.name.get_ref().clone();
     if name.is_empty()
         || !name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
     {
-        p.add(
+        p.error(
             raw.name.span(),
             "name",
             format!("`{name}` is not a valid plugin name"),
@@ -272,7 +184,7 @@ fn validate(path: &Path, raw: RawManifest, p: &mut Problems<'_>) -> Manifest {
     }
 
     let version = semver::Version::parse(raw.version.get_ref()).unwrap_or_else(|e| {
-        p.add(
+        p.error(
             raw.version.span(),
             "version",
             format!("`{}` is not a semver version: {e}", raw.version.get_ref()),
@@ -282,7 +194,7 @@ fn validate(path: &Path, raw: RawManifest, p: &mut Problems<'_>) -> Manifest {
     });
 
     let world = World::from_name(raw.world.get_ref()).unwrap_or_else(|| {
-        p.add(
+        p.error(
             raw.world.span(),
             "world",
             format!("unknown world `{}`", raw.world.get_ref()),
@@ -294,7 +206,7 @@ fn validate(path: &Path, raw: RawManifest, p: &mut Problems<'_>) -> Manifest {
     let wit_version = match semver::Version::parse(raw.wit.get_ref()) {
         Ok(v) if wit_compatible(&v) => v,
         Ok(v) => {
-            p.add(
+            p.error(
                 raw.wit.span(),
                 "wit",
                 format!("WIT package version {v} is not supported by this host, which implements {WIT_VERSION}"),
@@ -303,7 +215,7 @@ fn validate(path: &Path, raw: RawManifest, p: &mut Problems<'_>) -> Manifest {
             v
         }
         Err(e) => {
-            p.add(
+            p.error(
                 raw.wit.span(),
                 "wit",
                 format!("`{}` is not a semver version: {e}", raw.wit.get_ref()),
@@ -317,10 +229,10 @@ fn validate(path: &Path, raw: RawManifest, p: &mut Problems<'_>) -> Manifest {
     let component = match &raw.component {
         Some(c) if !c.get_ref().is_empty() => dir.join(c.get_ref()),
         Some(c) => {
-            p.add(
+            p.error(
                 c.span(),
                 "component",
-                "the component file name is empty".into(),
+                "the component file name is empty",
                 "name the .wasm file beside this manifest",
             );
             PathBuf::new()
@@ -335,7 +247,7 @@ fn validate(path: &Path, raw: RawManifest, p: &mut Problems<'_>) -> Manifest {
         Some(s) => {
             let v = s.get_ref().to_ascii_lowercase();
             if v.len() != 64 || !v.chars().all(|c| c.is_ascii_hexdigit()) {
-                p.add(
+                p.error(
                     s.span(),
                     "sha256",
                     format!("`{}` is not a SHA-256 digest", s.get_ref()),
@@ -345,10 +257,10 @@ fn validate(path: &Path, raw: RawManifest, p: &mut Problems<'_>) -> Manifest {
             v
         }
         None => {
-            p.add(
+            p.error(
                 0..0,
                 "sha256",
-                "the manifest has no `sha256` of its component".into(),
+                "the manifest has no `sha256` of its component",
                 "run `ringleader plugin seal MANIFEST` to add it",
             );
             String::new()
@@ -361,7 +273,7 @@ fn validate(path: &Path, raw: RawManifest, p: &mut Problems<'_>) -> Manifest {
         if host == "{device}" || valid_host_pattern(host) {
             http.push(host.to_ascii_lowercase());
         } else {
-            p.add(
+            p.error(
                 entry.span(),
                 "capabilities.http",
                 format!("`{host}` is not a host name"),
@@ -373,7 +285,7 @@ fn validate(path: &Path, raw: RawManifest, p: &mut Problems<'_>) -> Manifest {
     for entry in &raw.capabilities.exec {
         let program = entry.get_ref();
         if program.is_empty() || program.contains(['/', ' ', '\\']) {
-            p.add(
+            p.error(
                 entry.span(),
                 "capabilities.exec",
                 format!("`{program}` is not a program name"),
@@ -388,13 +300,13 @@ fn validate(path: &Path, raw: RawManifest, p: &mut Problems<'_>) -> Manifest {
     if let Some(t) = &raw.limits.timeout {
         match humantime::parse_duration(t.get_ref()) {
             Ok(d) if !d.is_zero() && d <= limits::MAX_CALL_TIMEOUT => limits.timeout = d,
-            Ok(_) => p.add(
+            Ok(_) => p.error(
                 t.span(),
                 "limits.timeout",
                 format!("`{}` is out of range", t.get_ref()),
                 "between 1ms and 2h",
             ),
-            Err(e) => p.add(
+            Err(e) => p.error(
                 t.span(),
                 "limits.timeout",
                 format!("`{}` is not a duration: {e}", t.get_ref()),
@@ -405,13 +317,13 @@ fn validate(path: &Path, raw: RawManifest, p: &mut Problems<'_>) -> Manifest {
     if let Some(m) = &raw.limits.memory {
         match limits::parse_size(m.get_ref()) {
             Some(b) if (1 << 20..=limits::MAX_MEMORY_BYTES).contains(&b) => limits.memory_bytes = b,
-            Some(_) => p.add(
+            Some(_) => p.error(
                 m.span(),
                 "limits.memory",
                 format!("`{}` is out of range", m.get_ref()),
                 "between 1MiB and 1GiB",
             ),
-            None => p.add(
+            None => p.error(
                 m.span(),
                 "limits.memory",
                 format!("`{}` is not a size", m.get_ref()),
@@ -424,7 +336,7 @@ fn validate(path: &Path, raw: RawManifest, p: &mut Problems<'_>) -> Manifest {
         if (1..=limits::MAX_HOSTCALLS).contains(&n) {
             limits.hostcalls = n;
         } else {
-            p.add(
+            p.error(
                 h.span(),
                 "limits.hostcalls",
                 format!("{n} is out of range"),
@@ -533,12 +445,12 @@ hostcalls = 5000
             .replace("\"45m\"", "\"forever\"")
             .replace("\"dpkg-query\"", "\"/bin/sh -c\"");
         let err = parse(&text).unwrap_err();
-        let ManifestError::Invalid { problems, .. } = &err else {
+        let ManifestError::Invalid(problems) = &err else {
             panic!("{err}")
         };
-        let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+        let keys: Vec<_> = problems.list.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, ["world", "capabilities.exec", "limits.timeout"]);
-        assert_eq!((problems[0].line, problems[0].column), (4, 9));
+        assert_eq!((problems.list[0].line, problems.list[0].column), (4, 9));
     }
 
     #[test]

@@ -1,0 +1,208 @@
+//! Diagnostics for the files people write (plugin manifests, policies, inventories):
+//! every problem names the file, the line and column, the key, what is wrong and how
+//! to fix it, and a file gets all its problems reported at once, not only the first.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// How bad a problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// The file is still usable, but probably not as meant.
+    Warning,
+    /// The file cannot be used.
+    Error,
+}
+
+/// One problem in a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    /// 1-based line and column.
+    pub line: usize,
+    pub column: usize,
+    /// The key concerned, e.g. `rings[2].soak`; empty when none applies.
+    pub key: String,
+    pub message: String,
+    /// How to fix it; empty when there is nothing useful to say.
+    pub hint: String,
+}
+
+/// The problems found in one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostics {
+    pub path: PathBuf,
+    text: String,
+    pub list: Vec<Diagnostic>,
+}
+
+impl Diagnostics {
+    /// Starts collecting problems of `path`, whose content is `text` (used to turn byte
+    /// offsets into lines and columns).
+    pub fn new(path: &Path, text: &str) -> Diagnostics {
+        Diagnostics {
+            path: path.to_owned(),
+            text: text.to_owned(),
+            list: Vec::new(),
+        }
+    }
+
+    /// 1-based line and column of byte `offset`.
+    pub fn locate(&self, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, column)
+    }
+
+    fn push(
+        &mut self,
+        severity: Severity,
+        span: Range<usize>,
+        key: &str,
+        message: String,
+        hint: &str,
+    ) {
+        let (line, column) = self.locate(span.start);
+        self.list.push(Diagnostic {
+            severity,
+            line,
+            column,
+            key: key.to_owned(),
+            message,
+            hint: hint.to_owned(),
+        });
+    }
+
+    /// Records an error at byte range `span`.
+    pub fn error(&mut self, span: Range<usize>, key: &str, message: impl Into<String>, hint: &str) {
+        self.push(Severity::Error, span, key, message.into(), hint);
+    }
+
+    /// Records a warning at byte range `span`.
+    pub fn warning(
+        &mut self,
+        span: Range<usize>,
+        key: &str,
+        message: impl Into<String>,
+        hint: &str,
+    ) {
+        self.push(Severity::Warning, span, key, message.into(), hint);
+    }
+
+    /// Records a TOML parse or type error (syntax, unknown key, missing key, wrong type).
+    pub fn toml_error(&mut self, error: &toml::de::Error, hint: &str) {
+        let span = error.span().unwrap_or(0..0);
+        let message = error.message().trim().to_string();
+        let key = field_in_message(&message).unwrap_or_default();
+        let hint = if message.starts_with("unknown field") {
+            "remove the key or fix its spelling"
+        } else {
+            hint
+        };
+        self.error(span, &key, message, hint);
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.list.iter().any(|d| d.severity == Severity::Error)
+    }
+
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.list.iter().filter(|d| d.severity == Severity::Error)
+    }
+
+    pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.list.iter().filter(|d| d.severity == Severity::Warning)
+    }
+
+    /// Sorts problems by place in the file, keeping the order of those at one place.
+    pub fn sort(&mut self) {
+        self.list.sort_by_key(|d| (d.line, d.column));
+    }
+
+    /// Formats one diagnostic as `file:line:col: [warning: ]`key`: message (hint: ...)`.
+    pub fn format(&self, d: &Diagnostic) -> String {
+        let mut out = format!("{}:{}:{}: ", self.path.display(), d.line, d.column);
+        if d.severity == Severity::Warning {
+            out.push_str("warning: ");
+        }
+        if !d.key.is_empty() {
+            out.push_str(&format!("`{}`: ", d.key));
+        }
+        out.push_str(&d.message);
+        if !d.hint.is_empty() {
+            out.push_str(&format!(" (hint: {})", d.hint));
+        }
+        out
+    }
+}
+
+/// Every error, one per line (warnings are left to the caller).
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self.errors().map(|d| self.format(d)).collect();
+        f.write_str(&lines.join("\n"))
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+/// `unknown field `foo`, expected ...` -> `foo`; `missing field `name`` -> `name`.
+fn field_in_message(message: &str) -> Option<String> {
+    if !(message.starts_with("unknown field") || message.starts_with("missing field")) {
+        return None;
+    }
+    let start = message.find('`')? + 1;
+    let end = start + message[start..].find('`')?;
+    Some(message[start..end].to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_are_one_based_lines_and_columns() {
+        let d = Diagnostics::new(Path::new("f.toml"), "a = 1\nbé = 2\n");
+        assert_eq!(d.locate(0), (1, 1));
+        assert_eq!(d.locate(6), (2, 1));
+        assert_eq!(d.locate(10), (2, 4), "columns count characters, not bytes");
+        assert_eq!(d.locate(999), (3, 1));
+    }
+
+    #[test]
+    fn formats_errors_and_warnings() {
+        let mut d = Diagnostics::new(Path::new("p.toml"), "x = 1\n");
+        d.error(0..1, "x", "is wrong", "fix it");
+        d.warning(4..5, "", "looks odd", "");
+        assert_eq!(
+            d.format(&d.list[0]),
+            "p.toml:1:1: `x`: is wrong (hint: fix it)"
+        );
+        assert_eq!(d.format(&d.list[1]), "p.toml:1:5: warning: looks odd");
+        assert_eq!(d.to_string(), "p.toml:1:1: `x`: is wrong (hint: fix it)");
+        assert!(d.has_errors());
+    }
+
+    #[test]
+    fn toml_errors_name_the_field() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[expect(dead_code, reason = "only the error matters")]
+        struct S {
+            a: u32,
+        }
+        let text = "a = 1\nb = 2\n";
+        let e = toml::from_str::<S>(text).unwrap_err();
+        let mut d = Diagnostics::new(Path::new("s.toml"), text);
+        d.toml_error(&e, "see the docs");
+        let first = &d.list[0];
+        assert_eq!((first.line, first.key.as_str()), (2, "b"));
+        assert_eq!(first.hint, "remove the key or fix its spelling");
+    }
+}
