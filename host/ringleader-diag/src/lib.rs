@@ -2,6 +2,9 @@
 //! every problem names the file, the line and column, the key, what is wrong and how
 //! to fix it, and a file gets all its problems reported at once, not only the first.
 
+pub mod locate;
+
+pub use locate::{Seg, locate_json, locate_toml, path_text};
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -29,11 +32,19 @@ pub struct Diagnostic {
     pub hint: String,
 }
 
+/// The syntax of a file, for finding values in it by path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Toml,
+    Json,
+}
+
 /// The problems found in one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostics {
     pub path: PathBuf,
     text: String,
+    format: Format,
     pub list: Vec<Diagnostic>,
 }
 
@@ -41,11 +52,57 @@ impl Diagnostics {
     /// Starts collecting problems of `path`, whose content is `text` (used to turn byte
     /// offsets into lines and columns).
     pub fn new(path: &Path, text: &str) -> Diagnostics {
+        Diagnostics::with_format(path, text, Format::Toml)
+    }
+
+    /// Like [`Diagnostics::new`], for a file in `format`.
+    pub fn with_format(path: &Path, text: &str, format: Format) -> Diagnostics {
         Diagnostics {
             path: path.to_owned(),
             text: text.to_owned(),
+            format,
             list: Vec::new(),
         }
+    }
+
+    /// Byte range of the value at `path` in the file (or of its nearest parent).
+    pub fn span_of(&self, path: &[Seg<'_>]) -> Range<usize> {
+        match self.format {
+            Format::Toml => locate_toml(&self.text, path),
+            Format::Json => locate_json(&self.text, path),
+        }
+        .unwrap_or(0..0)
+    }
+
+    /// Records an error about the value at `path`, naming the path as the key.
+    pub fn error_at(&mut self, path: &[Seg<'_>], message: impl Into<String>, hint: &str) {
+        let span = self.span_of(path);
+        self.error(span, &path_text(path), message, hint);
+    }
+
+    /// Records a warning about the value at `path`, naming the path as the key.
+    pub fn warning_at(&mut self, path: &[Seg<'_>], message: impl Into<String>, hint: &str) {
+        let span = self.span_of(path);
+        self.warning(span, &path_text(path), message, hint);
+    }
+
+    /// Records a JSON parse or type error.
+    pub fn json_error(&mut self, error: &serde_json::Error, hint: &str) {
+        let message = error.to_string();
+        // serde_json appends " at line L column C"; we print our own location.
+        let message = message
+            .rsplit_once(" at line ")
+            .map_or(message.as_str(), |(m, _)| m)
+            .to_string();
+        let key = field_in_message(&message).unwrap_or_default();
+        self.list.push(Diagnostic {
+            severity: Severity::Error,
+            line: error.line(),
+            column: error.column(),
+            key,
+            message,
+            hint: hint.to_owned(),
+        });
     }
 
     /// 1-based line and column of byte `offset`.

@@ -1,0 +1,388 @@
+//! The inventory: devices, where they are, how to reach them, what is installed.
+//!
+//! One schema, two syntaxes: TOML (`.toml`) and JSON (`.json`). Format documented in
+//! `docs/inventory.md`. Parsed raw (unknown keys refused), then validated into
+//! [`Inventory`] with every problem reported with file, line and column.
+
+use crate::version::Version;
+use ringleader_diag::{Diagnostics, Format, Seg};
+use ringleader_runtime::bindings::{Component, Device as PluginDevice};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// How the host reaches a device for installers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// A simulated device (demo, tests).
+    Sim,
+    /// This machine; `root` confines package tools to a directory (e.g. `dpkg --root`).
+    Local { root: Option<String> },
+    /// HTTP(S), e.g. a Redfish BMC at `address`; `credentials` names an operator secret.
+    Http {
+        address: String,
+        credentials: Option<String>,
+    },
+    /// SSH to `address` (`host[:port]`) as `user`; `credentials` names an operator key.
+    Ssh {
+        address: String,
+        user: Option<String>,
+        credentials: Option<String>,
+    },
+}
+
+impl Transport {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Transport::Sim => "sim",
+            Transport::Local { .. } => "local",
+            Transport::Http { .. } => "http",
+            Transport::Ssh { .. } => "ssh",
+        }
+    }
+}
+
+/// One device of the inventory.
+#[derive(Debug, Clone)]
+pub struct Device {
+    pub id: String,
+    pub hostname: String,
+    pub site: String,
+    /// IANA time zone name, as written.
+    pub timezone_name: String,
+    pub timezone: jiff::tz::TimeZone,
+    pub tags: Vec<String>,
+    pub facts: BTreeMap<String, String>,
+    pub transport: Transport,
+    /// Installed components by name.
+    pub components: BTreeMap<String, Version>,
+}
+
+impl Device {
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t == tag)
+    }
+
+    /// The device as plugins see it (site and time zone are added as facts).
+    pub fn to_plugin(&self) -> PluginDevice {
+        let mut facts: Vec<(String, String)> = self
+            .facts
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        facts.push(("site".into(), self.site.clone()));
+        facts.push(("timezone".into(), self.timezone_name.clone()));
+        PluginDevice {
+            id: self.id.clone(),
+            hostname: self.hostname.clone(),
+            tags: self.tags.clone(),
+            facts,
+            components: self
+                .components
+                .iter()
+                .map(|(name, version)| Component {
+                    name: name.clone(),
+                    version: version.as_str().to_string(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A validated inventory.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    pub devices: Vec<Device>,
+}
+
+/// An inventory that could not be read or is not valid.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error("failed to read inventory {}: {error}", path.display())]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(Diagnostics),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInventory {
+    #[serde(default)]
+    devices: Vec<RawDevice>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDevice {
+    id: String,
+    hostname: Option<String>,
+    site: Option<String>,
+    timezone: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    facts: BTreeMap<String, String>,
+    transport: Option<RawTransport>,
+    #[serde(default)]
+    components: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTransport {
+    kind: String,
+    address: Option<String>,
+    user: Option<String>,
+    credentials: Option<String>,
+    root: Option<String>,
+}
+
+const HINT: &str = "see docs/inventory.md for the inventory format";
+
+impl Inventory {
+    /// Reads `path`: JSON when it ends in `.json`, TOML otherwise.
+    pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
+        let text = std::fs::read_to_string(path).map_err(|error| InventoryError::Read {
+            path: path.to_owned(),
+            error,
+        })?;
+        Inventory::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Inventory, InventoryError> {
+        let format = if path.extension().is_some_and(|e| e == "json") {
+            Format::Json
+        } else {
+            Format::Toml
+        };
+        let mut diags = Diagnostics::with_format(path, text, format);
+        let raw: Result<RawInventory, ()> = match format {
+            Format::Toml => toml::from_str(text).map_err(|e| diags.toml_error(&e, HINT)),
+            Format::Json => serde_json::from_str(text).map_err(|e| diags.json_error(&e, HINT)),
+        };
+        let Ok(raw) = raw else {
+            return Err(InventoryError::Invalid(diags));
+        };
+        let inventory = validate(raw, &mut diags);
+        diags.sort();
+        if diags.has_errors() {
+            Err(InventoryError::Invalid(diags))
+        } else {
+            Ok(inventory)
+        }
+    }
+}
+
+fn validate(raw: RawInventory, diags: &mut Diagnostics) -> Inventory {
+    let mut devices = Vec::with_capacity(raw.devices.len());
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (i, d) in raw.devices.into_iter().enumerate() {
+        let at = |key: &'static str| [Seg::Key("devices"), Seg::Index(i), Seg::Key(key)];
+        if d.id.trim().is_empty() {
+            diags.error_at(
+                &at("id"),
+                "the device id is empty",
+                "give every device a unique id",
+            );
+        }
+        if let Some(first) = seen.insert(d.id.clone(), i) {
+            let (line, _) = diags.locate(
+                diags
+                    .span_of(&[Seg::Key("devices"), Seg::Index(first), Seg::Key("id")])
+                    .start,
+            );
+            diags.error_at(
+                &at("id"),
+                format!("duplicate device id `{}` (first used on line {line})", d.id),
+                "device ids must be unique",
+            );
+        }
+        let timezone_name = d.timezone.unwrap_or_else(|| "UTC".into());
+        let timezone = match jiff::tz::TimeZone::get(&timezone_name) {
+            Ok(tz) => tz,
+            Err(_) => {
+                diags.error_at(
+                    &at("timezone"),
+                    format!("unknown time zone `{timezone_name}`"),
+                    "use an IANA name such as `Europe/Amsterdam`, `America/New_York` or `UTC`",
+                );
+                jiff::tz::TimeZone::UTC
+            }
+        };
+        let transport = match d.transport {
+            None => Transport::Sim,
+            Some(t) => transport(t, i, diags),
+        };
+        let mut components = BTreeMap::new();
+        for (name, text) in d.components {
+            match Version::parse(&text) {
+                Ok(v) => {
+                    components.insert(name, v);
+                }
+                Err(e) => diags.error_at(
+                    &[
+                        Seg::Key("devices"),
+                        Seg::Index(i),
+                        Seg::Key("components"),
+                        Seg::Key(&name),
+                    ],
+                    e.to_string(),
+                    "write the version the device reports, starting with a number, e.g. `2.19.1` or `7.10.30.00`",
+                ),
+            }
+        }
+        devices.push(Device {
+            hostname: d.hostname.unwrap_or_else(|| d.id.clone()),
+            id: d.id,
+            site: d.site.unwrap_or_else(|| "default".into()),
+            timezone_name,
+            timezone,
+            tags: d.tags,
+            facts: d.facts,
+            transport,
+            components,
+        });
+    }
+    Inventory { devices }
+}
+
+fn transport(t: RawTransport, i: usize, diags: &mut Diagnostics) -> Transport {
+    let at = |key: &'static str| {
+        [
+            Seg::Key("devices"),
+            Seg::Index(i),
+            Seg::Key("transport"),
+            Seg::Key(key),
+        ]
+    };
+    let mut address = |diags: &mut Diagnostics, example: &str| match &t.address {
+        Some(a) if !a.trim().is_empty() => a.clone(),
+        _ => {
+            diags.error_at(
+                &at("kind"),
+                format!("a `{}` transport needs an `address`", t.kind),
+                example,
+            );
+            String::new()
+        }
+    };
+    match t.kind.as_str() {
+        "sim" => Transport::Sim,
+        "local" => Transport::Local { root: t.root },
+        "http" => Transport::Http {
+            address: address(diags, "e.g. address = \"https://10.0.0.5\""),
+            credentials: t.credentials,
+        },
+        "ssh" => Transport::Ssh {
+            address: address(diags, "e.g. address = \"10.0.0.5:22\""),
+            user: t.user,
+            credentials: t.credentials,
+        },
+        other => {
+            diags.error_at(
+                &at("kind"),
+                format!("unknown transport `{other}`"),
+                "expected `sim`, `local`, `http` or `ssh`",
+            );
+            Transport::Sim
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[[devices]]
+id = "srv-ams-1"
+hostname = "10.1.0.11"
+site = "ams"
+timezone = "Europe/Amsterdam"
+tags = ["lab"]
+transport = { kind = "http", address = "https://10.1.0.11", credentials = "bmc-ams" }
+components = { bios = "2.10.0", bmc-firmware = "7.00.00.00" }
+
+[[devices]]
+id = "ws-nyc-1"
+timezone = "America/New_York"
+components = { openssl = "3.0.11" }
+"#;
+
+    #[test]
+    fn a_good_inventory_validates() {
+        let inv = Inventory::parse(Path::new("i.toml"), GOOD).unwrap();
+        assert_eq!(inv.devices.len(), 2);
+        let d = &inv.devices[0];
+        assert_eq!(d.components["bmc-firmware"], Version::parse("7.0").unwrap());
+        assert_eq!(d.transport.kind(), "http");
+        assert_eq!(inv.devices[1].transport, Transport::Sim);
+        assert_eq!(inv.devices[1].site, "default");
+        let plugin = d.to_plugin();
+        assert!(plugin.facts.contains(&("site".into(), "ams".into())));
+    }
+
+    #[test]
+    fn json_is_the_same_schema() {
+        let json =
+            r#"{"devices": [{"id": "a", "timezone": "UTC", "components": {"bios": "1.0"}}]}"#;
+        let inv = Inventory::parse(Path::new("i.json"), json).unwrap();
+        assert_eq!(inv.devices[0].id, "a");
+    }
+
+    #[test]
+    fn every_problem_is_named_with_its_place() {
+        let bad = GOOD
+            .replace("\"ws-nyc-1\"", "\"srv-ams-1\"")
+            .replace("America/New_York", "America/Gotham")
+            .replace("\"3.0.11\"", "\"latest\"")
+            .replace("kind = \"http\"", "kind = \"telnet\"");
+        let err = Inventory::parse(Path::new("i.toml"), &bad)
+            .unwrap_err()
+            .to_string();
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 4, "{err}");
+        assert!(
+            lines[0].starts_with(
+                "i.toml:8:22: `devices[0].transport.kind`: unknown transport `telnet`"
+            ),
+            "{err}"
+        );
+        assert!(
+            lines[1].contains(
+                "`devices[1].id`: duplicate device id `srv-ams-1` (first used on line 3)"
+            ),
+            "{err}"
+        );
+        assert!(
+            lines[2].contains("unknown time zone `America/Gotham`"),
+            "{err}"
+        );
+        assert!(
+            lines[3].contains("`devices[1].components.openssl`: `latest` is not a version"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn json_problems_have_lines_too() {
+        let json = "{\"devices\": [\n  {\"id\": \"a\", \"timezone\": \"Nowhere/Land\"}\n]}";
+        let err = Inventory::parse(Path::new("i.json"), json)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("i.json:2:27: `devices[0].timezone`: unknown time zone"),
+            "{err}"
+        );
+        let err = Inventory::parse(
+            Path::new("i.json"),
+            "{\"devices\": [{\"id\": \"a\", \"colour\": 1}]}",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown field `colour`"), "{err}");
+    }
+}
