@@ -258,7 +258,7 @@ fn transport(t: RawTransport, i: usize, diags: &mut Diagnostics) -> Transport {
             Seg::Key(key),
         ]
     };
-    let mut address = |diags: &mut Diagnostics, example: &str| match &t.address {
+    let address = |diags: &mut Diagnostics, example: &str| match &t.address {
         Some(a) if !a.trim().is_empty() => a.clone(),
         _ => {
             diags.error_at(

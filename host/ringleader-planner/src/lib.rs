@@ -3,4 +3,5 @@
 //! reading its input files.
 
 pub mod inventory;
+pub mod policy;
 pub mod version;

@@ -3,6 +3,7 @@
 //! This crate is the only one that knows about the command line and JSON output.
 
 mod plugin_cmd;
+mod policy_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -26,6 +27,9 @@ enum Command {
     /// Check, seal and inspect plugins.
     #[command(subcommand)]
     Plugin(plugin_cmd::PluginCommand),
+    /// Check rollout policies.
+    #[command(subcommand)]
+    Policy(policy_cmd::PolicyCommand),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         match cli.command {
             Command::Plugin(cmd) => plugin_cmd::run(cmd).await,
+            Command::Policy(cmd) => policy_cmd::run(cmd),
         }
     })
 }

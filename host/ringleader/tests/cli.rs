@@ -1,9 +1,12 @@
 //! The `ringleader` binary, run as a user or a script would run it.
 //!
-//! `plugin_check_cases` is data-driven: each folder of `tests/cases/plugin-check/` holds
-//! a `manifest.toml` (with `$SHA256` standing for the real checksum of the simulated
-//! source component) and the expected `stdout.txt` / `stderr.txt` (`$DIR` stands for the
-//! case's temporary directory). Run with `BLESS=1` to write the expected files.
+//! The `*_cases` tests are data-driven, one folder per case under `tests/cases/`:
+//! - `plugin-check/<case>/manifest.toml` (`$SHA256` stands for the real checksum of the
+//!   simulated source component);
+//! - `policy-check/<case>/policy.toml`;
+//!
+//! each with the expected `stdout.txt` / `stderr.txt` (`$DIR` stands for the case's
+//! scratch directory) and exit status `status.txt`. Run with `BLESS=1` to write the expected files, then review them.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -22,7 +25,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn cases_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/cases/plugin-check")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/cases")
 }
 
 fn schema(name: &str) -> jsonschema::Validator {
@@ -39,6 +42,63 @@ fn assert_valid(validator: &jsonschema::Validator, doc: &serde_json::Value) {
     assert!(errors.is_empty(), "{doc}\nschema errors: {errors:#?}");
 }
 
+/// Runs every case of `tests/cases/<suite>/`: `run` executes the command for a case
+/// folder (with a scratch directory) and returns its output; stdout and stderr are
+/// compared with the case's `stdout.txt` and `stderr.txt` after `$DIR` replaces the
+/// scratch directory, and the exit status with `status.txt`.
+fn run_cases(suite: &str, run: impl Fn(&Path, &Path) -> Output) {
+    let bless = std::env::var_os("BLESS").is_some();
+    let mut failures = Vec::new();
+    let mut cases: Vec<_> = std::fs::read_dir(cases_dir().join(suite))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 10, "cases of {suite} went missing");
+    for case in cases {
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        let dir = tempfile::tempdir().unwrap();
+        let out = run(&case, dir.path());
+        let dir_text = dir.path().display().to_string();
+        let stdout = text(&out.stdout).replace(&dir_text, "$DIR");
+        let stderr = text(&out.stderr).replace(&dir_text, "$DIR");
+        for (file, actual) in [("stdout.txt", &stdout), ("stderr.txt", &stderr)] {
+            let expected_path = case.join(file);
+            if bless {
+                if actual.is_empty() {
+                    let _ = std::fs::remove_file(&expected_path);
+                } else {
+                    std::fs::write(&expected_path, actual).unwrap();
+                }
+                continue;
+            }
+            let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+            if &expected != actual {
+                failures.push(format!(
+                    "case {suite}/{name}: {file} differs\n--- expected\n{expected}\n--- actual\n{actual}"
+                ));
+            }
+        }
+        let status_path = case.join("status.txt");
+        let status = out
+            .status
+            .code()
+            .map_or("signal".to_string(), |c| c.to_string());
+        if bless {
+            std::fs::write(&status_path, format!("{status}\n")).unwrap();
+        } else {
+            let expected = std::fs::read_to_string(&status_path).unwrap_or_default();
+            if expected.trim() != status {
+                failures.push(format!(
+                    "case {suite}/{name}: exit status {status}, expected {}\n{stderr}",
+                    expected.trim()
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
 #[test]
 fn plugin_check_cases() {
     let component = ringleader_bundled_plugins::component_path("sim-vendor-source");
@@ -53,58 +113,46 @@ fn plugin_check_cases() {
             .map(|s| s.trim_end_matches('"').to_string())
             .unwrap()
     };
-    let bless = std::env::var_os("BLESS").is_some();
-    let mut failures = Vec::new();
-    let mut cases: Vec<_> = std::fs::read_dir(cases_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    cases.sort();
-    assert!(cases.len() >= 10, "cases went missing");
-    for case in cases {
-        let name = case.file_name().unwrap().to_string_lossy().into_owned();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::copy(&component, dir.path().join("sim-vendor-source.wasm")).unwrap();
+    run_cases("plugin-check", |case, dir| {
+        let name = case.file_name().unwrap().to_string_lossy();
+        std::fs::copy(&component, dir.join("sim-vendor-source.wasm")).unwrap();
         let manifest = std::fs::read_to_string(case.join("manifest.toml"))
             .unwrap()
             .replace("$SHA256", &sha256);
-        let path = dir.path().join(format!("{name}.plugin.toml"));
+        let path = dir.join(format!("{name}.plugin.toml"));
         std::fs::write(&path, manifest).unwrap();
+        ringleader(&["plugin", "check", "--no-cache", path.to_str().unwrap()])
+    });
+}
 
-        let out = ringleader(&["plugin", "check", "--no-cache", path.to_str().unwrap()]);
-        let dir_text = dir.path().display().to_string();
-        let stdout = text(&out.stdout).replace(&dir_text, "$DIR");
-        let stderr = text(&out.stderr).replace(&dir_text, "$DIR");
-        let expected_exit = if case.join("stderr.txt").exists() || (bless && !stderr.is_empty()) {
-            1
-        } else {
-            0
-        };
-        for (file, actual) in [("stdout.txt", &stdout), ("stderr.txt", &stderr)] {
-            let expected_path = case.join(file);
-            if bless {
-                if actual.is_empty() {
-                    let _ = std::fs::remove_file(&expected_path);
-                } else {
-                    std::fs::write(&expected_path, actual).unwrap();
-                }
-                continue;
-            }
-            let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
-            if &expected != actual {
-                failures.push(format!(
-                    "case {name}: {file} differs\n--- expected\n{expected}\n--- actual\n{actual}"
-                ));
-            }
-        }
-        if out.status.code() != Some(expected_exit) {
-            failures.push(format!(
-                "case {name}: exit status {:?}, expected {expected_exit}",
-                out.status.code()
-            ));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+#[test]
+fn policy_check_cases() {
+    run_cases("policy-check", |case, _dir| {
+        Command::new(env!("CARGO_BIN_EXE_ringleader"))
+            .args(["policy", "check", "policy.toml"])
+            .current_dir(case)
+            .output()
+            .unwrap()
+    });
+}
+
+#[test]
+fn every_shipped_policy_passes_policy_check() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rollout-policies");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "the example policies went missing");
+    let mut args = vec!["policy".to_string(), "check".to_string()];
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = ringleader(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "", "no warnings either");
+    assert_eq!(text(&out.stdout).lines().count(), files.len());
 }
 
 #[test]

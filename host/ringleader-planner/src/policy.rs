@@ -1,0 +1,886 @@
+//! Rollout policies (`rollout-policies/*.toml`): rings, batches, gates, windows,
+//! freezes, expedite and deferral rules, and what to do on halt.
+//!
+//! Format documented in `docs/policies.md`. Parsed raw (unknown keys refused), then
+//! validated into [`Policy`]; every problem is reported, each with file, line, column,
+//! key, what is wrong and a hint. Rings that can never hold a device are warnings.
+
+use ringleader_diag::{Diagnostics, Seg};
+use ringleader_runtime::bindings::{PatchKind, Severity};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A validated policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub name: String,
+    pub description: String,
+    pub windows: BTreeMap<String, Window>,
+    pub freezes: Vec<Freeze>,
+    pub rings: Vec<Ring>,
+    pub expedite: Option<Expedite>,
+    pub deferrals: Vec<Deferral>,
+    pub on_halt: OnHalt,
+}
+
+/// A weekly maintenance window, in each device's own time zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    /// Days the window opens on, Monday first.
+    pub days: [bool; 7],
+    pub start: jiff::civil::Time,
+    /// When `end <= start` the window crosses midnight and closes the next day.
+    pub end: jiff::civil::Time,
+}
+
+/// Dates (inclusive, in each device's time zone) on which nothing starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Freeze {
+    pub from: jiff::civil::Date,
+    pub to: jiff::civil::Date,
+    pub reason: String,
+}
+
+/// A count of devices or a share of a ring's devices.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Amount {
+    Count(u64),
+    Percent(f64),
+}
+
+impl Amount {
+    /// The amount of `total`, rounded up (a share of a non-empty ring is at least one
+    /// device once it is above 0%).
+    pub fn of(self, total: usize) -> usize {
+        match self {
+            Amount::Count(n) => usize::try_from(n).unwrap_or(usize::MAX).min(total),
+            Amount::Percent(p) => ((total as f64) * p / 100.0).ceil() as usize,
+        }
+    }
+}
+
+/// Which devices a ring takes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Select {
+    /// Every device not taken by an earlier ring.
+    Rest,
+    /// Devices matching every given filter.
+    Filter {
+        /// The device has all of these tags.
+        tags: Vec<String>,
+        /// The device has none of these tags.
+        exclude_tags: Vec<String>,
+        /// The device's id is one of these.
+        ids: Vec<String>,
+        /// The device is at one of these sites.
+        sites: Vec<String>,
+        /// A stable sample of this share of the matching devices, spread over sites.
+        percent: Option<f64>,
+    },
+}
+
+/// One stage of a rollout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ring {
+    pub name: String,
+    pub select: Select,
+    /// Cumulative share (or count) of the ring done by the end of each batch; the last
+    /// batch always reaches the whole ring.
+    pub batches: Vec<Amount>,
+    /// Devices installing at once; `None` means no limit beyond the batch.
+    pub max_parallel: Option<u32>,
+    /// Wait after the ring completes before the next ring starts.
+    pub soak: Duration,
+    /// Share of the ring's devices that must succeed for the ring to pass.
+    pub success_threshold: Option<f64>,
+    /// Failures allowed; the rollout halts when failures exceed it.
+    pub max_failures: Amount,
+    /// A device that has not reported within this time counts as failed.
+    pub unresponsive_after: Duration,
+    /// A person must approve before the ring starts.
+    pub approval: bool,
+    /// Name of the maintenance window installs must start in.
+    pub window: Option<String>,
+}
+
+/// Faster handling of urgent patches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expedite {
+    pub severities: Vec<Severity>,
+    /// Soak times are multiplied by this (0 to 1).
+    pub soak_factor: f64,
+    /// Expedited patches may start outside maintenance windows.
+    pub skip_window: bool,
+}
+
+/// Patches of a kind wait this long after their release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deferral {
+    pub kind: PatchKind,
+    pub days: u32,
+}
+
+/// What happens when a ring halts the rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnHalt {
+    /// Roll back the devices of the failing ring that installed, at its own pace.
+    RollbackFailedRing,
+    /// Stop; leave devices as they are.
+    Stop,
+}
+
+/// A policy that could not be read or is not valid.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("failed to read policy {}: {error}", path.display())]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(Diagnostics),
+}
+
+/// Default time after which a silent device counts as failed.
+pub const DEFAULT_UNRESPONSIVE_AFTER: Duration = Duration::from_secs(4 * 60 * 60);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    windows: BTreeMap<String, RawWindow>,
+    #[serde(default)]
+    freeze: Vec<RawFreeze>,
+    #[serde(default)]
+    rings: Vec<RawRing>,
+    expedite: Option<RawExpedite>,
+    #[serde(default)]
+    defer: Vec<RawDeferral>,
+    on_halt: Option<RawOnHalt>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWindow {
+    days: Vec<String>,
+    start: String,
+    end: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFreeze {
+    from: String,
+    to: String,
+    #[serde(default)]
+    reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRing {
+    name: String,
+    select: Option<toml::Value>,
+    batches: Option<Vec<toml::Value>>,
+    max_parallel: Option<i64>,
+    soak: Option<String>,
+    success_threshold: Option<String>,
+    max_failures: Option<toml::Value>,
+    unresponsive_after: Option<String>,
+    approval: Option<String>,
+    window: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExpedite {
+    severity: Vec<String>,
+    #[serde(default = "one")]
+    soak_factor: f64,
+    #[serde(default)]
+    skip_window: bool,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeferral {
+    kind: String,
+    days: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOnHalt {
+    rollback: String,
+}
+
+const HINT: &str = "see docs/policies.md for the policy format";
+
+impl Policy {
+    /// Reads and validates the policy at `path`. Warnings are in the `Diagnostics` of
+    /// [`Policy::check`]; this fails only on errors.
+    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+        let (policy, diags) = Policy::check(path)?;
+        match policy {
+            Some(p) if !diags.has_errors() => Ok(p),
+            _ => Err(PolicyError::Invalid(diags)),
+        }
+    }
+
+    /// Reads the policy at `path` and reports everything wrong with it (errors and
+    /// warnings), with the policy when it has no errors.
+    pub fn check(path: &Path) -> Result<(Option<Policy>, Diagnostics), PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|error| PolicyError::Read {
+            path: path.to_owned(),
+            error,
+        })?;
+        Ok(Policy::parse(path, &text))
+    }
+
+    /// Validates policy `text` read from `path`.
+    pub fn parse(path: &Path, text: &str) -> (Option<Policy>, Diagnostics) {
+        let mut diags = Diagnostics::new(path, text);
+        let raw: RawPolicy = match toml::from_str(text) {
+            Ok(raw) => raw,
+            Err(e) => {
+                diags.toml_error(&e, HINT);
+                return (None, diags);
+            }
+        };
+        let policy = validate(raw, &mut diags);
+        diags.sort();
+        let policy = (!diags.has_errors()).then_some(policy);
+        (policy, diags)
+    }
+}
+
+fn duration(text: &str, path: &[Seg<'_>], d: &mut Diagnostics) -> Option<Duration> {
+    match humantime::parse_duration(text) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            d.error_at(
+                path,
+                format!("`{text}` is not a duration: {e}"),
+                "write e.g. `30m`, `24h` or `2d`",
+            );
+            None
+        }
+    }
+}
+
+/// `"98%"` -> 98.0, within 0..=100.
+fn percent(text: &str, path: &[Seg<'_>], d: &mut Diagnostics) -> Option<f64> {
+    let value = text
+        .trim()
+        .strip_suffix('%')
+        .and_then(|n| n.trim().parse::<f64>().ok());
+    match value {
+        Some(p) if (0.0..=100.0).contains(&p) => Some(p),
+        Some(p) => {
+            d.error_at(
+                path,
+                format!("{p}% is outside 0-100%"),
+                "a percentage between 0% and 100%",
+            );
+            None
+        }
+        None => {
+            d.error_at(
+                path,
+                format!("`{text}` is not a percentage"),
+                "write it like `98%`",
+            );
+            None
+        }
+    }
+}
+
+/// An integer count or a `"N%"` share.
+fn amount(value: &toml::Value, path: &[Seg<'_>], d: &mut Diagnostics) -> Option<Amount> {
+    match value {
+        toml::Value::Integer(n) if *n >= 0 => Some(Amount::Count(*n as u64)),
+        toml::Value::String(s) => percent(s, path, d).map(Amount::Percent),
+        other => {
+            d.error_at(
+                path,
+                format!("{other} is neither a count nor a percentage"),
+                "write a whole number of devices (`5`) or a share (`\"10%\"`)",
+            );
+            None
+        }
+    }
+}
+
+fn time_of_day(text: &str, path: &[Seg<'_>], d: &mut Diagnostics) -> Option<jiff::civil::Time> {
+    let parsed = text.split_once(':').and_then(|(h, m)| {
+        let (h, m): (i8, i8) = (h.parse().ok()?, m.parse().ok()?);
+        jiff::civil::Time::new(h, m, 0, 0).ok()
+    });
+    if parsed.is_none() {
+        d.error_at(
+            path,
+            format!("`{text}` is not a time of day"),
+            "write it as HH:MM, e.g. `22:00`",
+        );
+    }
+    parsed
+}
+
+fn date(text: &str, path: &[Seg<'_>], d: &mut Diagnostics) -> Option<jiff::civil::Date> {
+    match text.parse::<jiff::civil::Date>() {
+        Ok(v) => Some(v),
+        Err(_) => {
+            d.error_at(
+                path,
+                format!("`{text}` is not a date"),
+                "write it as YYYY-MM-DD",
+            );
+            None
+        }
+    }
+}
+
+const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+pub(crate) fn severity_name(s: Severity) -> &'static str {
+    match s {
+        Severity::Unknown => "unknown",
+        Severity::Low => "low",
+        Severity::Medium => "medium",
+        Severity::High => "high",
+        Severity::Critical => "critical",
+    }
+}
+
+pub(crate) fn kind_name(k: PatchKind) -> &'static str {
+    match k {
+        PatchKind::Security => "security",
+        PatchKind::Bugfix => "bugfix",
+        PatchKind::Feature => "feature",
+        PatchKind::Firmware => "firmware",
+    }
+}
+
+fn validate(raw: RawPolicy, d: &mut Diagnostics) -> Policy {
+    if raw.name.trim().is_empty() {
+        d.error_at(
+            &[Seg::Key("name")],
+            "the policy has no name",
+            "name it, e.g. `monthly-standard`",
+        );
+    }
+
+    let mut windows = BTreeMap::new();
+    for (name, w) in &raw.windows {
+        let at = |key: &'static str| [Seg::Key("windows"), Seg::Key(name), Seg::Key(key)];
+        let mut days = [false; 7];
+        for (i, day) in w.days.iter().enumerate() {
+            match DAYS.iter().position(|d| d == &day.to_ascii_lowercase()) {
+                Some(index) => days[index] = true,
+                None => d.error_at(
+                    &[
+                        Seg::Key("windows"),
+                        Seg::Key(name),
+                        Seg::Key("days"),
+                        Seg::Index(i),
+                    ],
+                    format!("`{day}` is not a day"),
+                    "use mon, tue, wed, thu, fri, sat, sun",
+                ),
+            }
+        }
+        if w.days.is_empty() {
+            d.error_at(
+                &at("days"),
+                "the window has no days",
+                "list the days it opens, e.g. [\"sat\", \"sun\"]",
+            );
+        }
+        let start = time_of_day(&w.start, &at("start"), d);
+        let end = time_of_day(&w.end, &at("end"), d);
+        if let (Some(start), Some(end)) = (start, end) {
+            if start == end {
+                d.error_at(
+                    &at("end"),
+                    "the window starts and ends at the same time",
+                    "for a whole day use start = \"00:00\", end = \"23:59\"",
+                );
+            }
+            windows.insert(name.clone(), Window { days, start, end });
+        }
+    }
+
+    let mut freezes = Vec::new();
+    for (i, f) in raw.freeze.iter().enumerate() {
+        let at = |key: &'static str| [Seg::Key("freeze"), Seg::Index(i), Seg::Key(key)];
+        let from = date(&f.from, &at("from"), d);
+        let to = date(&f.to, &at("to"), d);
+        if let (Some(from), Some(to)) = (from, to) {
+            if to < from {
+                d.error_at(
+                    &at("to"),
+                    format!("the freeze ends ({to}) before it starts ({from})"),
+                    "swap `from` and `to`",
+                );
+            }
+            freezes.push(Freeze {
+                from,
+                to,
+                reason: f.reason.clone(),
+            });
+        }
+    }
+
+    if raw.rings.is_empty() {
+        d.error_at(
+            &[Seg::Key("rings")],
+            "the policy has no rings",
+            "add at least one [[rings]] table",
+        );
+    }
+    let mut rings = Vec::new();
+    let mut names = HashSet::new();
+    for (i, r) in raw.rings.iter().enumerate() {
+        if let Some(ring) = ring(i, r, &windows, d) {
+            if !names.insert(ring.name.clone()) {
+                d.error_at(
+                    &[Seg::Key("rings"), Seg::Index(i), Seg::Key("name")],
+                    format!("ring name `{}` is used twice", ring.name),
+                    "give every ring its own name",
+                );
+            }
+            rings.push((i, ring));
+        }
+    }
+    unreachable_rings(&rings, d);
+
+    let expedite = raw.expedite.as_ref().map(|e| {
+        let mut severities = Vec::new();
+        for (i, s) in e.severity.iter().enumerate() {
+            match [
+                Severity::Unknown,
+                Severity::Low,
+                Severity::Medium,
+                Severity::High,
+                Severity::Critical,
+            ]
+            .into_iter()
+            .find(|v| severity_name(*v) == s)
+            {
+                Some(v) => severities.push(v),
+                None => d.error_at(
+                    &[Seg::Key("expedite"), Seg::Key("severity"), Seg::Index(i)],
+                    format!("`{s}` is not a severity"),
+                    "use low, medium, high, critical or unknown",
+                ),
+            }
+        }
+        if !(0.0..=1.0).contains(&e.soak_factor) {
+            d.error_at(
+                &[Seg::Key("expedite"), Seg::Key("soak_factor")],
+                format!("{} is outside 0-1", e.soak_factor),
+                "expedite shortens soaks: 0.25 means a quarter of each soak",
+            );
+        }
+        Expedite {
+            severities,
+            soak_factor: e.soak_factor,
+            skip_window: e.skip_window,
+        }
+    });
+
+    let mut deferrals = Vec::new();
+    for (i, def) in raw.defer.iter().enumerate() {
+        let kind = [
+            PatchKind::Security,
+            PatchKind::Bugfix,
+            PatchKind::Feature,
+            PatchKind::Firmware,
+        ]
+        .into_iter()
+        .find(|k| kind_name(*k) == def.kind);
+        match kind {
+            Some(kind) if def.days >= 0 => deferrals.push(Deferral {
+                kind,
+                days: def.days as u32,
+            }),
+            Some(_) => d.error_at(
+                &[Seg::Key("defer"), Seg::Index(i), Seg::Key("days")],
+                "a deferral cannot be negative",
+                "days after release, 0 or more",
+            ),
+            None => d.error_at(
+                &[Seg::Key("defer"), Seg::Index(i), Seg::Key("kind")],
+                format!("`{}` is not a patch kind", def.kind),
+                "use security, bugfix, feature or firmware",
+            ),
+        }
+    }
+
+    let on_halt = match raw.on_halt.as_ref().map(|h| h.rollback.as_str()) {
+        None | Some("failed-ring") => OnHalt::RollbackFailedRing,
+        Some("none") => OnHalt::Stop,
+        Some(other) => {
+            d.error_at(
+                &[Seg::Key("on_halt"), Seg::Key("rollback")],
+                format!("`{other}` is not a rollback rule"),
+                "use `failed-ring` (roll back the failing ring) or `none` (stop only)",
+            );
+            OnHalt::Stop
+        }
+    };
+
+    Policy {
+        name: raw.name,
+        description: raw.description,
+        windows,
+        freezes,
+        rings: rings.into_iter().map(|(_, r)| r).collect(),
+        expedite,
+        deferrals,
+        on_halt,
+    }
+}
+
+fn strings(value: Option<&toml::Value>, path: &[Seg<'_>], d: &mut Diagnostics) -> Vec<String> {
+    let hint = "e.g. [\"lab\", \"critical\"]";
+    match value {
+        None => Vec::new(),
+        Some(toml::Value::Array(items)) => {
+            let mut out = Vec::new();
+            for (j, item) in items.iter().enumerate() {
+                match item.as_str() {
+                    Some(s) => out.push(s.to_string()),
+                    None => {
+                        let mut at = path.to_vec();
+                        at.push(Seg::Index(j));
+                        d.error_at(&at, format!("{item} is not a string"), hint);
+                    }
+                }
+            }
+            out
+        }
+        Some(_) => {
+            d.error_at(path, "expected a list of strings", hint);
+            Vec::new()
+        }
+    }
+}
+
+fn select(i: usize, value: Option<&toml::Value>, d: &mut Diagnostics) -> Option<Select> {
+    let base = [Seg::Key("rings"), Seg::Index(i), Seg::Key("select")];
+    let hint = "write `select = \"rest\"` or a table of tags, exclude_tags, ids, sites, percent";
+    match value {
+        None => {
+            d.error_at(&base[..2], "the ring has no `select`", hint);
+            None
+        }
+        Some(toml::Value::String(s)) if s == "rest" => Some(Select::Rest),
+        Some(toml::Value::Table(t)) => {
+            for key in t.keys() {
+                if !["tags", "exclude_tags", "ids", "sites", "percent"].contains(&key.as_str()) {
+                    d.error_at(
+                        &[
+                            Seg::Key("rings"),
+                            Seg::Index(i),
+                            Seg::Key("select"),
+                            Seg::Key(key),
+                        ],
+                        format!("unknown selector `{key}`"),
+                        "use tags, exclude_tags, ids, sites or percent",
+                    );
+                }
+            }
+            let at = |key: &'static str| {
+                [
+                    Seg::Key("rings"),
+                    Seg::Index(i),
+                    Seg::Key("select"),
+                    Seg::Key(key),
+                ]
+            };
+            let percent = match t.get("percent") {
+                None => None,
+                Some(toml::Value::Integer(n)) if (0..=100).contains(n) => Some(*n as f64),
+                Some(toml::Value::Float(f)) if (0.0..=100.0).contains(f) => Some(*f),
+                Some(other) => {
+                    d.error_at(
+                        &at("percent"),
+                        format!("{other} is not a percentage between 0 and 100"),
+                        "e.g. percent = 5",
+                    );
+                    None
+                }
+            };
+            Some(Select::Filter {
+                tags: strings(t.get("tags"), &at("tags"), d),
+                exclude_tags: strings(t.get("exclude_tags"), &at("exclude_tags"), d),
+                ids: strings(t.get("ids"), &at("ids"), d),
+                sites: strings(t.get("sites"), &at("sites"), d),
+                percent,
+            })
+        }
+        Some(_) => {
+            d.error_at(&base, "`select` must be \"rest\" or a table", hint);
+            None
+        }
+    }
+}
+
+fn ring(
+    i: usize,
+    r: &RawRing,
+    windows: &BTreeMap<String, Window>,
+    d: &mut Diagnostics,
+) -> Option<Ring> {
+    let at = |key: &'static str| [Seg::Key("rings"), Seg::Index(i), Seg::Key(key)];
+    if r.name.trim().is_empty() {
+        d.error_at(
+            &at("name"),
+            "the ring has no name",
+            "e.g. name = \"canary\"",
+        );
+    }
+    let select = select(i, r.select.as_ref(), d);
+    let mut batches = Vec::new();
+    if let Some(list) = &r.batches {
+        for (j, v) in list.iter().enumerate() {
+            let path = [
+                Seg::Key("rings"),
+                Seg::Index(i),
+                Seg::Key("batches"),
+                Seg::Index(j),
+            ];
+            if let Some(a) = amount(v, &path, d) {
+                batches.push(a);
+            }
+        }
+        let increasing = batches.windows(2).all(|w| match (w[0], w[1]) {
+            (Amount::Count(a), Amount::Count(b)) => a < b,
+            (Amount::Percent(a), Amount::Percent(b)) => a < b,
+            _ => true,
+        });
+        if !increasing {
+            d.error_at(
+                &at("batches"),
+                "batches must grow: each is the cumulative share done by its end",
+                "e.g. [\"10%\", \"50%\", \"100%\"] or [1, 10, 50]",
+            );
+        }
+    }
+    let max_parallel = match r.max_parallel {
+        None => None,
+        Some(n) if n >= 1 => Some(u32::try_from(n).unwrap_or(u32::MAX)),
+        Some(n) => {
+            d.error_at(
+                &at("max_parallel"),
+                format!("{n} devices at once can never make progress"),
+                "1 or more",
+            );
+            None
+        }
+    };
+    let soak = match &r.soak {
+        Some(s) => duration(s, &at("soak"), d).unwrap_or_default(),
+        None => Duration::ZERO,
+    };
+    let success_threshold = r
+        .success_threshold
+        .as_ref()
+        .and_then(|s| percent(s, &at("success_threshold"), d));
+    let max_failures = match &r.max_failures {
+        Some(v) => amount(v, &at("max_failures"), d).unwrap_or(Amount::Count(0)),
+        None => Amount::Count(0),
+    };
+    let unresponsive_after = match &r.unresponsive_after {
+        Some(s) => duration(s, &at("unresponsive_after"), d).unwrap_or(DEFAULT_UNRESPONSIVE_AFTER),
+        None => DEFAULT_UNRESPONSIVE_AFTER,
+    };
+    let approval = match r.approval.as_deref() {
+        None | Some("none") => false,
+        Some("required") => true,
+        Some(other) => {
+            d.error_at(
+                &at("approval"),
+                format!("`{other}` is not an approval rule"),
+                "use `required` or `none`",
+            );
+            false
+        }
+    };
+    if let Some(w) = &r.window
+        && !windows.contains_key(w)
+    {
+        let known: Vec<&str> = windows.keys().map(String::as_str).collect();
+        d.error_at(
+            &at("window"),
+            format!("no window is named `{w}`"),
+            &if known.is_empty() {
+                "define it under [windows.NAME]".to_string()
+            } else {
+                format!("defined windows: {}", known.join(", "))
+            },
+        );
+    }
+    Some(Ring {
+        name: r.name.clone(),
+        select: select?,
+        batches,
+        max_parallel,
+        soak,
+        success_threshold,
+        max_failures,
+        unresponsive_after,
+        approval,
+        window: r.window.clone(),
+    })
+}
+
+/// Warns about rings that can never hold a device.
+fn unreachable_rings(rings: &[(usize, Ring)], d: &mut Diagnostics) {
+    let mut rest_before: Option<&str> = None;
+    for (pos, (i, ring)) in rings.iter().enumerate() {
+        let at = [Seg::Key("rings"), Seg::Index(*i), Seg::Key("select")];
+        if let Some(rest) = rest_before {
+            d.warning_at(
+                &at,
+                format!("ring `{}` can never contain a device: ring `{rest}` before it takes every remaining device", ring.name),
+                "move the `rest` ring last",
+            );
+            continue;
+        }
+        match &ring.select {
+            Select::Rest => rest_before = Some(&ring.name),
+            Select::Filter {
+                tags,
+                exclude_tags,
+                percent,
+                ..
+            } => {
+                if let Some(tag) = tags.iter().find(|t| exclude_tags.contains(t)) {
+                    d.warning_at(
+                        &at,
+                        format!("ring `{}` can never contain a device: it both requires and excludes tag `{tag}`", ring.name),
+                        "remove the tag from one of the lists",
+                    );
+                } else if *percent == Some(0.0) {
+                    d.warning_at(
+                        &at,
+                        format!(
+                            "ring `{}` can never contain a device: percent = 0",
+                            ring.name
+                        ),
+                        "raise the percentage or remove the ring",
+                    );
+                } else if let Some((_, earlier)) = rings[..pos]
+                    .iter()
+                    .find(|(_, e)| same_unsampled(&e.select, &ring.select))
+                {
+                    d.warning_at(
+                        &at,
+                        format!("ring `{}` can never contain a device: ring `{}` before it selects the same devices", ring.name, earlier.name),
+                        "give the earlier ring a percent, or this ring other filters",
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Whether `earlier` takes every device `later` could select.
+fn same_unsampled(earlier: &Select, later: &Select) -> bool {
+    match (earlier, later) {
+        (
+            Select::Filter {
+                tags: t1,
+                exclude_tags: e1,
+                ids: i1,
+                sites: s1,
+                percent: None,
+            },
+            Select::Filter {
+                tags: t2,
+                exclude_tags: e2,
+                ids: i2,
+                sites: s2,
+                ..
+            },
+        ) => t1 == t2 && e1 == e2 && i1 == i2 && s1 == s2,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_briefs_example_validates() {
+        let text = r#"
+name = "monthly-standard"
+[windows.weeknights]
+days = ["mon", "tue", "wed", "thu"]
+start = "22:00"
+end = "04:00"
+
+[[rings]]
+name = "lab"
+select = { tags = ["lab"] }
+soak = "24h"
+max_failures = 0
+
+[[rings]]
+name = "canary"
+select = { percent = 5, exclude_tags = ["critical"] }
+soak = "48h"
+success_threshold = "98%"
+max_failures = "2%"
+window = "weeknights"
+
+[[rings]]
+name = "pilot"
+select = { percent = 25 }
+approval = "required"
+
+[[rings]]
+name = "broad"
+select = "rest"
+batches = ["10%", "50%", "100%"]
+max_parallel = 200
+window = "weeknights"
+
+[expedite]
+severity = ["critical"]
+soak_factor = 0.25
+
+[on_halt]
+rollback = "failed-ring"
+"#;
+        let (policy, diags) = Policy::parse(Path::new("p.toml"), text);
+        assert!(diags.list.is_empty(), "{:?}", diags.list);
+        let policy = policy.unwrap();
+        assert_eq!(policy.rings.len(), 4);
+        assert_eq!(policy.rings[1].max_failures, Amount::Percent(2.0));
+        assert!(policy.rings[2].approval);
+        assert_eq!(policy.rings[3].select, Select::Rest);
+        let w = &policy.windows["weeknights"];
+        assert!(w.end < w.start, "crosses midnight");
+    }
+
+    #[test]
+    fn amounts_round_up() {
+        assert_eq!(Amount::Percent(10.0).of(15), 2);
+        assert_eq!(Amount::Percent(100.0).of(15), 15);
+        assert_eq!(Amount::Count(50).of(15), 15);
+        assert_eq!(Amount::Percent(0.0).of(15), 0);
+    }
+}
