@@ -1,7 +1,18 @@
 //! Ringleader's planner: which device gets which patch, in which ring, in which order,
-//! no earlier than when, and why (or why not). Deterministic and free of I/O beyond
-//! reading its input files.
+//! no earlier than when, and why (or why not). Deterministic, and free of I/O beyond
+//! reading its input files: the planning time is an input, never the wall clock.
+//!
+//! - [`inventory`]: devices (TOML or JSON);
+//! - [`policy`]: the rollout policy language;
+//! - [`catalog`]: patches from patch-source plugins, checked, with the prerequisite DAG;
+//! - [`version`]: the documented rule for vendor versions and ranges;
+//! - [`schedule`]: maintenance windows and freezes in each device's time zone;
+//! - [`plan`]: ring assignment, applicability, supersedence, ordering, start times,
+//!   and explanations.
 
+pub mod catalog;
 pub mod inventory;
+pub mod plan;
 pub mod policy;
+pub mod schedule;
 pub mod version;
