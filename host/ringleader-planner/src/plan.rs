@@ -4,7 +4,7 @@
 
 use crate::catalog::{Catalog, PatchIndex};
 use crate::inventory::{Device, Inventory};
-use crate::policy::{Amount, Policy, Ring, Select};
+use crate::policy::{Amount, Policy, Select};
 use crate::schedule::{self, Delay};
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
@@ -151,6 +151,18 @@ pub enum Decision {
     },
 }
 
+/// Everything the planner decided for one device.
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    /// The device's ring; `None` when no ring selects it.
+    pub ring: Option<String>,
+    /// Every patch of the catalog, by id: planned (in install order), skipped or refused.
+    pub decisions: Vec<(String, Decision)>,
+}
+
+/// Priority of a ready patch in the install order (max-heap, so reversed).
+type ReadyKey = Reverse<(Timestamp, bool, String)>;
+
 /// The planner's view of its inputs.
 #[derive(Debug)]
 pub struct Planner<'a> {
@@ -271,7 +283,7 @@ impl Planner<'_> {
 
     /// Every patch of the catalog, and what was decided for it on `device_id`.
     /// `None` when the inventory has no such device.
-    pub fn explain(&self, device_id: &str) -> Option<(Option<&Ring>, Vec<(String, Decision)>)> {
+    pub fn explain(&self, device_id: &str) -> Option<Explanation> {
         let index = self
             .inventory
             .devices
@@ -322,7 +334,10 @@ impl Planner<'_> {
                 },
             ));
         }
-        Some((ring.map(|r| &self.policy.rings[r]), decisions))
+        Some(Explanation {
+            ring: ring.map(|r| self.policy.rings[r].name.clone()),
+            decisions,
+        })
     }
 
     fn is_expedited(&self, patch: PatchIndex) -> bool {
@@ -499,7 +514,7 @@ impl Planner<'_> {
                 cp.patch.id.clone(),
             ))
         };
-        let mut ready: BinaryHeap<(Reverse<(Timestamp, bool, String)>, PatchIndex)> = pending
+        let mut ready: BinaryHeap<(ReadyKey, PatchIndex)> = pending
             .iter()
             .filter(|(_, n)| **n == 0)
             .map(|(&p, _)| (key(p), p))

@@ -256,7 +256,7 @@ skip_window = true
         catalog: &cat,
         at: at(),
     };
-    let (_, decisions) = planner.explain("d").unwrap();
+    let decisions = planner.explain("d").unwrap().decisions;
     let start = |id: &str| {
         decisions
             .iter()
@@ -305,9 +305,9 @@ proptest! {
     ) {
         // Patches p0..p7 on components c0..c3; p_i may require an earlier patch (a DAG).
         let mut patches = Vec::new();
-        for i in 0..8usize {
+        for (i, pre) in prereq_of.iter().enumerate() {
             let mut p = patch(&format!("p{i}"), &format!("c{}", i % 4), &format!("{}.0", 3 + i / 4), "");
-            if let Some(j) = prereq_of[i].filter(|j| *j < i) {
+            if let Some(j) = pre.filter(|j| *j < i) {
                 p.prerequisites = vec![format!("p{j}")];
             }
             p.reboot_required = i % 3 == 0;
