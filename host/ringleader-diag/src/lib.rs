@@ -156,13 +156,27 @@ impl Diagnostics {
     pub fn toml_error(&mut self, error: &toml::de::Error, hint: &str) {
         let span = error.span().unwrap_or(0..0);
         let message = error.message().trim().to_string();
-        let key = field_in_message(&message).unwrap_or_default();
+        let key = field_in_message(&message)
+            .or_else(|| self.key_before(span.start))
+            .unwrap_or_default();
         let hint = if message.starts_with("unknown field") {
             "remove the key or fix its spelling"
         } else {
             hint
         };
         self.error(span, &key, message, hint);
+    }
+
+    /// The key of a `key = value` whose value starts at `offset`, if the line shows one.
+    fn key_before(&self, offset: usize) -> Option<String> {
+        let before = self.text.get(..offset)?;
+        let line = before.rsplit('\n').next()?;
+        let (key_part, value_part) = line.rsplit_once('=')?;
+        if !value_part.trim().is_empty() {
+            return None;
+        }
+        let key = key_part.rsplit(['{', ',']).next()?.trim();
+        (!key.is_empty() && !key.contains(' ')).then(|| key.to_string())
     }
 
     pub fn has_errors(&self) -> bool {

@@ -2,6 +2,8 @@
 //!
 //! This crate is the only one that knows about the command line and JSON output.
 
+mod inventory_cmd;
+mod plan_cmd;
 mod plugin_cmd;
 mod policy_cmd;
 
@@ -30,6 +32,11 @@ enum Command {
     /// Check rollout policies.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
+    /// Check inventories.
+    #[command(subcommand)]
+    Inventory(inventory_cmd::InventoryCommand),
+    /// Plan a rollout: which device gets which patch, in which ring, when, and why.
+    Plan(plan_cmd::PlanArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +64,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Plugin(cmd) => plugin_cmd::run(cmd).await,
             Command::Policy(cmd) => policy_cmd::run(cmd),
+            Command::Inventory(cmd) => inventory_cmd::run(cmd),
+            Command::Plan(args) => plan_cmd::run(args).await,
         }
     })
 }

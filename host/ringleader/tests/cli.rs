@@ -317,3 +317,153 @@ fn help_explains_check() {
     );
     assert!(help.contains("--json"), "{help}");
 }
+
+#[test]
+fn inventory_check_cases() {
+    run_cases("inventory-check", |case, _dir| {
+        let file = ["inventory.toml", "inventory.json"]
+            .into_iter()
+            .find(|f| case.join(f).exists())
+            .expect("a case has inventory.toml or inventory.json");
+        Command::new(env!("CARGO_BIN_EXE_ringleader"))
+            .args(["inventory", "check", file])
+            .current_dir(case)
+            .output()
+            .unwrap()
+    });
+}
+
+fn repo(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
+        .display()
+        .to_string()
+}
+
+fn plan(extra: &[&str]) -> Output {
+    let policy = repo("rollout-policies/monthly-os.toml");
+    let inventory = repo("docs/examples/inventory.toml");
+    let mut args = vec![
+        "plan",
+        "--policy",
+        &policy,
+        "--inventory",
+        &inventory,
+        "--at",
+        "2026-11-30T09:00:00Z",
+    ];
+    args.extend_from_slice(extra);
+    ringleader(&args)
+}
+
+#[test]
+fn plan_json_is_deterministic_matches_the_schema_and_places_every_device_once() {
+    let first = plan(&["--json"]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let second = plan(&["--json"]);
+    assert_eq!(
+        first.stdout, second.stdout,
+        "the same inputs give byte-identical output"
+    );
+
+    let doc: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_valid(&schema("plan.v1.json"), &doc);
+    // What a script reads: every device of the inventory once, in a ring or unassigned.
+    let mut seen: Vec<String> = doc["rings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["devices"].as_array().unwrap())
+        .map(|d| d["id"].as_str().unwrap().to_string())
+        .chain(
+            doc["unassigned"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_str().unwrap().to_string()),
+        )
+        .collect();
+    seen.sort();
+    let total = seen.len();
+    seen.dedup();
+    assert_eq!(seen.len(), total, "no device twice");
+    assert_eq!(total, 15);
+    assert_eq!(doc["rings"][0]["name"], "lab");
+    assert_eq!(doc["rings"][0]["devices"][0]["id"], "srv-ams-001");
+
+    let human = plan(&[]);
+    assert!(human.status.success());
+    let out = text(&human.stdout);
+    assert!(
+        out.starts_with(
+            "plan of policy `monthly-os` as of 2026-11-30T09:00:00Z: 15 devices, 4 rings"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("ring pilot:") && out.contains("needs approval"),
+        "{out}"
+    );
+}
+
+#[test]
+fn explain_says_why_for_every_patch() {
+    let out = plan(&["--explain", "srv-ams-002", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_valid(&schema("explain.v1.json"), &doc);
+    assert_eq!(doc["ring"], "pilot", "tagged critical: not in the canary");
+    let reason = |patch: &str| {
+        doc["patches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["patch"] == patch)
+            .map(|p| p["reason"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(reason("debian-sim-linux-6.1.115"), "planned");
+    assert_eq!(reason("acme-bmc-7.10.30"), "not-applicable");
+    assert_eq!(reason("acme-bios-2.19.1"), "prerequisite-not-planned");
+    assert_eq!(reason("debian-sim-openssl-3.0.15"), "component-absent");
+
+    let out = plan(&["--explain", "ws-sgp-004"]);
+    let human = text(&out.stdout);
+    assert!(
+        human.contains("superseded by debian-sim-openssl-3.0.15"),
+        "{human}"
+    );
+
+    let out = plan(&["--explain", "no-such-device"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("device `no-such-device` is not in the inventory"));
+}
+
+#[test]
+fn plan_reports_every_problem_of_a_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("inv.toml");
+    std::fs::write(
+        &inventory,
+        "[[devices]]\nid = \"a\"\ntimezone = \"Nowhere\"\n[[devices]]\nid = \"a\"\n",
+    )
+    .unwrap();
+    let out = ringleader(&[
+        "plan",
+        "--policy",
+        &repo("rollout-policies/monthly-os.toml"),
+        "--inventory",
+        inventory.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("inv.toml:3:12: `devices[0].timezone`: unknown time zone"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("inv.toml:5:6: `devices[1].id`: duplicate device id `a`"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,525 @@
+//! `ringleader plan`: the deterministic answer to "which device gets which patch, in
+//! which ring, in which order, no earlier than when, and why (or why not)".
+
+use anyhow::{Context, bail};
+use clap::Args;
+use jiff::Timestamp;
+use ringleader_planner::catalog::Catalog;
+use ringleader_planner::inventory::{Inventory, InventoryError};
+use ringleader_planner::plan::{Decision, Plan, Planner, Step};
+use ringleader_planner::policy::{Policy, PolicyError};
+use ringleader_runtime::{Grants, Runtime, RuntimeConfig};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Plan a rollout without touching any device.
+///
+/// Reads the policy and the inventory, asks the patch-source plugins for their patches
+/// (by default the built-in simulated vendor), and prints, per ring, the devices, the
+/// patches, the batches and the earliest start, given soaks, windows, freezes,
+/// deferrals and expedite rules. The same inputs (and `--at`) always give byte-identical
+/// output.
+///
+/// Exit status: 0 when planned; 1 when an input is invalid (every problem is listed)
+/// or `--explain` names a device that is not in the inventory.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The rollout policy (see docs/policies.md).
+    #[arg(long, value_name = "FILE")]
+    policy: PathBuf,
+    /// The inventory, TOML or JSON (see docs/inventory.md).
+    #[arg(long, value_name = "FILE")]
+    inventory: PathBuf,
+    /// A patch-source plugin's manifest; repeat for several. Default: the built-in
+    /// simulated vendor.
+    #[arg(long = "source", value_name = "MANIFEST")]
+    sources: Vec<PathBuf>,
+    /// Operator config with `[plugins.NAME]` capability grants for the sources.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Plan as of this time (RFC 3339, e.g. 2026-12-01T00:00:00Z). Default: now.
+    #[arg(long, value_name = "TIME")]
+    at: Option<Timestamp>,
+    /// Print one JSON object (schema `ringleader.plan/v1`, or `ringleader.explain/v1`
+    /// with --explain) instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Explain every patch for one device: planned (when, in which ring and order) or
+    /// why not.
+    #[arg(long, value_name = "DEVICE_ID")]
+    explain: Option<String>,
+}
+
+pub async fn run(args: PlanArgs) -> ExitCode {
+    match plan(args).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let policy = match Policy::load(&args.policy) {
+        Ok(p) => p,
+        Err(PolicyError::Invalid(d)) => bail!("the policy is not valid:\n{d}"),
+        Err(e) => return Err(e.into()),
+    };
+    let inventory = match Inventory::load(&args.inventory) {
+        Ok(i) => i,
+        Err(InventoryError::Invalid(d)) => bail!("the inventory is not valid:\n{d}"),
+        Err(e) => return Err(e.into()),
+    };
+    let catalog = discover(&args.sources, args.config.as_deref(), &inventory).await?;
+    for refused in &catalog.refused {
+        eprintln!(
+            "warning: patch {} from `{}` is refused: {}",
+            refused.patch_id, refused.source, refused.reason
+        );
+    }
+    let at = args.at.unwrap_or_else(Timestamp::now);
+    let planner = Planner {
+        policy: &policy,
+        inventory: &inventory,
+        catalog: &catalog,
+        at,
+    };
+    if let Some(device) = &args.explain {
+        let Some(explanation) = planner.explain(device) else {
+            bail!(
+                "device `{device}` is not in the inventory {}",
+                args.inventory.display()
+            );
+        };
+        let d = inventory
+            .devices
+            .iter()
+            .find(|d| &d.id == device)
+            .context("device vanished")?;
+        let view = ExplainV1::new(&planner, d, explanation);
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&view)?);
+        } else {
+            print_explain(&view);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let plan = planner.plan();
+    let view = PlanV1::new(&plan, &planner);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+    } else {
+        print_plan(&view);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs every source's `discover` for the inventory and builds the catalog.
+async fn discover(
+    sources: &[PathBuf],
+    config: Option<&Path>,
+    inventory: &Inventory,
+) -> anyhow::Result<Catalog> {
+    let grants = match config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("failed to read config {}", path.display()))?;
+            Grants::parse(path, &text)?
+        }
+        None => Grants::default(),
+    };
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: ringleader_runtime::cache::ComponentCache::default_dir(),
+        grants,
+        ..RuntimeConfig::default()
+    })?;
+    let mut plugins = Vec::new();
+    if sources.is_empty() {
+        let embedded = ringleader_bundled_plugins::SIM_VENDOR_SOURCE;
+        let origin = PathBuf::from(format!("bundled:{0}/{0}.plugin.toml", embedded.name));
+        plugins.push(
+            runtime
+                .load_embedded(&origin, embedded.manifest, embedded.component)
+                .await?,
+        );
+    }
+    for manifest in sources {
+        plugins.push(runtime.load(manifest).await?);
+    }
+    let devices: Vec<_> = inventory.devices.iter().map(|d| d.to_plugin()).collect();
+    let mut reported = Vec::new();
+    for plugin in &plugins {
+        let patches = plugin.discover(&devices).await?;
+        reported.extend(patches.into_iter().map(|p| (p, plugin.name().to_string())));
+    }
+    Ok(Catalog::build(reported)?)
+}
+
+const PLAN_SCHEMA: &str = "ringleader.plan/v1";
+const EXPLAIN_SCHEMA: &str = "ringleader.explain/v1";
+
+/// `ringleader.plan/v1` (docs/schemas/plan.v1.json).
+#[derive(Debug, Serialize)]
+struct PlanV1 {
+    schema: &'static str,
+    policy: String,
+    planned_at: Timestamp,
+    rings: Vec<RingV1>,
+    unassigned: Vec<String>,
+    skipped: Vec<SkipV1>,
+    totals: TotalsV1,
+}
+
+#[derive(Debug, Serialize)]
+struct RingV1 {
+    name: String,
+    earliest_start: Timestamp,
+    soak_seconds: u64,
+    approval: bool,
+    batch_sizes: Vec<usize>,
+    devices: Vec<DeviceV1>,
+}
+
+#[derive(Debug, Serialize)]
+struct DeviceV1 {
+    id: String,
+    site: String,
+    timezone: String,
+    batch: u32,
+    patches: Vec<StepV1>,
+}
+
+#[derive(Debug, Serialize)]
+struct StepV1 {
+    id: String,
+    component: String,
+    from: Option<String>,
+    to: String,
+    earliest_start: Timestamp,
+    reboot_after: bool,
+    expedited: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deferred_until: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    frozen: Option<String>,
+    waited_for_window: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct SkipV1 {
+    device: String,
+    patch: String,
+    reason: &'static str,
+    detail: String,
+}
+
+#[derive(Debug, Serialize)]
+struct TotalsV1 {
+    devices: usize,
+    devices_in_rings: usize,
+    device_patches: usize,
+    skipped: usize,
+    refused_patches: usize,
+}
+
+fn step_view(
+    planner: &Planner<'_>,
+    device: &ringleader_planner::inventory::Device,
+    step: &Step,
+) -> StepV1 {
+    let cp = planner.catalog.get(step.patch);
+    StepV1 {
+        id: cp.patch.id.clone(),
+        component: cp.patch.component.clone(),
+        from: device
+            .components
+            .get(&cp.patch.component)
+            .map(|v| v.to_string()),
+        to: cp.patch.fixed_version.clone(),
+        earliest_start: step.earliest_start,
+        reboot_after: step.reboot_after,
+        expedited: step.expedited,
+        deferred_until: step.deferred_until,
+        frozen: step.frozen_by.map(|i| {
+            let f = &planner.policy.freezes[i];
+            if f.reason.is_empty() {
+                format!("{} to {}", f.from, f.to)
+            } else {
+                format!("{} to {} ({})", f.from, f.to, f.reason)
+            }
+        }),
+        waited_for_window: step.waited_for_window,
+    }
+}
+
+impl PlanV1 {
+    fn new(plan: &Plan, planner: &Planner<'_>) -> PlanV1 {
+        let devices = &planner.inventory.devices;
+        let rings: Vec<RingV1> = plan
+            .rings
+            .iter()
+            .map(|ring| RingV1 {
+                name: ring.name.clone(),
+                earliest_start: ring.earliest_start,
+                soak_seconds: ring.soak.as_secs(),
+                approval: ring.approval,
+                batch_sizes: ring.batch_sizes.clone(),
+                devices: ring
+                    .devices
+                    .iter()
+                    .map(|dp| {
+                        let d = &devices[dp.device as usize];
+                        DeviceV1 {
+                            id: d.id.clone(),
+                            site: d.site.clone(),
+                            timezone: d.timezone_name.clone(),
+                            batch: dp.batch,
+                            patches: dp.steps.iter().map(|s| step_view(planner, d, s)).collect(),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        let skipped: Vec<SkipV1> = plan
+            .skipped
+            .iter()
+            .map(|s| SkipV1 {
+                device: devices[s.device as usize].id.clone(),
+                patch: planner.catalog.get(s.patch).patch.id.clone(),
+                reason: s.reason.code(),
+                detail: s.reason.describe(planner.catalog),
+            })
+            .collect();
+        let device_patches = rings
+            .iter()
+            .flat_map(|r| &r.devices)
+            .map(|d| d.patches.len())
+            .sum();
+        PlanV1 {
+            schema: PLAN_SCHEMA,
+            policy: plan.policy.clone(),
+            planned_at: plan.planned_at,
+            totals: TotalsV1 {
+                devices: devices.len(),
+                devices_in_rings: devices.len() - plan.unassigned.len(),
+                device_patches,
+                skipped: skipped.len(),
+                refused_patches: planner.catalog.refused.len(),
+            },
+            rings,
+            unassigned: plan
+                .unassigned
+                .iter()
+                .map(|&i| devices[i as usize].id.clone())
+                .collect(),
+            skipped,
+        }
+    }
+}
+
+fn print_plan(p: &PlanV1) {
+    println!(
+        "plan of policy `{}` as of {}: {} devices, {} rings",
+        p.policy,
+        p.planned_at,
+        p.totals.devices,
+        p.rings.len()
+    );
+    for ring in &p.rings {
+        let mut patches: BTreeMap<&str, usize> = BTreeMap::new();
+        for d in &ring.devices {
+            for s in &d.patches {
+                *patches.entry(s.id.as_str()).or_default() += 1;
+            }
+        }
+        let first = ring
+            .devices
+            .iter()
+            .flat_map(|d| d.patches.first())
+            .map(|s| s.earliest_start)
+            .min();
+        println!();
+        println!(
+            "ring {}: {} devices in {} batch(es) {:?}{}",
+            ring.name,
+            ring.devices.len(),
+            ring.batch_sizes.len(),
+            ring.batch_sizes,
+            if ring.approval {
+                ", needs approval"
+            } else {
+                ""
+            }
+        );
+        println!(
+            "  starts no earlier than {}{}; soak afterwards {}",
+            ring.earliest_start,
+            first.map_or(String::new(), |f| format!(" (first install {f})")),
+            humantime::format_duration(std::time::Duration::from_secs(ring.soak_seconds))
+        );
+        if patches.is_empty() {
+            println!("  patches: none");
+        } else {
+            let list: Vec<String> = patches.iter().map(|(id, n)| format!("{id} x{n}")).collect();
+            println!("  patches: {}", list.join(", "));
+        }
+    }
+    println!();
+    println!(
+        "totals: {} of {} devices in rings, {} device-patches planned, {} skipped, {} patches refused",
+        p.totals.devices_in_rings,
+        p.totals.devices,
+        p.totals.device_patches,
+        p.totals.skipped,
+        p.totals.refused_patches
+    );
+    if !p.unassigned.is_empty() {
+        println!("not in any ring: {}", p.unassigned.join(", "));
+    }
+}
+
+/// `ringleader.explain/v1` (docs/schemas/explain.v1.json).
+#[derive(Debug, Serialize)]
+struct ExplainV1 {
+    schema: &'static str,
+    device: String,
+    site: String,
+    timezone: String,
+    ring: Option<String>,
+    planned_at: Timestamp,
+    patches: Vec<ExplainedV1>,
+}
+
+#[derive(Debug, Serialize)]
+struct ExplainedV1 {
+    patch: String,
+    /// `planned`, `skipped` or `refused`.
+    decision: &'static str,
+    /// For skipped: the reason code; for planned: `planned`; for refused: `refused`.
+    reason: &'static str,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ring: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    order: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    step: Option<StepV1>,
+}
+
+impl ExplainV1 {
+    fn new(
+        planner: &Planner<'_>,
+        device: &ringleader_planner::inventory::Device,
+        explanation: ringleader_planner::plan::Explanation,
+    ) -> ExplainV1 {
+        let patches = explanation
+            .decisions
+            .into_iter()
+            .map(|(patch, decision)| match decision {
+                Decision::Planned {
+                    ring,
+                    batch,
+                    order,
+                    step,
+                } => {
+                    let view = step_view(planner, device, &step);
+                    let mut why = vec![format!(
+                        "planned in ring {ring}, batch {}, step {order}, no earlier than {}",
+                        batch + 1,
+                        view.earliest_start
+                    )];
+                    if let Some(until) = view.deferred_until {
+                        why.push(format!("deferred until {until}"));
+                    }
+                    if let Some(f) = &view.frozen {
+                        why.push(format!("after the freeze {f}"));
+                    }
+                    if view.waited_for_window {
+                        why.push("at the next maintenance window".into());
+                    }
+                    if view.expedited {
+                        why.push("expedited".into());
+                    }
+                    ExplainedV1 {
+                        patch,
+                        decision: "planned",
+                        reason: "planned",
+                        detail: why.join("; "),
+                        ring: Some(ring),
+                        batch: Some(batch),
+                        order: Some(order),
+                        step: Some(view),
+                    }
+                }
+                Decision::Skipped(reason) => ExplainedV1 {
+                    patch,
+                    decision: "skipped",
+                    reason: reason.code(),
+                    detail: reason.describe(planner.catalog),
+                    ring: None,
+                    batch: None,
+                    order: None,
+                    step: None,
+                },
+                Decision::Refused { reason } => ExplainedV1 {
+                    patch,
+                    decision: "refused",
+                    reason: "refused",
+                    detail: reason,
+                    ring: None,
+                    batch: None,
+                    order: None,
+                    step: None,
+                },
+            })
+            .collect();
+        ExplainV1 {
+            schema: EXPLAIN_SCHEMA,
+            device: device.id.clone(),
+            site: device.site.clone(),
+            timezone: device.timezone_name.clone(),
+            ring: explanation.ring,
+            planned_at: planner.at,
+            patches,
+        }
+    }
+}
+
+fn print_explain(e: &ExplainV1) {
+    println!(
+        "device {} (site {}, time zone {}) as of {}",
+        e.device, e.site, e.timezone, e.planned_at
+    );
+    match &e.ring {
+        Some(r) => println!("ring: {r}"),
+        None => println!("ring: none (no ring of the policy selects this device)"),
+    }
+    for kind in ["planned", "skipped", "refused"] {
+        let entries: Vec<&ExplainedV1> = e.patches.iter().filter(|p| p.decision == kind).collect();
+        if entries.is_empty() {
+            continue;
+        }
+        println!("{kind}:");
+        let width = entries.iter().map(|p| p.patch.len()).max().unwrap_or(0);
+        for p in entries {
+            match &p.step {
+                Some(s) => println!(
+                    "  {}. {:width$}  {} {} -> {}{}; {}",
+                    p.order.unwrap_or(0),
+                    p.patch,
+                    s.component,
+                    s.from.as_deref().unwrap_or("?"),
+                    s.to,
+                    if s.reboot_after { ", then reboot" } else { "" },
+                    p.detail
+                ),
+                None => println!("  {:width$}  {}", p.patch, p.detail),
+            }
+        }
+    }
+}
