@@ -5,11 +5,11 @@
 use crate::catalog::{Catalog, PatchIndex};
 use crate::inventory::{Device, Inventory};
 use crate::policy::{Amount, Policy, Select};
-use crate::schedule::{self, Delay};
+use crate::schedule;
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Duration;
 
 /// Index of a device in [`Inventory::devices`].
@@ -23,7 +23,8 @@ pub struct Plan {
     pub rings: Vec<RingPlan>,
     /// Devices that no ring selects.
     pub unassigned: Vec<DeviceIndex>,
-    /// Applicable-looking (device, patch) pairs that are not planned, with why.
+    /// (device, patch) pairs that are not planned, with why, in ring and rollout order
+    /// (patches older than what a device runs are left out; `explain` lists them).
     pub skipped: Vec<Skip>,
 }
 
@@ -51,22 +52,39 @@ pub struct DevicePlan {
     pub steps: Vec<Step>,
 }
 
-/// One patch on one device.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One patch on one device. Kept small: a plan of 100,000 devices holds millions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Step {
     pub patch: PatchIndex,
-    /// No earlier than this.
-    pub earliest_start: Timestamp,
+    /// Earliest start, seconds since the Unix epoch.
+    start: i64,
+    /// End of a deferral that held the patch back, seconds; 0 when none.
+    deferred: i64,
+    /// Index of a freeze that pushed the start later; `u16::MAX` when none.
+    frozen: u16,
     /// Soaks shortened (and maybe windows skipped) by the policy's expedite rule.
     pub expedited: bool,
     /// The device reboots after this step (once for a run of reboot-needing patches).
     pub reboot_after: bool,
-    /// Held back by a deferral until this time.
-    pub deferred_until: Option<Timestamp>,
-    /// Index of a freeze that pushed the start later.
-    pub frozen_by: Option<usize>,
     /// Pushed later to the next maintenance window opening.
     pub waited_for_window: bool,
+}
+
+impl Step {
+    /// No install of this patch on this device starts before this.
+    pub fn earliest_start(&self) -> Timestamp {
+        Timestamp::from_second(self.start).unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    /// When a deferral by patch kind held the patch back: until when.
+    pub fn deferred_until(&self) -> Option<Timestamp> {
+        (self.deferred != 0).then(|| Timestamp::from_second(self.deferred).ok())?
+    }
+
+    /// The policy's freeze (by index) that pushed the start later, if one did.
+    pub fn frozen_by(&self) -> Option<usize> {
+        (self.frozen != u16::MAX).then_some(usize::from(self.frozen))
+    }
 }
 
 /// A (device, patch) pair that is not planned.
@@ -82,14 +100,16 @@ pub struct Skip {
 pub enum SkipReason {
     /// The device does not have the patch's component (only in explanations).
     ComponentAbsent,
-    /// The installed version is already at or above the fixed version.
-    AlreadyAtOrAbove { installed: String },
+    /// The installed version is already at or above the fixed version (only in
+    /// explanations: the plan does not list every older patch of every device).
+    AlreadyAtOrAbove,
     /// The installed version is below the fixed version but outside `applies-to`.
-    NotApplicable { installed: String },
+    NotApplicable,
     /// A newer patch that also applies replaces it.
     Superseded { by: PatchIndex },
-    /// A prerequisite no source reported.
-    MissingPrerequisite { id: String },
+    /// A prerequisite no source reported (index into the patch's
+    /// `missing_prerequisites`).
+    MissingPrerequisite { index: u16 },
     /// A prerequisite that applies but is not planned (itself skipped or out of range).
     PrerequisiteNotPlanned { prerequisite: PatchIndex },
     /// The device is in no ring.
@@ -101,8 +121,8 @@ impl SkipReason {
     pub fn code(&self) -> &'static str {
         match self {
             SkipReason::ComponentAbsent => "component-absent",
-            SkipReason::AlreadyAtOrAbove { .. } => "already-at-or-above",
-            SkipReason::NotApplicable { .. } => "not-applicable",
+            SkipReason::AlreadyAtOrAbove => "already-at-or-above",
+            SkipReason::NotApplicable => "not-applicable",
             SkipReason::Superseded { .. } => "superseded",
             SkipReason::MissingPrerequisite { .. } => "missing-prerequisite",
             SkipReason::PrerequisiteNotPlanned { .. } => "prerequisite-not-planned",
@@ -110,21 +130,35 @@ impl SkipReason {
         }
     }
 
-    /// A sentence for people.
-    pub fn describe(&self, catalog: &Catalog) -> String {
+    /// A sentence for people about `patch` on `device`.
+    pub fn describe(&self, catalog: &Catalog, device: &Device, patch: PatchIndex) -> String {
         let id = |i: &PatchIndex| catalog.get(*i).patch.id.as_str();
+        let cp = catalog.get(patch);
+        let installed = || {
+            device
+                .components
+                .get(&cp.patch.component)
+                .map_or_else(|| "?".to_string(), |v| v.to_string())
+        };
         match self {
             SkipReason::ComponentAbsent => "the device does not have this component".into(),
-            SkipReason::AlreadyAtOrAbove { installed } => {
-                format!("version {installed} is already at or above the fixed version")
-            }
-            SkipReason::NotApplicable { installed } => {
-                format!("version {installed} is outside the range the patch applies to")
-            }
+            SkipReason::AlreadyAtOrAbove => format!(
+                "version {} is already at or above the fixed version {}",
+                installed(),
+                cp.fixed
+            ),
+            SkipReason::NotApplicable => format!(
+                "version {} is outside the range the patch applies to ({})",
+                installed(),
+                cp.applies_to.as_str()
+            ),
             SkipReason::Superseded { by } => format!("superseded by {}, which applies", id(by)),
-            SkipReason::MissingPrerequisite { id } => {
-                format!("blocked: prerequisite {id} is in no patch source's catalog")
-            }
+            SkipReason::MissingPrerequisite { index } => format!(
+                "blocked: prerequisite {} is in no patch source's catalog",
+                cp.missing_prerequisites
+                    .get(usize::from(*index))
+                    .map_or("?", String::as_str)
+            ),
             SkipReason::PrerequisiteNotPlanned { prerequisite } => format!(
                 "blocked: prerequisite {} is needed but not planned for this device",
                 id(prerequisite)
@@ -144,11 +178,12 @@ pub enum Decision {
         order: usize,
         step: Step,
     },
-    Skipped(SkipReason),
-    /// The catalog refused the patch (bad version or range, duplicate id).
-    Refused {
-        reason: String,
+    Skipped {
+        patch: PatchIndex,
+        reason: SkipReason,
     },
+    /// The catalog refused the patch (bad version or range, duplicate id).
+    Refused { reason: String },
 }
 
 /// Everything the planner decided for one device.
@@ -160,8 +195,9 @@ pub struct Explanation {
     pub decisions: Vec<(String, Decision)>,
 }
 
-/// Priority of a ready patch in the install order (max-heap, so reversed).
-type ReadyKey = Reverse<(Timestamp, bool, String)>;
+/// Priority of a ready patch in the install order: own start, reboot, id rank, local
+/// index (a max-heap, so reversed).
+type ReadyKey = Reverse<(Timestamp, bool, u32, u32)>;
 
 /// The planner's view of its inputs.
 #[derive(Debug)]
@@ -188,6 +224,11 @@ impl Planner<'_> {
     /// The ring index of every device, or `None` when no ring selects it.
     /// Rings are tried in order; a device joins the first that selects it.
     pub fn assign(&self) -> Vec<Option<u16>> {
+        self.assign_ranked().0
+    }
+
+    /// [`Planner::assign`], with every device's stable rank.
+    fn assign_ranked(&self) -> (Vec<Option<u16>>, Vec<u64>) {
         let devices = &self.inventory.devices;
         let ranks: Vec<u64> = devices
             .iter()
@@ -221,40 +262,65 @@ impl Planner<'_> {
                 ring_of[i] = Some(r as u16);
             }
         }
-        ring_of
+        (ring_of, ranks)
     }
 
-    /// Plans every device.
+    /// Plans every device. Devices are planned in parallel; the result does not depend
+    /// on how many threads ran.
     pub fn plan(&self) -> Plan {
-        let ring_of = self.assign();
-        let devices = &self.inventory.devices;
+        let prepared = self.prepare();
+        let (ring_of, ranks) = self.assign_ranked();
         let mut members: Vec<Vec<(u64, DeviceIndex)>> = vec![Vec::new(); self.policy.rings.len()];
         let mut unassigned = Vec::new();
         for (i, ring) in ring_of.iter().enumerate() {
             match ring {
-                Some(r) => members[usize::from(*r)].push((
-                    stable_rank(&self.policy.name, &devices[i].id),
-                    i as DeviceIndex,
-                )),
+                Some(r) => members[usize::from(*r)].push((ranks[i], i as DeviceIndex)),
                 None => unassigned.push(i as DeviceIndex),
             }
         }
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut skipped = Vec::new();
         let mut rings = Vec::with_capacity(self.policy.rings.len());
         for (r, ring) in self.policy.rings.iter().enumerate() {
             let mut order = std::mem::take(&mut members[r]);
             order.sort_unstable();
             let bounds = batch_bounds(&ring.batches, order.len());
+            let chunk = order.len().div_ceil(threads).max(1);
+            let results: Vec<(Vec<DevicePlan>, Vec<Skip>)> = std::thread::scope(|scope| {
+                let workers: Vec<_> = order
+                    .chunks(chunk)
+                    .enumerate()
+                    .map(|(c, devices)| {
+                        let prepared = &prepared;
+                        let bounds = &bounds;
+                        scope.spawn(move || {
+                            let mut plans = Vec::with_capacity(devices.len());
+                            let mut skips = Vec::new();
+                            for (k, &(_, device)) in devices.iter().enumerate() {
+                                let position = c * chunk + k;
+                                let batch =
+                                    bounds.iter().position(|&b| position < b).unwrap_or(0) as u32;
+                                let (steps, s) = self.plan_device(prepared, device, r, false);
+                                skips.extend(s);
+                                plans.push(DevicePlan {
+                                    device,
+                                    batch,
+                                    steps,
+                                });
+                            }
+                            (plans, skips)
+                        })
+                    })
+                    .collect();
+                workers
+                    .into_iter()
+                    .map(|w| w.join().unwrap_or_default())
+                    .collect()
+            });
             let mut plans = Vec::with_capacity(order.len());
-            for (position, &(_, device)) in order.iter().enumerate() {
-                let batch = bounds.iter().position(|&b| position < b).unwrap_or(0) as u32;
-                let (steps, skips) = self.plan_device(device, r, false);
-                skipped.extend(skips);
-                plans.push(DevicePlan {
-                    device,
-                    batch,
-                    steps,
-                });
+            for (p, s) in results {
+                plans.extend(p);
+                skipped.extend(s);
             }
             let mut sizes = Vec::with_capacity(bounds.len());
             let mut previous = 0;
@@ -266,12 +332,11 @@ impl Planner<'_> {
                 name: ring.name.clone(),
                 devices: plans,
                 batch_sizes: sizes,
-                earliest_start: self.ring_start(r, false),
+                earliest_start: prepared.ring_start[r][0],
                 approval: ring.approval,
                 soak: ring.soak,
             });
         }
-        skipped.sort_by_key(|s| (s.device, s.patch));
         Plan {
             policy: self.policy.name.clone(),
             planned_at: self.at,
@@ -294,8 +359,14 @@ impl Planner<'_> {
         let mut decisions: Vec<(String, Decision)> = Vec::new();
         match ring {
             None => {
-                for p in &self.catalog.patches {
-                    decisions.push((p.patch.id.clone(), Decision::Skipped(SkipReason::NoRing)));
+                for (i, p) in self.catalog.patches.iter().enumerate() {
+                    decisions.push((
+                        p.patch.id.clone(),
+                        Decision::Skipped {
+                            patch: i as PatchIndex,
+                            reason: SkipReason::NoRing,
+                        },
+                    ));
                 }
             }
             Some(r) => {
@@ -305,7 +376,8 @@ impl Planner<'_> {
                     .devices
                     .iter()
                     .find(|d| d.device == index as DeviceIndex);
-                let (steps, skips) = self.plan_device(index as DeviceIndex, r, true);
+                let (steps, skips) =
+                    self.plan_device(&self.prepare(), index as DeviceIndex, r, true);
                 let batch = device_plan.map_or(0, |d| d.batch);
                 for (order, step) in steps.into_iter().enumerate() {
                     decisions.push((
@@ -318,10 +390,18 @@ impl Planner<'_> {
                         },
                     ));
                 }
+                let mut skips = skips;
+                skips.sort_by(|a, b| {
+                    let id = |s: &Skip| &self.catalog.get(s.patch).patch.id;
+                    id(a).cmp(id(b))
+                });
                 for skip in skips {
                     decisions.push((
                         self.catalog.get(skip.patch).patch.id.clone(),
-                        Decision::Skipped(skip.reason),
+                        Decision::Skipped {
+                            patch: skip.patch,
+                            reason: skip.reason,
+                        },
                     ));
                 }
             }
@@ -340,11 +420,47 @@ impl Planner<'_> {
         })
     }
 
-    fn is_expedited(&self, patch: PatchIndex) -> bool {
-        self.policy.expedite.as_ref().is_some_and(|e| {
-            e.severities
-                .contains(&self.catalog.get(patch).patch.severity)
-        })
+    /// Per-patch and per-ring facts every device needs, computed once per plan.
+    fn prepare(&self) -> Prepared {
+        let catalog = self.catalog;
+        let expedited: Vec<bool> = catalog
+            .patches
+            .iter()
+            .map(|cp| {
+                self.policy
+                    .expedite
+                    .as_ref()
+                    .is_some_and(|e| e.severities.contains(&cp.patch.severity))
+            })
+            .collect();
+        let deferred: Vec<Option<Timestamp>> = catalog
+            .patches
+            .iter()
+            .map(|cp| {
+                let def = self
+                    .policy
+                    .deferrals
+                    .iter()
+                    .find(|d| d.kind == cp.patch.kind)?;
+                let until = cp.patch.released.saturating_add(i64::from(def.days) * DAY);
+                Timestamp::from_second(until).ok()
+            })
+            .collect();
+        let mut by_id: Vec<PatchIndex> = (0..catalog.patches.len() as PatchIndex).collect();
+        by_id.sort_by(|a, b| catalog.get(*a).patch.id.cmp(&catalog.get(*b).patch.id));
+        let mut id_rank = vec![0u32; by_id.len()];
+        for (rank, p) in by_id.into_iter().enumerate() {
+            id_rank[p as usize] = rank as u32;
+        }
+        let ring_start = (0..self.policy.rings.len())
+            .map(|r| [self.ring_start(r, false), self.ring_start(r, true)])
+            .collect();
+        Prepared {
+            ring_start,
+            expedited,
+            deferred,
+            id_rank,
+        }
     }
 
     /// When ring `r` may start: the planning time plus the soaks of the rings before it
@@ -362,27 +478,15 @@ impl Planner<'_> {
         Timestamp::from_second(seconds).unwrap_or(self.at)
     }
 
-    /// When patch `p` could start in ring `r` before windows and freezes: the ring's
-    /// start for its expedite class, or the end of its deferral if later (also returned).
-    fn own_start(&self, r: usize, p: PatchIndex) -> (Timestamp, Option<Timestamp>) {
-        let cp = self.catalog.get(p);
-        let ring_start = self.ring_start(r, self.is_expedited(p));
-        let deferred_until = self
-            .policy
-            .deferrals
-            .iter()
-            .find(|def| def.kind == cp.patch.kind)
-            .and_then(|def| {
-                let until = cp.patch.released.saturating_add(i64::from(def.days) * DAY);
-                Timestamp::from_second(until).ok()
-            })
-            .filter(|until| *until > ring_start);
-        (deferred_until.unwrap_or(ring_start), deferred_until)
-    }
-
     /// The steps and skips of one device in ring `r`. With `explain`, also lists the
-    /// patches whose component the device does not have.
-    fn plan_device(&self, device: DeviceIndex, r: usize, explain: bool) -> (Vec<Step>, Vec<Skip>) {
+    /// patches whose component the device does not have and those already installed.
+    fn plan_device(
+        &self,
+        prep: &Prepared,
+        device: DeviceIndex,
+        r: usize,
+        explain: bool,
+    ) -> (Vec<Step>, Vec<Skip>) {
         let d = &self.inventory.devices[device as usize];
         let catalog = self.catalog;
         let mut skips = Vec::new();
@@ -393,7 +497,7 @@ impl Planner<'_> {
         };
 
         // 1. Applicability.
-        let mut applicable: BTreeSet<PatchIndex> = BTreeSet::new();
+        let mut applicable: Vec<PatchIndex> = Vec::new();
         for (component, installed) in &d.components {
             let Some(patches) = catalog.by_component.get(component) else {
                 continue;
@@ -401,24 +505,17 @@ impl Planner<'_> {
             for &p in patches {
                 let cp = catalog.get(p);
                 if *installed >= cp.fixed {
-                    skips.push(skip(
-                        p,
-                        SkipReason::AlreadyAtOrAbove {
-                            installed: installed.to_string(),
-                        },
-                    ));
+                    if explain {
+                        skips.push(skip(p, SkipReason::AlreadyAtOrAbove));
+                    }
                 } else if !cp.applies_to.matches(installed) {
-                    skips.push(skip(
-                        p,
-                        SkipReason::NotApplicable {
-                            installed: installed.to_string(),
-                        },
-                    ));
+                    skips.push(skip(p, SkipReason::NotApplicable));
                 } else {
-                    applicable.insert(p);
+                    applicable.push(p);
                 }
             }
         }
+        applicable.sort_unstable();
         if explain {
             for (i, cp) in catalog.patches.iter().enumerate() {
                 if !d.components.contains_key(&cp.patch.component) {
@@ -428,30 +525,28 @@ impl Planner<'_> {
         }
 
         // 2. Supersedence: a patch replaced by another applicable one is not planned.
-        let mut planned: BTreeSet<PatchIndex> = BTreeSet::new();
-        let mut successor: HashMap<PatchIndex, PatchIndex> = HashMap::new();
+        let mut planned: Vec<PatchIndex> = Vec::with_capacity(applicable.len());
+        let mut successor: Vec<(PatchIndex, PatchIndex)> = Vec::new();
         for &p in &applicable {
             match catalog
                 .get(p)
                 .superseded_by
                 .iter()
-                .find(|q| applicable.contains(q))
+                .find(|q| applicable.binary_search(q).is_ok())
             {
                 Some(&q) => {
-                    successor.insert(p, q);
+                    successor.push((p, q));
                     skips.push(skip(p, SkipReason::Superseded { by: q }));
                 }
-                None => {
-                    planned.insert(p);
-                }
+                None => planned.push(p),
             }
         }
         // Where a superseded patch is someone's prerequisite, its successor stands in.
         let resolve = |mut p: PatchIndex| {
-            for _ in 0..catalog.patches.len() {
-                match successor.get(&p) {
-                    Some(&q) => p = q,
-                    None => break,
+            for _ in 0..=successor.len() {
+                match successor.binary_search_by_key(&p, |s| s.0) {
+                    Ok(i) => p = successor[i].1,
+                    Err(_) => break,
                 }
             }
             p
@@ -459,11 +554,11 @@ impl Planner<'_> {
 
         // 3. Prerequisites, until nothing more is blocked.
         loop {
-            let mut blocked = Vec::new();
+            let mut blocked: Vec<(PatchIndex, SkipReason)> = Vec::new();
             for &p in &planned {
                 let cp = catalog.get(p);
-                if let Some(id) = cp.missing_prerequisites.first() {
-                    blocked.push((p, SkipReason::MissingPrerequisite { id: id.clone() }));
+                if !cp.missing_prerequisites.is_empty() {
+                    blocked.push((p, SkipReason::MissingPrerequisite { index: 0 }));
                     continue;
                 }
                 for &pre in &cp.prerequisites {
@@ -471,7 +566,7 @@ impl Planner<'_> {
                     let satisfied = match d.components.get(&pre_patch.patch.component) {
                         None => true,
                         Some(installed) => *installed >= pre_patch.fixed,
-                    } || planned.contains(&resolve(pre));
+                    } || planned.binary_search(&resolve(pre)).is_ok();
                     if !satisfied {
                         blocked.push((p, SkipReason::PrerequisiteNotPlanned { prerequisite: pre }));
                         break;
@@ -481,53 +576,51 @@ impl Planner<'_> {
             if blocked.is_empty() {
                 break;
             }
-            for (p, reason) in blocked {
-                planned.remove(&p);
-                skips.push(skip(p, reason));
-            }
+            planned.retain(|p| !blocked.iter().any(|(b, _)| b == p));
+            skips.extend(blocked.into_iter().map(|(p, reason)| skip(p, reason)));
         }
 
-        // 4. Order: topological over prerequisites; among ready patches, those without a
-        // reboot first, so that reboot-needing patches gather at the end (one reboot).
-        let mut pending: HashMap<PatchIndex, usize> = HashMap::new();
-        let mut dependents: HashMap<PatchIndex, Vec<PatchIndex>> = HashMap::new();
-        for &p in &planned {
-            let mut count = 0;
+        // 4. Order: topological over prerequisites. Among ready patches: earliest own
+        // start first (a deferred patch must not hold back the others), then those
+        // without a reboot (so reboots gather at the end), then by id.
+        let own_start = |p: PatchIndex| {
+            let ring_start = prep.ring_start[r][usize::from(prep.expedited[p as usize])];
+            let deferred = prep.deferred[p as usize].filter(|until| *until > ring_start);
+            (deferred.unwrap_or(ring_start), deferred)
+        };
+        let n = planned.len();
+        let mut pending = vec![0u32; n];
+        let mut edges: Vec<(u32, u32)> = Vec::new();
+        for (i, &p) in planned.iter().enumerate() {
             for &pre in &catalog.get(p).prerequisites {
-                let pre = resolve(pre);
-                if planned.contains(&pre) && pre != p {
-                    count += 1;
-                    dependents.entry(pre).or_default().push(p);
+                if let Ok(j) = planned.binary_search(&resolve(pre))
+                    && j != i
+                {
+                    pending[i] += 1;
+                    edges.push((j as u32, i as u32));
                 }
             }
-            pending.insert(p, count);
         }
-        // Among ready patches: earliest own start first (a deferred patch must not hold
-        // back the others), then those without a reboot, then by id.
-        let own_start: HashMap<PatchIndex, (Timestamp, Option<Timestamp>)> =
-            planned.iter().map(|&p| (p, self.own_start(r, p))).collect();
-        let key = |p: PatchIndex| {
-            let cp = catalog.get(p);
+        edges.sort_unstable();
+        let key = |i: usize| {
+            let p = planned[i];
             Reverse((
-                own_start[&p].0,
-                cp.patch.reboot_required,
-                cp.patch.id.clone(),
+                own_start(p).0,
+                catalog.get(p).patch.reboot_required,
+                prep.id_rank[p as usize],
+                i as u32,
             ))
         };
-        let mut ready: BinaryHeap<(ReadyKey, PatchIndex)> = pending
-            .iter()
-            .filter(|(_, n)| **n == 0)
-            .map(|(&p, _)| (key(p), p))
-            .collect();
-        let mut order = Vec::with_capacity(planned.len());
-        while let Some((_, p)) = ready.pop() {
-            order.push(p);
-            for &q in dependents.get(&p).map(Vec::as_slice).unwrap_or(&[]) {
-                if let Some(n) = pending.get_mut(&q) {
-                    *n -= 1;
-                    if *n == 0 {
-                        ready.push((key(q), q));
-                    }
+        let mut ready: BinaryHeap<ReadyKey> =
+            (0..n).filter(|&i| pending[i] == 0).map(key).collect();
+        let mut order = Vec::with_capacity(n);
+        while let Some(Reverse((_, _, _, i))) = ready.pop() {
+            order.push(planned[i as usize]);
+            let first = edges.partition_point(|e| e.0 < i);
+            for &(_, to) in edges[first..].iter().take_while(|e| e.0 == i) {
+                pending[to as usize] -= 1;
+                if pending[to as usize] == 0 {
+                    ready.push(key(to as usize));
                 }
             }
         }
@@ -538,28 +631,30 @@ impl Planner<'_> {
             .window
             .as_ref()
             .and_then(|w| self.policy.windows.get(w));
+        let skip_window_rule = self.policy.expedite.as_ref().is_some_and(|e| e.skip_window);
         let mut steps: Vec<Step> = Vec::with_capacity(order.len());
         let mut previous = self.at;
-        let mut cache: HashMap<(i64, bool), (Timestamp, Vec<Delay>)> = HashMap::new();
-        let mut pending_reboot: BTreeSet<PatchIndex> = BTreeSet::new();
+        let mut cache: Vec<((Timestamp, bool), schedule::Earliest)> = Vec::new();
+        let mut pending_reboot: Vec<PatchIndex> = Vec::new();
         for p in order {
             let cp = catalog.get(p);
-            let expedited = self.is_expedited(p);
-            let (own, deferred_until) = own_start[&p];
+            let expedited = prep.expedited[p as usize];
+            let (own, deferred_until) = own_start(p);
             let t0 = own.max(previous);
-            let skip_window =
-                expedited && self.policy.expedite.as_ref().is_some_and(|e| e.skip_window);
-            let (start, delays) = cache
-                .entry((t0.as_second(), skip_window))
-                .or_insert_with(|| {
-                    schedule::earliest(
+            let skip_window = expedited && skip_window_rule;
+            let earliest = match cache.iter().find(|(k, _)| *k == (t0, skip_window)) {
+                Some((_, e)) => *e,
+                None => {
+                    let e = schedule::earliest(
                         t0,
                         &d.timezone,
                         if skip_window { None } else { window },
                         &self.policy.freezes,
-                    )
-                })
-                .clone();
+                    );
+                    cache.push(((t0, skip_window), e));
+                    e
+                }
+            };
             if cp
                 .prerequisites
                 .iter()
@@ -570,20 +665,20 @@ impl Planner<'_> {
                 pending_reboot.clear();
             }
             if cp.patch.reboot_required {
-                pending_reboot.insert(p);
+                pending_reboot.push(p);
             }
-            previous = start;
+            previous = earliest.at;
             steps.push(Step {
                 patch: p,
-                earliest_start: start,
+                start: earliest.at.as_second(),
+                deferred: deferred_until.map_or(0, |t| t.as_second()),
+                frozen: earliest
+                    .frozen_by
+                    .and_then(|i| u16::try_from(i).ok())
+                    .unwrap_or(u16::MAX),
                 expedited,
                 reboot_after: false,
-                deferred_until,
-                frozen_by: delays.iter().find_map(|d| match d {
-                    Delay::Freeze(i) => Some(*i),
-                    Delay::Window => None,
-                }),
-                waited_for_window: delays.contains(&Delay::Window),
+                waited_for_window: earliest.waited_for_window,
             });
         }
         if !pending_reboot.is_empty()
@@ -593,6 +688,19 @@ impl Planner<'_> {
         }
         (steps, skips)
     }
+}
+
+/// Per-plan facts shared by every device (see [`Planner::prepare`]).
+#[derive(Debug)]
+struct Prepared {
+    /// Per ring: its start for ordinary and for expedited patches.
+    ring_start: Vec<[Timestamp; 2]>,
+    /// Per patch: whether the expedite rule covers it.
+    expedited: Vec<bool>,
+    /// Per patch: the end of its deferral, when a deferral rule covers its kind.
+    deferred: Vec<Option<Timestamp>>,
+    /// Per patch: its position in id order (the last tie-break of install order).
+    id_rank: Vec<u32>,
 }
 
 /// Whether a filter selects a device (percent is applied separately).

@@ -6,13 +6,14 @@ use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, Zoned};
 
-/// What moved a start time later.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Delay {
-    /// Waited for a freeze (by index in the policy) to end.
-    Freeze(usize),
-    /// Waited for the maintenance window to open.
-    Window,
+/// The earliest start, and what moved it later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Earliest {
+    pub at: Timestamp,
+    /// A freeze (by index in the policy) that pushed the start past its end.
+    pub frozen_by: Option<usize>,
+    /// The start was moved to the next opening of the maintenance window.
+    pub waited_for_window: bool,
 }
 
 /// Bound on window/freeze hops: freezes end, windows open weekly; more means a bug.
@@ -25,9 +26,10 @@ pub fn earliest(
     tz: &TimeZone,
     window: Option<&Window>,
     freezes: &[Freeze],
-) -> (Timestamp, Vec<Delay>) {
+) -> Earliest {
     let mut z = t.to_zoned(tz.clone());
-    let mut delays = Vec::new();
+    let mut frozen_by = None;
+    let mut waited_for_window = false;
     for _ in 0..MAX_HOPS {
         if let Some(i) = freezes
             .iter()
@@ -35,23 +37,23 @@ pub fn earliest(
         {
             let after = freezes[i].to.tomorrow().unwrap_or(freezes[i].to);
             z = at(after.to_datetime(jiff::civil::Time::midnight()), tz);
-            if !delays.contains(&Delay::Freeze(i)) {
-                delays.push(Delay::Freeze(i));
-            }
+            frozen_by.get_or_insert(i);
             continue;
         }
         if let Some(w) = window
             && !inside(&z, w)
         {
             z = next_open(&z, w, tz);
-            if !delays.contains(&Delay::Window) {
-                delays.push(Delay::Window);
-            }
+            waited_for_window = true;
             continue;
         }
         break;
     }
-    (z.timestamp(), delays)
+    Earliest {
+        at: z.timestamp(),
+        frozen_by,
+        waited_for_window,
+    }
 }
 
 fn at(dt: DateTime, tz: &TimeZone) -> Zoned {
@@ -125,7 +127,7 @@ mod tests {
             .to_zoned(ams.clone())
             .unwrap();
         assert_eq!(
-            earliest(t.timestamp(), &ams, Some(&weeknights()), &[]).0,
+            earliest(t.timestamp(), &ams, Some(&weeknights()), &[]).at,
             t.timestamp()
         );
         // Friday 05:00 is past it: next opening is Monday 22:00.
@@ -133,13 +135,13 @@ mod tests {
             .at(5, 0, 0, 0)
             .to_zoned(ams.clone())
             .unwrap();
-        let (start, delays) = earliest(t.timestamp(), &ams, Some(&weeknights()), &[]);
+        let e = earliest(t.timestamp(), &ams, Some(&weeknights()), &[]);
         let expected = date(2026, 12, 7)
             .at(22, 0, 0, 0)
             .to_zoned(ams.clone())
             .unwrap();
-        assert_eq!(start, expected.timestamp());
-        assert_eq!(delays, [Delay::Window]);
+        assert_eq!(e.at, expected.timestamp());
+        assert!(e.waited_for_window && e.frozen_by.is_none());
     }
 
     #[test]
@@ -149,8 +151,8 @@ mod tests {
         // Monday 2026-11-30 12:00 UTC: Amsterdam opens at 21:00 UTC, New York at 03:00
         // UTC on Tuesday.
         let t = ts("2026-11-30T12:00:00Z");
-        let (a, _) = earliest(t, &ams, Some(&weeknights()), &[]);
-        let (n, _) = earliest(t, &nyc, Some(&weeknights()), &[]);
+        let a = earliest(t, &ams, Some(&weeknights()), &[]).at;
+        let n = earliest(t, &nyc, Some(&weeknights()), &[]).at;
         assert_eq!(a, ts("2026-11-30T21:00:00Z"));
         assert_eq!(n, ts("2026-12-01T03:00:00Z"));
     }
@@ -163,17 +165,17 @@ mod tests {
             to: date(2027, 1, 3),
             reason: "year end".into(),
         };
-        let (start, delays) = earliest(
+        let e = earliest(
             ts("2026-12-22T23:00:00Z"),
             &utc,
             Some(&weeknights()),
             std::slice::from_ref(&freeze),
         );
         // 2027-01-04 is a Monday; the window opens at 22:00.
-        assert_eq!(start, ts("2027-01-04T22:00:00Z"));
-        assert_eq!(delays, [Delay::Freeze(0), Delay::Window]);
+        assert_eq!(e.at, ts("2027-01-04T22:00:00Z"));
+        assert_eq!((e.frozen_by, e.waited_for_window), (Some(0), true));
         // Without a window: midnight after the freeze.
-        let (start, _) = earliest(ts("2026-12-22T23:00:00Z"), &utc, None, &[freeze]);
-        assert_eq!(start, ts("2027-01-04T00:00:00Z"));
+        let e = earliest(ts("2026-12-22T23:00:00Z"), &utc, None, &[freeze]);
+        assert_eq!(e.at, ts("2027-01-04T00:00:00Z"));
     }
 }

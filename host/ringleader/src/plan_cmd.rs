@@ -239,11 +239,11 @@ fn step_view(
             .get(&cp.patch.component)
             .map(|v| v.to_string()),
         to: cp.patch.fixed_version.clone(),
-        earliest_start: step.earliest_start,
+        earliest_start: step.earliest_start(),
         reboot_after: step.reboot_after,
         expedited: step.expedited,
-        deferred_until: step.deferred_until,
-        frozen: step.frozen_by.map(|i| {
+        deferred_until: step.deferred_until(),
+        frozen: step.frozen_by().map(|i| {
             let f = &planner.policy.freezes[i];
             if f.reason.is_empty() {
                 format!("{} to {}", f.from, f.to)
@@ -290,7 +290,9 @@ impl PlanV1 {
                 device: devices[s.device as usize].id.clone(),
                 patch: planner.catalog.get(s.patch).patch.id.clone(),
                 reason: s.reason.code(),
-                detail: s.reason.describe(planner.catalog),
+                detail: s
+                    .reason
+                    .describe(planner.catalog, &devices[s.device as usize], s.patch),
             })
             .collect();
         let device_patches = rings
@@ -456,11 +458,14 @@ impl ExplainV1 {
                         step: Some(view),
                     }
                 }
-                Decision::Skipped(reason) => ExplainedV1 {
+                Decision::Skipped {
+                    patch: index,
+                    reason,
+                } => ExplainedV1 {
                     patch,
                     decision: "skipped",
                     reason: reason.code(),
-                    detail: reason.describe(planner.catalog),
+                    detail: reason.describe(planner.catalog, device, index),
                     ring: None,
                     batch: None,
                     order: None,
