@@ -1,0 +1,690 @@
+//! The rollout core: a deterministic state machine. Events and the current time in,
+//! decisions out. It does no I/O and never reads a clock; the executor feeds it, and a
+//! restart rebuilds it by replaying the durable event log.
+//!
+//! A device is the unit of a ring's pacing: it becomes *active* when its first step
+//! starts and stays active until its last step succeeds (done) or one fails (failed);
+//! `max_parallel` caps active devices, and batch `b + 1` starts only when every device
+//! of batch `b` is done or failed. Steps of one device run one after another.
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use ringleader_planner::policy::{Amount, Freeze, OnHalt, Window};
+use ringleader_planner::schedule;
+use std::time::Duration;
+
+/// Everything the core needs to run a rollout, fixed when it starts.
+#[derive(Debug, Clone)]
+pub struct RolloutSpec {
+    pub rings: Vec<RingSpec>,
+    pub freezes: Vec<Freeze>,
+    pub on_halt: OnHalt,
+    /// Soak multiplier for expedited steps (1.0 when the policy has no expedite rule).
+    pub expedite_soak_factor: f64,
+    /// Expedited steps may start outside windows.
+    pub expedite_skips_window: bool,
+}
+
+/// One ring's gates and members.
+#[derive(Debug, Clone)]
+pub struct RingSpec {
+    pub name: String,
+    /// Number of batches; each device says which it belongs to.
+    pub batches: u32,
+    pub max_parallel: Option<u32>,
+    pub soak: Duration,
+    /// Share (0-100) of the ring's devices that must succeed.
+    pub success_threshold: Option<f64>,
+    pub max_failures: Amount,
+    pub unresponsive_after: Duration,
+    pub approval: bool,
+    pub window: Option<Window>,
+    pub devices: Vec<DeviceJob>,
+}
+
+/// One device's work in a ring.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceJob {
+    pub device: String,
+    pub timezone: TimeZone,
+    /// 0-based batch within the ring.
+    pub batch: u32,
+    pub steps: Vec<StepSpec>,
+}
+
+/// One patch to install on a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepSpec {
+    pub patch: String,
+    /// Not before this (a deferral by patch kind).
+    pub not_before: Option<Timestamp>,
+    pub expedited: bool,
+}
+
+/// Identifies a device job: ring index and position in the ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct JobId {
+    pub ring: u16,
+    pub index: u32,
+}
+
+/// What happened, as the executor (or an operator) reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Nothing but time passing.
+    Tick,
+    /// A step the core asked for reported success.
+    StepSucceeded {
+        job: JobId,
+        step: u16,
+    },
+    /// A step failed (install error, verify mismatch, unhealthy afterwards).
+    StepFailed {
+        job: JobId,
+        step: u16,
+        reason: String,
+    },
+    /// A rollback the core asked for finished.
+    RollbackFinished {
+        job: JobId,
+        ok: bool,
+    },
+    /// An operator approved the ring waiting for approval.
+    Approve,
+    Pause,
+    Resume,
+    Abort,
+    /// Devices that joined the inventory while the rollout runs, already assigned to a
+    /// ring (and batch) by the policy's rules; see [`Core::add_devices`].
+    DevicesAdded {
+        ring: u16,
+        jobs: Vec<DeviceJob>,
+    },
+}
+
+/// What the core wants done. The executor records each durably before acting on it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Install step `step` of `job` (the patch named in the spec).
+    StartStep { job: JobId, step: u16 },
+    /// Roll `job` back (every step it installed).
+    StartRollback { job: JobId },
+    /// A device did not report within the ring's unresponsive deadline: counted failed.
+    DeviceUnresponsive { job: JobId, step: u16 },
+    /// A ring finished and passed its gates.
+    RingComplete { ring: u16 },
+    /// The rollout halted in `ring`.
+    Halt { ring: u16, reason: String },
+    /// A ring waits for an operator's approval.
+    AwaitApproval { ring: u16 },
+    /// Every ring completed.
+    Completed,
+    /// Call again at this time (or on the next event, whichever comes first).
+    WakeAt(Timestamp),
+}
+
+/// Where a device job is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobState {
+    Pending,
+    /// Step `step` was started at `since` and has not reported.
+    Running {
+        step: u16,
+        since: Timestamp,
+    },
+    /// Between steps: step `next` is due.
+    Between {
+        next: u16,
+    },
+    Done,
+    Failed {
+        reason: String,
+    },
+    RollingBack,
+    RolledBack,
+    RollbackFailed,
+}
+
+impl JobState {
+    fn is_active(&self) -> bool {
+        matches!(self, JobState::Running { .. } | JobState::Between { .. })
+    }
+    fn is_terminal(&self) -> bool {
+        matches!(self, JobState::Done | JobState::Failed { .. })
+    }
+}
+
+/// The rollout as a whole.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Phase {
+    /// Installing in a ring.
+    Running {
+        ring: u16,
+    },
+    /// Ring `ring` completed; the next starts at `until`.
+    Soaking {
+        ring: u16,
+        until: Timestamp,
+    },
+    /// The next ring needs approval.
+    AwaitingApproval {
+        ring: u16,
+    },
+    /// Halted; rolling back (or not) per policy.
+    Halted {
+        ring: u16,
+        reason: String,
+    },
+    Completed,
+    Aborted,
+}
+
+#[derive(Debug, Clone)]
+struct Job {
+    spec: DeviceJob,
+    state: JobState,
+    /// Steps that succeeded.
+    done: u16,
+}
+
+#[derive(Debug, Clone)]
+struct RingState {
+    jobs: Vec<Job>,
+    /// When the ring opened for ordinary and for expedited steps.
+    opened: Option<[Timestamp; 2]>,
+    completed: bool,
+}
+
+/// The state machine. Build it with [`Core::new`], feed it with [`Core::handle`].
+#[derive(Debug, Clone)]
+pub struct Core {
+    spec: RolloutSpec,
+    rings: Vec<RingState>,
+    phase: Phase,
+    paused: bool,
+    /// Decisions already emitted that must not repeat (approval requests, halts).
+    announced_approval: Option<u16>,
+}
+
+impl Core {
+    pub fn new(spec: RolloutSpec) -> Core {
+        let rings = spec
+            .rings
+            .iter()
+            .map(|r| RingState {
+                jobs: r
+                    .devices
+                    .iter()
+                    .map(|d| Job {
+                        spec: d.clone(),
+                        state: JobState::Pending,
+                        done: 0,
+                    })
+                    .collect(),
+                opened: None,
+                completed: false,
+            })
+            .collect();
+        Core {
+            spec,
+            rings,
+            phase: Phase::Running { ring: 0 },
+            paused: false,
+            announced_approval: None,
+        }
+    }
+
+    pub fn phase(&self) -> &Phase {
+        &self.phase
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    pub fn spec(&self) -> &RolloutSpec {
+        &self.spec
+    }
+
+    /// The state of a job.
+    pub fn job(&self, job: JobId) -> Option<&JobState> {
+        self.rings
+            .get(usize::from(job.ring))?
+            .jobs
+            .get(job.index as usize)
+            .map(|j| &j.state)
+    }
+
+    /// The spec of a job.
+    pub fn job_spec(&self, job: JobId) -> Option<&DeviceJob> {
+        self.rings
+            .get(usize::from(job.ring))?
+            .jobs
+            .get(job.index as usize)
+            .map(|j| &j.spec)
+    }
+
+    /// Per ring: how many jobs are in each state.
+    pub fn counts(&self, ring: u16) -> RingCounts {
+        let mut c = RingCounts::default();
+        for job in &self.rings[usize::from(ring)].jobs {
+            match job.state {
+                JobState::Pending => c.pending += 1,
+                JobState::Running { .. } | JobState::Between { .. } => c.active += 1,
+                JobState::Done => c.done += 1,
+                JobState::Failed { .. } => c.failed += 1,
+                JobState::RollingBack => c.rolling_back += 1,
+                JobState::RolledBack => c.rolled_back += 1,
+                JobState::RollbackFailed => c.rollback_failed += 1,
+            }
+        }
+        c
+    }
+
+    /// Applies `event` at `now` and returns what to do next. Deterministic: the same
+    /// spec and the same (time, event) sequence always give the same decisions.
+    pub fn handle(&mut self, now: Timestamp, event: Event) -> Vec<Decision> {
+        let mut out = Vec::new();
+        match event {
+            Event::Tick => {}
+            Event::StepSucceeded { job, step } => {
+                if let Some(j) = self.job_mut(job)
+                    && matches!(j.state, JobState::Running { step: s, .. } if s == step)
+                {
+                    j.done = step + 1;
+                    j.state = if usize::from(j.done) >= j.spec.steps.len() {
+                        JobState::Done
+                    } else {
+                        JobState::Between { next: j.done }
+                    };
+                }
+            }
+            Event::StepFailed { job, step, reason } => {
+                if let Some(j) = self.job_mut(job)
+                    && matches!(j.state, JobState::Running { step: s, .. } if s == step)
+                {
+                    j.state = JobState::Failed { reason };
+                }
+            }
+            Event::RollbackFinished { job, ok } => {
+                if let Some(j) = self.job_mut(job)
+                    && j.state == JobState::RollingBack
+                {
+                    j.state = if ok {
+                        JobState::RolledBack
+                    } else {
+                        JobState::RollbackFailed
+                    };
+                }
+            }
+            Event::Approve => {
+                if let Phase::AwaitingApproval { ring } = self.phase {
+                    self.open_ring(ring, now, now);
+                }
+            }
+            Event::Pause => self.paused = true,
+            Event::Resume => self.paused = false,
+            Event::Abort => {
+                if !matches!(self.phase, Phase::Completed) {
+                    self.phase = Phase::Aborted;
+                }
+            }
+            Event::DevicesAdded { ring, jobs } => self.add_devices(ring, jobs),
+        }
+        self.advance(now, &mut out);
+        out
+    }
+
+    fn job_mut(&mut self, id: JobId) -> Option<&mut Job> {
+        self.rings
+            .get_mut(usize::from(id.ring))?
+            .jobs
+            .get_mut(id.index as usize)
+    }
+
+    /// New devices go to their ring's matching batch; when their ring is already done
+    /// (or running past that batch), to the next batch of the ring running now (or its
+    /// last batch).
+    fn add_devices(&mut self, ring: u16, jobs: Vec<DeviceJob>) {
+        let current = match self.phase {
+            Phase::Running { ring } | Phase::AwaitingApproval { ring } => ring,
+            Phase::Soaking { ring, .. } => ring + 1,
+            _ => return,
+        };
+        let target = ring.max(current).min(self.spec.rings.len() as u16 - 1);
+        let ring_spec = &self.spec.rings[usize::from(target)];
+        let running_batch = self.current_batch(target);
+        for mut job in jobs {
+            if target != ring || job.batch < running_batch {
+                job.batch = (running_batch + 1).min(ring_spec.batches.saturating_sub(1));
+            }
+            self.rings[usize::from(target)].jobs.push(Job {
+                spec: job,
+                state: JobState::Pending,
+                done: 0,
+            });
+        }
+    }
+
+    /// The lowest batch of `ring` that still has unfinished jobs.
+    fn current_batch(&self, ring: u16) -> u32 {
+        self.rings[usize::from(ring)]
+            .jobs
+            .iter()
+            .filter(|j| !j.state.is_terminal())
+            .map(|j| j.spec.batch)
+            .min()
+            .unwrap_or(0)
+    }
+
+    fn open_ring(&mut self, ring: u16, ordinary: Timestamp, expedited: Timestamp) {
+        self.rings[usize::from(ring)].opened = Some([ordinary, expedited]);
+        self.phase = Phase::Running { ring };
+    }
+
+    /// Moves the rollout forward as far as it can at `now`.
+    fn advance(&mut self, now: Timestamp, out: &mut Vec<Decision>) {
+        let mut wake: Option<Timestamp> = None;
+        let note = |t: Timestamp, wake: &mut Option<Timestamp>| {
+            if t > now && wake.is_none_or(|w| t < w) {
+                *wake = Some(t);
+            }
+        };
+        // Each pass may change the phase; a few passes settle it.
+        for _ in 0..(self.spec.rings.len() * 3 + 3) {
+            match self.phase.clone() {
+                Phase::Completed | Phase::Aborted => break,
+                Phase::Halted { ring, .. } => {
+                    self.roll_back(ring, out);
+                    break;
+                }
+                Phase::AwaitingApproval { ring } => {
+                    if self.announced_approval != Some(ring) {
+                        self.announced_approval = Some(ring);
+                        out.push(Decision::AwaitApproval { ring });
+                    }
+                    break;
+                }
+                Phase::Soaking { ring, until } => {
+                    let next = ring + 1;
+                    if usize::from(next) >= self.spec.rings.len() {
+                        self.phase = Phase::Completed;
+                        out.push(Decision::Completed);
+                        break;
+                    }
+                    // Expedited steps may enter the next ring before the full soak.
+                    let soak = self.spec.rings[usize::from(ring)].soak;
+                    let completed_at =
+                        Timestamp::from_second(until.as_second() - soak.as_secs() as i64)
+                            .unwrap_or(until);
+                    let short = scale(soak, self.spec.expedite_soak_factor);
+                    let expedited_at = add(completed_at, short);
+                    if now < until && !self.has_expedited(next) {
+                        note(until, &mut wake);
+                        break;
+                    }
+                    if self.spec.rings[usize::from(next)].approval {
+                        if now < until {
+                            note(until, &mut wake);
+                            break;
+                        }
+                        self.phase = Phase::AwaitingApproval { ring: next };
+                        continue;
+                    }
+                    self.open_ring(next, until, expedited_at.min(until));
+                    continue;
+                }
+                Phase::Running { ring } => {
+                    if self.rings[usize::from(ring)].opened.is_none() {
+                        self.rings[usize::from(ring)].opened = Some([now, now]);
+                    }
+                    self.check_unresponsive(ring, now, out, &mut wake);
+                    if let Some(reason) = self.budget_exceeded(ring) {
+                        self.halt(ring, reason, out);
+                        continue;
+                    }
+                    if self.ring_finished(ring) {
+                        if let Some(reason) = self.threshold_missed(ring) {
+                            self.halt(ring, reason, out);
+                            continue;
+                        }
+                        self.rings[usize::from(ring)].completed = true;
+                        out.push(Decision::RingComplete { ring });
+                        // An empty ring has nothing to soak.
+                        let soak = if self.rings[usize::from(ring)].jobs.is_empty() {
+                            Duration::ZERO
+                        } else {
+                            self.spec.rings[usize::from(ring)].soak
+                        };
+                        let until = add(now, soak);
+                        self.phase = Phase::Soaking { ring, until };
+                        continue;
+                    }
+                    if !self.paused {
+                        self.start_steps(ring, now, out, &mut wake);
+                    }
+                    break;
+                }
+            }
+        }
+        // A soaking rollout may also run expedited steps in the next ring.
+        if let Some(w) = wake {
+            out.push(Decision::WakeAt(w));
+        }
+    }
+
+    fn has_expedited(&self, ring: u16) -> bool {
+        self.spec.expedite_soak_factor < 1.0
+            && self.rings[usize::from(ring)]
+                .jobs
+                .iter()
+                .any(|j| j.spec.steps.iter().any(|s| s.expedited))
+    }
+
+    fn ring_finished(&self, ring: u16) -> bool {
+        self.rings[usize::from(ring)]
+            .jobs
+            .iter()
+            .all(|j| j.state.is_terminal())
+    }
+
+    /// Failures beyond the ring's budget: the rollout halts.
+    fn budget_exceeded(&self, ring: u16) -> Option<String> {
+        let r = &self.rings[usize::from(ring)];
+        let failed = r
+            .jobs
+            .iter()
+            .filter(|j| matches!(j.state, JobState::Failed { .. }))
+            .count();
+        let budget = self.spec.rings[usize::from(ring)]
+            .max_failures
+            .of(r.jobs.len());
+        (failed > budget).then(|| {
+            format!(
+                "{failed} of {} devices failed in ring {}, over its failure budget of {budget}",
+                r.jobs.len(),
+                self.spec.rings[usize::from(ring)].name
+            )
+        })
+    }
+
+    fn threshold_missed(&self, ring: u16) -> Option<String> {
+        let threshold = self.spec.rings[usize::from(ring)].success_threshold?;
+        let r = &self.rings[usize::from(ring)];
+        if r.jobs.is_empty() {
+            return None;
+        }
+        let done = r.jobs.iter().filter(|j| j.state == JobState::Done).count();
+        let share = done as f64 * 100.0 / r.jobs.len() as f64;
+        (share < threshold).then(|| {
+            format!(
+                "only {share:.1}% of ring {} succeeded, below its success threshold of {threshold}%",
+                self.spec.rings[usize::from(ring)].name
+            )
+        })
+    }
+
+    fn halt(&mut self, ring: u16, reason: String, out: &mut Vec<Decision>) {
+        out.push(Decision::Halt {
+            ring,
+            reason: reason.clone(),
+        });
+        self.phase = Phase::Halted { ring, reason };
+    }
+
+    /// Rolls back the halted ring's devices that changed, at the ring's own pace.
+    fn roll_back(&mut self, ring: u16, out: &mut Vec<Decision>) {
+        if self.spec.on_halt != OnHalt::RollbackFailedRing || self.paused {
+            return;
+        }
+        let spec = &self.spec.rings[usize::from(ring)];
+        let limit = spec.max_parallel.map_or(usize::MAX, |m| m as usize);
+        let r = &mut self.rings[usize::from(ring)];
+        let mut busy = r
+            .jobs
+            .iter()
+            .filter(|j| j.state == JobState::RollingBack || j.state.is_active())
+            .count();
+        for (index, job) in r.jobs.iter_mut().enumerate() {
+            if busy >= limit {
+                break;
+            }
+            // Devices that installed at least one step; a step still running is waited for.
+            let eligible = matches!(
+                job.state,
+                JobState::Done | JobState::Failed { .. } | JobState::Between { .. }
+            ) && job.done > 0;
+            if eligible {
+                job.state = JobState::RollingBack;
+                busy += 1;
+                out.push(Decision::StartRollback {
+                    job: JobId {
+                        ring,
+                        index: index as u32,
+                    },
+                });
+            }
+        }
+    }
+
+    /// Running steps past the unresponsive deadline count as failed.
+    fn check_unresponsive(
+        &mut self,
+        ring: u16,
+        now: Timestamp,
+        out: &mut Vec<Decision>,
+        wake: &mut Option<Timestamp>,
+    ) {
+        let deadline = self.spec.rings[usize::from(ring)].unresponsive_after;
+        for (index, job) in self.rings[usize::from(ring)].jobs.iter_mut().enumerate() {
+            if let JobState::Running { step, since } = job.state {
+                let due = add(since, deadline);
+                if now >= due {
+                    job.state = JobState::Failed {
+                        reason: format!(
+                            "no report within {} (unresponsive)",
+                            humantime::format_duration(deadline)
+                        ),
+                    };
+                    out.push(Decision::DeviceUnresponsive {
+                        job: JobId {
+                            ring,
+                            index: index as u32,
+                        },
+                        step,
+                    });
+                } else if wake.is_none_or(|w| due < w) {
+                    *wake = Some(due);
+                }
+            }
+        }
+    }
+
+    /// Starts every step that may start now; notes when the next one may.
+    fn start_steps(
+        &mut self,
+        ring: u16,
+        now: Timestamp,
+        out: &mut Vec<Decision>,
+        wake: &mut Option<Timestamp>,
+    ) {
+        let spec = &self.spec.rings[usize::from(ring)];
+        let Some(opened) = self.rings[usize::from(ring)].opened else {
+            return;
+        };
+        let batch = self.current_batch(ring);
+        let limit = spec.max_parallel.map_or(usize::MAX, |m| m as usize);
+        let r = &mut self.rings[usize::from(ring)];
+        let mut active = r.jobs.iter().filter(|j| j.state.is_active()).count();
+        let later = |t: Timestamp, wake: &mut Option<Timestamp>| {
+            if t > now && wake.is_none_or(|w| t < w) {
+                *wake = Some(t);
+            }
+        };
+        for (index, job) in r.jobs.iter_mut().enumerate() {
+            let next = match job.state {
+                JobState::Between { next } => next,
+                JobState::Pending if job.spec.batch <= batch && active < limit => 0,
+                _ => continue,
+            };
+            let Some(step) = job.spec.steps.get(usize::from(next)) else {
+                // A device with nothing to install is done at once.
+                job.state = JobState::Done;
+                continue;
+            };
+            let open = opened[usize::from(step.expedited)];
+            let mut t = open.max(step.not_before.unwrap_or(open));
+            if t <= now {
+                t = now;
+            }
+            let window = if step.expedited && self.spec.expedite_skips_window {
+                None
+            } else {
+                spec.window.as_ref()
+            };
+            let allowed = schedule::earliest(t, &job.spec.timezone, window, &self.spec.freezes).at;
+            if allowed > now {
+                later(allowed, wake);
+                continue;
+            }
+            if job.state == JobState::Pending {
+                active += 1;
+            }
+            job.state = JobState::Running {
+                step: next,
+                since: now,
+            };
+            later(add(now, spec.unresponsive_after), wake);
+            out.push(Decision::StartStep {
+                job: JobId {
+                    ring,
+                    index: index as u32,
+                },
+                step: next,
+            });
+        }
+    }
+}
+
+/// Per-ring job counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RingCounts {
+    pub pending: usize,
+    pub active: usize,
+    pub done: usize,
+    pub failed: usize,
+    pub rolling_back: usize,
+    pub rolled_back: usize,
+    pub rollback_failed: usize,
+}
+
+fn add(t: Timestamp, d: Duration) -> Timestamp {
+    Timestamp::from_second(t.as_second().saturating_add(d.as_secs() as i64)).unwrap_or(t)
+}
+
+fn scale(d: Duration, factor: f64) -> Duration {
+    Duration::from_secs_f64(d.as_secs_f64() * factor.clamp(0.0, 1.0))
+}
+
+#[cfg(test)]
+mod tests;

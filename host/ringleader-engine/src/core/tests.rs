@@ -1,0 +1,443 @@
+//! The core as data: events in, decisions out.
+
+use super::*;
+use jiff::civil::time;
+
+fn t(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+const T0: &str = "2026-11-30T00:00:00Z";
+
+fn job(id: &str, batch: u32, steps: &[&str]) -> DeviceJob {
+    DeviceJob {
+        device: id.into(),
+        timezone: TimeZone::UTC,
+        batch,
+        steps: steps
+            .iter()
+            .map(|p| StepSpec {
+                patch: (*p).into(),
+                not_before: None,
+                expedited: false,
+            })
+            .collect(),
+    }
+}
+
+fn ring(name: &str, devices: Vec<DeviceJob>) -> RingSpec {
+    RingSpec {
+        name: name.into(),
+        batches: devices.iter().map(|d| d.batch + 1).max().unwrap_or(1),
+        max_parallel: None,
+        soak: Duration::ZERO,
+        success_threshold: None,
+        max_failures: Amount::Count(0),
+        unresponsive_after: Duration::from_secs(3600),
+        approval: false,
+        window: None,
+        devices,
+    }
+}
+
+fn spec(rings: Vec<RingSpec>) -> RolloutSpec {
+    RolloutSpec {
+        rings,
+        freezes: vec![],
+        on_halt: OnHalt::RollbackFailedRing,
+        expedite_soak_factor: 1.0,
+        expedite_skips_window: false,
+    }
+}
+
+fn starts(decisions: &[Decision]) -> Vec<(u16, u32, u16)> {
+    decisions
+        .iter()
+        .filter_map(|d| match d {
+            Decision::StartStep { job, step } => Some((job.ring, job.index, *step)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn id(ring: u16, index: u32) -> JobId {
+    JobId { ring, index }
+}
+
+fn ok(core: &mut Core, now: &str, ring: u16, index: u32, step: u16) -> Vec<Decision> {
+    core.handle(
+        t(now),
+        Event::StepSucceeded {
+            job: id(ring, index),
+            step,
+        },
+    )
+}
+
+fn fail(core: &mut Core, now: &str, ring: u16, index: u32, step: u16) -> Vec<Decision> {
+    core.handle(
+        t(now),
+        Event::StepFailed {
+            job: id(ring, index),
+            step,
+            reason: "boom".into(),
+        },
+    )
+}
+
+#[test]
+fn steps_of_a_device_run_in_order_and_the_rollout_completes() {
+    let mut core = Core::new(spec(vec![ring("only", vec![job("a", 0, &["p1", "p2"])])]));
+    let d = core.handle(t(T0), Event::Tick);
+    assert_eq!(starts(&d), [(0, 0, 0)]);
+    let d = ok(&mut core, T0, 0, 0, 0);
+    assert_eq!(starts(&d), [(0, 0, 1)]);
+    let d = ok(&mut core, T0, 0, 0, 1);
+    assert_eq!(d, [Decision::RingComplete { ring: 0 }, Decision::Completed]);
+    assert_eq!(core.phase(), &Phase::Completed);
+}
+
+#[test]
+fn batches_and_max_parallel_are_respected_at_every_moment() {
+    let devices = (0..6)
+        .map(|i| job(&format!("d{i}"), u32::from(i >= 2), &["p"]))
+        .collect();
+    let mut r = ring("broad", devices);
+    r.max_parallel = Some(3);
+    let mut core = Core::new(spec(vec![r]));
+    // Batch 0 has two devices: only they start.
+    assert_eq!(
+        starts(&core.handle(t(T0), Event::Tick)),
+        [(0, 0, 0), (0, 1, 0)]
+    );
+    // One of batch 0 done: batch 1 still waits for the other.
+    assert!(starts(&ok(&mut core, T0, 0, 0, 0)).is_empty());
+    // Batch 0 done: batch 1 starts, three at a time.
+    assert_eq!(
+        starts(&ok(&mut core, T0, 0, 1, 0)),
+        [(0, 2, 0), (0, 3, 0), (0, 4, 0)]
+    );
+    assert_eq!(starts(&ok(&mut core, T0, 0, 2, 0)), [(0, 5, 0)]);
+}
+
+#[test]
+fn the_rollout_halts_when_failures_exceed_the_budget_and_rolls_back_at_the_rings_pace() {
+    let devices = (0..6).map(|i| job(&format!("d{i}"), 0, &["p"])).collect();
+    let mut canary = ring("canary", devices);
+    canary.max_failures = Amount::Count(1);
+    canary.max_parallel = Some(6);
+    let mut core = Core::new(spec(vec![canary, ring("broad", vec![job("b", 0, &["p"])])]));
+    assert_eq!(starts(&core.handle(t(T0), Event::Tick)).len(), 6);
+    for i in 0..3 {
+        ok(&mut core, T0, 0, i, 0);
+    }
+    // One failure is within the budget of 1.
+    let d = fail(&mut core, T0, 0, 3, 0);
+    assert!(!d.iter().any(|d| matches!(d, Decision::Halt { .. })));
+    // The second exceeds it: halt, and roll back those that installed.
+    core.spec.rings[0].max_parallel = Some(2);
+    let d = fail(&mut core, T0, 0, 4, 0);
+    let halt = d.iter().find_map(|d| match d {
+        Decision::Halt { ring, reason } => Some((*ring, reason.clone())),
+        _ => None,
+    });
+    let (ring, reason) = halt.expect("halted");
+    assert_eq!(ring, 0);
+    assert!(
+        reason.contains("2 of 6 devices failed in ring canary, over its failure budget of 1"),
+        "{reason}"
+    );
+    // d5 is still running: with max_parallel 2 only one rollback fits beside it.
+    let rollbacks: Vec<_> = d
+        .iter()
+        .filter_map(|d| match d {
+            Decision::StartRollback { job } => Some(job.index),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rollbacks, [0]);
+    let d = core.handle(
+        t(T0),
+        Event::RollbackFinished {
+            job: id(0, 0),
+            ok: true,
+        },
+    );
+    assert!(d.contains(&Decision::StartRollback { job: id(0, 1) }));
+    // The broad ring never starts.
+    assert_eq!(core.job(id(1, 0)), Some(&JobState::Pending));
+    assert!(matches!(core.phase(), Phase::Halted { ring: 0, .. }));
+}
+
+#[test]
+fn max_failures_as_a_share_of_the_ring() {
+    let devices = (0..50).map(|i| job(&format!("d{i}"), 0, &["p"])).collect();
+    let mut r = ring("canary", devices);
+    r.max_failures = Amount::Percent(2.0); // 1 of 50
+    let mut core = Core::new(spec(vec![r]));
+    core.handle(t(T0), Event::Tick);
+    assert!(
+        !fail(&mut core, T0, 0, 0, 0)
+            .iter()
+            .any(|d| matches!(d, Decision::Halt { .. }))
+    );
+    assert!(
+        fail(&mut core, T0, 0, 1, 0)
+            .iter()
+            .any(|d| matches!(d, Decision::Halt { .. }))
+    );
+}
+
+#[test]
+fn a_ring_below_its_success_threshold_halts_when_it_completes() {
+    let devices = (0..4).map(|i| job(&format!("d{i}"), 0, &["p"])).collect();
+    let mut r = ring("canary", devices);
+    r.max_failures = Amount::Count(5);
+    r.success_threshold = Some(80.0);
+    let mut core = Core::new(spec(vec![r]));
+    core.handle(t(T0), Event::Tick);
+    for i in 0..3 {
+        ok(&mut core, T0, 0, i, 0);
+    }
+    let d = fail(&mut core, T0, 0, 3, 0);
+    assert!(d.iter().any(|d| matches!(d, Decision::Halt { reason, .. } if reason.contains("75.0% of ring canary succeeded, below its success threshold of 80%"))), "{d:?}");
+}
+
+#[test]
+fn the_next_ring_waits_for_the_soak_then_for_approval() {
+    let mut lab = ring("lab", vec![job("a", 0, &["p"])]);
+    lab.soak = Duration::from_secs(24 * 3600);
+    let mut pilot = ring("pilot", vec![job("b", 0, &["p"])]);
+    pilot.approval = true;
+    let mut core = Core::new(spec(vec![lab, pilot]));
+    core.handle(t(T0), Event::Tick);
+    let d = ok(&mut core, "2026-11-30T01:00:00Z", 0, 0, 0);
+    assert_eq!(
+        d,
+        [
+            Decision::RingComplete { ring: 0 },
+            Decision::WakeAt(t("2026-12-01T01:00:00Z"))
+        ]
+    );
+    // Still soaking an hour before the end.
+    assert_eq!(
+        core.handle(t("2026-12-01T00:00:00Z"), Event::Tick),
+        [Decision::WakeAt(t("2026-12-01T01:00:00Z"))]
+    );
+    // Soak over: the pilot needs approval, asked for once.
+    let d = core.handle(t("2026-12-01T01:00:00Z"), Event::Tick);
+    assert_eq!(d, [Decision::AwaitApproval { ring: 1 }]);
+    assert!(
+        core.handle(t("2026-12-01T02:00:00Z"), Event::Tick)
+            .is_empty()
+    );
+    let d = core.handle(t("2026-12-01T03:00:00Z"), Event::Approve);
+    assert_eq!(starts(&d), [(1, 0, 0)]);
+}
+
+#[test]
+fn a_device_that_never_reports_counts_as_failed_after_the_deadline() {
+    let mut r = ring("canary", vec![job("a", 0, &["p"]), job("b", 0, &["p"])]);
+    r.unresponsive_after = Duration::from_secs(2 * 3600);
+    r.max_failures = Amount::Count(1);
+    let mut core = Core::new(spec(vec![r]));
+    core.handle(t(T0), Event::Tick);
+    let d = ok(&mut core, "2026-11-30T00:10:00Z", 0, 0, 0);
+    assert_eq!(d, [Decision::WakeAt(t("2026-11-30T02:00:00Z"))]);
+    let d = core.handle(t("2026-11-30T02:00:00Z"), Event::Tick);
+    assert_eq!(
+        d[0],
+        Decision::DeviceUnresponsive {
+            job: id(0, 1),
+            step: 0
+        }
+    );
+    assert!(
+        matches!(core.job(id(0, 1)), Some(JobState::Failed { reason }) if reason.contains("unresponsive"))
+    );
+    // A late report changes nothing.
+    ok(&mut core, "2026-11-30T03:00:00Z", 0, 1, 0);
+    assert!(matches!(core.job(id(0, 1)), Some(JobState::Failed { .. })));
+}
+
+fn weeknights() -> Window {
+    let mut days = [false; 7];
+    days[..4].fill(true);
+    Window {
+        days,
+        start: time(22, 0, 0, 0),
+        end: time(4, 0, 0, 0),
+    }
+}
+
+#[test]
+fn windows_crossing_midnight_open_in_each_devices_time_zone() {
+    let mut ams = job("ams", 0, &["p"]);
+    ams.timezone = TimeZone::get("Europe/Amsterdam").unwrap();
+    let mut nyc = job("nyc", 0, &["p"]);
+    nyc.timezone = TimeZone::get("America/New_York").unwrap();
+    let mut r = ring("broad", vec![ams, nyc]);
+    r.window = Some(weeknights());
+    let mut core = Core::new(spec(vec![r]));
+    // Monday 12:00 UTC: neither window is open; Amsterdam opens first (21:00 UTC).
+    let d = core.handle(t("2026-11-30T12:00:00Z"), Event::Tick);
+    assert_eq!(d, [Decision::WakeAt(t("2026-11-30T21:00:00Z"))]);
+    let d = core.handle(t("2026-11-30T21:00:00Z"), Event::Tick);
+    assert_eq!(starts(&d), [(0, 0, 0)]);
+    assert!(
+        d.contains(&Decision::WakeAt(t("2026-11-30T22:00:00Z"))),
+        "unresponsive check"
+    );
+    let d = ok(&mut core, "2026-11-30T21:30:00Z", 0, 0, 0);
+    assert_eq!(d, [Decision::WakeAt(t("2026-12-01T03:00:00Z"))]);
+    // 03:00 UTC Tuesday = 22:00 Monday in New York; Amsterdam's opening (to 04:00
+    // local = 03:00 UTC) has just closed, and that does not matter to New York.
+    let d = core.handle(t("2026-12-01T03:00:00Z"), Event::Tick);
+    assert_eq!(starts(&d), [(0, 1, 0)]);
+}
+
+#[test]
+fn nothing_starts_during_a_freeze() {
+    let mut s = spec(vec![ring("r", vec![job("a", 0, &["p"])])]);
+    s.freezes = vec![Freeze {
+        from: jiff::civil::date(2026, 11, 30),
+        to: jiff::civil::date(2026, 12, 2),
+        reason: "audit".into(),
+    }];
+    let mut core = Core::new(s);
+    assert_eq!(
+        core.handle(t("2026-11-30T10:00:00Z"), Event::Tick),
+        [Decision::WakeAt(t("2026-12-03T00:00:00Z"))]
+    );
+    assert_eq!(
+        starts(&core.handle(t("2026-12-03T00:00:00Z"), Event::Tick)),
+        [(0, 0, 0)]
+    );
+}
+
+#[test]
+fn expedited_steps_enter_the_next_ring_after_a_shortened_soak() {
+    let mut lab = ring("lab", vec![job("a", 0, &["p"])]);
+    lab.soak = Duration::from_secs(48 * 3600);
+    let mut critical = job("b", 0, &["crit"]);
+    critical.steps[0].expedited = true;
+    let broad = ring("broad", vec![critical, job("c", 0, &["norm"])]);
+    let mut s = spec(vec![lab, broad]);
+    s.expedite_soak_factor = 0.25;
+    let mut core = Core::new(s);
+    core.handle(t(T0), Event::Tick);
+    ok(&mut core, T0, 0, 0, 0);
+    // 12h later (48h x 0.25) the expedited step starts; the ordinary one waits.
+    let d = core.handle(t("2026-11-30T12:00:00Z"), Event::Tick);
+    assert_eq!(starts(&d), [(1, 0, 0)]);
+    ok(&mut core, "2026-11-30T12:30:00Z", 1, 0, 0);
+    let d = core.handle(t("2026-11-30T13:00:00Z"), Event::Tick);
+    assert_eq!(d, [Decision::WakeAt(t("2026-12-02T00:00:00Z"))]);
+    let d = core.handle(t("2026-12-02T00:00:00Z"), Event::Tick);
+    assert_eq!(starts(&d), [(1, 1, 0)]);
+}
+
+#[test]
+fn pause_resume_and_abort_are_events_like_any_other() {
+    let devices = (0..3).map(|i| job(&format!("d{i}"), 0, &["p"])).collect();
+    let mut r = ring("r", devices);
+    r.max_parallel = Some(1);
+    let mut core = Core::new(spec(vec![r]));
+    assert_eq!(starts(&core.handle(t(T0), Event::Tick)), [(0, 0, 0)]);
+    core.handle(t(T0), Event::Pause);
+    // The running step finishes; nothing new starts while paused.
+    assert!(starts(&ok(&mut core, T0, 0, 0, 0)).is_empty());
+    assert_eq!(starts(&core.handle(t(T0), Event::Resume)), [(0, 1, 0)]);
+    core.handle(t(T0), Event::Abort);
+    assert_eq!(core.phase(), &Phase::Aborted);
+    assert!(starts(&ok(&mut core, T0, 0, 1, 0)).is_empty());
+    assert_eq!(
+        core.job(id(0, 1)),
+        Some(&JobState::Done),
+        "late results are still recorded"
+    );
+}
+
+#[test]
+fn devices_joining_mid_rollout_go_to_the_next_batch_of_the_current_ring() {
+    let lab = ring("lab", vec![job("a", 0, &["p"])]);
+    let mut broad = ring(
+        "broad",
+        vec![
+            job("b", 0, &["p"]),
+            job("c", 1, &["p"]),
+            job("d", 2, &["p"]),
+        ],
+    );
+    broad.batches = 3;
+    let mut core = Core::new(spec(vec![lab, broad]));
+    core.handle(t(T0), Event::Tick);
+    ok(&mut core, T0, 0, 0, 0);
+    // Broad runs batch 0. A device of the finished lab ring joins: it goes to the next
+    // batch of the ring running now.
+    let d = core.handle(
+        t(T0),
+        Event::DevicesAdded {
+            ring: 0,
+            jobs: vec![job("late-lab", 0, &["p"])],
+        },
+    );
+    assert!(starts(&d).is_empty());
+    assert_eq!(core.job_spec(id(1, 3)).unwrap().batch, 1);
+    // A device planned for broad's running batch 0 joins that batch and starts.
+    let d = core.handle(
+        t(T0),
+        Event::DevicesAdded {
+            ring: 1,
+            jobs: vec![job("late-broad", 0, &["p"])],
+        },
+    );
+    assert_eq!(starts(&d), [(1, 4, 0)]);
+    ok(&mut core, T0, 1, 0, 0);
+    let d = ok(&mut core, T0, 1, 4, 0);
+    assert_eq!(starts(&d), [(1, 1, 0), (1, 3, 0)]);
+}
+
+#[test]
+fn replaying_the_same_events_gives_the_same_decisions() {
+    let build = || {
+        let devices = (0..8)
+            .map(|i| job(&format!("d{i}"), i % 3, &["p1", "p2"]))
+            .collect();
+        let mut r = ring("r", devices);
+        r.batches = 3;
+        r.max_parallel = Some(2);
+        r.max_failures = Amount::Count(3);
+        Core::new(spec(vec![r]))
+    };
+    let mut log: Vec<(Timestamp, Event)> = vec![(t(T0), Event::Tick)];
+    let mut core = build();
+    let mut first = core.handle(t(T0), Event::Tick);
+    let mut all = first.clone();
+    for round in 0..40 {
+        let Some((job, step)) = first.iter().find_map(|d| match d {
+            Decision::StartStep { job, step } => Some((*job, *step)),
+            _ => None,
+        }) else {
+            break;
+        };
+        let event = if round % 5 == 4 {
+            Event::StepFailed {
+                job,
+                step,
+                reason: "x".into(),
+            }
+        } else {
+            Event::StepSucceeded { job, step }
+        };
+        log.push((t(T0), event.clone()));
+        first = core.handle(t(T0), event);
+        all.extend(first.clone());
+    }
+    let mut replayed = build();
+    let again: Vec<Decision> = log
+        .into_iter()
+        .flat_map(|(now, e)| replayed.handle(now, e))
+        .collect();
+    assert_eq!(all, again);
+}
