@@ -264,6 +264,26 @@ impl Core {
             .map(|j| &j.spec)
     }
 
+    /// How many steps of a job succeeded.
+    pub fn job_steps_done(&self, job: JobId) -> u16 {
+        self.rings
+            .get(usize::from(job.ring))
+            .and_then(|r| r.jobs.get(job.index as usize))
+            .map_or(0, |j| j.done)
+    }
+
+    /// Number of rings.
+    pub fn ring_count(&self) -> usize {
+        self.rings.len()
+    }
+
+    /// Number of jobs in a ring.
+    pub fn ring_len(&self, ring: u16) -> usize {
+        self.rings
+            .get(usize::from(ring))
+            .map_or(0, |r| r.jobs.len())
+    }
+
     /// Per ring: how many jobs are in each state.
     pub fn counts(&self, ring: u16) -> RingCounts {
         let mut c = RingCounts::default();

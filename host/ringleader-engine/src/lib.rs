@@ -4,3 +4,6 @@
 //!   out; no I/O, no clock).
 
 pub mod core;
+pub mod demo;
+pub mod executor;
+pub mod spec;

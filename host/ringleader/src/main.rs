@@ -2,6 +2,7 @@
 //!
 //! This crate is the only one that knows about the command line and JSON output.
 
+mod demo_cmd;
 mod inventory_cmd;
 mod plan_cmd;
 mod plugin_cmd;
@@ -26,6 +27,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Roll patches out to a simulated fleet, ring by ring, in virtual time.
+    Demo(demo_cmd::DemoArgs),
     /// Check, seal and inspect plugins.
     #[command(subcommand)]
     Plugin(plugin_cmd::PluginCommand),
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async {
         match cli.command {
+            Command::Demo(args) => demo_cmd::run(args).await,
             Command::Plugin(cmd) => plugin_cmd::run(cmd).await,
             Command::Policy(cmd) => policy_cmd::run(cmd),
             Command::Inventory(cmd) => inventory_cmd::run(cmd),

@@ -467,3 +467,84 @@ fn plan_reports_every_problem_of_a_bad_input() {
         "{stderr}"
     );
 }
+
+fn demo(args: &[&str]) -> (Output, serde_json::Value) {
+    let mut all = vec!["demo", "--json"];
+    all.extend_from_slice(args);
+    let out = ringleader(&all);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stderr)));
+    assert_valid(&schema("demo.v1.json"), &doc);
+    (out, doc)
+}
+
+fn ring<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    doc["rings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap()
+}
+
+#[test]
+fn demo_completes_every_ring_without_a_duplicate_install() {
+    let (out, doc) = demo(&["--devices", "400", "--seed", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{doc}");
+    assert_eq!(doc["final_state"], "completed");
+    assert_eq!(doc["duplicate_installs"], 0);
+    assert_eq!(doc["approvals"], 1, "the pilot ring needs approval");
+    assert_eq!(doc["outcomes"]["not_started"], 0);
+    let total: u64 = [
+        "done",
+        "failed",
+        "rolled_back",
+        "rollback_failed",
+        "not_started",
+    ]
+    .iter()
+    .map(|k| doc["outcomes"][k].as_u64().unwrap())
+    .sum();
+    assert_eq!(total, 400, "every device ends in exactly one outcome");
+    assert!(
+        doc["virtual_duration_seconds"].as_i64().unwrap() > 7 * 86_400,
+        "soaks take days"
+    );
+}
+
+#[test]
+fn demo_halts_the_canary_and_rolls_it_back_and_broad_never_starts() {
+    let (out, doc) = demo(&["--devices", "1000", "--seed", "2", "--fail-permille", "30"]);
+    assert_eq!(out.status.code(), Some(3), "halted: {doc}");
+    assert_eq!(doc["final_state"], "halted");
+    assert!(
+        doc["halt_reason"]
+            .as_str()
+            .unwrap()
+            .contains("in ring canary, over its failure budget"),
+        "{doc}"
+    );
+    assert_eq!(ring(&doc, "lab")["done"], ring(&doc, "lab")["devices"]);
+    assert!(ring(&doc, "canary")["rolled_back"].as_u64().unwrap() > 0);
+    assert_eq!(
+        ring(&doc, "canary")["done"],
+        0,
+        "every canary device that installed was rolled back"
+    );
+    assert_eq!(
+        ring(&doc, "broad")["not_started"],
+        ring(&doc, "broad")["devices"]
+    );
+    assert_eq!(doc["duplicate_installs"], 0);
+}
+
+#[test]
+fn a_seed_gives_the_same_outcomes_every_run() {
+    let strip = |mut doc: serde_json::Value| {
+        doc.as_object_mut().unwrap().remove("real_duration_ms");
+        doc
+    };
+    let (_, first) = demo(&["--devices", "300", "--seed", "7", "--fail-permille", "10"]);
+    let (_, second) = demo(&["--devices", "300", "--seed", "7", "--fail-permille", "10"]);
+    assert_eq!(strip(first), strip(second));
+}

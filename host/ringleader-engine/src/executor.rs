@@ -1,0 +1,335 @@
+//! The executor: runs the core's decisions through installer plugins and feeds the
+//! results back as events.
+//!
+//! This is the virtual-time executor used by simulations (`ringleader demo`): plugin
+//! calls run for real (through the sandboxed runtime, with bounded concurrency), while
+//! their completion is delivered at a virtual time given by the simulated fleet's model
+//! (install durations, devices that never report). Virtual time only moves when every
+//! plugin call in flight has returned, to the next due result or core wake-up, so a run
+//! is deterministic however calls interleave, and weeks of soaks and windows pass in
+//! seconds.
+
+use crate::core::{Core, Decision, Event, JobId, Phase};
+use jiff::Timestamp;
+use ringleader_runtime::Plugin;
+use ringleader_runtime::bindings::{Device, Patch, RollbackTarget};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+
+/// How simulated devices take their time: keyed by (seed, device, patch), never by
+/// call order.
+#[derive(Debug, Clone)]
+pub struct SimTiming {
+    pub seed: u64,
+    /// Install durations are spread between these.
+    pub min_duration: Duration,
+    pub max_duration: Duration,
+    /// Installs (per mille) after which the device never reports back.
+    pub hang_permille: u64,
+}
+
+impl SimTiming {
+    fn draw(&self, device: &str, patch: &str, what: &str) -> u64 {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ self.seed;
+        for part in [device, patch, what] {
+            for byte in part.bytes().chain([0]) {
+                hash ^= u64::from(byte);
+                hash = hash.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        hash
+    }
+
+    /// How long the step takes on the device, or `None` if it never reports.
+    pub fn duration(&self, device: &str, patch: &str) -> Option<Duration> {
+        if self.draw(device, patch, "hang") % 1000 < self.hang_permille {
+            return None;
+        }
+        let span = self
+            .max_duration
+            .saturating_sub(self.min_duration)
+            .as_secs()
+            .max(1);
+        Some(self.min_duration + Duration::from_secs(self.draw(device, patch, "duration") % span))
+    }
+}
+
+/// What the rollout needs to know about devices and patches.
+#[derive(Debug, Clone, Default)]
+pub struct Targets {
+    /// Devices by id, as plugins see them.
+    pub devices: HashMap<String, Device>,
+    /// Patches by id.
+    pub patches: HashMap<String, Patch>,
+}
+
+/// How a run ended, with counters a demo reports.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub phase: Phase,
+    pub started: Timestamp,
+    pub finished: Timestamp,
+    pub install_calls: u64,
+    pub verify_calls: u64,
+    pub rollback_calls: u64,
+    pub approvals: u64,
+    pub halt_reason: Option<String>,
+}
+
+/// The result of a plugin call, waiting for its virtual delivery time.
+#[derive(Debug)]
+struct Outcome {
+    job: JobId,
+    event: Event,
+    /// `None`: the device never reports.
+    after: Option<Duration>,
+}
+
+/// Runs a rollout to its end in virtual time.
+#[derive(Debug)]
+pub struct VirtualExecutor {
+    pub core: Core,
+    pub installer: Plugin,
+    pub targets: Arc<Targets>,
+    pub timing: SimTiming,
+    /// Plugin calls in flight at once.
+    pub concurrency: usize,
+    /// Approve rings that need approval (a simulated operator), after this delay.
+    pub auto_approve_after: Option<Duration>,
+    /// Called after every batch of events with the core, for progress display.
+    pub now: Timestamp,
+}
+
+impl VirtualExecutor {
+    /// Runs until the rollout completes, halts (and finishes rolling back), is aborted,
+    /// or nothing more can happen. `progress` is called whenever time advances.
+    pub async fn run(mut self, mut progress: impl FnMut(&Core, Timestamp)) -> (Core, RunReport) {
+        let started = self.now;
+        let mut report = RunReport {
+            phase: self.core.phase().clone(),
+            started,
+            finished: started,
+            install_calls: 0,
+            verify_calls: 0,
+            rollback_calls: 0,
+            approvals: 0,
+            halt_reason: None,
+        };
+        // Results due at a virtual time, in a deterministic order.
+        let mut due: BTreeMap<(Timestamp, JobId, u8), Event> = BTreeMap::new();
+        let mut wake: BTreeSet<Timestamp> = BTreeSet::new();
+        let mut calls: JoinSet<Outcome> = JoinSet::new();
+        let mut queue: Vec<Decision> = self.core.handle(self.now, Event::Tick);
+        let limit = Arc::new(tokio::sync::Semaphore::new(self.concurrency.max(1)));
+        loop {
+            for decision in std::mem::take(&mut queue) {
+                match decision {
+                    Decision::StartStep { job, step } => {
+                        report.install_calls += 1;
+                        report.verify_calls += 1;
+                        self.spawn_step(&mut calls, &limit, job, step);
+                    }
+                    Decision::StartRollback { job } => {
+                        report.rollback_calls += 1;
+                        self.spawn_rollback(&mut calls, &limit, job);
+                    }
+                    Decision::WakeAt(t) => {
+                        wake.insert(t);
+                    }
+                    Decision::AwaitApproval { .. } => {
+                        if let Some(delay) = self.auto_approve_after {
+                            let at = add(self.now, delay);
+                            due.insert(
+                                (
+                                    at,
+                                    JobId {
+                                        ring: u16::MAX,
+                                        index: 0,
+                                    },
+                                    0,
+                                ),
+                                Event::Approve,
+                            );
+                        }
+                    }
+                    Decision::Halt { reason, .. } => report.halt_reason = Some(reason),
+                    Decision::DeviceUnresponsive { .. }
+                    | Decision::RingComplete { .. }
+                    | Decision::Completed => {}
+                }
+            }
+            // Every call in flight returns before time may move.
+            if let Some(done) = calls.join_next().await {
+                match done {
+                    Ok(outcome) => {
+                        if let Some(after) = outcome.after {
+                            let kind =
+                                u8::from(matches!(outcome.event, Event::RollbackFinished { .. }));
+                            due.insert((add(self.now, after), outcome.job, kind), outcome.event);
+                        }
+                    }
+                    Err(e) => tracing::error!("plugin call task failed: {e}"),
+                }
+                continue;
+            }
+            if matches!(self.core.phase(), Phase::Completed | Phase::Aborted) {
+                break;
+            }
+            // Advance virtual time to the next due result or wake-up.
+            let next_due = due.keys().next().map(|(t, _, _)| *t);
+            let next_wake = wake.iter().next().copied();
+            let next = match (next_due, next_wake) {
+                (Some(a), Some(b)) => a.min(b),
+                (Some(a), None) => a,
+                (None, Some(b)) => b,
+                (None, None) => break,
+            };
+            self.now = self.now.max(next);
+            wake.retain(|t| *t > self.now);
+            let last = (
+                self.now,
+                JobId {
+                    ring: u16::MAX,
+                    index: u32::MAX,
+                },
+                u8::MAX,
+            );
+            let ready: Vec<(Timestamp, JobId, u8)> = due.range(..=last).map(|(k, _)| *k).collect();
+            for key in ready {
+                if let Some(event) = due.remove(&key) {
+                    if event == Event::Approve {
+                        report.approvals += 1;
+                    }
+                    queue.extend(self.core.handle(self.now, event));
+                }
+            }
+            queue.extend(self.core.handle(self.now, Event::Tick));
+            progress(&self.core, self.now);
+        }
+        report.phase = self.core.phase().clone();
+        report.finished = self.now;
+        (self.core, report)
+    }
+
+    fn lookup(&self, job: JobId, step: u16) -> Option<(Device, Patch)> {
+        let spec = self.core.job_spec(job)?;
+        let device = self.targets.devices.get(&spec.device)?.clone();
+        let patch_id = &spec.steps.get(usize::from(step))?.patch;
+        let patch = self.targets.patches.get(patch_id)?.clone();
+        Some((device, patch))
+    }
+
+    fn spawn_step(
+        &self,
+        calls: &mut JoinSet<Outcome>,
+        limit: &Arc<tokio::sync::Semaphore>,
+        job: JobId,
+        step: u16,
+    ) {
+        let Some((device, patch)) = self.lookup(job, step) else {
+            let reason = "the device or patch vanished from the rollout's inputs".to_string();
+            calls.spawn(async move {
+                Outcome {
+                    job,
+                    event: Event::StepFailed { job, step, reason },
+                    after: Some(Duration::ZERO),
+                }
+            });
+            return;
+        };
+        let after = self.timing.duration(&device.id, &patch.id);
+        let installer = self.installer.clone();
+        let limit = limit.clone();
+        calls.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let event = match installer.install(&device, &patch).await {
+                Err(e) => Event::StepFailed {
+                    job,
+                    step,
+                    reason: e.to_string(),
+                },
+                Ok(_) => match installer.verify(&device, &patch).await {
+                    Err(e) => Event::StepFailed {
+                        job,
+                        step,
+                        reason: e.to_string(),
+                    },
+                    Ok(report)
+                        if report.installed_version.as_deref() != Some(&patch.fixed_version) =>
+                    {
+                        Event::StepFailed {
+                            job,
+                            step,
+                            reason: format!(
+                                "verify: the device reports version {} after installing {}",
+                                report.installed_version.as_deref().unwrap_or("none"),
+                                patch.fixed_version
+                            ),
+                        }
+                    }
+                    Ok(report) if !report.health.healthy => Event::StepFailed {
+                        job,
+                        step,
+                        reason: "verify: the device is unhealthy after the install".into(),
+                    },
+                    Ok(_) => Event::StepSucceeded { job, step },
+                },
+            };
+            Outcome { job, event, after }
+        });
+    }
+
+    fn spawn_rollback(
+        &self,
+        calls: &mut JoinSet<Outcome>,
+        limit: &Arc<tokio::sync::Semaphore>,
+        job: JobId,
+    ) {
+        let Some(spec) = self.core.job_spec(job) else {
+            return;
+        };
+        let done = self.core.job_steps_done(job).min(spec.steps.len() as u16);
+        let mut work = Vec::new();
+        for step in (0..done).rev() {
+            if let Some((device, patch)) = self.lookup(job, step) {
+                let previous = device
+                    .components
+                    .iter()
+                    .find(|c| c.name == patch.component)
+                    .map(|c| c.version.clone())
+                    .unwrap_or_default();
+                work.push((device, patch, previous));
+            }
+        }
+        let after = work
+            .first()
+            .and_then(|(d, p, _)| self.timing.duration(&d.id, &format!("rollback:{}", p.id)))
+            .or(Some(Duration::from_secs(600)));
+        let installer = self.installer.clone();
+        let limit = limit.clone();
+        calls.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let mut ok = true;
+            for (device, patch, previous) in work {
+                let target = RollbackTarget {
+                    version: previous,
+                    artifact: None,
+                };
+                if installer.rollback(&device, &patch, &target).await.is_err() {
+                    ok = false;
+                }
+            }
+            Outcome {
+                job,
+                event: Event::RollbackFinished { job, ok },
+                after,
+            }
+        });
+    }
+}
+
+fn add(t: Timestamp, d: Duration) -> Timestamp {
+    Timestamp::from_second(t.as_second().saturating_add(d.as_secs() as i64)).unwrap_or(t)
+}

@@ -1,0 +1,381 @@
+//! `ringleader demo`: a whole staged rollout over a simulated fleet, in virtual time.
+
+use anyhow::Context;
+use clap::Args;
+use jiff::Timestamp;
+use ringleader_engine::core::{Core, Phase};
+use ringleader_engine::demo::{self, FleetConfig};
+use ringleader_engine::executor::{Targets, VirtualExecutor};
+use ringleader_planner::catalog::Catalog;
+use ringleader_planner::plan::Planner;
+use ringleader_planner::policy::{Policy, PolicyError};
+use ringleader_runtime::services::{KvStore, MemoryKv};
+use ringleader_runtime::{Grants, Manifest, Runtime, RuntimeConfig, Services};
+use serde::Serialize;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The bundled example policy the demo rolls out with.
+const POLICY: &str = include_str!("../../../rollout-policies/monthly-os.toml");
+
+/// Roll patches out to a simulated fleet, ring by ring, in virtual time.
+///
+/// Generates a fleet of simulated servers and workstations at four sites in four time
+/// zones, asks the built-in simulated vendor for its patches (firmware with a
+/// prerequisite chain, OS packages, a critical security fix that is expedited), plans
+/// them with the bundled `monthly-os` policy, and runs the rollout: batches, soaks,
+/// maintenance windows, approvals (given by a simulated operator after 4 hours),
+/// failure budgets, halts and rollbacks. Weeks of virtual time pass in seconds; every
+/// install really runs through the sandboxed installer plugin.
+///
+/// The outcome is fixed by --seed: the same seed gives the same per-device outcomes.
+///
+/// Exit status: 0 when every ring completed; 3 when the rollout halted; 1 on error.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Number of simulated devices.
+    #[arg(long, default_value_t = 2_000)]
+    devices: usize,
+    /// Seed of the simulated fleet's behaviour.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Installs that fail, per mille (one server model adds more, and a NIC firmware
+    /// fails often on it). Try 60 to see the canary halt and roll back.
+    #[arg(long, default_value_t = 2)]
+    fail_permille: u64,
+    /// Devices that never report back after an install, per mille.
+    #[arg(long, default_value_t = 1)]
+    hang_permille: u64,
+    /// Use this policy instead of the bundled `monthly-os`.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Virtual time the rollout starts at (RFC 3339).
+    #[arg(long, default_value = "2026-11-02T08:00:00Z")]
+    start: Timestamp,
+    /// Print one JSON summary (schema `ringleader.demo/v1`) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(args: DemoArgs) -> ExitCode {
+    match demo(args).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let real_start = Instant::now();
+    let policy = match &args.policy {
+        Some(path) => Policy::load(path).map_err(policy_error)?,
+        None => {
+            let (policy, diags) = Policy::parse(Path::new("bundled:monthly-os.toml"), POLICY);
+            policy.with_context(|| format!("the bundled policy is invalid:\n{diags}"))?
+        }
+    };
+    let fleet = FleetConfig {
+        devices: args.devices,
+        seed: args.seed,
+        fail_permille: args.fail_permille,
+        hang_permille: args.hang_permille,
+        ..FleetConfig::default()
+    };
+    let inventory = demo::inventory(&fleet);
+
+    // The simulated devices keep their own state in the installer's key/value store.
+    let device_state = Arc::new(MemoryKv::default());
+    let source = ringleader_bundled_plugins::SIM_VENDOR_SOURCE;
+    let installer = ringleader_bundled_plugins::SIM_VENDOR_INSTALLER;
+    let installer_manifest = Manifest::parse(
+        Path::new("bundled:sim-vendor-installer"),
+        installer.manifest,
+    )?;
+    let mut grants = Grants::default();
+    grants.allow_as_declared(installer.name, &installer_manifest.capabilities);
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: ringleader_runtime::cache::ComponentCache::default_dir(),
+        grants,
+        services: Services {
+            kv: device_state.clone(),
+            ..Services::default()
+        },
+    })?;
+    let origin = |name: &str| PathBuf::from(format!("bundled:{name}/{name}.plugin.toml"));
+    let source = runtime
+        .load_embedded(&origin(source.name), source.manifest, source.component)
+        .await?;
+    let installer = runtime
+        .load_embedded(
+            &origin(installer.name),
+            installer.manifest,
+            installer.component,
+        )
+        .await?;
+
+    let plugin_devices: Vec<_> = inventory.devices.iter().map(|d| d.to_plugin()).collect();
+    let patches = source.discover(&plugin_devices).await?;
+    let targets = Targets {
+        devices: plugin_devices
+            .iter()
+            .map(|d| (d.id.clone(), d.clone()))
+            .collect(),
+        patches: patches.iter().map(|p| (p.id.clone(), p.clone())).collect(),
+    };
+    let catalog = Catalog::build(
+        patches
+            .into_iter()
+            .map(|p| (p, source.name().to_string()))
+            .collect(),
+    )?;
+    let planner = Planner {
+        policy: &policy,
+        inventory: &inventory,
+        catalog: &catalog,
+        at: args.start,
+    };
+    let plan = planner.plan();
+    let spec = ringleader_engine::spec::from_plan(&plan, &policy, &inventory, &catalog);
+    let core = Core::new(spec);
+
+    let bars = (!args.json && std::io::stderr().is_terminal()).then(|| Progress::new(&core));
+    let executor = VirtualExecutor {
+        core,
+        installer,
+        targets: Arc::new(targets),
+        timing: demo::timing(&fleet),
+        concurrency: 64,
+        auto_approve_after: Some(Duration::from_secs(4 * 3600)),
+        now: args.start,
+    };
+    let (core, report) = executor
+        .run(|core, now| {
+            if let Some(bars) = &bars {
+                bars.update(core, now);
+            }
+        })
+        .await;
+    if let Some(bars) = bars {
+        bars.finish(&core);
+    }
+
+    let sum = |prefix: &str| -> anyhow::Result<u64> {
+        Ok(device_state
+            .scan("sim-vendor-installer", prefix)?
+            .iter()
+            .filter_map(|(_, v)| String::from_utf8_lossy(v).parse::<u64>().ok())
+            .sum())
+    };
+    let summary = DemoV1::new(
+        &policy.name,
+        &args,
+        &core,
+        &report,
+        sum("duplicates/")?,
+        real_start.elapsed(),
+    );
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print_summary(&summary);
+    }
+    Ok(match summary.final_state {
+        "completed" => ExitCode::SUCCESS,
+        "halted" => ExitCode::from(3),
+        _ => ExitCode::from(1),
+    })
+}
+
+fn policy_error(e: PolicyError) -> anyhow::Error {
+    match e {
+        PolicyError::Invalid(d) => anyhow::anyhow!("the policy is not valid:\n{d}"),
+        e => e.into(),
+    }
+}
+
+/// Live progress per ring, on a terminal.
+struct Progress {
+    multi: indicatif::MultiProgress,
+    rings: Vec<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn new(core: &Core) -> Progress {
+        let multi = indicatif::MultiProgress::new();
+        let style = indicatif::ProgressStyle::with_template(
+            "{prefix:>8} [{bar:40}] {pos:>6}/{len:6} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        let rings = (0..core.ring_count() as u16)
+            .map(|r| {
+                let bar = multi.add(indicatif::ProgressBar::new(core.ring_len(r) as u64));
+                bar.set_style(style.clone());
+                bar.set_prefix(core.spec().rings[usize::from(r)].name.clone());
+                bar
+            })
+            .collect();
+        Progress { multi, rings }
+    }
+
+    fn update(&self, core: &Core, now: Timestamp) {
+        for (r, bar) in self.rings.iter().enumerate() {
+            let c = core.counts(r as u16);
+            bar.set_length(core.ring_len(r as u16) as u64);
+            bar.set_position((c.done + c.failed + c.rolled_back + c.rollback_failed) as u64);
+            bar.set_message(format!(
+                "failed {} rolled back {} | {}",
+                c.failed, c.rolled_back, now
+            ));
+        }
+    }
+
+    fn finish(self, core: &Core) {
+        self.update(core, Timestamp::UNIX_EPOCH);
+        for bar in &self.rings {
+            bar.finish_and_clear();
+        }
+        let _ = self.multi.clear();
+    }
+}
+
+/// `ringleader.demo/v1` (docs/schemas/demo.v1.json).
+#[derive(Debug, Serialize)]
+struct DemoV1 {
+    schema: &'static str,
+    policy: String,
+    devices: usize,
+    seed: u64,
+    /// `completed`, `halted`, `aborted` or `stalled`.
+    final_state: &'static str,
+    halt_reason: Option<String>,
+    rings: Vec<RingV1>,
+    outcomes: OutcomesV1,
+    install_calls: u64,
+    rollback_calls: u64,
+    approvals: u64,
+    duplicate_installs: u64,
+    virtual_start: Timestamp,
+    virtual_end: Timestamp,
+    virtual_duration_seconds: i64,
+    real_duration_ms: u128,
+}
+
+#[derive(Debug, Serialize)]
+struct RingV1 {
+    name: String,
+    devices: usize,
+    done: usize,
+    failed: usize,
+    rolled_back: usize,
+    rollback_failed: usize,
+    not_started: usize,
+}
+
+#[derive(Debug, Serialize, Default)]
+struct OutcomesV1 {
+    done: usize,
+    failed: usize,
+    rolled_back: usize,
+    rollback_failed: usize,
+    not_started: usize,
+}
+
+impl DemoV1 {
+    fn new(
+        policy: &str,
+        args: &DemoArgs,
+        core: &Core,
+        report: &ringleader_engine::executor::RunReport,
+        duplicate_installs: u64,
+        real: Duration,
+    ) -> DemoV1 {
+        let mut outcomes = OutcomesV1::default();
+        let rings = (0..core.ring_count() as u16)
+            .map(|r| {
+                let c = core.counts(r);
+                outcomes.done += c.done;
+                outcomes.failed += c.failed;
+                outcomes.rolled_back += c.rolled_back;
+                outcomes.rollback_failed += c.rollback_failed;
+                outcomes.not_started += c.pending + c.active + c.rolling_back;
+                RingV1 {
+                    name: core.spec().rings[usize::from(r)].name.clone(),
+                    devices: core.ring_len(r),
+                    done: c.done,
+                    failed: c.failed,
+                    rolled_back: c.rolled_back,
+                    rollback_failed: c.rollback_failed,
+                    not_started: c.pending + c.active + c.rolling_back,
+                }
+            })
+            .collect();
+        DemoV1 {
+            schema: "ringleader.demo/v1",
+            policy: policy.to_string(),
+            devices: args.devices,
+            seed: args.seed,
+            final_state: match &report.phase {
+                Phase::Completed => "completed",
+                Phase::Halted { .. } => "halted",
+                Phase::Aborted => "aborted",
+                _ => "stalled",
+            },
+            halt_reason: report.halt_reason.clone(),
+            rings,
+            outcomes,
+            install_calls: report.install_calls,
+            rollback_calls: report.rollback_calls,
+            approvals: report.approvals,
+            duplicate_installs,
+            virtual_start: report.started,
+            virtual_end: report.finished,
+            virtual_duration_seconds: report.finished.as_second() - report.started.as_second(),
+            real_duration_ms: real.as_millis(),
+        }
+    }
+}
+
+fn print_summary(s: &DemoV1) {
+    println!(
+        "ringleader demo: policy `{}`, {} simulated devices, seed {}",
+        s.policy, s.devices, s.seed
+    );
+    println!();
+    println!(
+        "{:<10} {:>8} {:>8} {:>8} {:>12} {:>12}",
+        "ring", "devices", "done", "failed", "rolled back", "not started"
+    );
+    for r in &s.rings {
+        println!(
+            "{:<10} {:>8} {:>8} {:>8} {:>12} {:>12}",
+            r.name, r.devices, r.done, r.failed, r.rolled_back, r.not_started
+        );
+    }
+    println!();
+    let virtual_days = s.virtual_duration_seconds as f64 / 86_400.0;
+    println!(
+        "{}: {:.1} days of virtual time ({} to {}) in {:.1} s real time",
+        match s.final_state {
+            "completed" => "completed every ring",
+            "halted" => "HALTED",
+            other => other,
+        },
+        virtual_days,
+        s.virtual_start,
+        s.virtual_end,
+        s.real_duration_ms as f64 / 1000.0
+    );
+    if let Some(reason) = &s.halt_reason {
+        println!("halted because {reason}");
+    }
+    println!(
+        "{} install calls, {} rollback calls, {} approvals by the simulated operator, {} duplicate installs",
+        s.install_calls, s.rollback_calls, s.approvals, s.duplicate_installs
+    );
+}
