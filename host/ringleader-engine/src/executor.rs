@@ -9,7 +9,8 @@
 //! is deterministic however calls interleave, and weeks of soaks and windows pass in
 //! seconds.
 
-use crate::core::{Core, Decision, Event, JobId, Phase};
+use crate::core::{Core, Decision, Event, JobId, JobState, Phase, RolloutSpec};
+use crate::store::{Record, Store, StoreError, StoredEvent, secs};
 use jiff::Timestamp;
 use ringleader_runtime::Plugin;
 use ringleader_runtime::bindings::{Device, Patch, RollbackTarget};
@@ -98,8 +99,59 @@ pub struct VirtualExecutor {
     pub concurrency: usize,
     /// Approve rings that need approval (a simulated operator), after this delay.
     pub auto_approve_after: Option<Duration>,
-    /// Called after every batch of events with the core, for progress display.
+    /// Virtual time now.
     pub now: Timestamp,
+    /// Where every event and dispatch is logged before it is acted on; `None` runs
+    /// in memory only.
+    pub store: Option<Store>,
+    /// Steps that may have run when the engine stopped: verified before anything else.
+    pub recheck: Vec<(JobId, u16)>,
+}
+
+/// What a resumed rollout found in its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resumed {
+    /// Records replayed.
+    pub records: u64,
+    /// Steps in flight when it stopped, to verify first.
+    pub in_flight: usize,
+}
+
+/// Rebuilds the core from `store`'s log (a fresh core when the log is empty) and says
+/// which steps were in flight. Returns the core, the virtual time of the last record,
+/// the steps to verify first, and what was found.
+pub fn replay(
+    spec: RolloutSpec,
+    store: &Store,
+    start: Timestamp,
+) -> Result<(Core, Timestamp, Vec<(JobId, u16)>, Resumed), StoreError> {
+    let records = store.records()?;
+    let mut core = Core::new(spec);
+    let mut now = start;
+    for record in &records {
+        match record {
+            Record::Event { at, event } => {
+                now = Timestamp::from_second(*at).unwrap_or(now);
+                core.handle(now, event.clone().into_event());
+            }
+            Record::Resumed { at } => now = Timestamp::from_second(*at).unwrap_or(now),
+            Record::Dispatched { .. } | Record::RollbackDispatched { .. } => {}
+        }
+    }
+    let mut in_flight = Vec::new();
+    for ring in 0..core.ring_count() as u16 {
+        for index in 0..core.ring_len(ring) as u32 {
+            let job = JobId { ring, index };
+            if let Some(JobState::Running { step, .. }) = core.job(job) {
+                in_flight.push((job, *step));
+            }
+        }
+    }
+    let found = Resumed {
+        records: records.len() as u64,
+        in_flight: in_flight.len(),
+    };
+    Ok((core, now, in_flight, found))
 }
 
 impl VirtualExecutor {
@@ -121,15 +173,55 @@ impl VirtualExecutor {
         let mut due: BTreeMap<(Timestamp, JobId, u8), Event> = BTreeMap::new();
         let mut wake: BTreeSet<Timestamp> = BTreeSet::new();
         let mut calls: JoinSet<Outcome> = JoinSet::new();
-        let mut queue: Vec<Decision> = self.core.handle(self.now, Event::Tick);
         let limit = Arc::new(tokio::sync::Semaphore::new(self.concurrency.max(1)));
+        if !self.recheck.is_empty() || self.store.as_ref().is_some_and(|s| !s.is_empty()) {
+            self.log(Record::Resumed { at: secs(self.now) });
+        }
+        // Steps that may have run before a restart: verify first, install only if the
+        // device does not report the patch.
+        for (job, step) in std::mem::take(&mut self.recheck) {
+            report.verify_calls += 1;
+            self.spawn_step(&mut calls, &limit, job, step, true);
+        }
+        if let Phase::AwaitingApproval { .. } = self.core.phase()
+            && let Some(delay) = self.auto_approve_after
+        {
+            due.insert(
+                (
+                    add(self.now, delay),
+                    JobId {
+                        ring: u16::MAX,
+                        index: 0,
+                    },
+                    0,
+                ),
+                Event::Approve,
+            );
+        }
+        let mut queue: Vec<Decision> = self.feed(Event::Tick);
         loop {
+            // Write-ahead: every dispatch is durable before the call is made.
+            for decision in &queue {
+                match decision {
+                    Decision::StartStep { job, step } => self.log(Record::Dispatched {
+                        at: secs(self.now),
+                        job: (job.ring, job.index),
+                        step: *step,
+                    }),
+                    Decision::StartRollback { job } => self.log(Record::RollbackDispatched {
+                        at: secs(self.now),
+                        job: (job.ring, job.index),
+                    }),
+                    _ => {}
+                }
+            }
+            self.flush();
             for decision in std::mem::take(&mut queue) {
                 match decision {
                     Decision::StartStep { job, step } => {
                         report.install_calls += 1;
                         report.verify_calls += 1;
-                        self.spawn_step(&mut calls, &limit, job, step);
+                        self.spawn_step(&mut calls, &limit, job, step, false);
                     }
                     Decision::StartRollback { job } => {
                         report.rollback_calls += 1;
@@ -202,15 +294,44 @@ impl VirtualExecutor {
                     if event == Event::Approve {
                         report.approvals += 1;
                     }
-                    queue.extend(self.core.handle(self.now, event));
+                    queue.extend(self.feed(event));
                 }
             }
-            queue.extend(self.core.handle(self.now, Event::Tick));
+            queue.extend(self.feed(Event::Tick));
             progress(&self.core, self.now);
         }
+        self.flush();
         report.phase = self.core.phase().clone();
         report.finished = self.now;
         (self.core, report)
+    }
+
+    /// Logs `event` (when durable), then gives it to the core.
+    fn feed(&mut self, event: Event) -> Vec<Decision> {
+        if let Some(stored) = StoredEvent::from_event(&event) {
+            self.log(Record::Event {
+                at: secs(self.now),
+                event: stored,
+            });
+        }
+        self.core.handle(self.now, event)
+    }
+
+    fn log(&mut self, record: Record) {
+        if let Some(store) = &mut self.store
+            && let Err(e) = store.append(&record)
+        {
+            // Losing the log would break crash safety: stop rather than go on.
+            panic!("cannot write the rollout log: {e}");
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(store) = &self.store
+            && let Err(e) = store.flush()
+        {
+            panic!("cannot flush the rollout log: {e}");
+        }
     }
 
     fn lookup(&self, job: JobId, step: u16) -> Option<(Device, Patch)> {
@@ -221,12 +342,15 @@ impl VirtualExecutor {
         Some((device, patch))
     }
 
+    /// Installs and verifies a step; with `verify_first` (after a restart), verifies
+    /// first and installs only when the device does not report the patch installed.
     fn spawn_step(
         &self,
         calls: &mut JoinSet<Outcome>,
         limit: &Arc<tokio::sync::Semaphore>,
         job: JobId,
         step: u16,
+        verify_first: bool,
     ) {
         let Some((device, patch)) = self.lookup(job, step) else {
             let reason = "the device or patch vanished from the rollout's inputs".to_string();
@@ -244,6 +368,21 @@ impl VirtualExecutor {
         let limit = limit.clone();
         calls.spawn(async move {
             let _permit = limit.acquire_owned().await;
+            if verify_first
+                && let Ok(report) = installer.verify(&device, &patch).await
+                && report.installed_version.as_deref() == Some(patch.fixed_version.as_str())
+            {
+                let event = if report.health.healthy {
+                    Event::StepSucceeded { job, step }
+                } else {
+                    Event::StepFailed {
+                        job,
+                        step,
+                        reason: "verify: the device is unhealthy after the install".into(),
+                    }
+                };
+                return Outcome { job, event, after };
+            }
             let event = match installer.install(&device, &patch).await {
                 Err(e) => Event::StepFailed {
                     job,

@@ -3,15 +3,17 @@
 use anyhow::Context;
 use clap::Args;
 use jiff::Timestamp;
-use ringleader_engine::core::{Core, Phase};
+use ringleader_engine::core::{Core, JobId, JobState, Phase};
 use ringleader_engine::demo::{self, FleetConfig};
-use ringleader_engine::executor::{Targets, VirtualExecutor};
+use ringleader_engine::executor::{Targets, VirtualExecutor, replay};
+use ringleader_engine::store::{Record, Store, StoredEvent};
 use ringleader_planner::catalog::Catalog;
 use ringleader_planner::plan::Planner;
 use ringleader_planner::policy::{Policy, PolicyError};
-use ringleader_runtime::services::{KvStore, MemoryKv};
+use ringleader_runtime::services::{KvStore, MemoryKv, SledKv};
 use ringleader_runtime::{Grants, Manifest, Runtime, RuntimeConfig, Services};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -55,6 +57,12 @@ pub struct DemoArgs {
     /// Virtual time the rollout starts at (RFC 3339).
     #[arg(long, default_value = "2026-11-02T08:00:00Z")]
     start: Timestamp,
+    /// Keep the rollout's durable state here (`DIR/engine`: the event log;
+    /// `DIR/devices`: the simulated devices' own state). An unfinished demo in DIR is
+    /// resumed, not restarted: killed at any moment, run it again with the same
+    /// arguments and it ends as an uninterrupted run would.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
     /// Print one JSON summary (schema `ringleader.demo/v1`) instead of text.
     #[arg(long)]
     json: bool,
@@ -88,8 +96,33 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     };
     let inventory = demo::inventory(&fleet);
 
-    // The simulated devices keep their own state in the installer's key/value store.
-    let device_state = Arc::new(MemoryKv::default());
+    // The simulated devices keep their own state in the installer's key/value store,
+    // apart from the engine's log.
+    let device_state: Arc<dyn KvStore> = match &args.data {
+        Some(dir) => Arc::new(SledKv::open(&dir.join("devices")).with_context(|| {
+            format!(
+                "failed to open the simulated devices' state in {}",
+                dir.display()
+            )
+        })?),
+        None => Arc::new(MemoryKv::default()),
+    };
+    let store = match &args.data {
+        Some(dir) => {
+            let store = Store::open(&dir.join("engine"))?;
+            let inputs = inputs_of(&args);
+            match store.inputs()? {
+                Some(previous) if previous != inputs => anyhow::bail!(
+                    "{} holds a demo started with other arguments ({previous}); use another --data directory or the same arguments",
+                    dir.display()
+                ),
+                Some(_) => {}
+                None => store.set_inputs(&inputs)?,
+            }
+            Some(store)
+        }
+        None => None,
+    };
     let source = ringleader_bundled_plugins::SIM_VENDOR_SOURCE;
     let installer = ringleader_bundled_plugins::SIM_VENDOR_INSTALLER;
     let installer_manifest = Manifest::parse(
@@ -141,7 +174,21 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     };
     let plan = planner.plan();
     let spec = ringleader_engine::spec::from_plan(&plan, &policy, &inventory, &catalog);
-    let core = Core::new(spec);
+    let (core, now, recheck) = match &store {
+        Some(store) => {
+            let (core, now, recheck, found) = replay(spec, store, args.start)?;
+            if found.records > 0 && !args.json {
+                eprintln!(
+                    "resuming the demo in {}: {} log records replayed, {} steps in flight to verify first",
+                    args.data.as_deref().unwrap_or(Path::new(".")).display(),
+                    found.records,
+                    found.in_flight
+                );
+            }
+            (core, now, recheck)
+        }
+        None => (Core::new(spec), args.start, Vec::new()),
+    };
 
     let bars = (!args.json && std::io::stderr().is_terminal()).then(|| Progress::new(&core));
     let executor = VirtualExecutor {
@@ -151,7 +198,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         timing: demo::timing(&fleet),
         concurrency: 64,
         auto_approve_after: Some(Duration::from_secs(4 * 3600)),
-        now: args.start,
+        now,
+        store,
+        recheck,
     };
     let (core, report) = executor
         .run(|core, now| {
@@ -171,7 +220,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .filter_map(|(_, v)| String::from_utf8_lossy(v).parse::<u64>().ok())
             .sum())
     };
-    let summary = DemoV1::new(
+    let mut summary = DemoV1::new(
         &policy.name,
         &args,
         &core,
@@ -179,6 +228,27 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         sum("duplicates/")?,
         real_start.elapsed(),
     );
+    // A resumed run reports the whole rollout, from its log, not only this process.
+    summary.virtual_start = args.start;
+    summary.virtual_duration_seconds = report.finished.as_second() - args.start.as_second();
+    if let Some(dir) = &args.data {
+        let store = Store::open(&dir.join("engine"))?;
+        let (mut installs, mut rollbacks, mut approvals) = (0, 0, 0);
+        for record in store.records()? {
+            match record {
+                Record::Dispatched { .. } => installs += 1,
+                Record::RollbackDispatched { .. } => rollbacks += 1,
+                Record::Event {
+                    event: StoredEvent::Approve,
+                    ..
+                } => approvals += 1,
+                _ => {}
+            }
+        }
+        summary.install_calls = installs;
+        summary.rollback_calls = rollbacks;
+        summary.approvals = approvals;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -189,6 +259,20 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         "halted" => ExitCode::from(3),
         _ => ExitCode::from(1),
     })
+}
+
+/// What a demo in a data directory was started from; a resume must match it.
+fn inputs_of(args: &DemoArgs) -> String {
+    let policy = args
+        .policy
+        .as_ref()
+        .map_or("bundled:monthly-os".to_string(), |p| {
+            p.display().to_string()
+        });
+    format!(
+        "devices={} seed={} fail-permille={} hang-permille={} policy={} start={}",
+        args.devices, args.seed, args.fail_permille, args.hang_permille, policy, args.start
+    )
 }
 
 fn policy_error(e: PolicyError) -> anyhow::Error {
@@ -260,6 +344,9 @@ struct DemoV1 {
     rollback_calls: u64,
     approvals: u64,
     duplicate_installs: u64,
+    /// SHA-256 over every device's id and outcome, in order: equal digests mean equal
+    /// per-device outcomes.
+    outcomes_digest: String,
     virtual_start: Timestamp,
     virtual_end: Timestamp,
     virtual_duration_seconds: i64,
@@ -315,8 +402,25 @@ impl DemoV1 {
                 }
             })
             .collect();
+        let mut digest = Sha256::new();
+        for r in 0..core.ring_count() as u16 {
+            for index in 0..core.ring_len(r) as u32 {
+                let job = JobId { ring: r, index };
+                if let (Some(spec), Some(state)) = (core.job_spec(job), core.job(job)) {
+                    let outcome = match state {
+                        JobState::Done => "done",
+                        JobState::Failed { .. } => "failed",
+                        JobState::RolledBack => "rolled-back",
+                        JobState::RollbackFailed => "rollback-failed",
+                        _ => "not-started",
+                    };
+                    digest.update(format!("{}={outcome}\n", spec.device));
+                }
+            }
+        }
         DemoV1 {
             schema: "ringleader.demo/v1",
+            outcomes_digest: hex::encode(digest.finalize()),
             policy: policy.to_string(),
             devices: args.devices,
             seed: args.seed,

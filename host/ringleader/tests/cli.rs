@@ -548,3 +548,73 @@ fn a_seed_gives_the_same_outcomes_every_run() {
     let (_, second) = demo(&["--devices", "300", "--seed", "7", "--fail-permille", "10"]);
     assert_eq!(strip(first), strip(second));
 }
+
+/// The promise of crash safety, tested on the real process: a demo killed with SIGKILL
+/// at random moments, many times, and restarted with the same arguments ends with the
+/// same per-device outcomes as an uninterrupted run, without a single duplicate install,
+/// and its log stays gap-free (a resume refuses a log with a gap).
+#[test]
+fn a_demo_killed_at_random_moments_ends_as_an_uninterrupted_run() {
+    let args = [
+        "--devices",
+        "300",
+        "--seed",
+        "7",
+        "--fail-permille",
+        "10",
+        "--hang-permille",
+        "0",
+    ];
+    let (_, reference) = demo(&args);
+    assert_eq!(reference["duplicate_installs"], 0);
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_string();
+    let mut all: Vec<&str> = vec!["demo", "--json", "--data", &data];
+    all.extend_from_slice(&args);
+    // A small deterministic generator for the kill delays.
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut kills = 0;
+    let mut finished = None;
+    for _ in 0..80 {
+        let child = Command::new(env!("CARGO_BIN_EXE_ringleader"))
+            .args(&all)
+            .env("RINGLEADER_LOG", "error")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let delay = 100 + state % 900;
+        let mut child = child;
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        match child.try_wait().unwrap() {
+            Some(_) => {
+                finished = Some(child.wait_with_output().unwrap());
+                break;
+            }
+            None => {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                kills += 1;
+            }
+        }
+    }
+    let out = finished.unwrap_or_else(|| ringleader(&all));
+    assert!(
+        kills >= 3,
+        "the test must actually kill the demo a few times ({kills})"
+    );
+    eprintln!("killed the demo {kills} times");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stderr)));
+    assert_eq!(doc["duplicate_installs"], 0, "{doc}");
+    assert_eq!(doc["final_state"], reference["final_state"]);
+    assert_eq!(doc["outcomes"], reference["outcomes"]);
+    assert_eq!(
+        doc["outcomes_digest"], reference["outcomes_digest"],
+        "per-device outcomes"
+    );
+}

@@ -1,0 +1,293 @@
+//! Durable rollout state in sled: an append-only log of everything the core was told
+//! (events with their times) and everything the executor set out to do (dispatches),
+//! written before it is acted on. Replaying the log into a fresh core rebuilds the
+//! rollout exactly (the core is deterministic).
+//!
+//! On-disk layout, version 1 (`DIR/engine/`, a sled database):
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `meta` | `layout` | `1` |
+//! | `meta` | `inputs` | JSON of what the rollout was started from (compared on resume) |
+//! | `log` | sequence number, u64 big-endian, from 0 without gaps | JSON [`Record`] |
+//!
+//! The simulated devices keep their own state elsewhere (`DIR/devices/`), as real
+//! devices would.
+
+use crate::core::{Event, JobId};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The layout version this code reads and writes.
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// One entry of the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Record {
+    /// The core was given `event` at `at` (seconds since the Unix epoch).
+    Event { at: i64, event: StoredEvent },
+    /// The executor set out to install `step` of `job`.
+    Dispatched { at: i64, job: (u16, u32), step: u16 },
+    /// The executor set out to roll `job` back.
+    RollbackDispatched { at: i64, job: (u16, u32) },
+    /// The engine restarted here; in-flight steps are verified before anything else.
+    Resumed { at: i64 },
+}
+
+/// The serializable form of a core [`Event`] (devices joining are not logged yet:
+/// the demo's fleet is fixed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum StoredEvent {
+    Tick,
+    StepSucceeded {
+        job: (u16, u32),
+        step: u16,
+    },
+    StepFailed {
+        job: (u16, u32),
+        step: u16,
+        reason: String,
+    },
+    RollbackFinished {
+        job: (u16, u32),
+        ok: bool,
+    },
+    Approve,
+    Pause,
+    Resume,
+    Abort,
+}
+
+impl StoredEvent {
+    /// The stored form of `event`, or `None` for an event that is not logged.
+    pub fn from_event(event: &Event) -> Option<StoredEvent> {
+        let j = |job: &JobId| (job.ring, job.index);
+        Some(match event {
+            Event::Tick => StoredEvent::Tick,
+            Event::StepSucceeded { job, step } => StoredEvent::StepSucceeded {
+                job: j(job),
+                step: *step,
+            },
+            Event::StepFailed { job, step, reason } => StoredEvent::StepFailed {
+                job: j(job),
+                step: *step,
+                reason: reason.clone(),
+            },
+            Event::RollbackFinished { job, ok } => StoredEvent::RollbackFinished {
+                job: j(job),
+                ok: *ok,
+            },
+            Event::Approve => StoredEvent::Approve,
+            Event::Pause => StoredEvent::Pause,
+            Event::Resume => StoredEvent::Resume,
+            Event::Abort => StoredEvent::Abort,
+            Event::DevicesAdded { .. } => return None,
+        })
+    }
+
+    pub fn into_event(self) -> Event {
+        let j = |(ring, index): (u16, u32)| JobId { ring, index };
+        match self {
+            StoredEvent::Tick => Event::Tick,
+            StoredEvent::StepSucceeded { job, step } => Event::StepSucceeded { job: j(job), step },
+            StoredEvent::StepFailed { job, step, reason } => Event::StepFailed {
+                job: j(job),
+                step,
+                reason,
+            },
+            StoredEvent::RollbackFinished { job, ok } => {
+                Event::RollbackFinished { job: j(job), ok }
+            }
+            StoredEvent::Approve => Event::Approve,
+            StoredEvent::Pause => Event::Pause,
+            StoredEvent::Resume => Event::Resume,
+            StoredEvent::Abort => Event::Abort,
+        }
+    }
+}
+
+/// Why the store could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("failed to open the rollout store in {}: {message}", path.display())]
+    Open { path: PathBuf, message: String },
+    #[error("the rollout store in {} has layout version {found}; this ringleader reads version {LAYOUT_VERSION}", path.display())]
+    Layout { path: PathBuf, found: String },
+    #[error("the rollout store failed: {0}")]
+    Io(String),
+    #[error("the rollout store's log entry {seq} is unreadable: {message}")]
+    Corrupt { seq: u64, message: String },
+}
+
+fn io(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+/// The durable log of one rollout.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: sled::Db,
+    meta: sled::Tree,
+    log: sled::Tree,
+    next: u64,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let db = sled::open(dir).map_err(|e| StoreError::Open {
+            path: dir.to_owned(),
+            message: e.to_string(),
+        })?;
+        let meta = db.open_tree("meta").map_err(io)?;
+        let log = db.open_tree("log").map_err(io)?;
+        match meta.get("layout").map_err(io)? {
+            None => {
+                meta.insert("layout", LAYOUT_VERSION.to_string().as_bytes())
+                    .map_err(io)?;
+            }
+            Some(v) if v.as_ref() == LAYOUT_VERSION.to_string().as_bytes() => {}
+            Some(v) => {
+                return Err(StoreError::Layout {
+                    path: dir.to_owned(),
+                    found: String::from_utf8_lossy(&v).into_owned(),
+                });
+            }
+        }
+        let next = match log.last().map_err(io)? {
+            Some((k, _)) => u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8])) + 1,
+            None => 0,
+        };
+        Ok(Store {
+            db,
+            meta,
+            log,
+            next,
+        })
+    }
+
+    /// What the rollout was started from, if it was.
+    pub fn inputs(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .meta
+            .get("inputs")
+            .map_err(io)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    pub fn set_inputs(&self, inputs: &str) -> Result<(), StoreError> {
+        self.meta.insert("inputs", inputs.as_bytes()).map_err(io)?;
+        self.flush()
+    }
+
+    /// Appends `record` (durable after the next [`Store::flush`]).
+    pub fn append(&mut self, record: &Record) -> Result<u64, StoreError> {
+        let seq = self.next;
+        let value = serde_json::to_vec(record).map_err(io)?;
+        self.log.insert(seq.to_be_bytes(), value).map_err(io)?;
+        self.next += 1;
+        Ok(seq)
+    }
+
+    /// Makes everything appended so far durable. The executor flushes before it acts.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(|_| ()).map_err(io)
+    }
+
+    /// Every record, in order, checking that sequence numbers have no gaps.
+    pub fn records(&self) -> Result<Vec<Record>, StoreError> {
+        let mut out = Vec::new();
+        for (expected, entry) in self.log.iter().enumerate() {
+            let (k, v) = entry.map_err(io)?;
+            let seq = u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0xff; 8]));
+            if seq != expected as u64 {
+                return Err(StoreError::Corrupt {
+                    seq: expected as u64,
+                    message: format!("the log jumps from {} to {seq}", expected as i64 - 1),
+                });
+            }
+            out.push(serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+                seq,
+                message: e.to_string(),
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> u64 {
+        self.next
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.next == 0
+    }
+}
+
+/// Seconds since the Unix epoch of `t`.
+pub fn secs(t: Timestamp) -> i64 {
+    t.as_second()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_survive_reopening_in_order_without_gaps() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut store = Store::open(dir.path()).unwrap();
+            store.set_inputs("{\"seed\":1}").unwrap();
+            store
+                .append(&Record::Event {
+                    at: 5,
+                    event: StoredEvent::Tick,
+                })
+                .unwrap();
+            store
+                .append(&Record::Dispatched {
+                    at: 5,
+                    job: (0, 1),
+                    step: 0,
+                })
+                .unwrap();
+            store.flush().unwrap();
+        }
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.inputs().unwrap().as_deref(), Some("{\"seed\":1}"));
+        assert_eq!(store.len(), 2);
+        store
+            .append(&Record::Event {
+                at: 6,
+                event: StoredEvent::StepFailed {
+                    job: (0, 1),
+                    step: 0,
+                    reason: "x".into(),
+                },
+            })
+            .unwrap();
+        let records = store.records().unwrap();
+        assert_eq!(records.len(), 3);
+        assert_eq!(
+            records[1],
+            Record::Dispatched {
+                at: 5,
+                job: (0, 1),
+                step: 0
+            }
+        );
+    }
+
+    #[test]
+    fn events_round_trip() {
+        let e = Event::StepSucceeded {
+            job: JobId { ring: 2, index: 9 },
+            step: 1,
+        };
+        assert_eq!(StoredEvent::from_event(&e).unwrap().into_event(), e);
+    }
+}
