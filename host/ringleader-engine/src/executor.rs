@@ -108,23 +108,21 @@ pub struct VirtualExecutor {
     pub recheck: Vec<(JobId, u16)>,
 }
 
-/// What a resumed rollout found in its log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Resumed {
+/// A rollout rebuilt from its log.
+#[derive(Debug)]
+pub struct Replayed {
+    pub core: Core,
+    /// Virtual time of the last record (the start when the log is empty).
+    pub now: Timestamp,
+    /// Steps in flight when the engine stopped: to verify first.
+    pub in_flight: Vec<(JobId, u16)>,
     /// Records replayed.
     pub records: u64,
-    /// Steps in flight when it stopped, to verify first.
-    pub in_flight: usize,
 }
 
 /// Rebuilds the core from `store`'s log (a fresh core when the log is empty) and says
-/// which steps were in flight. Returns the core, the virtual time of the last record,
-/// the steps to verify first, and what was found.
-pub fn replay(
-    spec: RolloutSpec,
-    store: &Store,
-    start: Timestamp,
-) -> Result<(Core, Timestamp, Vec<(JobId, u16)>, Resumed), StoreError> {
+/// which steps were in flight.
+pub fn replay(spec: RolloutSpec, store: &Store, start: Timestamp) -> Result<Replayed, StoreError> {
     let records = store.records()?;
     let mut core = Core::new(spec);
     let mut now = start;
@@ -147,11 +145,12 @@ pub fn replay(
             }
         }
     }
-    let found = Resumed {
+    Ok(Replayed {
+        core,
+        now,
+        in_flight,
         records: records.len() as u64,
-        in_flight: in_flight.len(),
-    };
-    Ok((core, now, in_flight, found))
+    })
 }
 
 impl VirtualExecutor {

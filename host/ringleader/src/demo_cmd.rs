@@ -176,16 +176,16 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let spec = ringleader_engine::spec::from_plan(&plan, &policy, &inventory, &catalog);
     let (core, now, recheck) = match &store {
         Some(store) => {
-            let (core, now, recheck, found) = replay(spec, store, args.start)?;
-            if found.records > 0 && !args.json {
+            let replayed = replay(spec, store, args.start)?;
+            if replayed.records > 0 && !args.json {
                 eprintln!(
                     "resuming the demo in {}: {} log records replayed, {} steps in flight to verify first",
                     args.data.as_deref().unwrap_or(Path::new(".")).display(),
-                    found.records,
-                    found.in_flight
+                    replayed.records,
+                    replayed.in_flight.len()
                 );
             }
-            (core, now, recheck)
+            (replayed.core, replayed.now, replayed.in_flight)
         }
         None => (Core::new(spec), args.start, Vec::new()),
     };
