@@ -2,6 +2,8 @@
 
 use super::*;
 use ringleader_runtime::bindings::{Readiness, RollbackTarget};
+use ringleader_runtime::sim_device::SimDevices;
+use std::sync::Arc;
 
 #[tokio::test]
 async fn sim_source_reports_patches_only_for_components_the_fleet_has() {
@@ -35,13 +37,26 @@ async fn sim_source_reports_patches_only_for_components_the_fleet_has() {
     assert_eq!(openssl.severity, Severity::Critical);
 }
 
-#[tokio::test]
-async fn sim_installer_installs_verifies_and_rolls_back_through_kv() {
+/// A runtime granting the simulated installer what it declares, with simulated devices
+/// behind the `exec` capability.
+fn sim_runtime(grant: bool) -> (Runtime, Arc<SimDevices>) {
     let manifest =
         ringleader_runtime::Manifest::load(&super::manifest("sim-vendor-installer")).unwrap();
     let mut grants = Grants::default();
-    grants.allow_as_declared("sim-vendor-installer", &manifest.capabilities);
-    let rt = runtime(grants, Services::default());
+    if grant {
+        grants.allow_as_declared("sim-vendor-installer", &manifest.capabilities);
+    }
+    let devices = Arc::new(SimDevices::in_memory());
+    let services = Services {
+        exec: devices.clone(),
+        ..Services::default()
+    };
+    (runtime(grants, services), devices)
+}
+
+#[tokio::test]
+async fn sim_installer_installs_verifies_and_rolls_back_on_the_device() {
+    let (rt, devices) = sim_runtime(true);
     let installer = load(&rt, "sim-vendor-installer").await;
     let dev = device("srv-1", &[("bios", "2.10.0")]);
     let bios = patch("acme-bios-2.19.1", "bios", "2.19.1");
@@ -55,7 +70,7 @@ async fn sim_installer_installs_verifies_and_rolls_back_through_kv() {
 
     let outcome = installer.install(&dev, &bios).await.unwrap();
     assert_eq!(outcome.installed_version, "2.19.1");
-    // A new store per call: the state lives in the host's kv, like a device's own.
+    // A new store per call: the state lives on the (simulated) device.
     let after = installer.verify(&dev, &bios).await.unwrap();
     assert_eq!(after.installed_version.as_deref(), Some("2.19.1"));
     assert!(after.health.healthy);
@@ -71,11 +86,29 @@ async fn sim_installer_installs_verifies_and_rolls_back_through_kv() {
     installer.rollback(&dev, &bios, &target).await.unwrap();
     let rolled = installer.verify(&dev, &bios).await.unwrap();
     assert_eq!(rolled.installed_version.as_deref(), Some("2.10.0"));
+    assert_eq!(devices.total("installs").unwrap(), 1);
+    assert_eq!(devices.total("duplicates").unwrap(), 0);
 }
 
 #[tokio::test]
-async fn sim_installer_without_its_kv_grant_gets_denied_not_a_trap() {
-    let rt = runtime(Grants::default(), Services::default());
+async fn a_failing_simulated_device_is_a_permanent_plugin_error() {
+    let (rt, _) = sim_runtime(true);
+    let installer = load(&rt, "sim-vendor-installer").await;
+    let mut dev = device("srv-1", &[("bios", "2.10.0")]);
+    dev.facts = vec![("sim.fail-permille".into(), "1000".into())];
+    let err = installer
+        .install(&dev, &patch("p", "bios", "2.19.1"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err.kind, ringleader_runtime::CallErrorKind::Plugin(ringleader_runtime::bindings::PluginError::Permanent(m)) if m.contains("flash verification error")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn sim_installer_without_its_exec_grant_gets_denied_not_a_trap() {
+    let (rt, _) = sim_runtime(false);
     let installer = load(&rt, "sim-vendor-installer").await;
     let dev = device("srv-1", &[("bios", "2.10.0")]);
     let err = installer
@@ -83,7 +116,7 @@ async fn sim_installer_without_its_kv_grant_gets_denied_not_a_trap() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err.kind, ringleader_runtime::CallErrorKind::Plugin(ringleader_runtime::bindings::PluginError::Denied(m)) if m.contains("kv is not granted")),
+        matches!(&err.kind, ringleader_runtime::CallErrorKind::Plugin(ringleader_runtime::bindings::PluginError::Denied(m)) if m.contains("exec of `sim-pkg` is not granted")),
         "{err}"
     );
 }

@@ -20,6 +20,7 @@ pub mod manifest;
 mod measure;
 mod runtime;
 pub mod services;
+pub mod sim_device;
 mod state;
 
 pub use error::{CallError, CallErrorKind, LoadError, RuntimeError};

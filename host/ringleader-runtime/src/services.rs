@@ -63,9 +63,6 @@ pub trait KvStore: Send + Sync + Debug {
     fn get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, KvError>;
     fn set(&self, plugin: &str, key: &str, value: &[u8]) -> Result<(), KvError>;
     fn delete(&self, plugin: &str, key: &str) -> Result<(), KvError>;
-    /// Every entry of `plugin` whose key starts with `prefix`, in key order (for the
-    /// host's own inspection, e.g. a simulation's device counters; not a capability).
-    fn scan(&self, plugin: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, KvError>;
 }
 
 /// Checks a write against the size limits, given the plugin's current total size and
@@ -131,21 +128,6 @@ impl KvStore for MemoryKv {
         }
         Ok(())
     }
-    fn scan(&self, plugin: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, KvError> {
-        let plugins = self
-            .plugins
-            .lock()
-            .map_err(|e| KvError::Store(e.to_string()))?;
-        Ok(plugins
-            .get(plugin)
-            .map(|m| {
-                m.range(prefix.to_string()..)
-                    .take_while(|(k, _)| k.starts_with(prefix))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
-            })
-            .unwrap_or_default())
-    }
 }
 
 /// A key/value store in a sled database: one tree per plugin, flushed on every write.
@@ -202,15 +184,6 @@ impl KvStore for SledKv {
             .map_err(|e| KvError::Store(e.to_string()))?;
         tree.flush().map_err(|e| KvError::Store(e.to_string()))?;
         Ok(())
-    }
-    fn scan(&self, plugin: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, KvError> {
-        let tree = self.tree(plugin)?;
-        tree.scan_prefix(prefix)
-            .map(|entry| {
-                let (k, v) = entry.map_err(|e| KvError::Store(e.to_string()))?;
-                Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
-            })
-            .collect()
     }
 }
 

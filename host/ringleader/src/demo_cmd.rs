@@ -10,7 +10,7 @@ use ringleader_engine::store::{Record, Store, StoredEvent};
 use ringleader_planner::catalog::Catalog;
 use ringleader_planner::plan::Planner;
 use ringleader_planner::policy::{Policy, PolicyError};
-use ringleader_runtime::services::{KvStore, MemoryKv, SledKv};
+use ringleader_runtime::sim_device::SimDevices;
 use ringleader_runtime::{Grants, Manifest, Runtime, RuntimeConfig, Services};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -96,16 +96,16 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     };
     let inventory = demo::inventory(&fleet);
 
-    // The simulated devices keep their own state in the installer's key/value store,
-    // apart from the engine's log.
-    let device_state: Arc<dyn KvStore> = match &args.data {
-        Some(dir) => Arc::new(SledKv::open(&dir.join("devices")).with_context(|| {
-            format!(
-                "failed to open the simulated devices' state in {}",
+    // The simulated devices keep their own state, apart from the engine's log; the
+    // installer reaches them through `exec` over the `sim` transport.
+    let devices: Arc<SimDevices> = match &args.data {
+        Some(dir) => Arc::new(SimDevices::open(&dir.join("devices")).map_err(|e| {
+            anyhow::anyhow!(
+                "failed to open the simulated devices' state in {}: {e}",
                 dir.display()
             )
         })?),
-        None => Arc::new(MemoryKv::default()),
+        None => Arc::new(SimDevices::in_memory()),
     };
     let store = match &args.data {
         Some(dir) => {
@@ -135,7 +135,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         cache_dir: ringleader_runtime::cache::ComponentCache::default_dir(),
         grants,
         services: Services {
-            kv: device_state.clone(),
+            exec: devices.clone(),
             ..Services::default()
         },
     })?;
@@ -213,19 +213,12 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         bars.finish(&core);
     }
 
-    let sum = |prefix: &str| -> anyhow::Result<u64> {
-        Ok(device_state
-            .scan("sim-vendor-installer", prefix)?
-            .iter()
-            .filter_map(|(_, v)| String::from_utf8_lossy(v).parse::<u64>().ok())
-            .sum())
-    };
     let mut summary = DemoV1::new(
         &policy.name,
         &args,
         &core,
         &report,
-        sum("duplicates/")?,
+        devices.total("duplicates")?,
         real_start.elapsed(),
     );
     // A resumed run reports the whole rollout, from its log, not only this process.

@@ -192,7 +192,7 @@ fn check_accepts_the_component_path_and_finds_its_manifest() {
         stdout.starts_with("sim-vendor-installer 0.1.0: valid installer plugin"),
         "{stdout}"
     );
-    assert!(stdout.contains("kv: yes"), "{stdout}");
+    assert!(stdout.contains("exec: sim-pkg"), "{stdout}");
 }
 
 #[test]
@@ -297,7 +297,7 @@ fn seal_writes_the_checksum_and_keeps_comments() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let sealed = std::fs::read_to_string(&manifest).unwrap();
     assert!(
-        sealed.contains("# Simulated devices keep what is installed"),
+        sealed.contains("# Simulated devices are driven through their own package tool"),
         "{sealed}"
     );
     assert!(sealed.contains("sha256 = \""), "{sealed}");

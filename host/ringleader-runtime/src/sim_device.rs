@@ -1,0 +1,314 @@
+//! The `sim` transport: simulated devices that keep their own state, reached through the
+//! `exec` capability like a real device (the simulated vendor's installer runs the
+//! device's `sim-pkg` tool, as a dpkg installer runs `dpkg`).
+//!
+//! Each device remembers what is installed on it, how many install calls it got per
+//! patch, and how many of those came when the patch was already installed (which the
+//! engine must never do). Failures and degraded health are decided by a hash of (seed,
+//! device, patch), never by call order, from the device's facts, in per mille:
+//!
+//! | fact | meaning |
+//! |---|---|
+//! | `sim.seed` | the seed |
+//! | `sim.fail-permille` | installs that fail |
+//! | `sim.unhealthy-permille` | installs after which the device is unhealthy |
+//! | `sim.bad-patch`, `sim.bad-patch-permille` | one patch that fails more often here |
+//!
+//! `sim-pkg` commands: `query COMPONENT`, `install COMPONENT VERSION PATCH`,
+//! `rollback COMPONENT VERSION`, `health PATCH`.
+
+use crate::bindings::Device;
+use crate::services::{BoxFuture, DeviceExec, ExecError, ExecOutput, ExecRequest};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Where simulated devices keep their state.
+#[derive(Debug)]
+enum Backing {
+    Memory(Mutex<BTreeMap<String, String>>),
+    Sled(sled::Tree),
+}
+
+/// A fleet of simulated devices.
+#[derive(Debug)]
+pub struct SimDevices {
+    backing: Backing,
+}
+
+impl SimDevices {
+    /// Devices whose state lives in memory.
+    pub fn in_memory() -> SimDevices {
+        SimDevices {
+            backing: Backing::Memory(Mutex::new(BTreeMap::new())),
+        }
+    }
+
+    /// Devices whose state lives in a sled database at `dir`, apart from any engine
+    /// state, and survives restarts.
+    pub fn open(dir: &Path) -> Result<SimDevices, ExecError> {
+        let db = sled::open(dir).map_err(|e| ExecError::Permanent(e.to_string()))?;
+        let tree = db
+            .open_tree("sim-devices")
+            .map_err(|e| ExecError::Permanent(e.to_string()))?;
+        Ok(SimDevices {
+            backing: Backing::Sled(tree),
+        })
+    }
+
+    fn get(&self, key: &str) -> Result<Option<String>, ExecError> {
+        match &self.backing {
+            Backing::Memory(m) => Ok(m.lock().map_err(transient)?.get(key).cloned()),
+            Backing::Sled(tree) => Ok(tree
+                .get(key)
+                .map_err(transient)?
+                .map(|v| String::from_utf8_lossy(&v).into_owned())),
+        }
+    }
+
+    fn set(&self, key: &str, value: &str) -> Result<(), ExecError> {
+        match &self.backing {
+            Backing::Memory(m) => {
+                m.lock()
+                    .map_err(transient)?
+                    .insert(key.into(), value.into());
+                Ok(())
+            }
+            Backing::Sled(tree) => {
+                tree.insert(key, value.as_bytes()).map_err(transient)?;
+                // A device's own state is durable before it answers, like a real one.
+                tree.flush().map_err(transient)?;
+                Ok(())
+            }
+        }
+    }
+
+    fn bump(&self, key: &str) -> Result<(), ExecError> {
+        let n: u64 = self.get(key)?.and_then(|v| v.parse().ok()).unwrap_or(0);
+        self.set(key, &(n + 1).to_string())
+    }
+
+    /// Sum of the counters whose key ends with `/<what>/...` over all devices:
+    /// `installs` or `duplicates`.
+    pub fn total(&self, what: &str) -> Result<u64, ExecError> {
+        let marker = format!("/{what}/");
+        let values: Vec<String> = match &self.backing {
+            Backing::Memory(m) => m
+                .lock()
+                .map_err(transient)?
+                .iter()
+                .filter(|(k, _)| k.contains(&marker))
+                .map(|(_, v)| v.clone())
+                .collect(),
+            Backing::Sled(tree) => tree
+                .iter()
+                .filter_map(Result::ok)
+                .filter(|(k, _)| String::from_utf8_lossy(k).contains(&marker))
+                .map(|(_, v)| String::from_utf8_lossy(&v).into_owned())
+                .collect(),
+        };
+        Ok(values.iter().filter_map(|v| v.parse::<u64>().ok()).sum())
+    }
+
+    /// Runs one `sim-pkg` command on `device`.
+    fn run_sim_pkg(&self, device: &Device, args: &[String]) -> Result<ExecOutput, ExecError> {
+        let ok = |stdout: String| ExecOutput {
+            exit_code: 0,
+            stdout: stdout.into_bytes(),
+            stderr: Vec::new(),
+        };
+        let fail = |code: i32, stderr: String| ExecOutput {
+            exit_code: code,
+            stdout: Vec::new(),
+            stderr: stderr.into_bytes(),
+        };
+        let id = &device.id;
+        let version_of = |component: &str| -> Result<Option<String>, ExecError> {
+            if let Some(v) = self.get(&format!("{id}/installed/{component}"))? {
+                return Ok(Some(v));
+            }
+            Ok(device
+                .components
+                .iter()
+                .find(|c| c.name == component)
+                .map(|c| c.version.clone()))
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Ok(match args.as_slice() {
+            ["query", component] => match version_of(component)? {
+                Some(v) => ok(format!("{v}\n")),
+                None => fail(1, format!("{component} is not installed\n")),
+            },
+            ["install", component, version, patch] => {
+                let Some(current) = version_of(component)? else {
+                    return Ok(fail(1, format!("{component} is not installed\n")));
+                };
+                self.bump(&format!("{id}/installs/{patch}"))?;
+                if current == *version {
+                    self.bump(&format!("{id}/duplicates/{patch}"))?;
+                }
+                let mut rate = permille(device, "sim.fail-permille");
+                if fact(device, "sim.bad-patch") == Some(*patch) {
+                    rate += permille(device, "sim.bad-patch-permille");
+                }
+                if draw(device, patch, "install") < rate {
+                    return Ok(fail(
+                        2,
+                        format!("installing {patch} failed: flash verification error\n"),
+                    ));
+                }
+                self.set(&format!("{id}/installed/{component}"), version)?;
+                ok(format!("{component} {version} installed\n"))
+            }
+            ["rollback", component, version] => {
+                self.set(&format!("{id}/installed/{component}"), version)?;
+                ok(format!("{component} {version} restored\n"))
+            }
+            ["health", patch] => {
+                if draw(device, patch, "health") < permille(device, "sim.unhealthy-permille") {
+                    fail(1, "service degraded after the update\n".into())
+                } else {
+                    ok("ok\n".into())
+                }
+            }
+            _ => fail(
+                64,
+                format!("usage: sim-pkg query|install|rollback|health ... (got {args:?})\n"),
+            ),
+        })
+    }
+}
+
+impl DeviceExec for SimDevices {
+    fn run<'a>(
+        &'a self,
+        device: &'a Device,
+        request: ExecRequest,
+    ) -> BoxFuture<'a, Result<ExecOutput, ExecError>> {
+        let result = if request.program == "sim-pkg" {
+            self.run_sim_pkg(device, &request.args)
+        } else {
+            Err(ExecError::Permanent(format!(
+                "program `{}` not found on simulated device {}",
+                request.program, device.id
+            )))
+        };
+        Box::pin(async move { result })
+    }
+}
+
+fn transient(e: impl std::fmt::Display) -> ExecError {
+    ExecError::Transient(format!("simulated device storage failed: {e}"))
+}
+
+fn fact<'a>(device: &'a Device, key: &str) -> Option<&'a str> {
+    device
+        .facts
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+fn permille(device: &Device, key: &str) -> u64 {
+    fact(device, key).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// A number in 0..1000 fixed by (seed, device, patch, what): FNV-1a.
+fn draw(device: &Device, patch: &str, what: &str) -> u64 {
+    let seed = fact(device, "sim.seed").unwrap_or("0");
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [seed, device.id.as_str(), patch, what] {
+        for byte in part.bytes().chain([0]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash % 1000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::Component;
+    use std::time::Duration;
+
+    fn device(fail: &str) -> Device {
+        Device {
+            id: "d1".into(),
+            hostname: "d1".into(),
+            tags: vec![],
+            facts: vec![
+                ("sim.seed".into(), "1".into()),
+                ("sim.fail-permille".into(), fail.into()),
+            ],
+            components: vec![Component {
+                name: "bios".into(),
+                version: "2.0.0".into(),
+            }],
+        }
+    }
+
+    fn run(sim: &SimDevices, d: &Device, args: &[&str]) -> ExecOutput {
+        let request = ExecRequest {
+            program: "sim-pkg".into(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            stdin: vec![],
+            timeout: Duration::from_secs(1),
+        };
+        futures_lite(sim.run(d, request)).unwrap()
+    }
+
+    fn futures_lite<T>(f: BoxFuture<'_, T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn a_device_keeps_its_state_and_counts_duplicate_installs() {
+        let sim = SimDevices::in_memory();
+        let d = device("0");
+        assert_eq!(run(&sim, &d, &["query", "bios"]).stdout, b"2.0.0\n");
+        assert_eq!(
+            run(&sim, &d, &["install", "bios", "2.19.1", "p"]).exit_code,
+            0
+        );
+        assert_eq!(run(&sim, &d, &["query", "bios"]).stdout, b"2.19.1\n");
+        assert_eq!(sim.total("duplicates").unwrap(), 0);
+        run(&sim, &d, &["install", "bios", "2.19.1", "p"]);
+        assert_eq!(sim.total("duplicates").unwrap(), 1);
+        assert_eq!(sim.total("installs").unwrap(), 2);
+        run(&sim, &d, &["rollback", "bios", "2.0.0"]);
+        assert_eq!(run(&sim, &d, &["query", "bios"]).stdout, b"2.0.0\n");
+    }
+
+    #[test]
+    fn failures_follow_the_rate_and_the_key_not_the_call_order() {
+        let sim = SimDevices::in_memory();
+        let always = device("1000");
+        assert_ne!(
+            run(&sim, &always, &["install", "bios", "3", "p"]).exit_code,
+            0
+        );
+        let never = device("0");
+        assert_eq!(
+            run(&sim, &never, &["install", "bios", "3", "p"]).exit_code,
+            0
+        );
+    }
+
+    #[test]
+    fn state_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let sim = SimDevices::open(dir.path()).unwrap();
+            run(&sim, &device("0"), &["install", "bios", "2.19.1", "p"]);
+        }
+        let sim = SimDevices::open(dir.path()).unwrap();
+        assert_eq!(
+            run(&sim, &device("0"), &["query", "bios"]).stdout,
+            b"2.19.1\n"
+        );
+    }
+}
