@@ -11,6 +11,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use ringleader_planner::policy::{Amount, Freeze, OnHalt, Window};
 use ringleader_planner::schedule;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 /// Everything the core needs to run a rollout, fixed when it starts.
@@ -187,12 +188,147 @@ struct Job {
     done: u16,
 }
 
+/// One ring's jobs, with indices kept in step with them so that every event costs
+/// time in proportion to what it changes, not to the size of the ring.
 #[derive(Debug, Clone)]
 struct RingState {
     jobs: Vec<Job>,
     /// When the ring opened for ordinary and for expedited steps.
     opened: Option<[Timestamp; 2]>,
     completed: bool,
+    done: usize,
+    failed: usize,
+    active: usize,
+    terminal: usize,
+    rolling: usize,
+    /// Unfinished (not done, not failed) jobs per batch.
+    unfinished: Vec<usize>,
+    /// The batch being worked on: the lowest with unfinished jobs.
+    batch: u32,
+    /// Pending jobs of batches not yet open.
+    later: Vec<Vec<u32>>,
+    /// Pending jobs of open batches that may be tried now, in rollout order.
+    ready: BTreeSet<u32>,
+    /// Jobs between steps that may be tried now.
+    between: BTreeSet<u32>,
+    /// Pending or between jobs that may not start before a time.
+    blocked: BTreeMap<Timestamp, Vec<u32>>,
+    /// Running steps, by unresponsive deadline.
+    running: BTreeSet<(Timestamp, u32)>,
+    /// After a halt: jobs to roll back, in order.
+    rollback_queue: VecDeque<u32>,
+}
+
+impl RingState {
+    fn new(spec: &RingSpec) -> RingState {
+        let batches = spec
+            .devices
+            .iter()
+            .map(|d| d.batch as usize + 1)
+            .max()
+            .unwrap_or(1);
+        let mut state = RingState {
+            jobs: Vec::with_capacity(spec.devices.len()),
+            opened: None,
+            completed: false,
+            done: 0,
+            failed: 0,
+            active: 0,
+            terminal: 0,
+            rolling: 0,
+            unfinished: vec![0; batches.max(spec.batches as usize)],
+            batch: 0,
+            later: vec![Vec::new(); batches.max(spec.batches as usize)],
+            ready: BTreeSet::new(),
+            between: BTreeSet::new(),
+            blocked: BTreeMap::new(),
+            running: BTreeSet::new(),
+            rollback_queue: VecDeque::new(),
+        };
+        for d in &spec.devices {
+            state.push(d.clone());
+        }
+        state.open_batches();
+        state
+    }
+
+    /// Adds a pending job.
+    fn push(&mut self, spec: DeviceJob) {
+        let index = self.jobs.len() as u32;
+        let batch = spec.batch as usize;
+        if batch >= self.unfinished.len() {
+            self.unfinished.resize(batch + 1, 0);
+            self.later.resize(batch + 1, Vec::new());
+        }
+        self.unfinished[batch] += 1;
+        if spec.batch <= self.batch {
+            self.ready.insert(index);
+        } else {
+            self.later[batch].push(index);
+        }
+        self.jobs.push(Job {
+            spec,
+            state: JobState::Pending,
+            done: 0,
+        });
+    }
+
+    /// Moves to the next batch while the current one is finished.
+    fn open_batches(&mut self) {
+        while self.unfinished[self.batch as usize] == 0
+            && (self.batch as usize) + 1 < self.unfinished.len()
+        {
+            self.batch += 1;
+            let jobs = std::mem::take(&mut self.later[self.batch as usize]);
+            self.ready.extend(jobs);
+        }
+    }
+
+    /// Changes a job's state, keeping counters and indices in step.
+    fn set(&mut self, index: u32, state: JobState, deadline: Duration) {
+        let job = &mut self.jobs[index as usize];
+        let old = std::mem::replace(&mut job.state, state);
+        let batch = job.spec.batch as usize;
+        match old {
+            JobState::Running { since, .. } => {
+                self.running.remove(&(add(since, deadline), index));
+            }
+            JobState::Between { .. } => {
+                self.between.remove(&index);
+            }
+            JobState::Done => self.done -= 1,
+            JobState::Failed { .. } => self.failed -= 1,
+            JobState::RollingBack => self.rolling -= 1,
+            _ => {}
+        }
+        if old.is_active() {
+            self.active -= 1;
+        }
+        if old.is_terminal() {
+            self.terminal -= 1;
+            self.unfinished[batch] += 1;
+        }
+        let new = &self.jobs[index as usize].state;
+        match new {
+            JobState::Running { since, .. } => {
+                self.running.insert((add(*since, deadline), index));
+            }
+            JobState::Between { .. } => {
+                self.between.insert(index);
+            }
+            JobState::Done => self.done += 1,
+            JobState::Failed { .. } => self.failed += 1,
+            JobState::RollingBack => self.rolling += 1,
+            _ => {}
+        }
+        if new.is_active() {
+            self.active += 1;
+        }
+        if new.is_terminal() {
+            self.terminal += 1;
+            self.unfinished[batch] -= 1;
+        }
+    }
 }
 
 /// The state machine. Build it with [`Core::new`], feed it with [`Core::handle`].
@@ -208,23 +344,7 @@ pub struct Core {
 
 impl Core {
     pub fn new(spec: RolloutSpec) -> Core {
-        let rings = spec
-            .rings
-            .iter()
-            .map(|r| RingState {
-                jobs: r
-                    .devices
-                    .iter()
-                    .map(|d| Job {
-                        spec: d.clone(),
-                        state: JobState::Pending,
-                        done: 0,
-                    })
-                    .collect(),
-                opened: None,
-                completed: false,
-            })
-            .collect();
+        let rings = spec.rings.iter().map(RingState::new).collect();
         Core {
             spec,
             rings,
@@ -308,33 +428,39 @@ impl Core {
         match event {
             Event::Tick => {}
             Event::StepSucceeded { job, step } => {
-                if let Some(j) = self.job_mut(job)
-                    && matches!(j.state, JobState::Running { step: s, .. } if s == step)
-                {
-                    j.done = step + 1;
-                    j.state = if usize::from(j.done) >= j.spec.steps.len() {
+                if let Some((r, j)) = self.running_job(job, step) {
+                    let deadline = self.spec.rings[r].unresponsive_after;
+                    let ring = &mut self.rings[r];
+                    let done = step + 1;
+                    ring.jobs[j].done = done;
+                    let next = if usize::from(done) >= ring.jobs[j].spec.steps.len() {
                         JobState::Done
                     } else {
-                        JobState::Between { next: j.done }
+                        JobState::Between { next: done }
                     };
+                    ring.set(job.index, next, deadline);
+                    self.queue_rollback_if_halted(job);
                 }
             }
             Event::StepFailed { job, step, reason } => {
-                if let Some(j) = self.job_mut(job)
-                    && matches!(j.state, JobState::Running { step: s, .. } if s == step)
-                {
-                    j.state = JobState::Failed { reason };
+                if let Some((r, _)) = self.running_job(job, step) {
+                    let deadline = self.spec.rings[r].unresponsive_after;
+                    self.rings[r].set(job.index, JobState::Failed { reason }, deadline);
+                    self.queue_rollback_if_halted(job);
                 }
             }
             Event::RollbackFinished { job, ok } => {
                 if let Some(j) = self.job_mut(job)
                     && j.state == JobState::RollingBack
                 {
-                    j.state = if ok {
+                    let r = usize::from(job.ring);
+                    let deadline = self.spec.rings[r].unresponsive_after;
+                    let state = if ok {
                         JobState::RolledBack
                     } else {
                         JobState::RollbackFailed
                     };
+                    self.rings[r].set(job.index, state, deadline);
                 }
             }
             Event::Approve => {
@@ -362,6 +488,26 @@ impl Core {
             .get_mut(id.index as usize)
     }
 
+    /// The ring and index of `job` if its step `step` is running.
+    fn running_job(&self, job: JobId, step: u16) -> Option<(usize, usize)> {
+        let r = usize::from(job.ring);
+        let j = job.index as usize;
+        let state = &self.rings.get(r)?.jobs.get(j)?.state;
+        matches!(state, JobState::Running { step: s, .. } if *s == step).then_some((r, j))
+    }
+
+    /// A job that finishes a step after its ring halted is rolled back too.
+    fn queue_rollback_if_halted(&mut self, job: JobId) {
+        if let Phase::Halted { ring, .. } = self.phase
+            && ring == job.ring
+            && self.rings[usize::from(ring)].jobs[job.index as usize].done > 0
+        {
+            self.rings[usize::from(ring)]
+                .rollback_queue
+                .push_back(job.index);
+        }
+    }
+
     /// New devices go to their ring's matching batch; when their ring is already done
     /// (or running past that batch), to the next batch of the ring running now (or its
     /// last batch).
@@ -372,29 +518,17 @@ impl Core {
             _ => return,
         };
         let target = ring.max(current).min(self.spec.rings.len() as u16 - 1);
-        let ring_spec = &self.spec.rings[usize::from(target)];
-        let running_batch = self.current_batch(target);
+        let last_batch = self.spec.rings[usize::from(target)]
+            .batches
+            .saturating_sub(1);
+        let state = &mut self.rings[usize::from(target)];
+        let running_batch = state.batch;
         for mut job in jobs {
             if target != ring || job.batch < running_batch {
-                job.batch = (running_batch + 1).min(ring_spec.batches.saturating_sub(1));
+                job.batch = (running_batch + 1).min(last_batch.max(running_batch));
             }
-            self.rings[usize::from(target)].jobs.push(Job {
-                spec: job,
-                state: JobState::Pending,
-                done: 0,
-            });
+            state.push(job);
         }
-    }
-
-    /// The lowest batch of `ring` that still has unfinished jobs.
-    fn current_batch(&self, ring: u16) -> u32 {
-        self.rings[usize::from(ring)]
-            .jobs
-            .iter()
-            .filter(|j| !j.state.is_terminal())
-            .map(|j| j.spec.batch)
-            .min()
-            .unwrap_or(0)
     }
 
     fn open_ring(&mut self, ring: u16, ordinary: Timestamp, expedited: Timestamp) {
@@ -502,26 +636,20 @@ impl Core {
     }
 
     fn ring_finished(&self, ring: u16) -> bool {
-        self.rings[usize::from(ring)]
-            .jobs
-            .iter()
-            .all(|j| j.state.is_terminal())
+        let r = &self.rings[usize::from(ring)];
+        r.terminal == r.jobs.len()
     }
 
     /// Failures beyond the ring's budget: the rollout halts.
     fn budget_exceeded(&self, ring: u16) -> Option<String> {
         let r = &self.rings[usize::from(ring)];
-        let failed = r
-            .jobs
-            .iter()
-            .filter(|j| matches!(j.state, JobState::Failed { .. }))
-            .count();
         let budget = self.spec.rings[usize::from(ring)]
             .max_failures
             .of(r.jobs.len());
-        (failed > budget).then(|| {
+        (r.failed > budget).then(|| {
             format!(
-                "{failed} of {} devices failed in ring {}, over its failure budget of {budget}",
+                "{} of {} devices failed in ring {}, over its failure budget of {budget}",
+                r.failed,
                 r.jobs.len(),
                 self.spec.rings[usize::from(ring)].name
             )
@@ -534,8 +662,7 @@ impl Core {
         if r.jobs.is_empty() {
             return None;
         }
-        let done = r.jobs.iter().filter(|j| j.state == JobState::Done).count();
-        let share = done as f64 * 100.0 / r.jobs.len() as f64;
+        let share = r.done as f64 * 100.0 / r.jobs.len() as f64;
         (share < threshold).then(|| {
             format!(
                 "only {share:.1}% of ring {} succeeded, below its success threshold of {threshold}%",
@@ -550,6 +677,19 @@ impl Core {
             reason: reason.clone(),
         });
         self.phase = Phase::Halted { ring, reason };
+        // Devices that installed at least one step, in rollout order; those still
+        // running join the queue when they report.
+        let r = &mut self.rings[usize::from(ring)];
+        r.rollback_queue = (0..r.jobs.len() as u32)
+            .filter(|&i| {
+                let job = &r.jobs[i as usize];
+                job.done > 0
+                    && matches!(
+                        job.state,
+                        JobState::Done | JobState::Failed { .. } | JobState::Between { .. }
+                    )
+            })
+            .collect();
     }
 
     /// Rolls back the halted ring's devices that changed, at the ring's own pace.
@@ -559,31 +699,19 @@ impl Core {
         }
         let spec = &self.spec.rings[usize::from(ring)];
         let limit = spec.max_parallel.map_or(usize::MAX, |m| m as usize);
+        let deadline = spec.unresponsive_after;
         let r = &mut self.rings[usize::from(ring)];
-        let mut busy = r
-            .jobs
-            .iter()
-            .filter(|j| j.state == JobState::RollingBack || j.state.is_active())
-            .count();
-        for (index, job) in r.jobs.iter_mut().enumerate() {
-            if busy >= limit {
+        while r.rolling + r.active < limit {
+            let Some(index) = r.rollback_queue.pop_front() else {
                 break;
+            };
+            if r.jobs[index as usize].state == JobState::RollingBack {
+                continue;
             }
-            // Devices that installed at least one step; a step still running is waited for.
-            let eligible = matches!(
-                job.state,
-                JobState::Done | JobState::Failed { .. } | JobState::Between { .. }
-            ) && job.done > 0;
-            if eligible {
-                job.state = JobState::RollingBack;
-                busy += 1;
-                out.push(Decision::StartRollback {
-                    job: JobId {
-                        ring,
-                        index: index as u32,
-                    },
-                });
-            }
+            r.set(index, JobState::RollingBack, deadline);
+            out.push(Decision::StartRollback {
+                job: JobId { ring, index },
+            });
         }
     }
 
@@ -596,31 +724,38 @@ impl Core {
         wake: &mut Option<Timestamp>,
     ) {
         let deadline = self.spec.rings[usize::from(ring)].unresponsive_after;
-        for (index, job) in self.rings[usize::from(ring)].jobs.iter_mut().enumerate() {
-            if let JobState::Running { step, since } = job.state {
-                let due = add(since, deadline);
-                if now >= due {
-                    job.state = JobState::Failed {
-                        reason: format!(
-                            "no report within {} (unresponsive)",
-                            humantime::format_duration(deadline)
-                        ),
-                    };
-                    out.push(Decision::DeviceUnresponsive {
-                        job: JobId {
-                            ring,
-                            index: index as u32,
-                        },
-                        step,
-                    });
-                } else if wake.is_none_or(|w| due < w) {
+        let r = &mut self.rings[usize::from(ring)];
+        while let Some(&(due, index)) = r.running.first() {
+            if due > now {
+                if wake.is_none_or(|w| due < w) {
                     *wake = Some(due);
                 }
+                break;
             }
+            let JobState::Running { step, .. } = r.jobs[index as usize].state else {
+                r.running.remove(&(due, index));
+                continue;
+            };
+            r.set(
+                index,
+                JobState::Failed {
+                    reason: format!(
+                        "no report within {} (unresponsive)",
+                        humantime::format_duration(deadline)
+                    ),
+                },
+                deadline,
+            );
+            out.push(Decision::DeviceUnresponsive {
+                job: JobId { ring, index },
+                step,
+            });
         }
     }
 
-    /// Starts every step that may start now; notes when the next one may.
+    /// Starts every step that may start now; notes when the next one may. Jobs that
+    /// may not start yet wait in `blocked` until their time, so each event only looks
+    /// at jobs that can move.
     fn start_steps(
         &mut self,
         ring: u16,
@@ -629,59 +764,110 @@ impl Core {
         wake: &mut Option<Timestamp>,
     ) {
         let spec = &self.spec.rings[usize::from(ring)];
+        let deadline = spec.unresponsive_after;
         let Some(opened) = self.rings[usize::from(ring)].opened else {
             return;
         };
-        let batch = self.current_batch(ring);
         let limit = spec.max_parallel.map_or(usize::MAX, |m| m as usize);
+        let skip_window = self.spec.expedite_skips_window;
+        let freezes = &self.spec.freezes;
         let r = &mut self.rings[usize::from(ring)];
-        let mut active = r.jobs.iter().filter(|j| j.state.is_active()).count();
-        let later = |t: Timestamp, wake: &mut Option<Timestamp>| {
-            if t > now && wake.is_none_or(|w| t < w) {
-                *wake = Some(t);
+        r.open_batches();
+        // Jobs whose wait is over may be tried again.
+        while let Some(entry) = r.blocked.first_entry() {
+            if *entry.key() > now {
+                break;
             }
-        };
-        for (index, job) in r.jobs.iter_mut().enumerate() {
-            let next = match job.state {
-                JobState::Between { next } => next,
-                JobState::Pending if job.spec.batch <= batch && active < limit => 0,
-                _ => continue,
-            };
-            let Some(step) = job.spec.steps.get(usize::from(next)) else {
-                // A device with nothing to install is done at once.
-                job.state = JobState::Done;
-                continue;
-            };
+            for index in entry.remove() {
+                match r.jobs[index as usize].state {
+                    JobState::Pending => {
+                        r.ready.insert(index);
+                    }
+                    JobState::Between { .. } => {
+                        r.between.insert(index);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // When may `job` start its next step: now, or a later time.
+        let allowed = |job: &Job, next: u16| -> Option<Timestamp> {
+            let step = job.spec.steps.get(usize::from(next))?;
             let open = opened[usize::from(step.expedited)];
-            let mut t = open.max(step.not_before.unwrap_or(open));
-            if t <= now {
-                t = now;
-            }
-            let window = if step.expedited && self.spec.expedite_skips_window {
+            let t = open.max(step.not_before.unwrap_or(open)).max(now);
+            let window = if step.expedited && skip_window {
                 None
             } else {
                 spec.window.as_ref()
             };
-            let allowed = schedule::earliest(t, &job.spec.timezone, window, &self.spec.freezes).at;
-            if allowed > now {
-                later(allowed, wake);
+            Some(schedule::earliest(t, &job.spec.timezone, window, freezes).at)
+        };
+        // Devices between steps already hold a slot.
+        let between: Vec<u32> = r.between.iter().copied().collect();
+        for index in between {
+            let job = &r.jobs[index as usize];
+            let JobState::Between { next } = job.state else {
+                continue;
+            };
+            match allowed(job, next) {
+                Some(t) if t > now => {
+                    r.between.remove(&index);
+                    r.blocked.entry(t).or_default().push(index);
+                }
+                _ => {
+                    r.set(
+                        index,
+                        JobState::Running {
+                            step: next,
+                            since: now,
+                        },
+                        deadline,
+                    );
+                    out.push(Decision::StartStep {
+                        job: JobId { ring, index },
+                        step: next,
+                    });
+                }
+            }
+        }
+        // New devices, in rollout order, while slots are free.
+        while r.active < limit {
+            let Some(index) = r.ready.pop_first() else {
+                break;
+            };
+            let job = &r.jobs[index as usize];
+            if job.state != JobState::Pending {
                 continue;
             }
-            if job.state == JobState::Pending {
-                active += 1;
+            if job.spec.steps.is_empty() {
+                // A device with nothing to install is done at once.
+                r.set(index, JobState::Done, deadline);
+                continue;
             }
-            job.state = JobState::Running {
-                step: next,
-                since: now,
-            };
-            later(add(now, spec.unresponsive_after), wake);
-            out.push(Decision::StartStep {
-                job: JobId {
-                    ring,
-                    index: index as u32,
-                },
-                step: next,
-            });
+            match allowed(job, 0) {
+                Some(t) if t > now => r.blocked.entry(t).or_default().push(index),
+                _ => {
+                    r.set(
+                        index,
+                        JobState::Running {
+                            step: 0,
+                            since: now,
+                        },
+                        deadline,
+                    );
+                    out.push(Decision::StartStep {
+                        job: JobId { ring, index },
+                        step: 0,
+                    });
+                }
+            }
+        }
+        let next_blocked = r.blocked.keys().next().copied();
+        let next_due = r.running.first().map(|(due, _)| *due);
+        for t in [next_blocked, next_due].into_iter().flatten() {
+            if t > now && wake.is_none_or(|w| t < w) {
+                *wake = Some(t);
+            }
         }
     }
 }
