@@ -14,6 +14,7 @@ use crate::store::{Record, Store, StoreError, StoredEvent, secs};
 use jiff::Timestamp;
 use ringleader_runtime::Plugin;
 use ringleader_runtime::bindings::{Device, Patch, RollbackTarget};
+use ringleader_runtime::sim_device::SimDevices;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,6 +107,9 @@ pub struct VirtualExecutor {
     pub store: Option<Store>,
     /// Steps that may have run when the engine stopped: verified before anything else.
     pub recheck: Vec<(JobId, u16)>,
+    /// Simulated devices whose state is made durable before the log is: the log never
+    /// records an outcome the devices could forget.
+    pub devices: Option<Arc<SimDevices>>,
 }
 
 /// A rollout rebuilt from its log.
@@ -326,6 +330,11 @@ impl VirtualExecutor {
     }
 
     fn flush(&mut self) {
+        if let Some(devices) = &self.devices
+            && let Err(e) = devices.flush()
+        {
+            panic!("cannot flush the simulated devices' state: {e}");
+        }
         if let Some(store) = &self.store
             && let Err(e) = store.flush()
         {

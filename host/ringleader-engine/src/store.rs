@@ -19,6 +19,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// Page cache of the log's database: the log is written once and read at resume.
+const SLED_CACHE_BYTES: u64 = 64 << 20;
+
 /// The layout version this code reads and writes.
 pub const LAYOUT_VERSION: u32 = 1;
 
@@ -138,10 +141,14 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let db = sled::open(dir).map_err(|e| StoreError::Open {
-            path: dir.to_owned(),
-            message: e.to_string(),
-        })?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(SLED_CACHE_BYTES)
+            .open()
+            .map_err(|e| StoreError::Open {
+                path: dir.to_owned(),
+                message: e.to_string(),
+            })?;
         let meta = db.open_tree("meta").map_err(io)?;
         let log = db.open_tree("log").map_err(io)?;
         match meta.get("layout").map_err(io)? {

@@ -23,6 +23,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 
+/// Page cache of the devices' database: their state is small.
+const SLED_CACHE_BYTES: u64 = 64 << 20;
+
 /// Where simulated devices keep their state.
 #[derive(Debug)]
 enum Backing {
@@ -46,8 +49,15 @@ impl SimDevices {
 
     /// Devices whose state lives in a sled database at `dir`, apart from any engine
     /// state, and survives restarts.
+    /// Writes become durable at [`SimDevices::flush`], which the engine calls before it
+    /// makes its own log durable: nothing the engine has recorded is ever ahead of what
+    /// the devices remember.
     pub fn open(dir: &Path) -> Result<SimDevices, ExecError> {
-        let db = sled::open(dir).map_err(|e| ExecError::Permanent(e.to_string()))?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(SLED_CACHE_BYTES)
+            .open()
+            .map_err(|e| ExecError::Permanent(e.to_string()))?;
         let tree = db
             .open_tree("sim-devices")
             .map_err(|e| ExecError::Permanent(e.to_string()))?;
@@ -76,10 +86,16 @@ impl SimDevices {
             }
             Backing::Sled(tree) => {
                 tree.insert(key, value.as_bytes()).map_err(transient)?;
-                // A device's own state is durable before it answers, like a real one.
-                tree.flush().map_err(transient)?;
                 Ok(())
             }
+        }
+    }
+
+    /// Makes every device's state durable.
+    pub fn flush(&self) -> Result<(), ExecError> {
+        match &self.backing {
+            Backing::Memory(_) => Ok(()),
+            Backing::Sled(tree) => tree.flush().map(|_| ()).map_err(transient),
         }
     }
 
@@ -304,6 +320,7 @@ mod tests {
         {
             let sim = SimDevices::open(dir.path()).unwrap();
             run(&sim, &device("0"), &["install", "bios", "2.19.1", "p"]);
+            sim.flush().unwrap();
         }
         let sim = SimDevices::open(dir.path()).unwrap();
         assert_eq!(

@@ -201,6 +201,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         now,
         store,
         recheck,
+        devices: Some(devices.clone()),
     };
     let (core, report) = executor
         .run(|core, now| {
