@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Whole-process engine benchmark.
+#
+# 1. `ringleader demo` through four rings with durable state (--data), at several fleet
+#    sizes: wall time, peak RSS, and time per device-step (install + verify through the
+#    sandboxed plugin, write-ahead log included).
+# 2. Side by side: Ansible (ansible-core from PyPI, installed here into a venv) rolling a
+#    trivial `set_fact` task over a local-connection inventory of the same size with
+#    serial ["1%", "10%", "100%"].
+#
+# Usage: benches/engine.sh            (SIZES="1000 10000 100000" ANSIBLE_SIZES="1000")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sizes=${SIZES:-"1000 10000 100000"}
+ansible_sizes=${ANSIBLE_SIZES:-"1000"}
+target=${CARGO_TARGET_DIR:-target}
+cargo build --release -p ringleader >&2
+bin=$target/release/ringleader
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+echo "ringleader demo, 4 rings, durable state (benches/policies/four-rings.toml)"
+printf "%10s %10s %12s %10s %12s %14s\n" devices state steps seconds "peak MiB" "us/step"
+for n in $sizes; do
+    /usr/bin/time -f "%e %M" -o "$work/time$n" "$bin" demo --devices "$n" --seed 1 \
+        --policy benches/policies/four-rings.toml --data "$work/data$n" --json \
+        > "$work/out$n.json" || true
+    python3 - "$n" "$work/out$n.json" "$work/time$n" <<'PY'
+import json, sys
+n, out, timing = sys.argv[1], json.load(open(sys.argv[2])), open(sys.argv[3]).read().split()
+seconds, rss_kib = float(timing[-2]), int(timing[-1])
+steps = out["install_calls"]
+print(f"{n:>10} {out['final_state']:>10} {steps:>12} {seconds:>10.2f} {rss_kib/1024:>12.0f} {seconds*1e6/max(steps,1):>14.1f}")
+PY
+done
+
+echo
+echo "ansible-core, set_fact over local hosts, serial [1%, 10%, 100%]"
+python3 -m venv "$work/venv" >&2
+"$work/venv/bin/pip" install --quiet ansible-core >&2
+printf "%10s %10s %14s\n" hosts seconds "ms/host"
+for n in $ansible_sizes; do
+    {
+        echo "[fleet]"
+        for i in $(seq 1 "$n"); do echo "host$i ansible_connection=local ansible_python_interpreter=$work/venv/bin/python"; done
+    } > "$work/hosts$n"
+    cat > "$work/play.yml" <<'YML'
+- hosts: fleet
+  gather_facts: false
+  serial: ["1%", "10%", "100%"]
+  tasks:
+    - set_fact:
+        patched: true
+YML
+    start=$(date +%s.%N)
+    ANSIBLE_HOST_KEY_CHECKING=False "$work/venv/bin/ansible-playbook" -i "$work/hosts$n" "$work/play.yml" > "$work/ansible$n.log"
+    end=$(date +%s.%N)
+    python3 -c "n=$n; s=$end-$start; print(f'{n:>10} {s:>10.2f} {s*1000/n:>14.1f}')"
+done
