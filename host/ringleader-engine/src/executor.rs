@@ -9,11 +9,12 @@
 //! is deterministic however calls interleave, and weeks of soaks and windows pass in
 //! seconds.
 
+use crate::clock::VirtualClock;
 use crate::core::{Core, Decision, Event, JobId, JobState, Phase, RolloutSpec};
 use crate::store::{Record, Store, StoreError, StoredEvent, secs};
 use jiff::Timestamp;
 use ringleader_runtime::Plugin;
-use ringleader_runtime::bindings::{Device, Patch, RollbackTarget};
+use ringleader_runtime::bindings::{Device, Patch, Readiness, RollbackTarget};
 use ringleader_runtime::sim_device::SimDevices;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -110,6 +111,8 @@ pub struct VirtualExecutor {
     /// Simulated devices whose state is made durable before the log is: the log never
     /// records an outcome the devices could forget.
     pub devices: Option<Arc<SimDevices>>,
+    /// The clock plugins read; moved with virtual time.
+    pub clock: Option<VirtualClock>,
 }
 
 /// A rollout rebuilt from its log.
@@ -177,6 +180,9 @@ impl VirtualExecutor {
         let mut wake: BTreeSet<Timestamp> = BTreeSet::new();
         let mut calls: JoinSet<Outcome> = JoinSet::new();
         let limit = Arc::new(tokio::sync::Semaphore::new(self.concurrency.max(1)));
+        if let Some(clock) = &self.clock {
+            clock.set(self.now);
+        }
         if !self.recheck.is_empty() || self.store.as_ref().is_some_and(|s| !s.is_empty()) {
             self.log(Record::Resumed { at: secs(self.now) });
         }
@@ -282,6 +288,9 @@ impl VirtualExecutor {
                 (None, None) => break,
             };
             self.now = self.now.max(next);
+            if let Some(clock) = &self.clock {
+                clock.set(self.now);
+            }
             wake.retain(|t| *t > self.now);
             let last = (
                 self.now,
@@ -390,6 +399,30 @@ impl VirtualExecutor {
                     }
                 };
                 return Outcome { job, event, after };
+            }
+            match installer.preflight(&device, &patch).await {
+                Ok(Readiness::Blocked(why)) => {
+                    let event = Event::StepFailed {
+                        job,
+                        step,
+                        reason: format!("preflight: {why}"),
+                    };
+                    return Outcome { job, event, after };
+                }
+                Ok(Readiness::AlreadyInstalled(_)) => {
+                    // Nothing to install: the device already runs the fixed version.
+                    let event = Event::StepSucceeded { job, step };
+                    return Outcome { job, event, after };
+                }
+                Ok(Readiness::Ready) => {}
+                Err(e) => {
+                    let event = Event::StepFailed {
+                        job,
+                        step,
+                        reason: e.to_string(),
+                    };
+                    return Outcome { job, event, after };
+                }
             }
             let event = match installer.install(&device, &patch).await {
                 Err(e) => Event::StepFailed {

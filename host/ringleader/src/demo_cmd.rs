@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::Args;
 use jiff::Timestamp;
+use ringleader_engine::clock::VirtualClock;
 use ringleader_engine::core::{Core, JobId, JobState, Phase};
 use ringleader_engine::demo::{self, FleetConfig};
 use ringleader_engine::executor::{Targets, VirtualExecutor, replay};
@@ -107,6 +108,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         })?),
         None => Arc::new(SimDevices::in_memory()),
     };
+    let clock = VirtualClock::new(args.start);
     let store = match &args.data {
         Some(dir) => {
             let store = Store::open(&dir.join("engine"))?;
@@ -136,6 +138,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         grants,
         services: Services {
             exec: devices.clone(),
+            clock: Arc::new(clock.clone()),
             ..Services::default()
         },
     })?;
@@ -202,6 +205,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         store,
         recheck,
         devices: Some(devices.clone()),
+        clock: Some(clock.clone()),
     };
     let (core, report) = executor
         .run(|core, now| {
