@@ -53,10 +53,14 @@ fn main() -> ExitCode {
         .with_target(false)
         .init();
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // The demo's work is CPU-bound plugin calls coordinated by one loop: one thread
+    // avoids cross-thread wake-ups; everything else gets the multi-threaded runtime.
+    let builder = match cli.command {
+        Command::Demo(_) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let mut builder = builder;
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: failed to start the async runtime: {e}");
