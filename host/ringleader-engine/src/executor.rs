@@ -320,12 +320,10 @@ impl VirtualExecutor {
 
     /// Logs `event` (when durable), then gives it to the core.
     fn feed(&mut self, event: Event) -> Vec<Decision> {
-        if let Some(stored) = StoredEvent::from_event(&event) {
-            self.log(Record::Event {
-                at: secs(self.now),
-                event: stored,
-            });
-        }
+        self.log(Record::Event {
+            at: secs(self.now),
+            event: StoredEvent::from_event(&event),
+        });
         self.core.handle(self.now, event)
     }
 

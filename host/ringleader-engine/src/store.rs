@@ -14,7 +14,7 @@
 //! The simulated devices keep their own state elsewhere (`DIR/devices/`), as real
 //! devices would.
 
-use crate::core::{Event, JobId};
+use crate::core::{DeviceJob, Event, JobId, StepSpec};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -39,8 +39,7 @@ pub enum Record {
     Resumed { at: i64 },
 }
 
-/// The serializable form of a core [`Event`] (devices joining are not logged yet:
-/// the demo's fleet is fixed).
+/// The serializable form of a core [`Event`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum StoredEvent {
@@ -62,13 +61,72 @@ pub enum StoredEvent {
     Pause,
     Resume,
     Abort,
+    DevicesAdded {
+        ring: u16,
+        jobs: Vec<StoredJob>,
+    },
+}
+
+/// The serializable form of a [`DeviceJob`] (a device joining a running rollout).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredJob {
+    pub device: String,
+    /// IANA time zone name.
+    pub timezone: String,
+    pub batch: u32,
+    pub steps: Vec<StoredStep>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredStep {
+    pub patch: String,
+    /// Seconds since the Unix epoch.
+    pub not_before: Option<i64>,
+    pub expedited: bool,
+}
+
+impl StoredJob {
+    fn from_job(job: &DeviceJob) -> StoredJob {
+        StoredJob {
+            device: job.device.clone(),
+            timezone: job.timezone.iana_name().unwrap_or("UTC").to_string(),
+            batch: job.batch,
+            steps: job
+                .steps
+                .iter()
+                .map(|s| StoredStep {
+                    patch: s.patch.clone(),
+                    not_before: s.not_before.map(|t| t.as_second()),
+                    expedited: s.expedited,
+                })
+                .collect(),
+        }
+    }
+
+    fn into_job(self) -> DeviceJob {
+        DeviceJob {
+            device: self.device,
+            timezone: jiff::tz::TimeZone::get(&self.timezone).unwrap_or(jiff::tz::TimeZone::UTC),
+            batch: self.batch,
+            steps: self
+                .steps
+                .into_iter()
+                .map(|s| StepSpec {
+                    patch: s.patch,
+                    not_before: s.not_before.and_then(|t| Timestamp::from_second(t).ok()),
+                    expedited: s.expedited,
+                })
+                .collect(),
+        }
+    }
 }
 
 impl StoredEvent {
-    /// The stored form of `event`, or `None` for an event that is not logged.
-    pub fn from_event(event: &Event) -> Option<StoredEvent> {
+    /// The stored form of `event`. Every event is logged, `Tick`s included: the core's
+    /// decisions depend on when it is asked.
+    pub fn from_event(event: &Event) -> StoredEvent {
         let j = |job: &JobId| (job.ring, job.index);
-        Some(match event {
+        match event {
             Event::Tick => StoredEvent::Tick,
             Event::StepSucceeded { job, step } => StoredEvent::StepSucceeded {
                 job: j(job),
@@ -87,8 +145,11 @@ impl StoredEvent {
             Event::Pause => StoredEvent::Pause,
             Event::Resume => StoredEvent::Resume,
             Event::Abort => StoredEvent::Abort,
-            Event::DevicesAdded { .. } => return None,
-        })
+            Event::DevicesAdded { ring, jobs } => StoredEvent::DevicesAdded {
+                ring: *ring,
+                jobs: jobs.iter().map(StoredJob::from_job).collect(),
+            },
+        }
     }
 
     pub fn into_event(self) -> Event {
@@ -108,6 +169,10 @@ impl StoredEvent {
             StoredEvent::Pause => Event::Pause,
             StoredEvent::Resume => Event::Resume,
             StoredEvent::Abort => Event::Abort,
+            StoredEvent::DevicesAdded { ring, jobs } => Event::DevicesAdded {
+                ring,
+                jobs: jobs.into_iter().map(StoredJob::into_job).collect(),
+            },
         }
     }
 }
@@ -295,6 +360,6 @@ mod tests {
             job: JobId { ring: 2, index: 9 },
             step: 1,
         };
-        assert_eq!(StoredEvent::from_event(&e).unwrap().into_event(), e);
+        assert_eq!(StoredEvent::from_event(&e).into_event(), e);
     }
 }
