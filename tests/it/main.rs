@@ -4,7 +4,10 @@
 //! - `sandbox`: hostile plugins get a typed error naming the limit or capability, and
 //!   the host (and the next call to a good plugin) carries on.
 //! - `loading`: manifests, checksums, worlds, WIT versions and the compile cache.
+//! - `engine`: whole rollouts through the executor, the real plugins and simulated
+//!   devices.
 
+mod engine;
 mod loading;
 mod plugins;
 mod sandbox;
