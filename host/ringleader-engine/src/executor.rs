@@ -209,7 +209,9 @@ impl VirtualExecutor {
         }
         let mut queue: Vec<Decision> = self.feed(Event::Tick);
         loop {
-            // Write-ahead: every dispatch is durable before the call is made.
+            // Write-ahead: every dispatch, and every event it follows from, is durable
+            // before the call is made. Steps that dispatch nothing need no flush.
+            let mut dispatches = false;
             for decision in &queue {
                 match decision {
                     Decision::StartStep { job, step } => self.log(Record::Dispatched {
@@ -221,10 +223,13 @@ impl VirtualExecutor {
                         at: secs(self.now),
                         job: (job.ring, job.index),
                     }),
-                    _ => {}
+                    _ => continue,
                 }
+                dispatches = true;
             }
-            self.flush();
+            if dispatches {
+                self.flush();
+            }
             for decision in std::mem::take(&mut queue) {
                 match decision {
                     Decision::StartStep { job, step } => {
