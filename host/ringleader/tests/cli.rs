@@ -555,15 +555,20 @@ fn a_seed_gives_the_same_outcomes_every_run() {
 /// and its log stays gap-free (a resume refuses a log with a gap).
 #[test]
 fn a_demo_killed_at_random_moments_ends_as_an_uninterrupted_run() {
+    // A fleet that goes through all four rings (budgets of 5%) and takes a few seconds,
+    // so that kills land in every phase of the rollout.
+    let policy = repo("benches/policies/four-rings.toml");
     let args = [
         "--devices",
-        "300",
+        "1500",
         "--seed",
         "7",
         "--fail-permille",
         "10",
         "--hang-permille",
         "0",
+        "--policy",
+        &policy,
     ];
     let (_, reference) = demo(&args);
     assert_eq!(reference["duplicate_installs"], 0);
@@ -587,7 +592,7 @@ fn a_demo_killed_at_random_moments_ends_as_an_uninterrupted_run() {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
-        let delay = 100 + state % 900;
+        let delay = 200 + state % 600;
         let mut child = child;
         std::thread::sleep(std::time::Duration::from_millis(delay));
         match child.try_wait().unwrap() {
