@@ -4,9 +4,7 @@
 use super::*;
 use ringleader_engine::core::{Core, JobId, JobState, Phase};
 use ringleader_engine::demo::{self, FleetConfig};
-use ringleader_engine::executor::{RunReport, Targets, VirtualExecutor};
-use ringleader_planner::catalog::Catalog;
-use ringleader_planner::plan::Planner;
+use ringleader_engine::executor::{RunReport, VirtualExecutor};
 use ringleader_planner::policy::Policy;
 use ringleader_runtime::sim_device::SimDevices;
 use std::path::Path;
@@ -35,35 +33,14 @@ async fn rollout(
     );
     let source = load(&rt, "sim-vendor-source").await;
     let installer = load(&rt, "sim-vendor-installer").await;
-    let plugin_devices: Vec<_> = inventory.devices.iter().map(|d| d.to_plugin()).collect();
-    let patches = source.discover(&plugin_devices).await.unwrap();
-    let targets = Targets {
-        devices: plugin_devices
-            .iter()
-            .map(|d| (d.id.clone(), d.clone()))
-            .collect(),
-        patches: patches.iter().map(|p| (p.id.clone(), p.clone())).collect(),
-    };
-    let catalog = Catalog::build(
-        patches
-            .into_iter()
-            .map(|p| (p, "sim".to_string()))
-            .collect(),
-    )
-    .unwrap();
     let start = "2026-11-02T08:00:00Z".parse().unwrap();
-    let plan = Planner {
-        policy: &policy,
-        inventory: &inventory,
-        catalog: &catalog,
-        at: start,
-    }
-    .plan();
-    let spec = ringleader_engine::spec::from_plan(&plan, &policy, &inventory, &catalog);
+    let prepared = ringleader_engine::spec::prepare(&policy, &inventory, &[source], start)
+        .await
+        .unwrap();
     let executor = VirtualExecutor {
-        core: Core::new(spec),
+        core: Core::new(prepared.spec),
         installer,
-        targets: Arc::new(targets),
+        targets: Arc::new(prepared.targets),
         timing: demo::timing(&fleet),
         concurrency: 16,
         auto_approve_after: auto_approve,

@@ -1,9 +1,10 @@
 //! Building a rollout's [`RolloutSpec`] from a plan.
 
 use crate::core::{DeviceJob, RingSpec, RolloutSpec, StepSpec};
+use crate::executor::Targets;
 use ringleader_planner::catalog::Catalog;
 use ringleader_planner::inventory::Inventory;
-use ringleader_planner::plan::Plan;
+use ringleader_planner::plan::{Plan, Planner};
 use ringleader_planner::policy::Policy;
 
 /// The spec the core runs: the plan's rings, devices and ordered steps, with the
@@ -63,4 +64,55 @@ pub fn from_plan(
         expedite_soak_factor: policy.expedite.as_ref().map_or(1.0, |e| e.soak_factor),
         expedite_skips_window: policy.expedite.as_ref().is_some_and(|e| e.skip_window),
     }
+}
+
+/// What went wrong preparing a rollout.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error(transparent)]
+    Discover(#[from] ringleader_runtime::CallError),
+    #[error(transparent)]
+    Catalog(#[from] ringleader_planner::catalog::CycleError),
+}
+
+/// A rollout ready to run: the core's spec and what the executor needs to call plugins.
+#[derive(Debug)]
+pub struct Prepared {
+    pub spec: RolloutSpec,
+    pub targets: Targets,
+}
+
+/// Asks every patch source for its patches for `inventory`, plans with `policy` as of
+/// `at`, and returns the rollout's spec and targets.
+pub async fn prepare(
+    policy: &Policy,
+    inventory: &Inventory,
+    sources: &[ringleader_runtime::Plugin],
+    at: jiff::Timestamp,
+) -> Result<Prepared, PrepareError> {
+    let devices: Vec<_> = inventory.devices.iter().map(|d| d.to_plugin()).collect();
+    let mut reported = Vec::new();
+    for source in sources {
+        let patches = source.discover(&devices).await?;
+        reported.extend(patches.into_iter().map(|p| (p, source.name().to_string())));
+    }
+    let targets = Targets {
+        devices: devices.into_iter().map(|d| (d.id.clone(), d)).collect(),
+        patches: reported
+            .iter()
+            .map(|(p, _)| (p.id.clone(), p.clone()))
+            .collect(),
+    };
+    let catalog = Catalog::build(reported)?;
+    let plan = Planner {
+        policy,
+        inventory,
+        catalog: &catalog,
+        at,
+    }
+    .plan();
+    Ok(Prepared {
+        spec: from_plan(&plan, policy, inventory, &catalog),
+        targets,
+    })
 }

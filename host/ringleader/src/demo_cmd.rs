@@ -6,10 +6,8 @@ use jiff::Timestamp;
 use ringleader_engine::clock::VirtualClock;
 use ringleader_engine::core::{Core, JobId, JobState, Phase};
 use ringleader_engine::demo::{self, FleetConfig};
-use ringleader_engine::executor::{Targets, VirtualExecutor, replay};
+use ringleader_engine::executor::{VirtualExecutor, replay};
 use ringleader_engine::store::{Record, Store, StoredEvent};
-use ringleader_planner::catalog::Catalog;
-use ringleader_planner::plan::Planner;
 use ringleader_planner::policy::{Policy, PolicyError};
 use ringleader_runtime::sim_device::SimDevices;
 use ringleader_runtime::{Grants, Manifest, Runtime, RuntimeConfig, Services};
@@ -154,29 +152,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         )
         .await?;
 
-    let plugin_devices: Vec<_> = inventory.devices.iter().map(|d| d.to_plugin()).collect();
-    let patches = source.discover(&plugin_devices).await?;
-    let targets = Targets {
-        devices: plugin_devices
-            .iter()
-            .map(|d| (d.id.clone(), d.clone()))
-            .collect(),
-        patches: patches.iter().map(|p| (p.id.clone(), p.clone())).collect(),
-    };
-    let catalog = Catalog::build(
-        patches
-            .into_iter()
-            .map(|p| (p, source.name().to_string()))
-            .collect(),
-    )?;
-    let planner = Planner {
-        policy: &policy,
-        inventory: &inventory,
-        catalog: &catalog,
-        at: args.start,
-    };
-    let plan = planner.plan();
-    let spec = ringleader_engine::spec::from_plan(&plan, &policy, &inventory, &catalog);
+    let prepared =
+        ringleader_engine::spec::prepare(&policy, &inventory, &[source], args.start).await?;
+    let (spec, targets) = (prepared.spec, prepared.targets);
     let (core, now, recheck) = match &store {
         Some(store) => {
             let replayed = replay(spec, store, args.start)?;
