@@ -66,6 +66,29 @@ pub fn from_plan(
     }
 }
 
+/// Devices handed to a patch source per `discover` call: bounds the plugin's memory
+/// (and the host's copy of the call) however large the fleet; a vendor catalog does not
+/// grow with the fleet, so more calls cost little.
+pub const DISCOVER_CHUNK: usize = 5_000;
+
+/// Asks `source` for its patches, [`DISCOVER_CHUNK`] devices at a time; a patch
+/// reported for several chunks is kept once (the first time).
+pub async fn discover_in_chunks(
+    source: &ringleader_runtime::Plugin,
+    devices: &[ringleader_runtime::bindings::Device],
+) -> Result<Vec<ringleader_runtime::bindings::Patch>, ringleader_runtime::CallError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut patches = Vec::new();
+    for chunk in devices.chunks(DISCOVER_CHUNK) {
+        for patch in source.discover(chunk).await? {
+            if seen.insert(patch.id.clone()) {
+                patches.push(patch);
+            }
+        }
+    }
+    Ok(patches)
+}
+
 /// What went wrong preparing a rollout.
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
@@ -93,8 +116,12 @@ pub async fn prepare(
     let devices: Vec<_> = inventory.devices.iter().map(|d| d.to_plugin()).collect();
     let mut reported = Vec::new();
     for source in sources {
-        let patches = source.discover(&devices).await?;
-        reported.extend(patches.into_iter().map(|p| (p, source.name().to_string())));
+        reported.extend(
+            discover_in_chunks(source, &devices)
+                .await?
+                .into_iter()
+                .map(|p| (p, source.name().to_string())),
+        );
     }
     let targets = Targets {
         devices: devices.into_iter().map(|d| (d.id.clone(), d)).collect(),

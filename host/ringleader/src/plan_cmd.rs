@@ -152,7 +152,7 @@ async fn discover(
     let devices: Vec<_> = inventory.devices.iter().map(|d| d.to_plugin()).collect();
     let mut reported = Vec::new();
     for plugin in &plugins {
-        let patches = plugin.discover(&devices).await?;
+        let patches = ringleader_engine::spec::discover_in_chunks(plugin, &devices).await?;
         reported.extend(patches.into_iter().map(|p| (p, plugin.name().to_string())));
     }
     Ok(Catalog::build(reported)?)
