@@ -147,9 +147,6 @@ pub enum JobState {
 }
 
 impl JobState {
-    fn is_active(&self) -> bool {
-        matches!(self, JobState::Running { .. } | JobState::Between { .. })
-    }
     fn is_terminal(&self) -> bool {
         matches!(self, JobState::Done | JobState::Failed { .. })
     }
@@ -196,11 +193,8 @@ struct RingState {
     /// When the ring opened for ordinary and for expedited steps.
     opened: Option<[Timestamp; 2]>,
     completed: bool,
-    done: usize,
-    failed: usize,
-    active: usize,
-    terminal: usize,
-    rolling: usize,
+    /// How many jobs are in each state.
+    counts: RingCounts,
     /// Unfinished (not done, not failed) jobs per batch.
     unfinished: Vec<usize>,
     /// The batch being worked on: the lowest with unfinished jobs.
@@ -231,11 +225,7 @@ impl RingState {
             jobs: Vec::with_capacity(spec.devices.len()),
             opened: None,
             completed: false,
-            done: 0,
-            failed: 0,
-            active: 0,
-            terminal: 0,
-            rolling: 0,
+            counts: RingCounts::default(),
             unfinished: vec![0; batches.max(spec.batches as usize)],
             batch: 0,
             later: vec![Vec::new(); batches.max(spec.batches as usize)],
@@ -261,6 +251,7 @@ impl RingState {
             self.later.resize(batch + 1, Vec::new());
         }
         self.unfinished[batch] += 1;
+        self.counts.pending += 1;
         if spec.batch <= self.batch {
             self.ready.insert(index);
         } else {
@@ -296,18 +287,12 @@ impl RingState {
             JobState::Between { .. } => {
                 self.between.remove(&index);
             }
-            JobState::Done => self.done -= 1,
-            JobState::Failed { .. } => self.failed -= 1,
-            JobState::RollingBack => self.rolling -= 1,
             _ => {}
         }
-        if old.is_active() {
-            self.active -= 1;
-        }
         if old.is_terminal() {
-            self.terminal -= 1;
             self.unfinished[batch] += 1;
         }
+        *self.counts.slot(&old) -= 1;
         let new = &self.jobs[index as usize].state;
         match new {
             JobState::Running { since, .. } => {
@@ -316,18 +301,17 @@ impl RingState {
             JobState::Between { .. } => {
                 self.between.insert(index);
             }
-            JobState::Done => self.done += 1,
-            JobState::Failed { .. } => self.failed += 1,
-            JobState::RollingBack => self.rolling += 1,
             _ => {}
         }
-        if new.is_active() {
-            self.active += 1;
-        }
         if new.is_terminal() {
-            self.terminal += 1;
             self.unfinished[batch] -= 1;
         }
+        *self.counts.slot(new) += 1;
+    }
+
+    /// Jobs done or failed.
+    fn terminal(&self) -> usize {
+        self.counts.done + self.counts.failed
     }
 }
 
@@ -406,19 +390,7 @@ impl Core {
 
     /// Per ring: how many jobs are in each state.
     pub fn counts(&self, ring: u16) -> RingCounts {
-        let mut c = RingCounts::default();
-        for job in &self.rings[usize::from(ring)].jobs {
-            match job.state {
-                JobState::Pending => c.pending += 1,
-                JobState::Running { .. } | JobState::Between { .. } => c.active += 1,
-                JobState::Done => c.done += 1,
-                JobState::Failed { .. } => c.failed += 1,
-                JobState::RollingBack => c.rolling_back += 1,
-                JobState::RolledBack => c.rolled_back += 1,
-                JobState::RollbackFailed => c.rollback_failed += 1,
-            }
-        }
-        c
+        self.rings[usize::from(ring)].counts
     }
 
     /// Applies `event` at `now` and returns what to do next. Deterministic: the same
@@ -637,7 +609,7 @@ impl Core {
 
     fn ring_finished(&self, ring: u16) -> bool {
         let r = &self.rings[usize::from(ring)];
-        r.terminal == r.jobs.len()
+        r.terminal() == r.jobs.len()
     }
 
     /// Failures beyond the ring's budget: the rollout halts.
@@ -646,10 +618,10 @@ impl Core {
         let budget = self.spec.rings[usize::from(ring)]
             .max_failures
             .of(r.jobs.len());
-        (r.failed > budget).then(|| {
+        (r.counts.failed > budget).then(|| {
             format!(
                 "{} of {} devices failed in ring {}, over its failure budget of {budget}",
-                r.failed,
+                r.counts.failed,
                 r.jobs.len(),
                 self.spec.rings[usize::from(ring)].name
             )
@@ -662,7 +634,7 @@ impl Core {
         if r.jobs.is_empty() {
             return None;
         }
-        let share = r.done as f64 * 100.0 / r.jobs.len() as f64;
+        let share = r.counts.done as f64 * 100.0 / r.jobs.len() as f64;
         (share < threshold).then(|| {
             format!(
                 "only {share:.1}% of ring {} succeeded, below its success threshold of {threshold}%",
@@ -701,7 +673,7 @@ impl Core {
         let limit = spec.max_parallel.map_or(usize::MAX, |m| m as usize);
         let deadline = spec.unresponsive_after;
         let r = &mut self.rings[usize::from(ring)];
-        while r.rolling + r.active < limit {
+        while r.counts.rolling_back + r.counts.active < limit {
             let Some(index) = r.rollback_queue.pop_front() else {
                 break;
             };
@@ -831,7 +803,7 @@ impl Core {
             }
         }
         // New devices, in rollout order, while slots are free.
-        while r.active < limit {
+        while r.counts.active < limit {
             let Some(index) = r.ready.pop_first() else {
                 break;
             };
@@ -876,6 +848,7 @@ impl Core {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RingCounts {
     pub pending: usize,
+    /// Running a step, or between steps.
     pub active: usize,
     pub done: usize,
     pub failed: usize,
@@ -884,7 +857,23 @@ pub struct RingCounts {
     pub rollback_failed: usize,
 }
 
-fn add(t: Timestamp, d: Duration) -> Timestamp {
+impl RingCounts {
+    /// The counter of `state`.
+    fn slot(&mut self, state: &JobState) -> &mut usize {
+        match state {
+            JobState::Pending => &mut self.pending,
+            JobState::Running { .. } | JobState::Between { .. } => &mut self.active,
+            JobState::Done => &mut self.done,
+            JobState::Failed { .. } => &mut self.failed,
+            JobState::RollingBack => &mut self.rolling_back,
+            JobState::RolledBack => &mut self.rolled_back,
+            JobState::RollbackFailed => &mut self.rollback_failed,
+        }
+    }
+}
+
+/// `t + d`, saturating.
+pub(crate) fn add(t: Timestamp, d: Duration) -> Timestamp {
     Timestamp::from_second(t.as_second().saturating_add(d.as_secs() as i64)).unwrap_or(t)
 }
 

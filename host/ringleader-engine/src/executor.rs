@@ -10,8 +10,8 @@
 //! seconds.
 
 use crate::clock::VirtualClock;
-use crate::core::{Core, Decision, Event, JobId, JobState, Phase, RolloutSpec};
-use crate::store::{Record, Store, StoreError, StoredEvent, secs};
+use crate::core::{Core, Decision, Event, JobId, JobState, Phase, RolloutSpec, add};
+use crate::store::{Record, Store, StoreError, StoredEvent};
 use jiff::Timestamp;
 use ringleader_runtime::Plugin;
 use ringleader_runtime::bindings::{Device, Patch, Readiness, RollbackTarget};
@@ -75,7 +75,6 @@ pub struct RunReport {
     pub started: Timestamp,
     pub finished: Timestamp,
     pub install_calls: u64,
-    pub verify_calls: u64,
     pub rollback_calls: u64,
     pub approvals: u64,
     pub halt_reason: Option<String>,
@@ -170,7 +169,6 @@ impl VirtualExecutor {
             started,
             finished: started,
             install_calls: 0,
-            verify_calls: 0,
             rollback_calls: 0,
             approvals: 0,
             halt_reason: None,
@@ -184,12 +182,13 @@ impl VirtualExecutor {
             clock.set(self.now);
         }
         if !self.recheck.is_empty() || self.store.as_ref().is_some_and(|s| !s.is_empty()) {
-            self.log(Record::Resumed { at: secs(self.now) });
+            self.log(Record::Resumed {
+                at: self.now.as_second(),
+            });
         }
         // Steps that may have run before a restart: verify first, install only if the
         // device does not report the patch.
         for (job, step) in std::mem::take(&mut self.recheck) {
-            report.verify_calls += 1;
             self.spawn_step(&mut calls, &limit, job, step, true);
         }
         if let Phase::AwaitingApproval { .. } = self.core.phase()
@@ -215,12 +214,12 @@ impl VirtualExecutor {
             for decision in &queue {
                 match decision {
                     Decision::StartStep { job, step } => self.log(Record::Dispatched {
-                        at: secs(self.now),
+                        at: self.now.as_second(),
                         job: (job.ring, job.index),
                         step: *step,
                     }),
                     Decision::StartRollback { job } => self.log(Record::RollbackDispatched {
-                        at: secs(self.now),
+                        at: self.now.as_second(),
                         job: (job.ring, job.index),
                     }),
                     _ => continue,
@@ -234,7 +233,6 @@ impl VirtualExecutor {
                 match decision {
                     Decision::StartStep { job, step } => {
                         report.install_calls += 1;
-                        report.verify_calls += 1;
                         self.spawn_step(&mut calls, &limit, job, step, false);
                     }
                     Decision::StartRollback { job } => {
@@ -326,7 +324,7 @@ impl VirtualExecutor {
     /// Logs `event` (when durable), then gives it to the core.
     fn feed(&mut self, event: Event) -> Vec<Decision> {
         self.log(Record::Event {
-            at: secs(self.now),
+            at: self.now.as_second(),
             event: StoredEvent::from_event(&event),
         });
         self.core.handle(self.now, event)
@@ -511,8 +509,4 @@ impl VirtualExecutor {
             }
         });
     }
-}
-
-fn add(t: Timestamp, d: Duration) -> Timestamp {
-    Timestamp::from_second(t.as_second().saturating_add(d.as_secs() as i64)).unwrap_or(t)
 }

@@ -299,11 +299,6 @@ impl Store {
     }
 }
 
-/// Seconds since the Unix epoch of `t`.
-pub fn secs(t: Timestamp) -> i64 {
-    t.as_second()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
