@@ -17,6 +17,13 @@ pub struct Embedded {
     pub component: &'static [u8],
 }
 
+impl Embedded {
+    /// The path messages use for this plugin's manifest: `bundled:NAME/NAME.plugin.toml`.
+    pub fn origin(&self) -> PathBuf {
+        PathBuf::from(format!("bundled:{0}/{0}.plugin.toml", self.name))
+    }
+}
+
 macro_rules! embed {
     ($name:literal) => {
         Embedded {

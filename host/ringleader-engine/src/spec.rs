@@ -89,6 +89,20 @@ pub async fn discover_in_chunks(
     Ok(patches)
 }
 
+/// Every source's patches for `devices`, each with the name of the source that
+/// reported it (what [`Catalog::build`] takes).
+pub async fn discover_all(
+    sources: &[ringleader_runtime::Plugin],
+    devices: &[ringleader_runtime::bindings::Device],
+) -> Result<Vec<(ringleader_runtime::bindings::Patch, String)>, ringleader_runtime::CallError> {
+    let mut reported = Vec::new();
+    for source in sources {
+        let patches = discover_in_chunks(source, devices).await?;
+        reported.extend(patches.into_iter().map(|p| (p, source.name().to_string())));
+    }
+    Ok(reported)
+}
+
 /// What went wrong preparing a rollout.
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
@@ -114,15 +128,7 @@ pub async fn prepare(
     at: jiff::Timestamp,
 ) -> Result<Prepared, PrepareError> {
     let devices: Vec<_> = inventory.devices.iter().map(|d| d.to_plugin()).collect();
-    let mut reported = Vec::new();
-    for source in sources {
-        reported.extend(
-            discover_in_chunks(source, &devices)
-                .await?
-                .into_iter()
-                .map(|p| (p, source.name().to_string())),
-        );
-    }
+    let reported = discover_all(sources, &devices).await?;
     let targets = Targets {
         devices: devices.into_iter().map(|d| (d.id.clone(), d)).collect(),
         patches: reported

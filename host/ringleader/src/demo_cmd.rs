@@ -125,10 +125,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     };
     let source = ringleader_bundled_plugins::SIM_VENDOR_SOURCE;
     let installer = ringleader_bundled_plugins::SIM_VENDOR_INSTALLER;
-    let installer_manifest = Manifest::parse(
-        Path::new("bundled:sim-vendor-installer"),
-        installer.manifest,
-    )?;
+    let installer_manifest = Manifest::parse(&installer.origin(), installer.manifest)?;
     let mut grants = Grants::default();
     grants.allow_as_declared(installer.name, &installer_manifest.capabilities);
     let runtime = Runtime::new(RuntimeConfig {
@@ -140,16 +137,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             ..Services::default()
         },
     })?;
-    let origin = |name: &str| PathBuf::from(format!("bundled:{name}/{name}.plugin.toml"));
     let source = runtime
-        .load_embedded(&origin(source.name), source.manifest, source.component)
+        .load_embedded(&source.origin(), source.manifest, source.component)
         .await?;
     let installer = runtime
-        .load_embedded(
-            &origin(installer.name),
-            installer.manifest,
-            installer.component,
-        )
+        .load_embedded(&installer.origin(), installer.manifest, installer.component)
         .await?;
 
     let prepared =

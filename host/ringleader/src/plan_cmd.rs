@@ -139,10 +139,9 @@ async fn discover(
     let mut plugins = Vec::new();
     if sources.is_empty() {
         let embedded = ringleader_bundled_plugins::SIM_VENDOR_SOURCE;
-        let origin = PathBuf::from(format!("bundled:{0}/{0}.plugin.toml", embedded.name));
         plugins.push(
             runtime
-                .load_embedded(&origin, embedded.manifest, embedded.component)
+                .load_embedded(&embedded.origin(), embedded.manifest, embedded.component)
                 .await?,
         );
     }
@@ -150,11 +149,7 @@ async fn discover(
         plugins.push(runtime.load(manifest).await?);
     }
     let devices: Vec<_> = inventory.devices.iter().map(|d| d.to_plugin()).collect();
-    let mut reported = Vec::new();
-    for plugin in &plugins {
-        let patches = ringleader_engine::spec::discover_in_chunks(plugin, &devices).await?;
-        reported.extend(patches.into_iter().map(|p| (p, plugin.name().to_string())));
-    }
+    let reported = ringleader_engine::spec::discover_all(&plugins, &devices).await?;
     Ok(Catalog::build(reported)?)
 }
 

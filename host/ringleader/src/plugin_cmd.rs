@@ -209,9 +209,8 @@ async fn check_one(runtime: &Runtime, target: &Target) -> anyhow::Result<Checked
     let plugin = match target {
         Target::Bundled(name) => {
             let embedded = bundled_plugin(name)?;
-            let origin = PathBuf::from(format!("bundled:{name}/{name}.plugin.toml"));
             runtime
-                .load_embedded(&origin, embedded.manifest, embedded.component)
+                .load_embedded(&embedded.origin(), embedded.manifest, embedded.component)
                 .await?
         }
         Target::Path(path) => {
@@ -355,8 +354,7 @@ fn list(json: bool) -> anyhow::Result<()> {
     }
     let mut entries = Vec::new();
     for p in ringleader_bundled_plugins::EMBEDDED {
-        let origin = PathBuf::from(format!("bundled:{}", p.name));
-        let m = Manifest::parse(&origin, p.manifest)?;
+        let m = Manifest::parse(&p.origin(), p.manifest)?;
         entries.push(Entry {
             name: p.name,
             world: m.world.to_string(),
