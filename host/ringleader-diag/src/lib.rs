@@ -9,6 +9,30 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+/// A file people write (manifest, policy, inventory) that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("failed to read {what} {}: {error}", path.display())]
+    Read {
+        /// What the file is, e.g. `policy`.
+        what: &'static str,
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// Every problem found, each with file, line, column, key and hint.
+    #[error("{0}")]
+    Invalid(Diagnostics),
+}
+
+/// Reads the `what` file at `path` as text.
+pub fn read_file(what: &'static str, path: &Path) -> Result<String, FileError> {
+    std::fs::read_to_string(path).map_err(|error| FileError::Read {
+        what,
+        path: path.to_owned(),
+        error,
+    })
+}
+
 /// How bad a problem is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {

@@ -9,7 +9,7 @@ use ringleader_diag::{Diagnostics, Format, Seg};
 use ringleader_runtime::bindings::{Component, Device as PluginDevice};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// How the host reaches a device for installers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,16 +96,7 @@ pub struct Inventory {
 }
 
 /// An inventory that could not be read or is not valid.
-#[derive(Debug, thiserror::Error)]
-pub enum InventoryError {
-    #[error("failed to read inventory {}: {error}", path.display())]
-    Read {
-        path: PathBuf,
-        error: std::io::Error,
-    },
-    #[error("{0}")]
-    Invalid(Diagnostics),
-}
+pub type InventoryError = ringleader_diag::FileError;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -145,10 +136,7 @@ const HINT: &str = "see docs/inventory.md for the inventory format";
 impl Inventory {
     /// Reads `path`: JSON when it ends in `.json`, TOML otherwise.
     pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
-        let text = std::fs::read_to_string(path).map_err(|error| InventoryError::Read {
-            path: path.to_owned(),
-            error,
-        })?;
+        let text = ringleader_diag::read_file("inventory", path)?;
         Inventory::parse(path, &text)
     }
 

@@ -9,7 +9,7 @@ use ringleader_diag::{Diagnostics, Seg};
 use ringleader_runtime::bindings::{PatchKind, Severity};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 /// A validated policy.
@@ -132,16 +132,7 @@ pub enum OnHalt {
 }
 
 /// A policy that could not be read or is not valid.
-#[derive(Debug, thiserror::Error)]
-pub enum PolicyError {
-    #[error("failed to read policy {}: {error}", path.display())]
-    Read {
-        path: PathBuf,
-        error: std::io::Error,
-    },
-    #[error("{0}")]
-    Invalid(Diagnostics),
-}
+pub type PolicyError = ringleader_diag::FileError;
 
 /// Default time after which a silent device counts as failed.
 pub const DEFAULT_UNRESPONSIVE_AFTER: Duration = Duration::from_secs(4 * 60 * 60);
@@ -239,10 +230,7 @@ impl Policy {
     /// Reads the policy at `path` and reports everything wrong with it (errors and
     /// warnings), with the policy when it has no errors.
     pub fn check(path: &Path) -> Result<(Option<Policy>, Diagnostics), PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|error| PolicyError::Read {
-            path: path.to_owned(),
-            error,
-        })?;
+        let text = ringleader_diag::read_file("policy", path)?;
         Ok(Policy::parse(path, &text))
     }
 

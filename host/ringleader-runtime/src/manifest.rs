@@ -91,17 +91,7 @@ pub struct Manifest {
 }
 
 /// A manifest that could not be read or is not valid.
-#[derive(Debug, thiserror::Error)]
-pub enum ManifestError {
-    #[error("failed to read plugin manifest {}: {error}", path.display())]
-    Read {
-        path: PathBuf,
-        error: std::io::Error,
-    },
-    /// Every problem found, each with file, line, column, key and hint.
-    #[error("{0}")]
-    Invalid(Diagnostics),
-}
+pub type ManifestError = ringleader_diag::FileError;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -142,10 +132,7 @@ struct RawLimits {
 impl Manifest {
     /// Reads and validates the manifest at `path`.
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|error| ManifestError::Read {
-            path: path.to_owned(),
-            error,
-        })?;
+        let text = ringleader_diag::read_file("plugin manifest", path)?;
         Manifest::parse(path, &text)
     }
 
