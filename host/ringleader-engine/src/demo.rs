@@ -51,6 +51,11 @@ fn mix(seed: u64, i: u64, salt: u64) -> u64 {
 
 /// The fleet's inventory.
 pub fn inventory(config: &FleetConfig) -> Inventory {
+    // One time zone value per site, shared by its devices.
+    let zones: Vec<jiff::tz::TimeZone> = SITES
+        .iter()
+        .map(|(_, zone)| jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC))
+        .collect();
     let devices = (0..config.devices)
         .map(|i| {
             let n = i as u64;
@@ -116,7 +121,7 @@ pub fn inventory(config: &FleetConfig) -> Inventory {
                 id,
                 site: site.into(),
                 timezone_name: zone.into(),
-                timezone: jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC),
+                timezone: zones[i % SITES.len()].clone(),
                 tags,
                 facts,
                 transport: Transport::Sim,
@@ -127,12 +132,14 @@ pub fn inventory(config: &FleetConfig) -> Inventory {
     Inventory { devices }
 }
 
-/// The fleet's timing: installs take 5 to 40 minutes; some devices never report.
+/// The fleet's timing: installs take 5 to 40 minutes; some devices never report; the
+/// engine polls devices for results every minute.
 pub fn timing(config: &FleetConfig) -> SimTiming {
     SimTiming {
         seed: config.seed,
         min_duration: Duration::from_secs(5 * 60),
         max_duration: Duration::from_secs(40 * 60),
         hang_permille: config.hang_permille,
+        poll: Duration::from_secs(60),
     }
 }

@@ -31,6 +31,11 @@ pub struct SimTiming {
     pub max_duration: Duration,
     /// Installs (per mille) after which the device never reports back.
     pub hang_permille: u64,
+    /// How often the engine polls devices for results: a step that ends between two
+    /// polls is seen at the next one (at a multiple of this since the Unix epoch).
+    /// Results that arrive together are logged and acted on together, one flush for
+    /// all of them. Zero: results are seen the second they happen.
+    pub poll: Duration,
 }
 
 impl SimTiming {
@@ -56,6 +61,22 @@ impl SimTiming {
             .as_secs()
             .max(1);
         Some(self.min_duration + Duration::from_secs(self.draw(device, patch, "duration") % span))
+    }
+
+    /// When the engine sees a result that is ready at `ready`: at the next poll.
+    pub fn seen_at(&self, ready: Timestamp) -> Timestamp {
+        let poll = self.poll.as_secs() as i64;
+        if poll <= 1 {
+            return ready;
+        }
+        let second = ready.as_second();
+        let polled = second.div_euclid(poll) * poll;
+        let seen = if polled == second {
+            second
+        } else {
+            polled + poll
+        };
+        Timestamp::from_second(seen).unwrap_or(ready)
     }
 }
 
@@ -271,7 +292,8 @@ impl VirtualExecutor {
                         if let Some(after) = outcome.after {
                             let kind =
                                 u8::from(matches!(outcome.event, Event::RollbackFinished { .. }));
-                            due.insert((add(self.now, after), outcome.job, kind), outcome.event);
+                            let at = self.timing.seen_at(add(self.now, after));
+                            due.insert((at, outcome.job, kind), outcome.event);
                         }
                     }
                     Err(e) => tracing::error!("plugin call task failed: {e}"),

@@ -106,6 +106,11 @@ pub const MAX_SLEEP: Duration = Duration::from_secs(10 * 60);
 /// host's memory reservation; callers queue beyond it.
 pub const MAX_CONCURRENT_INSTANCES: u32 = 256;
 
+/// Bytes of each pooling slot's memory, table and stack kept committed between
+/// calls and cleared with memset rather than returned to the kernel. A typical call
+/// touches less than this; the cost is at most this much resident per slot in use.
+pub const KEEP_RESIDENT_BYTES: usize = 1 << 20;
+
 /// Limits of one plugin, from its manifest's `[limits]` table or the defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {

@@ -147,6 +147,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let prepared =
         ringleader_engine::spec::prepare(&policy, &inventory, &[source], args.start).await?;
     let (spec, targets) = (prepared.spec, prepared.targets);
+    // The rollout runs from its spec and targets; the inventory is not needed again.
+    drop(inventory);
     let (core, now, recheck) = match &store {
         Some(store) => {
             let replayed = replay(spec, store, args.start)?;
