@@ -3,9 +3,9 @@
 use ringleader_planner::catalog::Catalog;
 use ringleader_planner::inventory::{Device, Inventory, Transport};
 use ringleader_planner::policy::Policy;
+use ringleader_planner::small_map::SmallMap;
 use ringleader_planner::version::Version;
 use ringleader_runtime::bindings::{Artifact, Patch, PatchKind, Severity};
-use std::collections::BTreeMap;
 use std::path::Path;
 
 /// A small deterministic generator (xorshift64*): the same fleet every run.
@@ -42,7 +42,7 @@ pub fn inventory(devices: usize, seed: u64) -> Inventory {
     let mut rng = Rng::new(seed);
     let devices = (0..devices)
         .map(|i| {
-            let mut components = BTreeMap::new();
+            let mut components = SmallMap::new();
             while components.len() < 8 {
                 let c = rng.below(COMPONENTS as u64);
                 let version = format!("{}.{}.{}", 1 + c % 3, rng.below(20), rng.below(10));
@@ -61,7 +61,7 @@ pub fn inventory(devices: usize, seed: u64) -> Inventory {
                 } else {
                     vec![]
                 },
-                facts: BTreeMap::new(),
+                facts: SmallMap::new(),
                 transport: Transport::Sim,
                 components,
             }

@@ -214,15 +214,14 @@ struct RingState {
 }
 
 impl RingState {
-    fn new(spec: &RingSpec) -> RingState {
-        let batches = spec
-            .devices
+    fn new(spec: &RingSpec, devices: Vec<DeviceJob>) -> RingState {
+        let batches = devices
             .iter()
             .map(|d| d.batch as usize + 1)
             .max()
             .unwrap_or(1);
         let mut state = RingState {
-            jobs: Vec::with_capacity(spec.devices.len()),
+            jobs: Vec::with_capacity(devices.len()),
             opened: None,
             completed: false,
             counts: RingCounts::default(),
@@ -235,8 +234,8 @@ impl RingState {
             running: BTreeSet::new(),
             rollback_queue: VecDeque::new(),
         };
-        for d in &spec.devices {
-            state.push(d.clone());
+        for d in devices {
+            state.push(d);
         }
         state.open_batches();
         state
@@ -327,8 +326,17 @@ pub struct Core {
 }
 
 impl Core {
-    pub fn new(spec: RolloutSpec) -> Core {
-        let rings = spec.rings.iter().map(RingState::new).collect();
+    /// The core takes the rings' devices out of `spec` (kept once, as its jobs: reach
+    /// them with [`Core::job_spec`]); [`Core::spec`] keeps the gates.
+    pub fn new(mut spec: RolloutSpec) -> Core {
+        let rings = spec
+            .rings
+            .iter_mut()
+            .map(|ring| {
+                let devices = std::mem::take(&mut ring.devices);
+                RingState::new(ring, devices)
+            })
+            .collect();
         Core {
             spec,
             rings,
@@ -346,6 +354,7 @@ impl Core {
         self.paused
     }
 
+    /// The rollout's gates (its rings' `devices` are empty: see [`Core::new`]).
     pub fn spec(&self) -> &RolloutSpec {
         &self.spec
     }

@@ -5,8 +5,8 @@
 
 use crate::executor::SimTiming;
 use ringleader_planner::inventory::{Device, Inventory, Transport};
+use ringleader_planner::small_map::SmallMap;
 use ringleader_planner::version::Version;
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// How the simulated fleet behaves.
@@ -61,8 +61,8 @@ pub fn inventory(config: &FleetConfig) -> Inventory {
             let n = i as u64;
             let (site, zone) = SITES[i % SITES.len()];
             let server = mix(config.seed, n, 1) % 10 < 4;
-            let mut components = BTreeMap::new();
-            let mut facts = BTreeMap::new();
+            let mut components = SmallMap::new();
+            let mut facts = SmallMap::new();
             let v = |s: &str| Version::parse(s).unwrap_or_else(|_| Version::parse("0").expect("0"));
             let (id, model) = if server {
                 let model = if mix(config.seed, n, 2).is_multiple_of(3) {

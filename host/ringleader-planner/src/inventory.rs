@@ -4,6 +4,7 @@
 //! `docs/inventory.md`. Parsed raw (unknown keys refused), then validated into
 //! [`Inventory`] with every problem reported with file, line and column.
 
+use crate::small_map::SmallMap;
 use crate::version::Version;
 use ringleader_diag::{Diagnostics, Format, Seg};
 use ringleader_runtime::bindings::{Component, Device as PluginDevice};
@@ -52,10 +53,10 @@ pub struct Device {
     pub timezone_name: String,
     pub timezone: jiff::tz::TimeZone,
     pub tags: Vec<String>,
-    pub facts: BTreeMap<String, String>,
+    pub facts: SmallMap<String>,
     pub transport: Transport,
     /// Installed components by name.
-    pub components: BTreeMap<String, Version>,
+    pub components: SmallMap<Version>,
 }
 
 impl Device {
@@ -204,7 +205,7 @@ fn validate(raw: RawInventory, diags: &mut Diagnostics) -> Inventory {
             None => Transport::Sim,
             Some(t) => transport(t, i, diags),
         };
-        let mut components = BTreeMap::new();
+        let mut components = SmallMap::new();
         for (name, text) in d.components {
             match Version::parse(&text) {
                 Ok(v) => {
@@ -229,7 +230,7 @@ fn validate(raw: RawInventory, diags: &mut Diagnostics) -> Inventory {
             timezone_name,
             timezone,
             tags: d.tags,
-            facts: d.facts,
+            facts: d.facts.into_iter().collect(),
             transport,
             components,
         });

@@ -15,4 +15,5 @@ pub mod inventory;
 pub mod plan;
 pub mod policy;
 pub mod schedule;
+pub mod small_map;
 pub mod version;
