@@ -2,23 +2,66 @@
 //! sandbox) and simulated devices, in virtual time.
 
 use super::*;
+use jiff::Timestamp;
 use ringleader_engine::core::{Core, JobId, JobState, Phase};
 use ringleader_engine::demo::{self, FleetConfig};
-use ringleader_engine::executor::{RunReport, VirtualExecutor};
+use ringleader_engine::executor::{Command, Executor, RunReport, Timing};
+use ringleader_engine::store::{Record, Store};
 use ringleader_planner::policy::Policy;
 use ringleader_runtime::sim_device::SimDevices;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Sees the core at every step of time.
+type Watch = Box<dyn FnMut(&Core, Timestamp)>;
+
+/// How a scenario runs.
+#[derive(Default)]
+struct Run {
+    auto_approve: Option<Duration>,
+    /// Devices added to the fleet that join at a time (the last of the fleet).
+    join: Option<(usize, Timestamp)>,
+    /// Log to a store in this directory (to read the dispatches back).
+    store: Option<PathBuf>,
+    /// Called at every step of time with the core, as the executor's progress.
+    watch: Option<Watch>,
+    /// Real time instead of virtual time.
+    real_time: bool,
+    /// An operator's channel.
+    control: Option<mpsc::UnboundedReceiver<Command>>,
+}
+
+const START: &str = "2026-11-02T08:00:00Z";
 
 async fn rollout(
     fleet: FleetConfig,
     policy: &str,
     auto_approve: Option<Duration>,
 ) -> (Core, RunReport, Arc<SimDevices>) {
+    run(
+        fleet,
+        policy,
+        Run {
+            auto_approve,
+            ..Run::default()
+        },
+    )
+    .await
+}
+
+async fn run(fleet: FleetConfig, policy: &str, mut how: Run) -> (Core, RunReport, Arc<SimDevices>) {
     let (policy, diags) = Policy::parse(Path::new("scenario.toml"), policy);
     let policy = policy.unwrap_or_else(|| panic!("{diags}"));
-    let inventory = demo::inventory(&fleet);
+    let joining = how.join.map_or(0, |(n, _)| n);
+    let everyone = demo::inventory(&FleetConfig {
+        devices: fleet.devices + joining,
+        ..fleet.clone()
+    });
+    let inventory = ringleader_planner::inventory::Inventory {
+        devices: everyone.devices[..fleet.devices].to_vec(),
+    };
     let installer_manifest =
         ringleader_runtime::Manifest::load(&manifest("sim-vendor-installer")).unwrap();
     let mut grants = Grants::default();
@@ -33,25 +76,72 @@ async fn rollout(
     );
     let source = load(&rt, "sim-vendor-source").await;
     let installer = load(&rt, "sim-vendor-installer").await;
-    let start = "2026-11-02T08:00:00Z".parse().unwrap();
-    let prepared = ringleader_engine::spec::prepare(&policy, &inventory, &[source], start)
-        .await
-        .unwrap();
-    let executor = VirtualExecutor {
+    let start: Timestamp = START.parse().unwrap();
+    let prepared =
+        ringleader_engine::spec::prepare(&policy, &inventory, std::slice::from_ref(&source), start)
+            .await
+            .unwrap();
+    let mut scheduled = Vec::new();
+    if let Some((n, at)) = how.join {
+        let ids: Vec<&str> = everyone.devices[fleet.devices..]
+            .iter()
+            .map(|d| d.id.as_str())
+            .collect();
+        assert_eq!(ids.len(), n);
+        let joining = ringleader_engine::spec::join(&policy, &everyone, &ids, &[source], at)
+            .await
+            .unwrap();
+        scheduled.push((at, Command::Join(joining)));
+    }
+    let executor = Executor {
         core: Core::new(prepared.spec),
         installer,
-        targets: Arc::new(prepared.targets),
-        timing: demo::timing(&fleet),
+        targets: prepared.targets,
+        timing: if how.real_time {
+            Timing::Real
+        } else {
+            Timing::Virtual(demo::timing(&fleet))
+        },
         concurrency: 16,
-        auto_approve_after: auto_approve,
+        auto_approve_after: how.auto_approve,
         now: start,
-        store: None,
+        store: how.store.as_deref().map(|dir| Store::open(dir).unwrap()),
         recheck: vec![],
         devices: Some(devices.clone()),
         clock: None,
+        scheduled,
+        control: how.control.take(),
     };
-    let (core, report) = executor.run(|_, _| {}).await;
+    let mut watch = how.watch.take();
+    let (core, report) = executor
+        .run(|core, now| {
+            if let Some(watch) = &mut watch {
+                watch(core, now);
+            }
+        })
+        .await;
     (core, report, devices)
+}
+
+/// Every step the executor dispatched, with its time, from the log in `dir`.
+fn dispatches(dir: &Path) -> Vec<(Timestamp, JobId, u16)> {
+    Store::open(dir)
+        .unwrap()
+        .records()
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Dispatched { at, job, step } => Some((
+                Timestamp::from_second(at).unwrap(),
+                JobId {
+                    ring: job.0,
+                    index: job.1,
+                },
+                step,
+            )),
+            _ => None,
+        })
+        .collect()
 }
 
 const TWO_RINGS: &str = r#"
@@ -124,5 +214,407 @@ async fn a_ring_that_needs_approval_waits_for_it() {
     assert_eq!(pilot.done + pilot.failed, core.ring_len(1));
     assert!(pilot.done > pilot.failed);
     assert!(devices.total("installs").unwrap() > 0);
+    assert_eq!(devices.total("duplicates").unwrap(), 0);
+}
+
+/// Inside the weekly window Monday to Thursday 22:00-04:00 (crossing midnight), in
+/// the device's own time zone.
+fn in_weeknight_window(local: &jiff::Zoned) -> bool {
+    use jiff::civil::Weekday::*;
+    let day = local.weekday();
+    (matches!(day, Monday | Tuesday | Wednesday | Thursday) && local.hour() >= 22)
+        || (matches!(day, Tuesday | Wednesday | Thursday | Friday) && local.hour() < 4)
+}
+
+#[tokio::test]
+async fn installs_start_only_inside_windows_that_cross_midnight_in_each_devices_zone() {
+    let policy = r#"
+name = "windows"
+[windows.nights]
+days = ["mon", "tue", "wed", "thu"]
+start = "22:00"
+end = "04:00"
+[[rings]]
+name = "lab"
+select = { tags = ["lab"] }
+[[rings]]
+name = "rest"
+select = "rest"
+window = "nights"
+max_parallel = 20
+max_failures = "20%"
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let (core, _, _) = run(
+        fleet(400),
+        policy,
+        Run {
+            store: Some(dir.path().to_owned()),
+            ..Run::default()
+        },
+    )
+    .await;
+    assert_eq!(core.phase(), &Phase::Completed);
+    let mut zones = std::collections::BTreeSet::new();
+    let mut after_midnight = 0;
+    let mut utc_hours = std::collections::BTreeMap::<String, std::collections::BTreeSet<i8>>::new();
+    let windowed: Vec<_> = dispatches(dir.path())
+        .into_iter()
+        .filter(|(_, job, _)| job.ring == 1)
+        .collect();
+    assert!(windowed.len() > 300, "{}", windowed.len());
+    for (at, job, step) in windowed {
+        let tz = core.job_spec(job).unwrap().timezone.clone();
+        let name = tz.iana_name().unwrap().to_string();
+        let local = at.to_zoned(tz);
+        assert!(
+            in_weeknight_window(&local),
+            "step {step} of {job:?} started at {local} ({name}), outside Mon-Thu 22:00-04:00"
+        );
+        if local.hour() < 4 {
+            after_midnight += 1;
+        }
+        utc_hours
+            .entry(name.clone())
+            .or_default()
+            .insert(at.to_zoned(jiff::tz::TimeZone::UTC).hour());
+        zones.insert(name);
+    }
+    assert!(zones.len() >= 2, "{zones:?}");
+    assert!(
+        after_midnight > 0,
+        "no install started after local midnight"
+    );
+    // Amsterdam's nights and New York's are different hours of UTC.
+    assert_ne!(
+        utc_hours.get("Europe/Amsterdam"),
+        utc_hours.get("America/New_York")
+    );
+}
+
+#[tokio::test]
+async fn nothing_starts_during_a_freeze_and_the_rollout_carries_on_after_it() {
+    let policy = r#"
+name = "freeze"
+[[freeze]]
+from = "2026-11-04"
+to = "2026-11-08"
+reason = "conference week"
+[[rings]]
+name = "all"
+select = "rest"
+max_parallel = 5
+max_failures = "20%"
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let (core, _, _) = run(
+        fleet(300),
+        policy,
+        Run {
+            store: Some(dir.path().to_owned()),
+            ..Run::default()
+        },
+    )
+    .await;
+    assert_eq!(core.phase(), &Phase::Completed);
+    let first: jiff::civil::Date = "2026-11-04".parse().unwrap();
+    let last: jiff::civil::Date = "2026-11-08".parse().unwrap();
+    let (mut before, mut after) = (0, 0);
+    for (at, job, step) in dispatches(dir.path()) {
+        let local = at.to_zoned(core.job_spec(job).unwrap().timezone.clone());
+        assert!(
+            local.date() < first || local.date() > last,
+            "step {step} of {job:?} started at {local}, during the freeze"
+        );
+        if local.date() < first {
+            before += 1;
+        } else {
+            after += 1;
+        }
+    }
+    assert!(before > 0 && after > 0, "before {before}, after {after}");
+}
+
+#[tokio::test]
+async fn expedited_patches_start_after_a_shortened_soak_and_the_rest_after_the_full_one() {
+    let policy = r#"
+name = "expedite"
+[[rings]]
+name = "lab"
+select = { tags = ["lab"] }
+soak = "96h"
+max_failures = "50%"
+[[rings]]
+name = "rest"
+select = "rest"
+max_failures = "20%"
+[expedite]
+severity = ["critical"]
+soak_factor = 0.25
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let soak_began = Arc::new(std::sync::Mutex::new(None));
+    let seen = soak_began.clone();
+    let (core, _, _) = run(
+        fleet(400),
+        policy,
+        Run {
+            store: Some(dir.path().to_owned()),
+            watch: Some(Box::new(move |core, now| {
+                let mut seen = seen.lock().unwrap();
+                // The lab ring completed: the next ring opens, its steps waiting for
+                // their soaks to end.
+                if seen.is_none() && matches!(core.phase(), Phase::Running { ring: 1 }) {
+                    *seen = Some(now);
+                }
+            })),
+            ..Run::default()
+        },
+    )
+    .await;
+    assert_eq!(core.phase(), &Phase::Completed);
+    let soak_began = soak_began.lock().unwrap().expect("the lab ring completed");
+    let quarter = soak_began + jiff::SignedDuration::from_hours(24);
+    let full = soak_began + jiff::SignedDuration::from_hours(96);
+    let (mut expedited, mut ordinary) = (Vec::new(), Vec::new());
+    for (at, job, step) in dispatches(dir.path()) {
+        if job.ring != 1 {
+            continue;
+        }
+        if core.job_spec(job).unwrap().steps[usize::from(step)].expedited {
+            expedited.push(at);
+        } else {
+            ordinary.push(at);
+        }
+    }
+    let first_expedited = *expedited.iter().min().expect("expedited steps ran");
+    let first_ordinary = *ordinary.iter().min().expect("ordinary steps ran");
+    assert_eq!(first_expedited, quarter, "a quarter of the 96 h soak");
+    assert!(first_ordinary >= full, "{first_ordinary} before {full}");
+}
+
+#[tokio::test]
+async fn a_halted_ring_is_rolled_back_at_its_own_rate() {
+    let policy = r#"
+name = "rollback"
+[[rings]]
+name = "canary"
+select = "rest"
+max_parallel = 4
+max_failures = 5
+[on_halt]
+rollback = "failed-ring"
+"#;
+    let mut config = fleet(200);
+    config.fail_permille = 120;
+    let most_rolling_back = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let most = most_rolling_back.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let (core, report, devices) = run(
+        config,
+        policy,
+        Run {
+            store: Some(dir.path().to_owned()),
+            watch: Some(Box::new(move |core, _| {
+                most.fetch_max(
+                    core.counts(0).rolling_back,
+                    std::sync::atomic::Ordering::SeqCst,
+                );
+            })),
+            ..Run::default()
+        },
+    )
+    .await;
+    assert!(
+        matches!(core.phase(), Phase::Halted { ring: 0, .. }),
+        "{:?}",
+        core.phase()
+    );
+    assert!(
+        report
+            .halt_reason
+            .unwrap()
+            .contains("over its failure budget of 5")
+    );
+    let counts = core.counts(0);
+    assert_eq!(counts.rolling_back, 0, "every rollback finished");
+    assert!(counts.rolled_back >= 8, "{counts:?}");
+    assert_eq!(
+        most_rolling_back.load(std::sync::atomic::Ordering::SeqCst),
+        4,
+        "rollbacks run at the ring's max_parallel, no more"
+    );
+    // Spread over time, not all at once.
+    let times: std::collections::BTreeSet<i64> = Store::open(dir.path())
+        .unwrap()
+        .records()
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::RollbackDispatched { at, .. } => Some(at),
+            _ => None,
+        })
+        .collect();
+    assert!(times.len() >= 2, "{times:?}");
+    assert_eq!(devices.total("duplicates").unwrap(), 0);
+    // The store's status view says the same as the core, without a replay.
+    let status = Store::open(dir.path()).unwrap().status().unwrap().unwrap();
+    assert_eq!(status.phase, "halted");
+    assert_eq!(status.ring, Some(0));
+    assert!(status.halt_reason.unwrap().contains("failure budget"));
+    assert_eq!(status.rings[0].rolled_back, counts.rolled_back);
+    assert_eq!(status.rings[0].failed, counts.failed);
+}
+
+#[tokio::test]
+async fn devices_that_join_mid_rollout_are_placed_by_the_rules_and_patched() {
+    let policy = r#"
+name = "joining"
+[[rings]]
+name = "lab"
+select = { tags = ["lab"] }
+soak = "24h"
+[[rings]]
+name = "rest"
+select = "rest"
+max_failures = "20%"
+"#;
+    let start: Timestamp = START.parse().unwrap();
+    // Device 300 is tagged `lab`; the lab ring is done (soaking) when it joins, so it
+    // goes to the next batch of the ring that runs next.
+    let at = start + jiff::SignedDuration::from_hours(12);
+    let (core, _, devices) = run(
+        fleet(300),
+        policy,
+        Run {
+            join: Some((3, at)),
+            ..Run::default()
+        },
+    )
+    .await;
+    assert_eq!(core.phase(), &Phase::Completed);
+    let mut joined = Vec::new();
+    for ring in 0..core.ring_count() as u16 {
+        for index in 0..core.ring_len(ring) as u32 {
+            let job = JobId { ring, index };
+            let spec = core.job_spec(job).unwrap();
+            if spec.device.ends_with("-00300")
+                || spec.device.ends_with("-00301")
+                || spec.device.ends_with("-00302")
+            {
+                joined.push((ring, core.job(job).unwrap().clone()));
+            }
+        }
+    }
+    assert_eq!(joined.len(), 3, "{joined:?}");
+    for (ring, state) in &joined {
+        assert_eq!(*ring, 1, "the lab ring was done when they joined");
+        assert!(
+            matches!(state, JobState::Done | JobState::Failed { .. }),
+            "{state:?}"
+        );
+    }
+    assert!(joined.iter().any(|(_, s)| *s == JobState::Done));
+    assert_eq!(devices.total("duplicates").unwrap(), 0);
+}
+
+const APPROVAL: &str = r#"
+name = "real-time"
+[[rings]]
+name = "lab"
+select = { tags = ["lab"] }
+[[rings]]
+name = "rest"
+select = "rest"
+approval = "required"
+max_failures = "20%"
+"#;
+
+#[tokio::test]
+async fn in_real_time_a_ring_waits_for_an_operator_and_goes_on_when_approved() {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let asked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let operator = asked.clone();
+    let run = run(
+        fleet(200),
+        APPROVAL,
+        Run {
+            real_time: true,
+            control: Some(rx),
+            watch: Some(Box::new(move |core, _| {
+                if matches!(core.phase(), Phase::AwaitingApproval { ring: 1 })
+                    && !operator.swap(true, std::sync::atomic::Ordering::SeqCst)
+                {
+                    // Nothing in the ring started before the approval.
+                    assert_eq!(core.counts(1).pending, core.ring_len(1));
+                    tx.send(Command::Approve).unwrap();
+                }
+            })),
+            ..Run::default()
+        },
+    );
+    let (core, report, devices) = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("a real-time rollout of 200 simulated devices ends within 2 minutes");
+    assert!(asked.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(core.phase(), &Phase::Completed);
+    assert_eq!(report.approvals, 1);
+    let rest = core.counts(1);
+    assert_eq!(rest.done + rest.failed, core.ring_len(1));
+    assert_eq!(devices.total("duplicates").unwrap(), 0);
+}
+
+#[tokio::test]
+async fn in_real_time_an_operator_can_pause_resume_and_abort() {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut step = 0;
+    let mut running_when_paused = usize::MAX;
+    let run = run(
+        fleet(300),
+        APPROVAL,
+        Run {
+            real_time: true,
+            auto_approve: Some(Duration::ZERO),
+            control: Some(rx),
+            watch: Some(Box::new(move |core, _| {
+                let rest = core.counts(1);
+                match step {
+                    0 if rest.done >= 10 => {
+                        tx.send(Command::Pause).unwrap();
+                        step = 1;
+                    }
+                    1 if core.is_paused() => {
+                        // Paused: what runs finishes, nothing new starts.
+                        let running = core.running_steps(1);
+                        assert!(
+                            running <= running_when_paused,
+                            "a step started while paused"
+                        );
+                        running_when_paused = running;
+                        if running == 0 {
+                            tx.send(Command::Resume).unwrap();
+                            step = 2;
+                        }
+                    }
+                    2 if rest.done >= 40 => {
+                        tx.send(Command::Abort).unwrap();
+                        step = 3;
+                    }
+                    _ => {}
+                }
+            })),
+            ..Run::default()
+        },
+    );
+    let (core, _, devices) = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the rollout ends within 2 minutes");
+    assert_eq!(core.phase(), &Phase::Aborted);
+    let rest = core.counts(1);
+    assert!(rest.done >= 40, "{rest:?}");
+    assert!(
+        rest.done + rest.failed < core.ring_len(1),
+        "aborted before the ring finished: {rest:?}"
+    );
     assert_eq!(devices.total("duplicates").unwrap(), 0);
 }

@@ -397,6 +397,13 @@ impl Core {
             .map_or(0, |r| r.jobs.len())
     }
 
+    /// Steps running in a ring now (started, not yet reported).
+    pub fn running_steps(&self, ring: u16) -> usize {
+        self.rings
+            .get(usize::from(ring))
+            .map_or(0, |r| r.running.len())
+    }
+
     /// Per ring: how many jobs are in each state.
     pub fn counts(&self, ring: u16) -> RingCounts {
         self.rings[usize::from(ring)].counts

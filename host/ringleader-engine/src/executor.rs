@@ -1,17 +1,23 @@
 //! The executor: runs the core's decisions through installer plugins and feeds the
 //! results back as events.
 //!
-//! This is the virtual-time executor used by simulations (`ringleader demo`): plugin
-//! calls run for real (through the sandboxed runtime, with bounded concurrency), while
-//! their completion is delivered at a virtual time given by the simulated fleet's model
-//! (install durations, devices that never report). Virtual time only moves when every
-//! plugin call in flight has returned, to the next due result or core wake-up, so a run
-//! is deterministic however calls interleave, and weeks of soaks and windows pass in
-//! seconds.
+//! Two ways to keep time ([`Timing`]), one loop:
+//! - virtual time, for simulations (`ringleader demo`, scenario tests): plugin calls
+//!   run for real (through the sandboxed runtime, with bounded concurrency), while
+//!   their completion is delivered at a virtual time given by the simulated fleet's
+//!   model (install durations, devices that never report). Virtual time only moves
+//!   when every plugin call in flight has returned, to the next due result, core
+//!   wake-up or scheduled command, so a run is deterministic however calls interleave,
+//!   and weeks of soaks and windows pass in seconds;
+//! - real time: results are fed to the core as calls return, and the executor sleeps
+//!   until the core's next wake-up.
+//!
+//! Operators act through [`Command`]s, either scheduled at a time or sent on a channel
+//! while the rollout runs; they are logged like every other event.
 
 use crate::clock::VirtualClock;
-use crate::core::{Core, Decision, Event, JobId, JobState, Phase, RolloutSpec, add};
-use crate::store::{Record, Store, StoreError, StoredEvent};
+use crate::core::{Core, Decision, DeviceJob, Event, JobId, JobState, Phase, RolloutSpec, add};
+use crate::store::{Record, Status, Store, StoreError, StoredDevice, StoredEvent};
 use jiff::Timestamp;
 use ringleader_runtime::Plugin;
 use ringleader_runtime::bindings::{Device, Patch, Readiness, RollbackTarget};
@@ -19,7 +25,16 @@ use ringleader_runtime::sim_device::SimDevices;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+
+/// The next command, or never when there is no channel (for `select!`).
+async fn recv(control: &mut Option<mpsc::UnboundedReceiver<Command>>) -> Option<Command> {
+    match control {
+        Some(control) => control.recv().await,
+        None => std::future::pending().await,
+    }
+}
 
 /// How simulated devices take their time: keyed by (seed, device, patch), never by
 /// call order.
@@ -89,6 +104,39 @@ pub struct Targets {
     pub patches: HashMap<String, Patch>,
 }
 
+/// How the executor keeps time.
+#[derive(Debug, Clone)]
+pub enum Timing {
+    /// Virtual time: a step's result is delivered when the simulated fleet says the
+    /// device finishes, and time jumps to the next thing due once every plugin call in
+    /// flight has returned. Deterministic however calls interleave.
+    Virtual(SimTiming),
+    /// Real time: results are delivered as calls return, and the executor sleeps until
+    /// the next thing due (a wake-up the core asked for, or a scheduled command).
+    Real,
+}
+
+/// Something from outside the rollout: an operator's action or devices joining.
+#[derive(Debug, Clone)]
+pub enum Command {
+    Approve,
+    Pause,
+    Resume,
+    Abort,
+    /// Devices added to the inventory, already placed in rings by the policy's rules
+    /// (see [`crate::spec::join`]).
+    Join(Joining),
+}
+
+/// Devices joining a running rollout.
+#[derive(Debug, Clone, Default)]
+pub struct Joining {
+    /// Their jobs, by the ring the policy places them in.
+    pub rings: Vec<(u16, Vec<DeviceJob>)>,
+    /// What plugins need to reach them: the devices and their patches.
+    pub targets: Targets,
+}
+
 /// How a run ended, with counters a demo reports.
 #[derive(Debug, Clone)]
 pub struct RunReport {
@@ -101,27 +149,28 @@ pub struct RunReport {
     pub halt_reason: Option<String>,
 }
 
-/// The result of a plugin call, waiting for its virtual delivery time.
+/// The result of a plugin call, waiting for its delivery time.
 #[derive(Debug)]
 struct Outcome {
     job: JobId,
     event: Event,
-    /// `None`: the device never reports.
+    /// How long the device took (virtual time); `None`: the device never reports.
     after: Option<Duration>,
 }
 
-/// Runs a rollout to its end in virtual time.
+/// Runs a rollout: the core's decisions through the installer plugin, results back
+/// into the core, everything logged first.
 #[derive(Debug)]
-pub struct VirtualExecutor {
+pub struct Executor {
     pub core: Core,
     pub installer: Plugin,
-    pub targets: Arc<Targets>,
-    pub timing: SimTiming,
+    pub targets: Targets,
+    pub timing: Timing,
     /// Plugin calls in flight at once.
     pub concurrency: usize,
     /// Approve rings that need approval (a simulated operator), after this delay.
     pub auto_approve_after: Option<Duration>,
-    /// Virtual time now.
+    /// Time now (virtual or real; with real time, where the log left off).
     pub now: Timestamp,
     /// Where every event and dispatch is logged before it is acted on; `None` runs
     /// in memory only.
@@ -133,36 +182,46 @@ pub struct VirtualExecutor {
     pub devices: Option<Arc<SimDevices>>,
     /// The clock plugins read; moved with virtual time.
     pub clock: Option<VirtualClock>,
+    /// Commands due at given times (a scripted operator, devices that join).
+    pub scheduled: Vec<(Timestamp, Command)>,
+    /// Commands as they arrive (an API), applied at the time they arrive. While this is
+    /// open, a rollout waiting for an operator (approval, a pause) waits for one
+    /// instead of ending the run.
+    pub control: Option<mpsc::UnboundedReceiver<Command>>,
 }
 
 /// A rollout rebuilt from its log.
 #[derive(Debug)]
 pub struct Replayed {
     pub core: Core,
-    /// Virtual time of the last record (the start when the log is empty).
+    /// Time of the last record (the start when the log is empty).
     pub now: Timestamp,
     /// Steps in flight when the engine stopped: to verify first.
     pub in_flight: Vec<(JobId, u16)>,
+    /// Devices that joined while the rollout ran: the caller adds them (and their
+    /// patches, asked of the sources again) to the targets before running on.
+    pub joined: Vec<Device>,
     /// Records replayed.
     pub records: u64,
 }
 
 /// Rebuilds the core from `store`'s log (a fresh core when the log is empty) and says
-/// which steps were in flight.
+/// which steps were in flight. Records are read one at a time, not all at once.
 pub fn replay(spec: RolloutSpec, store: &Store, start: Timestamp) -> Result<Replayed, StoreError> {
-    let records = store.records()?;
     let mut core = Core::new(spec);
     let mut now = start;
-    for record in &records {
-        match record {
-            Record::Event { at, event } => {
-                now = Timestamp::from_second(*at).unwrap_or(now);
-                core.handle(now, event.clone().into_event());
-            }
-            Record::Resumed { at } => now = Timestamp::from_second(*at).unwrap_or(now),
-            Record::Dispatched { .. } | Record::RollbackDispatched { .. } => {}
+    let mut joined = Vec::new();
+    let records = store.replay(|record| match record {
+        Record::Event { at, event } => {
+            now = Timestamp::from_second(at).unwrap_or(now);
+            core.handle(now, event.into_event());
         }
-    }
+        Record::Resumed { at } => now = Timestamp::from_second(at).unwrap_or(now),
+        Record::Joined { devices, .. } => {
+            joined.extend(devices.into_iter().map(StoredDevice::into_device));
+        }
+        Record::Dispatched { .. } | Record::RollbackDispatched { .. } => {}
+    })?;
     let mut in_flight = Vec::new();
     for ring in 0..core.ring_count() as u16 {
         for index in 0..core.ring_len(ring) as u32 {
@@ -176,11 +235,25 @@ pub fn replay(spec: RolloutSpec, store: &Store, start: Timestamp) -> Result<Repl
         core,
         now,
         in_flight,
-        records: records.len() as u64,
+        joined,
+        records,
     })
 }
 
-impl VirtualExecutor {
+/// Real time, in whole seconds: the log records seconds, and replay must give the core
+/// exactly the times it was given.
+fn real_now() -> Timestamp {
+    Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// The key of the operator's events in the due queue: after every result due at the
+/// same second.
+const OPERATOR: JobId = JobId {
+    ring: u16::MAX,
+    index: u32::MAX,
+};
+
+impl Executor {
     /// Runs until the rollout completes, halts (and finishes rolling back), is aborted,
     /// or nothing more can happen. `progress` is called whenever time advances.
     pub async fn run(mut self, mut progress: impl FnMut(&Core, Timestamp)) -> (Core, RunReport) {
@@ -194,11 +267,22 @@ impl VirtualExecutor {
             approvals: 0,
             halt_reason: None,
         };
-        // Results due at a virtual time, in a deterministic order.
+        // Results due at a (virtual) time, in a deterministic order.
         let mut due: BTreeMap<(Timestamp, JobId, u8), Event> = BTreeMap::new();
+        // Commands due at a time, in the order given.
+        let mut commands: BTreeMap<(Timestamp, u64), Command> = BTreeMap::new();
+        let mut next_command = 0u64;
+        for (at, command) in std::mem::take(&mut self.scheduled) {
+            commands.insert((at, next_command), command);
+            next_command += 1;
+        }
         let mut wake: BTreeSet<Timestamp> = BTreeSet::new();
         let mut calls: JoinSet<Outcome> = JoinSet::new();
         let limit = Arc::new(tokio::sync::Semaphore::new(self.concurrency.max(1)));
+        let real = matches!(self.timing, Timing::Real);
+        if real {
+            self.now = self.now.max(real_now());
+        }
         if let Some(clock) = &self.clock {
             clock.set(self.now);
         }
@@ -212,20 +296,15 @@ impl VirtualExecutor {
         for (job, step) in std::mem::take(&mut self.recheck) {
             self.spawn_step(&mut calls, &limit, job, step, true);
         }
-        if let Phase::AwaitingApproval { .. } = self.core.phase()
-            && let Some(delay) = self.auto_approve_after
-        {
-            due.insert(
-                (
-                    add(self.now, delay),
-                    JobId {
-                        ring: u16::MAX,
-                        index: 0,
-                    },
-                    0,
-                ),
-                Event::Approve,
-            );
+        let auto_approve = self.auto_approve_after;
+        let mut approve = |now: Timestamp, commands: &mut BTreeMap<(Timestamp, u64), Command>| {
+            if let Some(delay) = auto_approve {
+                commands.insert((add(now, delay), next_command), Command::Approve);
+                next_command += 1;
+            }
+        };
+        if let Phase::AwaitingApproval { .. } = self.core.phase() {
+            approve(self.now, &mut commands);
         }
         let mut queue: Vec<Decision> = self.feed(Event::Tick);
         loop {
@@ -263,75 +342,121 @@ impl VirtualExecutor {
                     Decision::WakeAt(t) => {
                         wake.insert(t);
                     }
-                    Decision::AwaitApproval { .. } => {
-                        if let Some(delay) = self.auto_approve_after {
-                            let at = add(self.now, delay);
-                            due.insert(
-                                (
-                                    at,
-                                    JobId {
-                                        ring: u16::MAX,
-                                        index: 0,
-                                    },
-                                    0,
-                                ),
-                                Event::Approve,
-                            );
-                        }
-                    }
+                    Decision::AwaitApproval { .. } => approve(self.now, &mut commands),
                     Decision::Halt { reason, .. } => report.halt_reason = Some(reason),
                     Decision::DeviceUnresponsive { .. }
                     | Decision::RingComplete { .. }
                     | Decision::Completed => {}
                 }
             }
-            // Every call in flight returns before time may move.
-            if let Some(done) = calls.join_next().await {
-                match done {
-                    Ok(outcome) => {
-                        if let Some(after) = outcome.after {
-                            let kind =
-                                u8::from(matches!(outcome.event, Event::RollbackFinished { .. }));
-                            let at = self.timing.seen_at(add(self.now, after));
-                            due.insert((at, outcome.job, kind), outcome.event);
-                        }
-                    }
-                    Err(e) => tracing::error!("plugin call task failed: {e}"),
-                }
+            // Commands that arrived are applied now.
+            while let Some(command) = self.control.as_mut().and_then(|c| c.try_recv().ok()) {
+                queue.extend(self.command(command, &mut report));
+            }
+            if !queue.is_empty() {
                 continue;
             }
-            if matches!(self.core.phase(), Phase::Completed | Phase::Aborted) {
+            if calls.is_empty() && matches!(self.core.phase(), Phase::Completed | Phase::Aborted) {
                 break;
             }
-            // Advance virtual time to the next due result or wake-up.
-            let next_due = due.keys().next().map(|(t, _, _)| *t);
-            let next_wake = wake.iter().next().copied();
-            let next = match (next_due, next_wake) {
-                (Some(a), Some(b)) => a.min(b),
-                (Some(a), None) => a,
-                (None, Some(b)) => b,
-                (None, None) => break,
-            };
-            self.now = self.now.max(next);
-            if let Some(clock) = &self.clock {
-                clock.set(self.now);
+            // A halted rollout that has nothing left to do (rollbacks done) is over;
+            // otherwise, with nothing due, it waits for an operator if one can speak.
+            let wait_for_operator =
+                self.control.is_some() && !matches!(self.core.phase(), Phase::Halted { .. });
+            // With the core paused, its wake-ups (windows, soaks) are not worth waking
+            // for: only results, commands and the operator move it.
+            let next_wake = (!self.core.is_paused())
+                .then(|| wake.iter().next().copied())
+                .flatten();
+            let next_command_at = commands.keys().next().map(|(t, _)| *t);
+            if real {
+                let next = [next_wake, next_command_at].into_iter().flatten().min();
+                if calls.is_empty() && next.is_none() && !wait_for_operator {
+                    break;
+                }
+                let sleep = next.map(|t| {
+                    let ms = t.as_millisecond() - Timestamp::now().as_millisecond();
+                    Duration::from_millis(ms.max(0) as u64)
+                });
+                tokio::select! {
+                    Some(done) = calls.join_next(), if !calls.is_empty() => {
+                        self.now = self.now.max(real_now());
+                        match done {
+                            // A device that never reports: the core's deadline fails it.
+                            Ok(Outcome { after: None, .. }) => {}
+                            Ok(outcome) => queue.extend(self.feed(outcome.event)),
+                            Err(e) => tracing::error!("plugin call task failed: {e}"),
+                        }
+                    }
+                    command = recv(&mut self.control) => {
+                        self.now = self.now.max(real_now());
+                        match command {
+                            Some(command) => queue.extend(self.command(command, &mut report)),
+                            None => self.control = None,
+                        }
+                    }
+                    () = tokio::time::sleep(sleep.unwrap_or(Duration::ZERO)), if sleep.is_some() => {
+                        self.now = self.now.max(real_now());
+                    }
+                }
+            } else {
+                // Every call in flight returns before time may move.
+                if let Some(done) = calls.join_next().await {
+                    match done {
+                        Ok(outcome) => {
+                            if let (Some(after), Timing::Virtual(timing)) =
+                                (outcome.after, &self.timing)
+                            {
+                                let kind = u8::from(matches!(
+                                    outcome.event,
+                                    Event::RollbackFinished { .. }
+                                ));
+                                let at = timing.seen_at(add(self.now, after));
+                                due.insert((at, outcome.job, kind), outcome.event);
+                            }
+                        }
+                        Err(e) => tracing::error!("plugin call task failed: {e}"),
+                    }
+                    continue;
+                }
+                // Advance virtual time to the next due result, wake-up or command.
+                let next_due = due.keys().next().map(|(t, _, _)| *t);
+                let next = [next_due, next_wake, next_command_at]
+                    .into_iter()
+                    .flatten()
+                    .min();
+                let Some(next) = next else {
+                    // Nothing more can happen by itself: wait for an operator, if one
+                    // can still speak.
+                    if !wait_for_operator {
+                        break;
+                    }
+                    match recv(&mut self.control).await {
+                        Some(command) => queue.extend(self.command(command, &mut report)),
+                        None => self.control = None,
+                    }
+                    continue;
+                };
+                self.now = self.now.max(next);
+                if let Some(clock) = &self.clock {
+                    clock.set(self.now);
+                }
             }
             wake.retain(|t| *t > self.now);
-            let last = (
-                self.now,
-                JobId {
-                    ring: u16::MAX,
-                    index: u32::MAX,
-                },
-                u8::MAX,
-            );
+            let last = (self.now, OPERATOR, u8::MAX);
             let ready: Vec<(Timestamp, JobId, u8)> = due.range(..=last).map(|(k, _)| *k).collect();
             for key in ready {
                 if let Some(event) = due.remove(&key) {
-                    if event == Event::Approve {
-                        report.approvals += 1;
-                    }
                     queue.extend(self.feed(event));
+                }
+            }
+            let ready: Vec<(Timestamp, u64)> = commands
+                .range(..=(self.now, u64::MAX))
+                .map(|(k, _)| *k)
+                .collect();
+            for key in ready {
+                if let Some(command) = commands.remove(&key) {
+                    queue.extend(self.command(command, &mut report));
                 }
             }
             queue.extend(self.feed(Event::Tick));
@@ -341,6 +466,41 @@ impl VirtualExecutor {
         report.phase = self.core.phase().clone();
         report.finished = self.now;
         (self.core, report)
+    }
+
+    /// Applies an operator's command or devices joining.
+    fn command(&mut self, command: Command, report: &mut RunReport) -> Vec<Decision> {
+        match command {
+            Command::Approve => {
+                if matches!(self.core.phase(), Phase::AwaitingApproval { .. }) {
+                    report.approvals += 1;
+                }
+                self.feed(Event::Approve)
+            }
+            Command::Pause => self.feed(Event::Pause),
+            Command::Resume => self.feed(Event::Resume),
+            Command::Abort => self.feed(Event::Abort),
+            Command::Join(joining) => {
+                // The devices are logged before the core hears of them, so that a
+                // restart can reach them.
+                self.log(Record::Joined {
+                    at: self.now.as_second(),
+                    devices: joining
+                        .targets
+                        .devices
+                        .values()
+                        .map(StoredDevice::from_device)
+                        .collect(),
+                });
+                self.targets.devices.extend(joining.targets.devices);
+                self.targets.patches.extend(joining.targets.patches);
+                let mut decisions = Vec::new();
+                for (ring, jobs) in joining.rings {
+                    decisions.extend(self.feed(Event::DevicesAdded { ring, jobs }));
+                }
+                decisions
+            }
+        }
     }
 
     /// Logs `event` (when durable), then gives it to the core.
@@ -368,9 +528,20 @@ impl VirtualExecutor {
             panic!("cannot flush the simulated devices' state: {e}");
         }
         if let Some(store) = &self.store
-            && let Err(e) = store.flush()
+            && let Err(e) = store
+                .set_status(&Status::of(&self.core, self.now, store.len()))
+                .and_then(|()| store.flush())
         {
             panic!("cannot flush the rollout log: {e}");
+        }
+    }
+
+    /// How long a step takes on the device (virtual time), `None` if it never
+    /// reports; with real time, the call itself takes what it takes.
+    fn takes(&self, device: &str, patch: &str) -> Option<Duration> {
+        match &self.timing {
+            Timing::Virtual(timing) => timing.duration(device, patch),
+            Timing::Real => Some(Duration::ZERO),
         }
     }
 
@@ -403,7 +574,7 @@ impl VirtualExecutor {
             });
             return;
         };
-        let after = self.timing.duration(&device.id, &patch.id);
+        let after = self.takes(&device.id, &patch.id);
         let installer = self.installer.clone();
         let limit = limit.clone();
         calls.spawn(async move {
@@ -508,7 +679,7 @@ impl VirtualExecutor {
         }
         let after = work
             .first()
-            .and_then(|(d, p, _)| self.timing.duration(&d.id, &format!("rollback:{}", p.id)))
+            .and_then(|(d, p, _)| self.takes(&d.id, &format!("rollback:{}", p.id)))
             .or(Some(Duration::from_secs(600)));
         let installer = self.installer.clone();
         let limit = limit.clone();

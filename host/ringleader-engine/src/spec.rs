@@ -1,7 +1,7 @@
 //! Building a rollout's [`RolloutSpec`] from a plan.
 
 use crate::core::{DeviceJob, RingSpec, RolloutSpec, StepSpec};
-use crate::executor::Targets;
+use crate::executor::{Joining, Targets};
 use ringleader_planner::catalog::Catalog;
 use ringleader_planner::inventory::Inventory;
 use ringleader_planner::plan::{Plan, Planner};
@@ -148,4 +148,60 @@ pub async fn prepare(
         spec: from_plan(&plan, policy, inventory, &catalog),
         targets,
     })
+}
+
+/// Devices of `inventory` named in `joining`, placed in rings by the policy's rules as
+/// of `at`, with their patches asked of `sources`: what the executor needs to add them
+/// to a running rollout ([`crate::executor::Command::Join`]).
+///
+/// Rings are assigned over the whole inventory, old devices and new, exactly as a plan
+/// would, so that a percentage stays a percentage of the fleet; only the new devices'
+/// jobs are kept. Where they go from there (their ring may be done already) is the
+/// core's rule, documented in `docs/policies.md`.
+pub async fn join(
+    policy: &Policy,
+    inventory: &Inventory,
+    joining: &[&str],
+    sources: &[ringleader_runtime::Plugin],
+    at: jiff::Timestamp,
+) -> Result<Joining, PrepareError> {
+    let wanted: std::collections::HashSet<&str> = joining.iter().copied().collect();
+    let devices: Vec<_> = inventory
+        .devices
+        .iter()
+        .filter(|d| wanted.contains(d.id.as_str()))
+        .map(|d| d.to_plugin())
+        .collect();
+    let reported = discover_all(sources, &devices).await?;
+    let targets = Targets {
+        devices: devices.into_iter().map(|d| (d.id.clone(), d)).collect(),
+        patches: reported
+            .iter()
+            .map(|(p, _)| (p.id.clone(), p.clone()))
+            .collect(),
+    };
+    let catalog = Catalog::build(reported)?;
+    let plan = Planner {
+        policy,
+        inventory,
+        catalog: &catalog,
+        at,
+    }
+    .plan();
+    let spec = from_plan(&plan, policy, inventory, &catalog);
+    let rings = spec
+        .rings
+        .into_iter()
+        .enumerate()
+        .map(|(r, ring)| {
+            let jobs: Vec<DeviceJob> = ring
+                .devices
+                .into_iter()
+                .filter(|job| wanted.contains(job.device.as_str()))
+                .collect();
+            (r as u16, jobs)
+        })
+        .filter(|(_, jobs)| !jobs.is_empty())
+        .collect();
+    Ok(Joining { rings, targets })
 }

@@ -9,13 +9,18 @@
 //! |---|---|---|
 //! | `meta` | `layout` | `1` |
 //! | `meta` | `inputs` | JSON of what the rollout was started from (compared on resume) |
+//! | `meta` | `status` | JSON [`Status`]: phase and per-ring counts as of the last flush |
 //! | `log` | sequence number, u64 big-endian, from 0 without gaps | JSON [`Record`] |
+//!
+//! The log is the truth; `status` is a view of it, rewritten at every flush, so that
+//! "where is this rollout?" is one read instead of a replay.
 //!
 //! The simulated devices keep their own state elsewhere (`DIR/devices/`), as real
 //! devices would.
 
-use crate::core::{DeviceJob, Event, JobId, StepSpec};
+use crate::core::{Core, DeviceJob, Event, JobId, Phase, StepSpec};
 use jiff::Timestamp;
+use ringleader_runtime::bindings::{Component, Device};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -37,6 +42,121 @@ pub enum Record {
     RollbackDispatched { at: i64, job: (u16, u32) },
     /// The engine restarted here; in-flight steps are verified before anything else.
     Resumed { at: i64 },
+    /// Devices joined the rollout (their jobs follow as a `devices-added` event): what
+    /// plugins need to reach them after a restart.
+    Joined { at: i64, devices: Vec<StoredDevice> },
+}
+
+/// The serializable form of a device as plugins see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredDevice {
+    pub id: String,
+    pub hostname: String,
+    pub tags: Vec<String>,
+    pub facts: Vec<(String, String)>,
+    pub components: Vec<(String, String)>,
+}
+
+impl StoredDevice {
+    pub fn from_device(device: &Device) -> StoredDevice {
+        StoredDevice {
+            id: device.id.clone(),
+            hostname: device.hostname.clone(),
+            tags: device.tags.clone(),
+            facts: device.facts.clone(),
+            components: device
+                .components
+                .iter()
+                .map(|c| (c.name.clone(), c.version.clone()))
+                .collect(),
+        }
+    }
+
+    pub fn into_device(self) -> Device {
+        Device {
+            id: self.id,
+            hostname: self.hostname,
+            tags: self.tags,
+            facts: self.facts,
+            components: self
+                .components
+                .into_iter()
+                .map(|(name, version)| Component { name, version })
+                .collect(),
+        }
+    }
+}
+
+/// Where a rollout is, as of the last flush (the `status` view).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// Time of the rollout (virtual or real), seconds since the Unix epoch.
+    pub at: i64,
+    /// `running`, `soaking`, `awaiting-approval`, `halted`, `completed` or `aborted`.
+    pub phase: String,
+    /// The ring the phase is about (none once completed or aborted).
+    pub ring: Option<u16>,
+    /// When a soak ends.
+    pub until: Option<i64>,
+    pub paused: bool,
+    pub halt_reason: Option<String>,
+    pub rings: Vec<RingStatus>,
+    /// Log records written so far.
+    pub records: u64,
+}
+
+/// One ring's counts in a [`Status`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RingStatus {
+    pub name: String,
+    pub devices: usize,
+    pub pending: usize,
+    pub active: usize,
+    pub done: usize,
+    pub failed: usize,
+    pub rolling_back: usize,
+    pub rolled_back: usize,
+    pub rollback_failed: usize,
+}
+
+impl Status {
+    pub fn of(core: &Core, at: Timestamp, records: u64) -> Status {
+        let (phase, ring, until, halt_reason) = match core.phase() {
+            Phase::Running { ring } => ("running", Some(*ring), None, None),
+            Phase::Soaking { ring, until } => {
+                ("soaking", Some(*ring), Some(until.as_second()), None)
+            }
+            Phase::AwaitingApproval { ring } => ("awaiting-approval", Some(*ring), None, None),
+            Phase::Halted { ring, reason } => ("halted", Some(*ring), None, Some(reason.clone())),
+            Phase::Completed => ("completed", None, None, None),
+            Phase::Aborted => ("aborted", None, None, None),
+        };
+        Status {
+            at: at.as_second(),
+            phase: phase.into(),
+            ring,
+            until,
+            paused: core.is_paused(),
+            halt_reason,
+            rings: (0..core.ring_count() as u16)
+                .map(|r| {
+                    let c = core.counts(r);
+                    RingStatus {
+                        name: core.spec().rings[usize::from(r)].name.clone(),
+                        devices: core.ring_len(r),
+                        pending: c.pending,
+                        active: c.active,
+                        done: c.done,
+                        failed: c.failed,
+                        rolling_back: c.rolling_back,
+                        rolled_back: c.rolled_back,
+                        rollback_failed: c.rollback_failed,
+                    }
+                })
+                .collect(),
+            records,
+        }
+    }
 }
 
 /// The serializable form of a core [`Event`].
@@ -264,6 +384,23 @@ impl Store {
         Ok(seq)
     }
 
+    /// Where the rollout is, as of the last flush; `None` before the first.
+    pub fn status(&self) -> Result<Option<Status>, StoreError> {
+        match self.meta.get("status").map_err(io)? {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| StoreError::Io(format!("the status view is unreadable: {e}"))),
+        }
+    }
+
+    /// Rewrites the status view (durable with the next [`Store::flush`]).
+    pub fn set_status(&self, status: &Status) -> Result<(), StoreError> {
+        let value = serde_json::to_vec(status).map_err(io)?;
+        self.meta.insert("status", value).map_err(io)?;
+        Ok(())
+    }
+
     /// Makes everything appended so far durable. The executor flushes before it acts.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush().map(|_| ()).map_err(io)
@@ -272,6 +409,14 @@ impl Store {
     /// Every record, in order, checking that sequence numbers have no gaps.
     pub fn records(&self) -> Result<Vec<Record>, StoreError> {
         let mut out = Vec::new();
+        self.replay(|record| out.push(record))?;
+        Ok(out)
+    }
+
+    /// Gives every record to `apply`, in order, one at a time, checking that sequence
+    /// numbers have no gaps; returns how many there were.
+    pub fn replay(&self, mut apply: impl FnMut(Record)) -> Result<u64, StoreError> {
+        let mut count = 0;
         for (expected, entry) in self.log.iter().enumerate() {
             let (k, v) = entry.map_err(io)?;
             let seq = u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0xff; 8]));
@@ -281,12 +426,13 @@ impl Store {
                     message: format!("the log jumps from {} to {seq}", expected as i64 - 1),
                 });
             }
-            out.push(serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+            apply(serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
                 seq,
                 message: e.to_string(),
             })?);
+            count += 1;
         }
-        Ok(out)
+        Ok(count)
     }
 
     /// Number of records.

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use ringleader_engine::clock::VirtualClock;
 use ringleader_engine::core::{Core, JobId, JobState, Phase};
 use ringleader_engine::demo::{self, FleetConfig};
-use ringleader_engine::executor::{VirtualExecutor, replay};
+use ringleader_engine::executor::{Executor, Timing, replay};
 use ringleader_engine::store::{Record, Store, StoredEvent};
 use ringleader_planner::policy::{Policy, PolicyError};
 use ringleader_runtime::sim_device::SimDevices;
@@ -166,11 +166,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     };
 
     let bars = (!args.json && std::io::stderr().is_terminal()).then(|| Progress::new(&core));
-    let executor = VirtualExecutor {
+    let executor = Executor {
         core,
         installer,
-        targets: Arc::new(targets),
-        timing: demo::timing(&fleet),
+        targets,
+        timing: Timing::Virtual(demo::timing(&fleet)),
         concurrency: 64,
         auto_approve_after: Some(Duration::from_secs(4 * 3600)),
         now,
@@ -178,6 +178,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         recheck,
         devices: Some(devices.clone()),
         clock: Some(clock.clone()),
+        scheduled: Vec::new(),
+        control: None,
     };
     let (core, report) = executor
         .run(|core, now| {
