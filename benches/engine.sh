@@ -8,11 +8,14 @@
 #    trivial `set_fact` task over a local-connection inventory of the same size with
 #    serial ["1%", "10%", "100%"].
 #
-# Usage: benches/engine.sh            (SIZES="1000 10000 100000" ANSIBLE_SIZES="1000")
+# 3. The ratio, per device, at each size both ran.
+#
+# Usage: benches/engine.sh    (SIZES="1000 10000 100000"; ANSIBLE_SIZES defaults to SIZES)
+# Ansible at 100,000 hosts takes a long while (about 15 min here) and several GiB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=${SIZES:-"1000 10000 100000"}
-ansible_sizes=${ANSIBLE_SIZES:-"1000"}
+ansible_sizes=${ANSIBLE_SIZES:-$sizes}
 target=${CARGO_TARGET_DIR:-target}
 cargo build --release -p ringleader >&2
 bin=$target/release/ringleader
@@ -20,7 +23,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 echo "ringleader demo, 4 rings, durable state (benches/policies/four-rings.toml)"
-printf "%10s %10s %12s %10s %12s %14s\n" devices state steps seconds "peak MiB" "us/step"
+printf "%10s %10s %10s %9s %9s %10s %9s %11s\n" devices state steps seconds "plugin s" "peak MiB" "us/step" "engine us"
 for n in $sizes; do
     /usr/bin/time -f "%e %M" -o "$work/time$n" "$bin" demo --devices "$n" --seed 1 \
         --policy benches/policies/four-rings.toml --data "$work/data$n" --json \
@@ -29,8 +32,13 @@ for n in $sizes; do
 import json, sys
 n, out, timing = sys.argv[1], json.load(open(sys.argv[2])), open(sys.argv[3]).read().split()
 seconds, rss_kib = float(timing[-2]), int(timing[-1])
-steps = out["install_calls"]
-print(f"{n:>10} {out['final_state']:>10} {steps:>12} {seconds:>10.2f} {rss_kib/1024:>12.0f} {seconds*1e6/max(steps,1):>14.1f}")
+steps = max(out["install_calls"], 1)
+plugin = out.get("plugin_call_ms", 0) / 1000
+# Engine overhead: everything but the time inside plugin calls (process start,
+# discovery, planning, the core, the write-ahead log and its flushes).
+engine_us = (seconds - plugin) * 1e6 / steps
+print(f"{n:>10} {out['final_state']:>10} {steps:>10} {seconds:>9.2f} {plugin:>9.2f} {rss_kib/1024:>10.0f} {seconds*1e6/steps:>9.1f} {engine_us:>11.1f}")
+open(sys.argv[3] + ".per-device", "w").write(str(seconds / int(n)))
 PY
 done
 
@@ -56,4 +64,13 @@ YML
     ANSIBLE_HOST_KEY_CHECKING=False "$work/venv/bin/ansible-playbook" -i "$work/hosts$n" "$work/play.yml" > "$work/ansible$n.log"
     end=$(date +%s.%N)
     python3 -c "n=$n; s=$end-$start; print(f'{n:>10} {s:>10.2f} {s*1000/n:>14.1f}')"
+    python3 -c "print($end-$start)" > "$work/ansible$n.seconds"
+done
+
+echo
+echo "per device: ansible / ringleader (ringleader's whole rollout, 4 rings, install + verify, durable)"
+for n in $ansible_sizes; do
+    if [ -f "$work/time$n.per-device" ] && [ -f "$work/ansible$n.seconds" ]; then
+        python3 -c "r=float(open('$work/time$n.per-device').read()); a=float(open('$work/ansible$n.seconds').read())/$n; print(f'{$n:>10} {a/r:>8.1f}x')"
+    fi
 done

@@ -111,6 +111,7 @@ async fn run(fleet: FleetConfig, policy: &str, mut how: Run) -> (Core, RunReport
         clock: None,
         scheduled,
         control: how.control.take(),
+        metrics: Default::default(),
     };
     let mut watch = how.watch.take();
     let (core, report) = executor

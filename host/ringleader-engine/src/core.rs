@@ -95,6 +95,10 @@ pub enum Event {
     Pause,
     Resume,
     Abort,
+    /// An operator asked to roll back: the ring running (or the one that ran last, if
+    /// the next waits for its soak or approval) halts and is rolled back at its own
+    /// pace, whatever the policy's `on_halt` says.
+    RollBack,
     /// Devices that joined the inventory while the rollout runs, already assigned to a
     /// ring (and batch) by the policy's rules; see [`Core::add_devices`].
     DevicesAdded {
@@ -323,6 +327,8 @@ pub struct Core {
     paused: bool,
     /// Decisions already emitted that must not repeat (approval requests, halts).
     announced_approval: Option<u16>,
+    /// An operator asked for the rollback: done whatever `on_halt` says.
+    rollback_asked: bool,
 }
 
 impl Core {
@@ -343,6 +349,7 @@ impl Core {
             phase: Phase::Running { ring: 0 },
             paused: false,
             announced_approval: None,
+            rollback_asked: false,
         }
     }
 
@@ -458,6 +465,20 @@ impl Core {
             }
             Event::Pause => self.paused = true,
             Event::Resume => self.paused = false,
+            Event::RollBack => {
+                let ring = match &self.phase {
+                    Phase::Running { ring } | Phase::Soaking { ring, .. } => Some(*ring),
+                    Phase::AwaitingApproval { ring } => ring.checked_sub(1),
+                    Phase::Halted { ring, .. } => Some(*ring),
+                    Phase::Completed | Phase::Aborted => None,
+                };
+                if let Some(ring) = ring {
+                    self.rollback_asked = true;
+                    if !matches!(self.phase, Phase::Halted { .. }) {
+                        self.halt(ring, "an operator asked for a rollback".into(), &mut out);
+                    }
+                }
+            }
             Event::Abort => {
                 if !matches!(self.phase, Phase::Completed) {
                     self.phase = Phase::Aborted;
@@ -682,7 +703,8 @@ impl Core {
 
     /// Rolls back the halted ring's devices that changed, at the ring's own pace.
     fn roll_back(&mut self, ring: u16, out: &mut Vec<Decision>) {
-        if self.spec.on_halt != OnHalt::RollbackFailedRing || self.paused {
+        if (self.spec.on_halt != OnHalt::RollbackFailedRing && !self.rollback_asked) || self.paused
+        {
             return;
         }
         let spec = &self.spec.rings[usize::from(ring)];

@@ -17,14 +17,15 @@
 
 use crate::clock::VirtualClock;
 use crate::core::{Core, Decision, DeviceJob, Event, JobId, JobState, Phase, RolloutSpec, add};
-use crate::store::{Record, Status, Store, StoreError, StoredDevice, StoredEvent};
+use crate::store::{Note, Record, Status, Store, StoreError, StoredDevice, StoredEvent};
 use jiff::Timestamp;
 use ringleader_runtime::Plugin;
 use ringleader_runtime::bindings::{Device, Patch, Readiness, RollbackTarget};
 use ringleader_runtime::sim_device::SimDevices;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -116,16 +117,59 @@ pub enum Timing {
     Real,
 }
 
-/// Something from outside the rollout: an operator's action or devices joining.
-#[derive(Debug, Clone)]
+/// Something from outside the rollout: an operator's action, devices joining, or a
+/// question about the rollout's state.
 pub enum Command {
     Approve,
     Pause,
     Resume,
     Abort,
+    /// Halt the ring and roll it back (see [`Event::RollBack`]).
+    RollBack,
     /// Devices added to the inventory, already placed in rings by the policy's rules
     /// (see [`crate::spec::join`]).
     Join(Joining),
+    /// Who asked for the command that follows, for the audit trail: logged as a
+    /// [`Record::Audit`].
+    Audit {
+        by: String,
+        action: String,
+    },
+    /// Looks at the core, between events (not logged): how an API answers questions
+    /// about devices while the rollout runs.
+    Inspect(Inspector),
+    /// Stop running (the process is shutting down): calls in flight get `grace` to
+    /// finish, then are cancelled; everything is flushed and `run` returns with the
+    /// rollout unfinished. Steps whose result was not logged are verified first on
+    /// the next start, as after a crash.
+    Shutdown {
+        grace: Duration,
+    },
+}
+
+/// A look at the core and the rollout's time.
+pub type Inspector = Box<dyn FnOnce(&Core, Timestamp) + Send>;
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Approve => f.write_str("Approve"),
+            Command::Pause => f.write_str("Pause"),
+            Command::Resume => f.write_str("Resume"),
+            Command::Abort => f.write_str("Abort"),
+            Command::RollBack => f.write_str("RollBack"),
+            Command::Join(joining) => f.debug_tuple("Join").field(joining).finish(),
+            Command::Audit { by, action } => f
+                .debug_struct("Audit")
+                .field("by", by)
+                .field("action", action)
+                .finish(),
+            Command::Inspect(_) => f.write_str("Inspect"),
+            Command::Shutdown { grace } => {
+                f.debug_struct("Shutdown").field("grace", grace).finish()
+            }
+        }
+    }
 }
 
 /// Devices joining a running rollout.
@@ -147,6 +191,49 @@ pub struct RunReport {
     pub rollback_calls: u64,
     pub approvals: u64,
     pub halt_reason: Option<String>,
+    /// Real time spent inside installer plugin calls (the simulated devices' work
+    /// included); the rest of a run's time is the engine's own.
+    pub plugin_time: Duration,
+    /// The run was stopped by [`Command::Shutdown`]: the rollout is unfinished and
+    /// resumes from its log on the next start.
+    pub stopped: bool,
+}
+
+/// Counters of a rollout's work, for metrics: shared, read while the rollout runs.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Installer plugin calls made, and how many returned an error.
+    pub plugin_calls: AtomicU64,
+    pub plugin_call_failures: AtomicU64,
+    /// Real time inside plugin calls, summed over calls, in nanoseconds.
+    pub plugin_call_nanos: AtomicU64,
+    /// Device-steps that reported, by result.
+    pub steps_succeeded: AtomicU64,
+    pub steps_failed: AtomicU64,
+    /// Rollbacks that finished.
+    pub rollbacks: AtomicU64,
+}
+
+impl Metrics {
+    async fn time<T, E>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let start = Instant::now();
+        let out = call.await;
+        let nanos = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.plugin_call_nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.plugin_calls.fetch_add(1, Ordering::Relaxed);
+        if out.is_err() {
+            self.plugin_call_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        out
+    }
+
+    /// Real time inside plugin calls so far.
+    pub fn plugin_time(&self) -> Duration {
+        Duration::from_nanos(self.plugin_call_nanos.load(Ordering::Relaxed))
+    }
 }
 
 /// The result of a plugin call, waiting for its delivery time.
@@ -188,6 +275,8 @@ pub struct Executor {
     /// open, a rollout waiting for an operator (approval, a pause) waits for one
     /// instead of ending the run.
     pub control: Option<mpsc::UnboundedReceiver<Command>>,
+    /// Counters, shared with whoever reports metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 /// A rollout rebuilt from its log.
@@ -220,7 +309,10 @@ pub fn replay(spec: RolloutSpec, store: &Store, start: Timestamp) -> Result<Repl
         Record::Joined { devices, .. } => {
             joined.extend(devices.into_iter().map(StoredDevice::into_device));
         }
-        Record::Dispatched { .. } | Record::RollbackDispatched { .. } => {}
+        Record::Dispatched { .. }
+        | Record::RollbackDispatched { .. }
+        | Record::Decided { .. }
+        | Record::Audit { .. } => {}
     })?;
     let mut in_flight = Vec::new();
     for ring in 0..core.ring_count() as u16 {
@@ -266,7 +358,10 @@ impl Executor {
             rollback_calls: 0,
             approvals: 0,
             halt_reason: None,
+            plugin_time: Duration::ZERO,
+            stopped: false,
         };
+        let mut stop: Option<Duration> = None;
         // Results due at a (virtual) time, in a deterministic order.
         let mut due: BTreeMap<(Timestamp, JobId, u8), Event> = BTreeMap::new();
         // Commands due at a time, in the order given.
@@ -279,6 +374,8 @@ impl Executor {
         let mut wake: BTreeSet<Timestamp> = BTreeSet::new();
         let mut calls: JoinSet<Outcome> = JoinSet::new();
         let limit = Arc::new(tokio::sync::Semaphore::new(self.concurrency.max(1)));
+        let spent = self.metrics.clone();
+        let plugin_time_before = spent.plugin_time();
         let real = matches!(self.timing, Timing::Real);
         if real {
             self.now = self.now.max(real_now());
@@ -294,7 +391,7 @@ impl Executor {
         // Steps that may have run before a restart: verify first, install only if the
         // device does not report the patch.
         for (job, step) in std::mem::take(&mut self.recheck) {
-            self.spawn_step(&mut calls, &limit, job, step, true);
+            self.spawn_step(&mut calls, &limit, &spent, job, step, true);
         }
         let auto_approve = self.auto_approve_after;
         let mut approve = |now: Timestamp, commands: &mut BTreeMap<(Timestamp, u64), Command>| {
@@ -308,6 +405,21 @@ impl Executor {
         }
         let mut queue: Vec<Decision> = self.feed(Event::Tick);
         loop {
+            if let Some(grace) = stop {
+                // Shutting down: nothing new starts (the decisions not yet dispatched
+                // are decided again on replay); calls in flight get `grace` to finish.
+                // Their results are not logged: the next start verifies those steps.
+                let drain = async { while calls.join_next().await.is_some() {} };
+                if tokio::time::timeout(grace, drain).await.is_err() {
+                    tracing::warn!(
+                        "{} plugin calls did not finish within {grace:?}; cancelled",
+                        calls.len()
+                    );
+                    calls.abort_all();
+                }
+                report.stopped = true;
+                break;
+            }
             // Write-ahead: every dispatch, and every event it follows from, is durable
             // before the call is made. Steps that dispatch nothing need no flush.
             let mut dispatches = false;
@@ -333,27 +445,41 @@ impl Executor {
                 match decision {
                     Decision::StartStep { job, step } => {
                         report.install_calls += 1;
-                        self.spawn_step(&mut calls, &limit, job, step, false);
+                        self.spawn_step(&mut calls, &limit, &spent, job, step, false);
                     }
                     Decision::StartRollback { job } => {
                         report.rollback_calls += 1;
-                        self.spawn_rollback(&mut calls, &limit, job);
+                        self.spawn_rollback(&mut calls, &limit, &spent, job);
                     }
                     Decision::WakeAt(t) => {
                         wake.insert(t);
                     }
-                    Decision::AwaitApproval { .. } => approve(self.now, &mut commands),
-                    Decision::Halt { reason, .. } => report.halt_reason = Some(reason),
-                    Decision::DeviceUnresponsive { .. }
-                    | Decision::RingComplete { .. }
-                    | Decision::Completed => {}
+                    Decision::AwaitApproval { ring } => {
+                        self.note(Note::AwaitingApproval { ring });
+                        approve(self.now, &mut commands);
+                    }
+                    Decision::Halt { ring, reason } => {
+                        self.note(Note::Halted {
+                            ring,
+                            reason: reason.clone(),
+                        });
+                        report.halt_reason = Some(reason);
+                    }
+                    Decision::DeviceUnresponsive { job, step } => {
+                        self.note(Note::DeviceUnresponsive {
+                            job: (job.ring, job.index),
+                            step,
+                        })
+                    }
+                    Decision::RingComplete { ring } => self.note(Note::RingComplete { ring }),
+                    Decision::Completed => self.note(Note::Completed),
                 }
             }
             // Commands that arrived are applied now.
             while let Some(command) = self.control.as_mut().and_then(|c| c.try_recv().ok()) {
-                queue.extend(self.command(command, &mut report));
+                queue.extend(self.command(command, &mut report, &mut stop));
             }
-            if !queue.is_empty() {
+            if !queue.is_empty() || stop.is_some() {
                 continue;
             }
             if calls.is_empty() && matches!(self.core.phase(), Phase::Completed | Phase::Aborted) {
@@ -391,7 +517,7 @@ impl Executor {
                     command = recv(&mut self.control) => {
                         self.now = self.now.max(real_now());
                         match command {
-                            Some(command) => queue.extend(self.command(command, &mut report)),
+                            Some(command) => queue.extend(self.command(command, &mut report, &mut stop)),
                             None => self.control = None,
                         }
                     }
@@ -432,7 +558,9 @@ impl Executor {
                         break;
                     }
                     match recv(&mut self.control).await {
-                        Some(command) => queue.extend(self.command(command, &mut report)),
+                        Some(command) => {
+                            queue.extend(self.command(command, &mut report, &mut stop))
+                        }
                         None => self.control = None,
                     }
                     continue;
@@ -456,7 +584,7 @@ impl Executor {
                 .collect();
             for key in ready {
                 if let Some(command) = commands.remove(&key) {
-                    queue.extend(self.command(command, &mut report));
+                    queue.extend(self.command(command, &mut report, &mut stop));
                 }
             }
             queue.extend(self.feed(Event::Tick));
@@ -465,12 +593,22 @@ impl Executor {
         self.flush();
         report.phase = self.core.phase().clone();
         report.finished = self.now;
+        report.plugin_time = spent.plugin_time().saturating_sub(plugin_time_before);
         (self.core, report)
     }
 
     /// Applies an operator's command or devices joining.
-    fn command(&mut self, command: Command, report: &mut RunReport) -> Vec<Decision> {
+    fn command(
+        &mut self,
+        command: Command,
+        report: &mut RunReport,
+        stop: &mut Option<Duration>,
+    ) -> Vec<Decision> {
         match command {
+            Command::Shutdown { grace } => {
+                *stop = Some(grace);
+                Vec::new()
+            }
             Command::Approve => {
                 if matches!(self.core.phase(), Phase::AwaitingApproval { .. }) {
                     report.approvals += 1;
@@ -480,6 +618,19 @@ impl Executor {
             Command::Pause => self.feed(Event::Pause),
             Command::Resume => self.feed(Event::Resume),
             Command::Abort => self.feed(Event::Abort),
+            Command::RollBack => self.feed(Event::RollBack),
+            Command::Audit { by, action } => {
+                self.log(Record::Audit {
+                    at: self.now.as_second(),
+                    by,
+                    action,
+                });
+                Vec::new()
+            }
+            Command::Inspect(look) => {
+                look(&self.core, self.now);
+                Vec::new()
+            }
             Command::Join(joining) => {
                 // The devices are logged before the core hears of them, so that a
                 // restart can reach them.
@@ -505,11 +656,28 @@ impl Executor {
 
     /// Logs `event` (when durable), then gives it to the core.
     fn feed(&mut self, event: Event) -> Vec<Decision> {
+        let counter = match &event {
+            Event::StepSucceeded { .. } => Some(&self.metrics.steps_succeeded),
+            Event::StepFailed { .. } => Some(&self.metrics.steps_failed),
+            Event::RollbackFinished { .. } => Some(&self.metrics.rollbacks),
+            _ => None,
+        };
+        if let Some(counter) = counter {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
         self.log(Record::Event {
             at: self.now.as_second(),
             event: StoredEvent::from_event(&event),
         });
         self.core.handle(self.now, event)
+    }
+
+    /// Logs a decision people follow (not needed by replay, which re-derives it).
+    fn note(&mut self, note: Note) {
+        self.log(Record::Decided {
+            at: self.now.as_second(),
+            decision: note,
+        });
     }
 
     fn log(&mut self, record: Record) {
@@ -559,6 +727,7 @@ impl Executor {
         &self,
         calls: &mut JoinSet<Outcome>,
         limit: &Arc<tokio::sync::Semaphore>,
+        spent: &Arc<Metrics>,
         job: JobId,
         step: u16,
         verify_first: bool,
@@ -576,11 +745,12 @@ impl Executor {
         };
         let after = self.takes(&device.id, &patch.id);
         let installer = self.installer.clone();
+        let spent = spent.clone();
         let limit = limit.clone();
         calls.spawn(async move {
             let _permit = limit.acquire_owned().await;
             if verify_first
-                && let Ok(report) = installer.verify(&device, &patch).await
+                && let Ok(report) = spent.time(installer.verify(&device, &patch)).await
                 && report.installed_version.as_deref() == Some(patch.fixed_version.as_str())
             {
                 let event = if report.health.healthy {
@@ -594,7 +764,7 @@ impl Executor {
                 };
                 return Outcome { job, event, after };
             }
-            match installer.preflight(&device, &patch).await {
+            match spent.time(installer.preflight(&device, &patch)).await {
                 Ok(Readiness::Blocked(why)) => {
                     let event = Event::StepFailed {
                         job,
@@ -618,13 +788,13 @@ impl Executor {
                     return Outcome { job, event, after };
                 }
             }
-            let event = match installer.install(&device, &patch).await {
+            let event = match spent.time(installer.install(&device, &patch)).await {
                 Err(e) => Event::StepFailed {
                     job,
                     step,
                     reason: e.to_string(),
                 },
-                Ok(_) => match installer.verify(&device, &patch).await {
+                Ok(_) => match spent.time(installer.verify(&device, &patch)).await {
                     Err(e) => Event::StepFailed {
                         job,
                         step,
@@ -659,6 +829,7 @@ impl Executor {
         &self,
         calls: &mut JoinSet<Outcome>,
         limit: &Arc<tokio::sync::Semaphore>,
+        spent: &Arc<Metrics>,
         job: JobId,
     ) {
         let Some(spec) = self.core.job_spec(job) else {
@@ -682,6 +853,7 @@ impl Executor {
             .and_then(|(d, p, _)| self.takes(&d.id, &format!("rollback:{}", p.id)))
             .or(Some(Duration::from_secs(600)));
         let installer = self.installer.clone();
+        let spent = spent.clone();
         let limit = limit.clone();
         calls.spawn(async move {
             let _permit = limit.acquire_owned().await;
@@ -691,7 +863,11 @@ impl Executor {
                     version: previous,
                     artifact: None,
                 };
-                if installer.rollback(&device, &patch, &target).await.is_err() {
+                if spent
+                    .time(installer.rollback(&device, &patch, &target))
+                    .await
+                    .is_err()
+                {
                     ok = false;
                 }
             }

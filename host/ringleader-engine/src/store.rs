@@ -45,6 +45,22 @@ pub enum Record {
     /// Devices joined the rollout (their jobs follow as a `devices-added` event): what
     /// plugins need to reach them after a restart.
     Joined { at: i64, devices: Vec<StoredDevice> },
+    /// A decision people follow (halts, rings completing, approvals asked for). Replay
+    /// re-derives these; they are logged so that the event feed shows them.
+    Decided { at: i64, decision: Note },
+    /// Who asked for the operator command that follows (audit trail).
+    Audit { at: i64, by: String, action: String },
+}
+
+/// A decision worth telling people about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Note {
+    RingComplete { ring: u16 },
+    AwaitingApproval { ring: u16 },
+    Halted { ring: u16, reason: String },
+    DeviceUnresponsive { job: (u16, u32), step: u16 },
+    Completed,
 }
 
 /// The serializable form of a device as plugins see it.
@@ -181,6 +197,7 @@ pub enum StoredEvent {
     Pause,
     Resume,
     Abort,
+    RollBack,
     DevicesAdded {
         ring: u16,
         jobs: Vec<StoredJob>,
@@ -265,6 +282,7 @@ impl StoredEvent {
             Event::Pause => StoredEvent::Pause,
             Event::Resume => StoredEvent::Resume,
             Event::Abort => StoredEvent::Abort,
+            Event::RollBack => StoredEvent::RollBack,
             Event::DevicesAdded { ring, jobs } => StoredEvent::DevicesAdded {
                 ring: *ring,
                 jobs: jobs.iter().map(StoredJob::from_job).collect(),
@@ -289,6 +307,7 @@ impl StoredEvent {
             StoredEvent::Pause => Event::Pause,
             StoredEvent::Resume => Event::Resume,
             StoredEvent::Abort => Event::Abort,
+            StoredEvent::RollBack => Event::RollBack,
             StoredEvent::DevicesAdded { ring, jobs } => Event::DevicesAdded {
                 ring,
                 jobs: jobs.into_iter().map(StoredJob::into_job).collect(),
@@ -435,7 +454,31 @@ impl Store {
         Ok(count)
     }
 
-    /// Number of records.
+    /// Number of records in the database, whoever wrote them (another handle on the
+    /// same store may be appending).
+    pub fn committed_len(&self) -> u64 {
+        match self.log.last() {
+            Ok(Some((k, _))) => u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8])) + 1,
+            _ => 0,
+        }
+    }
+
+    /// Records from sequence number `from` on, at most `limit`, each with its number.
+    pub fn records_from(&self, from: u64, limit: usize) -> Result<Vec<(u64, Record)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.log.range(from.to_be_bytes()..).take(limit) {
+            let (k, v) = entry.map_err(io)?;
+            let seq = u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0xff; 8]));
+            let record = serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+                seq,
+                message: e.to_string(),
+            })?;
+            out.push((seq, record));
+        }
+        Ok(out)
+    }
+
+    /// Number of records appended through this handle (and before it was opened).
     pub fn len(&self) -> u64 {
         self.next
     }

@@ -2,11 +2,13 @@
 //!
 //! This crate is the only one that knows about the command line and JSON output.
 
+mod client;
 mod demo_cmd;
 mod inventory_cmd;
 mod plan_cmd;
 mod plugin_cmd;
 mod policy_cmd;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -40,6 +42,27 @@ enum Command {
     Inventory(inventory_cmd::InventoryCommand),
     /// Plan a rollout: which device gets which patch, in which ring, when, and why.
     Plan(plan_cmd::PlanArgs),
+    /// Run the daemon: rollouts and the HTTP API the commands below talk to.
+    Serve(serve::ServeArgs),
+    /// Start a rollout on the daemon.
+    #[command(subcommand)]
+    Rollout(client::RolloutCommand),
+    /// Where a rollout is (or list every rollout).
+    Status(client::StatusArgs),
+    /// Devices of a rollout; --behind for those missing a due patch.
+    Devices(client::DevicesArgs),
+    /// A rollout's events, as they happen with --follow.
+    Events(client::EventsArgs),
+    /// Approve the ring that waits for approval.
+    Approve(client::ActionArgs),
+    /// Pause a rollout: what runs finishes, nothing new starts.
+    Pause(client::ActionArgs),
+    /// Resume a paused rollout.
+    Resume(client::ActionArgs),
+    /// Abort a rollout: nothing new starts, ever.
+    Abort(client::ActionArgs),
+    /// Halt the ring running now and roll it back, at the ring's own pace.
+    Rollback(client::ActionArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,9 +76,23 @@ fn main() -> ExitCode {
         .with_target(false)
         .init();
 
+    // Clients of the daemon are plain blocking HTTP calls.
+    let command = match cli.command {
+        Command::Rollout(client::RolloutCommand::Start(args)) => return client::start(args),
+        Command::Status(args) => return client::status(args),
+        Command::Devices(args) => return client::devices(args),
+        Command::Events(args) => return client::events(args),
+        Command::Approve(args) => return client::act("approve", args),
+        Command::Pause(args) => return client::act("pause", args),
+        Command::Resume(args) => return client::act("resume", args),
+        Command::Abort(args) => return client::act("abort", args),
+        Command::Rollback(args) => return client::act("rollback", args),
+        other => other,
+    };
+
     // The demo's work is CPU-bound plugin calls coordinated by one loop: one thread
     // avoids cross-thread wake-ups; everything else gets the multi-threaded runtime.
-    let builder = match cli.command {
+    let builder = match command {
         Command::Demo(_) => tokio::runtime::Builder::new_current_thread(),
         _ => tokio::runtime::Builder::new_multi_thread(),
     };
@@ -68,12 +105,22 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        match cli.command {
+        match command {
             Command::Demo(args) => demo_cmd::run(args).await,
             Command::Plugin(cmd) => plugin_cmd::run(cmd).await,
             Command::Policy(cmd) => policy_cmd::run(cmd),
             Command::Inventory(cmd) => inventory_cmd::run(cmd),
             Command::Plan(args) => plan_cmd::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
+            Command::Rollout(_)
+            | Command::Status(_)
+            | Command::Devices(_)
+            | Command::Events(_)
+            | Command::Approve(_)
+            | Command::Pause(_)
+            | Command::Resume(_)
+            | Command::Abort(_)
+            | Command::Rollback(_) => unreachable!("handled above"),
         }
     })
 }

@@ -542,6 +542,7 @@ fn demo_halts_the_canary_and_rolls_it_back_and_broad_never_starts() {
 fn a_seed_gives_the_same_outcomes_every_run() {
     let strip = |mut doc: serde_json::Value| {
         doc.as_object_mut().unwrap().remove("real_duration_ms");
+        doc.as_object_mut().unwrap().remove("plugin_call_ms");
         doc
     };
     let (_, first) = demo(&["--devices", "300", "--seed", "7", "--fail-permille", "10"]);

@@ -441,3 +441,33 @@ fn replaying_the_same_events_gives_the_same_decisions() {
         .collect();
     assert_eq!(all, again);
 }
+
+#[test]
+fn an_operator_rollback_halts_the_ring_and_rolls_it_back_even_when_the_policy_only_stops() {
+    let devices = (0..4).map(|i| job(&format!("d{i}"), 0, &["p"])).collect();
+    let mut canary = ring("canary", devices);
+    canary.max_parallel = Some(2);
+    let mut rollout = spec(vec![canary, ring("broad", vec![job("b", 0, &["p"])])]);
+    rollout.on_halt = OnHalt::Stop;
+    let mut core = Core::new(rollout);
+    assert_eq!(starts(&core.handle(t(T0), Event::Tick)).len(), 2);
+    ok(&mut core, T0, 0, 0, 0);
+    ok(&mut core, T0, 0, 1, 0);
+    // d2 and d3 are running now; the operator asks for a rollback.
+    let d = core.handle(t(T0), Event::RollBack);
+    assert!(d.iter().any(|d| matches!(
+        d,
+        Decision::Halt { ring: 0, reason } if reason == "an operator asked for a rollback"
+    )));
+    // Both slots are busy with d2 and d3: no rollback fits until one reports.
+    assert!(
+        !d.iter()
+            .any(|d| matches!(d, Decision::StartRollback { .. }))
+    );
+    let d = ok(&mut core, T0, 0, 2, 0);
+    assert!(
+        d.contains(&Decision::StartRollback { job: id(0, 0) }),
+        "{d:?}"
+    );
+    assert_eq!(core.job(id(1, 0)), Some(&JobState::Pending));
+}

@@ -1,0 +1,1059 @@
+//! The HTTP API (documented in `docs/api/openapi.yaml`). Every JSON object it sends has
+//! a `schema` key; the JSON Schemas are in `docs/schemas/`.
+
+use super::auth::{TOKEN_NAME, Token};
+use super::rollouts::{Clock, Fleet, Inputs, Rollout, Rollouts, state_name};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State as Extract};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use jiff::Timestamp;
+use ringleader_engine::core::{JobId, JobState};
+use ringleader_engine::executor::Command;
+use ringleader_engine::store::{Note, Record, Status, StoredEvent};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct State {
+    rollouts: Arc<Rollouts>,
+    token: Arc<Token>,
+    /// Listening beyond loopback: reads need the token too.
+    reads_need_token: bool,
+}
+
+impl State {
+    pub fn new(rollouts: Arc<Rollouts>, token: Token, reads_need_token: bool) -> State {
+        State {
+            rollouts,
+            token: Arc::new(token),
+            reads_need_token,
+        }
+    }
+}
+
+pub fn router(state: State) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/rollouts", get(list).post(start))
+        .route("/v1/rollouts/{id}", get(status))
+        .route("/v1/rollouts/{id}/devices", get(devices))
+        .route("/v1/rollouts/{id}/devices/{device}", get(device))
+        .route("/v1/rollouts/{id}/events", get(events))
+        .route("/v1/rollouts/{id}/events/stream", get(stream))
+        .route("/v1/rollouts/{id}/{action}", post(act))
+        .with_state(state)
+}
+
+/// `ringleader.error/v1`.
+#[derive(Debug, Serialize)]
+struct ErrorV1 {
+    schema: &'static str,
+    error: String,
+    /// The request field concerned, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+}
+
+type Failure = (StatusCode, Json<ErrorV1>);
+
+fn failure(code: StatusCode, error: impl Into<String>, field: Option<&str>) -> Failure {
+    (
+        code,
+        Json(ErrorV1 {
+            schema: "ringleader.error/v1",
+            error: error.into(),
+            field: field.map(str::to_string),
+        }),
+    )
+}
+
+fn authorize(state: &State, headers: &HeaderMap, mutation: bool) -> Result<(), Failure> {
+    if !mutation && !state.reads_need_token {
+        return Ok(());
+    }
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if state.token.accepts(given) {
+        return Ok(());
+    }
+    let why = if given.is_none() {
+        "this request needs the API token: send `Authorization: Bearer TOKEN` (the token is in the daemon's DATA/api-token)"
+    } else {
+        "the API token is wrong: use the one in the daemon's DATA/api-token"
+    };
+    Err(failure(StatusCode::UNAUTHORIZED, why, None))
+}
+
+fn find(state: &State, id: &str) -> Result<Arc<Rollout>, Failure> {
+    state.rollouts.get(id).ok_or_else(|| {
+        failure(
+            StatusCode::NOT_FOUND,
+            format!("no rollout with id `{id}`; `ringleader status` lists them"),
+            None,
+        )
+    })
+}
+
+async fn healthz(Extract(state): Extract<State>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "schema": "ringleader.health/v1",
+        "status": "ok",
+        "rollouts": state.rollouts.list().len(),
+    }))
+}
+
+/// `ringleader.status/v1`.
+#[derive(Debug, Serialize)]
+pub struct StatusV1 {
+    schema: &'static str,
+    id: String,
+    policy: String,
+    /// `real` or `virtual`.
+    clock: &'static str,
+    /// When the rollout started (virtual time for virtual-clock rollouts).
+    started: Timestamp,
+    /// `preparing`, `running`, `soaking`, `awaiting-approval`, `halted`, `completed`,
+    /// `aborted`, `stopped` (the daemon stopped; resumes when it starts) or `failed`
+    /// (could not be prepared: see `error`).
+    state: String,
+    /// Completed, halted (and done rolling back), aborted or failed: nothing more will
+    /// happen.
+    ended: bool,
+    paused: bool,
+    /// The ring the state is about.
+    ring: Option<String>,
+    /// Why nothing is starting now, when that is so.
+    waiting: Option<WaitingV1>,
+    halt_reason: Option<String>,
+    error: Option<String>,
+    /// The rollout's time now (virtual or real).
+    time: Option<Timestamp>,
+    rings: Vec<RingV1>,
+    /// Cursor of the next event: `events --since` this to see only what follows.
+    cursor: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct WaitingV1 {
+    /// `approval`, `soak`, `resume` (paused by an operator) or `window` (a
+    /// maintenance window, freeze or deferral).
+    #[serde(rename = "for")]
+    for_: &'static str,
+    ring: Option<String>,
+    until: Option<Timestamp>,
+}
+
+#[derive(Debug, Serialize)]
+struct RingV1 {
+    name: String,
+    devices: usize,
+    pending: usize,
+    active: usize,
+    done: usize,
+    failed: usize,
+    rolling_back: usize,
+    rolled_back: usize,
+    rollback_failed: usize,
+}
+
+fn status_of(rollout: &Rollout) -> StatusV1 {
+    let live = rollout
+        .live
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let status: Option<&Status> = live.status.as_ref();
+    let ring_name = |r: Option<u16>| {
+        r.and_then(|r| status.and_then(|s| s.rings.get(usize::from(r))))
+            .map(|ring| ring.name.clone())
+    };
+    let state = match status {
+        _ if live.error.is_some() => "failed".to_string(),
+        None => "preparing".to_string(),
+        Some(_) if live.preparing => "preparing".to_string(),
+        Some(s) if rollout.is_running() || live.ended => s.phase.clone(),
+        Some(s) if matches!(s.phase.as_str(), "completed" | "aborted" | "halted") => {
+            s.phase.clone()
+        }
+        // Not ended and no executor: the daemon is stopping.
+        Some(_) => "stopped".to_string(),
+    };
+    let waiting = status.and_then(|s| {
+        let ring = ring_name(s.ring);
+        if live.ended {
+            return None;
+        }
+        if s.paused {
+            return Some(WaitingV1 {
+                for_: "resume",
+                ring,
+                until: None,
+            });
+        }
+        match s.phase.as_str() {
+            "awaiting-approval" => Some(WaitingV1 {
+                for_: "approval",
+                ring,
+                until: None,
+            }),
+            "soaking" => Some(WaitingV1 {
+                for_: "soak",
+                ring,
+                until: s.until.and_then(|t| Timestamp::from_second(t).ok()),
+            }),
+            "running" => {
+                let r = s.ring.and_then(|r| s.rings.get(usize::from(r)))?;
+                (r.active == 0 && r.pending > 0).then_some(WaitingV1 {
+                    for_: "window",
+                    ring,
+                    until: None,
+                })
+            }
+            _ => None,
+        }
+    });
+    StatusV1 {
+        schema: "ringleader.status/v1",
+        id: rollout.id.clone(),
+        policy: rollout.policy.clone(),
+        clock: match rollout.inputs.clock {
+            Clock::Real => "real",
+            Clock::Virtual { .. } => "virtual",
+        },
+        started: rollout.inputs.start,
+        ended: live.ended || live.error.is_some(),
+        paused: status.is_some_and(|s| s.paused),
+        ring: status.and_then(|s| ring_name(s.ring)),
+        waiting,
+        halt_reason: status.and_then(|s| s.halt_reason.clone()),
+        error: live.error.clone(),
+        time: status.and_then(|s| Timestamp::from_second(s.at).ok()),
+        rings: status
+            .map(|s| {
+                s.rings
+                    .iter()
+                    .map(|r| RingV1 {
+                        name: r.name.clone(),
+                        devices: r.devices,
+                        pending: r.pending,
+                        active: r.active,
+                        done: r.done,
+                        failed: r.failed,
+                        rolling_back: r.rolling_back,
+                        rolled_back: r.rolled_back,
+                        rollback_failed: r.rollback_failed,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        cursor: rollout.store.committed_len(),
+        state,
+    }
+}
+
+async fn list(Extract(state): Extract<State>, headers: HeaderMap) -> Result<Response, Failure> {
+    authorize(&state, &headers, false)?;
+    let rollouts: Vec<StatusV1> = state.rollouts.list().iter().map(|r| status_of(r)).collect();
+    Ok(Json(serde_json::json!({
+        "schema": "ringleader.rollouts/v1",
+        "rollouts": rollouts,
+    }))
+    .into_response())
+}
+
+async fn status(
+    Extract(state): Extract<State>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<StatusV1>, Failure> {
+    authorize(&state, &headers, false)?;
+    let rollout = find(&state, &id)?;
+    Ok(Json(status_of(&rollout)))
+}
+
+/// The body of `POST /v1/rollouts`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartV1 {
+    policy: FileV1,
+    /// An inventory file; or `simulated` for the demo's simulated fleet.
+    inventory: Option<FileV1>,
+    simulated: Option<SimulatedV1>,
+    /// `real` (default) or `virtual` (simulated timing; needs a simulated fleet or
+    /// `sim` devices).
+    #[serde(default)]
+    clock: Option<String>,
+    /// Seed of the simulated timing (virtual clock).
+    #[serde(default)]
+    seed: Option<u64>,
+    /// When a virtual-clock rollout starts (RFC 3339); default now.
+    #[serde(default)]
+    start: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileV1 {
+    name: String,
+    text: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SimulatedV1 {
+    devices: usize,
+    #[serde(default = "one")]
+    seed: u64,
+    #[serde(default = "two")]
+    fail_permille: u64,
+    #[serde(default = "one")]
+    hang_permille: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn two() -> u64 {
+    2
+}
+
+/// Most simulated devices one rollout may have.
+const MAX_SIMULATED_DEVICES: usize = 1_000_000;
+
+async fn start(
+    Extract(state): Extract<State>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Failure> {
+    authorize(&state, &headers, true)?;
+    let mut json = serde_json::Deserializer::from_slice(&body);
+    let request: StartV1 = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        let field = e.path().to_string();
+        failure(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the request body is not a valid rollout start: {} (at `{field}`)",
+                e.inner()
+            ),
+            Some(&field),
+        )
+    })?;
+    let fleet = match (request.inventory, request.simulated) {
+        (Some(file), None) => Fleet::Inventory {
+            name: file.name,
+            text: file.text,
+        },
+        (None, Some(sim)) => {
+            if sim.devices == 0 || sim.devices > MAX_SIMULATED_DEVICES {
+                return Err(failure(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "a simulated fleet has 1 to {MAX_SIMULATED_DEVICES} devices, not {}",
+                        sim.devices
+                    ),
+                    Some("simulated.devices"),
+                ));
+            }
+            Fleet::Simulated {
+                devices: sim.devices,
+                seed: sim.seed,
+                fail_permille: sim.fail_permille,
+                hang_permille: sim.hang_permille,
+            }
+        }
+        _ => {
+            return Err(failure(
+                StatusCode::BAD_REQUEST,
+                "give exactly one of `inventory` (a file) and `simulated` (a simulated fleet)",
+                Some("inventory"),
+            ));
+        }
+    };
+    let clock = match request.clock.as_deref() {
+        None | Some("real") => Clock::Real,
+        Some("virtual") => Clock::Virtual {
+            seed: request.seed.unwrap_or(1),
+        },
+        Some(other) => {
+            return Err(failure(
+                StatusCode::BAD_REQUEST,
+                format!("`clock` is `real` or `virtual`, not `{other}`"),
+                Some("clock"),
+            ));
+        }
+    };
+    let start = match request.start.as_deref() {
+        None => {
+            Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH)
+        }
+        Some(_) if clock == Clock::Real => {
+            return Err(failure(
+                StatusCode::BAD_REQUEST,
+                "`start` is for virtual-clock rollouts; a real-clock rollout starts now",
+                Some("start"),
+            ));
+        }
+        Some(text) => text.parse().map_err(|e| {
+            failure(
+                StatusCode::BAD_REQUEST,
+                format!("`start` is not an RFC 3339 time: {e}"),
+                Some("start"),
+            )
+        })?,
+    };
+    let inputs = Inputs {
+        policy_name: request.policy.name,
+        policy: request.policy.text,
+        fleet,
+        clock,
+        start,
+    };
+    if let Err(problems) = inputs.validate() {
+        let field = if problems.contains(&inputs.policy_name) {
+            "policy"
+        } else {
+            "inventory"
+        };
+        return Err(failure(StatusCode::BAD_REQUEST, problems, Some(field)));
+    }
+    let rollout = state.rollouts.start(inputs).map_err(|e| {
+        failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to create the rollout: {e:#}"),
+            None,
+        )
+    })?;
+    Ok((StatusCode::CREATED, Json(status_of(&rollout))).into_response())
+}
+
+async fn act(
+    Extract(state): Extract<State>,
+    Path((id, action)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    authorize(&state, &headers, true)?;
+    let command = match action.as_str() {
+        "approve" => Command::Approve,
+        "pause" => Command::Pause,
+        "resume" => Command::Resume,
+        "abort" => Command::Abort,
+        "rollback" => Command::RollBack,
+        other => {
+            return Err(failure(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no action `{other}`: the actions are approve, pause, resume, abort and rollback"
+                ),
+                None,
+            ));
+        }
+    };
+    let rollout = find(&state, &id)?;
+    rollout
+        .command(command, &action, TOKEN_NAME)
+        .map_err(|e| failure(StatusCode::CONFLICT, e.to_string(), None))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({
+            "schema": "ringleader.accepted/v1",
+            "rollout": id,
+            "action": action,
+        })),
+    )
+        .into_response())
+}
+
+/// A device as the API shows it.
+#[derive(Debug, Serialize)]
+struct DeviceV1 {
+    id: String,
+    ring: String,
+    state: &'static str,
+    /// Why it failed, when it did.
+    reason: Option<String>,
+    /// Component versions now: as inventoried, updated by the steps that succeeded.
+    versions: BTreeMap<String, String>,
+    /// Patches of the rollout not installed on it (yet).
+    pending: Vec<String>,
+    /// How long the oldest of those has been due (released, and past its
+    /// deferral), in seconds; none when nothing is overdue.
+    behind_seconds: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DevicesQuery {
+    #[serde(default)]
+    behind: bool,
+}
+
+fn device_view(
+    core: &ringleader_engine::core::Core,
+    now: Timestamp,
+    facts: &super::rollouts::Facts,
+    job: JobId,
+) -> Option<DeviceV1> {
+    let spec = core.job_spec(job)?;
+    let state = core.job(job)?;
+    let done = usize::from(core.job_steps_done(job));
+    let rolled_back = matches!(state, JobState::RolledBack);
+    let mut versions: BTreeMap<String, String> = facts
+        .components
+        .get(&spec.device)
+        .map(|c| c.iter().cloned().collect())
+        .unwrap_or_default();
+    let mut pending = Vec::new();
+    let mut behind: Option<i64> = None;
+    for (i, step) in spec.steps.iter().enumerate() {
+        let installed = i < done && !rolled_back;
+        let patch = facts.patches.get(&step.patch);
+        if installed {
+            if let Some((component, version, _)) = patch {
+                versions.insert(component.clone(), version.clone());
+            }
+            continue;
+        }
+        pending.push(step.patch.clone());
+        let released = patch.map_or(i64::MAX, |p| p.2);
+        let due = step
+            .not_before
+            .map_or(released, |t| t.as_second().max(released));
+        let late = now.as_second() - due;
+        if late > 0 {
+            behind = Some(behind.map_or(late, |b: i64| b.max(late)));
+        }
+    }
+    Some(DeviceV1 {
+        id: spec.device.clone(),
+        ring: core
+            .spec()
+            .rings
+            .get(usize::from(job.ring))
+            .map(|r| r.name.clone())
+            .unwrap_or_default(),
+        state: state_name(state),
+        reason: match state {
+            JobState::Failed { reason } => Some(reason.clone()),
+            _ => None,
+        },
+        versions,
+        pending,
+        behind_seconds: behind,
+    })
+}
+
+async fn devices(
+    Extract(state): Extract<State>,
+    Path(id): Path<String>,
+    Query(query): Query<DevicesQuery>,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    authorize(&state, &headers, false)?;
+    let rollout = find(&state, &id)?;
+    let watched = rollout.clone();
+    let answer = rollout
+        .inspect(move |core, now| {
+            let facts = watched.facts.read().unwrap_or_else(|e| e.into_inner());
+            let mut out = Vec::new();
+            for ring in 0..core.ring_count() as u16 {
+                for index in 0..core.ring_len(ring) as u32 {
+                    if let Some(view) = device_view(core, now, &facts, JobId { ring, index })
+                        && (!query.behind || view.behind_seconds.is_some())
+                    {
+                        out.push(view);
+                    }
+                }
+            }
+            (out, now)
+        })
+        .await;
+    let Some((devices, now)) = answer else {
+        return Err(not_ready(&id));
+    };
+    Ok(Json(serde_json::json!({
+        "schema": "ringleader.devices/v1",
+        "rollout": id,
+        "time": now,
+        "devices": devices,
+    }))
+    .into_response())
+}
+
+fn not_ready(id: &str) -> Failure {
+    failure(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "rollout {id} is still being prepared (discovery and planning); try again in a moment"
+        ),
+        None,
+    )
+}
+
+async fn device(
+    Extract(state): Extract<State>,
+    Path((id, device)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    authorize(&state, &headers, false)?;
+    let rollout = find(&state, &id)?;
+    let job = {
+        let facts = rollout.facts.read().unwrap_or_else(|e| e.into_inner());
+        facts.jobs.get(&device).copied()
+    };
+    let Some(job) = job else {
+        return Err(failure(
+            StatusCode::NOT_FOUND,
+            format!("rollout {id} has no device `{device}`"),
+            None,
+        ));
+    };
+    let watched = rollout.clone();
+    let view = rollout
+        .inspect(move |core, now| {
+            let facts = watched.facts.read().unwrap_or_else(|e| e.into_inner());
+            device_view(core, now, &facts, job)
+        })
+        .await
+        .flatten()
+        .ok_or_else(|| not_ready(&id))?;
+    // Its history: every record about its job, from the log.
+    let mut history = Vec::new();
+    let mut from = 0;
+    loop {
+        let batch = rollout
+            .store
+            .records_from(from, 10_000)
+            .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))?;
+        let Some(last) = batch.last().map(|(seq, _)| *seq) else {
+            break;
+        };
+        for (seq, record) in batch {
+            if record_job(&record) == Some(job)
+                && let Some(event) = event_v1(&rollout, seq, record)
+            {
+                history.push(event);
+            }
+        }
+        from = last + 1;
+    }
+    Ok(Json(serde_json::json!({
+        "schema": "ringleader.device/v1",
+        "rollout": id,
+        "device": view,
+        "history": history,
+    }))
+    .into_response())
+}
+
+fn record_job(record: &Record) -> Option<JobId> {
+    let j = |(ring, index): (u16, u32)| Some(JobId { ring, index });
+    match record {
+        Record::Dispatched { job, .. } | Record::RollbackDispatched { job, .. } => j(*job),
+        Record::Event {
+            event:
+                StoredEvent::StepSucceeded { job, .. }
+                | StoredEvent::StepFailed { job, .. }
+                | StoredEvent::RollbackFinished { job, .. },
+            ..
+        } => j(*job),
+        Record::Decided {
+            decision: Note::DeviceUnresponsive { job, .. },
+            ..
+        } => j(*job),
+        _ => None,
+    }
+}
+
+/// `ringleader.event/v1`: one entry of a rollout's event log, as scripts read it.
+#[derive(Debug, Serialize)]
+pub struct EventV1 {
+    schema: &'static str,
+    /// Position in the log; `events --since` the last cursor seen to resume.
+    cursor: u64,
+    at: Timestamp,
+    /// What happened: `dispatched`, `step-succeeded`, `step-failed`,
+    /// `rollback-dispatched`, `rollback-finished`, `ring-complete`,
+    /// `awaiting-approval`, `halted`, `completed`, `device-unresponsive`, `approve`,
+    /// `pause`, `resume`, `abort`, `rollback`, `audit`, `resumed`, `devices-joined`.
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ring: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ok: Option<bool>,
+    /// For `audit`: who, and what they asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    action: Option<String>,
+}
+
+/// The event a script sees for a log record; `None` for records of no interest to
+/// people (the core's time ticks).
+fn event_v1(rollout: &Rollout, cursor: u64, record: Record) -> Option<EventV1> {
+    let facts = rollout.facts.read().unwrap_or_else(|e| e.into_inner());
+    let device = |job: (u16, u32)| {
+        facts
+            .devices
+            .get(usize::from(job.0))
+            .and_then(|ring| ring.get(job.1 as usize))
+            .cloned()
+    };
+    let ring_name = |ring: u16| {
+        let live = rollout.live.read().unwrap_or_else(|e| e.into_inner());
+        live.status
+            .as_ref()
+            .and_then(|s| s.rings.get(usize::from(ring)))
+            .map(|r| r.name.clone())
+    };
+    let mut e = EventV1 {
+        schema: "ringleader.event/v1",
+        cursor,
+        at: Timestamp::UNIX_EPOCH,
+        kind: "",
+        ring: None,
+        device: None,
+        patch: None,
+        reason: None,
+        ok: None,
+        by: None,
+        action: None,
+    };
+    let patch_of = |job: (u16, u32), step: u16| {
+        facts
+            .steps
+            .get(usize::from(job.0))
+            .and_then(|ring| ring.get(job.1 as usize))
+            .and_then(|steps| steps.get(usize::from(step)))
+            .cloned()
+    };
+    let at = match record {
+        Record::Event { at, event } => {
+            match event {
+                StoredEvent::Tick => return None,
+                StoredEvent::StepSucceeded { job, step } => {
+                    e.kind = "step-succeeded";
+                    e.device = device(job);
+                    e.ring = ring_name(job.0);
+                    e.patch = patch_of(job, step);
+                }
+                StoredEvent::StepFailed { job, step, reason } => {
+                    e.kind = "step-failed";
+                    e.device = device(job);
+                    e.ring = ring_name(job.0);
+                    e.patch = patch_of(job, step);
+                    e.reason = Some(reason);
+                }
+                StoredEvent::RollbackFinished { job, ok } => {
+                    e.kind = "rollback-finished";
+                    e.device = device(job);
+                    e.ring = ring_name(job.0);
+                    e.ok = Some(ok);
+                }
+                StoredEvent::Approve => e.kind = "approve",
+                StoredEvent::Pause => e.kind = "pause",
+                StoredEvent::Resume => e.kind = "resume",
+                StoredEvent::Abort => e.kind = "abort",
+                StoredEvent::RollBack => e.kind = "rollback",
+                StoredEvent::DevicesAdded { ring, .. } => {
+                    e.kind = "devices-joined";
+                    e.ring = ring_name(ring);
+                }
+            }
+            at
+        }
+        Record::Dispatched { at, job, step } => {
+            e.kind = "dispatched";
+            e.device = device(job);
+            e.ring = ring_name(job.0);
+            e.patch = patch_of(job, step);
+            at
+        }
+        Record::RollbackDispatched { at, job } => {
+            e.kind = "rollback-dispatched";
+            e.device = device(job);
+            e.ring = ring_name(job.0);
+            at
+        }
+        Record::Resumed { at } => {
+            e.kind = "resumed";
+            at
+        }
+        Record::Joined { at, .. } => {
+            return Some(EventV1 {
+                kind: "devices-joined",
+                at: ts(at),
+                ..e
+            });
+        }
+        Record::Decided { at, decision } => {
+            match decision {
+                Note::RingComplete { ring } => {
+                    e.kind = "ring-complete";
+                    e.ring = ring_name(ring);
+                }
+                Note::AwaitingApproval { ring } => {
+                    e.kind = "awaiting-approval";
+                    e.ring = ring_name(ring);
+                }
+                Note::Halted { ring, reason } => {
+                    e.kind = "halted";
+                    e.ring = ring_name(ring);
+                    e.reason = Some(reason);
+                }
+                Note::DeviceUnresponsive { job, .. } => {
+                    e.kind = "device-unresponsive";
+                    e.device = device(job);
+                    e.ring = ring_name(job.0);
+                }
+                Note::Completed => e.kind = "completed",
+            }
+            at
+        }
+        Record::Audit { at, by, action } => {
+            e.kind = "audit";
+            e.by = Some(by);
+            e.action = Some(action);
+            at
+        }
+    };
+    e.at = ts(at);
+    Some(e)
+}
+
+fn ts(seconds: i64) -> Timestamp {
+    Timestamp::from_second(seconds).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    #[serde(default)]
+    since: u64,
+    /// Most log records to scan (events shown are fewer: ticks are skipped).
+    #[serde(default = "default_limit")]
+    limit: usize,
+    /// Seconds to wait for new events when there are none (long-poll), at most 60.
+    #[serde(default)]
+    wait: u64,
+}
+
+fn default_limit() -> usize {
+    1000
+}
+
+/// Reads events from `since`: returns them and the cursor after the last record read.
+fn read_events(
+    rollout: &Rollout,
+    since: u64,
+    limit: usize,
+) -> Result<(Vec<EventV1>, u64), Failure> {
+    let records = rollout
+        .store
+        .records_from(since, limit.clamp(1, 10_000))
+        .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))?;
+    let next = records.last().map_or(since, |(seq, _)| seq + 1);
+    let events = records
+        .into_iter()
+        .filter_map(|(seq, record)| event_v1(rollout, seq, record))
+        .collect();
+    Ok((events, next))
+}
+
+async fn events(
+    Extract(state): Extract<State>,
+    Path(id): Path<String>,
+    Query(query): Query<EventsQuery>,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    authorize(&state, &headers, false)?;
+    let rollout = find(&state, &id)?;
+    let mut changed = rollout.changed.subscribe();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(query.wait.min(60));
+    let (mut events, mut next) = read_events(&rollout, query.since, query.limit)?;
+    // Long-poll: wait for something to show, while the rollout can still move.
+    while events.is_empty() && next == query.since && query.wait > 0 && !ended(&rollout) {
+        if tokio::time::timeout_at(deadline, changed.changed())
+            .await
+            .is_err()
+        {
+            break;
+        }
+        (events, next) = read_events(&rollout, query.since, query.limit)?;
+    }
+    Ok(Json(serde_json::json!({
+        "schema": "ringleader.events/v1",
+        "rollout": id,
+        "events": events,
+        "next": next,
+        "ended": ended(&rollout),
+    }))
+    .into_response())
+}
+
+fn ended(rollout: &Rollout) -> bool {
+    let live = rollout.live.read().unwrap_or_else(|e| e.into_inner());
+    live.ended || live.error.is_some()
+}
+
+async fn stream(
+    Extract(state): Extract<State>,
+    Path(id): Path<String>,
+    Query(query): Query<EventsQuery>,
+    headers: HeaderMap,
+) -> Result<Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>>, Failure> {
+    authorize(&state, &headers, false)?;
+    let rollout = find(&state, &id)?;
+    let changed = rollout.changed.subscribe();
+    let stream = futures_util::stream::unfold(
+        (
+            rollout,
+            query.since,
+            changed,
+            Vec::<EventV1>::new().into_iter(),
+        ),
+        |(rollout, mut cursor, mut changed, mut pending)| async move {
+            loop {
+                if let Some(event) = pending.next() {
+                    let sse = SseEvent::default()
+                        .id(event.cursor.to_string())
+                        .event(event.kind)
+                        .json_data(&event)
+                        .unwrap_or_default();
+                    return Some((Ok(sse), (rollout, cursor, changed, pending)));
+                }
+                let (events, next) = read_events(&rollout, cursor, 1000).ok()?;
+                if next != cursor {
+                    cursor = next;
+                    pending = events.into_iter();
+                    continue;
+                }
+                if ended(&rollout) {
+                    return None;
+                }
+                // Wait for the rollout to move (or the daemon to stop).
+                changed.changed().await.ok()?;
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+async fn metrics(Extract(state): Extract<State>, headers: HeaderMap) -> Result<Response, Failure> {
+    authorize(&state, &headers, false)?;
+    let rollouts = state.rollouts.list();
+    let mut by_state: BTreeMap<String, u64> = BTreeMap::new();
+    let mut waiting: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let (mut ok, mut failed, mut calls, mut call_failures, mut nanos, mut rollbacks) =
+        (0, 0, 0, 0, 0, 0);
+    for rollout in &rollouts {
+        let status = status_of(rollout);
+        *by_state.entry(status.state.clone()).or_default() += 1;
+        if let Some(w) = &status.waiting {
+            *waiting.entry(w.for_).or_default() += 1;
+        }
+        let m = &rollout.metrics;
+        ok += m.steps_succeeded.load(Ordering::Relaxed);
+        failed += m.steps_failed.load(Ordering::Relaxed);
+        calls += m.plugin_calls.load(Ordering::Relaxed);
+        call_failures += m.plugin_call_failures.load(Ordering::Relaxed);
+        nanos += m.plugin_call_nanos.load(Ordering::Relaxed);
+        rollbacks += m.rollbacks.load(Ordering::Relaxed);
+    }
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for (labels, value) in samples {
+            out.push_str(&format!("{name}{labels} {value}\n"));
+        }
+    };
+    let states = [
+        "preparing",
+        "running",
+        "soaking",
+        "awaiting-approval",
+        "halted",
+        "completed",
+        "aborted",
+        "stopped",
+        "failed",
+    ];
+    metric(
+        "ringleader_rollouts",
+        "gauge",
+        "Rollouts by state.",
+        &states
+            .iter()
+            .map(|s| {
+                (
+                    format!("{{state=\"{s}\"}}"),
+                    *by_state.get(*s).unwrap_or(&0) as f64,
+                )
+            })
+            .collect::<Vec<_>>(),
+    );
+    metric(
+        "ringleader_device_steps_total",
+        "counter",
+        "Device-steps that reported, by result (since the daemon started).",
+        &[
+            ("{result=\"succeeded\"}".into(), ok as f64),
+            ("{result=\"failed\"}".into(), failed as f64),
+        ],
+    );
+    metric(
+        "ringleader_rollbacks_total",
+        "counter",
+        "Device rollbacks that finished.",
+        &[(String::new(), rollbacks as f64)],
+    );
+    metric(
+        "ringleader_plugin_calls_total",
+        "counter",
+        "Installer plugin calls.",
+        &[(String::new(), calls as f64)],
+    );
+    metric(
+        "ringleader_plugin_call_failures_total",
+        "counter",
+        "Installer plugin calls that returned an error.",
+        &[(String::new(), call_failures as f64)],
+    );
+    metric(
+        "ringleader_plugin_call_seconds_total",
+        "counter",
+        "Real time spent inside installer plugin calls.",
+        &[(String::new(), nanos as f64 / 1e9)],
+    );
+    metric(
+        "ringleader_gate_waits",
+        "gauge",
+        "Rollouts waiting at a gate now, by gate.",
+        &["approval", "soak", "window", "resume"]
+            .iter()
+            .map(|g| {
+                (
+                    format!("{{gate=\"{g}\"}}"),
+                    *waiting.get(g).unwrap_or(&0) as f64,
+                )
+            })
+            .collect::<Vec<_>>(),
+    );
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}

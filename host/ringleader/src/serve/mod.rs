@@ -1,0 +1,221 @@
+//! `ringleader serve`: the daemon. It owns a data directory (only one process may open
+//! it), runs its rollouts (resuming unfinished ones on start) and answers the HTTP API
+//! that every other command and script talks to.
+
+mod api;
+mod auth;
+pub mod rollouts;
+
+use anyhow::Context;
+use clap::Args;
+use ringleader_runtime::sim_device::SimDevices;
+use ringleader_runtime::{Grants, Plugin, Runtime};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Run the daemon: rollouts and the HTTP API.
+///
+/// Rollouts started through the API (`ringleader rollout start`) are kept in
+/// DIR/rollouts/, each with its write-ahead log; unfinished ones resume when the daemon
+/// starts. The API listens on 127.0.0.1:7878 by default.
+///
+/// Security: read endpoints need no token on a loopback address; every change
+/// (starting a rollout, approve, pause, resume, abort, rollback) needs the bearer token
+/// the daemon writes to DIR/api-token (mode 0600) on first start. Listening on a
+/// non-loopback address requires TLS (--tls-cert and --tls-key), or the explicit
+/// --insecure-plaintext-on-network; there, reads need the token too.
+///
+/// SIGTERM or Ctrl-C: stops taking requests, gives plugin calls in flight
+/// --shutdown-grace to finish, flushes, exits; the next start resumes.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Data directory: rollouts, the simulated devices' state, the API token.
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// Address and port to listen on.
+    #[arg(long, default_value = "127.0.0.1:7878", value_name = "ADDR")]
+    listen: SocketAddr,
+    /// Operator config with `[plugins.NAME]` capability grants.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// A patch-source plugin's manifest; repeat for several. Default: the built-in
+    /// simulated vendor.
+    #[arg(long = "source", value_name = "MANIFEST")]
+    sources: Vec<PathBuf>,
+    /// The installer plugin's manifest. Default: the built-in simulated vendor's.
+    #[arg(long, value_name = "MANIFEST")]
+    installer: Option<PathBuf>,
+    /// TLS certificate chain (PEM), for listening beyond loopback.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Listen beyond loopback WITHOUT TLS: tokens and data cross the network in
+    /// plain text. Only for a network you trust completely.
+    #[arg(long)]
+    insecure_plaintext_on_network: bool,
+    /// How long plugin calls in flight may take to finish when the daemon stops.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    shutdown_grace: humantime::Duration,
+}
+
+/// The plugins rollouts use: manifests on disk, or the built-in simulated vendor.
+#[derive(Debug, Clone)]
+pub struct Plugins {
+    sources: Vec<PathBuf>,
+    installer: Option<PathBuf>,
+}
+
+impl Plugins {
+    /// Loads the sources and the installer into `runtime`.
+    pub async fn load(&self, runtime: &Runtime) -> anyhow::Result<(Vec<Plugin>, Plugin)> {
+        let mut sources = Vec::new();
+        if self.sources.is_empty() {
+            let embedded = ringleader_bundled_plugins::SIM_VENDOR_SOURCE;
+            sources.push(
+                runtime
+                    .load_embedded(&embedded.origin(), embedded.manifest, embedded.component)
+                    .await?,
+            );
+        }
+        for manifest in &self.sources {
+            sources.push(runtime.load(manifest).await?);
+        }
+        let installer = match &self.installer {
+            Some(manifest) => runtime.load(manifest).await?,
+            None => {
+                let embedded = ringleader_bundled_plugins::SIM_VENDOR_INSTALLER;
+                runtime
+                    .load_embedded(&embedded.origin(), embedded.manifest, embedded.component)
+                    .await?
+            }
+        };
+        Ok((sources, installer))
+    }
+}
+
+pub async fn run(args: ServeArgs) -> ExitCode {
+    match serve(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let loopback = args.listen.ip().is_loopback();
+    let tls = args.tls_cert.is_some();
+    if !loopback && !tls && !args.insecure_plaintext_on_network {
+        anyhow::bail!(
+            "refusing to listen on {} without TLS: give --tls-cert and --tls-key, or listen on 127.0.0.1 (the default); --insecure-plaintext-on-network overrides this",
+            args.listen
+        );
+    }
+    std::fs::create_dir_all(&args.data).with_context(|| {
+        format!(
+            "failed to create the data directory {}",
+            args.data.display()
+        )
+    })?;
+    let token = auth::Token::load_or_create(&args.data)?;
+    tracing::warn!(
+        "the API token is in {} (send it as `Authorization: Bearer TOKEN`)",
+        token.path.display()
+    );
+
+    let mut grants = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("failed to read config {}", path.display()))?;
+            Grants::parse(path, &text)?
+        }
+        None => Grants::default(),
+    };
+    if args.installer.is_none() {
+        let installer = ringleader_bundled_plugins::SIM_VENDOR_INSTALLER;
+        let manifest =
+            ringleader_runtime::Manifest::parse(&installer.origin(), installer.manifest)?;
+        grants.allow_as_declared(installer.name, &manifest.capabilities);
+    }
+    let devices = Arc::new(
+        SimDevices::open(&args.data.join("devices")).map_err(|e| {
+            anyhow::anyhow!(
+                "failed to open the simulated devices' state in {}: {e} (is another `ringleader serve` using this directory?)",
+                args.data.display()
+            )
+        })?,
+    );
+    let rollouts = rollouts::Rollouts::open(
+        &args.data,
+        Plugins {
+            sources: args.sources.clone(),
+            installer: args.installer.clone(),
+        },
+        grants,
+        devices,
+    )?;
+    let state = api::State::new(rollouts.clone(), token, !loopback);
+    let app = api::router(state);
+
+    let grace: Duration = args.shutdown_grace.into();
+    let shutdown = async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(e) => {
+                    tracing::error!("cannot listen for SIGTERM: {e}");
+                    return std::future::pending().await;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::warn!("stopping: finishing plugin calls in flight (up to {grace:?})");
+    };
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+            .await
+            .with_context(|| {
+                format!(
+                    "failed to load the TLS certificate {} and key {}",
+                    cert.display(),
+                    key.display()
+                )
+            })?;
+        let handle = axum_server::Handle::new();
+        let stopper = handle.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            stopper.graceful_shutdown(Some(Duration::from_secs(5)));
+        });
+        eprintln!("ringleader serve: listening on https://{}", args.listen);
+        axum_server::bind_rustls(args.listen, config)
+            .handle(handle)
+            .serve(app.into_make_service())
+            .await
+            .with_context(|| format!("failed to serve on {}", args.listen))?;
+    } else {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("failed to listen on {}", args.listen))?;
+        eprintln!(
+            "ringleader serve: listening on http://{}",
+            listener.local_addr()?
+        );
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("the HTTP server failed")?;
+    }
+    rollouts.shutdown(grace).await;
+    eprintln!("ringleader serve: stopped; state flushed");
+    Ok(())
+}

@@ -1,0 +1,572 @@
+//! The daemon's rollouts: each one a directory under `DATA/rollouts/`, an executor task
+//! while it runs, and what the API reads about it.
+
+use super::Plugins;
+use jiff::Timestamp;
+use ringleader_engine::clock::VirtualClock;
+use ringleader_engine::core::{Core, JobId, JobState, Phase};
+use ringleader_engine::demo::{self, FleetConfig};
+use ringleader_engine::executor::{Command, Executor, Metrics, Timing, replay};
+use ringleader_engine::store::{Status, Store};
+use ringleader_planner::inventory::Inventory;
+use ringleader_planner::policy::Policy;
+use ringleader_runtime::services::SystemClock;
+use ringleader_runtime::sim_device::SimDevices;
+use ringleader_runtime::{Grants, Runtime, RuntimeConfig, Services};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// What a rollout is started from; stored in its log's `inputs` so that a restarted
+/// daemon rebuilds it exactly.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Inputs {
+    /// The policy file's name (for messages) and text.
+    pub policy_name: String,
+    pub policy: String,
+    pub fleet: Fleet,
+    pub clock: Clock,
+    /// When the rollout starts (virtual time), or started (real time).
+    pub start: Timestamp,
+}
+
+/// The devices a rollout covers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Fleet {
+    /// An inventory file: its name and text.
+    Inventory { name: String, text: String },
+    /// The demo's simulated fleet.
+    Simulated {
+        devices: usize,
+        seed: u64,
+        fail_permille: u64,
+        hang_permille: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Clock {
+    Real,
+    /// Virtual time with the simulated fleet's timing (seeded).
+    Virtual {
+        seed: u64,
+    },
+}
+
+impl Inputs {
+    /// The policy and inventory, validated: errors name the file, line and column.
+    pub fn validate(&self) -> Result<(Policy, Inventory), String> {
+        let (policy, diags) = Policy::parse(Path::new(&self.policy_name), &self.policy);
+        let policy = policy.ok_or_else(|| diags.to_string())?;
+        let inventory = match &self.fleet {
+            Fleet::Inventory { name, text } => {
+                Inventory::parse(Path::new(name), text).map_err(|e| e.to_string())?
+            }
+            Fleet::Simulated {
+                devices,
+                seed,
+                fail_permille,
+                hang_permille,
+            } => demo::inventory(&FleetConfig {
+                devices: *devices,
+                seed: *seed,
+                fail_permille: *fail_permille,
+                hang_permille: *hang_permille,
+                ..FleetConfig::default()
+            }),
+        };
+        Ok((policy, inventory))
+    }
+}
+
+/// What is known about a rollout's patches and devices, for the device views.
+#[derive(Debug, Default)]
+pub struct Facts {
+    /// Patch id: component, fixed version, release time.
+    pub patches: HashMap<String, (String, String, i64)>,
+    /// Device id: its components and versions when the rollout started.
+    pub components: HashMap<String, Vec<(String, String)>>,
+    /// Device id of every job.
+    pub devices: Vec<Vec<String>>,
+    /// Patch ids of every job's steps.
+    pub steps: Vec<Vec<Vec<String>>>,
+    /// Job of every device.
+    pub jobs: HashMap<String, JobId>,
+}
+
+/// Where a rollout is, as the API reports it.
+#[derive(Debug, Clone)]
+pub struct Live {
+    pub status: Option<Status>,
+    /// Still discovering and planning (or replaying after a restart).
+    pub preparing: bool,
+    /// Preparing failed: why.
+    pub error: Option<String>,
+    /// The executor returned (completed, halted and idle, aborted, or shut down).
+    pub ended: bool,
+}
+
+/// One rollout of the daemon.
+pub struct Rollout {
+    pub id: String,
+    /// The policy's name.
+    pub policy: String,
+    pub inputs: Inputs,
+    pub store: Store,
+    pub live: RwLock<Live>,
+    pub facts: RwLock<Facts>,
+    pub metrics: Arc<Metrics>,
+    control: Mutex<Option<mpsc::UnboundedSender<Command>>>,
+    /// The core once the executor has returned, for questions after the end.
+    last: RwLock<Option<(Core, Timestamp)>>,
+    /// Bumped whenever the rollout moves: event readers wait on it.
+    pub changed: watch::Sender<u64>,
+}
+
+impl std::fmt::Debug for Rollout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rollout").field("id", &self.id).finish()
+    }
+}
+
+/// Why a command could not be given to a rollout.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("rollout {0} has ended; it takes no more commands")]
+    Ended(String),
+    #[error("rollout {0} is still being prepared; try again in a moment")]
+    Preparing(String),
+}
+
+impl Rollout {
+    /// Sends an operator command, with who asked for it (logged first, for audit).
+    pub fn command(&self, command: Command, action: &str, by: &str) -> Result<(), CommandError> {
+        let guard = self.control.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(control) = guard.as_ref() else {
+            let live = self.live.read().unwrap_or_else(|e| e.into_inner());
+            return Err(if live.preparing {
+                CommandError::Preparing(self.id.clone())
+            } else {
+                CommandError::Ended(self.id.clone())
+            });
+        };
+        let audit = Command::Audit {
+            by: by.to_string(),
+            action: action.to_string(),
+        };
+        if control.send(audit).is_err() || control.send(command).is_err() {
+            return Err(CommandError::Ended(self.id.clone()));
+        }
+        Ok(())
+    }
+
+    /// Answers `look` from the rollout's core: the running executor's (between two
+    /// events) or the last one's. `None` while the rollout is being prepared.
+    pub async fn inspect<T: Send + 'static>(
+        &self,
+        look: impl FnOnce(&Core, Timestamp) -> T + Send + 'static,
+    ) -> Option<T> {
+        let receiver = {
+            let guard = self.control.lock().unwrap_or_else(|e| e.into_inner());
+            match guard.as_ref() {
+                Some(control) => {
+                    let (tx, rx) = oneshot::channel();
+                    let inspector = Box::new(move |core: &Core, now: Timestamp| {
+                        let _ = tx.send(look(core, now));
+                    });
+                    if control.send(Command::Inspect(inspector)).is_err() {
+                        None
+                    } else {
+                        Some(rx)
+                    }
+                }
+                None => {
+                    let last = self.last.read().unwrap_or_else(|e| e.into_inner());
+                    return last.as_ref().map(|(core, now)| look(core, *now));
+                }
+            }
+        };
+        match receiver {
+            Some(rx) => match tokio::time::timeout(Duration::from_secs(30), rx).await {
+                Ok(Ok(value)) => Some(value),
+                // The executor ended meanwhile: ask its last core.
+                _ => None,
+            },
+            None => None,
+        }
+    }
+
+    /// An executor runs it now (it takes commands).
+    pub fn is_running(&self) -> bool {
+        self.control
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    fn set_live(&self, update: impl FnOnce(&mut Live)) {
+        let mut live = self.live.write().unwrap_or_else(|e| e.into_inner());
+        update(&mut live);
+        drop(live);
+        self.changed.send_modify(|n| *n += 1);
+    }
+}
+
+/// Every rollout of the daemon, and what running them needs.
+pub struct Rollouts {
+    dir: PathBuf,
+    plugins: Plugins,
+    grants: Grants,
+    devices: Arc<SimDevices>,
+    all: RwLock<BTreeMap<u64, Arc<Rollout>>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Rollouts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rollouts").field("dir", &self.dir).finish()
+    }
+}
+
+/// The number in a rollout id `rN`.
+fn number(id: &str) -> Option<u64> {
+    id.strip_prefix('r')?.parse().ok()
+}
+
+impl Rollouts {
+    /// Opens every rollout in `data`, and resumes those that had not ended.
+    pub fn open(
+        data: &Path,
+        plugins: Plugins,
+        grants: Grants,
+        devices: Arc<SimDevices>,
+    ) -> anyhow::Result<Arc<Rollouts>> {
+        let dir = data.join("rollouts");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| anyhow::anyhow!("failed to create {}: {e}", dir.display()))?;
+        let rollouts = Arc::new(Rollouts {
+            dir: dir.clone(),
+            plugins,
+            grants,
+            devices,
+            all: RwLock::new(BTreeMap::new()),
+            tasks: Mutex::new(Vec::new()),
+        });
+        let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)
+            .map_err(|e| anyhow::anyhow!("failed to read {}: {e}", dir.display()))?
+            .filter_map(|entry| {
+                let entry = entry.ok()?;
+                let name = entry.file_name().into_string().ok()?;
+                Some((number(&name)?, entry.path()))
+            })
+            .collect();
+        found.sort();
+        for (n, path) in found {
+            let store = Store::open(&path)?;
+            let Some(text) = store.inputs()? else {
+                tracing::warn!("{} has no inputs; skipped", path.display());
+                continue;
+            };
+            let inputs: Inputs = serde_json::from_str(&text).map_err(|e| {
+                anyhow::anyhow!("the inputs of {} are unreadable: {e}", path.display())
+            })?;
+            let status = store.status()?;
+            let ended = status
+                .as_ref()
+                .is_some_and(|s| matches!(s.phase.as_str(), "completed" | "aborted" | "halted"));
+            let rollout = rollouts.insert(n, inputs, store, status);
+            if ended {
+                // Finished: read-only, answered from the log and its status view; the
+                // core is rebuilt in the background for device questions.
+                rollout.set_live(|l| {
+                    l.preparing = false;
+                    l.ended = true;
+                });
+            }
+            rollouts.launch(rollout, !ended);
+        }
+        Ok(rollouts)
+    }
+
+    fn insert(&self, n: u64, inputs: Inputs, store: Store, status: Option<Status>) -> Arc<Rollout> {
+        let (changed, _) = watch::channel(0);
+        let policy = Policy::parse(Path::new(&inputs.policy_name), &inputs.policy)
+            .0
+            .map_or_else(|| inputs.policy_name.clone(), |p| p.name);
+        let rollout = Arc::new(Rollout {
+            id: format!("r{n}"),
+            policy,
+            inputs,
+            store,
+            live: RwLock::new(Live {
+                status,
+                preparing: true,
+                error: None,
+                ended: false,
+            }),
+            facts: RwLock::new(Facts::default()),
+            metrics: Arc::default(),
+            control: Mutex::new(None),
+            last: RwLock::new(None),
+            changed,
+        });
+        self.all
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(n, rollout.clone());
+        rollout
+    }
+
+    /// Creates a rollout from validated inputs and starts it.
+    pub fn start(&self, inputs: Inputs) -> anyhow::Result<Arc<Rollout>> {
+        let n = {
+            let all = self.all.read().unwrap_or_else(|e| e.into_inner());
+            all.keys().next_back().map_or(1, |n| n + 1)
+        };
+        let dir = self.dir.join(format!("r{n}"));
+        let store = Store::open(&dir)?;
+        store.set_inputs(&serde_json::to_string(&inputs)?)?;
+        let rollout = self.insert(n, inputs, store, None);
+        self.launch(rollout.clone(), true);
+        Ok(rollout)
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Rollout>> {
+        let n = number(id)?;
+        self.all
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&n)
+            .cloned()
+    }
+
+    pub fn list(&self) -> Vec<Arc<Rollout>> {
+        self.all
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Prepares the rollout (discover, plan, replay its log) and, when `run`, runs it
+    /// to its end in a task; otherwise only rebuilds its core for questions.
+    fn launch(&self, rollout: Arc<Rollout>, run: bool) {
+        let plugins = self.plugins.clone();
+        let grants = self.grants.clone();
+        let devices = self.devices.clone();
+        let task = tokio::spawn(async move {
+            if let Err(e) = execute(&rollout, plugins, grants, devices, run).await {
+                tracing::error!("rollout {}: {e:#}", rollout.id);
+                rollout.set_live(|l| {
+                    l.preparing = false;
+                    l.ended = true;
+                    l.error = Some(format!("{e:#}"));
+                });
+            }
+        });
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(task);
+    }
+
+    /// Stops every running rollout: plugin calls in flight get `grace` to finish, then
+    /// are cancelled; everything is flushed. The next start resumes them.
+    pub async fn shutdown(&self, grace: Duration) {
+        for rollout in self.list() {
+            let guard = rollout.control.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(control) = guard.as_ref() {
+                let _ = control.send(Command::Shutdown { grace });
+            }
+        }
+        let tasks: Vec<_> =
+            std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for task in tasks {
+            if tokio::time::timeout(grace + Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a rollout did not stop within the grace period");
+            }
+        }
+        if let Err(e) = self.devices.flush() {
+            tracing::error!("failed to flush the simulated devices' state: {e}");
+        }
+    }
+}
+
+/// Prepares and (when `run`) runs one rollout.
+async fn execute(
+    rollout: &Arc<Rollout>,
+    plugins: Plugins,
+    grants: Grants,
+    devices: Arc<SimDevices>,
+    run: bool,
+) -> anyhow::Result<()> {
+    let inputs = &rollout.inputs;
+    let (policy, inventory) = inputs.validate().map_err(anyhow::Error::msg)?;
+    let virtual_clock = match inputs.clock {
+        Clock::Virtual { .. } => Some(VirtualClock::new(inputs.start)),
+        Clock::Real => None,
+    };
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: ringleader_runtime::cache::ComponentCache::default_dir(),
+        grants,
+        services: Services {
+            exec: devices.clone(),
+            clock: match &virtual_clock {
+                Some(clock) => Arc::new(clock.clone()),
+                None => Arc::new(SystemClock),
+            },
+            ..Services::default()
+        },
+    })?;
+    let (sources, installer) = plugins.load(&runtime).await?;
+    let prepared =
+        ringleader_engine::spec::prepare(&policy, &inventory, &sources, inputs.start).await?;
+    drop(inventory);
+    let (spec, targets) = (prepared.spec, prepared.targets);
+    let replayed = replay(spec, &rollout.store, inputs.start)?;
+    {
+        let mut facts = rollout.facts.write().unwrap_or_else(|e| e.into_inner());
+        facts.patches = targets
+            .patches
+            .values()
+            .map(|p| {
+                (
+                    p.id.clone(),
+                    (p.component.clone(), p.fixed_version.clone(), p.released),
+                )
+            })
+            .collect();
+        facts.components = targets
+            .devices
+            .values()
+            .map(|d| {
+                (
+                    d.id.clone(),
+                    d.components
+                        .iter()
+                        .map(|c| (c.name.clone(), c.version.clone()))
+                        .collect(),
+                )
+            })
+            .collect();
+        let core = &replayed.core;
+        facts.devices = (0..core.ring_count() as u16)
+            .map(|ring| {
+                (0..core.ring_len(ring) as u32)
+                    .map(|index| {
+                        core.job_spec(JobId { ring, index })
+                            .map(|j| j.device.clone())
+                            .unwrap_or_default()
+                    })
+                    .collect()
+            })
+            .collect();
+        facts.steps = (0..core.ring_count() as u16)
+            .map(|ring| {
+                (0..core.ring_len(ring) as u32)
+                    .map(|index| {
+                        core.job_spec(JobId { ring, index })
+                            .map(|j| j.steps.iter().map(|s| s.patch.clone()).collect())
+                            .unwrap_or_default()
+                    })
+                    .collect()
+            })
+            .collect();
+        let jobs: HashMap<String, JobId> = facts
+            .devices
+            .iter()
+            .enumerate()
+            .flat_map(|(ring, ids)| {
+                ids.iter().enumerate().map(move |(index, id)| {
+                    (
+                        id.clone(),
+                        JobId {
+                            ring: ring as u16,
+                            index: index as u32,
+                        },
+                    )
+                })
+            })
+            .collect();
+        facts.jobs = jobs;
+    }
+    if !run {
+        let now = replayed.now;
+        *rollout.last.write().unwrap_or_else(|e| e.into_inner()) = Some((replayed.core, now));
+        rollout.set_live(|l| l.preparing = false);
+        return Ok(());
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    *rollout.control.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+    let status = Status::of(&replayed.core, replayed.now, rollout.store.committed_len());
+    rollout.set_live(|l| {
+        l.preparing = false;
+        l.status = Some(status);
+    });
+    let timing = match inputs.clock {
+        Clock::Virtual { seed } => Timing::Virtual(demo::timing(&FleetConfig {
+            seed,
+            ..FleetConfig::default()
+        })),
+        Clock::Real => Timing::Real,
+    };
+    let executor = Executor {
+        core: replayed.core,
+        installer,
+        targets,
+        timing,
+        concurrency: 64,
+        auto_approve_after: None,
+        now: replayed.now,
+        store: Some(rollout.store.clone()),
+        recheck: replayed.in_flight,
+        devices: Some(devices),
+        clock: virtual_clock,
+        scheduled: Vec::new(),
+        control: Some(rx),
+        metrics: rollout.metrics.clone(),
+    };
+    let watcher = rollout.clone();
+    let (core, report) = executor
+        .run(move |core, now| {
+            let status = Status::of(core, now, watcher.store.committed_len());
+            watcher.set_live(|l| l.status = Some(status));
+        })
+        .await;
+    // Commands from here on find the rollout ended.
+    *rollout.control.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    let status = Status::of(&core, report.finished, rollout.store.committed_len());
+    let over = matches!(
+        core.phase(),
+        Phase::Completed | Phase::Aborted | Phase::Halted { .. }
+    );
+    *rollout.last.write().unwrap_or_else(|e| e.into_inner()) = Some((core, report.finished));
+    rollout.set_live(|l| {
+        l.status = Some(status);
+        l.ended = over;
+    });
+    Ok(())
+}
+
+/// A job's state as the API names it.
+pub fn state_name(state: &JobState) -> &'static str {
+    match state {
+        JobState::Pending => "pending",
+        JobState::Running { .. } => "running",
+        JobState::Between { .. } => "between-steps",
+        JobState::Done => "done",
+        JobState::Failed { .. } => "failed",
+        JobState::RollingBack => "rolling-back",
+        JobState::RolledBack => "rolled-back",
+        JobState::RollbackFailed => "rollback-failed",
+    }
+}

@@ -1,0 +1,570 @@
+//! `ringleader serve` and its clients, run as real processes on 127.0.0.1: what a
+//! script or an operator sees. JSON output is validated against `docs/schemas/`.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ringleader");
+
+/// A daemon on a free loopback port, killed when dropped.
+struct Daemon {
+    child: Option<Child>,
+    url: String,
+    data: PathBuf,
+}
+
+impl Daemon {
+    fn start(data: &Path) -> Daemon {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--data"])
+            .arg(data)
+            .args(["--listen", "127.0.0.1:0", "--shutdown-grace", "5s"])
+            .env("RINGLEADER_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the daemon");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("listening on ").nth(1)
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the daemon says where it listens");
+        Daemon {
+            child: Some(child),
+            url,
+            data: data.to_owned(),
+        }
+    }
+
+    fn token(&self) -> String {
+        std::fs::read_to_string(self.data.join("api-token"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// Runs a client command against this daemon, with the token.
+    fn cli(&self, args: &[&str]) -> Output {
+        self.cli_as(args, Some(&self.token()))
+    }
+
+    fn cli_as(&self, args: &[&str], token: Option<&str>) -> Output {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .env("RINGLEADER_URL", &self.url)
+            .env("RINGLEADER_LOG", "error")
+            .env_remove("RINGLEADER_TOKEN");
+        if let Some(token) = token {
+            command.env("RINGLEADER_TOKEN", token);
+        }
+        command.output().expect("run ringleader")
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.cli(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    /// Sends SIGTERM and waits for the daemon to exit; returns its status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the daemon did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Polls the rollout's status until `done` says so.
+    fn wait_for(&self, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        loop {
+            let status = self.json(&["status", id, "--json"]);
+            if done(&status) {
+                return status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(300),
+                "rollout {id} never got there: {status}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A raw HTTP request; returns status and JSON body.
+    fn http(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let response = agent
+            .run(request.body(body.as_bytes().to_vec()).unwrap())
+            .unwrap();
+        let status = response.status().as_u16();
+        let mut text = String::new();
+        response
+            .into_body()
+            .into_reader()
+            .read_to_string(&mut text)
+            .unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn schema(name: &str) -> jsonschema::Validator {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs/schemas")
+        .join(name);
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    jsonschema::validator_for(&schema).expect("schema compiles")
+}
+
+fn assert_valid(name: &str, doc: &Value) {
+    let validator = schema(name);
+    let errors: Vec<String> = validator.iter_errors(doc).map(|e| e.to_string()).collect();
+    assert!(
+        errors.is_empty(),
+        "{name}: {doc}\nschema errors: {errors:#?}"
+    );
+}
+
+fn repo(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
+        .display()
+        .to_string()
+}
+
+/// Two rings, no soak, no approval: completes on its own.
+const QUICK: &str = r#"
+name = "quick"
+[[rings]]
+name = "lab"
+select = { tags = ["lab"] }
+[[rings]]
+name = "rest"
+select = "rest"
+max_failures = "20%"
+"#;
+
+/// The second ring needs an operator's approval.
+const APPROVAL: &str = r#"
+name = "approval"
+[[rings]]
+name = "lab"
+select = { tags = ["lab"] }
+[[rings]]
+name = "rest"
+select = "rest"
+approval = "required"
+max_failures = "20%"
+"#;
+
+fn policy_file(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// Starts a virtual-time rollout of a simulated fleet; returns its id.
+fn start(daemon: &Daemon, policy: &str, devices: usize, extra: &[&str]) -> String {
+    let devices = devices.to_string();
+    let mut args = vec![
+        "rollout",
+        "start",
+        "--policy",
+        policy,
+        "--simulate",
+        &devices,
+        "--virtual-time",
+        "--start",
+        "2026-11-02T08:00:00Z",
+    ];
+    args.extend_from_slice(extra);
+    let out = daemon.cli(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn a_script_follows_a_rollout_to_completion_with_status_events_and_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&dir.path().join("data"));
+    let policy = policy_file(dir.path(), "quick.toml", QUICK);
+    let id = start(&daemon, &policy, 400, &[]);
+    assert_eq!(id, "r1");
+    let script = Command::new("python3")
+        .arg(repo("tests/scripts/follow_rollout.py"))
+        .arg(BIN)
+        .arg(&id)
+        .env("RINGLEADER_URL", &daemon.url)
+        .env("RINGLEADER_LOG", "error")
+        .output()
+        .expect("python3 runs the script");
+    assert!(
+        script.status.success(),
+        "{}{}",
+        text(&script.stdout),
+        text(&script.stderr)
+    );
+    let summary = text(&script.stdout);
+    assert!(summary.starts_with("ok: "), "{summary}");
+    assert!(summary.contains("rings lab rest"), "{summary}");
+
+    // Everything scripts read matches its schema.
+    let status = daemon.json(&["status", &id, "--json"]);
+    assert_valid("status.v1.json", &status);
+    let list = daemon.json(&["status", "--json"]);
+    assert_valid("rollouts.v1.json", &list);
+    for item in list["rollouts"].as_array().unwrap() {
+        assert_valid("status.v1.json", item);
+    }
+    let devices = daemon.json(&["devices", &id, "--json"]);
+    assert_valid("devices.v1.json", &devices);
+    assert_eq!(devices["devices"].as_array().unwrap().len(), 400);
+    let one = devices["devices"][0]["id"].as_str().unwrap().to_string();
+    let (code, device) = daemon.http("GET", &format!("/v1/rollouts/{id}/devices/{one}"), None, "");
+    assert_eq!(code, 200);
+    assert_valid("device.v1.json", &device);
+    let history: Vec<&str> = device["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(history.first(), Some(&"dispatched"), "{history:?}");
+    for event in device["history"].as_array().unwrap() {
+        assert_valid("event.v1.json", event);
+        assert_eq!(event["device"], one.as_str());
+    }
+    let (code, page) = daemon.http(
+        "GET",
+        &format!("/v1/rollouts/{id}/events?since=0&limit=50"),
+        None,
+        "",
+    );
+    assert_eq!(code, 200);
+    assert_valid("events.v1.json", &page);
+    for event in page["events"].as_array().unwrap() {
+        assert_valid("event.v1.json", event);
+    }
+    let out = daemon.cli(&["events", &id, "--json"]);
+    for line in text(&out.stdout).lines() {
+        assert_valid("event.v1.json", &serde_json::from_str(line).unwrap());
+    }
+    let (code, health) = daemon.http("GET", "/healthz", None, "");
+    assert_eq!(code, 200);
+    assert_valid("health.v1.json", &health);
+
+    // The server-sent stream ends with the rollout's completion.
+    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+    let mut body = String::new();
+    agent
+        .get(format!("{}/v1/rollouts/{id}/events/stream", daemon.url))
+        .call()
+        .unwrap()
+        .into_body()
+        .into_reader()
+        .read_to_string(&mut body)
+        .unwrap();
+    assert!(
+        body.contains("event: dispatched"),
+        "{}",
+        &body[..body.len().min(500)]
+    );
+    assert!(
+        body.trim_end().ends_with("\"type\":\"completed\"}"),
+        "{}",
+        &body[body.len().saturating_sub(500)..]
+    );
+
+    // Metrics in Prometheus text format.
+    let mut metrics = String::new();
+    agent
+        .get(format!("{}/metrics", daemon.url))
+        .call()
+        .unwrap()
+        .into_body()
+        .into_reader()
+        .read_to_string(&mut metrics)
+        .unwrap();
+    assert!(
+        metrics.contains("ringleader_rollouts{state=\"completed\"} 1"),
+        "{metrics}"
+    );
+    let steps: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ringleader_device_steps_total{result=\"succeeded\"} "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(steps > 400.0, "{metrics}");
+    assert!(metrics.contains("# TYPE ringleader_plugin_call_seconds_total counter"));
+}
+
+#[test]
+fn status_wait_exit_codes_tell_completed_halted_and_aborted_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&dir.path().join("data"));
+    let quick = policy_file(dir.path(), "quick.toml", QUICK);
+    let approval = policy_file(dir.path(), "approval.toml", APPROVAL);
+
+    let halts = start(&daemon, &quick, 200, &["--fail-permille", "600"]);
+    let out = daemon.cli(&["status", &halts, "--wait"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("halted because"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let waits = start(&daemon, &approval, 200, &[]);
+    let status = daemon.wait_for(&waits, |s| s["state"] == "awaiting-approval");
+    assert_eq!(status["waiting"]["for"], "approval");
+    assert_eq!(status["waiting"]["ring"], "rest");
+    let out = daemon.cli(&["abort", &waits, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_valid(
+        "accepted.v1.json",
+        &serde_json::from_slice(&out.stdout).unwrap(),
+    );
+    let out = daemon.cli(&["status", &waits, "--wait"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stdout));
+
+    let completes = start(&daemon, &quick, 100, &[]);
+    let out = daemon.cli(&["status", &completes, "--wait", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["state"], "completed");
+}
+
+#[test]
+fn changes_need_the_token_reads_do_not_and_every_change_is_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let daemon = Daemon::start(&data);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("api-token"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let approval = policy_file(dir.path(), "approval.toml", APPROVAL);
+    let id = start(&daemon, &approval, 100, &[]);
+    daemon.wait_for(&id, |s| s["state"] == "awaiting-approval");
+
+    // No token, wrong token: 401 with a JSON error, and the CLI's exit code 7.
+    let (code, body) = daemon.http("POST", &format!("/v1/rollouts/{id}/approve"), None, "");
+    assert_eq!(code, 401);
+    assert_valid("error.v1.json", &body);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("Authorization: Bearer")
+    );
+    let (code, _) = daemon.http(
+        "POST",
+        &format!("/v1/rollouts/{id}/approve"),
+        Some("wrong"),
+        "",
+    );
+    assert_eq!(code, 401);
+    let out = daemon.cli_as(&["approve", &id], None);
+    assert_eq!(out.status.code(), Some(7));
+    assert!(
+        text(&out.stderr).contains("--token-file"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Reads need none on loopback.
+    let out = daemon.cli_as(&["status", &id, "--json"], None);
+    assert!(out.status.success());
+
+    // With the token: accepted, done, and in the log as an audit entry.
+    let out = daemon.cli(&["approve", &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = daemon.cli(&["status", &id, "--wait"]);
+    assert_eq!(out.status.code(), Some(0));
+    let out = daemon.cli(&["events", &id, "--json"]);
+    let events: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let audit = events
+        .iter()
+        .position(|e| e["type"] == "audit")
+        .expect("an audit entry");
+    assert_eq!(events[audit]["action"], "approve");
+    assert_eq!(events[audit]["by"], "api-token");
+    assert_eq!(events[audit + 1]["type"], "approve");
+}
+
+#[test]
+fn bad_requests_are_named_and_a_missing_daemon_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&dir.path().join("data"));
+    let token = daemon.token();
+
+    let out = daemon.cli(&["status", "r99"]);
+    assert_eq!(out.status.code(), Some(6));
+    assert!(
+        text(&out.stderr).contains("no rollout with id `r99`"),
+        "{}",
+        text(&out.stderr)
+    );
+    let (code, body) = daemon.http("GET", "/v1/rollouts/r99", None, "");
+    assert_eq!(code, 404);
+    assert_valid("error.v1.json", &body);
+
+    let (code, body) = daemon.http("POST", "/v1/rollouts", Some(&token), r#"{"policy": 3}"#);
+    assert_eq!(code, 400);
+    assert_valid("error.v1.json", &body);
+    assert_eq!(body["field"], "policy");
+    let (code, body) = daemon.http(
+        "POST",
+        "/v1/rollouts",
+        Some(&token),
+        r#"{"policy": {"name": "p.toml", "text": "name = \"p\"\n[[rings]]\nname = 5\n"}, "simulated": {"devices": 10}}"#,
+    );
+    assert_eq!(code, 400);
+    assert_eq!(body["field"], "policy");
+    assert!(
+        body["error"].as_str().unwrap().contains("p.toml:3"),
+        "{body}"
+    );
+    let (code, body) = daemon.http(
+        "POST",
+        "/v1/rollouts",
+        Some(&token),
+        r#"{"policy": {"name": "p.toml", "text": ""}, "simulated": {"devices": 10}, "clock": "sundial"}"#,
+    );
+    assert_eq!(code, 400);
+    assert_eq!(body["field"], "clock");
+    let (code, _) = daemon.http("POST", "/v1/rollouts/r1/reboot", Some(&token), "");
+    assert_eq!(code, 404);
+
+    // Nothing listens here: the CLI says so, and how to start it, without a trace.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let out = Command::new(BIN)
+        .args(["status", "--server", &closed])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    let err = text(&out.stderr);
+    assert!(err.contains("cannot reach the ringleader daemon"), "{err}");
+    assert!(err.contains("ringleader serve --data"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn listening_beyond_loopback_needs_tls_or_a_loud_opt_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--data"])
+        .arg(dir.path())
+        .args(["--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("without TLS"), "{err}");
+    assert!(err.contains("--tls-cert"), "{err}");
+}
+
+#[test]
+fn a_daemon_stopped_with_sigterm_resumes_its_rollouts_on_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let daemon = Daemon::start(&data);
+    let approval = policy_file(dir.path(), "approval.toml", APPROVAL);
+    let id = start(&daemon, &approval, 300, &[]);
+    let before = daemon.wait_for(&id, |s| s["state"] == "awaiting-approval");
+    let status = daemon.terminate();
+    assert!(status.success(), "{status:?}");
+
+    let daemon = Daemon::start(&data);
+    let after = daemon.wait_for(&id, |s| s["state"] != "preparing");
+    assert_eq!(after["state"], "awaiting-approval", "{after}");
+    assert_eq!(after["rings"], before["rings"]);
+    let out = daemon.cli(&["approve", &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = daemon.cli(&["status", &id, "--wait"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let out = daemon.cli(&["events", &id, "--json"]);
+    assert!(text(&out.stdout).contains("\"type\":\"resumed\""));
+}
+
+#[test]
+fn an_operator_rollback_rolls_the_last_ring_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&dir.path().join("data"));
+    let approval = policy_file(dir.path(), "approval.toml", APPROVAL);
+    let id = start(&daemon, &approval, 300, &[]);
+    let before = daemon.wait_for(&id, |s| s["state"] == "awaiting-approval");
+    let lab_done = before["rings"][0]["done"].as_u64().unwrap();
+    assert!(lab_done > 0);
+    let out = daemon.cli(&["rollback", &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = daemon.cli(&["status", &id, "--wait", "--json"]);
+    assert_eq!(out.status.code(), Some(3));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["halt_reason"], "an operator asked for a rollback");
+    assert_eq!(status["ring"], "lab");
+    assert_eq!(status["rings"][0]["rolled_back"], lab_done);
+    assert_eq!(status["rings"][1]["pending"], status["rings"][1]["devices"]);
+}
