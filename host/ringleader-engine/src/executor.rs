@@ -199,6 +199,9 @@ pub struct RunReport {
     pub stopped: bool,
 }
 
+/// Upper bounds, in seconds, of the plugin call duration histogram.
+pub const PLUGIN_CALL_BUCKETS: [f64; 9] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0];
+
 /// Counters of a rollout's work, for metrics: shared, read while the rollout runs.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -207,6 +210,10 @@ pub struct Metrics {
     pub plugin_call_failures: AtomicU64,
     /// Real time inside plugin calls, summed over calls, in nanoseconds.
     pub plugin_call_nanos: AtomicU64,
+    /// Plugin calls by duration: `[i]` counts calls of at most
+    /// [`PLUGIN_CALL_BUCKETS`]`[i]` seconds (and more than the bucket before); the last
+    /// counts the longer ones.
+    pub plugin_call_buckets: [AtomicU64; PLUGIN_CALL_BUCKETS.len() + 1],
     /// Device-steps that reported, by result.
     pub steps_succeeded: AtomicU64,
     pub steps_failed: AtomicU64,
@@ -221,8 +228,14 @@ impl Metrics {
     ) -> Result<T, E> {
         let start = Instant::now();
         let out = call.await;
-        let nanos = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let took = start.elapsed();
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         self.plugin_call_nanos.fetch_add(nanos, Ordering::Relaxed);
+        let bucket = PLUGIN_CALL_BUCKETS
+            .iter()
+            .position(|bound| took.as_secs_f64() <= *bound)
+            .unwrap_or(PLUGIN_CALL_BUCKETS.len());
+        self.plugin_call_buckets[bucket].fetch_add(1, Ordering::Relaxed);
         self.plugin_calls.fetch_add(1, Ordering::Relaxed);
         if out.is_err() {
             self.plugin_call_failures.fetch_add(1, Ordering::Relaxed);
@@ -362,6 +375,8 @@ impl Executor {
             stopped: false,
         };
         let mut stop: Option<Duration> = None;
+        // Commands were applied since progress was last reported.
+        let mut commanded = false;
         // Results due at a (virtual) time, in a deterministic order.
         let mut due: BTreeMap<(Timestamp, JobId, u8), Event> = BTreeMap::new();
         // Commands due at a time, in the order given.
@@ -405,6 +420,10 @@ impl Executor {
         }
         let mut queue: Vec<Decision> = self.feed(Event::Tick);
         loop {
+            if commanded {
+                commanded = false;
+                progress(&self.core, self.now);
+            }
             if let Some(grace) = stop {
                 // Shutting down: nothing new starts (the decisions not yet dispatched
                 // are decided again on replay); calls in flight get `grace` to finish.
@@ -478,6 +497,11 @@ impl Executor {
             // Commands that arrived are applied now.
             while let Some(command) = self.control.as_mut().and_then(|c| c.try_recv().ok()) {
                 queue.extend(self.command(command, &mut report, &mut stop));
+                commanded = true;
+            }
+            if commanded {
+                commanded = false;
+                progress(&self.core, self.now);
             }
             if !queue.is_empty() || stop.is_some() {
                 continue;
@@ -559,7 +583,8 @@ impl Executor {
                     }
                     match recv(&mut self.control).await {
                         Some(command) => {
-                            queue.extend(self.command(command, &mut report, &mut stop))
+                            queue.extend(self.command(command, &mut report, &mut stop));
+                            commanded = true;
                         }
                         None => self.control = None,
                     }

@@ -117,6 +117,8 @@ pub enum PrepareError {
 pub struct Prepared {
     pub spec: RolloutSpec,
     pub targets: Targets,
+    /// The patches as planned (for explaining the plan later).
+    pub catalog: Catalog,
 }
 
 /// Asks every patch source for its patches for `inventory`, plans with `policy` as of
@@ -147,6 +149,7 @@ pub async fn prepare(
     Ok(Prepared {
         spec: from_plan(&plan, policy, inventory, &catalog),
         targets,
+        catalog,
     })
 }
 

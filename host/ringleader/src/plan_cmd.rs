@@ -378,9 +378,10 @@ fn print_plan(p: &PlanV1) {
     }
 }
 
-/// `ringleader.explain/v1` (docs/schemas/explain.v1.json).
+/// `ringleader.explain/v1` (docs/schemas/explain.v1.json); also what the daemon's
+/// `GET /v1/rollouts/{id}/explain/{device}` returns.
 #[derive(Debug, Serialize)]
-struct ExplainV1 {
+pub(crate) struct ExplainV1 {
     schema: &'static str,
     device: String,
     site: String,
@@ -409,7 +410,7 @@ struct ExplainedV1 {
 }
 
 impl ExplainV1 {
-    fn new(
+    pub(crate) fn new(
         planner: &Planner<'_>,
         device: &ringleader_planner::inventory::Device,
         explanation: ringleader_planner::plan::Explanation,

@@ -110,7 +110,7 @@ impl Daemon {
                 return status;
             }
             assert!(
-                started.elapsed() < Duration::from_secs(300),
+                started.elapsed() < Duration::from_secs(120),
                 "rollout {id} never got there: {status}"
             );
             std::thread::sleep(Duration::from_millis(100));
@@ -348,7 +348,8 @@ fn a_script_follows_a_rollout_to_completion_with_status_events_and_exit_codes() 
         .parse()
         .unwrap();
     assert!(steps > 400.0, "{metrics}");
-    assert!(metrics.contains("# TYPE ringleader_plugin_call_seconds_total counter"));
+    assert!(metrics.contains("# TYPE ringleader_plugin_call_duration_seconds histogram"));
+    assert!(metrics.contains("ringleader_plugin_call_duration_seconds_bucket{le=\"+Inf\"}"));
 }
 
 #[test]
@@ -527,6 +528,79 @@ fn listening_beyond_loopback_needs_tls_or_a_loud_opt_out() {
 }
 
 #[test]
+fn beyond_loopback_with_tls_every_request_needs_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    // A free port, then all interfaces on it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let data = dir.path().join("data");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--data"])
+        .arg(&data)
+        .args(["--listen", &format!("0.0.0.0:{port}"), "--tls-cert"])
+        .arg(&cert_path)
+        .arg("--tls-key")
+        .arg(&key_path)
+        .env("RINGLEADER_LOG", "warn")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let listening = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("listening on"))
+        .expect("the daemon listens");
+    assert!(listening.contains("https://"), "{listening}");
+    std::thread::spawn(move || for _ in lines {});
+    let daemon = Daemon {
+        child: Some(child),
+        url: format!("https://127.0.0.1:{port}"),
+        data,
+    };
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![
+                    ureq::tls::Certificate::from_der(cert.cert.der()).to_owned(),
+                ])))
+                .build(),
+        )
+        .build()
+        .into();
+    let get = |token: Option<&str>| {
+        let mut request = agent.get(format!("{}/v1/rollouts", daemon.url));
+        if let Some(token) = token {
+            request = request.header("Authorization", &format!("Bearer {token}"));
+        }
+        request.call().unwrap().status().as_u16()
+    };
+    assert_eq!(get(None), 401, "reads need the token beyond loopback");
+    assert_eq!(get(Some(&daemon.token())), 200);
+    // Plain HTTP to the TLS port is not answered.
+    let plain: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    assert!(
+        plain
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .call()
+            .is_err()
+    );
+}
+
+#[test]
 fn a_daemon_stopped_with_sigterm_resumes_its_rollouts_on_the_next_start() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -567,4 +641,61 @@ fn an_operator_rollback_rolls_the_last_ring_back() {
     assert_eq!(status["ring"], "lab");
     assert_eq!(status["rings"][0]["rolled_back"], lab_done);
     assert_eq!(status["rings"][1]["pending"], status["rings"][1]["devices"]);
+}
+
+#[test]
+fn every_route_of_the_api_is_in_the_openapi_document() {
+    let source = std::fs::read_to_string(repo("host/ringleader/src/serve/api.rs")).unwrap();
+    let openapi = std::fs::read_to_string(repo("docs/api/openapi.yaml")).unwrap();
+    let routes: Vec<&str> = source
+        .split(".route(\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert!(routes.len() >= 8, "{routes:?}");
+    for route in routes {
+        assert!(
+            openapi.contains(&format!("  {route}:")),
+            "{route} is served but not documented in docs/api/openapi.yaml"
+        );
+    }
+    for schema in openapi.split("../schemas/").skip(1) {
+        let file = schema.split('"').next().unwrap();
+        assert!(
+            Path::new(&repo("docs/schemas")).join(file).exists(),
+            "openapi.yaml refers to a missing schema {file}"
+        );
+    }
+}
+
+#[test]
+fn a_paused_rollout_starts_nothing_until_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&dir.path().join("data"));
+    let approval = policy_file(dir.path(), "approval.toml", APPROVAL);
+    let id = start(&daemon, &approval, 200, &[]);
+    daemon.wait_for(&id, |s| s["state"] == "awaiting-approval");
+    assert!(daemon.cli(&["pause", &id]).status.success());
+    let paused = daemon.wait_for(&id, |s| s["paused"] == true);
+    assert_eq!(paused["waiting"]["for"], "resume");
+    // Approved while paused: the ring opens, but nothing in it starts.
+    assert!(daemon.cli(&["approve", &id]).status.success());
+    let opened = daemon.wait_for(&id, |s| s["state"] == "running");
+    assert_eq!(opened["paused"], true);
+    assert_eq!(opened["rings"][1]["pending"], opened["rings"][1]["devices"]);
+    let out = daemon.cli(&["status", &id]);
+    assert!(
+        text(&out.stdout).contains("waiting for an operator to resume it"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(daemon.cli(&["resume", &id]).status.success());
+    let out = daemon.cli(&["status", &id, "--wait", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let done: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(done["paused"], false);
+    assert_eq!(
+        done["rings"][1]["done"].as_u64().unwrap() + done["rings"][1]["failed"].as_u64().unwrap(),
+        done["rings"][1]["devices"].as_u64().unwrap()
+    );
 }

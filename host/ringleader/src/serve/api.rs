@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use jiff::Timestamp;
 use ringleader_engine::core::{JobId, JobState};
-use ringleader_engine::executor::Command;
+use ringleader_engine::executor::{Command, PLUGIN_CALL_BUCKETS};
 use ringleader_engine::store::{Note, Record, Status, StoredEvent};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -48,6 +48,7 @@ pub fn router(state: State) -> Router {
         .route("/v1/rollouts/{id}", get(status))
         .route("/v1/rollouts/{id}/devices", get(devices))
         .route("/v1/rollouts/{id}/devices/{device}", get(device))
+        .route("/v1/rollouts/{id}/explain/{device}", get(explain))
         .route("/v1/rollouts/{id}/events", get(events))
         .route("/v1/rollouts/{id}/events/stream", get(stream))
         .route("/v1/rollouts/{id}/{action}", post(act))
@@ -656,6 +657,53 @@ async fn device(
     .into_response())
 }
 
+/// Why each patch is (not) planned for a device: the planner's explanation with the
+/// rollout's policy, inventory and patches, as of its start.
+async fn explain(
+    Extract(state): Extract<State>,
+    Path((id, device)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    authorize(&state, &headers, false)?;
+    let rollout = find(&state, &id)?;
+    let catalog = rollout
+        .facts
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .catalog
+        .clone()
+        .ok_or_else(|| not_ready(&id))?;
+    let answer = tokio::task::spawn_blocking(move || {
+        let (policy, inventory) = rollout
+            .inputs
+            .validate()
+            .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, e, None))?;
+        let planner = ringleader_planner::plan::Planner {
+            policy: &policy,
+            inventory: &inventory,
+            catalog: &catalog,
+            at: rollout.inputs.start,
+        };
+        let explanation = planner.explain(&device).ok_or_else(|| {
+            failure(
+                StatusCode::NOT_FOUND,
+                format!("rollout {id} has no device `{device}`"),
+                None,
+            )
+        })?;
+        let d = inventory
+            .devices
+            .iter()
+            .find(|d| d.id == device)
+            .ok_or_else(|| failure(StatusCode::NOT_FOUND, "device vanished", None))?;
+        serde_json::to_value(crate::plan_cmd::ExplainV1::new(&planner, d, explanation))
+            .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))
+    })
+    .await
+    .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))??;
+    Ok(Json(answer).into_response())
+}
+
 fn record_job(record: &Record) -> Option<JobId> {
     let j = |(ring, index): (u16, u32)| Some(JobId { ring, index });
     match record {
@@ -962,6 +1010,7 @@ async fn metrics(Extract(state): Extract<State>, headers: HeaderMap) -> Result<R
     let mut waiting: BTreeMap<&'static str, u64> = BTreeMap::new();
     let (mut ok, mut failed, mut calls, mut call_failures, mut nanos, mut rollbacks) =
         (0, 0, 0, 0, 0, 0);
+    let mut buckets = [0u64; PLUGIN_CALL_BUCKETS.len() + 1];
     for rollout in &rollouts {
         let status = status_of(rollout);
         *by_state.entry(status.state.clone()).or_default() += 1;
@@ -975,6 +1024,9 @@ async fn metrics(Extract(state): Extract<State>, headers: HeaderMap) -> Result<R
         call_failures += m.plugin_call_failures.load(Ordering::Relaxed);
         nanos += m.plugin_call_nanos.load(Ordering::Relaxed);
         rollbacks += m.rollbacks.load(Ordering::Relaxed);
+        for (total, bucket) in buckets.iter_mut().zip(&m.plugin_call_buckets) {
+            *total += bucket.load(Ordering::Relaxed);
+        }
     }
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
@@ -1035,11 +1087,22 @@ async fn metrics(Extract(state): Extract<State>, headers: HeaderMap) -> Result<R
         "Installer plugin calls that returned an error.",
         &[(String::new(), call_failures as f64)],
     );
+    let mut histogram = Vec::new();
+    let mut cumulative = 0;
+    for (i, count) in buckets.iter().enumerate() {
+        cumulative += count;
+        let le = PLUGIN_CALL_BUCKETS
+            .get(i)
+            .map_or_else(|| "+Inf".to_string(), |b| b.to_string());
+        histogram.push((format!("_bucket{{le=\"{le}\"}}"), cumulative as f64));
+    }
+    histogram.push(("_sum".to_string(), nanos as f64 / 1e9));
+    histogram.push(("_count".to_string(), cumulative as f64));
     metric(
-        "ringleader_plugin_call_seconds_total",
-        "counter",
-        "Real time spent inside installer plugin calls.",
-        &[(String::new(), nanos as f64 / 1e9)],
+        "ringleader_plugin_call_duration_seconds",
+        "histogram",
+        "Real time of installer plugin calls.",
+        &histogram,
     );
     metric(
         "ringleader_gate_waits",

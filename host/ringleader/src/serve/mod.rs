@@ -196,8 +196,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             shutdown.await;
             stopper.graceful_shutdown(Some(Duration::from_secs(5)));
         });
-        eprintln!("ringleader serve: listening on https://{}", args.listen);
-        axum_server::bind_rustls(args.listen, config)
+        // Bound before saying so: a client that reads the address can connect at once.
+        let listener = std::net::TcpListener::bind(args.listen)
+            .with_context(|| format!("failed to listen on {}", args.listen))?;
+        listener.set_nonblocking(true)?;
+        eprintln!(
+            "ringleader serve: listening on https://{}",
+            listener.local_addr()?
+        );
+        axum_server::from_tcp_rustls(listener, config)
             .handle(handle)
             .serve(app.into_make_service())
             .await

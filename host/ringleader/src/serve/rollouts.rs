@@ -8,6 +8,7 @@ use ringleader_engine::core::{Core, JobId, JobState, Phase};
 use ringleader_engine::demo::{self, FleetConfig};
 use ringleader_engine::executor::{Command, Executor, Metrics, Timing, replay};
 use ringleader_engine::store::{Status, Store};
+use ringleader_planner::catalog::Catalog;
 use ringleader_planner::inventory::Inventory;
 use ringleader_planner::policy::Policy;
 use ringleader_runtime::services::SystemClock;
@@ -97,6 +98,8 @@ pub struct Facts {
     pub steps: Vec<Vec<Vec<String>>>,
     /// Job of every device.
     pub jobs: HashMap<String, JobId>,
+    /// The patches as planned, for explaining the plan.
+    pub catalog: Option<Arc<Catalog>>,
 }
 
 /// Where a rollout is, as the API reports it.
@@ -432,6 +435,11 @@ async fn execute(
         ringleader_engine::spec::prepare(&policy, &inventory, &sources, inputs.start).await?;
     drop(inventory);
     let (spec, targets) = (prepared.spec, prepared.targets);
+    rollout
+        .facts
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .catalog = Some(Arc::new(prepared.catalog));
     let replayed = replay(spec, &rollout.store, inputs.start)?;
     {
         let mut facts = rollout.facts.write().unwrap_or_else(|e| e.into_inner());

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The daemon's API under load.
+#
+# Starts `ringleader serve` on 127.0.0.1, runs a simulated rollout of DEVICES devices
+# (virtual time, benches/policies/four-rings-unattended.toml) once with no readers, then
+# the same rollout again while READERS concurrent clients read its status and follow
+# its events (benches/bin/api_load.rs). Reports the request rate, latency percentiles
+# and errors, and checks that the rollout's virtual duration and outcome are unchanged
+# by the load.
+#
+# Usage: benches/api.sh      (DEVICES=10000 READERS=32)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+devices=${DEVICES:-10000}
+readers=${READERS:-32}
+target=${CARGO_TARGET_DIR:-target}
+cargo build --release -p ringleader -p ringleader-benches --bin ringleader --bin api-load >&2
+bin=$target/release/ringleader
+load=$target/release/api-load
+work=$(mktemp -d)
+daemon=
+trap '[ -n "$daemon" ] && kill "$daemon" 2>/dev/null; rm -rf "$work"' EXIT
+
+"$bin" serve --data "$work/data" --listen 127.0.0.1:0 2> "$work/serve.log" &
+daemon=$!
+for _ in $(seq 1 100); do
+    grep -q "listening on" "$work/serve.log" && break
+    sleep 0.1
+done
+url=$(sed -n 's/.*listening on //p' "$work/serve.log" | head -1)
+export RINGLEADER_URL=$url RINGLEADER_TOKEN
+RINGLEADER_TOKEN=$(cat "$work/data/api-token")
+
+start() {
+    "$bin" rollout start --policy benches/policies/four-rings-unattended.toml \
+        --simulate "$devices" --virtual-time --start 2026-11-02T08:00:00Z 2>/dev/null
+}
+summary() {
+    "$bin" status "$1" --json | python3 -c '
+import json, sys, datetime
+s = json.load(sys.stdin)
+t = lambda v: datetime.datetime.fromisoformat(v.replace("Z", "+00:00"))
+print(s["state"], int((t(s["time"]) - t(s["started"])).total_seconds()),
+      sum(r["done"] for r in s["rings"]), sum(r["failed"] for r in s["rings"]))'
+}
+
+echo "API load: $devices-device simulated rollout (virtual time), $readers readers of status and events"
+alone=$(start)
+begin=$(date +%s.%N)
+"$bin" status "$alone" --wait > /dev/null || true
+end=$(date +%s.%N)
+read -r state1 virtual1 done1 failed1 <<< "$(summary "$alone")"
+python3 -c "print(f'without readers: {$end - $begin:.1f} s real, state $state1, virtual {$virtual1} s, done $done1, failed $failed1')"
+
+loaded=$(start)
+"$load" "$url" "$loaded" "$readers"
+read -r state2 virtual2 done2 failed2 <<< "$(summary "$loaded")"
+echo "with readers:    state $state2, virtual $virtual2 s, done $done2, failed $failed2"
+if [ "$virtual1 $done1 $failed1 $state1" = "$virtual2 $done2 $failed2 $state2" ]; then
+    echo "the rollout's virtual duration and outcome are unchanged under load"
+else
+    echo "MISMATCH: the load changed the rollout"
+    exit 1
+fi
