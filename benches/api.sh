@@ -21,15 +21,20 @@ work=$(mktemp -d)
 daemon=
 trap '[ -n "$daemon" ] && kill "$daemon" 2>/dev/null; rm -rf "$work"' EXIT
 
-"$bin" serve --data "$work/data" --listen 127.0.0.1:0 2> "$work/serve.log" &
-daemon=$!
-for _ in $(seq 1 100); do
-    grep -q "listening on" "$work/serve.log" && break
-    sleep 0.1
-done
-url=$(sed -n 's/.*listening on //p' "$work/serve.log" | head -1)
-export RINGLEADER_URL=$url RINGLEADER_TOKEN
-RINGLEADER_TOKEN=$(cat "$work/data/api-token")
+# One daemon per run, each with its own data directory: rollouts on one daemon share its
+# simulated devices, so a second rollout would find the first one's installs.
+serve() {
+    [ -n "$daemon" ] && kill "$daemon" && wait "$daemon" 2>/dev/null || true
+    "$bin" serve --data "$work/$1" --listen 127.0.0.1:0 2> "$work/$1.log" &
+    daemon=$!
+    for _ in $(seq 1 100); do
+        grep -q "listening on" "$work/$1.log" 2>/dev/null && break
+        sleep 0.1
+    done
+    url=$(sed -n 's/.*listening on //p' "$work/$1.log" | head -1)
+    export RINGLEADER_URL=$url RINGLEADER_TOKEN
+    RINGLEADER_TOKEN=$(cat "$work/$1/api-token")
+}
 
 start() {
     "$bin" rollout start --policy benches/policies/four-rings-unattended.toml \
@@ -45,6 +50,7 @@ print(s["state"], int((t(s["time"]) - t(s["started"])).total_seconds()),
 }
 
 echo "API load: $devices-device simulated rollout (virtual time), $readers readers of status and events"
+serve alone
 alone=$(start)
 begin=$(date +%s.%N)
 "$bin" status "$alone" --wait > /dev/null || true
@@ -52,6 +58,7 @@ end=$(date +%s.%N)
 read -r state1 virtual1 done1 failed1 <<< "$(summary "$alone")"
 python3 -c "print(f'without readers: {$end - $begin:.1f} s real, state $state1, virtual {$virtual1} s, done $done1, failed $failed1')"
 
+serve loaded
 loaded=$(start)
 "$load" "$url" "$loaded" "$readers"
 read -r state2 virtual2 done2 failed2 <<< "$(summary "$loaded")"
