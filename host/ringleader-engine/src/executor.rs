@@ -418,7 +418,13 @@ impl Executor {
         if let Phase::AwaitingApproval { .. } = self.core.phase() {
             approve(self.now, &mut commands);
         }
-        let mut queue: Vec<Decision> = self.feed(Event::Tick);
+        // Commands sent before the run began (an audit entry for the start, say) come
+        // first.
+        let mut queue: Vec<Decision> = Vec::new();
+        while let Some(command) = self.control.as_mut().and_then(|c| c.try_recv().ok()) {
+            queue.extend(self.command(command, &mut report, &mut stop));
+        }
+        queue.extend(self.feed(Event::Tick));
         loop {
             if commanded {
                 commanded = false;

@@ -444,10 +444,14 @@ fn changes_need_the_token_reads_do_not_and_every_change_is_audited() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    // The first record says who started the rollout.
+    assert_eq!(events[0]["type"], "audit");
+    assert_eq!(events[0]["action"], "start");
+    assert_eq!(events[0]["by"], "api-token");
     let audit = events
         .iter()
-        .position(|e| e["type"] == "audit")
-        .expect("an audit entry");
+        .position(|e| e["type"] == "audit" && e["action"] == "approve")
+        .expect("an audit entry for the approval");
     assert_eq!(events[audit]["action"], "approve");
     assert_eq!(events[audit]["by"], "api-token");
     assert_eq!(events[audit + 1]["type"], "approve");

@@ -429,7 +429,7 @@ async fn start(
         };
         return Err(failure(StatusCode::BAD_REQUEST, problems, Some(field)));
     }
-    let rollout = state.rollouts.start(inputs).map_err(|e| {
+    let rollout = state.rollouts.start(inputs, TOKEN_NAME).map_err(|e| {
         failure(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("failed to create the rollout: {e:#}"),

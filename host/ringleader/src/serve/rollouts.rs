@@ -125,6 +125,8 @@ pub struct Rollout {
     pub facts: RwLock<Facts>,
     pub metrics: Arc<Metrics>,
     control: Mutex<Option<mpsc::UnboundedSender<Command>>>,
+    /// Who started it, until its executor logs that as an audit entry.
+    started_by: Mutex<Option<String>>,
     /// The core once the executor has returned, for questions after the end.
     last: RwLock<Option<(Core, Timestamp)>>,
     /// Bumped whenever the rollout moves: event readers wait on it.
@@ -315,6 +317,7 @@ impl Rollouts {
             facts: RwLock::new(Facts::default()),
             metrics: Arc::default(),
             control: Mutex::new(None),
+            started_by: Mutex::new(None),
             last: RwLock::new(None),
             changed,
         });
@@ -325,8 +328,9 @@ impl Rollouts {
         rollout
     }
 
-    /// Creates a rollout from validated inputs and starts it.
-    pub fn start(&self, inputs: Inputs) -> anyhow::Result<Arc<Rollout>> {
+    /// Creates a rollout from validated inputs and starts it; `by` (the token's name)
+    /// is recorded as its first audit entry.
+    pub fn start(&self, inputs: Inputs, by: &str) -> anyhow::Result<Arc<Rollout>> {
         let n = {
             let all = self.all.read().unwrap_or_else(|e| e.into_inner());
             all.keys().next_back().map_or(1, |n| n + 1)
@@ -335,6 +339,7 @@ impl Rollouts {
         let store = Store::open(&dir)?;
         store.set_inputs(&serde_json::to_string(&inputs)?)?;
         let rollout = self.insert(n, inputs, store, None);
+        *rollout.started_by.lock().unwrap_or_else(|e| e.into_inner()) = Some(by.to_string());
         self.launch(rollout.clone(), true);
         Ok(rollout)
     }
@@ -514,6 +519,18 @@ async fn execute(
         return Ok(());
     }
     let (tx, rx) = mpsc::unbounded_channel();
+    if let Some(by) = rollout
+        .started_by
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+    {
+        // The rollout's first record: who started it.
+        let _ = tx.send(Command::Audit {
+            by,
+            action: "start".into(),
+        });
+    }
     *rollout.control.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
     let status = Status::of(&replayed.core, replayed.now, rollout.store.committed_len());
     rollout.set_live(|l| {
