@@ -703,3 +703,60 @@ fn a_paused_rollout_starts_nothing_until_resumed() {
         done["rings"][1]["devices"].as_u64().unwrap()
     );
 }
+
+#[test]
+fn a_rollout_of_an_inventory_file_runs_in_real_time_to_the_fixed_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&dir.path().join("data"));
+    let policy = policy_file(dir.path(), "quick.toml", QUICK);
+    let mut inventory = String::new();
+    for i in 0..6 {
+        inventory.push_str(&format!(
+            "[[devices]]\nid = \"ws-{i}\"\nsite = \"ams\"\ntimezone = \"Europe/Amsterdam\"\ntags = [{}]\ncomponents = {{ openssl = \"3.0.11\", linux = \"6.1.112\" }}\n\n",
+            if i == 0 { "\"lab\"" } else { "" }
+        ));
+    }
+    let inventory_path = policy_file(dir.path(), "fleet.toml", &inventory);
+    let out = daemon.cli(&[
+        "rollout",
+        "start",
+        "--policy",
+        &policy,
+        "--inventory",
+        &inventory_path,
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let started: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_valid("status.v1.json", &started);
+    assert_eq!(started["clock"], "real");
+    let id = started["id"].as_str().unwrap().to_string();
+    let out = daemon.cli(&["status", &id, "--wait"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let devices = daemon.json(&["devices", &id, "--json"]);
+    for device in devices["devices"].as_array().unwrap() {
+        assert_eq!(device["state"], "done", "{device}");
+        assert!(device["pending"].as_array().unwrap().is_empty(), "{device}");
+        assert_ne!(device["versions"]["openssl"], "3.0.11", "{device}");
+    }
+    // Nothing is behind once every patch is in.
+    let behind = daemon.json(&["devices", &id, "--behind", "--json"]);
+    assert!(behind["devices"].as_array().unwrap().is_empty(), "{behind}");
+
+    // A broken inventory is refused with its location.
+    let broken = policy_file(dir.path(), "broken.toml", "[[devices]]\nid = 5\n");
+    let out = daemon.cli(&[
+        "rollout",
+        "start",
+        "--policy",
+        &policy,
+        "--inventory",
+        &broken,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("broken.toml:2"),
+        "{}",
+        text(&out.stderr)
+    );
+}
