@@ -27,9 +27,10 @@ struct Cli {
     command: Command,
 }
 
+/// Commands whose arguments struct has its own doc comment carry none here: clap takes
+/// the struct's (short and long help) when the variant has none.
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Roll patches out to a simulated fleet, ring by ring, in virtual time.
     Demo(demo_cmd::DemoArgs),
     /// Check, seal and inspect plugins.
     #[command(subcommand)]
@@ -40,18 +41,13 @@ enum Command {
     /// Check inventories.
     #[command(subcommand)]
     Inventory(inventory_cmd::InventoryCommand),
-    /// Plan a rollout: which device gets which patch, in which ring, when, and why.
     Plan(plan_cmd::PlanArgs),
-    /// Run the daemon: rollouts and the HTTP API the commands below talk to.
     Serve(serve::ServeArgs),
     /// Start a rollout on the daemon.
     #[command(subcommand)]
     Rollout(client::RolloutCommand),
-    /// Where a rollout is (or list every rollout).
     Status(client::StatusArgs),
-    /// Devices of a rollout; --behind for those missing a due patch.
     Devices(client::DevicesArgs),
-    /// A rollout's events, as they happen with --follow.
     Events(client::EventsArgs),
     /// Approve the ring that waits for approval.
     Approve(client::ActionArgs),
