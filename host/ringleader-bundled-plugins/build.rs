@@ -18,6 +18,7 @@ const TARGET: &str = "wasm32-wasip2";
 const PLUGINS: &[&str] = &[
     "sim-vendor-source",
     "sim-vendor-installer",
+    "dpkg-installer",
     "test-hostile-source",
     "test-hostile-installer",
     "test-future-wit",

@@ -4,9 +4,11 @@
 //! - `sandbox`: hostile plugins get a typed error naming the limit or capability, and
 //!   the host (and the next call to a good plugin) carries on.
 //! - `loading`: manifests, checksums, worlds, WIT versions and the compile cache.
+//! - `dpkg`: the dpkg installer against real dpkg, locally and over a real SSH server.
 //! - `engine`: whole rollouts through the executor, the real plugins and simulated
 //!   devices.
 
+mod dpkg;
 mod engine;
 mod loading;
 mod plugins;

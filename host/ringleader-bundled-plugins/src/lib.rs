@@ -46,6 +46,7 @@ pub const EMBEDDED: &[Embedded] = &[SIM_VENDOR_SOURCE, SIM_VENDOR_INSTALLER];
 pub const ALL: &[&str] = &[
     "sim-vendor-source",
     "sim-vendor-installer",
+    "dpkg-installer",
     "test-hostile-source",
     "test-hostile-installer",
 ];

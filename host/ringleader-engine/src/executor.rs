@@ -876,12 +876,19 @@ impl Executor {
                     .find(|c| c.name == patch.component)
                     .map(|c| c.version.clone())
                     .unwrap_or_default();
-                work.push((device, patch, previous));
+                // The package of the version to go back to, when a source published it.
+                let artifact = self
+                    .targets
+                    .patches
+                    .values()
+                    .find(|p| p.component == patch.component && p.fixed_version == previous)
+                    .map(|p| p.artifact.clone());
+                work.push((device, patch, previous, artifact));
             }
         }
         let after = work
             .first()
-            .and_then(|(d, p, _)| self.takes(&d.id, &format!("rollback:{}", p.id)))
+            .and_then(|(d, p, _, _)| self.takes(&d.id, &format!("rollback:{}", p.id)))
             .or(Some(Duration::from_secs(600)));
         let installer = self.installer.clone();
         let spent = spent.clone();
@@ -889,10 +896,10 @@ impl Executor {
         calls.spawn(async move {
             let _permit = limit.acquire_owned().await;
             let mut ok = true;
-            for (device, patch, previous) in work {
+            for (device, patch, previous, artifact) in work {
                 let target = RollbackTarget {
                     version: previous,
-                    artifact: None,
+                    artifact,
                 };
                 if spent
                     .time(installer.rollback(&device, &patch, &target))

@@ -8,6 +8,7 @@ use crate::small_map::SmallMap;
 use crate::version::Version;
 use ringleader_diag::{Diagnostics, Format, Seg};
 use ringleader_runtime::bindings::{Component, Device as PluginDevice};
+use ringleader_runtime::transport::{Credential, Route};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -33,6 +34,56 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// How the host reaches the device: this transport with the operator's credentials
+    /// (`[credentials.NAME]` of the config). An unknown credentials name is an error
+    /// naming it.
+    pub fn route(&self, credentials: &BTreeMap<String, Credential>) -> Result<Route, String> {
+        let lookup = |name: &Option<String>| -> Result<Option<&Credential>, String> {
+            match name {
+                None => Ok(None),
+                Some(name) => credentials.get(name).map(Some).ok_or_else(|| {
+                    format!(
+                        "credentials `{name}` are not defined in the operator's config (add a [credentials.{name}] table)"
+                    )
+                }),
+            }
+        };
+        Ok(match self {
+            Transport::Sim => Route::Sim,
+            Transport::Local { .. } => Route::Local,
+            Transport::Http { credentials, .. } => {
+                lookup(credentials)?;
+                Route::None
+            }
+            Transport::Ssh {
+                address,
+                user,
+                credentials,
+            } => {
+                let credential = lookup(credentials)?;
+                let (host, port) = match address.rsplit_once(':') {
+                    Some((host, port)) if !host.contains(':') || host.starts_with('[') => (
+                        host.trim_start_matches('[')
+                            .trim_end_matches(']')
+                            .to_string(),
+                        Some(
+                            port.parse::<u16>()
+                                .map_err(|_| format!("`{address}` has no valid port after `:`"))?,
+                        ),
+                    ),
+                    _ => (address.clone(), None),
+                };
+                Route::Ssh {
+                    host,
+                    port,
+                    user: user.clone(),
+                    key: credential.and_then(|c| c.ssh_key.clone()),
+                    known_hosts: credential.and_then(|c| c.known_hosts.clone()),
+                }
+            }
+        })
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Transport::Sim => "sim",
@@ -73,6 +124,10 @@ impl Device {
             .collect();
         facts.push(("site".into(), self.site.clone()));
         facts.push(("timezone".into(), self.timezone_name.clone()));
+        facts.push(("transport".into(), self.transport.kind().into()));
+        if let Transport::Local { root: Some(root) } = &self.transport {
+            facts.push(("local.root".into(), root.clone()));
+        }
         PluginDevice {
             id: self.id.clone(),
             hostname: self.hostname.clone(),

@@ -24,13 +24,18 @@ pub struct Grant {
     pub kv: bool,
 }
 
-/// Grants for every plugin, by plugin name. A plugin not listed is granted nothing
-/// (logging and the clock are always available).
+/// The operator's config file: grants for every plugin, by plugin name (a plugin not
+/// listed is granted nothing; logging and the clock are always available), and the
+/// credentials devices name by reference.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Grants {
     #[serde(default)]
     pub plugins: BTreeMap<String, Grant>,
+    /// `[credentials.NAME]`: keys and passwords for transports, never in inventories
+    /// and never visible to plugins.
+    #[serde(default)]
+    pub credentials: BTreeMap<String, crate::transport::Credential>,
 }
 
 /// Grants that could not be read.

@@ -22,6 +22,7 @@ mod runtime;
 pub mod services;
 pub mod sim_device;
 mod state;
+pub mod transport;
 
 pub use error::{CallError, CallErrorKind, LoadError, RuntimeError};
 pub use grants::{Grant, Grants};

@@ -252,17 +252,32 @@ impl DeviceExec for LocalExec {
         _device: &'a Device,
         request: ExecRequest,
     ) -> BoxFuture<'a, Result<ExecOutput, ExecError>> {
-        Box::pin(run_local(request))
+        let ExecRequest {
+            program,
+            args,
+            stdin,
+            timeout,
+        } = request;
+        Box::pin(async move { run_program(&program, &program, &args, stdin, timeout).await })
     }
 }
 
-async fn run_local(request: ExecRequest) -> Result<ExecOutput, ExecError> {
+/// Runs `program` with `args` on this machine (never through a shell) with an empty
+/// environment but `PATH`, output capped, killed at `timeout`. `name` is what messages
+/// call it (the remote program, when `program` is `ssh`).
+pub(crate) async fn run_program(
+    program: &str,
+    name: &str,
+    args: &[String],
+    input: Vec<u8>,
+    timeout: Duration,
+) -> Result<ExecOutput, ExecError> {
     use tokio::io::AsyncWriteExt;
     use tokio::process::Command;
 
-    let mut command = Command::new(&request.program);
+    let mut command = Command::new(program);
     command
-        .args(&request.args)
+        .args(args)
         .env_clear()
         .env(
             "PATH",
@@ -274,13 +289,12 @@ async fn run_local(request: ExecRequest) -> Result<ExecOutput, ExecError> {
         .kill_on_drop(true);
     let mut child = command.spawn().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => {
-            ExecError::Permanent(format!("program `{}` not found", request.program))
+            ExecError::Permanent(format!("program `{program}` not found"))
         }
-        _ => ExecError::Transient(format!("failed to start `{}`: {e}", request.program)),
+        _ => ExecError::Transient(format!("failed to start `{program}`: {e}")),
     })?;
 
     let mut stdin = child.stdin.take();
-    let input = request.stdin;
     let feed = async move {
         if let Some(stdin) = stdin.as_mut() {
             // A program that does not read its input is not an error.
@@ -294,19 +308,17 @@ async fn run_local(request: ExecRequest) -> Result<ExecOutput, ExecError> {
         let ((), stdout, stderr, status) = tokio::join!(feed, out, err, child.wait());
         (stdout, stderr, status)
     };
-    match tokio::time::timeout(request.timeout, run).await {
+    match tokio::time::timeout(timeout, run).await {
         Ok((stdout, stderr, Ok(status))) => Ok(ExecOutput {
             exit_code: status.code().unwrap_or(-1),
             stdout,
             stderr,
         }),
         Ok((_, _, Err(e))) => Err(ExecError::Transient(format!(
-            "failed to wait for `{}`: {e}",
-            request.program
+            "failed to wait for `{name}`: {e}"
         ))),
         Err(_) => Err(ExecError::Transient(format!(
-            "`{}` did not finish within {:?} and was killed",
-            request.program, request.timeout
+            "`{name}` did not finish within {timeout:?} and was killed"
         ))),
     }
 }

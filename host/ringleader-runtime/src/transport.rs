@@ -1,0 +1,232 @@
+//! Routes `exec` to each device's own transport, as the inventory says: the simulated
+//! fleet, this machine, or SSH (the system's OpenSSH client, with the operator's key and
+//! known-hosts file).
+//!
+//! The inventory names a transport per device; the operator's config holds what a
+//! transport needs that must not be in an inventory (keys, passwords), under
+//! `[credentials.NAME]`, which devices name by reference.
+
+use crate::bindings::Device;
+use crate::services::{BoxFuture, DeviceExec, ExecError, ExecOutput, ExecRequest, run_program};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+/// What the operator configures for a set of devices, named by the inventory's
+/// `credentials = "NAME"`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credential {
+    /// SSH: the private key file.
+    #[serde(default)]
+    pub ssh_key: Option<PathBuf>,
+    /// SSH: the known-hosts file the devices' host keys are checked against (the
+    /// user's default when absent). Host keys are always checked.
+    #[serde(default)]
+    pub known_hosts: Option<PathBuf>,
+    /// HTTP: basic authentication, added by the host to requests to the device; the
+    /// plugin never sees it.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// HTTP: file holding the password (first line).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+}
+
+/// How to reach one device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// A simulated device.
+    Sim,
+    /// This machine.
+    Local,
+    /// SSH to `host` (port 22 unless given) as `user`.
+    Ssh {
+        host: String,
+        port: Option<u16>,
+        user: Option<String>,
+        key: Option<PathBuf>,
+        known_hosts: Option<PathBuf>,
+    },
+    /// No `exec` (HTTP-managed devices such as BMCs).
+    None,
+}
+
+/// `exec` for a fleet whose devices each have their own transport.
+#[derive(Debug)]
+pub struct Routes {
+    routes: RwLock<HashMap<String, Route>>,
+    sim: Arc<dyn DeviceExec>,
+}
+
+impl Routes {
+    /// `sim` runs the commands of simulated devices.
+    pub fn new(sim: Arc<dyn DeviceExec>) -> Routes {
+        Routes {
+            routes: RwLock::new(HashMap::new()),
+            sim,
+        }
+    }
+
+    /// Sets how `device` is reached (devices may join while a rollout runs).
+    pub fn set(&self, device: &str, route: Route) {
+        self.routes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(device.to_string(), route);
+    }
+}
+
+impl DeviceExec for Routes {
+    fn run<'a>(
+        &'a self,
+        device: &'a Device,
+        request: ExecRequest,
+    ) -> BoxFuture<'a, Result<ExecOutput, ExecError>> {
+        let route = self
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&device.id)
+            .cloned();
+        Box::pin(async move {
+            match route {
+                Some(Route::Sim) => self.sim.run(device, request).await,
+                Some(Route::Local) => {
+                    let ExecRequest {
+                        program,
+                        args,
+                        stdin,
+                        timeout,
+                    } = request;
+                    run_program(&program, &program, &args, stdin, timeout).await
+                }
+                Some(Route::Ssh {
+                    host,
+                    port,
+                    user,
+                    key,
+                    known_hosts,
+                }) => {
+                    let args = ssh_args(&host, port, user.as_deref(), key, known_hosts, &request);
+                    let out = run_program(
+                        "ssh",
+                        &request.program,
+                        &args,
+                        request.stdin,
+                        request.timeout,
+                    )
+                    .await?;
+                    // 255 is ssh's own failure (connection, authentication, host key).
+                    if out.exit_code == 255 {
+                        return Err(ExecError::Transient(format!(
+                            "ssh to {host} failed: {}",
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        )));
+                    }
+                    Ok(out)
+                }
+                Some(Route::None) => Err(ExecError::Permanent(format!(
+                    "device {} is not reached by running programs (its transport has no exec)",
+                    device.id
+                ))),
+                None => Err(ExecError::Permanent(format!(
+                    "no transport is configured to reach device {}",
+                    device.id
+                ))),
+            }
+        })
+    }
+}
+
+/// The `ssh` command line for running `request` on `host`: batch mode (never a
+/// prompt), host keys checked, the remote command quoted for the remote shell word by
+/// word, so that arguments arrive exactly as given.
+fn ssh_args(
+    host: &str,
+    port: Option<u16>,
+    user: Option<&str>,
+    key: Option<PathBuf>,
+    known_hosts: Option<PathBuf>,
+    request: &ExecRequest,
+) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "ConnectTimeout=10",
+        "-o",
+        "LogLevel=ERROR",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    if let Some(known_hosts) = known_hosts {
+        args.extend([
+            "-o".into(),
+            format!("UserKnownHostsFile={}", known_hosts.display()),
+        ]);
+    }
+    if let Some(key) = key {
+        args.extend([
+            "-o".into(),
+            "IdentitiesOnly=yes".into(),
+            "-i".into(),
+            key.display().to_string(),
+        ]);
+    }
+    if let Some(port) = port {
+        args.extend(["-p".into(), port.to_string()]);
+    }
+    if let Some(user) = user {
+        args.extend(["-l".into(), user.to_string()]);
+    }
+    args.push(host.to_string());
+    args.push("--".into());
+    let remote: Vec<String> = std::iter::once(&request.program)
+        .chain(&request.args)
+        .map(|word| shell_quote(word))
+        .collect();
+    args.push(remote.join(" "));
+    args
+}
+
+/// `word` as one word for a POSIX shell.
+fn shell_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', "'\\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn ssh_commands_quote_every_word_and_check_host_keys() {
+        let request = ExecRequest {
+            program: "dpkg-query".into(),
+            args: vec!["-W".into(), "it's; rm -rf /".into()],
+            stdin: vec![],
+            timeout: Duration::from_secs(1),
+        };
+        let args = ssh_args(
+            "10.0.0.5",
+            Some(2222),
+            Some("root"),
+            Some("/k".into()),
+            Some("/kh".into()),
+            &request,
+        );
+        assert!(args.contains(&"StrictHostKeyChecking=yes".to_string()));
+        assert!(args.contains(&"UserKnownHostsFile=/kh".to_string()));
+        assert_eq!(
+            args.last().unwrap(),
+            r"'dpkg-query' '-W' 'it'\''s; rm -rf /'"
+        );
+        let at = args.iter().position(|a| a == "10.0.0.5").unwrap();
+        assert_eq!(args[at + 1], "--");
+    }
+}

@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""Redfish BMC peer for Ringleader's integration tests.
+
+Runs the sushy-tools Redfish emulator (sushy-tools 2.2.0) in-process on top of
+libvirt's built-in test hypervisor (test:///default), with N test domains, each
+of which shows up as one Redfish ComputerSystem.
+
+    VENV=/var/cache/ringleader-peers/redfish-venv
+    bash tests/peers/redfish/install.sh "$VENV"
+    "$VENV/bin/python" tests/peers/redfish/sushy_peer.py --port 8000 --systems 4
+
+Contract with the test harness:
+  * stdout gets exactly one line, "listening on http://127.0.0.1:PORT", flushed
+    as soon as the listening socket is bound (connections are accepted from
+    then on). With --port 0 the kernel picks a free port and PORT is that port.
+  * stderr is quiet unless something goes wrong (--verbose adds sushy's own
+    log and a per-request access log there).
+  * SIGTERM or SIGINT: stop serving, close the libvirt connection, exit 0.
+  * Any start-up error: message on stderr, exit code 2, nothing on stdout.
+
+Systems: PREFIX-1 .. PREFIX-N (default node-1 .. node-4), each powered on,
+with UUID = uuid5(NAMESPACE_URL, "ringleader-redfish-peer/<name>") so tests can
+compute it. Redfish lists systems by UUID (/redfish/v1/Systems/<uuid>);
+/redfish/v1/Systems/<name> answers 307 to the UUID URL. libvirt's own default
+domain "test" is removed unless --keep-default-domain is given.
+
+Why a wrapper instead of plain `sushy-emulator --libvirt-uri test:///default`:
+the test driver keeps its state (domains, and the BIOS versions sushy stores in
+domain metadata) only while some connection in this process is open; sushy
+opens and closes a connection per operation. Holding one connection for the
+whole lifetime keeps the domains (and their BiosVersion) stable.
+
+Optional HTTP basic auth: --htpasswd FILE (bcrypt entries only, e.g. made with
+`htpasswd -nbB user pass` or the bcrypt module in the venv; see NOTES.md).
+/redfish/v1 itself stays anonymous, everything else then needs credentials.
+"""
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import uuid
+
+LIBVIRT_URI = "test:///default"
+UUID_NAMESPACE_PREFIX = "ringleader-redfish-peer/"
+
+DOMAIN_XML = """\
+<domain type='test'>
+  <name>{name}</name>
+  <uuid>{uuid}</uuid>
+  <memory unit='KiB'>1048576</memory>
+  <currentMemory unit='KiB'>1048576</currentMemory>
+  <vcpu placement='static'>2</vcpu>
+  <os>
+    <type arch='x86_64'>hvm</type>
+    <boot dev='hd'/>
+  </os>
+  <clock offset='utc'/>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>restart</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <disk type='file' device='disk'>
+      <source file='/guest/{name}.img'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <interface type='network'>
+      <mac address='52:54:00:a0:{hi:02x}:{lo:02x}'/>
+      <source network='default'/>
+    </interface>
+  </devices>
+</domain>
+"""
+
+
+def die(msg):
+    print(f"sushy_peer: {msg}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def system_uuid(name):
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, UUID_NAMESPACE_PREFIX + name))
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--port", type=int, required=True,
+                   help="TCP port on 127.0.0.1 (0: let the kernel choose)")
+    p.add_argument("--systems", type=int, default=4,
+                   help="number of Redfish systems (libvirt test domains), default 4")
+    p.add_argument("--prefix", default="node",
+                   help="system names are PREFIX-1..PREFIX-N (default: node). Must not "
+                        "contain 'Manager': sushy rejects such SimpleUpdate targets")
+    p.add_argument("--keep-default-domain", action="store_true",
+                   help="also keep libvirt's built-in domain 'test' (then N+1 systems)")
+    p.add_argument("--htpasswd", metavar="FILE",
+                   help="enable HTTP basic auth with this htpasswd file (bcrypt only)")
+    p.add_argument("--verbose", action="store_true",
+                   help="sushy info log and request access log on stderr")
+    a = p.parse_args(argv)
+    if not 0 <= a.port <= 65535:
+        p.error("--port must be 0..65535")
+    if not 1 <= a.systems <= 250:
+        p.error("--systems must be 1..250")
+    if "manager" in a.prefix.lower() or "/" in a.prefix or not a.prefix:
+        p.error("--prefix must be non-empty and contain neither '/' nor 'Manager'")
+    if a.htpasswd and not os.path.isfile(a.htpasswd):
+        p.error(f"--htpasswd file not found: {a.htpasswd}")
+    return a
+
+
+def define_domains(conn, args):
+    import libvirt
+
+    if not args.keep_default_domain:
+        for dom in conn.listAllDomains():
+            if dom.name() == "test":
+                if dom.isActive():
+                    dom.destroy()
+                dom.undefine()
+    names = []
+    for i in range(1, args.systems + 1):
+        name = f"{args.prefix}-{i}"
+        xml = DOMAIN_XML.format(name=name, uuid=system_uuid(name),
+                                hi=(i >> 8) & 0xFF, lo=i & 0xFF)
+        try:
+            dom = conn.defineXML(xml)
+            dom.create()  # power on, like a racked server
+        except libvirt.libvirtError as e:
+            die(f"defining test domain {name} failed: {e}")
+        names.append(name)
+    return names
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+
+    # A SIGTERM during start-up (before the server loop runs) also exits 0.
+    def early_exit(_signum, _frame):
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, early_exit)
+    signal.signal(signal.SIGINT, early_exit)
+
+    # sushy reads these at import time / in main() and they would override
+    # what we pass on its command line (SUSHY_EMULATOR_LIBVIRT_URI wins over
+    # --libvirt-uri). Make the peer independent of the caller's environment.
+    for var in ("SUSHY_EMULATOR_CONFIG", "SUSHY_EMULATOR_LIBVIRT_URI",
+                "SUSHY_EMULATOR_LIBVIRT_URL", "OS_CLOUD"):
+        os.environ.pop(var, None)
+
+    try:
+        import libvirt
+        import sushy_tools.emulator.main as sushy_main
+        from werkzeug.serving import make_server
+    except ImportError as e:
+        die(f"{e}; run tests/peers/redfish/install.sh and start this script "
+            f"with that venv's bin/python (not {sys.executable})")
+
+    import logging
+    logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.ERROR)
+    if args.verbose:
+        sushy_main.app.logger.setLevel(logging.INFO)
+        try:  # plain access log lines (werkzeug colours them otherwise)
+            import werkzeug.serving
+            werkzeug.serving._log_add_style = False
+        except Exception:
+            pass
+
+    # Silence libvirt's default error printer; errors surface as exceptions.
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+    # Held until exit: keeps the test driver's in-memory state alive.
+    conn = libvirt.open(LIBVIRT_URI)
+    if conn is None:
+        die(f"cannot open {LIBVIRT_URI}")
+    define_domains(conn, args)
+
+    if args.htpasswd:
+        # Application.configure() (called by sushy's main) installs the basic
+        # auth middleware when this key is set.
+        sushy_main.app.config["SUSHY_EMULATOR_AUTH_FILE"] = os.path.abspath(args.htpasswd)
+
+    stop = threading.Event()
+
+    def serve(host=None, port=None, ssl_context=None, **_ignored):
+        # Replaces Flask's app.run() so that we bind first, learn the real
+        # port (for --port 0) and can announce readiness on stdout.
+        try:
+            srv = make_server("127.0.0.1", args.port, sushy_main.app, threaded=True)
+        except (OSError, SystemExit) as e:
+            # werkzeug prints "Address already in use" and raises SystemExit(1)
+            die(f"cannot listen on 127.0.0.1:{args.port}: {e}")
+
+        def on_signal(_signum, _frame):
+            if not stop.is_set():
+                stop.set()
+                # shutdown() blocks until serve_forever() returns, and
+                # serve_forever() runs in this (the main) thread.
+                threading.Thread(target=srv.shutdown, daemon=True).start()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        print(f"listening on http://127.0.0.1:{srv.server_port}", flush=True)
+        try:
+            srv.serve_forever(poll_interval=0.1)  # SIGTERM -> exit in ~0.1 s
+        finally:
+            srv.server_close()
+
+    sushy_main.app.run = serve
+    sys.argv = ["sushy-emulator", "--libvirt-uri", LIBVIRT_URI, "-i", "127.0.0.1"]
+    if args.port:
+        sys.argv += ["-p", str(args.port)]
+    try:
+        rc = sushy_main.main()
+    finally:
+        try:
+            conn.close()
+        except Exception:
+            pass
+    return rc or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
