@@ -743,6 +743,20 @@ fn a_rollout_of_an_inventory_file_runs_in_real_time_to_the_fixed_versions() {
     let behind = daemon.json(&["devices", &id, "--behind", "--json"]);
     assert!(behind["devices"].as_array().unwrap().is_empty(), "{behind}");
 
+    // A device naming credentials the operator's config does not define is refused.
+    let ssh = policy_file(
+        dir.path(),
+        "ssh.toml",
+        "[[devices]]\nid = \"db-1\"\ntransport = { kind = \"ssh\", address = \"10.0.0.9:22\", credentials = \"nope\" }\ncomponents = { openssl = \"3.0.11\" }\n",
+    );
+    let out = daemon.cli(&["rollout", "start", "--policy", &policy, "--inventory", &ssh]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("device db-1: credentials `nope` are not defined"),
+        "{}",
+        text(&out.stderr)
+    );
+
     // A broken inventory is refused with its location.
     let broken = policy_file(dir.path(), "broken.toml", "[[devices]]\nid = 5\n");
     let out = daemon.cli(&[

@@ -421,13 +421,20 @@ async fn start(
         clock,
         start,
     };
-    if let Err(problems) = inputs.validate() {
-        let field = if problems.contains(&inputs.policy_name) {
-            "policy"
-        } else {
-            "inventory"
-        };
-        return Err(failure(StatusCode::BAD_REQUEST, problems, Some(field)));
+    match inputs.validate() {
+        Err(problems) => {
+            let field = if problems.contains(&inputs.policy_name) {
+                "policy"
+            } else {
+                "inventory"
+            };
+            return Err(failure(StatusCode::BAD_REQUEST, problems, Some(field)));
+        }
+        Ok((_, inventory)) => {
+            if let Err(problem) = state.rollouts.check_transports(&inventory) {
+                return Err(failure(StatusCode::BAD_REQUEST, problem, Some("inventory")));
+            }
+        }
     }
     let rollout = state.rollouts.start(inputs, TOKEN_NAME).map_err(|e| {
         failure(

@@ -13,6 +13,7 @@ use ringleader_planner::inventory::Inventory;
 use ringleader_planner::policy::Policy;
 use ringleader_runtime::services::SystemClock;
 use ringleader_runtime::sim_device::SimDevices;
+use ringleader_runtime::transport::Routes;
 use ringleader_runtime::{Grants, Runtime, RuntimeConfig, Services};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -328,6 +329,18 @@ impl Rollouts {
         rollout
     }
 
+    /// Whether every device's transport can be used with the operator's config (the
+    /// credentials it names exist).
+    pub fn check_transports(&self, inventory: &Inventory) -> Result<(), String> {
+        for device in &inventory.devices {
+            device
+                .transport
+                .route(&self.grants.credentials)
+                .map_err(|e| format!("device {}: {e}", device.id))?;
+        }
+        Ok(())
+    }
+
     /// Creates a rollout from validated inputs and starts it; `by` (the token's name)
     /// is recorded as its first audit entry.
     pub fn start(&self, inputs: Inputs, by: &str) -> anyhow::Result<Arc<Rollout>> {
@@ -423,11 +436,20 @@ async fn execute(
         Clock::Virtual { .. } => Some(VirtualClock::new(inputs.start)),
         Clock::Real => None,
     };
+    // Each device is reached through its own transport, with the operator's credentials.
+    let routes = Routes::new(devices.clone());
+    for device in &inventory.devices {
+        let route = device
+            .transport
+            .route(&grants.credentials)
+            .map_err(|e| anyhow::anyhow!("device {}: {e}", device.id))?;
+        routes.set(&device.id, route);
+    }
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: ringleader_runtime::cache::ComponentCache::default_dir(),
         grants,
         services: Services {
-            exec: devices.clone(),
+            exec: Arc::new(routes),
             clock: match &virtual_clock {
                 Some(clock) => Arc::new(clock.clone()),
                 None => Arc::new(SystemClock),
