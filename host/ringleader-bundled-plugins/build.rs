@@ -19,6 +19,7 @@ const PLUGINS: &[&str] = &[
     "sim-vendor-source",
     "sim-vendor-installer",
     "dpkg-installer",
+    "csaf-source",
     "test-hostile-source",
     "test-hostile-installer",
     "test-future-wit",

@@ -4,10 +4,12 @@
 //! - `sandbox`: hostile plugins get a typed error naming the limit or capability, and
 //!   the host (and the next call to a good plugin) carries on.
 //! - `loading`: manifests, checksums, worlds, WIT versions and the compile cache.
+//! - `csaf`: the CSAF advisory source, data-driven over `tests/cases/csaf/`, served on 127.0.0.1.
 //! - `dpkg`: the dpkg installer against real dpkg, locally and over a real SSH server.
 //! - `engine`: whole rollouts through the executor, the real plugins and simulated
 //!   devices.
 
+mod csaf;
 mod dpkg;
 mod engine;
 mod loading;
@@ -77,5 +79,67 @@ pub fn patch(id: &str, component: &str, fixed: &str) -> Patch {
             size: 0,
         },
         released: 0,
+    }
+}
+
+/// What `tracing` prints on this thread while a test runs.
+///
+/// One global subscriber (set once, at INFO) routes each line to the buffer of the
+/// thread that logged it. Scoped subscribers per test would be simpler, but tracing
+/// caches per call site whether anyone listens, and two threads racing to register a
+/// call site while scoped subscribers come and go can cache "nobody" and lose lines.
+#[derive(Debug, Clone, Default)]
+pub struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+thread_local! {
+    static SINK: std::cell::RefCell<Option<Logs>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Routes a log line to the current thread's [`Logs`], if it has one.
+struct Router;
+
+impl std::io::Write for Router {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        SINK.with(|sink| {
+            if let Some(logs) = &*sink.borrow() {
+                logs.0.lock().unwrap().extend_from_slice(buf);
+            }
+        });
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Stops capturing on this thread when dropped.
+#[derive(Debug)]
+pub struct Capture;
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        SINK.with(|sink| *sink.borrow_mut() = None);
+    }
+}
+
+impl Logs {
+    /// Captures this thread's log lines (INFO and above) until the guard drops.
+    pub fn capture() -> (Logs, Capture) {
+        static INIT: std::sync::Once = std::sync::Once::new();
+        INIT.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(|| Router)
+                .with_ansi(false)
+                .with_max_level(tracing::Level::INFO)
+                .finish();
+            let _ = tracing::subscriber::set_global_default(subscriber);
+        });
+        let logs = Logs::default();
+        SINK.with(|sink| *sink.borrow_mut() = Some(logs.clone()));
+        (logs, Capture)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }

@@ -47,6 +47,7 @@ pub const ALL: &[&str] = &[
     "sim-vendor-source",
     "sim-vendor-installer",
     "dpkg-installer",
+    "csaf-source",
     "test-hostile-source",
     "test-hostile-installer",
 ];

@@ -8,7 +8,7 @@
 
 mod installer {
     wasmtime::component::bindgen!({
-        path: "../../wit/ringleader-plugin@0.1.0",
+        path: "../../wit/ringleader-plugin@0.1.1",
         world: "installer",
         // Host imports are async (HTTP, exec and sleep wait on I/O) and may trap
         // (an exhausted host-call budget stops the guest).
@@ -20,7 +20,7 @@ mod installer {
 
 mod patch_source {
     wasmtime::component::bindgen!({
-        path: "../../wit/ringleader-plugin@0.1.0",
+        path: "../../wit/ringleader-plugin@0.1.1",
         world: "patch-source",
         imports: { default: async | trappable },
         exports: { default: async },
@@ -30,6 +30,7 @@ mod patch_source {
             "ringleader:plugin/http": super::installer::ringleader::plugin::http,
             "ringleader:plugin/kv": super::installer::ringleader::plugin::kv,
             "ringleader:plugin/clock": super::installer::ringleader::plugin::clock,
+            "ringleader:plugin/settings": super::installer::ringleader::plugin::settings,
         },
     });
 }
@@ -43,7 +44,7 @@ pub use patch_source::{PatchSource, PatchSourcePre};
 
 /// Host-side traits and types of each capability interface.
 pub(crate) mod host {
-    pub use super::installer::ringleader::plugin::{clock, exec, http, kv, log, types};
+    pub use super::installer::ringleader::plugin::{clock, exec, http, kv, log, settings, types};
 }
 
 /// A plugin's error as a sentence (the generated `Display` is `Debug`-like).

@@ -6,7 +6,7 @@
 //! capability and target; it is never a trap.
 
 use crate::bindings::PluginError;
-use crate::bindings::host::{clock, exec, http, kv, log, types};
+use crate::bindings::host::{clock, exec, http, kv, log, settings, types};
 use crate::grants::Denial;
 use crate::http_client::{self, HttpFailure, HttpRequest};
 use crate::limits;
@@ -213,6 +213,13 @@ impl kv::Host for HostState {
             .kv
             .delete(&scope.plugin, &key)
             .map_err(kv_error))
+    }
+}
+
+impl settings::Host for HostState {
+    async fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        self.scope.charge()?;
+        Ok(self.scope.access.setting(&key).map(str::to_string))
     }
 }
 

@@ -22,6 +22,10 @@ pub struct Grant {
     /// The plugin's key/value store.
     #[serde(default)]
     pub kv: bool,
+    /// What the plugin reads through the `settings` interface (WIT 0.1.1): a feed's
+    /// address, product lines to follow. Never secrets.
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
 }
 
 /// The operator's config file: grants for every plugin, by plugin name (a plugin not
@@ -64,6 +68,7 @@ impl Grants {
                 http: caps.http.clone(),
                 exec: caps.exec.clone(),
                 kv: caps.kv,
+                settings: BTreeMap::new(),
             },
         );
         self
@@ -89,6 +94,12 @@ pub struct Denial(pub String);
 impl Access {
     pub fn new(declared: Capabilities, granted: Grant) -> Access {
         Access { declared, granted }
+    }
+
+    /// An operator setting for the plugin (settings need no declaration: they only
+    /// tell the plugin what the operator chose).
+    pub fn setting(&self, key: &str) -> Option<&str> {
+        self.granted.settings.get(key).map(String::as_str)
     }
 
     /// May the plugin send a request to `host:port`, in a call about a device whose
@@ -165,6 +176,7 @@ mod tests {
                 http: granted_http.iter().map(|s| s.to_string()).collect(),
                 exec: vec![],
                 kv: false,
+                settings: BTreeMap::new(),
             },
         )
     }

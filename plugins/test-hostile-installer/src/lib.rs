@@ -11,7 +11,7 @@
 //! | `panic` | panics |
 //! | `stack-overflow` | recurses without end |
 //! | `hostcall-flood` | calls host imports in a tight loop |
-//! | `stdout-flood` | prints 64 MiB to stdout |
+//! | `stdout-flood` | prints 16 MiB to stdout (256 times what the host keeps) |
 //! | `sleep` | asks the host to sleep for an hour |
 //! | `http-undeclared` | requests a host not in its manifest |
 //! | `http-declared:URL` | requests URL (its manifest declares 127.0.0.1) |
@@ -117,10 +117,10 @@ impl Guest for Hostile {
             },
             "stdout-flood" => {
                 let line = "y".repeat(1023);
-                for _ in 0..(64 * 1024) {
+                for _ in 0..(16 * 1024) {
                     println!("{line}");
                 }
-                Ok(outcome("printed 64 MiB".into()))
+                Ok(outcome("printed 16 MiB".into()))
             }
             "sleep" => {
                 clock::sleep(3_600_000);

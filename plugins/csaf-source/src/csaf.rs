@@ -1,0 +1,313 @@
+//! CSAF 2.0 documents: the parts a patch needs, and how packages are named in them.
+
+use crate::ringleader::plugin::types::{Artifact, Patch, PatchKind, Severity};
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+#[derive(Deserialize)]
+struct Doc {
+    document: Document,
+    #[serde(default)]
+    product_tree: ProductTree,
+    #[serde(default)]
+    vulnerabilities: Vec<Vulnerability>,
+}
+
+#[derive(Deserialize)]
+struct Document {
+    csaf_version: String,
+    title: String,
+    publisher: Publisher,
+    tracking: Tracking,
+    #[serde(default)]
+    aggregate_severity: Option<AggregateSeverity>,
+}
+
+#[derive(Deserialize)]
+struct Publisher {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct Tracking {
+    id: String,
+    initial_release_date: String,
+}
+
+#[derive(Deserialize)]
+struct AggregateSeverity {
+    text: String,
+}
+
+#[derive(Default, Deserialize)]
+struct ProductTree {
+    #[serde(default)]
+    branches: Vec<Branch>,
+    #[serde(default)]
+    full_product_names: Vec<Product>,
+    #[serde(default)]
+    relationships: Vec<Relationship>,
+}
+
+#[derive(Deserialize)]
+struct Branch {
+    #[serde(default)]
+    branches: Vec<Branch>,
+    #[serde(default)]
+    product: Option<Product>,
+}
+
+#[derive(Deserialize)]
+struct Product {
+    name: String,
+    product_id: String,
+    #[serde(default)]
+    product_identification_helper: Option<Helper>,
+}
+
+#[derive(Deserialize)]
+struct Helper {
+    #[serde(default)]
+    purl: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Relationship {
+    full_product_name: Product,
+    product_reference: String,
+}
+
+#[derive(Deserialize)]
+struct Vulnerability {
+    #[serde(default)]
+    cve: Option<String>,
+    #[serde(default)]
+    product_status: ProductStatus,
+    #[serde(default)]
+    remediations: Vec<Remediation>,
+    #[serde(default)]
+    scores: Vec<Score>,
+}
+
+#[derive(Default, Deserialize)]
+struct ProductStatus {
+    #[serde(default)]
+    fixed: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Remediation {
+    category: String,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    product_ids: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Score {
+    #[serde(default)]
+    products: Vec<String>,
+    #[serde(default)]
+    cvss_v3: Option<Cvss>,
+    #[serde(default)]
+    cvss_v2: Option<Cvss>,
+}
+
+#[derive(Deserialize)]
+struct Cvss {
+    #[serde(rename = "baseScore")]
+    base_score: f64,
+}
+
+fn collect<'a>(branches: &'a [Branch], into: &mut HashMap<&'a str, &'a Product>) {
+    for branch in branches {
+        if let Some(product) = &branch.product {
+            into.insert(&product.product_id, product);
+        }
+        collect(&branch.branches, into);
+    }
+}
+
+/// Architectures of RPM file names.
+const ARCHES: &[&str] = &[
+    "x86_64", "noarch", "src", "i686", "i386", "aarch64", "ppc64le", "ppc64", "s390x",
+];
+
+/// A package's name and version from a purl: `pkg:TYPE/NS/NAME@VERSION?epoch=E`.
+fn from_purl(purl: &str) -> Option<(String, String)> {
+    let rest = purl.strip_prefix("pkg:")?;
+    let (path, tail) = rest.split_once('@')?;
+    let name = path.rsplit('/').next()?.replace("%2B", "+").replace("%2b", "+");
+    let (version, qualifiers) = match tail.split_once('?') {
+        Some((v, q)) => (v, q.split('#').next().unwrap_or("")),
+        None => (tail.split('#').next().unwrap_or(tail), ""),
+    };
+    let epoch = qualifiers
+        .split('&')
+        .find_map(|q| q.strip_prefix("epoch="))
+        .filter(|e| *e != "0");
+    let version = match epoch {
+        Some(e) => format!("{e}:{version}"),
+        None => version.to_string(),
+    };
+    (!name.is_empty() && !version.is_empty()).then_some((name, version))
+}
+
+/// A package's name and version from an RPM file name
+/// `NAME-[EPOCH:]VERSION-RELEASE.ARCH`.
+fn from_rpm_name(name: &str) -> Option<(String, String)> {
+    let (base, arch) = name.rsplit_once('.')?;
+    if !ARCHES.contains(&arch) {
+        return None;
+    }
+    let mut parts = base.rsplitn(3, '-');
+    let release = parts.next()?;
+    let version = parts.next()?;
+    let package = parts.next()?;
+    let starts_with_digit = |s: &str| s.chars().next().is_some_and(|c| c.is_ascii_digit());
+    (starts_with_digit(version) && !package.is_empty())
+        .then(|| (package.to_string(), format!("{version}-{release}")))
+}
+
+fn severity_of_text(text: &str) -> Option<Severity> {
+    Some(match text.to_ascii_lowercase().as_str() {
+        "critical" => Severity::Critical,
+        "important" | "high" => Severity::High,
+        "moderate" | "medium" => Severity::Medium,
+        "low" => Severity::Low,
+        _ => return None,
+    })
+}
+
+fn severity_of_score(score: f64) -> Severity {
+    match score {
+        s if s >= 9.0 => Severity::Critical,
+        s if s >= 7.0 => Severity::High,
+        s if s >= 4.0 => Severity::Medium,
+        s if s > 0.0 => Severity::Low,
+        _ => Severity::Unknown,
+    }
+}
+
+/// What one advisory fixes in one package at one version.
+#[derive(Default)]
+struct Fix {
+    cves: BTreeSet<String>,
+    url: Option<String>,
+    score: f64,
+}
+
+/// The patches of one CSAF 2.0 document; an error names the place in the document.
+pub fn patches(bytes: &[u8]) -> Result<Vec<Patch>, String> {
+    let mut json = serde_json::Deserializer::from_slice(bytes);
+    let doc: Doc = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        let path = e.path().to_string();
+        format!("at `{path}`: {}", e.inner())
+    })?;
+    if doc.document.csaf_version != "2.0" {
+        return Err(format!(
+            "at `document.csaf_version`: `{}`, but this source reads CSAF 2.0",
+            doc.document.csaf_version
+        ));
+    }
+    let released = crate::time::parse_rfc3339(&doc.document.tracking.initial_release_date)
+        .ok_or_else(|| {
+            format!(
+                "at `document.tracking.initial_release_date`: `{}` is not an RFC 3339 time",
+                doc.document.tracking.initial_release_date
+            )
+        })?;
+    let mut products: HashMap<&str, &Product> = HashMap::new();
+    collect(&doc.product_tree.branches, &mut products);
+    for product in &doc.product_tree.full_product_names {
+        products.insert(&product.product_id, product);
+    }
+    let references: HashMap<&str, &str> = doc
+        .product_tree
+        .relationships
+        .iter()
+        .map(|r| {
+            (
+                r.full_product_name.product_id.as_str(),
+                r.product_reference.as_str(),
+            )
+        })
+        .collect();
+    let package_of = |id: &str| -> Option<(String, String)> {
+        let product = products.get(references.get(id).copied().unwrap_or(id))?;
+        product
+            .product_identification_helper
+            .as_ref()
+            .and_then(|h| h.purl.as_deref())
+            .and_then(from_purl)
+            .or_else(|| from_rpm_name(&product.name))
+    };
+
+    // Package -> version -> what fixes it there.
+    let mut fixes: BTreeMap<String, BTreeMap<String, Fix>> = BTreeMap::new();
+    for vulnerability in &doc.vulnerabilities {
+        for id in &vulnerability.product_status.fixed {
+            let Some((package, version)) = package_of(id) else {
+                continue;
+            };
+            let fix = fixes.entry(package).or_default().entry(version).or_default();
+            if let Some(cve) = &vulnerability.cve {
+                fix.cves.insert(cve.clone());
+            }
+            if fix.url.is_none() {
+                fix.url = vulnerability
+                    .remediations
+                    .iter()
+                    .find(|r| r.category == "vendor_fix" && r.product_ids.contains(id))
+                    .and_then(|r| r.url.clone());
+            }
+            for score in vulnerability.scores.iter().filter(|s| s.products.contains(id)) {
+                let base = score
+                    .cvss_v3
+                    .as_ref()
+                    .or(score.cvss_v2.as_ref())
+                    .map_or(0.0, |c| c.base_score);
+                fix.score = fix.score.max(base);
+            }
+        }
+    }
+
+    let aggregate = doc
+        .document
+        .aggregate_severity
+        .as_ref()
+        .and_then(|a| severity_of_text(&a.text));
+    let advisory = &doc.document.tracking.id;
+    let mut out = Vec::new();
+    for (package, versions) in fixes {
+        let several = versions.len() > 1;
+        for (version, fix) in versions {
+            out.push(Patch {
+                id: if several {
+                    format!("{advisory}/{package}/{version}")
+                } else {
+                    format!("{advisory}/{package}")
+                },
+                vendor: doc.document.publisher.name.clone(),
+                title: doc.document.title.clone(),
+                component: package.clone(),
+                fixed_version: version,
+                applies_to: String::new(),
+                kind: PatchKind::Security,
+                severity: aggregate.unwrap_or_else(|| severity_of_score(fix.score)),
+                cves: fix.cves.into_iter().collect(),
+                prerequisites: vec![],
+                supersedes: vec![],
+                reboot_required: false,
+                artifact: Artifact {
+                    url: fix.url.unwrap_or_default(),
+                    sha256: String::new(),
+                    size: 0,
+                },
+                released,
+            });
+        }
+    }
+    Ok(out)
+}

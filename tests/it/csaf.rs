@@ -1,0 +1,202 @@
+//! The CSAF advisory source, data-driven: one folder per case under
+//! `tests/cases/csaf/`, each an `advisory.json` served over HTTP on 127.0.0.1 and the
+//! expected patches (or the error naming the place in the document) in `expected.txt`.
+//! Run with `BLESS=1` to write the expected files, then review them.
+
+use super::*;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+
+/// Serves `files` (path -> body) on 127.0.0.1 until the process ends; 404 otherwise.
+fn serve(files: HashMap<String, Vec<u8>>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request_line = String::new();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            // Skip the headers.
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let path = request_line.split_whitespace().nth(1).unwrap_or("/");
+            let (status, body) = match files.get(path) {
+                Some(body) => ("200 OK", body.clone()),
+                None => ("404 Not Found", b"not found".to_vec()),
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(&body);
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn cases() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("cases/csaf")
+}
+
+async fn source(index: &str) -> Plugin {
+    let manifest = ringleader_runtime::Manifest::load(&manifest("csaf-source")).unwrap();
+    let mut grants = Grants::default();
+    grants.allow_as_declared("csaf-source", &manifest.capabilities);
+    if let Some(grant) = grants.plugins.get_mut("csaf-source") {
+        grant.settings.insert("index".into(), index.into());
+    }
+    let rt = runtime(grants, Services::default());
+    load(&rt, "csaf-source").await
+}
+
+fn fleet() -> Vec<ringleader_runtime::bindings::Device> {
+    vec![
+        device(
+            "rhel-1",
+            &[
+                ("telnet", "1:0.17-64.el7"),
+                ("telnet-server", "1:0.17-64.el7"),
+            ],
+        ),
+        device(
+            "deb-1",
+            &[
+                ("openssl", "3.0.11-1"),
+                ("libssl3", "3.0.11-1"),
+                ("shim", "15.7"),
+            ],
+        ),
+    ]
+}
+
+/// One line per patch: id, component, fixed version, severity, CVEs, release time,
+/// artifact URL.
+fn line(p: &ringleader_runtime::bindings::Patch) -> String {
+    format!(
+        "{} {} {} {} {} {} {}",
+        p.id,
+        p.component,
+        p.fixed_version,
+        format!("{:?}", p.severity)
+            .rsplit("::")
+            .next()
+            .unwrap_or_default()
+            .to_lowercase(),
+        p.cves.join(","),
+        p.released,
+        if p.artifact.url.is_empty() {
+            "-"
+        } else {
+            &p.artifact.url
+        }
+    )
+}
+
+#[tokio::test]
+async fn csaf_cases() {
+    let bless = std::env::var_os("BLESS").is_some();
+    let mut names: Vec<String> = std::fs::read_dir(cases())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 7, "cases went missing: {names:?}");
+    let mut files = HashMap::new();
+    for name in &names {
+        let body = std::fs::read(cases().join(name).join("advisory.json")).unwrap();
+        files.insert(format!("/{name}/advisory.json"), body);
+        files.insert(
+            format!("/{name}/index.txt"),
+            b"# one advisory\nadvisory.json\n".to_vec(),
+        );
+    }
+    let base = serve(files);
+    let mut failures = Vec::new();
+    for name in &names {
+        let (logs, _capture) = Logs::capture();
+        let plugin = source(&format!("{base}/{name}/index.txt")).await;
+        let patches = plugin.discover(&fleet()).await.unwrap();
+        let mut got: Vec<String> = patches.iter().map(line).collect();
+        got.sort();
+        let log = logs.text();
+        if std::env::var_os("SHOW_LOG").is_some() {
+            eprintln!("{name}: {log}");
+        }
+        for warning in log.lines() {
+            assert!(!warning.contains("could not be fetched"), "{warning}");
+            if let Some(why) = warning.split("is not valid CSAF 2.0: ").nth(1) {
+                // The warning names the document.
+                assert!(
+                    warning.contains(&format!("/{name}/advisory.json")),
+                    "{warning}"
+                );
+                let why = why.trim();
+                let why = why.strip_suffix("plugin=csaf-source").unwrap_or(why);
+                got.push(format!("error: {}", why.trim()));
+            }
+        }
+        let got = got.iter().map(|l| format!("{l}\n")).collect::<String>();
+        let expected_file = cases().join(name).join("expected.txt");
+        if bless {
+            std::fs::write(&expected_file, &got).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(&expected_file).unwrap_or_default();
+        if got != expected {
+            failures.push(format!("{name}:\n--- expected\n{expected}--- got\n{got}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    a_broken_or_missing_advisory_does_not_stop_the_others().await;
+}
+
+/// Part of `csaf_cases`, run after it.
+async fn a_broken_or_missing_advisory_does_not_stop_the_others() {
+    let mut files = HashMap::new();
+    for name in [
+        "rpm-names-and-relationships",
+        "not-json",
+        "purls-and-cvss-scores",
+    ] {
+        files.insert(
+            format!("/feed/{name}.json"),
+            std::fs::read(cases().join(name).join("advisory.json")).unwrap(),
+        );
+    }
+    files.insert(
+        "/feed/index.txt".into(),
+        b"rpm-names-and-relationships.json\nnot-json.json\nmissing.json\npurls-and-cvss-scores.json\n"
+            .to_vec(),
+    );
+    let base = serve(files);
+    let plugin = source(&format!("{base}/feed/index.txt")).await;
+    let patches = plugin.discover(&fleet()).await.unwrap();
+    let ids: Vec<&str> = patches.iter().map(|p| p.id.as_str()).collect();
+    assert!(ids.contains(&"RHSA-2022:0011/telnet"), "{ids:?}");
+    assert!(ids.contains(&"EXL-2024-0042/openssl"), "{ids:?}");
+    // Only packages the devices have.
+    let one = vec![device("only-openssl", &[("openssl", "3.0.11-1")])];
+    let patches = plugin.discover(&one).await.unwrap();
+    assert!(
+        patches.iter().all(|p| p.component == "openssl"),
+        "{patches:?}"
+    );
+
+    // Without the operator's setting, the error says what to set.
+    let unset = {
+        let manifest = ringleader_runtime::Manifest::load(&manifest("csaf-source")).unwrap();
+        let mut grants = Grants::default();
+        grants.allow_as_declared("csaf-source", &manifest.capabilities);
+        load(&runtime(grants, Services::default()), "csaf-source").await
+    };
+    let err = unset.discover(&fleet()).await.unwrap_err().to_string();
+    assert!(err.contains("settings = { index"), "{err}");
+}
