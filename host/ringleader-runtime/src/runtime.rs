@@ -744,6 +744,22 @@ fn panic_message(stderr: &str) -> Option<String> {
     } else {
         message.join(" ")
     };
+    // A guest language's own report before the panic (a Python traceback from a
+    // componentize-py plugin): its last line names the exception.
+    let exception = stderr
+        .split_once("Traceback (most recent call last):")
+        .and_then(|(_, after)| {
+            after
+                .lines()
+                .take_while(|l| !l.contains("panicked at"))
+                .filter(|l| !l.trim().is_empty())
+                .last()
+        })
+        .map(str::trim);
+    let message = match exception {
+        Some(exception) => format!("{exception} ({message})"),
+        None => message,
+    };
     Some(truncate(message, limits::MAX_LOG_MESSAGE))
 }
 
@@ -766,6 +782,11 @@ mod tests {
         let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:9:5:\nboom\nnote: run with `RUST_BACKTRACE=1`\n";
         assert_eq!(panic_message(stderr).as_deref(), Some("boom"));
         assert_eq!(panic_message("just noise"), None);
+        let python = "Traceback (most recent call last):\n  File \"app.py\", line 9, in discover\n    raise ValueError(\"boom from python\")\nValueError: boom from python\n\nthread '<unnamed>' panicked at src/lib.rs:1:1:\nPython function threw an unexpected exception\nnote: run with `RUST_BACKTRACE=1`\n";
+        assert_eq!(
+            panic_message(python).as_deref(),
+            Some("ValueError: boom from python (Python function threw an unexpected exception)")
+        );
     }
 
     #[test]
