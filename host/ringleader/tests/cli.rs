@@ -176,7 +176,11 @@ fn check_json_of_every_plugin_matches_the_schema() {
         // What a script reads.
         assert_eq!(doc["name"], *name);
         assert_eq!(doc["valid"], true);
-        assert_eq!(doc["wit_version"], "0.1.0");
+        // Built against either WIT version this host implements or links.
+        assert!(
+            ["0.1.0", "0.1.1"].contains(&doc["wit_version"].as_str().unwrap()),
+            "{doc}"
+        );
         assert!(doc["capabilities"]["http"].is_array());
         assert!(["patch-source", "installer"].contains(&doc["world"].as_str().unwrap()));
     }
@@ -623,4 +627,46 @@ fn a_demo_killed_at_random_moments_ends_as_an_uninterrupted_run() {
         doc["outcomes_digest"], reference["outcomes_digest"],
         "per-device outcomes"
     );
+}
+
+/// The contract is not Rust-only: the example patch source written in Python
+/// (`plugins/py-example-source`, built with componentize-py from PyPI by its own
+/// `build.sh`) passes `plugin check` and feeds the planner.
+#[test]
+fn a_plugin_written_in_python_is_built_checked_and_used_by_the_planner() {
+    let out = tempfile::tempdir().unwrap();
+    let build = Command::new("bash")
+        .arg(repo("plugins/py-example-source/build.sh"))
+        .arg(out.path())
+        .env("RINGLEADER", env!("CARGO_BIN_EXE_ringleader"))
+        .output()
+        .expect("run build.sh");
+    assert!(
+        build.status.success(),
+        "{}{}",
+        text(&build.stdout),
+        text(&build.stderr)
+    );
+    let manifest = out.path().join("py-example-source.plugin.toml");
+    let manifest = manifest.to_str().unwrap();
+    let check = ringleader(&["plugin", "check", "--json", manifest]);
+    assert!(check.status.success(), "{}", text(&check.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_valid(&schema("plugin-check.v1.json"), &report);
+    assert_eq!(report["valid"], true, "{report}");
+    let plan = ringleader(&[
+        "plan",
+        "--policy",
+        &repo("rollout-policies/emergency-security.toml"),
+        "--inventory",
+        &repo("docs/examples/inventory.toml"),
+        "--source",
+        manifest,
+        "--at",
+        "2026-12-01T00:00:00Z",
+        "--json",
+    ]);
+    assert!(plan.status.success(), "{}", text(&plan.stderr));
+    let plan = text(&plan.stdout);
+    assert!(plan.contains("py-example-openssl-3.0.15"), "{plan}");
 }
