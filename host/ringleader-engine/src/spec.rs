@@ -130,6 +130,19 @@ pub async fn prepare(
     at: jiff::Timestamp,
 ) -> Result<Prepared, PrepareError> {
     let devices: Vec<_> = inventory.devices.iter().map(|d| d.to_plugin()).collect();
+    plan_for(policy, inventory, devices, sources, at).await
+}
+
+/// Asks `sources` for the patches of `devices` (some or all of `inventory`), and plans
+/// the whole inventory with them: the spec, what plugins need to reach `devices`, and
+/// the catalog.
+async fn plan_for(
+    policy: &Policy,
+    inventory: &Inventory,
+    devices: Vec<ringleader_runtime::bindings::Device>,
+    sources: &[ringleader_runtime::Plugin],
+    at: jiff::Timestamp,
+) -> Result<Prepared, PrepareError> {
     let reported = discover_all(sources, &devices).await?;
     let targets = Targets {
         devices: devices.into_iter().map(|d| (d.id.clone(), d)).collect(),
@@ -175,23 +188,7 @@ pub async fn join(
         .filter(|d| wanted.contains(d.id.as_str()))
         .map(|d| d.to_plugin())
         .collect();
-    let reported = discover_all(sources, &devices).await?;
-    let targets = Targets {
-        devices: devices.into_iter().map(|d| (d.id.clone(), d)).collect(),
-        patches: reported
-            .iter()
-            .map(|(p, _)| (p.id.clone(), p.clone()))
-            .collect(),
-    };
-    let catalog = Catalog::build(reported)?;
-    let plan = Planner {
-        policy,
-        inventory,
-        catalog: &catalog,
-        at,
-    }
-    .plan();
-    let spec = from_plan(&plan, policy, inventory, &catalog);
+    let Prepared { spec, targets, .. } = plan_for(policy, inventory, devices, sources, at).await?;
     let rings = spec
         .rings
         .into_iter()
