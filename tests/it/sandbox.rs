@@ -394,3 +394,81 @@ async fn good_calls_run_while_a_hostile_call_spins() {
     let err = spinning.await.unwrap();
     assert!(matches!(err.kind, CallErrorKind::Timeout { .. }), "{err}");
 }
+
+/// One HTTP request's headers, as the device (a BMC) saw them.
+fn one_request_server() -> (u16, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(2) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                head.push_str(&line);
+                line.clear();
+            }
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            let _ = tx.send(head.to_ascii_lowercase());
+        }
+    });
+    (port, rx)
+}
+
+#[tokio::test]
+async fn the_host_adds_the_operators_credentials_to_requests_to_the_device_only() {
+    use ringleader_runtime::transport::{Route, Routes};
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("bmc-password");
+    std::fs::write(&password, "secret\n").unwrap();
+    let routes = Arc::new(Routes::new(Arc::new(ringleader_runtime::services::NoExec)));
+    for id in ["bmc", "elsewhere"] {
+        routes.set(
+            id,
+            Route::Http {
+                basic: Some(("admin".into(), password.clone())),
+            },
+        );
+    }
+    let mut grants = Grants::default();
+    let m = ringleader_runtime::Manifest::load(&manifest("test-hostile-installer")).unwrap();
+    grants.allow_as_declared("test-hostile-installer", &m.capabilities);
+    let rt = runtime(
+        grants,
+        Services {
+            auth: routes.clone(),
+            ..Services::default()
+        },
+    );
+    let plugin = load(&rt, "test-hostile-installer").await;
+    let (port, seen) = one_request_server();
+    let url = format!("http-declared:http://127.0.0.1:{port}/redfish/v1");
+
+    // The device is the BMC at 127.0.0.1: the request carries its credentials.
+    let mut bmc = device("bmc", &[]);
+    bmc.hostname = "127.0.0.1".into();
+    let ok = plugin
+        .install(&bmc, &patch(&url, "bios", "1.0"))
+        .await
+        .unwrap();
+    assert!(ok.detail.starts_with("status 200"), "{}", ok.detail);
+    let head = seen.recv().unwrap();
+    assert!(
+        head.contains("authorization: basic ywrtaw46c2vjcmv0"),
+        "admin:secret, base64: {head}"
+    );
+
+    // A call about another device requesting 127.0.0.1 gets no credentials.
+    let mut other = device("elsewhere", &[]);
+    other.hostname = "bmc-2.example.net".into();
+    plugin
+        .install(&other, &patch(&url, "bios", "1.0"))
+        .await
+        .unwrap();
+    let head = seen.recv().unwrap();
+    assert!(!head.contains("authorization"), "{head}");
+}

@@ -52,8 +52,9 @@ impl Transport {
             Transport::Sim => Route::Sim,
             Transport::Local { .. } => Route::Local,
             Transport::Http { credentials, .. } => {
-                lookup(credentials)?;
-                Route::None
+                let basic = lookup(credentials)?
+                    .and_then(|c| Some((c.username.clone()?, c.password_file.clone()?)));
+                Route::Http { basic }
             }
             Transport::Ssh {
                 address,

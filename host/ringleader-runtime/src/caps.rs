@@ -94,12 +94,22 @@ impl http::Host for HostState {
             http::Method::Patch => "PATCH",
             http::Method::Delete => "DELETE",
         };
+        // The operator's credentials for the device the call is about, never seen by
+        // the plugin, replace any it set itself.
+        let mut headers = req.headers;
+        if let Some(device) = &scope.device
+            && device.hostname.eq_ignore_ascii_case(&target.host)
+            && let Some(value) = scope.services.auth.authorization(device)
+        {
+            headers.retain(|(name, _)| !name.eq_ignore_ascii_case("authorization"));
+            headers.push(("authorization".into(), value));
+        }
         let result = scope
             .http
             .send(HttpRequest {
                 method,
                 url: req.url,
-                headers: req.headers,
+                headers,
                 body: req.body,
                 timeout,
             })

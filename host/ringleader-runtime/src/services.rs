@@ -346,6 +346,26 @@ pub struct Services {
     pub clock: Arc<dyn HostClock>,
     pub kv: Arc<dyn KvStore>,
     pub exec: Arc<dyn DeviceExec>,
+    /// Credentials added to plugins' HTTP requests to the device a call is about.
+    pub auth: Arc<dyn DeviceAuth>,
+}
+
+/// What the host adds to a plugin's HTTP requests to the device the call is about
+/// (its BMC, say): the operator's credentials, which the plugin never sees.
+pub trait DeviceAuth: Send + Sync + Debug {
+    /// The `Authorization` header for requests to `device`, when the operator
+    /// configured credentials for it.
+    fn authorization(&self, device: &Device) -> Option<String>;
+}
+
+/// No credentials for any device.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoAuth;
+
+impl DeviceAuth for NoAuth {
+    fn authorization(&self, _device: &Device) -> Option<String> {
+        None
+    }
 }
 
 impl Default for Services {
@@ -354,6 +374,7 @@ impl Default for Services {
             clock: Arc::new(SystemClock),
             kv: Arc::new(MemoryKv::default()),
             exec: Arc::new(NoExec),
+            auth: Arc::new(NoAuth),
         }
     }
 }

@@ -7,7 +7,9 @@
 //! `[credentials.NAME]`, which devices name by reference.
 
 use crate::bindings::Device;
-use crate::services::{BoxFuture, DeviceExec, ExecError, ExecOutput, ExecRequest, run_program};
+use crate::services::{
+    BoxFuture, DeviceAuth, DeviceExec, ExecError, ExecOutput, ExecRequest, run_program,
+};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -49,8 +51,9 @@ pub enum Route {
         key: Option<PathBuf>,
         known_hosts: Option<PathBuf>,
     },
-    /// No `exec` (HTTP-managed devices such as BMCs).
-    None,
+    /// Reached over HTTP only (a BMC): no `exec`; with `basic`, the operator's user
+    /// name and password file, sent as basic authentication on requests to the device.
+    Http { basic: Option<(String, PathBuf)> },
 }
 
 /// `exec` for a fleet whose devices each have their own transport.
@@ -127,7 +130,7 @@ impl DeviceExec for Routes {
                     }
                     Ok(out)
                 }
-                Some(Route::None) => Err(ExecError::Permanent(format!(
+                Some(Route::Http { .. }) => Err(ExecError::Permanent(format!(
                     "device {} is not reached by running programs (its transport has no exec)",
                     device.id
                 ))),
@@ -138,6 +141,62 @@ impl DeviceExec for Routes {
             }
         })
     }
+}
+
+impl DeviceAuth for Routes {
+    /// Basic authentication from the device's credentials (the password file's first
+    /// line, read at each request so that a rotated password takes effect at once).
+    fn authorization(&self, device: &Device) -> Option<String> {
+        let route = self
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&device.id)
+            .cloned();
+        let Some(Route::Http {
+            basic: Some((user, file)),
+        }) = route
+        else {
+            return None;
+        };
+        let password = match std::fs::read_to_string(&file) {
+            Ok(text) => text.lines().next().unwrap_or("").to_string(),
+            Err(e) => {
+                tracing::error!(
+                    device = %device.id,
+                    "cannot read the password file {}: {e}",
+                    file.display()
+                );
+                return None;
+            }
+        };
+        Some(format!(
+            "Basic {}",
+            base64(format!("{user}:{password}").as_bytes())
+        ))
+    }
+}
+
+/// Standard base64 with padding (RFC 4648), for basic authentication.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// The `ssh` command line for running `request` on `host`: batch mode (never a
@@ -203,6 +262,14 @@ fn shell_quote(word: &str) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn basic_auth_is_base64_of_user_and_password() {
+        assert_eq!(base64(b"admin:secret"), "YWRtaW46c2VjcmV0");
+        assert_eq!(base64(b"a"), "YQ==");
+        assert_eq!(base64(b"ab"), "YWI=");
+        assert_eq!(base64(b""), "");
+    }
 
     #[test]
     fn ssh_commands_quote_every_word_and_check_host_keys() {

@@ -437,7 +437,7 @@ async fn execute(
         Clock::Real => None,
     };
     // Each device is reached through its own transport, with the operator's credentials.
-    let routes = Routes::new(devices.clone());
+    let routes = Arc::new(Routes::new(devices.clone()));
     for device in &inventory.devices {
         let route = device
             .transport
@@ -449,7 +449,8 @@ async fn execute(
         cache_dir: ringleader_runtime::cache::ComponentCache::default_dir(),
         grants,
         services: Services {
-            exec: Arc::new(routes),
+            exec: routes.clone(),
+            auth: routes,
             clock: match &virtual_clock {
                 Some(clock) => Arc::new(clock.clone()),
                 None => Arc::new(SystemClock),
