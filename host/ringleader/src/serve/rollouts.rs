@@ -332,13 +332,7 @@ impl Rollouts {
     /// Whether every device's transport can be used with the operator's config (the
     /// credentials it names exist).
     pub fn check_transports(&self, inventory: &Inventory) -> Result<(), String> {
-        for device in &inventory.devices {
-            device
-                .transport
-                .route(&self.grants.credentials)
-                .map_err(|e| format!("device {}: {e}", device.id))?;
-        }
-        Ok(())
+        routes(inventory, &self.grants, self.devices.clone()).map(drop)
     }
 
     /// Creates a rollout from validated inputs and starts it; `by` (the token's name)
@@ -422,6 +416,20 @@ impl Rollouts {
     }
 }
 
+/// How each device of `inventory` is reached: its own transport, with the operator's
+/// credentials; simulated devices through `sim`. An error names the device.
+fn routes(inventory: &Inventory, grants: &Grants, sim: Arc<SimDevices>) -> Result<Routes, String> {
+    let routes = Routes::new(sim);
+    for device in &inventory.devices {
+        let route = device
+            .transport
+            .route(&grants.credentials)
+            .map_err(|e| format!("device {}: {e}", device.id))?;
+        routes.set(&device.id, route);
+    }
+    Ok(routes)
+}
+
 /// Prepares and (when `run`) runs one rollout.
 async fn execute(
     rollout: &Arc<Rollout>,
@@ -436,15 +444,8 @@ async fn execute(
         Clock::Virtual { .. } => Some(VirtualClock::new(inputs.start)),
         Clock::Real => None,
     };
-    // Each device is reached through its own transport, with the operator's credentials.
-    let routes = Arc::new(Routes::new(devices.clone()));
-    for device in &inventory.devices {
-        let route = device
-            .transport
-            .route(&grants.credentials)
-            .map_err(|e| anyhow::anyhow!("device {}: {e}", device.id))?;
-        routes.set(&device.id, route);
-    }
+    let routes =
+        Arc::new(routes(&inventory, &grants, devices.clone()).map_err(anyhow::Error::msg)?);
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: ringleader_runtime::cache::ComponentCache::default_dir(),
         grants,
