@@ -124,6 +124,18 @@ async fn run(fleet: FleetConfig, policy: &str, mut how: Run) -> (Core, RunReport
     (core, report, devices)
 }
 
+/// [`run`] with the log in a new directory (returned, to read the log back).
+async fn run_logged(
+    fleet: FleetConfig,
+    policy: &str,
+    mut how: Run,
+) -> (Core, RunReport, Arc<SimDevices>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    how.store = Some(dir.path().to_owned());
+    let (core, report, devices) = run(fleet, policy, how).await;
+    (core, report, devices, dir)
+}
+
 /// Every step the executor dispatched, with its time, from the log in `dir`.
 fn dispatches(dir: &Path) -> Vec<(Timestamp, JobId, u16)> {
     Store::open(dir)
@@ -245,16 +257,7 @@ window = "nights"
 max_parallel = 20
 max_failures = "20%"
 "#;
-    let dir = tempfile::tempdir().unwrap();
-    let (core, _, _) = run(
-        fleet(400),
-        policy,
-        Run {
-            store: Some(dir.path().to_owned()),
-            ..Run::default()
-        },
-    )
-    .await;
+    let (core, _, _, dir) = run_logged(fleet(400), policy, Run { ..Run::default() }).await;
     assert_eq!(core.phase(), &Phase::Completed);
     let mut zones = std::collections::BTreeSet::new();
     let mut after_midnight = 0;
@@ -307,16 +310,7 @@ select = "rest"
 max_parallel = 5
 max_failures = "20%"
 "#;
-    let dir = tempfile::tempdir().unwrap();
-    let (core, _, _) = run(
-        fleet(300),
-        policy,
-        Run {
-            store: Some(dir.path().to_owned()),
-            ..Run::default()
-        },
-    )
-    .await;
+    let (core, _, _, dir) = run_logged(fleet(300), policy, Run { ..Run::default() }).await;
     assert_eq!(core.phase(), &Phase::Completed);
     let first: jiff::civil::Date = "2026-11-04".parse().unwrap();
     let last: jiff::civil::Date = "2026-11-08".parse().unwrap();
@@ -353,14 +347,12 @@ max_failures = "20%"
 severity = ["critical"]
 soak_factor = 0.25
 "#;
-    let dir = tempfile::tempdir().unwrap();
     let soak_began = Arc::new(std::sync::Mutex::new(None));
     let seen = soak_began.clone();
-    let (core, _, _) = run(
+    let (core, _, _, dir) = run_logged(
         fleet(400),
         policy,
         Run {
-            store: Some(dir.path().to_owned()),
             watch: Some(Box::new(move |core, now| {
                 let mut seen = seen.lock().unwrap();
                 // The lab ring completed: the next ring opens, its steps waiting for
@@ -410,12 +402,10 @@ rollback = "failed-ring"
     config.fail_permille = 120;
     let most_rolling_back = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let most = most_rolling_back.clone();
-    let dir = tempfile::tempdir().unwrap();
-    let (core, report, devices) = run(
+    let (core, report, devices, dir) = run_logged(
         config,
         policy,
         Run {
-            store: Some(dir.path().to_owned()),
             watch: Some(Box::new(move |core, _| {
                 most.fetch_max(
                     core.counts(0).rolling_back,

@@ -8,7 +8,7 @@
 
 use crate::bindings::Device;
 use crate::services::{
-    BoxFuture, DeviceAuth, DeviceExec, ExecError, ExecOutput, ExecRequest, run_program,
+    BoxFuture, DeviceAuth, DeviceExec, ExecError, ExecOutput, ExecRequest, LocalExec, run_program,
 };
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -96,15 +96,7 @@ impl DeviceExec for Routes {
         Box::pin(async move {
             match route {
                 Some(Route::Sim) => self.sim.run(device, request).await,
-                Some(Route::Local) => {
-                    let ExecRequest {
-                        program,
-                        args,
-                        stdin,
-                        timeout,
-                    } = request;
-                    run_program(&program, &program, &args, stdin, timeout).await
-                }
+                Some(Route::Local) => LocalExec.run(device, request).await,
                 Some(Route::Ssh {
                     host,
                     port,
