@@ -1,1 +1,4 @@
-//! Integration tests live in `it/`.
+//! Integration tests live in `it/`; the peers they start (and that the binary's own
+//! tests share) in [`peers`].
+
+pub mod peers;

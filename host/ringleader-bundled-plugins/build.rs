@@ -19,6 +19,7 @@ const PLUGINS: &[&str] = &[
     "sim-vendor-source",
     "sim-vendor-installer",
     "dpkg-installer",
+    "redfish-firmware",
     "csaf-source",
     "test-hostile-source",
     "test-hostile-installer",

@@ -14,6 +14,7 @@ mod dpkg;
 mod engine;
 mod loading;
 mod plugins;
+mod redfish;
 mod sandbox;
 
 use ringleader_runtime::bindings::{Artifact, Component, Device, Patch, PatchKind, Severity};

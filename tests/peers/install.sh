@@ -1,21 +1,28 @@
 #!/usr/bin/env bash
-# Installs the test peers the integration tests start on 127.0.0.1 (Debian packages):
-#   openssh-server   the SSH transport's tests (tests/it/dpkg.rs starts its own sshd)
+# Installs the test peers the integration tests start on 127.0.0.1:
+#   openssh-server   the SSH transport's tests start their own sshd (Debian package)
 #   dpkg-deb, dpkg   building and installing test packages (part of every Debian)
+#   redfish/         the Redfish BMC emulator: python3-libvirt (Debian) and sushy-tools
+#                    (PyPI) in a venv under /var/cache/ringleader-peers (see redfish/NOTES.md)
 # Idempotent; needs root (or sudo) only when something is missing. .ci/run calls it; the
-# tests also call it themselves when a peer is missing and they run as root.
+# tests also call it themselves when a peer is missing.
 set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+sudo=
+if [ "$(id -u)" -ne 0 ] && command -v sudo > /dev/null; then
+    sudo=sudo
+fi
 missing=()
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v dpkg-deb > /dev/null || missing+=(dpkg-dev)
-if [ ${#missing[@]} -eq 0 ]; then
-    exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ] && [ -z "$sudo" ]; then
+        echo "peers: need root to install ${missing[*]}" >&2
+        exit 1
+    fi
+    echo "peers: installing ${missing[*]}" >&2
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null
 fi
-sudo=
-if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo > /dev/null || { echo "peers: need root to install ${missing[*]}" >&2; exit 1; }
-    sudo=sudo
-fi
-echo "peers: installing ${missing[*]}" >&2
-$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null
+# The Redfish peer: Debian packages as root, the venv as whoever runs this.
+$sudo bash "$here/redfish/install.sh" > /dev/null

@@ -47,6 +47,7 @@ pub const ALL: &[&str] = &[
     "sim-vendor-source",
     "sim-vendor-installer",
     "dpkg-installer",
+    "redfish-firmware",
     "csaf-source",
     "test-hostile-source",
     "test-hostile-installer",

@@ -30,13 +30,27 @@ domain metadata) only while some connection in this process is open; sushy
 opens and closes a connection per operation. Holding one connection for the
 whole lifetime keeps the domains (and their BiosVersion) stable.
 
+Two changes to sushy's SimpleUpdate, both to behave like a real BMC (see NOTES.md):
+  * updates are serialized (one lock for the whole emulator): sushy reads, bumps
+    and writes the domain's metadata without a lock, and loses updates when
+    several arrive at once;
+  * the system gets the version the image is: the last dotted number in the
+    ImageURI's file name (`.../sushy-bios-1.1.0.bin` -> 1.1.0), so that going
+    back to an older image really goes back. An image name without a version
+    keeps sushy's own behaviour (the second number goes up by one).
+With --update-log FILE, every applied update appends one JSON line
+{"system": NAME, "from": OLD, "to": NEW, "image": URI} to FILE (flushed before
+the response is sent): what tests count installs on the peer's side with.
+
 Optional HTTP basic auth: --htpasswd FILE (bcrypt entries only, e.g. made with
 `htpasswd -nbB user pass` or the bcrypt module in the venv; see NOTES.md).
 /redfish/v1 itself stays anonymous, everything else then needs credentials.
 """
 
 import argparse
+import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -96,6 +110,8 @@ def parse_args(argv):
                    help="also keep libvirt's built-in domain 'test' (then N+1 systems)")
     p.add_argument("--htpasswd", metavar="FILE",
                    help="enable HTTP basic auth with this htpasswd file (bcrypt only)")
+    p.add_argument("--update-log", metavar="FILE",
+                   help="append one JSON line per applied firmware update to FILE")
     p.add_argument("--verbose", action="store_true",
                    help="sushy info log and request access log on stderr")
     a = p.parse_args(argv)
@@ -131,6 +147,65 @@ def define_domains(conn, args):
             die(f"defining test domain {name} failed: {e}")
         names.append(name)
     return names
+
+
+IMAGE_VERSION = re.compile(r"(\d+(?:\.\d+)+)")
+
+
+def image_version(uri):
+    """The last dotted number in the image's file name, or None."""
+    name = str(uri).split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    found = IMAGE_VERSION.findall(name)
+    return found[-1].rstrip(".") if found else None
+
+
+def install_update_hooks(app, update_log):
+    """Wraps sushy's SimpleUpdate view: one update at a time, the image's version."""
+    import flask
+
+    endpoint = "UpdateService.update_service_simple_update"
+    original = app.view_functions[endpoint]
+    lock = threading.Lock()
+
+    def system_of(target):
+        from sushy_tools import error
+        name = str(target).rstrip("/").rsplit("/", 1)[-1]
+        try:
+            return app.systems.uuid(name)
+        except error.AliasAccessError as exc:
+            return str(exc)
+
+    def simple_update(*args, **kwargs):
+        with lock:
+            body = flask.request.get_json(silent=True) or {}
+            targets = body.get("Targets") if isinstance(body, dict) else None
+            before = {}
+            if isinstance(targets, list):
+                for t in targets:
+                    try:
+                        uuid_ = system_of(t)
+                        before[uuid_] = app.systems.get_versions(uuid_).get("BiosVersion")
+                    except Exception:
+                        pass  # sushy's own view reports unknown targets
+            response = original(*args, **kwargs)
+            if response.status_code != 204:
+                return response
+            image = body.get("ImageURI")
+            wanted = image_version(image)
+            for uuid_, old in before.items():
+                if wanted is not None:
+                    app.systems.set_versions(uuid_, {"BiosVersion": wanted})
+                new = app.systems.get_versions(uuid_).get("BiosVersion")
+                if update_log:
+                    line = json.dumps({"system": app.systems.name(uuid_), "from": old,
+                                       "to": new, "image": image})
+                    with open(update_log, "a") as f:
+                        f.write(line + "\n")
+                        f.flush()
+                        os.fsync(f.fileno())
+            return response
+
+    app.view_functions[endpoint] = simple_update
 
 
 def main(argv=None):
@@ -181,6 +256,8 @@ def main(argv=None):
         # Application.configure() (called by sushy's main) installs the basic
         # auth middleware when this key is set.
         sushy_main.app.config["SUSHY_EMULATOR_AUTH_FILE"] = os.path.abspath(args.htpasswd)
+
+    install_update_hooks(sushy_main.app, args.update_log and os.path.abspath(args.update_log))
 
     stop = threading.Event()
 

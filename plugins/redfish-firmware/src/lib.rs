@@ -1,0 +1,532 @@
+//! Redfish firmware installer: updates a server's system firmware (BIOS) through its
+//! BMC with DMTF Redfish `UpdateService.SimpleUpdate`, using only the `http`
+//! capability, scoped to the device's own BMC.
+//!
+//! - The device is the BMC: its inventory `hostname` is the BMC's address. The base
+//!   URL is the fact `redfish.url` (e.g. `http://127.0.0.1:8000`) or
+//!   `https://<hostname>`; the host refuses any request to another host.
+//! - The system is the fact `redfish.system` (its Redfish id or name; a BMC may
+//!   answer a name with a redirect to the id), or the BMC's only system.
+//! - The component this plugin updates is the system's BIOS, read back from the
+//!   ComputerSystem's `BiosVersion`: the device's component named by the fact
+//!   `redfish.bios-component` (default `bios`). A patch for another component is
+//!   refused rather than flashed to the wrong place.
+//! - `install` posts SimpleUpdate with the patch's artifact URL as `ImageURI` (the BMC
+//!   fetches the image) and one target (the system), follows the task the BMC returns
+//!   until it ends, then reads the version back. `rollback` does the same with the
+//!   image of the version to go back to (the host passes it when the catalog has it).
+//! - Redirects (301, 302, 303, 307, 308) are followed, each checked by the host like
+//!   any request. Redfish error bodies (`error.message`, `@Message.ExtendedInfo`) are
+//!   quoted in errors; 5xx and 429 are transient, other refusals permanent.
+//! - Credentials never pass through the plugin: the host adds the operator's
+//!   (`[credentials.NAME]` in its config) to requests to the device's hostname.
+
+wit_bindgen::generate!({
+    path: "../../wit/ringleader-plugin@0.1.1",
+    world: "installer",
+});
+
+use exports::ringleader::plugin::installer_api::Guest;
+use ringleader::plugin::clock;
+use ringleader::plugin::http::{self, Method, Request};
+use ringleader::plugin::log::{Level, log};
+use ringleader::plugin::types::{
+    Device, HealthCheck, HealthReport, InstallOutcome, Patch, PluginError, PluginInfo, Readiness,
+    RollbackTarget, VerifyReport,
+};
+use serde_json::{Value, json};
+
+struct RedfishFirmware;
+
+/// Redirects followed for one request before giving up.
+const MAX_REDIRECTS: usize = 5;
+/// Between two polls of a running task.
+const TASK_POLL_MS: u32 = 5_000;
+/// How long a task may run before the install is reported as not finished (under the
+/// manifest's 30 minute deadline, so the plugin says what it saw).
+const TASK_DEADLINE_SECONDS: i64 = 25 * 60;
+/// One request to the BMC.
+const REQUEST_TIMEOUT_MS: u32 = 60_000;
+const SERVICE_ROOT: &str = "/redfish/v1/";
+/// Task states after which a task never changes again.
+const TERMINAL: &[&str] = &["Completed", "Exception", "Killed", "Cancelled"];
+
+fn fact<'a>(device: &'a Device, key: &str) -> Option<&'a str> {
+    device
+        .facts
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The BMC of one device: its base URL and the system the calls are about.
+struct Bmc {
+    /// `scheme://authority`, no trailing slash.
+    origin: String,
+    device: String,
+}
+
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    /// The URL that answered (after redirects).
+    url: String,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Bmc {
+    fn of(device: &Device) -> Result<Bmc, PluginError> {
+        let base = match fact(device, "redfish.url") {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("https://{}", device.hostname),
+        };
+        let origin = origin(&base).ok_or_else(|| {
+            PluginError::Permanent(format!(
+                "the fact redfish.url of {} is `{base}`, not an http:// or https:// URL",
+                device.id
+            ))
+        })?;
+        Ok(Bmc {
+            origin: origin.to_string(),
+            device: device.id.clone(),
+        })
+    }
+
+    /// `location` made absolute: as is when it has a scheme, else on the BMC's origin.
+    fn resolve(&self, location: &str) -> String {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            location.to_string()
+        } else if location.starts_with('/') {
+            format!("{}{location}", self.origin)
+        } else {
+            format!("{}/{location}", self.origin)
+        }
+    }
+
+    /// One request, following redirects.
+    fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Response, PluginError> {
+        let mut url = self.resolve(path);
+        let mut method = method;
+        let mut body = body.map(|b| b.to_string().into_bytes());
+        for _ in 0..=MAX_REDIRECTS {
+            let mut headers = vec![
+                ("Accept".to_string(), "application/json".to_string()),
+                ("OData-Version".to_string(), "4.0".to_string()),
+            ];
+            if body.is_some() {
+                headers.push(("Content-Type".into(), "application/json".into()));
+            }
+            let answer = http::send(&Request {
+                method,
+                url: url.clone(),
+                headers,
+                body: body.clone().unwrap_or_default(),
+                timeout_ms: Some(REQUEST_TIMEOUT_MS),
+            })?;
+            let response = Response {
+                status: answer.status,
+                headers: answer.headers,
+                body: answer.body,
+                url: url.clone(),
+            };
+            if !matches!(response.status, 301 | 302 | 303 | 307 | 308) {
+                return Ok(response);
+            }
+            let Some(location) = response.header("location") else {
+                return Err(PluginError::Permanent(format!(
+                    "the BMC of {} answered {} for {url} without a Location",
+                    self.device, response.status
+                )));
+            };
+            url = self.resolve(location);
+            // 303 (and, by old custom, 301/302 after a POST) continue with a GET;
+            // 307 and 308 repeat the same request at the new place.
+            if matches!(response.status, 301..=303) && method != Method::Get {
+                method = Method::Get;
+                body = None;
+            }
+        }
+        Err(PluginError::Permanent(format!(
+            "the BMC of {} redirected {path} more than {MAX_REDIRECTS} times",
+            self.device
+        )))
+    }
+
+    /// GET of a resource that must answer 200 with JSON.
+    fn get(&self, path: &str, what: &str) -> Result<(Value, String), PluginError> {
+        let response = self.send(Method::Get, path, None)?;
+        if response.status != 200 {
+            return Err(refusal(&self.device, &response, &format!("reading {what}")));
+        }
+        let value = serde_json::from_slice(&response.body).map_err(|e| {
+            PluginError::Permanent(format!(
+                "the BMC of {} sent {what} ({}) that is not JSON: {e}",
+                self.device, response.url
+            ))
+        })?;
+        Ok((value, response.url))
+    }
+
+    /// The system the device's calls are about: its `@odata.id` and the resource.
+    fn system(&self, device: &Device) -> Result<(String, Value), PluginError> {
+        let path = match fact(device, "redfish.system") {
+            Some(system) => format!("{SERVICE_ROOT}Systems/{system}"),
+            None => {
+                let (systems, _) = self.get(&format!("{SERVICE_ROOT}Systems"), "the systems")?;
+                let members = systems["Members"].as_array().cloned().unwrap_or_default();
+                match members.as_slice() {
+                    [one] => one["@odata.id"].as_str().unwrap_or_default().to_string(),
+                    _ => {
+                        return Err(PluginError::Permanent(format!(
+                            "the BMC of {} has {} systems: set the fact redfish.system to the one to update",
+                            device.id,
+                            members.len()
+                        )));
+                    }
+                }
+            }
+        };
+        let (system, url) = self.get(&path, "the system")?;
+        let id = system["@odata.id"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| url.trim_start_matches(&self.origin).to_string());
+        Ok((id, system))
+    }
+
+    /// Where SimpleUpdate is posted, and the transfer protocols the service accepts
+    /// (empty: it does not say).
+    fn update_service(&self) -> Result<(String, Vec<String>), PluginError> {
+        let (root, _) = self.get(SERVICE_ROOT, "the service root")?;
+        let path = root["UpdateService"]["@odata.id"]
+            .as_str()
+            .unwrap_or("/redfish/v1/UpdateService")
+            .to_string();
+        let (service, _) = self.get(&path, "the update service")?;
+        if service["ServiceEnabled"] == Value::Bool(false) {
+            return Err(PluginError::Transient(format!(
+                "the update service of the BMC of {} is disabled (ServiceEnabled: false)",
+                self.device
+            )));
+        }
+        let action = &service["Actions"]["#UpdateService.SimpleUpdate"];
+        let Some(target) = action["target"].as_str() else {
+            return Err(PluginError::Permanent(format!(
+                "the BMC of {} offers no UpdateService.SimpleUpdate action",
+                self.device
+            )));
+        };
+        let protocols = action["TransferProtocol@Redfish.AllowableValues"]
+            .as_array()
+            .map(|values| {
+                values
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok((target.to_string(), protocols))
+    }
+
+    /// Follows a task until it ends. `Ok` when it completed well.
+    fn follow_task(&self, location: &str) -> Result<String, PluginError> {
+        let started = clock::now();
+        loop {
+            let response = self.send(Method::Get, location, None)?;
+            // A task monitor answers 202 while the task runs; the task resource 200.
+            if !matches!(response.status, 200 | 202) {
+                return Err(refusal(
+                    &self.device,
+                    &response,
+                    "following the update task",
+                ));
+            }
+            let task: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+            let state = task["TaskState"]
+                .as_str()
+                .unwrap_or(if response.status == 200 {
+                    "Completed"
+                } else {
+                    "Running"
+                });
+            let status = task["TaskStatus"].as_str().unwrap_or("OK");
+            if TERMINAL.contains(&state) {
+                if state == "Completed" && matches!(status, "OK" | "Warning") {
+                    return Ok(format!("task {location}: {state}, {status}"));
+                }
+                return Err(PluginError::Permanent(format!(
+                    "the firmware update task {location} on the BMC of {} ended {state} ({status}){}",
+                    self.device,
+                    messages(&task["Messages"])
+                )));
+            }
+            if clock::now() - started > TASK_DEADLINE_SECONDS {
+                return Err(PluginError::Transient(format!(
+                    "the firmware update task {location} on the BMC of {} is still {state} after {} minutes",
+                    self.device,
+                    TASK_DEADLINE_SECONDS / 60
+                )));
+            }
+            if let Some(percent) = task["PercentComplete"].as_u64() {
+                log(
+                    Level::Debug,
+                    &format!("{}: {location} {state}, {percent}%", self.device),
+                );
+            }
+            clock::sleep(TASK_POLL_MS);
+        }
+    }
+
+    /// Flashes `image` on the device's system and reads the version back.
+    fn flash(
+        &self,
+        device: &Device,
+        image: &str,
+        version: &str,
+        reboot: bool,
+    ) -> Result<InstallOutcome, PluginError> {
+        let (system_id, system) = self.system(device)?;
+        if bios_version(&system) == Some(version) {
+            // Called again after a restart: already done.
+            return Ok(InstallOutcome {
+                installed_version: version.to_string(),
+                reboot_pending: false,
+                detail: "already installed".into(),
+            });
+        }
+        check_image(image)?;
+        let (action, protocols) = self.update_service()?;
+        let mut request = json!({ "ImageURI": image, "Targets": [system_id] });
+        let scheme = image
+            .split("://")
+            .next()
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        if protocols.contains(&scheme) {
+            request["TransferProtocol"] = Value::String(scheme);
+        }
+        let response = self.send(Method::Post, &action, Some(&request))?;
+        if !matches!(response.status, 200 | 201 | 202 | 204) {
+            return Err(refusal(
+                device.id.as_str(),
+                &response,
+                "starting the firmware update",
+            ));
+        }
+        let task = response.header("location").map(str::to_string).or_else(|| {
+            serde_json::from_slice::<Value>(&response.body)
+                .ok()
+                .and_then(|b| b["@odata.id"].as_str().map(str::to_string))
+        });
+        let detail = match task {
+            Some(task) => self.follow_task(&task)?,
+            None => format!("SimpleUpdate answered {}", response.status),
+        };
+        let (_, system) = self.system(device)?;
+        let installed = bios_version(&system).unwrap_or_default().to_string();
+        if installed != version && !reboot {
+            return Err(PluginError::Permanent(format!(
+                "the BMC of {} reports BIOS version {installed} after the update to {version} ({detail})",
+                device.id
+            )));
+        }
+        log(
+            Level::Info,
+            &format!("{}: BIOS {installed} ({detail})", device.id),
+        );
+        Ok(InstallOutcome {
+            reboot_pending: installed != version,
+            installed_version: installed,
+            detail,
+        })
+    }
+}
+
+/// `scheme://authority` of an http(s) URL.
+fn origin(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() {
+        return None;
+    }
+    Some(&url[..url.len() - rest.len() + authority.len()])
+}
+
+fn bios_version(system: &Value) -> Option<&str> {
+    system["BiosVersion"].as_str()
+}
+
+fn check_image(image: &str) -> Result<(), PluginError> {
+    if origin(image).is_none() {
+        return Err(PluginError::Permanent(format!(
+            "the firmware image must be an http:// or https:// URL the BMC can fetch, not `{image}`"
+        )));
+    }
+    Ok(())
+}
+
+/// `: message; message` from a Redfish `Messages` list, or nothing.
+fn messages(list: &Value) -> String {
+    let texts: Vec<&str> = list
+        .as_array()
+        .map(|l| l.iter().filter_map(|m| m["Message"].as_str()).collect())
+        .unwrap_or_default();
+    if texts.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", texts.join("; "))
+    }
+}
+
+/// The error for a response that refused what we asked, with the BMC's own words.
+fn refusal(device: &str, response: &Response, doing: &str) -> PluginError {
+    let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+    let error = &body["error"];
+    let mut said = error["message"].as_str().unwrap_or_default().to_string();
+    let extended = messages(&error["@Message.ExtendedInfo"]);
+    if !extended.is_empty() {
+        said.push_str(&extended);
+    }
+    let said = if said.is_empty() {
+        String::new()
+    } else {
+        format!(": {said}")
+    };
+    let status = response.status;
+    let text = format!(
+        "{doing} on the BMC of {device}: {} answered HTTP {status}{said}",
+        response.url
+    );
+    match status {
+        401 | 403 => PluginError::Permanent(format!(
+            "{text} (the BMC refused the credentials: check the device's [credentials] in the operator's config)"
+        )),
+        429 | 500..=599 => PluginError::Transient(text),
+        _ => PluginError::Permanent(text),
+    }
+}
+
+/// The component of `device` this plugin updates.
+fn bios_component(device: &Device) -> &str {
+    fact(device, "redfish.bios-component").unwrap_or("bios")
+}
+
+fn check_component(device: &Device, patch: &Patch) -> Result<(), String> {
+    let bios = bios_component(device);
+    if patch.component == bios {
+        return Ok(());
+    }
+    Err(format!(
+        "{} is for component `{}`, and this installer updates the system BIOS of {}, its component `{bios}` (set the fact redfish.bios-component to name it otherwise)",
+        patch.id, patch.component, device.id
+    ))
+}
+
+impl Guest for RedfishFirmware {
+    fn info() -> PluginInfo {
+        PluginInfo {
+            name: "redfish-firmware".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "updates system firmware through the BMC with Redfish SimpleUpdate".into(),
+        }
+    }
+
+    fn preflight(device: Device, patch: Patch) -> Result<Readiness, PluginError> {
+        if let Err(why) = check_component(&device, &patch) {
+            return Ok(Readiness::Blocked(why));
+        }
+        let bmc = Bmc::of(&device)?;
+        let (_, system) = bmc.system(&device)?;
+        if bios_version(&system) == Some(patch.fixed_version.as_str()) {
+            return Ok(Readiness::AlreadyInstalled(patch.fixed_version));
+        }
+        if system["Status"]["Health"].as_str() == Some("Critical") {
+            return Ok(Readiness::Blocked(format!(
+                "the BMC reports {} as Critical",
+                device.id
+            )));
+        }
+        if let Err(PluginError::Permanent(why)) = check_image(&patch.artifact.url) {
+            return Ok(Readiness::Blocked(why));
+        }
+        bmc.update_service()?;
+        Ok(Readiness::Ready)
+    }
+
+    fn install(device: Device, patch: Patch) -> Result<InstallOutcome, PluginError> {
+        check_component(&device, &patch).map_err(PluginError::Permanent)?;
+        Bmc::of(&device)?.flash(
+            &device,
+            &patch.artifact.url,
+            &patch.fixed_version,
+            patch.reboot_required,
+        )
+    }
+
+    fn verify(device: Device, patch: Patch) -> Result<VerifyReport, PluginError> {
+        let bmc = Bmc::of(&device)?;
+        let (_, system) = bmc.system(&device)?;
+        let installed = if patch.component == bios_component(&device) {
+            bios_version(&system).map(str::to_string)
+        } else {
+            None
+        };
+        let health = system["Status"]["Health"].as_str().unwrap_or("OK");
+        let rollup = system["Status"]["HealthRollup"].as_str().unwrap_or(health);
+        let ok = health != "Critical" && rollup != "Critical";
+        let power = system["PowerState"].as_str().unwrap_or("unknown");
+        Ok(VerifyReport {
+            installed_version: installed,
+            health: HealthReport {
+                healthy: ok,
+                checks: vec![HealthCheck {
+                    name: "redfish:health".into(),
+                    ok,
+                    detail: format!("Health {health}, HealthRollup {rollup}, PowerState {power}"),
+                }],
+            },
+        })
+    }
+
+    fn rollback(
+        device: Device,
+        patch: Patch,
+        target: RollbackTarget,
+    ) -> Result<InstallOutcome, PluginError> {
+        check_component(&device, &patch).map_err(PluginError::Permanent)?;
+        let bmc = Bmc::of(&device)?;
+        let (_, system) = bmc.system(&device)?;
+        if bios_version(&system) == Some(target.version.as_str()) {
+            return Ok(InstallOutcome {
+                installed_version: target.version,
+                reboot_pending: false,
+                detail: "already at the rollback version".into(),
+            });
+        }
+        let Some(image) = target.artifact else {
+            return Err(PluginError::Permanent(format!(
+                "no firmware image of {} {} is known to roll {} back to (the catalog must publish that release)",
+                patch.component, target.version, device.id
+            )));
+        };
+        bmc.flash(&device, &image.url, &target.version, patch.reboot_required)
+    }
+}
+
+export!(RedfishFirmware);

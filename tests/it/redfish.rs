@@ -1,0 +1,178 @@
+//! The Redfish firmware installer against a real Redfish service: sushy-tools'
+//! emulator on libvirt's test driver, started here on 127.0.0.1 (see
+//! `tests/peers/redfish/NOTES.md`). Versions are read back from the emulator, and every
+//! update it applied is counted from its own log.
+
+use super::*;
+use ringleader_runtime::bindings::{Readiness, RollbackTarget};
+use ringleader_tests::peers::Redfish;
+
+fn bmc(peer: &Redfish, id: &str, system: &str, bios: &str) -> Device {
+    let mut d = device(id, &[("bios", bios)]);
+    d.hostname = "127.0.0.1".into();
+    d.facts = vec![
+        ("redfish.url".into(), peer.url.clone()),
+        ("redfish.system".into(), system.into()),
+    ];
+    d
+}
+
+fn firmware(version: &str) -> Patch {
+    let mut p = patch(&format!("sushy-bios-{version}"), "bios", version);
+    p.kind = PatchKind::Firmware;
+    // The emulator does not fetch the image; a real BMC would, from this URL.
+    p.artifact = Artifact {
+        url: format!("http://127.0.0.1:9/firmware/sushy-bios-{version}.bin"),
+        sha256: "ab".repeat(32),
+        size: 4 << 20,
+    };
+    p
+}
+
+async fn installer() -> Plugin {
+    let manifest = ringleader_runtime::Manifest::load(&manifest("redfish-firmware")).unwrap();
+    let mut grants = Grants::default();
+    grants.allow_as_declared("redfish-firmware", &manifest.capabilities);
+    load(&runtime(grants, Services::default()), "redfish-firmware").await
+}
+
+fn updates(peer: &Redfish) -> Vec<(String, String, String)> {
+    peer.updates()
+}
+
+fn update(system: &str, from: &str, to: &str) -> (String, String, String) {
+    (system.into(), from.into(), to.into())
+}
+
+#[tokio::test]
+async fn firmware_is_flashed_read_back_and_rolled_back_through_the_bmc() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer = Redfish::start(dir.path(), 3);
+    let plugin = installer().await;
+    // By name: the emulator answers 307 to the system's UUID, which the plugin follows.
+    let node1 = bmc(&peer, "bmc-1", "node-1", "1.0.0");
+
+    assert_eq!(
+        plugin.preflight(&node1, &firmware("1.1.0")).await.unwrap(),
+        Readiness::Ready
+    );
+    let before = plugin.verify(&node1, &firmware("1.1.0")).await.unwrap();
+    assert_eq!(before.installed_version.as_deref(), Some("1.0.0"));
+    assert!(before.health.healthy, "{before:?}");
+
+    let outcome = plugin.install(&node1, &firmware("1.1.0")).await.unwrap();
+    assert_eq!(outcome.installed_version, "1.1.0");
+    assert!(outcome.detail.contains("Completed"), "{outcome:?}");
+    let after = plugin.verify(&node1, &firmware("1.1.0")).await.unwrap();
+    assert_eq!(after.installed_version.as_deref(), Some("1.1.0"));
+    // Only node-1 was touched: one target per request.
+    assert_eq!(updates(&peer), [update("node-1", "1.0.0", "1.1.0")]);
+
+    // Called again (after a restart): nothing flashed twice.
+    assert_eq!(
+        plugin.preflight(&node1, &firmware("1.1.0")).await.unwrap(),
+        Readiness::AlreadyInstalled("1.1.0".into())
+    );
+    plugin.install(&node1, &firmware("1.1.0")).await.unwrap();
+    assert_eq!(updates(&peer).len(), 1);
+
+    // Back to 1.0.0 with the 1.0.0 image.
+    let target = RollbackTarget {
+        version: "1.0.0".into(),
+        artifact: Some(firmware("1.0.0").artifact),
+    };
+    let back = plugin
+        .rollback(&node1, &firmware("1.1.0"), &target)
+        .await
+        .unwrap();
+    assert_eq!(back.installed_version, "1.0.0");
+    assert_eq!(
+        plugin
+            .verify(&node1, &firmware("1.1.0"))
+            .await
+            .unwrap()
+            .installed_version
+            .as_deref(),
+        Some("1.0.0")
+    );
+    assert_eq!(
+        updates(&peer),
+        [
+            update("node-1", "1.0.0", "1.1.0"),
+            update("node-1", "1.1.0", "1.0.0")
+        ]
+    );
+
+    // Without the image of the version to go back to, rollback says what is missing.
+    plugin.install(&node1, &firmware("1.1.0")).await.unwrap();
+    let no_image = RollbackTarget {
+        version: "0.9.0".into(),
+        artifact: None,
+    };
+    let err = plugin
+        .rollback(&node1, &firmware("1.1.0"), &no_image)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("no firmware image of bios 0.9.0"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_bmc_s_refusals_and_wrong_patches_are_reported_in_its_own_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer = Redfish::start(dir.path(), 2);
+    let plugin = installer().await;
+
+    // A system the BMC does not have: its Redfish error message is in the error.
+    let ghost = bmc(&peer, "bmc-ghost", "node-9", "1.0.0");
+    let err = plugin.verify(&ghost, &firmware("1.1.0")).await.unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("HTTP 404"), "{message}");
+    assert!(message.contains("Domain not found"), "{message}");
+    assert!(message.contains("bmc-ghost"), "{message}");
+
+    // A patch for another component is refused, never flashed to the BIOS.
+    let node2 = bmc(&peer, "bmc-2", "node-2", "1.0.0");
+    let mut nic = firmware("2.0.0");
+    nic.component = "nic-firmware".into();
+    let readiness = plugin.preflight(&node2, &nic).await.unwrap();
+    assert!(
+        matches!(&readiness, Readiness::Blocked(why) if why.contains("redfish.bios-component")),
+        "{readiness:?}"
+    );
+    assert!(plugin.install(&node2, &nic).await.is_err());
+
+    // An image the BMC could not fetch is refused before anything is posted.
+    let mut local = firmware("1.1.0");
+    local.artifact.url = "file:///srv/firmware/sushy-bios-1.1.0.bin".into();
+    let readiness = plugin.preflight(&node2, &local).await.unwrap();
+    assert!(
+        matches!(&readiness, Readiness::Blocked(why) if why.contains("http:// or https://")),
+        "{readiness:?}"
+    );
+
+    // Several systems and no redfish.system: the plugin asks which one.
+    let mut unnamed = bmc(&peer, "bmc-x", "node-1", "1.0.0");
+    unnamed.facts.retain(|(k, _)| k != "redfish.system");
+    let err = plugin
+        .verify(&unnamed, &firmware("1.1.0"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("has 2 systems"), "{err}");
+
+    // The BMC is the device's own address: a device naming another host in
+    // redfish.url is refused by the host.
+    let mut elsewhere = bmc(&peer, "bmc-y", "node-1", "1.0.0");
+    elsewhere.hostname = "bmc-y.example".into();
+    let err = plugin
+        .verify(&elsewhere, &firmware("1.1.0"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("denied") || err.to_string().contains("not declared"),
+        "{err}"
+    );
+    assert!(updates(&peer).is_empty());
+}

@@ -1,0 +1,332 @@
+//! Real peers the tests start on 127.0.0.1, and what they need: an OpenSSH server, a
+//! Redfish BMC emulator (sushy-tools on libvirt's test driver), Debian packages and
+//! device roots with their own dpkg database. Each peer is installed by
+//! `tests/peers/install.sh` (what `.ci/run` runs); a test that finds one missing runs
+//! that script itself, and fails, never skips, when it cannot.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Runs `program` and returns its standard output; panics with its error output when
+/// it fails.
+pub fn sh(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `tests/peers/install.sh` once per process when `present` says a peer is missing.
+fn install_peers(what: &str, present: impl Fn() -> bool) {
+    static INSTALL: Mutex<()> = Mutex::new(());
+    let _one = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    if present() {
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/install.sh");
+    let status = Command::new(&script)
+        .status()
+        .expect("run tests/peers/install.sh");
+    assert!(
+        status.success() && present(),
+        "this test needs {what}: run tests/peers/install.sh as root (.ci/run does)"
+    );
+}
+
+/// A Debian package built with `dpkg-deb`.
+#[derive(Debug, Clone)]
+pub struct Deb {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+}
+
+impl Deb {
+    /// `file://` URL of the package.
+    pub fn url(&self) -> String {
+        format!("file://{}", self.path.display())
+    }
+}
+
+/// Where a device root's packages record each time their maintainer script configures
+/// them: one line `NAME VERSION` per install, counted on the device's side.
+pub const INSTALL_LOG: &str = "var/log/ringleader-test-installs";
+
+/// Builds `NAME_VERSION_all.deb` in `dir`. Its postinst appends `NAME VERSION` to
+/// [`INSTALL_LOG`] in the device's root; with `fail`, it then exits 1 (a real dpkg
+/// failure: the package stays half-configured).
+pub fn deb(dir: &Path, name: &str, version: &str, fail: bool) -> Deb {
+    let tree = dir.join(format!("{name}-{version}"));
+    std::fs::create_dir_all(tree.join("DEBIAN")).unwrap();
+    std::fs::create_dir_all(tree.join(format!("usr/share/{name}"))).unwrap();
+    std::fs::write(tree.join(format!("usr/share/{name}/VERSION")), version).unwrap();
+    std::fs::write(
+        tree.join("DEBIAN/control"),
+        format!(
+            "Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: Ringleader tests <tests@example.invalid>\nDescription: test package\n"
+        ),
+    )
+    .unwrap();
+    let failing = if fail {
+        "echo 'configuration failed' >&2\nexit 1\n"
+    } else {
+        ""
+    };
+    let script = tree.join("DEBIAN/postinst");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = configure ]; then echo '{name} {version}' >> /{INSTALL_LOG}; fi\n{failing}exit 0\n"
+        ),
+    )
+    .unwrap();
+    sh("chmod", &["755", script.to_str().unwrap()]);
+    let path = dir.join(format!("{name}_{version}_all.deb"));
+    sh(
+        "dpkg-deb",
+        &[
+            "--root-owner-group",
+            "--build",
+            tree.to_str().unwrap(),
+            path.to_str().unwrap(),
+        ],
+    );
+    let sha256 = sh("sha256sum", &[path.to_str().unwrap()])
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let size = std::fs::metadata(&path).unwrap().len();
+    Deb { path, sha256, size }
+}
+
+/// A device root under `dir` with its own dpkg database (and a shell for maintainer
+/// scripts, which dpkg runs chrooted into it), with `installed` already installed.
+pub fn device_root(dir: &Path, name: &str, installed: &Deb) -> PathBuf {
+    let root = dir.join(name);
+    std::fs::create_dir_all(root.join("var/lib/dpkg/info")).unwrap();
+    std::fs::create_dir_all(root.join("var/lib/dpkg/updates")).unwrap();
+    std::fs::create_dir_all(root.join("var/log")).unwrap();
+    std::fs::write(root.join("var/lib/dpkg/status"), "").unwrap();
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy("/bin/sh", root.join("bin/sh")).unwrap();
+    for lib in sh("ldd", &["/bin/sh"])
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+    {
+        let to = root.join(lib.trim_start_matches('/'));
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(lib, to).unwrap();
+    }
+    dpkg_install(&root, &installed.path);
+    root
+}
+
+/// `dpkg -i` of `package` into `root`, as an operator would have done before.
+pub fn dpkg_install(root: &Path, package: &Path) {
+    sh(
+        "dpkg",
+        &[
+            &format!("--root={}", root.display()),
+            "--force-not-root",
+            "--log=/dev/null",
+            "-i",
+            package.to_str().unwrap(),
+        ],
+    );
+}
+
+/// The installs the device root's packages recorded (`NAME VERSION` each).
+pub fn installs(root: &Path) -> Vec<String> {
+    std::fs::read_to_string(root.join(INSTALL_LOG))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The version dpkg has installed of `package` in `root`, if any.
+pub fn dpkg_version(root: &Path, package: &str) -> Option<String> {
+    let out = Command::new("dpkg-query")
+        .arg(format!("--admindir={}/var/lib/dpkg", root.display()))
+        .args(["-W", "-f=${Version}", package])
+        .output()
+        .ok()?;
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !version.is_empty()).then_some(version)
+}
+
+/// An OpenSSH server on 127.0.0.1 with throwaway keys, stopped when dropped.
+#[derive(Debug)]
+pub struct Sshd {
+    child: Child,
+    pub port: u16,
+    /// The client's private key, authorized on the server.
+    pub key: PathBuf,
+    /// A known_hosts file holding the server's host key.
+    pub known_hosts: PathBuf,
+    /// The user to log in as (whoever runs the tests).
+    pub user: String,
+}
+
+impl Sshd {
+    pub fn start(dir: &Path) -> Sshd {
+        let sshd = Path::new("/usr/sbin/sshd");
+        install_peers("an OpenSSH server", || sshd.exists());
+        let key = dir.join("client_key");
+        let host_key = dir.join("host_key");
+        for k in [&key, &host_key] {
+            sh(
+                "ssh-keygen",
+                &["-q", "-t", "ed25519", "-N", "", "-f", k.to_str().unwrap()],
+            );
+        }
+        let authorized = dir.join("authorized_keys");
+        std::fs::copy(dir.join("client_key.pub"), &authorized).unwrap();
+        let port = free_port();
+        let config = dir.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nPidFile {}\n",
+                host_key.display(),
+                authorized.display(),
+                dir.join("sshd.pid").display()
+            ),
+        )
+        .unwrap();
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let child = Command::new(sshd)
+            .args(["-D", "-e", "-f", config.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sshd");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "sshd did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let host_pub = std::fs::read_to_string(dir.join("host_key.pub")).unwrap();
+        let known_hosts = dir.join("known_hosts");
+        std::fs::write(&known_hosts, format!("[127.0.0.1]:{port} {host_pub}")).unwrap();
+        Sshd {
+            child,
+            port,
+            key,
+            known_hosts,
+            user: sh("id", &["-un"]).trim().to_string(),
+        }
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Where `tests/peers/redfish/install.sh` puts the emulator's Python environment.
+pub const REDFISH_VENV: &str = "/var/cache/ringleader-peers/redfish-venv";
+
+/// A Redfish BMC emulator (sushy-tools 2.2.0 on libvirt's `test:///default`) with
+/// systems `node-1` .. `node-N`, each at BIOS version 1.0.0, stopped when dropped.
+/// See `tests/peers/redfish/NOTES.md` for how it behaves.
+#[derive(Debug)]
+pub struct Redfish {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    /// One JSON line per firmware update the emulator applied.
+    pub update_log: PathBuf,
+}
+
+impl Redfish {
+    pub fn start(dir: &Path, systems: usize) -> Redfish {
+        let python = Path::new(REDFISH_VENV).join("bin/python");
+        let ready = || {
+            Command::new(&python)
+                .args(["-c", "import libvirt, sushy_tools.emulator.main"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        install_peers("the Redfish emulator (sushy-tools)", ready);
+        let update_log = dir.join("redfish-updates.jsonl");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/redfish/sushy_peer.py");
+        let mut child = Command::new(&python)
+            .arg(&script)
+            .args(["--port", "0", "--systems", &systems.to_string()])
+            .arg("--update-log")
+            .arg(&update_log)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the Redfish emulator");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("the Redfish emulator did not start: {line:?}"))
+            .to_string();
+        Redfish {
+            child,
+            url,
+            update_log,
+        }
+    }
+
+    /// The updates the emulator applied, `(system, from, to)`, in order.
+    pub fn updates(&self) -> Vec<(String, String, String)> {
+        std::fs::read_to_string(&self.update_log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| {
+                let update: serde_json::Value = serde_json::from_str(line).ok()?;
+                let field = |name: &str| update[name].as_str().map(str::to_string);
+                Some((field("system")?, field("from")?, field("to")?))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Redfish {
+    fn drop(&mut self) {
+        // SIGTERM: the emulator stops serving and closes its libvirt connection.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
