@@ -63,6 +63,7 @@ pub fn inventory(devices: usize, seed: u64) -> Inventory {
                 },
                 facts: SmallMap::new(),
                 transport: Transport::Sim,
+                installer: None,
                 components,
             }
         })

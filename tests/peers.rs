@@ -60,9 +60,14 @@ impl Deb {
 /// them: one line `NAME VERSION` per install, counted on the device's side.
 pub const INSTALL_LOG: &str = "var/log/ringleader-test-installs";
 
+/// A file that makes every test package's postinst fail on the device that has it
+/// (relative to the device's root): a package that breaks on some devices only.
+pub const FAIL_MARKER: &str = "etc/ringleader-test-fail";
+
 /// Builds `NAME_VERSION_all.deb` in `dir`. Its postinst appends `NAME VERSION` to
-/// [`INSTALL_LOG`] in the device's root; with `fail`, it then exits 1 (a real dpkg
-/// failure: the package stays half-configured).
+/// [`INSTALL_LOG`] in the device's root; with `fail`, or on a device with
+/// [`FAIL_MARKER`], it then exits 1 (a real dpkg failure: the package stays
+/// half-configured).
 pub fn deb(dir: &Path, name: &str, version: &str, fail: bool) -> Deb {
     let tree = dir.join(format!("{name}-{version}"));
     std::fs::create_dir_all(tree.join("DEBIAN")).unwrap();
@@ -76,9 +81,11 @@ pub fn deb(dir: &Path, name: &str, version: &str, fail: bool) -> Deb {
     )
     .unwrap();
     let failing = if fail {
-        "echo 'configuration failed' >&2\nexit 1\n"
+        "echo 'configuration failed' >&2\nexit 1\n".to_string()
     } else {
-        ""
+        format!(
+            "if [ -e /{FAIL_MARKER} ]; then echo 'configuration failed on this device' >&2; exit 1; fi\n"
+        )
     };
     let script = tree.join("DEBIAN/postinst");
     std::fs::write(
@@ -128,6 +135,13 @@ pub fn device_root(dir: &Path, name: &str, installed: &Deb) -> PathBuf {
     }
     dpkg_install(&root, &installed.path);
     root
+}
+
+/// Makes every test package's postinst fail in `root` from now on.
+pub fn break_device(root: &Path) {
+    let marker = root.join(FAIL_MARKER);
+    std::fs::create_dir_all(marker.parent().unwrap()).unwrap();
+    std::fs::write(marker, "").unwrap();
 }
 
 /// `dpkg -i` of `package` into `root`, as an operator would have done before.
@@ -329,4 +343,42 @@ impl Drop for Redfish {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Serves `files` (URL path -> body) over HTTP on 127.0.0.1 until the process ends;
+/// 404 for any other path. Returns `http://127.0.0.1:PORT`. For feeds and catalogs.
+pub fn serve_files(files: std::collections::HashMap<String, Vec<u8>>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request_line = String::new();
+            let Ok(clone) = stream.try_clone() else {
+                continue;
+            };
+            let mut reader = BufReader::new(clone);
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            // Skip the headers.
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let path = request_line.split_whitespace().nth(1).unwrap_or("/");
+            let (status, body) = match files.get(path) {
+                Some(body) => ("200 OK", body.clone()),
+                None => ("404 Not Found", b"not found".to_vec()),
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(&body);
+        }
+    });
+    format!("http://{addr}")
 }

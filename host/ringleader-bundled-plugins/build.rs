@@ -21,6 +21,7 @@ const PLUGINS: &[&str] = &[
     "dpkg-installer",
     "redfish-firmware",
     "csaf-source",
+    "lvfs-source",
     "test-hostile-source",
     "test-hostile-installer",
     "test-future-wit",

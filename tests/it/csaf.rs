@@ -4,43 +4,9 @@
 //! Run with `BLESS=1` to write the expected files, then review them.
 
 use super::*;
+use ringleader_tests::peers::serve_files as serve;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-
-/// Serves `files` (path -> body) on 127.0.0.1 until the process ends; 404 otherwise.
-fn serve(files: HashMap<String, Vec<u8>>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut request_line = String::new();
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            if reader.read_line(&mut request_line).is_err() {
-                continue;
-            }
-            // Skip the headers.
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                line.clear();
-            }
-            let path = request_line.split_whitespace().nth(1).unwrap_or("/");
-            let (status, body) = match files.get(path) {
-                Some(body) => ("200 OK", body.clone()),
-                None => ("404 Not Found", b"not found".to_vec()),
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(&body);
-        }
-    });
-    format!("http://{addr}")
-}
 
 fn cases() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("cases/csaf")
@@ -74,14 +40,23 @@ fn fleet() -> Vec<ringleader_runtime::bindings::Device> {
                 ("shim", "15.7"),
             ],
         ),
+        device(
+            "deb-2",
+            &[("hello", "1.0"), ("libhello", "1.0"), ("hello-doc", "1.0")],
+        ),
     ]
 }
 
 /// One line per patch: id, component, fixed version, severity, CVEs, release time,
-/// artifact URL.
+/// artifact URL, and its SHA-256 when the advisory gives one.
 fn line(p: &ringleader_runtime::bindings::Patch) -> String {
+    let sha256 = if p.artifact.sha256.is_empty() {
+        String::new()
+    } else {
+        format!(" sha256:{}", p.artifact.sha256)
+    };
     format!(
-        "{} {} {} {} {} {} {}",
+        "{} {} {} {} {} {} {}{sha256}",
         p.id,
         p.component,
         p.fixed_version,
@@ -108,7 +83,7 @@ async fn csaf_cases() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert!(names.len() >= 7, "cases went missing: {names:?}");
+    assert!(names.len() >= 8, "cases went missing: {names:?}");
     let mut files = HashMap::new();
     for name in &names {
         let body = std::fs::read(cases().join(name).join("advisory.json")).unwrap();

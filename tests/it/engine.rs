@@ -5,7 +5,7 @@ use super::*;
 use jiff::Timestamp;
 use ringleader_engine::core::{Core, JobId, JobState, Phase};
 use ringleader_engine::demo::{self, FleetConfig};
-use ringleader_engine::executor::{Command, Executor, RunReport, Timing};
+use ringleader_engine::executor::{Command, Executor, Installers, RunReport, Timing};
 use ringleader_engine::store::{Record, Store};
 use ringleader_planner::policy::Policy;
 use ringleader_runtime::sim_device::SimDevices;
@@ -95,7 +95,7 @@ async fn run(fleet: FleetConfig, policy: &str, mut how: Run) -> (Core, RunReport
     }
     let executor = Executor {
         core: Core::new(prepared.spec),
-        installer,
+        installers: Installers::new(installer),
         targets: prepared.targets,
         timing: if how.real_time {
             Timing::Real

@@ -5,6 +5,8 @@
 //!   the host (and the next call to a good plugin) carries on.
 //! - `loading`: manifests, checksums, worlds, WIT versions and the compile cache.
 //! - `csaf`: the CSAF advisory source, data-driven over `tests/cases/csaf/`, served on 127.0.0.1.
+//! - `lvfs`: the LVFS firmware source, data-driven over `tests/cases/lvfs/`, served on
+//!   127.0.0.1.
 //! - `dpkg`: the dpkg installer against real dpkg, locally and over a real SSH server.
 //! - `engine`: whole rollouts through the executor, the real plugins and simulated
 //!   devices.
@@ -13,6 +15,7 @@ mod csaf;
 mod dpkg;
 mod engine;
 mod loading;
+mod lvfs;
 mod plugins;
 mod redfish;
 mod sandbox;

@@ -49,6 +49,7 @@ pub const ALL: &[&str] = &[
     "dpkg-installer",
     "redfish-firmware",
     "csaf-source",
+    "lvfs-source",
     "test-hostile-source",
     "test-hostile-installer",
 ];

@@ -361,6 +361,20 @@ impl Core {
         self.paused
     }
 
+    /// Halted with nothing left to happen by itself: no step running, no rollback
+    /// running or waiting to start. Its wake-ups (deadlines of steps long finished) are
+    /// then not worth waiting for; only an operator can move it.
+    pub fn is_settled(&self) -> bool {
+        let rolling_back = self.spec.on_halt == OnHalt::RollbackFailedRing || self.rollback_asked;
+        matches!(self.phase, Phase::Halted { .. })
+            && !self.paused
+            && self.rings.iter().all(|r| {
+                r.running.is_empty()
+                    && r.counts.rolling_back == 0
+                    && (!rolling_back || r.rollback_queue.is_empty())
+            })
+    }
+
     /// The rollout's gates (its rings' `devices` are empty: see [`Core::new`]).
     pub fn spec(&self) -> &RolloutSpec {
         &self.spec

@@ -125,6 +125,7 @@ pub fn inventory(config: &FleetConfig) -> Inventory {
                 tags,
                 facts,
                 transport: Transport::Sim,
+                installer: None,
                 components,
             }
         })

@@ -105,6 +105,50 @@ pub struct Targets {
     pub patches: HashMap<String, Patch>,
 }
 
+/// The installer plugins of a rollout. A device names its own (the inventory's
+/// `installer`, shown to plugins as the fact `installer`); the others use the default.
+#[derive(Debug, Clone)]
+pub struct Installers {
+    default: Plugin,
+    named: HashMap<String, Plugin>,
+}
+
+impl Installers {
+    /// A rollout with one installer, the default for every device.
+    pub fn new(default: Plugin) -> Installers {
+        let named = HashMap::from([(default.name().to_string(), default.clone())]);
+        Installers { default, named }
+    }
+
+    /// Adds an installer devices may name (by its manifest's name).
+    pub fn with(mut self, plugin: Plugin) -> Installers {
+        self.named.insert(plugin.name().to_string(), plugin);
+        self
+    }
+
+    /// Names of the installers, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.named.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// The installer `device`'s patches go through; an error names the one it asks for
+    /// when the rollout did not load it.
+    pub fn for_device(&self, device: &Device) -> Result<&Plugin, String> {
+        match device.facts.iter().find(|(k, _)| k == "installer") {
+            None => Ok(&self.default),
+            Some((_, name)) => self.named.get(name).ok_or_else(|| {
+                format!(
+                    "{} names the installer `{name}`, which this rollout did not load (it has: {})",
+                    device.id,
+                    self.names().join(", ")
+                )
+            }),
+        }
+    }
+}
+
 /// How the executor keeps time.
 #[derive(Debug, Clone)]
 pub enum Timing {
@@ -263,7 +307,7 @@ struct Outcome {
 #[derive(Debug)]
 pub struct Executor {
     pub core: Core,
-    pub installer: Plugin,
+    pub installers: Installers,
     pub targets: Targets,
     pub timing: Timing,
     /// Plugin calls in flight at once.
@@ -521,7 +565,8 @@ impl Executor {
                 self.control.is_some() && !matches!(self.core.phase(), Phase::Halted { .. });
             // With the core paused, its wake-ups (windows, soaks) are not worth waking
             // for: only results, commands and the operator move it.
-            let next_wake = (!self.core.is_paused())
+            // Nor are they for a halted rollout that has settled.
+            let next_wake = (!self.core.is_paused() && !self.core.is_settled())
                 .then(|| wake.iter().next().copied())
                 .flatten();
             let next_command_at = commands.keys().next().map(|(t, _)| *t);
@@ -775,7 +820,19 @@ impl Executor {
             return;
         };
         let after = self.takes(&device.id, &patch.id);
-        let installer = self.installer.clone();
+        let installer = match self.installers.for_device(&device) {
+            Ok(installer) => installer.clone(),
+            Err(reason) => {
+                calls.spawn(async move {
+                    Outcome {
+                        job,
+                        event: Event::StepFailed { job, step, reason },
+                        after: Some(Duration::ZERO),
+                    }
+                });
+                return;
+            }
+        };
         let spent = spent.clone();
         let limit = limit.clone();
         calls.spawn(async move {
@@ -890,7 +947,21 @@ impl Executor {
             .first()
             .and_then(|(d, p, _, _)| self.takes(&d.id, &format!("rollback:{}", p.id)))
             .or(Some(Duration::from_secs(600)));
-        let installer = self.installer.clone();
+        let installer = match work.first().map(|(d, ..)| self.installers.for_device(d)) {
+            Some(Ok(installer)) => installer.clone(),
+            None => self.installers.default.clone(),
+            Some(Err(reason)) => {
+                tracing::warn!("cannot roll back job {job:?}: {reason}");
+                calls.spawn(async move {
+                    Outcome {
+                        job,
+                        event: Event::RollbackFinished { job, ok: false },
+                        after,
+                    }
+                });
+                return;
+            }
+        };
         let spent = spent.clone();
         let limit = limit.clone();
         calls.spawn(async move {

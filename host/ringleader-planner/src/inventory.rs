@@ -107,6 +107,9 @@ pub struct Device {
     pub tags: Vec<String>,
     pub facts: SmallMap<String>,
     pub transport: Transport,
+    /// The installer plugin this device's patches go through (by its manifest's name);
+    /// `None`: the rollout's default installer.
+    pub installer: Option<String>,
     /// Installed components by name.
     pub components: SmallMap<Version>,
 }
@@ -126,8 +129,17 @@ impl Device {
         facts.push(("site".into(), self.site.clone()));
         facts.push(("timezone".into(), self.timezone_name.clone()));
         facts.push(("transport".into(), self.transport.kind().into()));
-        if let Transport::Local { root: Some(root) } = &self.transport {
-            facts.push(("local.root".into(), root.clone()));
+        match &self.transport {
+            Transport::Local { root: Some(root) } => {
+                facts.push(("local.root".into(), root.clone()));
+            }
+            Transport::Http { address, .. } => {
+                facts.push(("http.address".into(), address.clone()));
+            }
+            _ => {}
+        }
+        if let Some(installer) = &self.installer {
+            facts.push(("installer".into(), installer.clone()));
         }
         PluginDevice {
             id: self.id.clone(),
@@ -174,6 +186,7 @@ struct RawDevice {
     #[serde(default)]
     facts: BTreeMap<String, String>,
     transport: Option<RawTransport>,
+    installer: Option<String>,
     #[serde(default)]
     components: BTreeMap<String, String>,
 }
@@ -288,6 +301,7 @@ fn validate(raw: RawInventory, diags: &mut Diagnostics) -> Inventory {
             tags: d.tags,
             facts: d.facts.into_iter().collect(),
             transport,
+            installer: d.installer,
             components,
         });
     }

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use ringleader_engine::clock::VirtualClock;
 use ringleader_engine::core::{Core, JobId, JobState, Phase};
 use ringleader_engine::demo::{self, FleetConfig};
-use ringleader_engine::executor::{Executor, Timing, replay};
+use ringleader_engine::executor::{Executor, Installers, Timing, replay};
 use ringleader_engine::store::{Record, Store, StoredEvent};
 use ringleader_planner::policy::{Policy, PolicyError};
 use ringleader_runtime::sim_device::SimDevices;
@@ -168,7 +168,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let bars = (!args.json && std::io::stderr().is_terminal()).then(|| Progress::new(&core));
     let executor = Executor {
         core,
-        installer,
+        installers: Installers::new(installer),
         targets,
         timing: Timing::Virtual(demo::timing(&fleet)),
         concurrency: 64,

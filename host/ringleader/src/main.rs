@@ -7,10 +7,12 @@ mod demo_cmd;
 mod inventory_cmd;
 mod plan_cmd;
 mod plugin_cmd;
+mod plugin_run;
 mod policy_cmd;
 mod serve;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 
 /// Staged patch and firmware rollouts through test rings (lab, canary, pilot, broad),
@@ -32,7 +34,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Demo(demo_cmd::DemoArgs),
-    /// Check, seal and inspect plugins.
+    /// Check, seal, inspect and run plugins.
     #[command(subcommand)]
     Plugin(plugin_cmd::PluginCommand),
     /// Check rollout policies.
@@ -62,10 +64,19 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // `plugin run` exists to watch one plugin: its log lines are shown unless --log or
+    // RINGLEADER_LOG says otherwise.
+    let log = match (&cli.command, matches.value_source("log")) {
+        (Command::Plugin(plugin_cmd::PluginCommand::Run(_)), Some(ValueSource::DefaultValue)) => {
+            plugin_run::DEFAULT_LOG.to_string()
+        }
+        _ => cli.log.clone(),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&cli.log)
+            tracing_subscriber::EnvFilter::try_new(&log)
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)

@@ -1,4 +1,5 @@
-//! `ringleader plugin ...`: check, seal and list plugins.
+//! `ringleader plugin ...`: check, seal, list and run plugins (`run` is in
+//! `plugin_run.rs`).
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
@@ -54,6 +55,7 @@ pub enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
+    Run(crate::plugin_run::RunArgs),
 }
 
 pub async fn run(cmd: PluginCommand) -> ExitCode {
@@ -74,6 +76,7 @@ pub async fn run(cmd: PluginCommand) -> ExitCode {
         }
         PluginCommand::Seal { manifest } => seal(&manifest),
         PluginCommand::List { json } => list(json),
+        PluginCommand::Run(args) => return crate::plugin_run::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -235,12 +238,12 @@ async fn check_one(runtime: &Runtime, target: &Target) -> anyhow::Result<Checked
     ))
 }
 
-fn is_component_path(path: &Path) -> bool {
+pub(crate) fn is_component_path(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "wasm")
 }
 
 /// `x.wasm` -> `x.plugin.toml`, else `plugin.toml`, in the same directory.
-fn find_manifest(component: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn find_manifest(component: &Path) -> anyhow::Result<PathBuf> {
     let dir = component.parent().unwrap_or(Path::new("."));
     let stem = component
         .file_stem()

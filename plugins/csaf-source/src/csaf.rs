@@ -69,6 +69,43 @@ struct Product {
 struct Helper {
     #[serde(default)]
     purl: Option<String>,
+    /// Cryptographic hashes of the product's files (CSAF 2.0 `hashes`).
+    #[serde(default)]
+    hashes: Vec<Hashes>,
+}
+
+#[derive(Deserialize)]
+struct Hashes {
+    filename: String,
+    file_hashes: Vec<FileHash>,
+}
+
+#[derive(Deserialize)]
+struct FileHash {
+    algorithm: String,
+    value: String,
+}
+
+impl Helper {
+    /// The SHA-256 the document gives for the file at `url` (the hash of the file of
+    /// that name, or the only SHA-256 given).
+    fn sha256_of(&self, url: &str) -> Option<String> {
+        let file = url.rsplit('/').next().unwrap_or(url);
+        let sha256 = |h: &Hashes| {
+            h.file_hashes
+                .iter()
+                .find(|f| f.algorithm.eq_ignore_ascii_case("sha256"))
+                .map(|f| f.value.to_ascii_lowercase())
+        };
+        self.hashes
+            .iter()
+            .find(|h| h.filename == file)
+            .and_then(sha256)
+            .or_else(|| match self.hashes.as_slice() {
+                [only] => sha256(only),
+                _ => None,
+            })
+    }
 }
 
 #[derive(Deserialize)]
@@ -195,6 +232,7 @@ fn severity_of_score(score: f64) -> Severity {
 struct Fix {
     cves: BTreeSet<String>,
     url: Option<String>,
+    sha256: Option<String>,
     score: f64,
 }
 
@@ -262,6 +300,17 @@ pub fn patches(bytes: &[u8]) -> Result<Vec<Patch>, String> {
                     .find(|r| r.category == "vendor_fix" && r.product_ids.contains(id))
                     .and_then(|r| r.url.clone());
             }
+            if fix.sha256.is_none()
+                && let Some(url) = &fix.url
+            {
+                // The fixed product's own hashes, or those of the package it is built on.
+                fix.sha256 = [Some(id.as_str()), references.get(id.as_str()).copied()]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|id| products.get(id))
+                    .filter_map(|p| p.product_identification_helper.as_ref())
+                    .find_map(|h| h.sha256_of(url));
+            }
             for score in vulnerability.scores.iter().filter(|s| s.products.contains(id)) {
                 let base = score
                     .cvss_v3
@@ -302,7 +351,7 @@ pub fn patches(bytes: &[u8]) -> Result<Vec<Patch>, String> {
                 reboot_required: false,
                 artifact: Artifact {
                     url: fix.url.unwrap_or_default(),
-                    sha256: String::new(),
+                    sha256: fix.sha256.unwrap_or_default(),
                     size: 0,
                 },
                 released,

@@ -6,8 +6,10 @@
 //!   there by the operator's distribution, e.g. a mirror mounted on every host); its
 //!   SHA-256 is checked on the device with `sha256sum` before anything is installed.
 //! - A device whose inventory transport is `local` with a `root` (the fact
-//!   `local.root`) is a directory tree with its own dpkg database: every command gets
-//!   `--root`/`--admindir`, so that test devices (and chroots) are independent.
+//!   `local.root`), or any device with the fact `dpkg.root` (a directory on the device,
+//!   e.g. a chroot reached over SSH), is a directory tree with its own dpkg database:
+//!   every command gets `--root`/`--admindir`, so that test devices (and chroots) are
+//!   independent.
 //! - `rollback` installs the package file of the version to go back to (dpkg
 //!   downgrades); the host passes it when the catalog knows that version.
 
@@ -51,11 +53,14 @@ fn tail(bytes: &[u8]) -> String {
 
 /// The device's separate root, if it has one.
 fn root(device: &Device) -> Option<&str> {
-    device
-        .facts
-        .iter()
-        .find(|(k, _)| k == "local.root")
-        .map(|(_, v)| v.as_str())
+    let fact = |key: &str| {
+        device
+            .facts
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    fact("dpkg.root").or_else(|| fact("local.root"))
 }
 
 fn dpkg_args(device: &Device, rest: &[&str]) -> Vec<String> {

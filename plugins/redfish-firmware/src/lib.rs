@@ -3,8 +3,9 @@
 //! capability, scoped to the device's own BMC.
 //!
 //! - The device is the BMC: its inventory `hostname` is the BMC's address. The base
-//!   URL is the fact `redfish.url` (e.g. `http://127.0.0.1:8000`) or
-//!   `https://<hostname>`; the host refuses any request to another host.
+//!   URL is the fact `redfish.url`, else the `http` transport's address (the fact
+//!   `http.address`, e.g. `https://10.1.0.11`), else `https://<hostname>`; the host
+//!   refuses any request to another host than `hostname`.
 //! - The system is the fact `redfish.system` (its Redfish id or name; a BMC may
 //!   answer a name with a redirect to the id), or the BMC's only system.
 //! - The component this plugin updates is the system's BIOS, read back from the
@@ -85,7 +86,7 @@ impl Response {
 
 impl Bmc {
     fn of(device: &Device) -> Result<Bmc, PluginError> {
-        let base = match fact(device, "redfish.url") {
+        let base = match fact(device, "redfish.url").or_else(|| fact(device, "http.address")) {
             Some(url) => url.trim_end_matches('/').to_string(),
             None => format!("https://{}", device.hostname),
         };

@@ -431,7 +431,7 @@ async fn start(
             return Err(failure(StatusCode::BAD_REQUEST, problems, Some(field)));
         }
         Ok((_, inventory)) => {
-            if let Err(problem) = state.rollouts.check_transports(&inventory) {
+            if let Err(problem) = state.rollouts.check_devices(&inventory) {
                 return Err(failure(StatusCode::BAD_REQUEST, problem, Some("inventory")));
             }
         }

@@ -8,6 +8,8 @@ pub mod rollouts;
 
 use anyhow::Context;
 use clap::Args;
+use ringleader_engine::executor::Installers;
+use ringleader_planner::inventory::Inventory;
 use ringleader_runtime::sim_device::SimDevices;
 use ringleader_runtime::{Grants, Plugin, Runtime};
 use std::net::SocketAddr;
@@ -45,9 +47,11 @@ pub struct ServeArgs {
     /// simulated vendor.
     #[arg(long = "source", value_name = "MANIFEST")]
     sources: Vec<PathBuf>,
-    /// The installer plugin's manifest. Default: the built-in simulated vendor's.
-    #[arg(long, value_name = "MANIFEST")]
-    installer: Option<PathBuf>,
+    /// An installer plugin's manifest; repeat for several. The first is the default;
+    /// a device whose inventory entry has `installer = "NAME"` uses the one of that
+    /// name. Default: the built-in simulated vendor's.
+    #[arg(long = "installer", value_name = "MANIFEST")]
+    installers: Vec<PathBuf>,
     /// TLS certificate chain (PEM), for listening beyond loopback.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -67,12 +71,30 @@ pub struct ServeArgs {
 #[derive(Debug, Clone)]
 pub struct Plugins {
     sources: Vec<PathBuf>,
-    installer: Option<PathBuf>,
+    installers: Vec<PathBuf>,
+    /// The installers' names, the first the default.
+    installer_names: Vec<String>,
 }
 
 impl Plugins {
-    /// Loads the sources and the installer into `runtime`.
-    pub async fn load(&self, runtime: &Runtime) -> anyhow::Result<(Vec<Plugin>, Plugin)> {
+    /// Whether every device that names an installer names one of these.
+    pub fn check_installers(&self, inventory: &Inventory) -> Result<(), String> {
+        for device in &inventory.devices {
+            if let Some(name) = &device.installer
+                && !self.installer_names.contains(name)
+            {
+                return Err(format!(
+                    "device `{}` names the installer `{name}`, which this daemon does not load (it has: {}; start it with --installer for that plugin's manifest)",
+                    device.id,
+                    self.installer_names.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads the sources and the installers into `runtime`.
+    pub async fn load(&self, runtime: &Runtime) -> anyhow::Result<(Vec<Plugin>, Installers)> {
         let mut sources = Vec::new();
         if self.sources.is_empty() {
             let embedded = ringleader_bundled_plugins::SIM_VENDOR_SOURCE;
@@ -85,16 +107,24 @@ impl Plugins {
         for manifest in &self.sources {
             sources.push(runtime.load(manifest).await?);
         }
-        let installer = match &self.installer {
-            Some(manifest) => runtime.load(manifest).await?,
+        let installers = match self.installers.split_first() {
+            Some((first, rest)) => {
+                let mut installers = Installers::new(runtime.load(first).await?);
+                for manifest in rest {
+                    installers = installers.with(runtime.load(manifest).await?);
+                }
+                installers
+            }
             None => {
                 let embedded = ringleader_bundled_plugins::SIM_VENDOR_INSTALLER;
-                runtime
-                    .load_embedded(&embedded.origin(), embedded.manifest, embedded.component)
-                    .await?
+                Installers::new(
+                    runtime
+                        .load_embedded(&embedded.origin(), embedded.manifest, embedded.component)
+                        .await?,
+                )
             }
         };
-        Ok((sources, installer))
+        Ok((sources, installers))
     }
 }
 
@@ -137,11 +167,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => Grants::default(),
     };
-    if args.installer.is_none() {
+    let mut installer_names = Vec::new();
+    for path in &args.installers {
+        installer_names.push(ringleader_runtime::Manifest::load(path)?.name);
+    }
+    if args.installers.is_empty() {
         let installer = ringleader_bundled_plugins::SIM_VENDOR_INSTALLER;
         let manifest =
             ringleader_runtime::Manifest::parse(&installer.origin(), installer.manifest)?;
         grants.allow_as_declared(installer.name, &manifest.capabilities);
+        installer_names.push(installer.name.to_string());
     }
     let devices = Arc::new(
         SimDevices::open(&args.data.join("devices")).map_err(|e| {
@@ -155,7 +190,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         &args.data,
         Plugins {
             sources: args.sources.clone(),
-            installer: args.installer.clone(),
+            installers: args.installers.clone(),
+            installer_names,
         },
         grants,
         devices,

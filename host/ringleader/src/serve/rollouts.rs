@@ -329,10 +329,12 @@ impl Rollouts {
         rollout
     }
 
-    /// Whether every device's transport can be used with the operator's config (the
-    /// credentials it names exist).
-    pub fn check_transports(&self, inventory: &Inventory) -> Result<(), String> {
-        routes(inventory, &self.grants, self.devices.clone()).map(drop)
+    /// Whether every device can be reached and patched: its transport can be used with
+    /// the operator's config (the credentials it names exist), and the installer it
+    /// names is loaded.
+    pub fn check_devices(&self, inventory: &Inventory) -> Result<(), String> {
+        routes(inventory, &self.grants, self.devices.clone())?;
+        self.plugins.check_installers(inventory)
     }
 
     /// Creates a rollout from validated inputs and starts it; `by` (the token's name)
@@ -417,8 +419,14 @@ impl Rollouts {
 }
 
 /// How each device of `inventory` is reached: its own transport, with the operator's
-/// credentials; simulated devices through `sim`. An error names the device.
-fn routes(inventory: &Inventory, grants: &Grants, sim: Arc<SimDevices>) -> Result<Routes, String> {
+/// credentials; simulated devices through `sim`. An error names the device. Also used
+/// by `ringleader plugin run`, so that a plugin tried alone reaches devices exactly as
+/// in a rollout.
+pub(crate) fn routes(
+    inventory: &Inventory,
+    grants: &Grants,
+    sim: Arc<SimDevices>,
+) -> Result<Routes, String> {
     let routes = Routes::new(sim);
     for device in &inventory.devices {
         let route = device
@@ -459,7 +467,10 @@ async fn execute(
             ..Services::default()
         },
     })?;
-    let (sources, installer) = plugins.load(&runtime).await?;
+    plugins
+        .check_installers(&inventory)
+        .map_err(anyhow::Error::msg)?;
+    let (sources, installers) = plugins.load(&runtime).await?;
     let prepared =
         ringleader_engine::spec::prepare(&policy, &inventory, &sources, inputs.start).await?;
     drop(inventory);
@@ -570,7 +581,7 @@ async fn execute(
     };
     let executor = Executor {
         core: replayed.core,
-        installer,
+        installers,
         targets,
         timing,
         concurrency: 64,

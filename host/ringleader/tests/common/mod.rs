@@ -1,0 +1,200 @@
+//! What the binary's process tests share: a daemon on a loopback port and its
+//! clients, JSON schema checks, paths in the repository.
+#![allow(dead_code)] // each test file uses its own part
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ringleader");
+
+/// A daemon on a free loopback port, killed when dropped.
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub url: String,
+    pub data: PathBuf,
+}
+
+impl Daemon {
+    pub fn start(data: &Path) -> Daemon {
+        Daemon::start_with(data, &[])
+    }
+
+    /// A daemon with more `serve` arguments (plugins, a config).
+    pub fn start_with(data: &Path, args: &[&str]) -> Daemon {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--data"])
+            .arg(data)
+            .args(["--listen", "127.0.0.1:0", "--shutdown-grace", "5s"])
+            .args(args)
+            .env(
+                "RINGLEADER_LOG",
+                std::env::var("SHOW_DAEMON_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the daemon");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            // SHOW_DAEMON_LOG=1 shows what the daemon logs, to debug a test.
+            let show = std::env::var_os("SHOW_DAEMON_LOG").is_some();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if show {
+                    eprintln!("daemon: {line}");
+                }
+                if let Some(addr) = line.split("listening on ").nth(1)
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the daemon says where it listens");
+        Daemon {
+            child: Some(child),
+            url,
+            data: data.to_owned(),
+        }
+    }
+
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.data.join("api-token"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// Runs a client command against this daemon, with the token.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_as(args, Some(&self.token()))
+    }
+
+    pub fn cli_as(&self, args: &[&str], token: Option<&str>) -> Output {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .env("RINGLEADER_URL", &self.url)
+            .env("RINGLEADER_LOG", "error")
+            .env_remove("RINGLEADER_TOKEN");
+        if let Some(token) = token {
+            command.env("RINGLEADER_TOKEN", token);
+        }
+        command.output().expect("run ringleader")
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let out = self.cli(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    /// Sends SIGTERM and waits for the daemon to exit; returns its status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the daemon did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Polls the rollout's status until `done` says so.
+    pub fn wait_for(&self, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        loop {
+            let status = self.json(&["status", id, "--json"]);
+            if done(&status) {
+                return status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "rollout {id} never got there: {status}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A raw HTTP request; returns status and JSON body.
+    pub fn http(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let response = agent
+            .run(request.body(body.as_bytes().to_vec()).unwrap())
+            .unwrap();
+        let status = response.status().as_u16();
+        let mut text = String::new();
+        response
+            .into_body()
+            .into_reader()
+            .read_to_string(&mut text)
+            .unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+pub fn schema(name: &str) -> jsonschema::Validator {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs/schemas")
+        .join(name);
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    jsonschema::validator_for(&schema).expect("schema compiles")
+}
+
+pub fn assert_valid(name: &str, doc: &Value) {
+    let validator = schema(name);
+    let errors: Vec<String> = validator.iter_errors(doc).map(|e| e.to_string()).collect();
+    assert!(
+        errors.is_empty(),
+        "{name}: {doc}\nschema errors: {errors:#?}"
+    );
+}
+
+pub fn repo(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
+        .display()
+        .to_string()
+}

@@ -1,0 +1,521 @@
+//! End to end: `ringleader serve` runs a real policy through rings over a mixed fleet
+//! of real peers, with patches from the real source plugins.
+//!
+//! - Redfish systems on sushy-tools' BMC emulator, patched by `redfish-firmware` with
+//!   firmware from an LVFS catalog (`lvfs-source`);
+//! - Debian package devices, each its own dpkg root, reached locally and over a real
+//!   OpenSSH server, patched by `dpkg-installer` with packages from CSAF advisories
+//!   (`csaf-source`).
+//!
+//! Versions are read back from the peers (the emulator's `BiosVersion`, `dpkg-query`),
+//! and installs are counted on the peers' side (the emulator's update log, the
+//! packages' own maintainer scripts), never from Ringleader's own records.
+
+mod common;
+
+use common::*;
+use ringleader_tests::peers::{self, Deb, Redfish, Sshd};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The firmware component, named by its LVFS (AppStream) id.
+const FIRMWARE: &str = "org.ringleader.test.sushy.bios";
+
+const POLICY: &str = r#"
+name = "mixed-fleet"
+description = "Firmware and packages through lab, canary and broad"
+
+[[rings]]
+name = "lab"
+select = { tags = ["lab"] }
+soak = "2s"
+
+[[rings]]
+name = "canary"
+select = { tags = ["canary"] }
+soak = "2s"
+max_failures = 1                # halts on the second failure
+
+[[rings]]
+name = "broad"
+select = "rest"
+
+[on_halt]
+rollback = "failed-ring"
+"#;
+
+/// How a device is reached.
+#[derive(Clone, Copy, PartialEq)]
+enum Via {
+    Local,
+    Ssh,
+    Bmc(usize),
+}
+
+/// The fleet: (id, ring tag, how it is reached).
+const FLEET: &[(&str, &str, Via)] = &[
+    ("lab-bmc-1", "lab", Via::Bmc(1)),
+    ("lab-pkg-1", "lab", Via::Local),
+    ("canary-bmc-1", "canary", Via::Bmc(2)),
+    ("canary-pkg-1", "canary", Via::Local),
+    ("canary-pkg-2", "canary", Via::Ssh),
+    ("canary-pkg-3", "canary", Via::Local),
+    ("canary-pkg-4", "canary", Via::Ssh),
+    ("broad-bmc-1", "", Via::Bmc(3)),
+    ("broad-pkg-1", "", Via::Local),
+    ("broad-pkg-2", "", Via::Ssh),
+];
+
+struct Fleet {
+    dir: tempfile::TempDir,
+    redfish: Redfish,
+    _sshd: Sshd,
+    /// Package devices' roots by device id.
+    roots: BTreeMap<String, PathBuf>,
+    serve_args: Vec<String>,
+    policy: String,
+    inventory: String,
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), bytes).unwrap();
+    peers::sh("sha256sum", &[file.path().to_str().unwrap()])
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// A CSAF 2.0 advisory: `hello` `version` fixed, the package at `deb`.
+fn advisory(id: &str, version: &str, deb: &Deb, released: &str) -> Vec<u8> {
+    let file = deb.path.file_name().unwrap().to_string_lossy();
+    serde_json::to_vec_pretty(&serde_json::json!({
+        "document": {
+            "category": "csaf_security_advisory", "csaf_version": "2.0",
+            "title": format!("hello {version} security update"),
+            "publisher": {"category": "vendor", "name": "Example Linux", "namespace": "https://example.org"},
+            "tracking": {"id": id, "initial_release_date": released, "current_release_date": released,
+                "status": "final", "version": "1",
+                "revision_history": [{"date": released, "number": "1", "summary": "Initial"}]}
+        },
+        "product_tree": {"full_product_names": [{
+            "name": format!("hello {version}"), "product_id": "hello-fixed",
+            "product_identification_helper": {
+                "purl": format!("pkg:deb/example/hello@{version}?arch=all"),
+                "hashes": [{"filename": file, "file_hashes": [{"algorithm": "sha256", "value": deb.sha256}]}]
+            }
+        }]},
+        "vulnerabilities": [{
+            "cve": format!("CVE-2024-{}", 7000 + version.len()),
+            "product_status": {"fixed": ["hello-fixed"]},
+            "remediations": [{"category": "vendor_fix", "details": "install the package",
+                "url": deb.url(), "product_ids": ["hello-fixed"]}]
+        }]
+    }))
+    .unwrap()
+}
+
+/// LVFS metadata with the emulator's BIOS releases; image locations are relative to
+/// the metadata's own URL, as on LVFS mirrors.
+fn lvfs_metadata(images: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut releases = String::new();
+    for (i, (version, image)) in images.iter().enumerate().rev() {
+        releases.push_str(&format!(
+            r#"      <release version="{version}" timestamp="{}" urgency="high">
+        <location>./sushy-bios-{version}.bin</location>
+        <checksum type="sha256" target="container" filename="sushy-bios-{version}.bin">{}</checksum>
+        <size type="download">{}</size>
+        <issues><issue type="cve">CVE-2024-{}</issue></issues>
+      </release>
+"#,
+            1_700_000_000 + i * 86_400,
+            sha256(image),
+            image.len(),
+            9000 + i
+        ));
+    }
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<components origin="lvfs" version="0.9">
+  <component type="firmware">
+    <id>{FIRMWARE}</id>
+    <name>Sushy Emulator BIOS</name>
+    <summary>System firmware for the emulated servers</summary>
+    <developer_name>Ringleader Tests</developer_name>
+    <provides><firmware type="flashed">6a3bfb1f-2f2c-5c4b-9a51-bd2a3f8e6d10</firmware></provides>
+    <categories><category>X-System</category></categories>
+    <releases>
+{releases}    </releases>
+  </component>
+</components>
+"#
+    )
+    .into_bytes()
+}
+
+fn toml_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+fn manifest(name: &str) -> String {
+    ringleader_bundled_plugins::manifest_path(name)
+        .display()
+        .to_string()
+}
+
+impl Fleet {
+    /// Peers started, packages built, feeds served, every device at its old version.
+    fn new() -> Fleet {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_owned();
+        let redfish = Redfish::start(&path, 3);
+        let sshd = Sshd::start(&path);
+        let debs = path.join("debs");
+        std::fs::create_dir_all(&debs).unwrap();
+        let old = peers::deb(&debs, "hello", "1.0", false);
+        let fix = peers::deb(&debs, "hello", "1.1", false);
+
+        // The feeds: CSAF advisories (the old release's too: its package is what a
+        // rollback goes back to) and the LVFS catalog with its images.
+        let mut files = HashMap::new();
+        files.insert(
+            "/csaf/index.txt".to_string(),
+            b"2023/exl-2023-0001.json\n2024/exl-2024-0001.json\n".to_vec(),
+        );
+        files.insert(
+            "/csaf/2023/exl-2023-0001.json".to_string(),
+            advisory("EXL-2023-0001", "1.0", &old, "2023-03-01T00:00:00Z"),
+        );
+        files.insert(
+            "/csaf/2024/exl-2024-0001.json".to_string(),
+            advisory("EXL-2024-0001", "1.1", &fix, "2024-09-10T00:00:00Z"),
+        );
+        let images: Vec<(&str, Vec<u8>)> = vec![
+            ("1.0.0", b"sushy bios 1.0.0 image".to_vec()),
+            ("1.1.0", b"sushy bios 1.1.0 image".to_vec()),
+        ];
+        files.insert("/lvfs/firmware.xml".to_string(), lvfs_metadata(&images));
+        for (version, image) in images {
+            files.insert(format!("/lvfs/sushy-bios-{version}.bin"), image);
+        }
+        let feeds = peers::serve_files(files);
+
+        let mut roots = BTreeMap::new();
+        let mut inventory = String::new();
+        for &(id, tag, via) in FLEET {
+            inventory.push_str(&format!(
+                "[[devices]]\nid = \"{id}\"\ntags = [{}]\n",
+                if tag.is_empty() {
+                    String::new()
+                } else {
+                    format!("\"{tag}\"")
+                }
+            ));
+            match via {
+                Via::Bmc(n) => inventory.push_str(&format!(
+                    "hostname = \"127.0.0.1\"\ninstaller = \"redfish-firmware\"\ntransport = {{ kind = \"http\", address = {} }}\nfacts = {{ \"redfish.system\" = \"node-{n}\", \"redfish.bios-component\" = \"{FIRMWARE}\" }}\ncomponents = {{ \"{FIRMWARE}\" = \"1.0.0\" }}\n\n",
+                    toml_str(&redfish.url)
+                )),
+                Via::Local | Via::Ssh => {
+                    let root = peers::device_root(&path, id, &old);
+                    let transport = if via == Via::Local {
+                        format!("{{ kind = \"local\", root = {} }}", toml_str(&root.display().to_string()))
+                    } else {
+                        format!(
+                            "{{ kind = \"ssh\", address = \"127.0.0.1:{}\", user = {}, credentials = \"test-ssh\" }}\nfacts = {{ \"dpkg.root\" = {} }}",
+                            sshd.port,
+                            toml_str(&sshd.user),
+                            toml_str(&root.display().to_string())
+                        )
+                    };
+                    inventory.push_str(&format!(
+                        "transport = {transport}\ncomponents = {{ hello = \"1.0\" }}\n\n"
+                    ));
+                    roots.insert(id.to_string(), root);
+                }
+            }
+        }
+        let config = format!(
+            r#"[credentials.test-ssh]
+ssh_key = {}
+known_hosts = {}
+
+[plugins.csaf-source]
+http = ["127.0.0.1"]
+settings = {{ index = "{feeds}/csaf/index.txt" }}
+
+[plugins.lvfs-source]
+http = ["127.0.0.1"]
+settings = {{ metadata = "{feeds}/lvfs/firmware.xml" }}
+
+[plugins.dpkg-installer]
+exec = ["dpkg", "dpkg-query", "sha256sum"]
+
+[plugins.redfish-firmware]
+http = ["{{device}}"]
+"#,
+            toml_str(&sshd.key.display().to_string()),
+            toml_str(&sshd.known_hosts.display().to_string()),
+        );
+        let write = |name: &str, text: &str| {
+            let file = path.join(name);
+            std::fs::write(&file, text).unwrap();
+            file.display().to_string()
+        };
+        let config = write("ringleader.toml", &config);
+        let serve_args = vec![
+            "--config".to_string(),
+            config,
+            "--source".into(),
+            manifest("csaf-source"),
+            "--source".into(),
+            manifest("lvfs-source"),
+            "--installer".into(),
+            manifest("dpkg-installer"),
+            "--installer".into(),
+            manifest("redfish-firmware"),
+        ];
+        Fleet {
+            policy: write("policy.toml", POLICY),
+            inventory: write("inventory.toml", &inventory),
+            dir,
+            redfish,
+            _sshd: sshd,
+            roots,
+            serve_args,
+        }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn daemon(&self) -> Daemon {
+        let args: Vec<&str> = self.serve_args.iter().map(String::as_str).collect();
+        Daemon::start_with(&self.data(), &args)
+    }
+
+    fn start(&self, daemon: &Daemon) -> String {
+        let out = daemon.cli(&[
+            "rollout",
+            "start",
+            "--policy",
+            &self.policy,
+            "--inventory",
+            &self.inventory,
+            "--json",
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let started: Value = serde_json::from_slice(&out.stdout).unwrap();
+        started["id"].as_str().unwrap().to_string()
+    }
+
+    fn root(&self, id: &str) -> &Path {
+        &self.roots[id]
+    }
+
+    /// The BIOS version the emulator reports for system `node-N`.
+    fn bios(&self, n: usize) -> String {
+        let mut response = ureq::get(format!("{}/redfish/v1/Systems/node-{n}", self.redfish.url))
+            .call()
+            .unwrap();
+        let body = response.body_mut().read_to_string().unwrap();
+        let system: Value = serde_json::from_str(&body).unwrap();
+        system["BiosVersion"].as_str().unwrap().to_string()
+    }
+
+    /// Firmware updates the emulator applied to `node-N`, as `from->to`.
+    fn flashes(&self, n: usize) -> Vec<String> {
+        self.redfish
+            .updates()
+            .into_iter()
+            .filter(|(system, ..)| *system == format!("node-{n}"))
+            .map(|(_, from, to)| format!("{from}->{to}"))
+            .collect()
+    }
+
+    /// Installs of hello `version` the device's maintainer scripts counted.
+    fn installs(&self, id: &str, version: &str) -> usize {
+        let line = format!("hello {version}");
+        peers::installs(self.root(id))
+            .iter()
+            .filter(|l| **l == line)
+            .count()
+    }
+
+    /// Installs counted on every peer so far.
+    fn installs_so_far(&self) -> usize {
+        let packages: usize = self.roots.keys().map(|id| self.installs(id, "1.1")).sum();
+        packages + self.redfish.updates().len()
+    }
+
+    /// Every device is at the fixed version, installed exactly once (counted on the peers).
+    fn assert_all_fixed_once(&self) {
+        for &(id, _, via) in FLEET {
+            match via {
+                Via::Bmc(n) => {
+                    assert_eq!(self.bios(n), "1.1.0", "{id}");
+                    assert_eq!(self.flashes(n), ["1.0.0->1.1.0"], "{id}");
+                }
+                Via::Local | Via::Ssh => {
+                    assert_eq!(
+                        peers::dpkg_version(self.root(id), "hello").as_deref(),
+                        Some("1.1"),
+                        "{id}"
+                    );
+                    assert_eq!(
+                        self.installs(id, "1.1"),
+                        1,
+                        "{id}: {:?}",
+                        peers::installs(self.root(id))
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn device_states(daemon: &Daemon, id: &str) -> BTreeMap<String, (String, String)> {
+    let devices = daemon.json(&["devices", id, "--json"]);
+    devices["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["id"].as_str().unwrap().to_string(),
+                (
+                    d["state"].as_str().unwrap().to_string(),
+                    d["reason"].as_str().unwrap_or_default().to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_mixed_fleet_of_real_peers_goes_through_every_ring_to_the_fixed_versions() {
+    let fleet = Fleet::new();
+    let daemon = fleet.daemon();
+    let id = fleet.start(&daemon);
+    let out = daemon.cli(&["status", &id, "--wait"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    for (device, (state, reason)) in device_states(&daemon, &id) {
+        assert_eq!(state, "done", "{device}: {reason}");
+    }
+    fleet.assert_all_fixed_once();
+}
+
+#[test]
+fn a_package_failing_in_the_canary_ring_halts_it_and_rolls_its_devices_back() {
+    let fleet = Fleet::new();
+    // The package fails on two canary devices: beyond the ring's budget of one.
+    peers::break_device(fleet.root("canary-pkg-3"));
+    peers::break_device(fleet.root("canary-pkg-4"));
+    let daemon = fleet.daemon();
+    let id = fleet.start(&daemon);
+    let out = daemon.cli(&["status", &id, "--wait"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let status = daemon.json(&["status", &id, "--json"]);
+    assert_eq!(status["state"], "halted", "{status}");
+    assert_eq!(status["ring"], "canary", "{status}");
+    let states = device_states(&daemon, &id);
+
+    // The lab ring completed and stays patched.
+    assert_eq!(fleet.bios(1), "1.1.0");
+    assert_eq!(
+        peers::dpkg_version(fleet.root("lab-pkg-1"), "hello").as_deref(),
+        Some("1.1")
+    );
+    // Canary devices that installed are back at their previous real version.
+    assert_eq!(states["canary-bmc-1"].0, "rolled-back", "{states:?}");
+    assert_eq!(fleet.bios(2), "1.0.0");
+    assert_eq!(fleet.flashes(2), ["1.0.0->1.1.0", "1.1.0->1.0.0"]);
+    for device in ["canary-pkg-1", "canary-pkg-2"] {
+        let (state, reason) = &states[device];
+        assert_eq!(state, "rolled-back", "{device}: {reason}");
+        assert_eq!(
+            peers::dpkg_version(fleet.root(device), "hello").as_deref(),
+            Some("1.0"),
+            "{device}"
+        );
+        assert_eq!(fleet.installs(device, "1.1"), 1, "{device}");
+        assert_eq!(
+            fleet.installs(device, "1.0"),
+            2,
+            "{device}: set up, then rolled back"
+        );
+    }
+    // The failures are real dpkg failures, named.
+    for device in ["canary-pkg-3", "canary-pkg-4"] {
+        let (state, reason) = &states[device];
+        assert_eq!(state, "failed", "{device}");
+        assert!(
+            reason.contains("configuration failed on this device"),
+            "{device}: {reason}"
+        );
+    }
+    // The broad ring never started: nothing touched its devices.
+    assert_eq!(fleet.bios(3), "1.0.0");
+    assert!(fleet.flashes(3).is_empty());
+    for device in ["broad-pkg-1", "broad-pkg-2"] {
+        assert_eq!(states[device].0, "pending", "{device}");
+        assert_eq!(fleet.installs(device, "1.1"), 0, "{device}");
+        assert_eq!(
+            peers::dpkg_version(fleet.root(device), "hello").as_deref(),
+            Some("1.0")
+        );
+    }
+}
+
+#[test]
+fn killing_the_engine_mid_rollout_and_restarting_it_installs_nothing_twice() {
+    let fleet = Fleet::new();
+    let mut daemon = fleet.daemon();
+    let id = fleet.start(&daemon);
+    let total = FLEET.len();
+    // Killed (SIGKILL) as soon as the peers count a first install, then again later.
+    for at_least in [1, total / 2] {
+        let started = Instant::now();
+        while fleet.installs_so_far() < at_least {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "no progress: {} installs",
+                fleet.installs_so_far()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut child = daemon.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(
+            fleet.installs_so_far() < total,
+            "the rollout finished before the engine was killed"
+        );
+        daemon = fleet.daemon();
+    }
+    let out = daemon.cli(&["status", &id, "--wait"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    fleet.assert_all_fixed_once();
+}
