@@ -277,6 +277,12 @@ pub struct Redfish {
 
 impl Redfish {
     pub fn start(dir: &Path, systems: usize) -> Redfish {
+        Redfish::start_with_login(dir, systems, None)
+    }
+
+    /// With `login` (user, password), every request but the service root needs HTTP
+    /// basic authentication, as on a real BMC.
+    pub fn start_with_login(dir: &Path, systems: usize, login: Option<(&str, &str)>) -> Redfish {
         let python = Path::new(REDFISH_VENV).join("bin/python");
         let ready = || {
             Command::new(&python)
@@ -289,11 +295,33 @@ impl Redfish {
         install_peers("the Redfish emulator (sushy-tools)", ready);
         let update_log = dir.join("redfish-updates.jsonl");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/redfish/sushy_peer.py");
-        let mut child = Command::new(&python)
+        let mut command = Command::new(&python);
+        command
             .arg(&script)
             .args(["--port", "0", "--systems", &systems.to_string()])
             .arg("--update-log")
-            .arg(&update_log)
+            .arg(&update_log);
+        if let Some((user, password)) = login {
+            // An htpasswd file with a bcrypt hash (cost 4: sushy checks it on every request).
+            let line = Command::new(&python)
+                .args([
+                    "-c",
+                    "import bcrypt, sys; print(sys.argv[1] + ':' + bcrypt.hashpw(sys.argv[2].encode(), bcrypt.gensalt(rounds=4)).decode())",
+                    user,
+                    password,
+                ])
+                .output()
+                .expect("hash the BMC password");
+            assert!(
+                line.status.success(),
+                "bcrypt: {}",
+                String::from_utf8_lossy(&line.stderr)
+            );
+            let htpasswd = dir.join("redfish-htpasswd");
+            std::fs::write(&htpasswd, &line.stdout).unwrap();
+            command.arg("--htpasswd").arg(htpasswd);
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -171,7 +171,9 @@ impl Fleet {
     fn new() -> Fleet {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_owned();
-        let redfish = Redfish::start(&path, 3);
+        // The BMC wants a login: the operator's credentials, added by the host.
+        let redfish = Redfish::start_with_login(&path, 3, Some(("ringleader", "bmc-s3cret")));
+        std::fs::write(path.join("bmc-password"), "bmc-s3cret\n").unwrap();
         let sshd = Sshd::start(&path);
         let debs = path.join("debs");
         std::fs::create_dir_all(&debs).unwrap();
@@ -216,7 +218,7 @@ impl Fleet {
             ));
             match via {
                 Via::Bmc(n) => inventory.push_str(&format!(
-                    "hostname = \"127.0.0.1\"\ninstaller = \"redfish-firmware\"\ntransport = {{ kind = \"http\", address = {} }}\nfacts = {{ \"redfish.system\" = \"node-{n}\", \"redfish.bios-component\" = \"{FIRMWARE}\" }}\ncomponents = {{ \"{FIRMWARE}\" = \"1.0.0\" }}\n\n",
+                    "hostname = \"127.0.0.1\"\ninstaller = \"redfish-firmware\"\ntransport = {{ kind = \"http\", address = {}, credentials = \"test-bmc\" }}\nfacts = {{ \"redfish.system\" = \"node-{n}\", \"redfish.bios-component\" = \"{FIRMWARE}\" }}\ncomponents = {{ \"{FIRMWARE}\" = \"1.0.0\" }}\n\n",
                     toml_str(&redfish.url)
                 )),
                 Via::Local | Via::Ssh => {
@@ -243,6 +245,10 @@ impl Fleet {
 ssh_key = {}
 known_hosts = {}
 
+[credentials.test-bmc]
+username = "ringleader"
+password_file = {}
+
 [plugins.csaf-source]
 http = ["127.0.0.1"]
 settings = {{ index = "{feeds}/csaf/index.txt" }}
@@ -259,6 +265,7 @@ http = ["{{device}}"]
 "#,
             toml_str(&sshd.key.display().to_string()),
             toml_str(&sshd.known_hosts.display().to_string()),
+            toml_str(&path.join("bmc-password").display().to_string()),
         );
         let write = |name: &str, text: &str| {
             let file = path.join(name);
@@ -317,12 +324,24 @@ http = ["{{device}}"]
         &self.roots[id]
     }
 
-    /// The BIOS version the emulator reports for system `node-N`.
+    /// The BIOS version the emulator reports for system `node-N` (asked with the BMC's
+    /// login; the name answers with a redirect to the system's id).
     fn bios(&self, n: usize) -> String {
-        let mut response = ureq::get(format!("{}/redfish/v1/Systems/node-{n}", self.redfish.url))
-            .call()
-            .unwrap();
-        let body = response.body_mut().read_to_string().unwrap();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let get = |path: &str| {
+            agent
+                .get(format!("{}{path}", self.redfish.url))
+                .header("Authorization", "Basic cmluZ2xlYWRlcjpibWMtczNjcmV0")
+                .call()
+                .unwrap()
+        };
+        let redirect = get(&format!("/redfish/v1/Systems/node-{n}"));
+        let location = redirect.headers()["location"].to_str().unwrap().to_string();
+        let body = get(&location).body_mut().read_to_string().unwrap();
         let system: Value = serde_json::from_str(&body).unwrap();
         system["BiosVersion"].as_str().unwrap().to_string()
     }

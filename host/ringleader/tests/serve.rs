@@ -583,6 +583,29 @@ fn a_rollout_of_an_inventory_file_runs_in_real_time_to_the_fixed_versions() {
         text(&out.stderr)
     );
 
+    // A device naming an installer the daemon does not load is refused, with its name.
+    let other = policy_file(
+        dir.path(),
+        "other.toml",
+        "[[devices]]\nid = \"bmc-1\"\ninstaller = \"redfish-firmware\"\ncomponents = { bios = \"1.0.0\" }\n",
+    );
+    let out = daemon.cli(&[
+        "rollout",
+        "start",
+        "--policy",
+        &policy,
+        "--inventory",
+        &other,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(
+            "device `bmc-1` names the installer `redfish-firmware`, which this daemon does not load"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+
     // A broken inventory is refused with its location.
     let broken = policy_file(dir.path(), "broken.toml", "[[devices]]\nid = 5\n");
     let out = daemon.cli(&[
