@@ -48,6 +48,11 @@ fn main() {
             plugins_dir.join(plugin).display()
         );
     }
+    // Libraries the plugins share.
+    println!(
+        "cargo:rerun-if-changed={}",
+        plugins_dir.join("guest-time").display()
+    );
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
 
     ensure_target_installed();

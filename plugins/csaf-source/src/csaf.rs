@@ -175,7 +175,11 @@ const ARCHES: &[&str] = &[
 fn from_purl(purl: &str) -> Option<(String, String)> {
     let rest = purl.strip_prefix("pkg:")?;
     let (path, tail) = rest.split_once('@')?;
-    let name = path.rsplit('/').next()?.replace("%2B", "+").replace("%2b", "+");
+    let name = path
+        .rsplit('/')
+        .next()?
+        .replace("%2B", "+")
+        .replace("%2b", "+");
     let (version, qualifiers) = match tail.split_once('?') {
         Some((v, q)) => (v, q.split('#').next().unwrap_or("")),
         None => (tail.split('#').next().unwrap_or(tail), ""),
@@ -249,7 +253,7 @@ pub fn patches(bytes: &[u8]) -> Result<Vec<Patch>, String> {
             doc.document.csaf_version
         ));
     }
-    let released = crate::time::parse_rfc3339(&doc.document.tracking.initial_release_date)
+    let released = guest_time::parse_rfc3339(&doc.document.tracking.initial_release_date)
         .ok_or_else(|| {
             format!(
                 "at `document.tracking.initial_release_date`: `{}` is not an RFC 3339 time",
@@ -289,7 +293,11 @@ pub fn patches(bytes: &[u8]) -> Result<Vec<Patch>, String> {
             let Some((package, version)) = package_of(id) else {
                 continue;
             };
-            let fix = fixes.entry(package).or_default().entry(version).or_default();
+            let fix = fixes
+                .entry(package)
+                .or_default()
+                .entry(version)
+                .or_default();
             if let Some(cve) = &vulnerability.cve {
                 fix.cves.insert(cve.clone());
             }
@@ -311,7 +319,11 @@ pub fn patches(bytes: &[u8]) -> Result<Vec<Patch>, String> {
                     .filter_map(|p| p.product_identification_helper.as_ref())
                     .find_map(|h| h.sha256_of(url));
             }
-            for score in vulnerability.scores.iter().filter(|s| s.products.contains(id)) {
+            for score in vulnerability
+                .scores
+                .iter()
+                .filter(|s| s.products.contains(id))
+            {
                 let base = score
                     .cvss_v3
                     .as_ref()

@@ -25,7 +25,6 @@ wit_bindgen::generate!({
 });
 
 mod csaf;
-mod time;
 
 use exports::ringleader::plugin::patch_source_api::Guest;
 use ringleader::plugin::http::{self, Method, Request};
@@ -98,13 +97,20 @@ impl Guest for CsafSource {
         let listing = String::from_utf8_lossy(&get(&index)?).into_owned();
         let mut patches = Vec::new();
         let (mut read, mut refused) = (0, 0);
-        for line in listing.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        for line in listing
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
             let url = resolve(&index, line);
             let document = match get(&url) {
                 Ok(bytes) => bytes,
                 Err(e) => {
                     refused += 1;
-                    log(Level::Warn, &format!("advisory {url} could not be fetched: {e:?}"));
+                    log(
+                        Level::Warn,
+                        &format!("advisory {url} could not be fetched: {e:?}"),
+                    );
                     continue;
                 }
             };
@@ -119,7 +125,10 @@ impl Guest for CsafSource {
                 }
                 Err(why) => {
                     refused += 1;
-                    log(Level::Warn, &format!("advisory {url} is not valid CSAF 2.0: {why}"));
+                    log(
+                        Level::Warn,
+                        &format!("advisory {url} is not valid CSAF 2.0: {why}"),
+                    );
                 }
             }
         }

@@ -225,7 +225,9 @@ impl Guest for DpkgInstaller {
                     detail: if ok {
                         "installed and configured".into()
                     } else {
-                        format!("dpkg status `{status}` (not `ii`: the package is not fully configured)")
+                        format!(
+                            "dpkg status `{status}` (not `ii`: the package is not fully configured)"
+                        )
                     },
                 }],
             },

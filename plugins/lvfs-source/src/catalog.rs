@@ -320,7 +320,7 @@ fn released(release: Node) -> Result<i64, String> {
         });
     }
     if let Some(date) = release.attribute("date") {
-        return crate::time::parse_date(date).ok_or_else(|| {
+        return guest_time::parse_date(date).ok_or_else(|| {
             format!("`date=\"{date}\"` is not a date (YYYY-MM-DD) or an RFC 3339 time")
         });
     }

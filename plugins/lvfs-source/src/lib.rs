@@ -77,7 +77,7 @@ wit_bindgen::generate!({
 
 mod body;
 mod catalog;
-mod time;
+
 mod version;
 
 use exports::ringleader::plugin::patch_source_api::Guest;

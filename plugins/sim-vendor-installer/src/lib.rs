@@ -18,8 +18,8 @@ use exports::ringleader::plugin::installer_api::Guest;
 use ringleader::plugin::exec::{self, Command, Output};
 use ringleader::plugin::log::{Level, log};
 use ringleader::plugin::types::{
-    Device, HealthCheck, HealthReport, InstallOutcome, Patch, PluginError, PluginInfo,
-    Readiness, RollbackTarget, VerifyReport,
+    Device, HealthCheck, HealthReport, InstallOutcome, Patch, PluginError, PluginInfo, Readiness,
+    RollbackTarget, VerifyReport,
 };
 
 struct SimVendorInstaller;
@@ -70,7 +70,10 @@ impl Guest for SimVendorInstaller {
                 text(&out.stderr)
             )));
         }
-        log(Level::Debug, &format!("installed {} on {}", patch.id, device.id));
+        log(
+            Level::Debug,
+            &format!("installed {} on {}", patch.id, device.id),
+        );
         Ok(InstallOutcome {
             installed_version: patch.fixed_version,
             reboot_pending: patch.reboot_required,
@@ -86,7 +89,11 @@ impl Guest for SimVendorInstaller {
             checks.push(HealthCheck {
                 name: "sim:health".into(),
                 ok: out.exit_code == 0,
-                detail: text(if out.exit_code == 0 { &out.stdout } else { &out.stderr }),
+                detail: text(if out.exit_code == 0 {
+                    &out.stdout
+                } else {
+                    &out.stderr
+                }),
             });
         }
         Ok(VerifyReport {

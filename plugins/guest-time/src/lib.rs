@@ -1,7 +1,7 @@
-//! Release dates to seconds since the Unix epoch, without a calendar library in the
-//! guest: AppStream's `date` is `YYYY-MM-DD` or a full ISO 8601 / RFC 3339 time.
-//! (The RFC 3339 part is csaf-source's `time.rs`, checking that the date exists;
-//! plugins share no crate.)
+//! Dates and times to seconds since the Unix epoch, without a calendar library in the
+//! guest: RFC 3339 times (`2022-01-04T08:38:00Z`, `2022-01-04T08:38:00.5+01:00`, as
+//! CSAF writes them) and plain dates (`YYYY-MM-DD`, as AppStream's `date` is). Shared by
+//! the plugins in this workspace (a library, not a plugin).
 
 /// Days from 1970-01-01 to the civil date (proleptic Gregorian; H. Hinnant's algorithm).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
@@ -26,6 +26,7 @@ fn is_date(y: i64, m: i64, d: i64) -> bool {
     (1..=days).contains(&d)
 }
 
+/// An RFC 3339 time; `None` when it is not one (or names a day that does not exist).
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
     let t = text.trim();
     let b = t.as_bytes();
@@ -81,4 +82,22 @@ pub fn parse_date(text: &str) -> Option<i64> {
         return None;
     }
     Some(days_from_civil(year, month, day) * 86_400)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_dates() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339("2022-01-04T08:38:00.5+01:00"),
+            Some(1_641_281_880)
+        );
+        assert_eq!(parse_date("2024-01-21"), Some(1_705_795_200));
+        assert_eq!(parse_date("2024-02-30"), None);
+        assert_eq!(parse_rfc3339("2023-02-29T00:00:00Z"), None);
+        assert_eq!(parse_date("yesterday"), None);
+    }
 }
