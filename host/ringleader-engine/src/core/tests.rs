@@ -167,6 +167,34 @@ fn the_rollout_halts_when_failures_exceed_the_budget_and_rolls_back_at_the_rings
     // The broad ring never starts.
     assert_eq!(core.job(id(1, 0)), Some(&JobState::Pending));
     assert!(matches!(core.phase(), Phase::Halted { ring: 0, .. }));
+
+    // Settled (over, whatever wake-ups it asked for) only once nothing runs and nothing
+    // is left to roll back: d5 still runs, then reports, and is rolled back too.
+    let back = |core: &mut Core, index| {
+        let job = id(0, index);
+        core.handle(t(T0), Event::RollbackFinished { job, ok: true })
+    };
+    back(&mut core, 1);
+    assert!(!core.is_settled(), "d2 waits for its rollback, d5 runs");
+    let d = ok(&mut core, T0, 0, 5, 0);
+    assert!(!core.is_settled());
+    // Finish every rollback as it starts, until none is left.
+    let rollbacks = |d: &[Decision]| -> Vec<u32> {
+        d.iter()
+            .filter_map(|d| match d {
+                Decision::StartRollback { job } => Some(job.index),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut running = rollbacks(&d);
+    running.push(2); // started when d1's rollback finished
+    while let Some(index) = running.pop() {
+        let d = back(&mut core, index);
+        running.extend(rollbacks(&d));
+    }
+    assert_eq!(core.job(id(0, 5)), Some(&JobState::RolledBack));
+    assert!(core.is_settled());
 }
 
 #[test]
