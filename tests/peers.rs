@@ -275,14 +275,26 @@ pub struct Redfish {
     pub update_log: PathBuf,
 }
 
+/// How the Redfish emulator behaves beyond sushy's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct RedfishOptions {
+    /// (user, password): every request but the service root needs HTTP basic
+    /// authentication, as on a real BMC.
+    pub login: Option<(String, String)>,
+    /// Updates run as tasks for this many seconds (202 and a task monitor, as real BMCs
+    /// answer; the update is applied when the task ends, polled or not); 0: sushy's own
+    /// 204, applied at once.
+    pub task_seconds: f64,
+    /// With `task_seconds`: images whose URI contains this fail (task `Exception`).
+    pub fail_images: Option<String>,
+}
+
 impl Redfish {
     pub fn start(dir: &Path, systems: usize) -> Redfish {
-        Redfish::start_with_login(dir, systems, None)
+        Redfish::start_with(dir, systems, &RedfishOptions::default())
     }
 
-    /// With `login` (user, password), every request but the service root needs HTTP
-    /// basic authentication, as on a real BMC.
-    pub fn start_with_login(dir: &Path, systems: usize, login: Option<(&str, &str)>) -> Redfish {
+    pub fn start_with(dir: &Path, systems: usize, options: &RedfishOptions) -> Redfish {
         let python = Path::new(REDFISH_VENV).join("bin/python");
         let ready = || {
             Command::new(&python)
@@ -301,7 +313,13 @@ impl Redfish {
             .args(["--port", "0", "--systems", &systems.to_string()])
             .arg("--update-log")
             .arg(&update_log);
-        if let Some((user, password)) = login {
+        if options.task_seconds > 0.0 {
+            command.args(["--task-seconds", &options.task_seconds.to_string()]);
+        }
+        if let Some(text) = &options.fail_images {
+            command.args(["--fail-images", text]);
+        }
+        if let Some((user, password)) = &options.login {
             // An htpasswd file with a bcrypt hash (cost 4: sushy checks it on every request).
             let line = Command::new(&python)
                 .args([

@@ -5,7 +5,8 @@
 
 use super::*;
 use ringleader_runtime::bindings::{Readiness, RollbackTarget};
-use ringleader_tests::peers::Redfish;
+use ringleader_tests::peers::{Redfish, RedfishOptions};
+use std::time::Duration;
 
 fn bmc(peer: &Redfish, id: &str, system: &str, bios: &str) -> Device {
     let mut d = device(id, &[("bios", bios)]);
@@ -33,6 +34,10 @@ async fn installer() -> Plugin {
     let manifest = ringleader_runtime::Manifest::load(&manifest("redfish-firmware")).unwrap();
     let mut grants = Grants::default();
     grants.allow_as_declared("redfish-firmware", &manifest.capabilities);
+    // Tasks are polled every 100 ms instead of every 5 s.
+    if let Some(grant) = grants.plugins.get_mut("redfish-firmware") {
+        grant.settings.insert("task-poll-ms".into(), "100".into());
+    }
     load(&runtime(grants, Services::default()), "redfish-firmware").await
 }
 
@@ -175,4 +180,60 @@ async fn the_bmc_s_refusals_and_wrong_patches_are_reported_in_its_own_words() {
         "{err}"
     );
     assert!(updates(&peer).is_empty());
+}
+
+#[tokio::test]
+async fn updates_that_run_as_tasks_are_followed_to_their_end() {
+    let dir = tempfile::tempdir().unwrap();
+    // 202 and a task monitor that runs for half a second, then applies the update;
+    // images named "corrupt" fail their task.
+    let options = RedfishOptions {
+        task_seconds: 0.5,
+        fail_images: Some("corrupt".into()),
+        ..RedfishOptions::default()
+    };
+    let peer = Redfish::start_with(dir.path(), 2, &options);
+    let plugin = installer().await;
+    let node1 = bmc(&peer, "bmc-1", "node-1", "1.0.0");
+
+    let outcome = plugin.install(&node1, &firmware("1.1.0")).await.unwrap();
+    assert_eq!(outcome.installed_version, "1.1.0");
+    assert!(outcome.detail.contains("Completed, OK"), "{outcome:?}");
+    assert_eq!(updates(&peer), [update("node-1", "1.0.0", "1.1.0")]);
+
+    // A task that ends in Exception: the BMC's message, and nothing changed.
+    let node2 = bmc(&peer, "bmc-2", "node-2", "1.0.0");
+    let mut corrupt = firmware("1.1.0");
+    corrupt.artifact.url = "http://127.0.0.1:9/firmware/corrupt-bios-1.1.0.bin".into();
+    let err = plugin.install(&node2, &corrupt).await.unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("ended Exception (Critical)"), "{message}");
+    assert!(message.contains("failed verification"), "{message}");
+    let report = plugin.verify(&node2, &corrupt).await.unwrap();
+    assert_eq!(report.installed_version.as_deref(), Some("1.0.0"));
+    assert_eq!(updates(&peer).len(), 1);
+}
+
+#[tokio::test]
+async fn an_install_called_again_after_a_stop_follows_the_task_it_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = RedfishOptions {
+        task_seconds: 2.0,
+        ..RedfishOptions::default()
+    };
+    let peer = Redfish::start_with(dir.path(), 1, &options);
+    let plugin = installer().await;
+    let node1 = bmc(&peer, "bmc-1", "node-1", "1.0.0");
+
+    // The host stops while the BMC's task runs: the call is dropped mid-way.
+    let stopped = tokio::time::timeout(
+        Duration::from_millis(500),
+        plugin.install(&node1, &firmware("1.1.0")),
+    )
+    .await;
+    assert!(stopped.is_err(), "the task should still run: {stopped:?}");
+    // Called again: it follows the task it started instead of flashing a second time.
+    let outcome = plugin.install(&node1, &firmware("1.1.0")).await.unwrap();
+    assert_eq!(outcome.installed_version, "1.1.0");
+    assert_eq!(updates(&peer), [update("node-1", "1.0.0", "1.1.0")]);
 }

@@ -14,7 +14,7 @@
 mod common;
 
 use common::*;
-use ringleader_tests::peers::{self, Deb, Redfish, Sshd};
+use ringleader_tests::peers::{self, Deb, Redfish, RedfishOptions, Sshd};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -172,7 +172,13 @@ impl Fleet {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_owned();
         // The BMC wants a login: the operator's credentials, added by the host.
-        let redfish = Redfish::start_with_login(&path, 3, Some(("ringleader", "bmc-s3cret")));
+        // It answers updates with tasks to follow, as real BMCs do.
+        let options = RedfishOptions {
+            login: Some(("ringleader".into(), "bmc-s3cret".into())),
+            task_seconds: 0.5,
+            fail_images: None,
+        };
+        let redfish = Redfish::start_with(&path, 3, &options);
         std::fs::write(path.join("bmc-password"), "bmc-s3cret\n").unwrap();
         let sshd = Sshd::start(&path);
         let debs = path.join("debs");
@@ -262,6 +268,8 @@ exec = ["dpkg", "dpkg-query", "sha256sum"]
 
 [plugins.redfish-firmware]
 http = ["{{device}}"]
+kv = true
+settings = {{ task-poll-ms = "200" }}
 "#,
             toml_str(&sshd.key.display().to_string()),
             toml_str(&sshd.known_hosts.display().to_string()),

@@ -19,6 +19,12 @@
 //! - Redirects (301, 302, 303, 307, 308) are followed, each checked by the host like
 //!   any request. Redfish error bodies (`error.message`, `@Message.ExtendedInfo`) are
 //!   quoted in errors; 5xx and 429 are transient, other refusals permanent.
+//! - A task it started is remembered in `kv` until it ends: called again after the host
+//!   stopped mid-update, `install` follows that task instead of flashing again. (Only a
+//!   host stop between the BMC accepting the update and that record being written, a
+//!   few milliseconds, can still lead to a second update.)
+//! - Setting (optional): `task-poll-ms`, the time between two polls of a running task
+//!   (default 5000).
 //! - Credentials never pass through the plugin: the host adds the operator's
 //!   (`[credentials.NAME]` in its config) to requests to the device's hostname.
 
@@ -30,7 +36,9 @@ wit_bindgen::generate!({
 use exports::ringleader::plugin::installer_api::Guest;
 use ringleader::plugin::clock;
 use ringleader::plugin::http::{self, Method, Request};
+use ringleader::plugin::kv;
 use ringleader::plugin::log::{Level, log};
+use ringleader::plugin::settings;
 use ringleader::plugin::types::{
     Device, HealthCheck, HealthReport, InstallOutcome, Patch, PluginError, PluginInfo, Readiness,
     RollbackTarget, VerifyReport,
@@ -41,7 +49,8 @@ struct RedfishFirmware;
 
 /// Redirects followed for one request before giving up.
 const MAX_REDIRECTS: usize = 5;
-/// Between two polls of a running task.
+/// Between two polls of a running task, unless the operator's setting `task-poll-ms`
+/// says otherwise.
 const TASK_POLL_MS: u32 = 5_000;
 /// How long a task may run before the install is reported as not finished (under the
 /// manifest's 30 minute deadline, so the plugin says what it saw).
@@ -246,6 +255,9 @@ impl Bmc {
     /// Follows a task until it ends. `Ok` when it completed well.
     fn follow_task(&self, location: &str) -> Result<String, PluginError> {
         let started = clock::now();
+        let poll_ms = settings::get("task-poll-ms")
+            .and_then(|ms| ms.trim().parse().ok())
+            .unwrap_or(TASK_POLL_MS);
         loop {
             let response = self.send(Method::Get, location, None)?;
             // A task monitor answers 202 while the task runs; the task resource 200.
@@ -288,27 +300,18 @@ impl Bmc {
                     &format!("{}: {location} {state}, {percent}%", self.device),
                 );
             }
-            clock::sleep(TASK_POLL_MS);
+            clock::sleep(poll_ms);
         }
     }
 
-    /// Flashes `image` on the device's system and reads the version back.
-    fn flash(
+    /// Posts SimpleUpdate for the system and follows the task the BMC answers with.
+    fn start_update(
         &self,
         device: &Device,
+        system_id: &str,
         image: &str,
         version: &str,
-        reboot: bool,
-    ) -> Result<InstallOutcome, PluginError> {
-        let (system_id, system) = self.system(device)?;
-        if bios_version(&system) == Some(version) {
-            // Called again after a restart: already done.
-            return Ok(InstallOutcome {
-                installed_version: version.to_string(),
-                reboot_pending: false,
-                detail: "already installed".into(),
-            });
-        }
+    ) -> Result<String, PluginError> {
         check_image(image)?;
         let (action, protocols) = self.update_service()?;
         let mut request = json!({ "ImageURI": image, "Targets": [system_id] });
@@ -333,9 +336,55 @@ impl Bmc {
                 .ok()
                 .and_then(|b| b["@odata.id"].as_str().map(str::to_string))
         });
-        let detail = match task {
-            Some(task) => self.follow_task(&task)?,
-            None => format!("SimpleUpdate answered {}", response.status),
+        match task {
+            Some(task) => {
+                remember_task(device, version, &task)?;
+                self.follow(device, &task)
+            }
+            None => Ok(format!("SimpleUpdate answered {}", response.status)),
+        }
+    }
+
+    /// Follows a task this plugin started; forgets it once it has ended (well or not).
+    fn follow(&self, device: &Device, task: &str) -> Result<String, PluginError> {
+        let result = self.follow_task(task);
+        if !matches!(result, Err(PluginError::Transient(_))) {
+            forget_task(device)?;
+        }
+        result
+    }
+
+    /// Flashes `image` on the device's system and reads the version back.
+    fn flash(
+        &self,
+        device: &Device,
+        image: &str,
+        version: &str,
+        reboot: bool,
+    ) -> Result<InstallOutcome, PluginError> {
+        let (system_id, system) = self.system(device)?;
+        let started = recall_task(device, version)?;
+        if bios_version(&system) == Some(version) {
+            // Called again after a restart: already done.
+            forget_task(device)?;
+            return Ok(InstallOutcome {
+                installed_version: version.to_string(),
+                reboot_pending: false,
+                detail: "already installed".into(),
+            });
+        }
+        let detail = match started {
+            Some(task) => {
+                log(
+                    Level::Info,
+                    &format!(
+                        "{}: following {task}, started before the host stopped",
+                        device.id
+                    ),
+                );
+                self.follow(device, &task)?
+            }
+            None => self.start_update(device, &system_id, image, version)?,
         };
         let (_, system) = self.system(device)?;
         let installed = bios_version(&system).unwrap_or_default().to_string();
@@ -354,6 +403,46 @@ impl Bmc {
             installed_version: installed,
             detail,
         })
+    }
+}
+
+/// Where the task updating `device` is remembered.
+fn task_key(device: &Device) -> String {
+    format!("task/{}", device.id)
+}
+
+/// The task this plugin started to bring `device` to `version`, if one is remembered.
+/// Without the `kv` capability the plugin remembers nothing (and says so).
+fn recall_task(device: &Device, version: &str) -> Result<Option<String>, PluginError> {
+    let value = match kv::get(&task_key(device)) {
+        Ok(value) => value,
+        Err(PluginError::Denied(why)) => {
+            log(
+                Level::Warn,
+                &format!("tasks are not remembered across restarts: {why}"),
+            );
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    let value = value.map(|v| String::from_utf8_lossy(&v).into_owned());
+    Ok(value.and_then(|v| {
+        let (for_version, task) = v.split_once('\n')?;
+        (for_version == version).then(|| task.to_string())
+    }))
+}
+
+fn remember_task(device: &Device, version: &str, task: &str) -> Result<(), PluginError> {
+    match kv::set(&task_key(device), format!("{version}\n{task}").as_bytes()) {
+        Err(PluginError::Denied(_)) => Ok(()),
+        other => other,
+    }
+}
+
+fn forget_task(device: &Device) -> Result<(), PluginError> {
+    match kv::delete(&task_key(device)) {
+        Err(PluginError::Denied(_)) => Ok(()),
+        other => other,
     }
 }
 

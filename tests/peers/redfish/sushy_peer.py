@@ -112,6 +112,13 @@ def parse_args(argv):
                    help="enable HTTP basic auth with this htpasswd file (bcrypt only)")
     p.add_argument("--update-log", metavar="FILE",
                    help="append one JSON line per applied firmware update to FILE")
+    p.add_argument("--task-seconds", type=float, default=0, metavar="S",
+                   help="answer SimpleUpdate with 202 and a task that runs for S seconds "
+                        "(whether or not anyone polls it), then applies the update "
+                        "(default 0: sushy's own 204, applied at once, static task 42)")
+    p.add_argument("--fail-images", metavar="TEXT",
+                   help="with --task-seconds: an image whose URI contains TEXT fails, its "
+                        "task ends in Exception and nothing changes")
     p.add_argument("--verbose", action="store_true",
                    help="sushy info log and request access log on stderr")
     a = p.parse_args(argv)
@@ -121,6 +128,10 @@ def parse_args(argv):
         p.error("--systems must be 1..250")
     if "manager" in a.prefix.lower() or "/" in a.prefix or not a.prefix:
         p.error("--prefix must be non-empty and contain neither '/' nor 'Manager'")
+    if a.task_seconds < 0:
+        p.error("--task-seconds must be 0 or more")
+    if a.fail_images and not a.task_seconds:
+        p.error("--fail-images needs --task-seconds")
     if a.htpasswd and not os.path.isfile(a.htpasswd):
         p.error(f"--htpasswd file not found: {a.htpasswd}")
     return a
@@ -159,13 +170,79 @@ def image_version(uri):
     return found[-1].rstrip(".") if found else None
 
 
-def install_update_hooks(app, update_log):
-    """Wraps sushy's SimpleUpdate view: one update at a time, the image's version."""
+def install_update_hooks(app, update_log, task_seconds=0, fail_images=None):
+    """Wraps sushy's SimpleUpdate view: one update at a time, the image's version;
+    with task_seconds, updates run as tasks (a real BMC's 202 and task monitor)."""
     import flask
 
     endpoint = "UpdateService.update_service_simple_update"
     original = app.view_functions[endpoint]
     lock = threading.Lock()
+    tasks = {}
+
+    def apply(uuid_, old, image):
+        """Gives the system the image's version (or sushy's bump); logs the update."""
+        wanted = image_version(image)
+        if wanted is None:
+            parts = str(old).split(".")
+            parts[1] = str(int(parts[1]) + 1)
+            wanted = ".".join(parts)
+        app.systems.set_versions(uuid_, {"BiosVersion": wanted})
+        new = app.systems.get_versions(uuid_).get("BiosVersion")
+        if update_log:
+            line = json.dumps({"system": app.systems.name(uuid_), "from": old,
+                               "to": new, "image": image})
+            with open(update_log, "a") as f:
+                f.write(line + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+
+    def task_body(task_id, task):
+        body = {
+            "@odata.type": "#Task.v1_4_3.Task",
+            "@odata.id": f"/redfish/v1/TaskService/Tasks/{task_id}",
+            "Id": task_id,
+            "Name": f"Firmware update {task_id}",
+            "TaskState": task["state"],
+            "TaskStatus": task["status"],
+            "PercentComplete": task["percent"],
+            "Messages": task["messages"],
+        }
+        return body
+
+    def finish(task_id):
+        """A task's end, task_seconds after it started: the update, or its failure."""
+        with lock:
+            task = tasks[task_id]
+            if fail_images and fail_images in str(task["image"]):
+                task.update(state="Exception", status="Critical", percent=100, messages=[
+                    {"MessageId": "Update.1.0.VerificationFailed",
+                     "Message": f"the image {task['image']} failed verification"}])
+            else:
+                for uuid_, old in task["before"].items():
+                    apply(uuid_, old, task["image"])
+                task.update(state="Completed", status="OK", percent=100, messages=[
+                    {"MessageId": "Update.1.0.UpdateSuccessful",
+                     "Message": "the update was applied"}])
+
+    def task_view(task_id):
+        import time
+        with lock:
+            task = tasks.get(task_id)
+            if task is None:
+                body = {"error": {"code": "Base.1.0.ResourceMissingAtURI",
+                                  "message": f"no task {task_id}"}}
+                return flask.Response(json.dumps(body), 404, content_type="application/json")
+            if task["state"] == "Running":
+                elapsed = time.monotonic() - task["started"]
+                task["percent"] = min(99, int(100 * elapsed / task_seconds))
+            status = 202 if task["state"] == "Running" else 200
+            return flask.Response(json.dumps(task_body(task_id, task)), status,
+                                  content_type="application/json")
+
+    if task_seconds:
+        app.add_url_rule("/redfish/v1/TaskService/Tasks/<task_id>", "ringleader_task",
+                         task_view, methods=["GET"])
 
     def system_of(target):
         from sushy_tools import error
@@ -187,22 +264,26 @@ def install_update_hooks(app, update_log):
                         before[uuid_] = app.systems.get_versions(uuid_).get("BiosVersion")
                     except Exception:
                         pass  # sushy's own view reports unknown targets
+            image = body.get("ImageURI") if isinstance(body, dict) else None
+            if task_seconds and image and before and len(before) == len(targets):
+                import time
+                task_id = f"rl{len(tasks) + 1}"
+                tasks[task_id] = {"before": before, "image": image, "state": "Running",
+                                  "status": "OK", "percent": 0, "messages": [],
+                                  "started": time.monotonic()}
+                timer = threading.Timer(task_seconds, finish, args=(task_id,))
+                timer.daemon = True
+                timer.start()
+                response = flask.Response(json.dumps(task_body(task_id, tasks[task_id])), 202,
+                                          content_type="application/json")
+                response.headers["Location"] = f"/redfish/v1/TaskService/Tasks/{task_id}"
+                return response
+            # sushy's own checks and errors; on success its update is replaced by ours.
             response = original(*args, **kwargs)
             if response.status_code != 204:
                 return response
-            image = body.get("ImageURI")
-            wanted = image_version(image)
             for uuid_, old in before.items():
-                if wanted is not None:
-                    app.systems.set_versions(uuid_, {"BiosVersion": wanted})
-                new = app.systems.get_versions(uuid_).get("BiosVersion")
-                if update_log:
-                    line = json.dumps({"system": app.systems.name(uuid_), "from": old,
-                                       "to": new, "image": image})
-                    with open(update_log, "a") as f:
-                        f.write(line + "\n")
-                        f.flush()
-                        os.fsync(f.fileno())
+                apply(uuid_, old, image)
             return response
 
     app.view_functions[endpoint] = simple_update
@@ -257,7 +338,8 @@ def main(argv=None):
         # auth middleware when this key is set.
         sushy_main.app.config["SUSHY_EMULATOR_AUTH_FILE"] = os.path.abspath(args.htpasswd)
 
-    install_update_hooks(sushy_main.app, args.update_log and os.path.abspath(args.update_log))
+    install_update_hooks(sushy_main.app, args.update_log and os.path.abspath(args.update_log),
+                         args.task_seconds, args.fail_images)
 
     stop = threading.Event()
 

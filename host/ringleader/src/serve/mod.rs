@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::Args;
 use ringleader_engine::executor::Installers;
 use ringleader_planner::inventory::Inventory;
+use ringleader_runtime::services::SledKv;
 use ringleader_runtime::sim_device::SimDevices;
 use ringleader_runtime::{Grants, Plugin, Runtime};
 use std::net::SocketAddr;
@@ -186,6 +187,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             )
         })?,
     );
+    let kv_dir = args.data.join("plugin-kv");
+    let kv = Arc::new(SledKv::open(&kv_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "failed to open the plugins' kv store in {}: {e}",
+            kv_dir.display()
+        )
+    })?);
     let rollouts = rollouts::Rollouts::open(
         &args.data,
         Plugins {
@@ -195,6 +203,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         grants,
         devices,
+        kv,
     )?;
     let state = api::State::new(rollouts.clone(), token, !loopback);
     let app = api::router(state);

@@ -11,7 +11,7 @@ use ringleader_engine::store::{Status, Store};
 use ringleader_planner::catalog::Catalog;
 use ringleader_planner::inventory::Inventory;
 use ringleader_planner::policy::Policy;
-use ringleader_runtime::services::SystemClock;
+use ringleader_runtime::services::{KvStore, SystemClock};
 use ringleader_runtime::sim_device::SimDevices;
 use ringleader_runtime::transport::Routes;
 use ringleader_runtime::{Grants, Runtime, RuntimeConfig, Services};
@@ -229,6 +229,8 @@ pub struct Rollouts {
     plugins: Plugins,
     grants: Grants,
     devices: Arc<SimDevices>,
+    /// The plugins' kv store, on disk: it survives restarts, as the contract says.
+    kv: Arc<dyn KvStore>,
     all: RwLock<BTreeMap<u64, Arc<Rollout>>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -251,6 +253,7 @@ impl Rollouts {
         plugins: Plugins,
         grants: Grants,
         devices: Arc<SimDevices>,
+        kv: Arc<dyn KvStore>,
     ) -> anyhow::Result<Arc<Rollouts>> {
         let dir = data.join("rollouts");
         std::fs::create_dir_all(&dir)
@@ -260,6 +263,7 @@ impl Rollouts {
             plugins,
             grants,
             devices,
+            kv,
             all: RwLock::new(BTreeMap::new()),
             tasks: Mutex::new(Vec::new()),
         });
@@ -377,8 +381,9 @@ impl Rollouts {
         let plugins = self.plugins.clone();
         let grants = self.grants.clone();
         let devices = self.devices.clone();
+        let kv = self.kv.clone();
         let task = tokio::spawn(async move {
-            if let Err(e) = execute(&rollout, plugins, grants, devices, run).await {
+            if let Err(e) = execute(&rollout, plugins, grants, devices, kv, run).await {
                 tracing::error!("rollout {}: {e:#}", rollout.id);
                 rollout.set_live(|l| {
                     l.preparing = false;
@@ -444,6 +449,7 @@ async fn execute(
     plugins: Plugins,
     grants: Grants,
     devices: Arc<SimDevices>,
+    kv: Arc<dyn KvStore>,
     run: bool,
 ) -> anyhow::Result<()> {
     let inputs = &rollout.inputs;
@@ -460,11 +466,11 @@ async fn execute(
         services: Services {
             exec: routes.clone(),
             auth: routes,
+            kv,
             clock: match &virtual_clock {
                 Some(clock) => Arc::new(clock.clone()),
                 None => Arc::new(SystemClock),
             },
-            ..Services::default()
         },
     })?;
     plugins
