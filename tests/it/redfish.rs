@@ -5,7 +5,9 @@
 
 use super::*;
 use ringleader_runtime::bindings::{Readiness, RollbackTarget};
+use ringleader_runtime::services::{KvStore, MemoryKv};
 use ringleader_tests::peers::{Redfish, RedfishOptions};
+use std::sync::Arc;
 use std::time::Duration;
 
 fn bmc(peer: &Redfish, id: &str, system: &str, bios: &str) -> Device {
@@ -31,6 +33,10 @@ fn firmware(version: &str) -> Patch {
 }
 
 async fn installer() -> Plugin {
+    installer_with(Services::default()).await
+}
+
+async fn installer_with(services: Services) -> Plugin {
     let manifest = ringleader_runtime::Manifest::load(&manifest("redfish-firmware")).unwrap();
     let mut grants = Grants::default();
     grants.allow_as_declared("redfish-firmware", &manifest.capabilities);
@@ -38,7 +44,7 @@ async fn installer() -> Plugin {
     if let Some(grant) = grants.plugins.get_mut("redfish-firmware") {
         grant.settings.insert("task-poll-ms".into(), "100".into());
     }
-    load(&runtime(grants, Services::default()), "redfish-firmware").await
+    load(&runtime(grants, services), "redfish-firmware").await
 }
 
 fn updates(peer: &Redfish) -> Vec<(String, String, String)> {
@@ -221,11 +227,16 @@ async fn an_install_called_again_after_a_stop_follows_the_task_it_started() {
         task_seconds: 2.0,
         ..RedfishOptions::default()
     };
-    let peer = Redfish::start_with(dir.path(), 1, &options);
-    let plugin = installer().await;
-    let node1 = bmc(&peer, "bmc-1", "node-1", "1.0.0");
+    let peer = Redfish::start_with(dir.path(), 2, &options);
+    let kv = Arc::new(MemoryKv::default());
+    let plugin = installer_with(Services {
+        kv: kv.clone(),
+        ..Services::default()
+    })
+    .await;
 
     // The host stops while the BMC's task runs: the call is dropped mid-way.
+    let node1 = bmc(&peer, "bmc-1", "node-1", "1.0.0");
     let stopped = tokio::time::timeout(
         Duration::from_millis(500),
         plugin.install(&node1, &firmware("1.1.0")),
@@ -236,4 +247,26 @@ async fn an_install_called_again_after_a_stop_follows_the_task_it_started() {
     let outcome = plugin.install(&node1, &firmware("1.1.0")).await.unwrap();
     assert_eq!(outcome.installed_version, "1.1.0");
     assert_eq!(updates(&peer), [update("node-1", "1.0.0", "1.1.0")]);
+    assert_eq!(kv.get("redfish-firmware", "task/bmc-1").unwrap(), None);
+
+    // The host stopped after posting, before the BMC's answer was recorded: the plugin
+    // finds the task among the BMC's tasks by the request that started it.
+    let node2 = bmc(&peer, "bmc-2", "node-2", "1.0.0");
+    let stopped = tokio::time::timeout(
+        Duration::from_millis(500),
+        plugin.install(&node2, &firmware("1.1.0")),
+    )
+    .await;
+    assert!(stopped.is_err());
+    kv.set("redfish-firmware", "task/bmc-2", b"1.1.0\n")
+        .unwrap();
+    let outcome = plugin.install(&node2, &firmware("1.1.0")).await.unwrap();
+    assert_eq!(outcome.installed_version, "1.1.0");
+    assert_eq!(
+        updates(&peer),
+        [
+            update("node-1", "1.0.0", "1.1.0"),
+            update("node-2", "1.0.0", "1.1.0")
+        ]
+    );
 }

@@ -837,19 +837,16 @@ impl Executor {
         let limit = limit.clone();
         calls.spawn(async move {
             let _permit = limit.acquire_owned().await;
+            // After a restart: a step the device reports done (the fixed version, and
+            // healthy) is not installed again. One that is not healthy (an install cut
+            // off half way, say) goes through the installer again: its install is safe
+            // to repeat, and finishes the work or fails for a reason of its own.
             if verify_first
                 && let Ok(report) = spent.time(installer.verify(&device, &patch)).await
                 && report.installed_version.as_deref() == Some(patch.fixed_version.as_str())
+                && report.health.healthy
             {
-                let event = if report.health.healthy {
-                    Event::StepSucceeded { job, step }
-                } else {
-                    Event::StepFailed {
-                        job,
-                        step,
-                        reason: "verify: the device is unhealthy after the install".into(),
-                    }
-                };
+                let event = Event::StepSucceeded { job, step };
                 return Outcome { job, event, after };
             }
             match spent.time(installer.preflight(&device, &patch)).await {
@@ -861,12 +858,19 @@ impl Executor {
                     };
                     return Outcome { job, event, after };
                 }
-                Ok(Readiness::AlreadyInstalled(_)) => {
-                    // Nothing to install: the device already runs the fixed version.
-                    let event = Event::StepSucceeded { job, step };
-                    return Outcome { job, event, after };
+                // Nothing to install: the device already runs the fixed version. Its
+                // health is verified all the same.
+                Ok(Readiness::AlreadyInstalled(_)) => {}
+                Ok(Readiness::Ready) => {
+                    if let Err(e) = spent.time(installer.install(&device, &patch)).await {
+                        let event = Event::StepFailed {
+                            job,
+                            step,
+                            reason: e.to_string(),
+                        };
+                        return Outcome { job, event, after };
+                    }
                 }
-                Ok(Readiness::Ready) => {}
                 Err(e) => {
                     let event = Event::StepFailed {
                         job,
@@ -876,38 +880,29 @@ impl Executor {
                     return Outcome { job, event, after };
                 }
             }
-            let event = match spent.time(installer.install(&device, &patch)).await {
+            let event = match spent.time(installer.verify(&device, &patch)).await {
                 Err(e) => Event::StepFailed {
                     job,
                     step,
                     reason: e.to_string(),
                 },
-                Ok(_) => match spent.time(installer.verify(&device, &patch)).await {
-                    Err(e) => Event::StepFailed {
+                Ok(report) if report.installed_version.as_deref() != Some(&patch.fixed_version) => {
+                    Event::StepFailed {
                         job,
                         step,
-                        reason: e.to_string(),
-                    },
-                    Ok(report)
-                        if report.installed_version.as_deref() != Some(&patch.fixed_version) =>
-                    {
-                        Event::StepFailed {
-                            job,
-                            step,
-                            reason: format!(
-                                "verify: the device reports version {} after installing {}",
-                                report.installed_version.as_deref().unwrap_or("none"),
-                                patch.fixed_version
-                            ),
-                        }
+                        reason: format!(
+                            "verify: the device reports version {} after installing {}",
+                            report.installed_version.as_deref().unwrap_or("none"),
+                            patch.fixed_version
+                        ),
                     }
-                    Ok(report) if !report.health.healthy => Event::StepFailed {
-                        job,
-                        step,
-                        reason: "verify: the device is unhealthy after the install".into(),
-                    },
-                    Ok(_) => Event::StepSucceeded { job, step },
+                }
+                Ok(report) if !report.health.healthy => Event::StepFailed {
+                    job,
+                    step,
+                    reason: "verify: the device is unhealthy after the install".into(),
                 },
+                Ok(_) => Event::StepSucceeded { job, step },
             };
             Outcome { job, event, after }
         });

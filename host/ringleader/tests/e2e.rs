@@ -516,8 +516,10 @@ fn killing_the_engine_mid_rollout_and_restarting_it_installs_nothing_twice() {
     let mut daemon = fleet.daemon();
     let id = fleet.start(&daemon);
     let total = FLEET.len();
-    // Killed (SIGKILL) as soon as the peers count a first install, then again later.
-    for at_least in [1, total / 2] {
+    // Killed (SIGKILL) each time the peers count one more install, a little later each
+    // time (0 to 60 ms), so that kills land before, during and after plugin calls.
+    let mut kills = 0;
+    for at_least in 1..total {
         let started = Instant::now();
         while fleet.installs_so_far() < at_least {
             assert!(
@@ -525,17 +527,22 @@ fn killing_the_engine_mid_rollout_and_restarting_it_installs_nothing_twice() {
                 "no progress: {} installs",
                 fleet.installs_so_far()
             );
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis((at_least as u64 * 37) % 61));
+        if fleet.installs_so_far() >= total {
+            break;
         }
         let mut child = daemon.child.take().unwrap();
         child.kill().unwrap();
         child.wait().unwrap();
-        assert!(
-            fleet.installs_so_far() < total,
-            "the rollout finished before the engine was killed"
-        );
+        kills += 1;
         daemon = fleet.daemon();
     }
+    assert!(
+        kills >= 3,
+        "killed only {kills} times before the rollout ended"
+    );
     let out = daemon.cli(&["status", &id, "--wait"]);
     assert_eq!(
         out.status.code(),

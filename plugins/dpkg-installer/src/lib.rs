@@ -19,6 +19,7 @@ wit_bindgen::generate!({
 });
 
 use exports::ringleader::plugin::installer_api::Guest;
+use ringleader::plugin::clock;
 use ringleader::plugin::exec::{self, Command, Output};
 use ringleader::plugin::log::{Level, log};
 use ringleader::plugin::types::{
@@ -132,9 +133,44 @@ fn check_sum(artifact: &Artifact, path: &str) -> Result<Result<(), String>, Plug
     })
 }
 
-/// `dpkg -i` of the package file at `path`.
-fn dpkg_install(device: &Device, path: &str, what: &str) -> Result<(), PluginError> {
-    let out = run("dpkg", dpkg_args(device, &["-i", path]))?;
+/// How long `dpkg -i` waits for another dpkg on the device (an install of ours still
+/// running after the engine stopped, or an operator's) before it gives up.
+const LOCK_WAIT_MS: u32 = 120_000;
+const LOCK_POLL_MS: u32 = 1_000;
+
+/// `dpkg -i` of the package file at `path`, which brings `package` to `version`. When
+/// another dpkg holds the lock, waits for it to finish, and installs nothing if that
+/// dpkg (say, our own install from before a restart) has done the work.
+fn dpkg_install(
+    device: &Device,
+    path: &str,
+    what: &str,
+    package: &str,
+    version: &str,
+) -> Result<(), PluginError> {
+    let mut waited = 0;
+    let out = loop {
+        let out = run("dpkg", dpkg_args(device, &["-i", path]))?;
+        if out.exit_code == 0 || !text(&out.stderr).contains("locked by another process") {
+            break out;
+        }
+        if waited >= LOCK_WAIT_MS {
+            return Err(PluginError::Transient(format!(
+                "dpkg on {} is still busy with another install after {} s: {}",
+                device.id,
+                LOCK_WAIT_MS / 1000,
+                tail(&out.stderr)
+            )));
+        }
+        clock::sleep(LOCK_POLL_MS);
+        waited += LOCK_POLL_MS;
+        if let Some((v, status)) = query(device, package)?
+            && v == version
+            && status == "ii"
+        {
+            return Ok(());
+        }
+    };
     if out.exit_code != 0 {
         return Err(PluginError::Permanent(format!(
             "dpkg -i {what} on {} exited with {}: {}",
@@ -193,7 +229,13 @@ impl Guest for DpkgInstaller {
         }
         let path = path_of(&patch.artifact).map_err(PluginError::Permanent)?;
         check_sum(&patch.artifact, path)?.map_err(PluginError::Permanent)?;
-        dpkg_install(&device, path, &patch.id)?;
+        dpkg_install(
+            &device,
+            path,
+            &patch.id,
+            &patch.component,
+            &patch.fixed_version,
+        )?;
         let version = query(&device, &patch.component)?
             .map(|(v, _)| v)
             .unwrap_or_default();
@@ -261,6 +303,8 @@ impl Guest for DpkgInstaller {
             &device,
             path,
             &format!("{} {}", patch.component, target.version),
+            &patch.component,
+            &target.version,
         )?;
         let version = query(&device, &patch.component)?
             .map(|(v, _)| v)

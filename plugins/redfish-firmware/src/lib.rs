@@ -19,10 +19,11 @@
 //! - Redirects (301, 302, 303, 307, 308) are followed, each checked by the host like
 //!   any request. Redfish error bodies (`error.message`, `@Message.ExtendedInfo`) are
 //!   quoted in errors; 5xx and 429 are transient, other refusals permanent.
-//! - A task it started is remembered in `kv` until it ends: called again after the host
-//!   stopped mid-update, `install` follows that task instead of flashing again. (Only a
-//!   host stop between the BMC accepting the update and that record being written, a
-//!   few milliseconds, can still lead to a second update.)
+//! - An update is remembered in `kv` from before it is posted until its task ends: called
+//!   again after the host stopped mid-update, `install` follows that task instead of
+//!   flashing again. When the host stopped before the BMC's answer was recorded, the
+//!   plugin looks for the task among the BMC's tasks (`TaskService/Tasks`, by the request
+//!   in each task's `Payload`) before it posts anything.
 //! - Setting (optional): `task-poll-ms`, the time between two polls of a running task
 //!   (default 5000).
 //! - Credentials never pass through the plugin: the host adds the operator's
@@ -314,6 +315,8 @@ impl Bmc {
     ) -> Result<String, PluginError> {
         check_image(image)?;
         let (action, protocols) = self.update_service()?;
+        // Remembered before it is posted: a host stop from here on is recovered from.
+        remember_task(device, version, "")?;
         let mut request = json!({ "ImageURI": image, "Targets": [system_id] });
         let scheme = image
             .split("://")
@@ -325,6 +328,7 @@ impl Bmc {
         }
         let response = self.send(Method::Post, &action, Some(&request))?;
         if !matches!(response.status, 200 | 201 | 202 | 204) {
+            forget_task(device)?;
             return Err(refusal(
                 device.id.as_str(),
                 &response,
@@ -341,8 +345,49 @@ impl Bmc {
                 remember_task(device, version, &task)?;
                 self.follow(device, &task)
             }
-            None => Ok(format!("SimpleUpdate answered {}", response.status)),
+            None => {
+                forget_task(device)?;
+                Ok(format!("SimpleUpdate answered {}", response.status))
+            }
         }
+    }
+
+    /// A running task of the BMC that updates `system_id` with `image`, if there is one
+    /// (its `Payload` holds the request that started it).
+    fn find_task(&self, system_id: &str, image: &str) -> Result<Option<String>, PluginError> {
+        let (service, _) = self.get(&format!("{SERVICE_ROOT}TaskService"), "the task service")?;
+        let tasks = service["Tasks"]["@odata.id"]
+            .as_str()
+            .unwrap_or("/redfish/v1/TaskService/Tasks")
+            .to_string();
+        let (collection, _) = self.get(&tasks, "the tasks")?;
+        let members = collection["Members"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        // Newest last, usually: look from the end.
+        for member in members.iter().rev() {
+            let Some(path) = member["@odata.id"].as_str() else {
+                continue;
+            };
+            let response = self.send(Method::Get, path, None)?;
+            let Ok(task) = serde_json::from_slice::<Value>(&response.body) else {
+                continue;
+            };
+            let state = task["TaskState"].as_str().unwrap_or_default();
+            let request: Value = task["Payload"]["JsonBody"]
+                .as_str()
+                .and_then(|body| serde_json::from_str(body).ok())
+                .unwrap_or(Value::Null);
+            let ours = request["ImageURI"].as_str() == Some(image)
+                && request["Targets"]
+                    .as_array()
+                    .is_some_and(|t| t.iter().any(|t| t.as_str() == Some(system_id)));
+            if ours && !TERMINAL.contains(&state) {
+                return Ok(Some(path.to_string()));
+            }
+        }
+        Ok(None)
     }
 
     /// Follows a task this plugin started; forgets it once it has ended (well or not).
@@ -373,6 +418,28 @@ impl Bmc {
                 detail: "already installed".into(),
             });
         }
+        let started = match started {
+            // Posted when the host stopped, the answer not recorded: ask the BMC.
+            Some(Started::Posted) => match self.find_task(&system_id, image) {
+                Ok(Some(task)) => {
+                    remember_task(device, version, &task)?;
+                    Some(task)
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    log(
+                        Level::Warn,
+                        &format!(
+                            "{}: cannot tell whether the update posted before the host stopped is running ({e}); posting it",
+                            device.id
+                        ),
+                    );
+                    None
+                }
+            },
+            Some(Started::Task(task)) => Some(task),
+            None => None,
+        };
         let detail = match started {
             Some(task) => {
                 log(
@@ -411,15 +478,23 @@ fn task_key(device: &Device) -> String {
     format!("task/{}", device.id)
 }
 
-/// The task this plugin started to bring `device` to `version`, if one is remembered.
+/// An update this plugin started for a device, as remembered.
+enum Started {
+    /// The BMC answered with this task.
+    Task(String),
+    /// Posted, or about to be, when the host stopped: the BMC may have a task for it.
+    Posted,
+}
+
+/// The update this plugin started to bring `device` to `version`, if one is remembered.
 /// Without the `kv` capability the plugin remembers nothing (and says so).
-fn recall_task(device: &Device, version: &str) -> Result<Option<String>, PluginError> {
+fn recall_task(device: &Device, version: &str) -> Result<Option<Started>, PluginError> {
     let value = match kv::get(&task_key(device)) {
         Ok(value) => value,
         Err(PluginError::Denied(why)) => {
             log(
                 Level::Warn,
-                &format!("tasks are not remembered across restarts: {why}"),
+                &format!("updates are not remembered across restarts: {why}"),
             );
             return Ok(None);
         }
@@ -428,10 +503,14 @@ fn recall_task(device: &Device, version: &str) -> Result<Option<String>, PluginE
     let value = value.map(|v| String::from_utf8_lossy(&v).into_owned());
     Ok(value.and_then(|v| {
         let (for_version, task) = v.split_once('\n')?;
-        (for_version == version).then(|| task.to_string())
+        (for_version == version).then(|| match task {
+            "" => Started::Posted,
+            task => Started::Task(task.to_string()),
+        })
     }))
 }
 
+/// Remembers the update to `version`: its task, or (empty) that it is being posted.
 fn remember_task(device: &Device, version: &str, task: &str) -> Result<(), PluginError> {
     match kv::set(&task_key(device), format!("{version}\n{task}").as_bytes()) {
         Err(PluginError::Denied(_)) => Ok(()),

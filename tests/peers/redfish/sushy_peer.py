@@ -207,8 +207,28 @@ def install_update_hooks(app, update_log, task_seconds=0, fail_images=None):
             "TaskStatus": task["status"],
             "PercentComplete": task["percent"],
             "Messages": task["messages"],
+            # What started it, as Redfish's Task.Payload says: how a client that lost
+            # track of its request finds its task again.
+            "Payload": {
+                "HttpOperation": "POST",
+                "TargetUri": "/redfish/v1/UpdateService/Actions/UpdateService.SimpleUpdate",
+                "JsonBody": task["request"],
+            },
         }
         return body
+
+    def task_collection():
+        with lock:
+            members = [{"@odata.id": f"/redfish/v1/TaskService/Tasks/{task_id}"}
+                       for task_id in tasks]
+        body = {
+            "@odata.type": "#TaskCollection.TaskCollection",
+            "@odata.id": "/redfish/v1/TaskService/Tasks",
+            "Name": "Task Collection",
+            "Members@odata.count": len(members),
+            "Members": members,
+        }
+        return flask.Response(json.dumps(body), 200, content_type="application/json")
 
     def finish(task_id):
         """A task's end, task_seconds after it started: the update, or its failure."""
@@ -243,6 +263,8 @@ def install_update_hooks(app, update_log, task_seconds=0, fail_images=None):
     if task_seconds:
         app.add_url_rule("/redfish/v1/TaskService/Tasks/<task_id>", "ringleader_task",
                          task_view, methods=["GET"])
+        app.add_url_rule("/redfish/v1/TaskService/Tasks", "ringleader_tasks",
+                         task_collection, methods=["GET"])
 
     def system_of(target):
         from sushy_tools import error
@@ -270,7 +292,8 @@ def install_update_hooks(app, update_log, task_seconds=0, fail_images=None):
                 task_id = f"rl{len(tasks) + 1}"
                 tasks[task_id] = {"before": before, "image": image, "state": "Running",
                                   "status": "OK", "percent": 0, "messages": [],
-                                  "started": time.monotonic()}
+                                  "started": time.monotonic(),
+                                  "request": json.dumps(body)}
                 timer = threading.Timer(task_seconds, finish, args=(task_id,))
                 timer.daemon = True
                 timer.start()
