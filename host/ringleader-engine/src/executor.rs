@@ -808,8 +808,8 @@ impl Executor {
         step: u16,
         verify_first: bool,
     ) {
-        let Some((device, patch)) = self.lookup(job, step) else {
-            let reason = "the device or patch vanished from the rollout's inputs".to_string();
+        // A step that cannot even start fails at once.
+        let refuse = |calls: &mut JoinSet<Outcome>, reason: String| {
             calls.spawn(async move {
                 Outcome {
                     job,
@@ -817,21 +817,15 @@ impl Executor {
                     after: Some(Duration::ZERO),
                 }
             });
-            return;
+        };
+        let Some((device, patch)) = self.lookup(job, step) else {
+            let reason = "the device or patch vanished from the rollout's inputs".to_string();
+            return refuse(calls, reason);
         };
         let after = self.takes(&device.id, &patch.id);
         let installer = match self.installers.for_device(&device) {
             Ok(installer) => installer.clone(),
-            Err(reason) => {
-                calls.spawn(async move {
-                    Outcome {
-                        job,
-                        event: Event::StepFailed { job, step, reason },
-                        after: Some(Duration::ZERO),
-                    }
-                });
-                return;
-            }
+            Err(reason) => return refuse(calls, reason),
         };
         let spent = spent.clone();
         let limit = limit.clone();
@@ -849,36 +843,22 @@ impl Executor {
                 let event = Event::StepSucceeded { job, step };
                 return Outcome { job, event, after };
             }
+            let failed = |reason: String| Outcome {
+                job,
+                event: Event::StepFailed { job, step, reason },
+                after,
+            };
             match spent.time(installer.preflight(&device, &patch)).await {
-                Ok(Readiness::Blocked(why)) => {
-                    let event = Event::StepFailed {
-                        job,
-                        step,
-                        reason: format!("preflight: {why}"),
-                    };
-                    return Outcome { job, event, after };
-                }
+                Ok(Readiness::Blocked(why)) => return failed(format!("preflight: {why}")),
                 // Nothing to install: the device already runs the fixed version. Its
                 // health is verified all the same.
                 Ok(Readiness::AlreadyInstalled(_)) => {}
                 Ok(Readiness::Ready) => {
                     if let Err(e) = spent.time(installer.install(&device, &patch)).await {
-                        let event = Event::StepFailed {
-                            job,
-                            step,
-                            reason: e.to_string(),
-                        };
-                        return Outcome { job, event, after };
+                        return failed(e.to_string());
                     }
                 }
-                Err(e) => {
-                    let event = Event::StepFailed {
-                        job,
-                        step,
-                        reason: e.to_string(),
-                    };
-                    return Outcome { job, event, after };
-                }
+                Err(e) => return failed(e.to_string()),
             }
             let event = match spent.time(installer.verify(&device, &patch)).await {
                 Err(e) => Event::StepFailed {

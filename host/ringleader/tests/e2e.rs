@@ -405,6 +405,19 @@ settings = {{ task-poll-ms = "200" }}
     }
 }
 
+/// Waits for the rollout to end; `code` is the exit status of `status --wait` expected
+/// (0 completed, 3 halted).
+fn wait(daemon: &Daemon, id: &str, code: i32) {
+    let out = daemon.cli(&["status", id, "--wait"]);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
 fn device_states(daemon: &Daemon, id: &str) -> BTreeMap<String, (String, String)> {
     let devices = daemon.json(&["devices", id, "--json"]);
     devices["devices"]
@@ -428,14 +441,7 @@ fn a_mixed_fleet_of_real_peers_goes_through_every_ring_to_the_fixed_versions() {
     let fleet = Fleet::new();
     let daemon = fleet.daemon();
     let id = fleet.start(&daemon);
-    let out = daemon.cli(&["status", &id, "--wait"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    wait(&daemon, &id, 0);
     for (device, (state, reason)) in device_states(&daemon, &id) {
         assert_eq!(state, "done", "{device}: {reason}");
     }
@@ -450,14 +456,7 @@ fn a_package_failing_in_the_canary_ring_halts_it_and_rolls_its_devices_back() {
     peers::break_device(fleet.root("canary-pkg-4"));
     let daemon = fleet.daemon();
     let id = fleet.start(&daemon);
-    let out = daemon.cli(&["status", &id, "--wait"]);
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    wait(&daemon, &id, 3);
     let status = daemon.json(&["status", &id, "--json"]);
     assert_eq!(status["state"], "halted", "{status}");
     assert_eq!(status["ring"], "canary", "{status}");
@@ -543,13 +542,6 @@ fn killing_the_engine_mid_rollout_and_restarting_it_installs_nothing_twice() {
         kills >= 3,
         "killed only {kills} times before the rollout ended"
     );
-    let out = daemon.cli(&["status", &id, "--wait"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    wait(&daemon, &id, 0);
     fleet.assert_all_fixed_once();
 }

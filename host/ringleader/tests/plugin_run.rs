@@ -336,16 +336,11 @@ fn a_source_discovers_for_every_device_of_an_inventory_or_one() {
     }
 
     let report = run_json(
-        &[
-            "plugin",
-            "run",
+        &run_args(
             &source,
             "discover",
-            "--inventory",
-            inv,
-            "--device",
-            "srv-2",
-        ],
+            &["--inventory", inv, "--device", "srv-2"],
+        ),
         0,
     );
     assert_eq!(report["devices"].as_array().unwrap().len(), 1);
@@ -399,16 +394,11 @@ fn grants_and_settings_come_from_the_operator_config() {
     let csaf = manifest("csaf-source");
     let inv = inventory.to_str().unwrap();
     let report = run_json(
-        &[
-            "plugin",
-            "run",
+        &run_args(
             &csaf,
             "discover",
-            "--inventory",
-            inv,
-            "--config",
-            config.to_str().unwrap(),
-        ],
+            &["--inventory", inv, "--config", config.to_str().unwrap()],
+        ),
         0,
     );
     let ids: Vec<&str> = report["result"]
@@ -427,16 +417,11 @@ fn grants_and_settings_come_from_the_operator_config() {
     )
     .unwrap();
     let report = run_json(
-        &[
-            "plugin",
-            "run",
+        &run_args(
             &csaf,
             "discover",
-            "--inventory",
-            inv,
-            "--config",
-            stingy.to_str().unwrap(),
-        ],
+            &["--inventory", inv, "--config", stingy.to_str().unwrap()],
+        ),
         1,
     );
     assert_eq!(report["error"]["case"], "denied", "{report}");
@@ -459,6 +444,13 @@ fn grants_and_settings_come_from_the_operator_config() {
         "{}",
         text(&out.stdout)
     );
+}
+
+/// `plugin run MANIFEST FUNCTION REST...`
+fn run_args<'a>(manifest: &'a str, function: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["plugin", "run", manifest, function];
+    args.extend_from_slice(rest);
+    args
 }
 
 #[test]
@@ -494,18 +486,18 @@ fn inputs_that_cannot_be_used_exit_2_and_say_where() {
 
     // A device the inventory does not have: named, with the inventory and its devices.
     fails(
-        &[
-            "plugin",
-            "run",
+        &run_args(
             &dpkg,
             "verify",
-            "--inventory",
-            inv,
-            "--device",
-            "dev-9",
-            "--patch",
-            bad_patch,
-        ],
+            &[
+                "--inventory",
+                inv,
+                "--device",
+                "dev-9",
+                "--patch",
+                bad_patch,
+            ],
+        ),
         &[
             &format!("device `dev-9` is not in the inventory {inv}"),
             "dev-1, dev-2",
@@ -513,32 +505,23 @@ fn inputs_that_cannot_be_used_exit_2_and_say_where() {
     );
     // Several devices and no --device.
     fails(
-        &[
-            "plugin",
-            "run",
-            &dpkg,
-            "verify",
-            "--inventory",
-            inv,
-            "--patch",
-            bad_patch,
-        ],
+        &run_args(&dpkg, "verify", &["--inventory", inv, "--patch", bad_patch]),
         &["has 2 devices: say which with --device ID"],
     );
     // A patch file with a wrong type: file, line, column and key.
     fails(
-        &[
-            "plugin",
-            "run",
+        &run_args(
             &dpkg,
             "verify",
-            "--inventory",
-            inv,
-            "--device",
-            "dev-1",
-            "--patch",
-            bad_patch,
-        ],
+            &[
+                "--inventory",
+                inv,
+                "--device",
+                "dev-1",
+                "--patch",
+                bad_patch,
+            ],
+        ),
         &[
             &format!("{bad_patch}:3:"),
             "`artifact.size`: invalid type: string \"788\", expected u64",
@@ -554,18 +537,11 @@ fn inputs_that_cannot_be_used_exit_2_and_say_where() {
     .unwrap();
     let missing = missing.to_str().unwrap().to_string();
     fails(
-        &[
-            "plugin",
-            "run",
+        &run_args(
             &dpkg,
             "verify",
-            "--inventory",
-            inv,
-            "--device",
-            "dev-1",
-            "--patch",
-            &missing,
-        ],
+            &["--inventory", inv, "--device", "dev-1", "--patch", &missing],
+        ),
         &[
             &format!("{missing}:2:"),
             "`fixed_version`: missing field `fixed_version`",
@@ -576,34 +552,27 @@ fn inputs_that_cannot_be_used_exit_2_and_say_where() {
     std::fs::write(&garbage, "id = \"x\"\n").unwrap();
     let garbage = garbage.to_str().unwrap().to_string();
     fails(
-        &[
-            "plugin",
-            "run",
+        &run_args(
             &dpkg,
             "verify",
-            "--inventory",
-            inv,
-            "--device",
-            "dev-1",
-            "--patch",
-            &garbage,
-        ],
+            &["--inventory", inv, "--device", "dev-1", "--patch", &garbage],
+        ),
         &[&format!("{garbage}:1:1: expected value")],
     );
     // A function the plugin's world does not have.
     fails(
-        &[
-            "plugin",
-            "run",
+        &run_args(
             &manifest("sim-vendor-source"),
             "install",
-            "--inventory",
-            inv,
-            "--device",
-            "dev-1",
-            "--patch",
-            bad_patch,
-        ],
+            &[
+                "--inventory",
+                inv,
+                "--device",
+                "dev-1",
+                "--patch",
+                bad_patch,
+            ],
+        ),
         &[
             "`install` is a function of the installer world, and `sim-vendor-source` is a patch-source plugin: its functions are info and discover",
         ],
@@ -618,18 +587,18 @@ fn inputs_that_cannot_be_used_exit_2_and_say_where() {
         &["`install` needs --patch FILE"],
     );
     fails(
-        &[
-            "plugin",
-            "run",
+        &run_args(
             &dpkg,
             "verify",
-            "--inventory",
-            inv,
-            "--patch",
-            bad_patch,
-            "--to-version",
-            "1.0",
-        ],
+            &[
+                "--inventory",
+                inv,
+                "--patch",
+                bad_patch,
+                "--to-version",
+                "1.0",
+            ],
+        ),
         &["`verify` takes no --to-version"],
     );
     // An inventory with a problem: located by the inventory's own parser.
@@ -641,14 +610,11 @@ fn inputs_that_cannot_be_used_exit_2_and_say_where() {
     .unwrap();
     let broken = broken.to_str().unwrap().to_string();
     fails(
-        &[
-            "plugin",
-            "run",
+        &run_args(
             &manifest("sim-vendor-source"),
             "discover",
-            "--inventory",
-            &broken,
-        ],
+            &["--inventory", &broken],
+        ),
         &[&format!(
             "{broken}:3:12: `devices[0].timezone`: unknown time zone"
         )],
@@ -669,16 +635,11 @@ fn inputs_that_cannot_be_used_exit_2_and_say_where() {
     )
     .unwrap();
     fails(
-        &[
-            "plugin",
-            "run",
+        &run_args(
             &dpkg,
             "verify",
-            "--inventory",
-            &ssh,
-            "--patch",
-            good_patch.to_str().unwrap(),
-        ],
+            &["--inventory", &ssh, "--patch", good_patch.to_str().unwrap()],
+        ),
         &["device far-1: credentials `ops` are not defined in the operator's config"],
     );
     // An unknown function: clap lists the possible ones.
