@@ -569,57 +569,32 @@ fn a_rollout_of_an_inventory_file_runs_in_real_time_to_the_fixed_versions() {
     let behind = daemon.json(&["devices", &id, "--behind", "--json"]);
     assert!(behind["devices"].as_array().unwrap().is_empty(), "{behind}");
 
-    // A device naming credentials the operator's config does not define is refused.
-    let ssh = policy_file(
-        dir.path(),
+    // Inventories the daemon cannot run are refused (exit 1), saying why.
+    let refused = |name: &str, inventory: &str, why: &str| {
+        let file = policy_file(dir.path(), name, inventory);
+        let out = daemon.cli(&[
+            "rollout",
+            "start",
+            "--policy",
+            &policy,
+            "--inventory",
+            &file,
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        assert!(text(&out.stderr).contains(why), "{}", text(&out.stderr));
+    };
+    // A device naming credentials the operator's config does not define.
+    refused(
         "ssh.toml",
         "[[devices]]\nid = \"db-1\"\ntransport = { kind = \"ssh\", address = \"10.0.0.9:22\", credentials = \"nope\" }\ncomponents = { openssl = \"3.0.11\" }\n",
+        "device db-1: credentials `nope` are not defined",
     );
-    let out = daemon.cli(&["rollout", "start", "--policy", &policy, "--inventory", &ssh]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("device db-1: credentials `nope` are not defined"),
-        "{}",
-        text(&out.stderr)
-    );
-
-    // A device naming an installer the daemon does not load is refused, with its name.
-    let other = policy_file(
-        dir.path(),
+    // A device naming an installer the daemon does not load.
+    refused(
         "other.toml",
         "[[devices]]\nid = \"bmc-1\"\ninstaller = \"redfish-firmware\"\ncomponents = { bios = \"1.0.0\" }\n",
+        "device `bmc-1` names the installer `redfish-firmware`, which this daemon does not load",
     );
-    let out = daemon.cli(&[
-        "rollout",
-        "start",
-        "--policy",
-        &policy,
-        "--inventory",
-        &other,
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains(
-            "device `bmc-1` names the installer `redfish-firmware`, which this daemon does not load"
-        ),
-        "{}",
-        text(&out.stderr)
-    );
-
-    // A broken inventory is refused with its location.
-    let broken = policy_file(dir.path(), "broken.toml", "[[devices]]\nid = 5\n");
-    let out = daemon.cli(&[
-        "rollout",
-        "start",
-        "--policy",
-        &policy,
-        "--inventory",
-        &broken,
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("broken.toml:2"),
-        "{}",
-        text(&out.stderr)
-    );
+    // A broken inventory, with its location.
+    refused("broken.toml", "[[devices]]\nid = 5\n", "broken.toml:2");
 }
