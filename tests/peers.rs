@@ -273,6 +273,8 @@ pub struct Redfish {
     pub url: String,
     /// One JSON line per firmware update the emulator applied.
     pub update_log: PathBuf,
+    /// With [`RedfishOptions::tls`]: the CA that signed its certificate (PEM).
+    pub ca: Option<PathBuf>,
 }
 
 /// How the Redfish emulator behaves beyond sushy's defaults.
@@ -287,6 +289,9 @@ pub struct RedfishOptions {
     pub task_seconds: f64,
     /// With `task_seconds`: images whose URI contains this fail (task `Exception`).
     pub fail_images: Option<String>,
+    /// Serve HTTPS with a certificate for 127.0.0.1 signed by a CA made for the test,
+    /// [`Redfish::ca`] (what an operator gives as the device's `ca_file`).
+    pub tls: bool,
 }
 
 impl Redfish {
@@ -319,6 +324,62 @@ impl Redfish {
         if let Some(text) = &options.fail_images {
             command.args(["--fail-images", text]);
         }
+        let ca = options.tls.then(|| {
+            // A small CA of the operator's, and the BMC's certificate signed by it.
+            let path = |name: &str| dir.join(name).display().to_string();
+            let ec = [
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+            ];
+            let mut ca = vec![
+                "req",
+                "-x509",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=ringleader-test-ca",
+            ];
+            ca.extend(ec);
+            let (ca_key, ca_pem) = (path("redfish-ca.key"), path("redfish-ca.pem"));
+            ca.extend(["-keyout", &ca_key, "-out", &ca_pem]);
+            sh("openssl", &ca);
+            let (key, csr, cert) = (
+                path("redfish.key"),
+                path("redfish.csr"),
+                path("redfish.pem"),
+            );
+            let mut request = vec!["req", "-subj", "/CN=127.0.0.1"];
+            request.extend(ec);
+            request.extend(["-keyout", &key, "-out", &csr]);
+            sh("openssl", &request);
+            let ext = path("redfish.ext");
+            std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\n").unwrap();
+            sh(
+                "openssl",
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &csr,
+                    "-CA",
+                    &ca_pem,
+                    "-CAkey",
+                    &ca_key,
+                    "-CAcreateserial",
+                    "-days",
+                    "2",
+                    "-extfile",
+                    &ext,
+                    "-out",
+                    &cert,
+                ],
+            );
+            command.args(["--tls-cert", &cert, "--tls-key", &key]);
+            PathBuf::from(ca_pem)
+        });
         if let Some((user, password)) = &options.login {
             // An htpasswd file with a bcrypt hash (cost 4: sushy checks it on every request).
             let line = Command::new(&python)
@@ -356,6 +417,7 @@ impl Redfish {
             child,
             url,
             update_log,
+            ca,
         }
     }
 

@@ -6,6 +6,7 @@
 use super::*;
 use ringleader_runtime::bindings::{Readiness, RollbackTarget};
 use ringleader_runtime::services::{KvStore, MemoryKv};
+use ringleader_runtime::transport::{Route, Routes};
 use ringleader_tests::peers::{Redfish, RedfishOptions};
 use std::sync::Arc;
 use std::time::Duration;
@@ -269,4 +270,48 @@ async fn an_install_called_again_after_a_stop_follows_the_task_it_started() {
             update("node-2", "1.0.0", "1.1.0")
         ]
     );
+}
+
+#[tokio::test]
+async fn a_bmc_s_certificate_is_trusted_only_with_the_operator_s_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = RedfishOptions {
+        tls: true,
+        ..RedfishOptions::default()
+    };
+    let peer = Redfish::start_with(dir.path(), 1, &options);
+    assert!(peer.url.starts_with("https://"), "{}", peer.url);
+    let node1 = bmc(&peer, "bmc-1", "node-1", "1.0.0");
+
+    // Checked against the public web's roots: refused.
+    let err = installer()
+        .await
+        .verify(&node1, &firmware("1.1.0"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("certificate"), "{err}");
+
+    // With the device's `ca_file` from the operator's credentials (the CA that signed
+    // the BMC's certificate): trusted, and for that device only.
+    let routes = Routes::new(Arc::new(ringleader_runtime::services::NoExec));
+    let ca = peer.ca.clone().unwrap();
+    routes.set(
+        "bmc-1",
+        Route::Http {
+            basic: None,
+            ca: Some(ca),
+        },
+    );
+    let plugin = installer_with(Services {
+        auth: Arc::new(routes),
+        ..Services::default()
+    })
+    .await;
+    let report = plugin.verify(&node1, &firmware("1.1.0")).await.unwrap();
+    assert_eq!(report.installed_version.as_deref(), Some("1.0.0"));
+    plugin.install(&node1, &firmware("1.1.0")).await.unwrap();
+    assert_eq!(updates(&peer), [update("node-1", "1.0.0", "1.1.0")]);
+    let mut other = bmc(&peer, "bmc-2", "node-1", "1.0.0");
+    other.id = "bmc-2".into();
+    assert!(plugin.verify(&other, &firmware("1.1.0")).await.is_err());
 }

@@ -431,6 +431,7 @@ async fn the_host_adds_the_operators_credentials_to_requests_to_the_device_only(
             id,
             Route::Http {
                 basic: Some(("admin".into(), password.clone())),
+                ca: None,
             },
         );
     }

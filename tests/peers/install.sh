@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the test peers the integration tests start on 127.0.0.1:
 #   openssh-server   the SSH transport's tests start their own sshd (Debian package)
+#   openssl          test certificates for the HTTPS peers
 #   dpkg-deb, dpkg   building and installing test packages (part of every Debian)
 #   redfish/         the Redfish BMC emulator: python3-libvirt (Debian) and sushy-tools
 #                    (PyPI) in a venv under /var/cache/ringleader-peers (see redfish/NOTES.md)
@@ -15,6 +16,7 @@ fi
 missing=()
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v dpkg-deb > /dev/null || missing+=(dpkg-dev)
+command -v openssl > /dev/null || missing+=(openssl)   # test certificates for HTTPS peers
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ] && [ -z "$sudo" ]; then
         echo "peers: need root to install ${missing[*]}" >&2

@@ -54,7 +54,17 @@ impl Transport {
             Transport::Http { credentials, .. } => {
                 let basic = lookup(credentials)?
                     .and_then(|c| Some((c.username.clone()?, c.password_file.clone()?)));
-                Route::Http { basic }
+                let ca = lookup(credentials)?.and_then(|c| c.ca_file.clone());
+                if let Some(ca) = &ca
+                    && let Err(e) = std::fs::metadata(ca)
+                {
+                    return Err(format!(
+                        "the ca_file {} of credentials `{}` cannot be read: {e}",
+                        ca.display(),
+                        credentials.as_deref().unwrap_or_default()
+                    ));
+                }
+                Route::Http { basic, ca }
             }
             Transport::Ssh {
                 address,

@@ -96,13 +96,17 @@ impl http::Host for HostState {
         };
         // The operator's credentials for the device the call is about, never seen by
         // the plugin, replace any it set itself.
+        // So do the certificates its HTTPS is checked against.
         let mut headers = req.headers;
+        let mut ca = None;
         if let Some(device) = &scope.device
             && device.hostname.eq_ignore_ascii_case(&target.host)
-            && let Some(value) = scope.services.auth.authorization(device)
         {
-            headers.retain(|(name, _)| !name.eq_ignore_ascii_case("authorization"));
-            headers.push(("authorization".into(), value));
+            if let Some(value) = scope.services.auth.authorization(device) {
+                headers.retain(|(name, _)| !name.eq_ignore_ascii_case("authorization"));
+                headers.push(("authorization".into(), value));
+            }
+            ca = scope.services.auth.tls_roots(device);
         }
         let result = scope
             .http
@@ -112,6 +116,7 @@ impl http::Host for HostState {
                 headers,
                 body: req.body,
                 timeout,
+                ca,
             })
             .await;
         Ok(match result {

@@ -3,7 +3,10 @@
 //! every size and time is capped.
 
 use crate::limits;
+use std::collections::HashMap;
 use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// An HTTP request a plugin asked for, already checked against its grants.
@@ -14,6 +17,9 @@ pub struct HttpRequest {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub timeout: Duration,
+    /// Certificates (PEM file) to check the server against instead of the public
+    /// web's roots: the operator's, for the device the request goes to.
+    pub ca: Option<PathBuf>,
 }
 
 /// The response given back to the plugin.
@@ -66,31 +72,77 @@ pub fn target_of(url: &str) -> Result<Target, HttpFailure> {
     })
 }
 
-/// The HTTP client shared by all plugins of a runtime.
+/// The HTTP client shared by all plugins of a runtime: one agent for the public web's
+/// roots, and one per file of certificates an operator gave for devices.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     agent: ureq::Agent,
+    with_roots: Arc<Mutex<HashMap<PathBuf, ureq::Agent>>>,
+}
+
+fn agent(roots: Option<ureq::tls::RootCerts>) -> ureq::Agent {
+    let mut config = ureq::Agent::config_builder()
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .timeout_global(Some(limits::DEFAULT_HTTP_TIMEOUT))
+        .user_agent(concat!("ringleader/", env!("CARGO_PKG_VERSION")));
+    if let Some(roots) = roots {
+        config = config.tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build());
+    }
+    ureq::Agent::new_with_config(config.build())
 }
 
 impl Default for HttpClient {
     fn default() -> Self {
-        let config = ureq::Agent::config_builder()
-            .max_redirects(0)
-            .http_status_as_error(false)
-            .timeout_global(Some(limits::DEFAULT_HTTP_TIMEOUT))
-            .user_agent(concat!("ringleader/", env!("CARGO_PKG_VERSION")))
-            .build();
         HttpClient {
-            agent: ureq::Agent::new_with_config(config),
+            agent: agent(None),
+            with_roots: Arc::default(),
         }
     }
 }
 
+/// The certificates of a PEM file, as roots to trust.
+fn roots_from(path: &Path) -> Result<ureq::tls::RootCerts, HttpFailure> {
+    let pem = std::fs::read(path).map_err(|e| {
+        HttpFailure::Permanent(format!(
+            "cannot read the certificates in {} (ca_file of the device's credentials): {e}",
+            path.display()
+        ))
+    })?;
+    let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
+            _ => None,
+        })
+        .collect();
+    if certs.is_empty() {
+        return Err(HttpFailure::Permanent(format!(
+            "{} (ca_file of the device's credentials) holds no PEM certificate",
+            path.display()
+        )));
+    }
+    Ok(ureq::tls::RootCerts::Specific(Arc::new(certs)))
+}
+
 impl HttpClient {
+    /// The agent for `ca` (made once per file and kept; a changed file needs a restart).
+    fn agent_for(&self, ca: Option<&Path>) -> Result<ureq::Agent, HttpFailure> {
+        let Some(ca) = ca else {
+            return Ok(self.agent.clone());
+        };
+        let mut agents = self.with_roots.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(agent) = agents.get(ca) {
+            return Ok(agent.clone());
+        }
+        let made = agent(Some(roots_from(ca)?));
+        agents.insert(ca.to_owned(), made.clone());
+        Ok(made)
+    }
+
     /// Sends `request` on tokio's blocking pool and reads at most
     /// [`limits::MAX_HTTP_BODY`] bytes of the response body.
     pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpFailure> {
-        let agent = self.agent.clone();
+        let agent = self.agent_for(request.ca.as_deref())?;
         tokio::task::spawn_blocking(move || send_blocking(&agent, request))
             .await
             .map_err(|e| HttpFailure::Transient(format!("http worker failed: {e}")))?

@@ -7,7 +7,7 @@ use crate::limits;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -356,6 +356,12 @@ pub trait DeviceAuth: Send + Sync + Debug {
     /// The `Authorization` header for requests to `device`, when the operator
     /// configured credentials for it.
     fn authorization(&self, device: &Device) -> Option<String>;
+
+    /// Certificates (a PEM file) to check `device`'s HTTPS against instead of the
+    /// public web's roots, when the operator configured them.
+    fn tls_roots(&self, _device: &Device) -> Option<PathBuf> {
+        None
+    }
 }
 
 /// No credentials for any device.

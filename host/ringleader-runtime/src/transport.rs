@@ -34,6 +34,10 @@ pub struct Credential {
     /// HTTP: file holding the password (first line).
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// HTTPS: certificates (PEM) to trust for the device instead of the public web's
+    /// roots: a BMC's self-signed certificate, or the CA that signed it.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// How to reach one device.
@@ -52,8 +56,12 @@ pub enum Route {
         known_hosts: Option<PathBuf>,
     },
     /// Reached over HTTP only (a BMC): no `exec`; with `basic`, the operator's user
-    /// name and password file, sent as basic authentication on requests to the device.
-    Http { basic: Option<(String, PathBuf)> },
+    /// name and password file, sent as basic authentication on requests to the device;
+    /// with `ca`, the certificates its HTTPS is checked against.
+    Http {
+        basic: Option<(String, PathBuf)>,
+        ca: Option<PathBuf>,
+    },
 }
 
 /// `exec` for a fleet whose devices each have their own transport.
@@ -147,6 +155,7 @@ impl DeviceAuth for Routes {
             .cloned();
         let Some(Route::Http {
             basic: Some((user, file)),
+            ..
         }) = route
         else {
             return None;
@@ -166,6 +175,18 @@ impl DeviceAuth for Routes {
             "Basic {}",
             base64(format!("{user}:{password}").as_bytes())
         ))
+    }
+
+    fn tls_roots(&self, device: &Device) -> Option<PathBuf> {
+        match self
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&device.id)
+        {
+            Some(Route::Http { ca, .. }) => ca.clone(),
+            _ => None,
+        }
     }
 }
 

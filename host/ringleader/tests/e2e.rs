@@ -171,12 +171,14 @@ impl Fleet {
     fn new() -> Fleet {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_owned();
-        // The BMC wants a login: the operator's credentials, added by the host.
+        // The BMC speaks HTTPS with a certificate from the operator's CA and wants a
+        // login: both from the operator's credentials, used by the host.
         // It answers updates with tasks to follow, as real BMCs do.
         let options = RedfishOptions {
             login: Some(("ringleader".into(), "bmc-s3cret".into())),
             task_seconds: 0.5,
             fail_images: None,
+            tls: true,
         };
         let redfish = Redfish::start_with(&path, 3, &options);
         std::fs::write(path.join("bmc-password"), "bmc-s3cret\n").unwrap();
@@ -254,6 +256,7 @@ known_hosts = {}
 [credentials.test-bmc]
 username = "ringleader"
 password_file = {}
+ca_file = {}
 
 [plugins.csaf-source]
 http = ["127.0.0.1"]
@@ -274,6 +277,7 @@ settings = {{ task-poll-ms = "200" }}
             toml_str(&sshd.key.display().to_string()),
             toml_str(&sshd.known_hosts.display().to_string()),
             toml_str(&path.join("bmc-password").display().to_string()),
+            toml_str(&redfish.ca.as_ref().unwrap().display().to_string()),
         );
         let write = |name: &str, text: &str| {
             let file = path.join(name);
@@ -335,9 +339,14 @@ settings = {{ task-poll-ms = "200" }}
     /// The BIOS version the emulator reports for system `node-N` (asked with the BMC's
     /// login; the name answers with a redirect to the system's id).
     fn bios(&self, n: usize) -> String {
+        let ca = std::fs::read(self.redfish.ca.as_ref().unwrap()).unwrap();
+        let roots = ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![
+            ureq::tls::Certificate::from_pem(&ca).unwrap().to_owned(),
+        ]));
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .max_redirects(0)
             .http_status_as_error(false)
+            .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
             .build()
             .into();
         let get = |path: &str| {

@@ -119,6 +119,9 @@ def parse_args(argv):
     p.add_argument("--fail-images", metavar="TEXT",
                    help="with --task-seconds: an image whose URI contains TEXT fails, its "
                         "task ends in Exception and nothing changes")
+    p.add_argument("--tls-cert", metavar="FILE",
+                   help="serve HTTPS with this certificate (PEM); needs --tls-key")
+    p.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")
     p.add_argument("--verbose", action="store_true",
                    help="sushy info log and request access log on stderr")
     a = p.parse_args(argv)
@@ -132,6 +135,8 @@ def parse_args(argv):
         p.error("--task-seconds must be 0 or more")
     if a.fail_images and not a.task_seconds:
         p.error("--fail-images needs --task-seconds")
+    if bool(a.tls_cert) != bool(a.tls_key):
+        p.error("--tls-cert and --tls-key go together")
     if a.htpasswd and not os.path.isfile(a.htpasswd):
         p.error(f"--htpasswd file not found: {a.htpasswd}")
     return a
@@ -370,7 +375,9 @@ def main(argv=None):
         # Replaces Flask's app.run() so that we bind first, learn the real
         # port (for --port 0) and can announce readiness on stdout.
         try:
-            srv = make_server("127.0.0.1", args.port, sushy_main.app, threaded=True)
+            tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
+            srv = make_server("127.0.0.1", args.port, sushy_main.app, threaded=True,
+                              ssl_context=tls)
         except (OSError, SystemExit) as e:
             # werkzeug prints "Address already in use" and raises SystemExit(1)
             die(f"cannot listen on 127.0.0.1:{args.port}: {e}")
@@ -384,7 +391,8 @@ def main(argv=None):
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        print(f"listening on http://127.0.0.1:{srv.server_port}", flush=True)
+        scheme = "https" if args.tls_cert else "http"
+        print(f"listening on {scheme}://127.0.0.1:{srv.server_port}", flush=True)
         try:
             srv.serve_forever(poll_interval=0.1)  # SIGTERM -> exit in ~0.1 s
         finally:
