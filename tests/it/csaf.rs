@@ -78,12 +78,7 @@ fn line(p: &ringleader_runtime::bindings::Patch) -> String {
 #[tokio::test]
 async fn csaf_cases() {
     let bless = std::env::var_os("BLESS").is_some();
-    let mut names: Vec<String> = std::fs::read_dir(cases())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    assert!(names.len() >= 8, "cases went missing: {names:?}");
+    let names = case_names(&cases(), 8);
     let mut files = HashMap::new();
     for name in &names {
         let body = std::fs::read(cases().join(name).join("advisory.json")).unwrap();

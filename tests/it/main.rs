@@ -86,6 +86,18 @@ pub fn patch(id: &str, component: &str, fixed: &str) -> Patch {
     }
 }
 
+/// The case folders of a data-driven test (`tests/cases/KIND/`), sorted; fails when
+/// fewer than `at_least` are there (cases went missing).
+pub fn case_names(dir: &std::path::Path, at_least: usize) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.len() >= at_least, "cases went missing: {names:?}");
+    names
+}
+
 /// What `tracing` prints on this thread while a test runs.
 ///
 /// One global subscriber (set once, at INFO) routes each line to the buffer of the

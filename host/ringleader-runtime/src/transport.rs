@@ -72,6 +72,15 @@ pub struct Routes {
 }
 
 impl Routes {
+    /// The route of device `id`, if it has one.
+    fn route(&self, id: &str) -> Option<Route> {
+        self.routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+
     /// `sim` runs the commands of simulated devices.
     pub fn new(sim: Arc<dyn DeviceExec>) -> Routes {
         Routes {
@@ -95,12 +104,7 @@ impl DeviceExec for Routes {
         device: &'a Device,
         request: ExecRequest,
     ) -> BoxFuture<'a, Result<ExecOutput, ExecError>> {
-        let route = self
-            .routes
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&device.id)
-            .cloned();
+        let route = self.route(&device.id);
         Box::pin(async move {
             match route {
                 Some(Route::Sim) => self.sim.run(device, request).await,
@@ -147,12 +151,7 @@ impl DeviceAuth for Routes {
     /// Basic authentication from the device's credentials (the password file's first
     /// line, read at each request so that a rotated password takes effect at once).
     fn authorization(&self, device: &Device) -> Option<String> {
-        let route = self
-            .routes
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&device.id)
-            .cloned();
+        let route = self.route(&device.id);
         let Some(Route::Http {
             basic: Some((user, file)),
             ..
@@ -178,13 +177,8 @@ impl DeviceAuth for Routes {
     }
 
     fn tls_roots(&self, device: &Device) -> Option<PathBuf> {
-        match self
-            .routes
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&device.id)
-        {
-            Some(Route::Http { ca, .. }) => ca.clone(),
+        match self.route(&device.id) {
+            Some(Route::Http { ca, .. }) => ca,
             _ => None,
         }
     }
