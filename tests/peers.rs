@@ -264,7 +264,9 @@ fn free_port() -> u16 {
 pub const REDFISH_VENV: &str = "/var/cache/ringleader-peers/redfish-venv";
 
 /// A Redfish BMC emulator (sushy-tools 2.2.0 on libvirt's `test:///default`) with
-/// systems `node-1` .. `node-N`, each at BIOS version 1.0.0, stopped when dropped.
+/// systems `node-1` .. `node-N`, each at BIOS version 1.0.0, and a firmware inventory
+/// (`NIC-node-N`, SoftwareId `nic`, one per system; `BMC`, SoftwareId `bmc`), all at
+/// 1.0.0; stopped when dropped.
 /// See `tests/peers/redfish/NOTES.md` for how it behaves.
 #[derive(Debug)]
 pub struct Redfish {
@@ -421,7 +423,8 @@ impl Redfish {
         }
     }
 
-    /// The updates the emulator applied, `(system, from, to)`, in order.
+    /// The updates the emulator applied, `(system, from, to)`, in order; for a firmware
+    /// inventory entry, its id instead of a system.
     pub fn updates(&self) -> Vec<(String, String, String)> {
         std::fs::read_to_string(&self.update_log)
             .unwrap_or_default()
@@ -429,7 +432,8 @@ impl Redfish {
             .filter_map(|line| {
                 let update: serde_json::Value = serde_json::from_str(line).ok()?;
                 let field = |name: &str| update[name].as_str().map(str::to_string);
-                Some((field("system")?, field("from")?, field("to")?))
+                let target = field("system").or_else(|| field("item"))?;
+                Some((target, field("from")?, field("to")?))
             })
             .collect()
     }

@@ -131,6 +131,109 @@ async fn firmware_is_flashed_read_back_and_rolled_back_through_the_bmc() {
     );
 }
 
+/// A patch for a component the BMC lists in its firmware inventory.
+fn inventory_firmware(component: &str, version: &str) -> Patch {
+    let mut p = firmware(version);
+    p.id = format!("{component}-{version}");
+    p.component = component.into();
+    p.artifact.url = format!("http://127.0.0.1:9/firmware/{component}-{version}.bin");
+    p
+}
+
+#[tokio::test]
+async fn firmware_inventory_components_are_found_flashed_and_rolled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    // Systems node-1 and node-2, each with its network adapter's firmware (`NIC-node-N`,
+    // SoftwareId `nic`, RelatedItem the system), and the BMC's own (`BMC`, `bmc`).
+    let options = RedfishOptions {
+        task_seconds: 0.3,
+        ..RedfishOptions::default()
+    };
+    let peer = Redfish::start_with(dir.path(), 2, &options);
+    let plugin = installer().await;
+    let node2 = bmc(&peer, "bmc-2", "node-2", "1.0.0");
+    let nic = inventory_firmware("nic", "2.1.0");
+
+    // Found by SoftwareId among the entries of node-2 (not node-1's adapter).
+    assert_eq!(
+        plugin.preflight(&node2, &nic).await.unwrap(),
+        Readiness::Ready
+    );
+    let before = plugin.verify(&node2, &nic).await.unwrap();
+    assert_eq!(before.installed_version.as_deref(), Some("1.0.0"));
+    let checks: Vec<&str> = before
+        .health
+        .checks
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(checks, ["redfish:health", "redfish:firmware:NIC-node-2"]);
+
+    let outcome = plugin.install(&node2, &nic).await.unwrap();
+    assert_eq!(outcome.installed_version, "2.1.0");
+    assert_eq!(updates(&peer), [update("NIC-node-2", "1.0.0", "2.1.0")]);
+    // The BIOS of the same system is another component, untouched.
+    let bios = plugin.verify(&node2, &firmware("1.1.0")).await.unwrap();
+    assert_eq!(bios.installed_version.as_deref(), Some("1.0.0"));
+    assert_eq!(
+        plugin.preflight(&node2, &nic).await.unwrap(),
+        Readiness::AlreadyInstalled("2.1.0".into())
+    );
+
+    let target = RollbackTarget {
+        version: "1.0.0".into(),
+        artifact: Some(inventory_firmware("nic", "1.0.0").artifact),
+    };
+    let back = plugin.rollback(&node2, &nic, &target).await.unwrap();
+    assert_eq!(back.installed_version, "1.0.0");
+    assert_eq!(
+        updates(&peer),
+        [
+            update("NIC-node-2", "1.0.0", "2.1.0"),
+            update("NIC-node-2", "2.1.0", "1.0.0")
+        ]
+    );
+
+    // An entry named by the fact redfish.firmware.<component>: the BMC's own firmware,
+    // which belongs to no one system, under the operator's component name.
+    let mut node1 = bmc(&peer, "bmc-1", "node-1", "1.0.0");
+    node1
+        .facts
+        .push(("redfish.firmware.idrac".into(), "BMC".into()));
+    let idrac = inventory_firmware("idrac", "7.0.0");
+    plugin.install(&node1, &idrac).await.unwrap();
+    let report = plugin.verify(&node1, &idrac).await.unwrap();
+    assert_eq!(report.installed_version.as_deref(), Some("7.0.0"));
+    assert_eq!(updates(&peer)[2], update("BMC", "1.0.0", "7.0.0"));
+
+    // A component the BMC does not have: blocked, with what the inventory does list.
+    let readiness = plugin
+        .preflight(&node1, &inventory_firmware("raid", "3.0.0"))
+        .await
+        .unwrap();
+    let Readiness::Blocked(why) = readiness else {
+        panic!("{readiness:?}")
+    };
+    assert!(why.contains("no firmware `raid`"), "{why}");
+    assert!(why.contains("BMC (bmc), NIC-node-1 (nic)"), "{why}");
+    assert!(!why.contains("NIC-node-2"), "{why}");
+    assert!(why.contains("redfish.firmware.raid"), "{why}");
+    let err = plugin
+        .install(&node1, &inventory_firmware("raid", "3.0.0"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no firmware `raid`"), "{err}");
+
+    // A fact naming an entry the BMC does not have: the BMC's 404, and the fact named.
+    node1
+        .facts
+        .push(("redfish.firmware.nic".into(), "NIC-9".into()));
+    let err = plugin.verify(&node1, &nic).await.unwrap_err();
+    assert!(err.to_string().contains("redfish.firmware.nic"), "{err}");
+    assert!(err.to_string().contains("HTTP 404"), "{err}");
+    assert_eq!(updates(&peer).len(), 3);
+}
+
 #[tokio::test]
 async fn the_bmc_s_refusals_and_wrong_patches_are_reported_in_its_own_words() {
     let dir = tempfile::tempdir().unwrap();
@@ -248,7 +351,7 @@ async fn an_install_called_again_after_a_stop_follows_the_task_it_started() {
     let outcome = plugin.install(&node1, &firmware("1.1.0")).await.unwrap();
     assert_eq!(outcome.installed_version, "1.1.0");
     assert_eq!(updates(&peer), [update("node-1", "1.0.0", "1.1.0")]);
-    assert_eq!(kv.get("redfish-firmware", "task/bmc-1").unwrap(), None);
+    assert_eq!(kv.get("redfish-firmware", "task/bmc-1/bios").unwrap(), None);
 
     // The host stopped after posting, before the BMC's answer was recorded: the plugin
     // finds the task among the BMC's tasks by the request that started it.
@@ -259,7 +362,7 @@ async fn an_install_called_again_after_a_stop_follows_the_task_it_started() {
     )
     .await;
     assert!(stopped.is_err());
-    kv.set("redfish-firmware", "task/bmc-2", b"1.1.0\n")
+    kv.set("redfish-firmware", "task/bmc-2/bios", b"1.1.0\n")
         .unwrap();
     let outcome = plugin.install(&node2, &firmware("1.1.0")).await.unwrap();
     assert_eq!(outcome.installed_version, "1.1.0");

@@ -1,6 +1,7 @@
-//! Redfish firmware installer: updates a server's system firmware (BIOS) through its
-//! BMC with DMTF Redfish `UpdateService.SimpleUpdate`, using only the `http`
-//! capability, scoped to the device's own BMC.
+//! Redfish firmware installer: updates a server's firmware (its BIOS, and what its BMC
+//! lists in the firmware inventory: network adapters, the BMC itself, ...) with DMTF
+//! Redfish `UpdateService.SimpleUpdate`, using only the `http` capability, scoped to
+//! the device's own BMC.
 //!
 //! - The device is the BMC: its inventory `hostname` is the BMC's address. The base
 //!   URL is the fact `redfish.url`, else the `http` transport's address (the fact
@@ -8,14 +9,23 @@
 //!   refuses any request to another host than `hostname`.
 //! - The system is the fact `redfish.system` (its Redfish id or name; a BMC may
 //!   answer a name with a redirect to the id), or the BMC's only system.
-//! - The component this plugin updates is the system's BIOS, read back from the
-//!   ComputerSystem's `BiosVersion`: the device's component named by the fact
-//!   `redfish.bios-component` (default `bios`). A patch for another component is
-//!   refused rather than flashed to the wrong place.
+//! - A patch's component is found on the BMC as:
+//!   - the system's BIOS, when it is the component named by the fact
+//!     `redfish.bios-component` (default `bios`) and the system has a `BiosVersion`:
+//!     read back from it, updated with the system as SimpleUpdate's target;
+//!   - else (or when the fact `redfish.firmware.<component>` names an entry) an entry of the update service's `FirmwareInventory` (a SoftwareInventory):
+//!     the entry the fact `redfish.firmware.<component>` names (its id, or its path),
+//!     else the one entry whose `SoftwareId` or `Id` is the component and that belongs
+//!     to the system (its `RelatedItem` names the system, or it names nothing). Read
+//!     back from the entry's `Version`, updated with the entry as the target; an entry
+//!     marked `Updateable: false` is not touched.
+//!
+//!   A component found nowhere, or twice, is refused rather than flashed to the wrong
+//!   place, with the inventory's components in the message.
 //! - `install` posts SimpleUpdate with the patch's artifact URL as `ImageURI` (the BMC
-//!   fetches the image) and one target (the system), follows the task the BMC returns
-//!   until it ends, then reads the version back. `rollback` does the same with the
-//!   image of the version to go back to (the host passes it when the catalog has it).
+//!   fetches the image) and one target, follows the task the BMC returns until it
+//!   ends, then reads the version back. `rollback` does the same with the image of the
+//!   version to go back to (the host passes it when the catalog has it).
 //! - Redirects (301, 302, 303, 307, 308) are followed, each checked by the host like
 //!   any request. Redfish error bodies (`error.message`, `@Message.ExtendedInfo`) are
 //!   quoted in errors; 5xx and 429 are transient, other refusals permanent.
@@ -222,12 +232,7 @@ impl Bmc {
     /// Where SimpleUpdate is posted, and the transfer protocols the service accepts
     /// (empty: it does not say).
     fn update_service(&self) -> Result<(String, Vec<String>), PluginError> {
-        let (root, _) = self.get(SERVICE_ROOT, "the service root")?;
-        let path = root["UpdateService"]["@odata.id"]
-            .as_str()
-            .unwrap_or("/redfish/v1/UpdateService")
-            .to_string();
-        let (service, _) = self.get(&path, "the update service")?;
+        let service = self.service()?;
         if service["ServiceEnabled"] == Value::Bool(false) {
             return Err(PluginError::Transient(format!(
                 "the update service of the BMC of {} is disabled (ServiceEnabled: false)",
@@ -251,6 +256,151 @@ impl Bmc {
             })
             .unwrap_or_default();
         Ok((target.to_string(), protocols))
+    }
+
+    /// The update service resource.
+    fn service(&self) -> Result<Value, PluginError> {
+        let (root, _) = self.get(SERVICE_ROOT, "the service root")?;
+        let path = root["UpdateService"]["@odata.id"]
+            .as_str()
+            .unwrap_or("/redfish/v1/UpdateService")
+            .to_string();
+        Ok(self.get(&path, "the update service")?.0)
+    }
+
+    /// The component `component` of the device's system as the BMC reports it now, or
+    /// why the BMC has no such component for the system.
+    fn read(
+        &self,
+        device: &Device,
+        component: &str,
+    ) -> Result<Result<Reading, String>, PluginError> {
+        let (system_id, system) = self.system(device)?;
+        let health = system["Status"]["Health"].as_str().unwrap_or("OK");
+        let rollup = system["Status"]["HealthRollup"].as_str().unwrap_or(health);
+        let power = system["PowerState"].as_str().unwrap_or("unknown");
+        let system_check = HealthCheck {
+            name: "redfish:health".into(),
+            ok: health != "Critical" && rollup != "Critical",
+            detail: format!("Health {health}, HealthRollup {rollup}, PowerState {power}"),
+        };
+        let named = fact(device, &format!("redfish.firmware.{component}")).is_some();
+        if let Some(bios) = system["BiosVersion"].as_str()
+            && component == bios_component(device)
+            && !named
+        {
+            return Ok(Ok(Reading {
+                what: "BIOS".into(),
+                target: system_id,
+                version: Some(bios.to_string()),
+                updateable: true,
+                checks: vec![system_check],
+            }));
+        }
+        let entry = match self.inventory_entry(device, component, &system_id)? {
+            Ok(entry) => entry,
+            Err(why) => return Ok(Err(why)),
+        };
+        let id = entry["Id"].as_str().unwrap_or(component);
+        let target = entry["@odata.id"].as_str().unwrap_or_default().to_string();
+        let entry_health = entry["Status"]["Health"].as_str().unwrap_or("OK");
+        let state = entry["Status"]["State"].as_str().unwrap_or("Enabled");
+        Ok(Ok(Reading {
+            what: format!("firmware {id}"),
+            target,
+            version: entry["Version"].as_str().map(str::to_string),
+            updateable: entry["Updateable"] != Value::Bool(false),
+            checks: vec![
+                system_check,
+                HealthCheck {
+                    name: format!("redfish:firmware:{id}"),
+                    ok: entry_health != "Critical",
+                    detail: format!("Health {entry_health}, State {state}"),
+                },
+            ],
+        }))
+    }
+
+    /// The firmware inventory entry of `component` for the system `system_id` (see the
+    /// module's docs for how it is found), or why there is none.
+    fn inventory_entry(
+        &self,
+        device: &Device,
+        component: &str,
+        system_id: &str,
+    ) -> Result<Result<Value, String>, PluginError> {
+        let service = self.service()?;
+        let inventory = service["FirmwareInventory"]["@odata.id"]
+            .as_str()
+            .unwrap_or("/redfish/v1/UpdateService/FirmwareInventory")
+            .trim_end_matches('/')
+            .to_string();
+        let named = format!("redfish.firmware.{component}");
+        if let Some(entry) = fact(device, &named) {
+            let path = if entry.starts_with('/') {
+                entry.to_string()
+            } else {
+                format!("{inventory}/{entry}")
+            };
+            let what = format!("the firmware inventory entry {path} (the fact {named})");
+            return Ok(Ok(self.get(&path, &what)?.0));
+        }
+        let (collection, _) = self.get(&inventory, "the firmware inventory")?;
+        let mut found = Vec::new();
+        let mut listed = Vec::new();
+        for member in collection["Members"].as_array().into_iter().flatten() {
+            let Some(path) = member["@odata.id"].as_str() else {
+                continue;
+            };
+            let (entry, _) = self.get(path, "a firmware inventory entry")?;
+            let software_id = entry["SoftwareId"].as_str().unwrap_or_default();
+            let id = entry["Id"].as_str().unwrap_or_default();
+            let related: Vec<&str> = entry["RelatedItem"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|item| item["@odata.id"].as_str())
+                .collect();
+            let ours = related.is_empty()
+                || related
+                    .iter()
+                    .any(|item| item.trim_end_matches('/') == system_id.trim_end_matches('/'));
+            if !ours {
+                continue;
+            }
+            listed.push(if software_id.is_empty() {
+                id.to_string()
+            } else {
+                format!("{id} ({software_id})")
+            });
+            if software_id == component || id == component {
+                found.push(entry);
+            }
+        }
+        let bios = bios_component(device);
+        let not_bios = if component == bios {
+            "the system reports no BiosVersion".to_string()
+        } else {
+            format!(
+                "it is not the BIOS (the component `{bios}`, set by the fact redfish.bios-component)"
+            )
+        };
+        match found.len() {
+            1 => Ok(Ok(found.remove(0))),
+            0 => Ok(Err(format!(
+                "the BMC of {} has no firmware `{component}` for {system_id}: {not_bios} and no entry of its firmware inventory has it as SoftwareId or Id (the system's entries: {}); set the fact {named} to the entry's id",
+                device.id,
+                if listed.is_empty() {
+                    "none".to_string()
+                } else {
+                    listed.join(", ")
+                }
+            ))),
+            n => Ok(Err(format!(
+                "the BMC of {} has {n} firmware inventory entries for `{component}` of {system_id}; set the fact {named} to the id of the one to update",
+                device.id
+            ))),
+        }
     }
 
     /// Follows a task until it ends. `Ok` when it completed well.
@@ -305,19 +455,21 @@ impl Bmc {
         }
     }
 
-    /// Posts SimpleUpdate for the system and follows the task the BMC answers with.
+    /// Posts SimpleUpdate for `target` and follows the task the BMC answers with.
     fn start_update(
         &self,
         device: &Device,
-        system_id: &str,
+        component: &str,
+        target: &str,
         image: &str,
         version: &str,
     ) -> Result<String, PluginError> {
         check_image(image)?;
         let (action, protocols) = self.update_service()?;
         // Remembered before it is posted: a host stop from here on is recovered from.
-        remember_task(device, version, "")?;
-        let mut request = json!({ "ImageURI": image, "Targets": [system_id] });
+        let key = task_key(device, component);
+        remember_task(&key, version, "")?;
+        let mut request = json!({ "ImageURI": image, "Targets": [target] });
         let scheme = image
             .split("://")
             .next()
@@ -328,7 +480,7 @@ impl Bmc {
         }
         let response = self.send(Method::Post, &action, Some(&request))?;
         if !matches!(response.status, 200 | 201 | 202 | 204) {
-            forget_task(device)?;
+            forget_task(&key)?;
             return Err(refusal(
                 device.id.as_str(),
                 &response,
@@ -342,19 +494,19 @@ impl Bmc {
         });
         match task {
             Some(task) => {
-                remember_task(device, version, &task)?;
-                self.follow(device, &task)
+                remember_task(&key, version, &task)?;
+                self.follow(&key, &task)
             }
             None => {
-                forget_task(device)?;
+                forget_task(&key)?;
                 Ok(format!("SimpleUpdate answered {}", response.status))
             }
         }
     }
 
-    /// A running task of the BMC that updates `system_id` with `image`, if there is one
+    /// A running task of the BMC that updates `target` with `image`, if there is one
     /// (its `Payload` holds the request that started it).
-    fn find_task(&self, system_id: &str, image: &str) -> Result<Option<String>, PluginError> {
+    fn find_task(&self, target: &str, image: &str) -> Result<Option<String>, PluginError> {
         let (service, _) = self.get(&format!("{SERVICE_ROOT}TaskService"), "the task service")?;
         let tasks = service["Tasks"]["@odata.id"]
             .as_str()
@@ -382,7 +534,7 @@ impl Bmc {
             let ours = request["ImageURI"].as_str() == Some(image)
                 && request["Targets"]
                     .as_array()
-                    .is_some_and(|t| t.iter().any(|t| t.as_str() == Some(system_id)));
+                    .is_some_and(|t| t.iter().any(|t| t.as_str() == Some(target)));
             if ours && !TERMINAL.contains(&state) {
                 return Ok(Some(path.to_string()));
             }
@@ -390,39 +542,47 @@ impl Bmc {
         Ok(None)
     }
 
-    /// Follows a task this plugin started; forgets it once it has ended (well or not).
-    fn follow(&self, device: &Device, task: &str) -> Result<String, PluginError> {
+    /// Follows a task this plugin started (remembered under `key`); forgets it once it
+    /// has ended (well or not).
+    fn follow(&self, key: &str, task: &str) -> Result<String, PluginError> {
         let result = self.follow_task(task);
         if !matches!(result, Err(PluginError::Transient(_))) {
-            forget_task(device)?;
+            forget_task(key)?;
         }
         result
     }
 
-    /// Flashes `image` on the device's system and reads the version back.
+    /// Flashes `image` on the device's component and reads the version back.
     fn flash(
         &self,
         device: &Device,
+        component: &str,
         image: &str,
         version: &str,
         reboot: bool,
     ) -> Result<InstallOutcome, PluginError> {
-        let (system_id, system) = self.system(device)?;
-        let started = recall_task(device, version)?;
-        if bios_version(&system) == Some(version) {
+        let reading = self
+            .read(device, component)?
+            .map_err(PluginError::Permanent)?;
+        let key = task_key(device, component);
+        let started = recall_task(&key, version)?;
+        if reading.version.as_deref() == Some(version) {
             // Called again after a restart: already done.
-            forget_task(device)?;
+            forget_task(&key)?;
             return Ok(InstallOutcome {
                 installed_version: version.to_string(),
                 reboot_pending: false,
                 detail: "already installed".into(),
             });
         }
+        if !reading.updateable {
+            return Err(PluginError::Permanent(not_updateable(device, &reading)));
+        }
         let started = match started {
             // Posted when the host stopped, the answer not recorded: ask the BMC.
-            Some(Started::Posted) => match self.find_task(&system_id, image) {
+            Some(Started::Posted) => match self.find_task(&reading.target, image) {
                 Ok(Some(task)) => {
-                    remember_task(device, version, &task)?;
+                    remember_task(&key, version, &task)?;
                     Some(task)
                 }
                 Ok(None) => None,
@@ -449,21 +609,23 @@ impl Bmc {
                         device.id
                     ),
                 );
-                self.follow(device, &task)?
+                self.follow(&key, &task)?
             }
-            None => self.start_update(device, &system_id, image, version)?,
+            None => self.start_update(device, component, &reading.target, image, version)?,
         };
-        let (_, system) = self.system(device)?;
-        let installed = bios_version(&system).unwrap_or_default().to_string();
+        let after = self
+            .read(device, component)?
+            .map_err(PluginError::Permanent)?;
+        let installed = after.version.unwrap_or_default();
         if installed != version && !reboot {
             return Err(PluginError::Permanent(format!(
-                "the BMC of {} reports BIOS version {installed} after the update to {version} ({detail})",
-                device.id
+                "the BMC of {} reports {} version {installed} after the update to {version} ({detail})",
+                device.id, after.what
             )));
         }
         log(
             Level::Info,
-            &format!("{}: BIOS {installed} ({detail})", device.id),
+            &format!("{}: {} {installed} ({detail})", device.id, after.what),
         );
         Ok(InstallOutcome {
             reboot_pending: installed != version,
@@ -473,9 +635,30 @@ impl Bmc {
     }
 }
 
-/// Where the task updating `device` is remembered.
-fn task_key(device: &Device) -> String {
-    format!("task/{}", device.id)
+/// A component of a device's system as its BMC reports it.
+struct Reading {
+    /// What it is, for messages: `BIOS`, `firmware NIC-1`.
+    what: String,
+    /// What SimpleUpdate's `Targets` names to update it: the system, or the firmware
+    /// inventory entry (their `@odata.id`).
+    target: String,
+    version: Option<String>,
+    /// False when the BMC marks the entry `Updateable: false`.
+    updateable: bool,
+    /// The system's health, and the entry's.
+    checks: Vec<HealthCheck>,
+}
+
+fn not_updateable(device: &Device, reading: &Reading) -> String {
+    format!(
+        "the BMC of {} marks its {} ({}) as not updateable (Updateable: false)",
+        device.id, reading.what, reading.target
+    )
+}
+
+/// Where the task updating `component` of `device` is remembered.
+fn task_key(device: &Device, component: &str) -> String {
+    format!("task/{}/{component}", device.id)
 }
 
 /// An update this plugin started for a device, as remembered.
@@ -488,8 +671,8 @@ enum Started {
 
 /// The update this plugin started to bring `device` to `version`, if one is remembered.
 /// Without the `kv` capability the plugin remembers nothing (and says so).
-fn recall_task(device: &Device, version: &str) -> Result<Option<Started>, PluginError> {
-    let value = match kv::get(&task_key(device)) {
+fn recall_task(key: &str, version: &str) -> Result<Option<Started>, PluginError> {
+    let value = match kv::get(key) {
         Ok(value) => value,
         Err(PluginError::Denied(why)) => {
             log(
@@ -511,15 +694,15 @@ fn recall_task(device: &Device, version: &str) -> Result<Option<Started>, Plugin
 }
 
 /// Remembers the update to `version`: its task, or (empty) that it is being posted.
-fn remember_task(device: &Device, version: &str, task: &str) -> Result<(), PluginError> {
-    match kv::set(&task_key(device), format!("{version}\n{task}").as_bytes()) {
+fn remember_task(key: &str, version: &str, task: &str) -> Result<(), PluginError> {
+    match kv::set(key, format!("{version}\n{task}").as_bytes()) {
         Err(PluginError::Denied(_)) => Ok(()),
         other => other,
     }
 }
 
-fn forget_task(device: &Device) -> Result<(), PluginError> {
-    match kv::delete(&task_key(device)) {
+fn forget_task(key: &str) -> Result<(), PluginError> {
+    match kv::delete(key) {
         Err(PluginError::Denied(_)) => Ok(()),
         other => other,
     }
@@ -535,10 +718,6 @@ fn origin(url: &str) -> Option<&str> {
         return None;
     }
     Some(&url[..url.len() - rest.len() + authority.len()])
-}
-
-fn bios_version(system: &Value) -> Option<&str> {
-    system["BiosVersion"].as_str()
 }
 
 fn check_image(image: &str) -> Result<(), PluginError> {
@@ -596,17 +775,6 @@ fn bios_component(device: &Device) -> &str {
     fact(device, "redfish.bios-component").unwrap_or("bios")
 }
 
-fn check_component(device: &Device, patch: &Patch) -> Result<(), String> {
-    let bios = bios_component(device);
-    if patch.component == bios {
-        return Ok(());
-    }
-    Err(format!(
-        "{} is for component `{}`, and this installer updates the system BIOS of {}, its component `{bios}` (set the fact redfish.bios-component to name it otherwise)",
-        patch.id, patch.component, device.id
-    ))
-}
-
 impl Guest for RedfishFirmware {
     fn info() -> PluginInfo {
         PluginInfo {
@@ -617,18 +785,21 @@ impl Guest for RedfishFirmware {
     }
 
     fn preflight(device: Device, patch: Patch) -> Result<Readiness, PluginError> {
-        if let Err(why) = check_component(&device, &patch) {
-            return Ok(Readiness::Blocked(why));
-        }
         let bmc = Bmc::of(&device)?;
-        let (_, system) = bmc.system(&device)?;
-        if bios_version(&system) == Some(patch.fixed_version.as_str()) {
+        let reading = match bmc.read(&device, &patch.component)? {
+            Ok(reading) => reading,
+            Err(why) => return Ok(Readiness::Blocked(why)),
+        };
+        if reading.version.as_deref() == Some(patch.fixed_version.as_str()) {
             return Ok(Readiness::AlreadyInstalled(patch.fixed_version));
         }
-        if system["Status"]["Health"].as_str() == Some("Critical") {
+        if !reading.updateable {
+            return Ok(Readiness::Blocked(not_updateable(&device, &reading)));
+        }
+        if let Some(check) = reading.checks.iter().find(|c| !c.ok) {
             return Ok(Readiness::Blocked(format!(
-                "the BMC reports {} as Critical",
-                device.id
+                "the BMC reports {} as Critical ({}: {})",
+                device.id, check.name, check.detail
             )));
         }
         if let Err(PluginError::Permanent(why)) = check_image(&patch.artifact.url) {
@@ -639,9 +810,9 @@ impl Guest for RedfishFirmware {
     }
 
     fn install(device: Device, patch: Patch) -> Result<InstallOutcome, PluginError> {
-        check_component(&device, &patch).map_err(PluginError::Permanent)?;
         Bmc::of(&device)?.flash(
             &device,
+            &patch.component,
             &patch.artifact.url,
             &patch.fixed_version,
             patch.reboot_required,
@@ -649,26 +820,14 @@ impl Guest for RedfishFirmware {
     }
 
     fn verify(device: Device, patch: Patch) -> Result<VerifyReport, PluginError> {
-        let bmc = Bmc::of(&device)?;
-        let (_, system) = bmc.system(&device)?;
-        let installed = if patch.component == bios_component(&device) {
-            bios_version(&system).map(str::to_string)
-        } else {
-            None
-        };
-        let health = system["Status"]["Health"].as_str().unwrap_or("OK");
-        let rollup = system["Status"]["HealthRollup"].as_str().unwrap_or(health);
-        let ok = health != "Critical" && rollup != "Critical";
-        let power = system["PowerState"].as_str().unwrap_or("unknown");
+        let reading = Bmc::of(&device)?
+            .read(&device, &patch.component)?
+            .map_err(PluginError::Permanent)?;
         Ok(VerifyReport {
-            installed_version: installed,
+            installed_version: reading.version,
             health: HealthReport {
-                healthy: ok,
-                checks: vec![HealthCheck {
-                    name: "redfish:health".into(),
-                    ok,
-                    detail: format!("Health {health}, HealthRollup {rollup}, PowerState {power}"),
-                }],
+                healthy: reading.checks.iter().all(|c| c.ok),
+                checks: reading.checks,
             },
         })
     }
@@ -678,10 +837,11 @@ impl Guest for RedfishFirmware {
         patch: Patch,
         target: RollbackTarget,
     ) -> Result<InstallOutcome, PluginError> {
-        check_component(&device, &patch).map_err(PluginError::Permanent)?;
         let bmc = Bmc::of(&device)?;
-        let (_, system) = bmc.system(&device)?;
-        if bios_version(&system) == Some(target.version.as_str()) {
+        let reading = bmc
+            .read(&device, &patch.component)?
+            .map_err(PluginError::Permanent)?;
+        if reading.version.as_deref() == Some(target.version.as_str()) {
             return Ok(InstallOutcome {
                 installed_version: target.version,
                 reboot_pending: false,
@@ -694,7 +854,13 @@ impl Guest for RedfishFirmware {
                 patch.component, target.version, device.id
             )));
         };
-        bmc.flash(&device, &image.url, &target.version, patch.reboot_required)
+        bmc.flash(
+            &device,
+            &patch.component,
+            &image.url,
+            &target.version,
+            patch.reboot_required,
+        )
     }
 }
 

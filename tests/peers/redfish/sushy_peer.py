@@ -38,9 +38,17 @@ Two changes to sushy's SimpleUpdate, both to behave like a real BMC (see NOTES.m
     ImageURI's file name (`.../sushy-bios-1.1.0.bin` -> 1.1.0), so that going
     back to an older image really goes back. An image name without a version
     keeps sushy's own behaviour (the second number goes up by one).
+Firmware inventory (what sushy links to but does not serve): the update service's
+FirmwareInventory lists, for each system, its network adapter's firmware `NIC-<name>`
+(SoftwareId "nic", RelatedItem the system) and the BMC's own `BMC` (SoftwareId
+"bmc"), all at version 1.0.0. SimpleUpdate with an entry's URI as its target
+updates that entry's Version the same way (image version, serialized, tasks).
+
 With --update-log FILE, every applied update appends one JSON line
-{"system": NAME, "from": OLD, "to": NEW, "image": URI} to FILE (flushed before
-the response is sent): what tests count installs on the peer's side with.
+{"system": NAME, "from": OLD, "to": NEW, "image": URI} (a firmware inventory
+entry: {"item": ID, "component": SOFTWAREID, ...} instead of "system") to FILE
+(flushed before the response is sent): what tests count installs on the peer's
+side with.
 
 Optional HTTP basic auth: --htpasswd FILE (bcrypt entries only, e.g. made with
 `htpasswd -nbB user pass` or the bcrypt module in the venv; see NOTES.md).
@@ -175,9 +183,24 @@ def image_version(uri):
     return found[-1].rstrip(".") if found else None
 
 
-def install_update_hooks(app, update_log, task_seconds=0, fail_images=None):
+INVENTORY = "/redfish/v1/UpdateService/FirmwareInventory"
+
+
+def firmware_inventory(names):
+    """The firmware inventory entries: id -> entry (see the module's docs)."""
+    entries = {"BMC": {"name": "BMC firmware", "software_id": "bmc", "version": "1.0.0",
+                       "system": None}}
+    for name in names:
+        entries[f"NIC-{name}"] = {"name": f"Network adapter firmware of {name}",
+                                  "software_id": "nic", "version": "1.0.0",
+                                  "system": system_uuid(name)}
+    return entries
+
+
+def install_update_hooks(app, update_log, inventory, task_seconds=0, fail_images=None):
     """Wraps sushy's SimpleUpdate view: one update at a time, the image's version;
-    with task_seconds, updates run as tasks (a real BMC's 202 and task monitor)."""
+    with task_seconds, updates run as tasks (a real BMC's 202 and task monitor).
+    Serves the firmware inventory and updates its entries."""
     import flask
 
     endpoint = "UpdateService.update_service_simple_update"
@@ -185,18 +208,72 @@ def install_update_hooks(app, update_log, task_seconds=0, fail_images=None):
     lock = threading.Lock()
     tasks = {}
 
-    def apply(uuid_, old, image):
-        """Gives the system the image's version (or sushy's bump); logs the update."""
+    def json_response(body, status=200):
+        return flask.Response(json.dumps(body), status, content_type="application/json")
+
+    def entry_body(item_id):
+        entry = inventory[item_id]
+        body = {
+            "@odata.type": "#SoftwareInventory.v1_10_0.SoftwareInventory",
+            "@odata.id": f"{INVENTORY}/{item_id}",
+            "Id": item_id,
+            "Name": entry["name"],
+            "SoftwareId": entry["software_id"],
+            "Version": entry["version"],
+            "Updateable": True,
+            "Status": {"State": "Enabled", "Health": "OK"},
+        }
+        if entry["system"]:
+            body["RelatedItem"] = [{"@odata.id": f"/redfish/v1/Systems/{entry['system']}"}]
+        return body
+
+    def inventory_collection():
+        with lock:
+            members = [{"@odata.id": f"{INVENTORY}/{item_id}"} for item_id in inventory]
+        return json_response({
+            "@odata.type": "#SoftwareInventoryCollection.SoftwareInventoryCollection",
+            "@odata.id": INVENTORY,
+            "Name": "Firmware Inventory",
+            "Members@odata.count": len(members),
+            "Members": members,
+        })
+
+    def inventory_entry(item_id):
+        with lock:
+            if item_id not in inventory:
+                return json_response({"error": {
+                    "code": "Base.1.0.ResourceMissingAtURI",
+                    "message": f"no firmware inventory entry {item_id}"}}, 404)
+            return json_response(entry_body(item_id))
+
+    app.add_url_rule(INVENTORY, "ringleader_inventory", inventory_collection,
+                     methods=["GET"])
+    app.add_url_rule(f"{INVENTORY}/<item_id>", "ringleader_inventory_entry",
+                     inventory_entry, methods=["GET"])
+
+    def version_of(key):
+        kind, name = key
+        if kind == "item":
+            return inventory[name]["version"]
+        return app.systems.get_versions(name).get("BiosVersion")
+
+    def apply(key, old, image):
+        """Gives the target the image's version (or sushy's bump); logs the update."""
+        kind, name = key
         wanted = image_version(image)
         if wanted is None:
             parts = str(old).split(".")
             parts[1] = str(int(parts[1]) + 1)
             wanted = ".".join(parts)
-        app.systems.set_versions(uuid_, {"BiosVersion": wanted})
-        new = app.systems.get_versions(uuid_).get("BiosVersion")
+        if kind == "item":
+            inventory[name]["version"] = wanted
+            logged = {"item": name, "component": inventory[name]["software_id"]}
+        else:
+            app.systems.set_versions(name, {"BiosVersion": wanted})
+            logged = {"system": app.systems.name(name)}
+        new = version_of(key)
         if update_log:
-            line = json.dumps({"system": app.systems.name(uuid_), "from": old,
-                               "to": new, "image": image})
+            line = json.dumps({**logged, "from": old, "to": new, "image": image})
             with open(update_log, "a") as f:
                 f.write(line + "\n")
                 f.flush()
@@ -244,8 +321,8 @@ def install_update_hooks(app, update_log, task_seconds=0, fail_images=None):
                     {"MessageId": "Update.1.0.VerificationFailed",
                      "Message": f"the image {task['image']} failed verification"}])
             else:
-                for uuid_, old in task["before"].items():
-                    apply(uuid_, old, task["image"])
+                for key, old in task["before"]:
+                    apply(key, old, task["image"])
                 task.update(state="Completed", status="OK", percent=100, messages=[
                     {"MessageId": "Update.1.0.UpdateSuccessful",
                      "Message": "the update was applied"}])
@@ -271,26 +348,37 @@ def install_update_hooks(app, update_log, task_seconds=0, fail_images=None):
         app.add_url_rule("/redfish/v1/TaskService/Tasks", "ringleader_tasks",
                          task_collection, methods=["GET"])
 
-    def system_of(target):
+    def target_of(target):
+        """("item", id) for a firmware inventory entry, ("system", uuid) for a system;
+        raises for an unknown target."""
         from sushy_tools import error
-        name = str(target).rstrip("/").rsplit("/", 1)[-1]
+        path = str(target).rstrip("/")
+        name = path.rsplit("/", 1)[-1]
+        if path.startswith(INVENTORY + "/"):
+            if name not in inventory:
+                raise KeyError(name)
+            return ("item", name)
         try:
-            return app.systems.uuid(name)
+            return ("system", app.systems.uuid(name))
         except error.AliasAccessError as exc:
-            return str(exc)
+            return ("system", str(exc))
 
     def simple_update(*args, **kwargs):
         with lock:
             body = flask.request.get_json(silent=True) or {}
             targets = body.get("Targets") if isinstance(body, dict) else None
-            before = {}
+            before = []
             if isinstance(targets, list):
                 for t in targets:
                     try:
-                        uuid_ = system_of(t)
-                        before[uuid_] = app.systems.get_versions(uuid_).get("BiosVersion")
+                        key = target_of(t)
+                        before.append((key, version_of(key)))
                     except Exception:
-                        pass  # sushy's own view reports unknown targets
+                        if str(t).startswith(INVENTORY + "/"):
+                            return json_response({"error": {
+                                "code": "Base.1.0.ActionParameterValueError",
+                                "message": f"no firmware inventory entry {t}"}}, 400)
+                        # sushy's own view reports unknown systems
             image = body.get("ImageURI") if isinstance(body, dict) else None
             if task_seconds and image and before and len(before) == len(targets):
                 import time
@@ -306,12 +394,18 @@ def install_update_hooks(app, update_log, task_seconds=0, fail_images=None):
                                           content_type="application/json")
                 response.headers["Location"] = f"/redfish/v1/TaskService/Tasks/{task_id}"
                 return response
+            if (image and before and len(before) == len(targets)
+                    and any(kind == "item" for (kind, _), _ in before)):
+                # Firmware inventory entries: sushy knows only systems.
+                for key, old in before:
+                    apply(key, old, image)
+                return flask.Response("", 204)
             # sushy's own checks and errors; on success its update is replaced by ours.
             response = original(*args, **kwargs)
             if response.status_code != 204:
                 return response
-            for uuid_, old in before.items():
-                apply(uuid_, old, image)
+            for key, old in before:
+                apply(key, old, image)
             return response
 
     app.view_functions[endpoint] = simple_update
@@ -359,7 +453,7 @@ def main(argv=None):
     conn = libvirt.open(LIBVIRT_URI)
     if conn is None:
         die(f"cannot open {LIBVIRT_URI}")
-    define_domains(conn, args)
+    names = define_domains(conn, args)
 
     if args.htpasswd:
         # Application.configure() (called by sushy's main) installs the basic
@@ -367,7 +461,7 @@ def main(argv=None):
         sushy_main.app.config["SUSHY_EMULATOR_AUTH_FILE"] = os.path.abspath(args.htpasswd)
 
     install_update_hooks(sushy_main.app, args.update_log and os.path.abspath(args.update_log),
-                         args.task_seconds, args.fail_images)
+                         firmware_inventory(names), args.task_seconds, args.fail_images)
 
     stop = threading.Event()
 
