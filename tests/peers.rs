@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Runs `program` and returns its standard output; panics with its error output when
@@ -460,37 +460,96 @@ impl Drop for Redfish {
 /// Serves `files` (URL path -> body) over HTTP on 127.0.0.1 until the process ends;
 /// 404 for any other path. Returns `http://127.0.0.1:PORT`. For feeds and catalogs.
 pub fn serve_files(files: std::collections::HashMap<String, Vec<u8>>) -> String {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut request_line = String::new();
-            let Ok(clone) = stream.try_clone() else {
-                continue;
-            };
-            let mut reader = BufReader::new(clone);
-            if reader.read_line(&mut request_line).is_err() {
-                continue;
+    FileServer::start(files).url
+}
+
+/// A static HTTP server on 127.0.0.1, as feeds and catalogs are served: each file has an
+/// `ETag` (a hash of its body) and a request with a matching `If-None-Match` gets
+/// `304 Not Modified`. It logs what it answered, and its files can be changed.
+#[derive(Debug, Clone)]
+pub struct FileServer {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    files: Arc<Mutex<std::collections::HashMap<String, Vec<u8>>>>,
+    answered: Arc<Mutex<Vec<(String, u16)>>>,
+}
+
+impl FileServer {
+    pub fn start(files: std::collections::HashMap<String, Vec<u8>>) -> FileServer {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = FileServer {
+            url: format!("http://{}", listener.local_addr().unwrap()),
+            files: Arc::new(Mutex::new(files)),
+            answered: Arc::default(),
+        };
+        let (files, answered) = (server.files.clone(), server.answered.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut request_line = String::new();
+                let Ok(clone) = stream.try_clone() else {
+                    continue;
+                };
+                let mut reader = BufReader::new(clone);
+                if reader.read_line(&mut request_line).is_err() {
+                    continue;
+                }
+                let mut if_none_match = None;
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    if let Some((name, value)) = line.split_once(':')
+                        && name.eq_ignore_ascii_case("if-none-match")
+                    {
+                        if_none_match = Some(value.trim().to_string());
+                    }
+                    line.clear();
+                }
+                let path = request_line.split_whitespace().nth(1).unwrap_or("/");
+                let body = files.lock().unwrap().get(path).cloned();
+                let (status, etag, body) = match body {
+                    Some(body) => {
+                        let etag = format!("\"{:016x}\"", fnv1a(&body));
+                        if if_none_match.as_deref() == Some(etag.as_str()) {
+                            (304, Some(etag), Vec::new())
+                        } else {
+                            (200, Some(etag), body)
+                        }
+                    }
+                    None => (404, None, b"not found".to_vec()),
+                };
+                answered.lock().unwrap().push((path.to_string(), status));
+                let reason = match status {
+                    200 => "OK",
+                    304 => "Not Modified",
+                    _ => "Not Found",
+                };
+                let etag = etag.map(|e| format!("ETag: {e}\r\n")).unwrap_or_default();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} {reason}\r\n{etag}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(&body);
             }
-            // Skip the headers.
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                line.clear();
-            }
-            let path = request_line.split_whitespace().nth(1).unwrap_or("/");
-            let (status, body) = match files.get(path) {
-                Some(body) => ("200 OK", body.clone()),
-                None => ("404 Not Found", b"not found".to_vec()),
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(&body);
-        }
-    });
-    format!("http://{addr}")
+        });
+        server
+    }
+
+    /// Replaces (or adds) the file at `path`.
+    pub fn set(&self, path: &str, body: Vec<u8>) {
+        self.files.lock().unwrap().insert(path.to_string(), body);
+    }
+
+    /// What the server answered, in order: (path, status).
+    pub fn answered(&self) -> Vec<(String, u16)> {
+        self.answered.lock().unwrap().clone()
+    }
+}
+
+/// FNV-1a, 64 bits: the files' ETags.
+fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }

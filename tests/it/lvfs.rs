@@ -263,3 +263,37 @@ async fn a_missing_metadata_file_is_a_permanent_error_naming_it() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn a_catalog_read_once_per_chunk_of_devices_is_downloaded_once() {
+    use ringleader_engine::spec::{DISCOVER_CHUNK, discover_in_chunks};
+    use ringleader_tests::peers::FileServer;
+    let metadata =
+        std::fs::read(cases().join("single-component-with-artifacts/metadata.xml")).unwrap();
+    let server = FileServer::start(HashMap::from([("/firmware.xml".to_string(), metadata)]));
+    let plugin = source(Some(&format!("{}/firmware.xml", server.url))).await;
+    // Three chunks of devices: the source is asked three times, as the engine does.
+    let fleet: Vec<_> = (0..2 * DISCOVER_CHUNK + 1)
+        .map(|n| {
+            device(
+                &format!("cam-{n}"),
+                &[("org.fwupd.fakedevice.firmware", "1.2.3")],
+            )
+        })
+        .collect();
+    let patches = discover_in_chunks(&plugin, &fleet).await.unwrap();
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    let file = || "/firmware.xml".to_string();
+    // Downloaded once; then the host asks whether it changed (If-None-Match) and the
+    // plugin reads the same catalog again.
+    assert_eq!(
+        server.answered(),
+        [(file(), 200), (file(), 304), (file(), 304)]
+    );
+
+    // A catalog that changed is downloaded again, and read as it is now.
+    server.set("/firmware.xml", b"<components/>".to_vec());
+    let now = plugin.discover(&fleet[..1]).await.unwrap();
+    assert!(now.is_empty(), "{now:?}");
+    assert_eq!(server.answered()[3], (file(), 200));
+}

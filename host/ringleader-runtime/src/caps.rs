@@ -108,17 +108,19 @@ impl http::Host for HostState {
             }
             ca = scope.services.auth.tls_roots(device);
         }
-        let result = scope
-            .http
-            .send(HttpRequest {
-                method,
-                url: req.url,
-                headers,
-                body: req.body,
-                timeout,
-                ca,
-            })
-            .await;
+        let mut request = HttpRequest {
+            method,
+            url: req.url,
+            headers,
+            body: req.body,
+            timeout,
+            ca,
+            revalidate_for: None,
+        };
+        if request.revalidatable() {
+            request.revalidate_for = Some(scope.plugin.to_string());
+        }
+        let result = scope.http.send(request).await;
         Ok(match result {
             Ok(r) => Ok(http::Response {
                 status: r.status,

@@ -1,9 +1,15 @@
 //! The host side of the `http` capability: one blocking HTTP client, used from tokio's
 //! blocking pool. Redirects are never followed (each hop must pass the allowlist), and
 //! every size and time is capped.
+//!
+//! Plain GETs are revalidated: a response with an `ETag` or `Last-Modified` is kept
+//! (per plugin, URL and request headers, [`MAX_KEPT_BYTES`] in all), and the next
+//! same request asks the server with `If-None-Match` / `If-Modified-Since`; a `304`
+//! gives the plugin the kept `200` again. A source plugin's `discover` runs once per
+//! 5,000 devices and reads the same catalog each time: it is downloaded once.
 
 use crate::limits;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -20,6 +26,115 @@ pub struct HttpRequest {
     /// Certificates (PEM file) to check the server against instead of the public
     /// web's roots: the operator's, for the device the request goes to.
     pub ca: Option<PathBuf>,
+    /// Who asks (the plugin's name), when the response may be kept and revalidated:
+    /// a GET without a body, credentials or conditions of its own (see
+    /// [`HttpRequest::revalidatable`]).
+    pub revalidate_for: Option<String>,
+}
+
+impl HttpRequest {
+    /// Whether this request may be answered from a kept response after a `304`: a GET
+    /// with no body, no credentials and no conditions or ranges of the plugin's own.
+    pub fn revalidatable(&self) -> bool {
+        const OWN: &[&str] = &[
+            "authorization",
+            "cookie",
+            "if-none-match",
+            "if-modified-since",
+            "if-match",
+            "if-unmodified-since",
+            "if-range",
+            "range",
+            "cache-control",
+        ];
+        self.method == "GET"
+            && self.body.is_empty()
+            && !self
+                .headers
+                .iter()
+                .any(|(name, _)| OWN.iter().any(|own| name.eq_ignore_ascii_case(own)))
+    }
+
+    /// What a kept response is found by: who asked, the URL, and the headers.
+    fn kept_key(&self) -> Option<String> {
+        let plugin = self.revalidate_for.as_ref()?;
+        let mut key = format!("{plugin}\n{}", self.url);
+        for (name, value) in &self.headers {
+            key.push_str(&format!("\n{}: {value}", name.to_ascii_lowercase()));
+        }
+        Some(key)
+    }
+}
+
+/// Bytes of response bodies kept for revalidation, for all plugins together; the
+/// oldest are let go first.
+pub const MAX_KEPT_BYTES: usize = 64 << 20;
+
+/// A response kept for revalidation, with its validators.
+#[derive(Debug)]
+struct Kept {
+    etag: Option<String>,
+    last_modified: Option<String>,
+    response: HttpResponse,
+}
+
+/// The kept responses, oldest first.
+#[derive(Debug, Default)]
+struct KeptResponses {
+    by_key: HashMap<String, Kept>,
+    order: VecDeque<String>,
+    bytes: usize,
+}
+
+impl KeptResponses {
+    fn remove(&mut self, key: &str) {
+        if let Some(kept) = self.by_key.remove(key) {
+            self.bytes -= kept.response.body.len();
+            self.order.retain(|k| k != key);
+        }
+    }
+
+    /// Keeps `response` when it can be revalidated and fits.
+    fn keep(&mut self, key: String, response: &HttpResponse) {
+        self.remove(&key);
+        let header = |name: &str| {
+            response
+                .headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        };
+        let etag = header("etag");
+        let last_modified = header("last-modified");
+        let no_store =
+            header("cache-control").is_some_and(|c| c.to_ascii_lowercase().contains("no-store"));
+        if response.status != 200
+            || response.truncated
+            || no_store
+            || (etag.is_none() && last_modified.is_none())
+            || response.body.len() > MAX_KEPT_BYTES / 4
+        {
+            return;
+        }
+        while self.bytes + response.body.len() > MAX_KEPT_BYTES {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(kept) = self.by_key.remove(&oldest) {
+                self.bytes -= kept.response.body.len();
+            }
+        }
+        self.bytes += response.body.len();
+        self.order.push_back(key.clone());
+        self.by_key.insert(
+            key,
+            Kept {
+                etag,
+                last_modified,
+                response: response.clone(),
+            },
+        );
+    }
 }
 
 /// The response given back to the plugin.
@@ -78,6 +193,7 @@ pub fn target_of(url: &str) -> Result<Target, HttpFailure> {
 pub struct HttpClient {
     agent: ureq::Agent,
     with_roots: Arc<Mutex<HashMap<PathBuf, ureq::Agent>>>,
+    kept: Arc<Mutex<KeptResponses>>,
 }
 
 fn agent(roots: Option<ureq::tls::RootCerts>) -> ureq::Agent {
@@ -97,6 +213,7 @@ impl Default for HttpClient {
         HttpClient {
             agent: agent(None),
             with_roots: Arc::default(),
+            kept: Arc::default(),
         }
     }
 }
@@ -141,11 +258,39 @@ impl HttpClient {
 
     /// Sends `request` on tokio's blocking pool and reads at most
     /// [`limits::MAX_HTTP_BODY`] bytes of the response body.
-    pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpFailure> {
+    pub async fn send(&self, mut request: HttpRequest) -> Result<HttpResponse, HttpFailure> {
         let agent = self.agent_for(request.ca.as_deref())?;
-        tokio::task::spawn_blocking(move || send_blocking(&agent, request))
+        let key = request.kept_key();
+        // What a 304 stands for: the response kept when the request was made.
+        let mut kept_before = None;
+        if let Some(key) = &key {
+            let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(kept) = kept.by_key.get(key) {
+                if let Some(etag) = &kept.etag {
+                    request.headers.push(("if-none-match".into(), etag.clone()));
+                }
+                if let Some(date) = &kept.last_modified {
+                    request
+                        .headers
+                        .push(("if-modified-since".into(), date.clone()));
+                }
+                kept_before = Some(kept.response.clone());
+            }
+        }
+        let response = tokio::task::spawn_blocking(move || send_blocking(&agent, request))
             .await
-            .map_err(|e| HttpFailure::Transient(format!("http worker failed: {e}")))?
+            .map_err(|e| HttpFailure::Transient(format!("http worker failed: {e}")))??;
+        let Some(key) = key else {
+            return Ok(response);
+        };
+        if response.status == 304
+            && let Some(kept) = kept_before
+        {
+            return Ok(kept);
+        }
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        kept.keep(key, &response);
+        Ok(response)
     }
 }
 
@@ -213,5 +358,94 @@ mod tests {
         assert!(target_of("ftp://x/").is_err());
         assert!(target_of("/relative").is_err());
         assert!(target_of("not a url").is_err());
+    }
+
+    fn get(headers: &[(&str, &str)]) -> HttpRequest {
+        HttpRequest {
+            method: "GET",
+            url: "http://feeds.example/catalog.xml".into(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: Vec::new(),
+            timeout: Duration::from_secs(1),
+            ca: None,
+            revalidate_for: Some("source".into()),
+        }
+    }
+
+    #[test]
+    fn only_plain_gets_are_revalidated() {
+        assert!(get(&[("Accept", "application/xml")]).revalidatable());
+        // Credentials (the plugin's, or the operator's the host added) and the
+        // plugin's own conditions or ranges: sent as they are, never answered from
+        // what was kept.
+        assert!(!get(&[("Authorization", "Basic eDp5")]).revalidatable());
+        assert!(!get(&[("if-none-match", "\"1\"")]).revalidatable());
+        assert!(!get(&[("Range", "bytes=0-9")]).revalidatable());
+        let mut post = get(&[]);
+        post.method = "POST";
+        assert!(!post.revalidatable());
+        let mut with_body = get(&[]);
+        with_body.body = b"x".to_vec();
+        assert!(!with_body.revalidatable());
+        // Another plugin, or other headers, is another response.
+        let mut other = get(&[]);
+        other.revalidate_for = Some("other".into());
+        assert_ne!(get(&[]).kept_key(), other.kept_key());
+        assert_ne!(get(&[]).kept_key(), get(&[("Accept", "x")]).kept_key());
+    }
+
+    fn response(status: u16, headers: &[(&str, &str)], size: usize) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: vec![b'x'; size],
+            truncated: false,
+        }
+    }
+
+    #[test]
+    fn responses_are_kept_when_they_can_be_revalidated_and_fit() {
+        let mut kept = KeptResponses::default();
+        kept.keep("a".into(), &response(200, &[("ETag", "\"1\"")], 10));
+        kept.keep("b".into(), &response(200, &[("Last-Modified", "Mon")], 10));
+        assert_eq!(kept.by_key["a"].etag.as_deref(), Some("\"1\""));
+        assert_eq!(kept.by_key["b"].last_modified.as_deref(), Some("Mon"));
+        // Not kept: no validator, not a 200, no-store, truncated.
+        kept.keep("c".into(), &response(200, &[], 10));
+        kept.keep("d".into(), &response(404, &[("ETag", "\"1\"")], 10));
+        let no_store = [("ETag", "\"1\""), ("Cache-Control", "private, no-store")];
+        kept.keep("e".into(), &response(200, &no_store, 10));
+        let mut cut = response(200, &[("ETag", "\"1\"")], 10);
+        cut.truncated = true;
+        kept.keep("f".into(), &cut);
+        assert_eq!(kept.by_key.len(), 2);
+        assert_eq!(kept.bytes, 20);
+        // A response that can no longer be kept replaces the kept one.
+        kept.keep("a".into(), &response(200, &[], 10));
+        assert!(!kept.by_key.contains_key("a"));
+        assert_eq!(kept.bytes, 10);
+        // Past the limit, the oldest go first.
+        let quarter = MAX_KEPT_BYTES / 4;
+        for key in ["q1", "q2", "q3", "q4"] {
+            kept.keep(key.into(), &response(200, &[("ETag", "\"q\"")], quarter));
+        }
+        assert!(!kept.by_key.contains_key("b"));
+        assert!(kept.by_key.contains_key("q1") && kept.by_key.contains_key("q4"));
+        assert_eq!(kept.bytes, MAX_KEPT_BYTES);
+        kept.keep("b".into(), &response(200, &[("ETag", "\"1\"")], 1));
+        assert!(!kept.by_key.contains_key("q1"));
+        assert_eq!(kept.order, ["q2", "q3", "q4", "b"]);
+        // Larger than a quarter of the limit: never kept.
+        kept.keep(
+            "big".into(),
+            &response(200, &[("ETag", "\"1\"")], quarter + 1),
+        );
+        assert!(!kept.by_key.contains_key("big"));
     }
 }
