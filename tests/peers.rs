@@ -266,7 +266,8 @@ pub const REDFISH_VENV: &str = "/var/cache/ringleader-peers/redfish-venv";
 /// A Redfish BMC emulator (sushy-tools 2.2.0 on libvirt's `test:///default`) with
 /// systems `node-1` .. `node-N`, each at BIOS version 1.0.0, and a firmware inventory
 /// (`NIC-node-N`, SoftwareId `nic`, one per system; `BMC`, SoftwareId `bmc`), all at
-/// 1.0.0; stopped when dropped.
+/// 1.0.0, where an update leaves the replaced version as `Previous-<id>`; stopped when
+/// dropped.
 /// See `tests/peers/redfish/NOTES.md` for how it behaves.
 #[derive(Debug)]
 pub struct Redfish {

@@ -172,6 +172,8 @@ async fn firmware_inventory_components_are_found_flashed_and_rolled_back() {
     let outcome = plugin.install(&node2, &nic).await.unwrap();
     assert_eq!(outcome.installed_version, "2.1.0");
     assert_eq!(updates(&peer), [update("NIC-node-2", "1.0.0", "2.1.0")]);
+    // The BMC now also lists the replaced image, `Previous-NIC-node-2` (SoftwareId
+    // `nic`, 1.0.0), as Dell's do: not what the system runs, and not in the way.
     // The BIOS of the same system is another component, untouched.
     let bios = plugin.verify(&node2, &firmware("1.1.0")).await.unwrap();
     assert_eq!(bios.installed_version.as_deref(), Some("1.0.0"));
@@ -224,13 +226,31 @@ async fn firmware_inventory_components_are_found_flashed_and_rolled_back() {
         .unwrap_err();
     assert!(err.to_string().contains("no firmware `raid`"), "{err}");
 
-    // A fact naming an entry the BMC does not have: the BMC's 404, and the fact named.
-    node1
-        .facts
-        .push(("redfish.firmware.nic".into(), "NIC-9".into()));
-    let err = plugin.verify(&node1, &nic).await.unwrap_err();
-    assert!(err.to_string().contains("redfish.firmware.nic"), "{err}");
-    assert!(err.to_string().contains("HTTP 404"), "{err}");
+    // A fact naming an entry the BMC does not have, or several: refused, with the fact
+    // (and the candidates) named.
+    let mut named = |entry: &str| {
+        node1.facts.retain(|(k, _)| k != "redfish.firmware.nic");
+        node1
+            .facts
+            .push(("redfish.firmware.nic".into(), entry.into()));
+        node1.clone()
+    };
+    let err = plugin.verify(&named("NIC-9"), &nic).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("no firmware inventory entry `NIC-9` (the fact redfish.firmware.nic"),
+        "{err}"
+    );
+    let readiness = plugin.preflight(&named("NIC"), &nic).await.unwrap();
+    let Readiness::Blocked(why) = readiness else {
+        panic!("{readiness:?}")
+    };
+    assert!(why.contains("2 firmware inventory entries"), "{why}");
+    assert!(why.contains("(NIC-node-1, NIC-node-2)"), "{why}");
+    // A fact with the entry's path.
+    let path = "/redfish/v1/UpdateService/FirmwareInventory/NIC-node-1";
+    let report = plugin.verify(&named(path), &nic).await.unwrap();
+    assert_eq!(report.installed_version.as_deref(), Some("1.0.0"));
     assert_eq!(updates(&peer).len(), 3);
 }
 
@@ -373,6 +393,19 @@ async fn an_install_called_again_after_a_stop_follows_the_task_it_started() {
             update("node-2", "1.0.0", "1.1.0")
         ]
     );
+
+    // The same for a firmware inventory entry: its task is found by the entry named in
+    // the task's Targets.
+    let nic = inventory_firmware("nic", "2.1.0");
+    let stopped =
+        tokio::time::timeout(Duration::from_millis(500), plugin.install(&node1, &nic)).await;
+    assert!(stopped.is_err());
+    kv.set("redfish-firmware", "task/bmc-1/nic", b"2.1.0\n")
+        .unwrap();
+    let outcome = plugin.install(&node1, &nic).await.unwrap();
+    assert_eq!(outcome.installed_version, "2.1.0");
+    assert_eq!(updates(&peer).len(), 3);
+    assert_eq!(updates(&peer)[2], update("NIC-node-1", "1.0.0", "2.1.0"));
 }
 
 #[tokio::test]

@@ -38,6 +38,8 @@ impl HttpRequest {
     pub fn revalidatable(&self) -> bool {
         const OWN: &[&str] = &[
             "authorization",
+            "proxy-authorization",
+            "x-auth-token",
             "cookie",
             "if-none-match",
             "if-modified-since",
@@ -66,9 +68,12 @@ impl HttpRequest {
     }
 }
 
-/// Bytes of response bodies kept for revalidation, for all plugins together; the
-/// oldest are let go first.
+/// Bytes kept for revalidation (bodies, headers and keys), for all plugins together;
+/// the least recently used are let go first.
 pub const MAX_KEPT_BYTES: usize = 64 << 20;
+/// Responses kept, at most: many tiny ones (a plugin polling ever new URLs) are let go
+/// like large ones.
+pub const MAX_KEPT_RESPONSES: usize = 1024;
 
 /// A response kept for revalidation, with its validators.
 #[derive(Debug)]
@@ -76,9 +81,11 @@ struct Kept {
     etag: Option<String>,
     last_modified: Option<String>,
     response: HttpResponse,
+    /// What it counts for against [`MAX_KEPT_BYTES`].
+    size: usize,
 }
 
-/// The kept responses, oldest first.
+/// The kept responses, least recently used first.
 #[derive(Debug, Default)]
 struct KeptResponses {
     by_key: HashMap<String, Kept>,
@@ -86,11 +93,32 @@ struct KeptResponses {
     bytes: usize,
 }
 
+/// Bytes a kept response counts for: its body, headers and key, and a little for the
+/// bookkeeping.
+fn kept_size(key: &str, response: &HttpResponse) -> usize {
+    let headers: usize = response
+        .headers
+        .iter()
+        .map(|(k, v)| k.len() + v.len())
+        .sum();
+    response.body.len() + headers + 2 * key.len() + 128
+}
+
 impl KeptResponses {
     fn remove(&mut self, key: &str) {
         if let Some(kept) = self.by_key.remove(key) {
-            self.bytes -= kept.response.body.len();
+            self.bytes -= kept.size;
             self.order.retain(|k| k != key);
+        }
+    }
+
+    /// A `304` confirmed the response kept under `key`: it is used again, so it is the
+    /// last to be let go.
+    fn used(&mut self, key: &str) {
+        if let Some(at) = self.order.iter().position(|k| k == key)
+            && let Some(key) = self.order.remove(at)
+        {
+            self.order.push_back(key);
         }
     }
 
@@ -116,15 +144,16 @@ impl KeptResponses {
         {
             return;
         }
-        while self.bytes + response.body.len() > MAX_KEPT_BYTES {
+        let size = kept_size(&key, response);
+        while self.bytes + size > MAX_KEPT_BYTES || self.by_key.len() >= MAX_KEPT_RESPONSES {
             let Some(oldest) = self.order.pop_front() else {
                 break;
             };
             if let Some(kept) = self.by_key.remove(&oldest) {
-                self.bytes -= kept.response.body.len();
+                self.bytes -= kept.size;
             }
         }
-        self.bytes += response.body.len();
+        self.bytes += size;
         self.order.push_back(key.clone());
         self.by_key.insert(
             key,
@@ -132,6 +161,7 @@ impl KeptResponses {
                 etag,
                 last_modified,
                 response: response.clone(),
+                size,
             },
         );
     }
@@ -283,12 +313,13 @@ impl HttpClient {
         let Some(key) = key else {
             return Ok(response);
         };
-        if response.status == 304
-            && let Some(kept) = kept_before
-        {
-            return Ok(kept);
-        }
         let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        if response.status == 304
+            && let Some(before) = kept_before
+        {
+            kept.used(&key);
+            return Ok(before);
+        }
         kept.keep(key, &response);
         Ok(response)
     }
@@ -425,27 +456,35 @@ mod tests {
         cut.truncated = true;
         kept.keep("f".into(), &cut);
         assert_eq!(kept.by_key.len(), 2);
-        assert_eq!(kept.bytes, 20);
+        let counted: usize = kept.by_key.values().map(|k| k.size).sum();
+        assert_eq!(kept.bytes, counted);
         // A response that can no longer be kept replaces the kept one.
         kept.keep("a".into(), &response(200, &[], 10));
         assert!(!kept.by_key.contains_key("a"));
-        assert_eq!(kept.bytes, 10);
-        // Past the limit, the oldest go first.
-        let quarter = MAX_KEPT_BYTES / 4;
+        assert_eq!(kept.bytes, kept.by_key["b"].size);
+        // Past the limit, the least recently used go first.
+        // Four of these fit with 40 bytes to spare, not with "b" beside them.
+        let overhead = kept_size("q1", &response(200, &[("ETag", "\"q\"")], 0));
+        let quarter = MAX_KEPT_BYTES / 4 - 10 - overhead;
         for key in ["q1", "q2", "q3", "q4"] {
             kept.keep(key.into(), &response(200, &[("ETag", "\"q\"")], quarter));
         }
         assert!(!kept.by_key.contains_key("b"));
         assert!(kept.by_key.contains_key("q1") && kept.by_key.contains_key("q4"));
-        assert_eq!(kept.bytes, MAX_KEPT_BYTES);
-        kept.keep("b".into(), &response(200, &[("ETag", "\"1\"")], 1));
-        assert!(!kept.by_key.contains_key("q1"));
-        assert_eq!(kept.order, ["q2", "q3", "q4", "b"]);
+        kept.used("q1");
+        kept.keep("b".into(), &response(200, &[("ETag", "\"1\"")], 1000));
+        assert!(!kept.by_key.contains_key("q2"));
+        assert_eq!(kept.order, ["q3", "q4", "q1", "b"]);
+        assert!(kept.bytes <= MAX_KEPT_BYTES);
         // Larger than a quarter of the limit: never kept.
-        kept.keep(
-            "big".into(),
-            &response(200, &[("ETag", "\"1\"")], quarter + 1),
-        );
+        let big = MAX_KEPT_BYTES / 4 + 1;
+        kept.keep("big".into(), &response(200, &[("ETag", "\"1\"")], big));
         assert!(!kept.by_key.contains_key("big"));
+        // Many small ones: at most MAX_KEPT_RESPONSES.
+        for n in 0..2 * MAX_KEPT_RESPONSES {
+            kept.keep(format!("s{n}"), &response(200, &[("ETag", "\"s\"")], 0));
+        }
+        assert_eq!(kept.by_key.len(), MAX_KEPT_RESPONSES);
+        assert_eq!(kept.order.len(), MAX_KEPT_RESPONSES);
     }
 }

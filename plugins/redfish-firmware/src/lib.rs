@@ -13,12 +13,15 @@
 //!   - the system's BIOS, when it is the component named by the fact
 //!     `redfish.bios-component` (default `bios`) and the system has a `BiosVersion`:
 //!     read back from it, updated with the system as SimpleUpdate's target;
-//!   - else (or when the fact `redfish.firmware.<component>` names an entry) an entry of the update service's `FirmwareInventory` (a SoftwareInventory):
-//!     the entry the fact `redfish.firmware.<component>` names (its id, or its path),
-//!     else the one entry whose `SoftwareId` or `Id` is the component and that belongs
-//!     to the system (its `RelatedItem` names the system, or it names nothing). Read
-//!     back from the entry's `Version`, updated with the entry as the target; an entry
-//!     marked `Updateable: false` is not touched.
+//!   - else (or when the fact `redfish.firmware.<component>` names an entry) an entry
+//!     of the update service's `FirmwareInventory` (a SoftwareInventory): the entry
+//!     the fact `redfish.firmware.<component>` names (its path; or its `Id`, the start
+//!     of its `Id` before a `-`, or its `SoftwareId`), else the one entry whose
+//!     `SoftwareId` or `Id` is the component and that belongs to the system (its
+//!     `RelatedItem` is under the system or one of its chassis, or names nothing).
+//!     `Previous-...` and `Available-...` entries (Dell's kept and staged images) are
+//!     never the running firmware. Read back from the entry's `Version`, updated with
+//!     the entry as the target; an entry marked `Updateable: false` is not touched.
 //!
 //!   A component found nowhere, or twice, is refused rather than flashed to the wrong
 //!   place, with the inventory's components in the message.
@@ -297,12 +300,17 @@ impl Bmc {
                 checks: vec![system_check],
             }));
         }
-        let entry = match self.inventory_entry(device, component, &system_id)? {
-            Ok(entry) => entry,
+        let (entry, path) = match self.inventory_entry(device, component, &system_id, &system)? {
+            Ok(found) => found,
             Err(why) => return Ok(Err(why)),
         };
         let id = entry["Id"].as_str().unwrap_or(component);
-        let target = entry["@odata.id"].as_str().unwrap_or_default().to_string();
+        // Its own `@odata.id`, else where it was read from: never an empty target.
+        let target = entry["@odata.id"]
+            .as_str()
+            .filter(|p| !p.is_empty())
+            .unwrap_or(&path)
+            .to_string();
         let entry_health = entry["Status"]["Health"].as_str().unwrap_or("OK");
         let state = entry["Status"]["State"].as_str().unwrap_or("Enabled");
         Ok(Ok(Reading {
@@ -321,51 +329,85 @@ impl Bmc {
         }))
     }
 
-    /// The firmware inventory entry of `component` for the system `system_id` (see the
-    /// module's docs for how it is found), or why there is none.
+    /// The firmware inventory entry of `component` for the system `system_id`, and the
+    /// path it was read from (see the module's docs for how it is found), or why there
+    /// is none.
     fn inventory_entry(
         &self,
         device: &Device,
         component: &str,
         system_id: &str,
-    ) -> Result<Result<Value, String>, PluginError> {
+        system: &Value,
+    ) -> Result<Result<(Value, String), String>, PluginError> {
         let service = self.service()?;
         let inventory = service["FirmwareInventory"]["@odata.id"]
             .as_str()
             .unwrap_or("/redfish/v1/UpdateService/FirmwareInventory")
             .trim_end_matches('/')
             .to_string();
-        let named = format!("redfish.firmware.{component}");
-        if let Some(entry) = fact(device, &named) {
-            let path = if entry.starts_with('/') {
-                entry.to_string()
-            } else {
-                format!("{inventory}/{entry}")
-            };
-            let what = format!("the firmware inventory entry {path} (the fact {named})");
-            return Ok(Ok(self.get(&path, &what)?.0));
+        let named_fact = format!("redfish.firmware.{component}");
+        let named = fact(device, &named_fact);
+        if let Some(path) = named.filter(|n| n.starts_with('/')) {
+            let what = format!("the firmware inventory entry {path} (the fact {named_fact})");
+            return Ok(Ok((self.get(path, &what)?.0, path.to_string())));
         }
+        // Where the system's own parts live: entries related to these belong to it.
+        let mut owners = vec![system_id.trim_end_matches('/').to_string()];
+        owners.extend(
+            system["Links"]["Chassis"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c["@odata.id"].as_str())
+                .map(|c| c.trim_end_matches('/').to_string()),
+        );
+        let belongs = |item: &str| {
+            let item = item.trim_end_matches('/');
+            owners
+                .iter()
+                .any(|o| item == o || item.starts_with(&format!("{o}/")))
+        };
         let (collection, _) = self.get(&inventory, "the firmware inventory")?;
         let mut found = Vec::new();
         let mut listed = Vec::new();
+        let mut unreadable = Vec::new();
         for member in collection["Members"].as_array().into_iter().flatten() {
             let Some(path) = member["@odata.id"].as_str() else {
                 continue;
             };
-            let (entry, _) = self.get(path, "a firmware inventory entry")?;
-            let software_id = entry["SoftwareId"].as_str().unwrap_or_default();
+            // One entry a BMC cannot show (stale, mid-update) does not hide the others.
+            let entry = match self.get(path, "a firmware inventory entry") {
+                Ok((entry, _)) => entry,
+                Err(e) => {
+                    log(Level::Debug, &format!("{}: {e}", device.id));
+                    unreadable.push(path.to_string());
+                    continue;
+                }
+            };
             let id = entry["Id"].as_str().unwrap_or_default();
+            // Images kept beside the running one (Dell's `Previous-...` for rollback,
+            // `Available-...` staged): not what the system runs.
+            if id.starts_with("Previous-") || id.starts_with("Available-") {
+                continue;
+            }
+            let software_id = entry["SoftwareId"].as_str().unwrap_or_default();
+            let matches = |name: &str| {
+                software_id == name || id == name || id.starts_with(&format!("{name}-"))
+            };
+            if let Some(name) = named {
+                // Named by the operator: wherever the BMC relates it.
+                if matches(name) {
+                    found.push((entry.clone(), path.to_string()));
+                }
+                continue;
+            }
             let related: Vec<&str> = entry["RelatedItem"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .filter_map(|item| item["@odata.id"].as_str())
                 .collect();
-            let ours = related.is_empty()
-                || related
-                    .iter()
-                    .any(|item| item.trim_end_matches('/') == system_id.trim_end_matches('/'));
-            if !ours {
+            if !(related.is_empty() || related.iter().any(|item| belongs(item))) {
                 continue;
             }
             listed.push(if software_id.is_empty() {
@@ -374,8 +416,37 @@ impl Bmc {
                 format!("{id} ({software_id})")
             });
             if software_id == component || id == component {
-                found.push(entry);
+                found.push((entry.clone(), path.to_string()));
             }
+        }
+        let unread = if unreadable.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; entries the BMC would not show: {}",
+                unreadable.join(", ")
+            )
+        };
+        if found.len() == 1 {
+            return Ok(Ok(found.remove(0)));
+        }
+        if found.len() > 1 {
+            let ids: Vec<&str> = found
+                .iter()
+                .map(|(entry, path)| entry["Id"].as_str().unwrap_or(path))
+                .collect();
+            return Ok(Err(format!(
+                "the BMC of {} has {} firmware inventory entries for `{component}` of {system_id} ({}); set the fact {named_fact} to the id of the one to update{unread}",
+                device.id,
+                found.len(),
+                ids.join(", ")
+            )));
+        }
+        if let Some(name) = named {
+            return Ok(Err(format!(
+                "the BMC of {} has no firmware inventory entry `{name}` (the fact {named_fact}: an entry's Id, the start of one before a `-`, or its SoftwareId){unread}",
+                device.id
+            )));
         }
         let bios = bios_component(device);
         let not_bios = if component == bios {
@@ -385,22 +456,15 @@ impl Bmc {
                 "it is not the BIOS (the component `{bios}`, set by the fact redfish.bios-component)"
             )
         };
-        match found.len() {
-            1 => Ok(Ok(found.remove(0))),
-            0 => Ok(Err(format!(
-                "the BMC of {} has no firmware `{component}` for {system_id}: {not_bios} and no entry of its firmware inventory has it as SoftwareId or Id (the system's entries: {}); set the fact {named} to the entry's id",
-                device.id,
-                if listed.is_empty() {
-                    "none".to_string()
-                } else {
-                    listed.join(", ")
-                }
-            ))),
-            n => Ok(Err(format!(
-                "the BMC of {} has {n} firmware inventory entries for `{component}` of {system_id}; set the fact {named} to the id of the one to update",
-                device.id
-            ))),
-        }
+        Ok(Err(format!(
+            "the BMC of {} has no firmware `{component}` for {system_id}: {not_bios} and no entry of its firmware inventory has it as SoftwareId or Id (the system's entries: {}); set the fact {named_fact} to the entry's id{unread}",
+            device.id,
+            if listed.is_empty() {
+                "none".to_string()
+            } else {
+                listed.join(", ")
+            }
+        )))
     }
 
     /// Follows a task until it ends. `Ok` when it completed well.
@@ -561,11 +625,18 @@ impl Bmc {
         version: &str,
         reboot: bool,
     ) -> Result<InstallOutcome, PluginError> {
-        let reading = self
-            .read(device, component)?
-            .map_err(PluginError::Permanent)?;
         let key = task_key(device, component);
-        let started = recall_task(&key, version)?;
+        let (reading, started) = match (self.read(device, component), recall_task(&key, version)?) {
+            (Ok(Ok(reading)), started) => (reading, started),
+            // The BMC cannot show the component now (busy with the update this plugin
+            // started before the host stopped, say): follow that update first.
+            (_, Some(Started::Task(task))) => {
+                let detail = self.resume(device, &key, &task)?;
+                return self.installed(device, component, version, reboot, detail);
+            }
+            (Ok(Err(why)), _) => return Err(PluginError::Permanent(why)),
+            (Err(e), _) => return Err(e),
+        };
         if reading.version.as_deref() == Some(version) {
             // Called again after a restart: already done.
             forget_task(&key)?;
@@ -578,7 +649,8 @@ impl Bmc {
         if !reading.updateable {
             return Err(PluginError::Permanent(not_updateable(device, &reading)));
         }
-        let started = match started {
+        let task = match started {
+            Some(Started::Task(task)) => Some(task),
             // Posted when the host stopped, the answer not recorded: ask the BMC.
             Some(Started::Posted) => match self.find_task(&reading.target, image) {
                 Ok(Some(task)) => {
@@ -597,22 +669,37 @@ impl Bmc {
                     None
                 }
             },
-            Some(Started::Task(task)) => Some(task),
             None => None,
         };
-        let detail = match started {
-            Some(task) => {
-                log(
-                    Level::Info,
-                    &format!(
-                        "{}: following {task}, started before the host stopped",
-                        device.id
-                    ),
-                );
-                self.follow(&key, &task)?
-            }
+        let detail = match task {
+            Some(task) => self.resume(device, &key, &task)?,
             None => self.start_update(device, component, &reading.target, image, version)?,
         };
+        self.installed(device, component, version, reboot, detail)
+    }
+
+    /// Follows the task `key` remembers, started before the host stopped.
+    fn resume(&self, device: &Device, key: &str, task: &str) -> Result<String, PluginError> {
+        log(
+            Level::Info,
+            &format!(
+                "{}: following {task}, started before the host stopped",
+                device.id
+            ),
+        );
+        self.follow(key, task)
+    }
+
+    /// Reads the component back after an update to `version` (`detail` says how it
+    /// went).
+    fn installed(
+        &self,
+        device: &Device,
+        component: &str,
+        version: &str,
+        reboot: bool,
+        detail: String,
+    ) -> Result<InstallOutcome, PluginError> {
         let after = self
             .read(device, component)?
             .map_err(PluginError::Permanent)?;

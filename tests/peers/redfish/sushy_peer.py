@@ -42,7 +42,9 @@ Firmware inventory (what sushy links to but does not serve): the update service'
 FirmwareInventory lists, for each system, its network adapter's firmware `NIC-<name>`
 (SoftwareId "nic", RelatedItem the system) and the BMC's own `BMC` (SoftwareId
 "bmc"), all at version 1.0.0. SimpleUpdate with an entry's URI as its target
-updates that entry's Version the same way (image version, serialized, tasks).
+updates that entry's Version the same way (image version, serialized, tasks), and
+lists the version it replaced as `Previous-<id>` (same SoftwareId), as Dell's
+iDRAC does.
 
 With --update-log FILE, every applied update appends one JSON line
 {"system": NAME, "from": OLD, "to": NEW, "image": URI} (a firmware inventory
@@ -266,6 +268,11 @@ def install_update_hooks(app, update_log, inventory, task_seconds=0, fail_images
             parts[1] = str(int(parts[1]) + 1)
             wanted = ".".join(parts)
         if kind == "item":
+            # Like Dell's iDRAC, the image replaced stays listed as `Previous-<id>`
+            # (same SoftwareId), for a rollback on the BMC's side.
+            if not name.startswith("Previous-"):
+                inventory[f"Previous-{name}"] = {**inventory[name], "version": old,
+                                                 "name": "Previous " + inventory[name]["name"]}
             inventory[name]["version"] = wanted
             logged = {"item": name, "component": inventory[name]["software_id"]}
         else:
