@@ -867,7 +867,7 @@ impl Guest for RedfishFirmware {
         PluginInfo {
             name: "redfish-firmware".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "updates system firmware through the BMC with Redfish SimpleUpdate".into(),
+            description: "updates server firmware (BIOS, firmware inventory) through the BMC with Redfish SimpleUpdate".into(),
         }
     }
 
