@@ -52,6 +52,27 @@ pub enum Record {
     Audit { at: i64, by: String, action: String },
 }
 
+impl Record {
+    /// The device job this record is about, if it is about one: `(ring, index)`.
+    pub fn job(&self) -> Option<(u16, u32)> {
+        match self {
+            Record::Dispatched { job, .. } | Record::RollbackDispatched { job, .. } => Some(*job),
+            Record::Event {
+                event:
+                    StoredEvent::StepSucceeded { job, .. }
+                    | StoredEvent::StepFailed { job, .. }
+                    | StoredEvent::RollbackFinished { job, .. },
+                ..
+            } => Some(*job),
+            Record::Decided {
+                decision: Note::DeviceUnresponsive { job, .. },
+                ..
+            } => Some(*job),
+            _ => None,
+        }
+    }
+}
+
 /// A decision worth telling people about.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -334,12 +355,28 @@ fn io(e: impl std::fmt::Display) -> StoreError {
 }
 
 /// The durable log of one rollout.
+///
+/// Beside the log, an index of the records about each device job (the tree `jobs`,
+/// keys `ring | index | seq`, big-endian): a device's history without reading the
+/// whole log. An entry is written before its record, so a crash between the two leaves
+/// an entry without a record (skipped), never a record missing from the index. A log
+/// written before the index existed is indexed when it is opened.
 #[derive(Debug, Clone)]
 pub struct Store {
     db: sled::Db,
     meta: sled::Tree,
     log: sled::Tree,
+    jobs: sled::Tree,
     next: u64,
+}
+
+/// The `jobs` index key of `seq` about `job`; its first 6 bytes are the job's prefix.
+fn job_key((ring, index): (u16, u32), seq: u64) -> [u8; 14] {
+    let mut key = [0; 14];
+    key[..2].copy_from_slice(&ring.to_be_bytes());
+    key[2..6].copy_from_slice(&index.to_be_bytes());
+    key[6..].copy_from_slice(&seq.to_be_bytes());
+    key
 }
 
 impl Store {
@@ -368,16 +405,41 @@ impl Store {
                 });
             }
         }
+        let jobs = db.open_tree("jobs").map_err(io)?;
         let next = match log.last().map_err(io)? {
             Some((k, _)) => u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8])) + 1,
             None => 0,
         };
-        Ok(Store {
+        let store = Store {
             db,
             meta,
             log,
+            jobs,
             next,
-        })
+        };
+        if store.meta.get("jobs-index").map_err(io)?.is_none() {
+            store.index_jobs()?;
+        }
+        Ok(store)
+    }
+
+    /// Indexes every record of the log by its job (a store written before the index).
+    fn index_jobs(&self) -> Result<(), StoreError> {
+        let mut seq = 0;
+        let mut failed = None;
+        self.replay(|record| {
+            if let Some(job) = record.job()
+                && let Err(e) = self.jobs.insert(job_key(job, seq), &[])
+            {
+                failed.get_or_insert(e);
+            }
+            seq += 1;
+        })?;
+        if let Some(e) = failed {
+            return Err(io(e));
+        }
+        self.meta.insert("jobs-index", "1").map_err(io)?;
+        self.flush()
     }
 
     /// What the rollout was started from, if it was.
@@ -398,6 +460,9 @@ impl Store {
     pub fn append(&mut self, record: &Record) -> Result<u64, StoreError> {
         let seq = self.next;
         let value = serde_json::to_vec(record).map_err(io)?;
+        if let Some(job) = record.job() {
+            self.jobs.insert(job_key(job, seq), &[]).map_err(io)?;
+        }
         self.log.insert(seq.to_be_bytes(), value).map_err(io)?;
         self.next += 1;
         Ok(seq)
@@ -463,6 +528,30 @@ impl Store {
         }
     }
 
+    /// The records about device job `job` (`(ring, index)`), in order, each with its
+    /// number.
+    pub fn records_of_job(&self, job: (u16, u32)) -> Result<Vec<(u64, Record)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.jobs.scan_prefix(&job_key(job, 0)[..6]) {
+            let (k, _) = entry.map_err(io)?;
+            let seq = u64::from_be_bytes(
+                k.get(6..)
+                    .and_then(|b| b.try_into().ok())
+                    .unwrap_or([0xff; 8]),
+            );
+            // Indexed, and the engine stopped before the record was written.
+            let Some(v) = self.log.get(seq.to_be_bytes()).map_err(io)? else {
+                continue;
+            };
+            let record = serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+                seq,
+                message: e.to_string(),
+            })?;
+            out.push((seq, record));
+        }
+        Ok(out)
+    }
+
     /// Records from sequence number `from` on, at most `limit`, each with its number.
     pub fn records_from(&self, from: u64, limit: usize) -> Result<Vec<(u64, Record)>, StoreError> {
         let mut out = Vec::new();
@@ -491,6 +580,80 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn dispatched(ring: u16, index: u32, at: i64) -> Record {
+        Record::Dispatched {
+            at,
+            job: (ring, index),
+            step: 0,
+        }
+    }
+
+    fn succeeded(ring: u16, index: u32, at: i64) -> Record {
+        Record::Event {
+            at,
+            event: StoredEvent::StepSucceeded {
+                job: (ring, index),
+                step: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn a_job_s_records_are_found_by_the_index_and_only_they() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut store = Store::open(dir.path()).unwrap();
+            store.append(&dispatched(0, 1, 1)).unwrap();
+            store.append(&dispatched(0, 256, 1)).unwrap();
+            store.append(&dispatched(1, 1, 1)).unwrap();
+            store.append(&Record::Resumed { at: 2 }).unwrap();
+            store.append(&succeeded(0, 1, 3)).unwrap();
+            store.append(&succeeded(0, 256, 3)).unwrap();
+            store.flush().unwrap();
+        }
+        let mut store = Store::open(dir.path()).unwrap();
+        let of = |store: &Store, ring, index| -> Vec<u64> {
+            let records = store.records_of_job((ring, index)).unwrap();
+            for (_, record) in &records {
+                assert_eq!(record.job(), Some((ring, index)));
+            }
+            records.into_iter().map(|(seq, _)| seq).collect()
+        };
+        assert_eq!(of(&store, 0, 1), [0, 4]);
+        assert_eq!(of(&store, 0, 256), [1, 5]);
+        assert_eq!(of(&store, 1, 1), [2]);
+        assert!(of(&store, 2, 0).is_empty());
+        store.append(&succeeded(1, 1, 4)).unwrap();
+        assert_eq!(of(&store, 1, 1), [2, 6]);
+
+        // The engine stopped between the index entry and its record: not a record.
+        store.jobs.insert(job_key((1, 1), 7), &[]).unwrap();
+        assert_eq!(of(&store, 1, 1), [2, 6]);
+    }
+
+    #[test]
+    fn a_log_written_before_the_index_is_indexed_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut store = Store::open(dir.path()).unwrap();
+            store.append(&dispatched(0, 1, 1)).unwrap();
+            store.append(&succeeded(0, 1, 2)).unwrap();
+            // As an older ringleader left it: no index.
+            store.jobs.clear().unwrap();
+            store.meta.remove("jobs-index").unwrap();
+            store.flush().unwrap();
+            assert!(store.records_of_job((0, 1)).unwrap().is_empty());
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let seqs: Vec<u64> = store
+            .records_of_job((0, 1))
+            .unwrap()
+            .into_iter()
+            .map(|(seq, _)| seq)
+            .collect();
+        assert_eq!(seqs, [0, 1]);
+    }
 
     #[test]
     fn records_survive_reopening_in_order_without_gaps() {

@@ -112,6 +112,33 @@ fn a_script_follows_a_rollout_to_completion_with_status_events_and_exit_codes() 
         assert_valid("event.v1.json", event);
         assert_eq!(event["device"], one.as_str());
     }
+    // The history (read through the log's index of jobs) is every event of the log
+    // about the device.
+    let mut about_it = Vec::new();
+    let mut since = 0;
+    loop {
+        let path = format!("/v1/rollouts/{id}/events?since={since}&limit=10000");
+        let (code, page) = daemon.http("GET", &path, None, "");
+        assert_eq!(code, 200);
+        let events = page["events"].as_array().unwrap();
+        about_it.extend(
+            events
+                .iter()
+                .filter(|e| e["device"] == one.as_str())
+                .map(|e| e["cursor"].as_u64().unwrap()),
+        );
+        if events.is_empty() || page["ended"] == true {
+            break;
+        }
+        since = page["next"].as_u64().unwrap();
+    }
+    let cursors: Vec<u64> = device["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["cursor"].as_u64().unwrap())
+        .collect();
+    assert_eq!(cursors, about_it);
     let (code, page) = daemon.http(
         "GET",
         &format!("/v1/rollouts/{id}/events?since=0&limit=50"),

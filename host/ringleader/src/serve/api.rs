@@ -635,26 +635,14 @@ async fn device(
         .await
         .flatten()
         .ok_or_else(|| not_ready(&id))?;
-    // Its history: every record about its job, from the log.
-    let mut history = Vec::new();
-    let mut from = 0;
-    loop {
-        let batch = rollout
-            .store
-            .records_from(from, 10_000)
-            .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))?;
-        let Some(last) = batch.last().map(|(seq, _)| *seq) else {
-            break;
-        };
-        for (seq, record) in batch {
-            if record_job(&record) == Some(job)
-                && let Some(event) = event_v1(&rollout, seq, record)
-            {
-                history.push(event);
-            }
-        }
-        from = last + 1;
-    }
+    // Its history: every record about its job, from the log's index of jobs.
+    let history = rollout
+        .store
+        .records_of_job((job.ring, job.index))
+        .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))?
+        .into_iter()
+        .filter_map(|(seq, record)| event_v1(&rollout, seq, record))
+        .collect::<Vec<_>>();
     Ok(Json(serde_json::json!({
         "schema": "ringleader.device/v1",
         "rollout": id,
@@ -709,25 +697,6 @@ async fn explain(
     .await
     .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))??;
     Ok(Json(answer).into_response())
-}
-
-fn record_job(record: &Record) -> Option<JobId> {
-    let j = |(ring, index): (u16, u32)| Some(JobId { ring, index });
-    match record {
-        Record::Dispatched { job, .. } | Record::RollbackDispatched { job, .. } => j(*job),
-        Record::Event {
-            event:
-                StoredEvent::StepSucceeded { job, .. }
-                | StoredEvent::StepFailed { job, .. }
-                | StoredEvent::RollbackFinished { job, .. },
-            ..
-        } => j(*job),
-        Record::Decided {
-            decision: Note::DeviceUnresponsive { job, .. },
-            ..
-        } => j(*job),
-        _ => None,
-    }
 }
 
 /// `ringleader.event/v1`: one entry of a rollout's event log, as scripts read it.
