@@ -430,12 +430,13 @@ async fn a_bmc_s_certificate_is_trusted_only_with_the_operator_s_ca() {
     // With the device's `ca_file` from the operator's credentials (the CA that signed
     // the BMC's certificate): trusted, and for that device only.
     let routes = Routes::new(Arc::new(ringleader_runtime::services::NoExec));
-    let ca = peer.ca.clone().unwrap();
+    let ca = dir.path().join("operator-ca.pem");
+    std::fs::copy(peer.ca.as_ref().unwrap(), &ca).unwrap();
     routes.set(
         "bmc-1",
         Route::Http {
             basic: None,
-            ca: Some(ca),
+            ca: Some(ca.clone()),
         },
     );
     let plugin = installer_with(Services {
@@ -450,4 +451,15 @@ async fn a_bmc_s_certificate_is_trusted_only_with_the_operator_s_ca() {
     let mut other = bmc(&peer, "bmc-2", "node-1", "1.0.0");
     other.id = "bmc-2".into();
     assert!(plugin.verify(&other, &firmware("1.1.0")).await.is_err());
+
+    // The file replaced (a renewed CA, here a broken one): read again, no restart.
+    std::fs::write(&ca, "not a certificate\n").unwrap();
+    let err = plugin.verify(&node1, &firmware("1.1.0")).await.unwrap_err();
+    assert!(
+        err.to_string().contains("holds no PEM certificate"),
+        "{err}"
+    );
+    std::fs::copy(peer.ca.as_ref().unwrap(), &ca).unwrap();
+    let report = plugin.verify(&node1, &firmware("1.1.0")).await.unwrap();
+    assert_eq!(report.installed_version.as_deref(), Some("1.1.0"));
 }

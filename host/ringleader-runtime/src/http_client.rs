@@ -222,7 +222,8 @@ pub fn target_of(url: &str) -> Result<Target, HttpFailure> {
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     agent: ureq::Agent,
-    with_roots: Arc<Mutex<HashMap<PathBuf, ureq::Agent>>>,
+    /// Per file of certificates: the agent, and the file's stamp when it was read.
+    with_roots: Arc<Mutex<HashMap<PathBuf, (Stamp, ureq::Agent)>>>,
     kept: Arc<Mutex<KeptResponses>>,
 }
 
@@ -246,6 +247,15 @@ impl Default for HttpClient {
             kept: Arc::default(),
         }
     }
+}
+
+/// When a file was last changed, and its size: a file of certificates replaced (by a
+/// renewal, say) is read again.
+type Stamp = Option<(std::time::SystemTime, u64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
 }
 
 /// The certificates of a PEM file, as roots to trust.
@@ -272,17 +282,20 @@ fn roots_from(path: &Path) -> Result<ureq::tls::RootCerts, HttpFailure> {
 }
 
 impl HttpClient {
-    /// The agent for `ca` (made once per file and kept; a changed file needs a restart).
+    /// The agent for `ca`: made once per file, and again when the file changed.
     fn agent_for(&self, ca: Option<&Path>) -> Result<ureq::Agent, HttpFailure> {
         let Some(ca) = ca else {
             return Ok(self.agent.clone());
         };
+        let now = stamp(ca);
         let mut agents = self.with_roots.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(agent) = agents.get(ca) {
+        if let Some((read, agent)) = agents.get(ca)
+            && *read == now
+        {
             return Ok(agent.clone());
         }
         let made = agent(Some(roots_from(ca)?));
-        agents.insert(ca.to_owned(), made.clone());
+        agents.insert(ca.to_owned(), (now, made.clone()));
         Ok(made)
     }
 
