@@ -457,6 +457,84 @@ fn beyond_loopback_with_tls_every_request_needs_the_token() {
     );
 }
 
+/// An HTTPS client that trusts only `cert`, with no connection kept between requests.
+fn trusting(cert: &rcgen::CertifiedKey) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_idle_connections(0)
+        .timeout_global(Some(Duration::from_secs(5)))
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![
+                    ureq::tls::Certificate::from_der(cert.cert.der()).to_owned(),
+                ])))
+                .build(),
+        )
+        .build()
+        .into()
+}
+
+#[test]
+fn a_renewed_tls_certificate_is_served_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let make = || {
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap()
+    };
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let install = |cert: &rcgen::CertifiedKey| {
+        std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+        std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    };
+    let old = make();
+    install(&old);
+    let daemon = Daemon::start_with(
+        &dir.path().join("data"),
+        &[
+            "--tls-cert",
+            cert_path.to_str().unwrap(),
+            "--tls-key",
+            key_path.to_str().unwrap(),
+        ],
+    );
+    assert!(daemon.url.starts_with("https://"), "{}", daemon.url);
+    let healthz = format!("{}/healthz", daemon.url);
+    let answers = |cert| trusting(cert).get(&healthz).call().is_ok();
+    assert!(answers(&old));
+
+    // Renewed: the files replaced, then SIGHUP (or, without it, the next check).
+    let new = make();
+    install(&new);
+    let hangup = |daemon: &Daemon| {
+        let pid = daemon.child.as_ref().unwrap().id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    hangup(&daemon);
+    let started = std::time::Instant::now();
+    while !answers(&new) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the renewed certificate is not served"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!answers(&old), "the replaced certificate is still served");
+
+    // A renewal half written (a key that does not load): the certificate in use stays.
+    std::fs::write(&key_path, "not a key\n").unwrap();
+    hangup(&daemon);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        answers(&new),
+        "the daemon serves on, with the certificate in use"
+    );
+}
+
 #[test]
 fn a_daemon_stopped_with_sigterm_resumes_its_rollouts_on_the_next_start() {
     let dir = tempfile::tempdir().unwrap();

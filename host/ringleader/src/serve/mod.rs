@@ -53,7 +53,8 @@ pub struct ServeArgs {
     /// name. Default: the built-in simulated vendor's.
     #[arg(long = "installer", value_name = "MANIFEST")]
     installers: Vec<PathBuf>,
-    /// TLS certificate chain (PEM), for listening beyond loopback.
+    /// TLS certificate chain (PEM), for listening beyond loopback. Loaded again, with
+    /// the key, on SIGHUP and when the files change (checked every 30 s).
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
     /// TLS private key (PEM).
@@ -235,6 +236,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     key.display()
                 )
             })?;
+        tokio::spawn(reload_tls(config.clone(), cert.clone(), key.clone()));
         let handle = axum_server::Handle::new();
         let stopper = handle.clone();
         tokio::spawn(async move {
@@ -271,3 +273,42 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     eprintln!("ringleader serve: stopped; state flushed");
     Ok(())
 }
+
+/// When a file was last changed, and its size.
+fn stamp(path: &std::path::Path) -> Option<(std::time::SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+/// Loads the TLS certificate and key again when they change (checked every
+/// [`TLS_CHECK`]) or on SIGHUP: a renewed certificate is served without a restart. A
+/// pair that does not load (a renewal half written, say) is logged, and the one in use
+/// kept until the files change again.
+async fn reload_tls(config: axum_server::tls_rustls::RustlsConfig, cert: PathBuf, key: PathBuf) {
+    let mut seen = (stamp(&cert), stamp(&key));
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut check = tokio::time::interval(TLS_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let asked = tokio::select! {
+            Some(()) = async { hangup.as_mut()?.recv().await } => true,
+            _ = check.tick() => false,
+        };
+        let now = (stamp(&cert), stamp(&key));
+        if !asked && now == seen {
+            continue;
+        }
+        seen = now;
+        match config.reload_from_pem_file(&cert, &key).await {
+            Ok(()) => tracing::info!("loaded the TLS certificate {} again", cert.display()),
+            Err(e) => tracing::error!(
+                "cannot load the TLS certificate {} and key {} again, still serving the previous one: {e}",
+                cert.display(),
+                key.display()
+            ),
+        }
+    }
+}
+
+/// How often the TLS certificate and key files are checked for a change.
+const TLS_CHECK: Duration = Duration::from_secs(30);
