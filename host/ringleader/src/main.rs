@@ -10,6 +10,7 @@ mod plugin_cmd;
 mod plugin_run;
 mod policy_cmd;
 mod serve;
+mod token_cmd;
 
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -45,6 +46,9 @@ enum Command {
     Inventory(inventory_cmd::InventoryCommand),
     Plan(plan_cmd::PlanArgs),
     Serve(serve::ServeArgs),
+    /// Make, list and revoke the daemon's named API tokens.
+    #[command(subcommand)]
+    Token(token_cmd::TokenCommand),
     /// Start a rollout on the daemon.
     #[command(subcommand)]
     Rollout(client::RolloutCommand),
@@ -94,6 +98,7 @@ fn main() -> ExitCode {
         Command::Resume(args) => return client::act("resume", args),
         Command::Abort(args) => return client::act("abort", args),
         Command::Rollback(args) => return client::act("rollback", args),
+        Command::Token(cmd) => return token_cmd::run(cmd),
         other => other,
     };
 
@@ -127,7 +132,8 @@ fn main() -> ExitCode {
             | Command::Pause(_)
             | Command::Resume(_)
             | Command::Abort(_)
-            | Command::Rollback(_) => unreachable!("handled above"),
+            | Command::Rollback(_)
+            | Command::Token(_) => unreachable!("handled above"),
         }
     })
 }

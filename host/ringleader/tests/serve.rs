@@ -311,6 +311,93 @@ fn changes_need_the_token_reads_do_not_and_every_change_is_audited() {
 }
 
 #[test]
+fn named_tokens_are_audited_by_name_and_revoked_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let daemon = Daemon::start(&data);
+    let data_arg = data.to_str().unwrap();
+    let token_cmd = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("token")
+            .args(args)
+            .args(["--data", data_arg])
+            .output()
+            .unwrap()
+    };
+    // Made while the daemon runs: a file, mode 0600, whose path is printed.
+    let out = token_cmd(&["new", "ci-bot"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let file = text(&out.stdout).trim().to_string();
+    assert_eq!(Path::new(&file), data.join("tokens/ci-bot"));
+    let out = token_cmd(&["new", "ci-bot"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("exists"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = token_cmd(&["new", "../escape"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("cannot name a token"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let ci = std::fs::read_to_string(&file).unwrap().trim().to_string();
+    let approval = policy_file(dir.path(), "approval.toml", APPROVAL);
+    let out = daemon.cli_as(
+        &[
+            "rollout",
+            "start",
+            "--policy",
+            &approval,
+            "--simulate",
+            "50",
+            "--virtual-time",
+            "--start",
+            "2026-11-02T08:00:00Z",
+        ],
+        Some(&ci),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let id = text(&out.stdout).trim().to_string();
+    daemon.wait_for(&id, |s| s["state"] == "awaiting-approval");
+    let out = daemon.cli_as(&["pause", &id], Some(&ci));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = daemon.cli(&["events", &id, "--json"]);
+    let audit: Vec<(String, String)> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["type"] == "audit")
+        .map(|e| (e["action"].to_string(), e["by"].to_string()))
+        .collect();
+    assert_eq!(
+        audit,
+        [
+            ("\"start\"".into(), "\"ci-bot\"".into()),
+            ("\"pause\"".into(), "\"ci-bot\"".into())
+        ]
+    );
+
+    // Listed without the token itself.
+    let out = token_cmd(&["list", "--json"]);
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_valid("tokens.v1.json", &listed);
+    assert_eq!(listed["tokens"][0]["name"], "ci-bot");
+    assert_eq!(listed["tokens"][0]["ignored"], Value::Null);
+    assert!(!text(&out.stdout).contains(&ci));
+
+    // Revoked: refused from the next request on (exit 7), the daemon's own still works.
+    let out = token_cmd(&["revoke", "ci-bot"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = daemon.cli_as(&["resume", &id], Some(&ci));
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    let out = daemon.cli(&["resume", &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
 fn bad_requests_are_named_and_a_missing_daemon_is_explained() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(&dir.path().join("data"));

@@ -1,7 +1,7 @@
 //! The HTTP API (documented in `docs/api/openapi.yaml`). Every JSON object it sends has
 //! a `schema` key; the JSON Schemas are in `docs/schemas/`.
 
-use super::auth::{TOKEN_NAME, Token};
+use super::auth::Tokens;
 use super::rollouts::{Clock, Fleet, Inputs, Rollout, Rollouts, state_name};
 use axum::Router;
 use axum::body::Bytes;
@@ -25,16 +25,16 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct State {
     rollouts: Arc<Rollouts>,
-    token: Arc<Token>,
+    tokens: Arc<Tokens>,
     /// Listening beyond loopback: reads need the token too.
     reads_need_token: bool,
 }
 
 impl State {
-    pub fn new(rollouts: Arc<Rollouts>, token: Token, reads_need_token: bool) -> State {
+    pub fn new(rollouts: Arc<Rollouts>, tokens: Tokens, reads_need_token: bool) -> State {
         State {
             rollouts,
-            token: Arc::new(token),
+            tokens: Arc::new(tokens),
             reads_need_token,
         }
     }
@@ -78,22 +78,33 @@ fn failure(code: StatusCode, error: impl Into<String>, field: Option<&str>) -> F
     )
 }
 
-fn authorize(state: &State, headers: &HeaderMap, mutation: bool) -> Result<(), Failure> {
-    if !mutation && !state.reads_need_token {
-        return Ok(());
-    }
+/// Checks the request's token when it needs one; the token's name (for the audit log)
+/// when it carries a good one.
+fn authorize(
+    state: &State,
+    headers: &HeaderMap,
+    mutation: bool,
+) -> Result<Option<String>, Failure> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    if state.token.accepts(given) {
-        return Ok(());
+    if !mutation && !state.reads_need_token {
+        return Ok(None);
+    }
+    if let Some(name) = state.tokens.accepts(given) {
+        return Ok(Some(name));
     }
     let why = if given.is_none() {
-        "this request needs the API token: send `Authorization: Bearer TOKEN` (the token is in the daemon's DATA/api-token)"
+        "this request needs an API token: send `Authorization: Bearer TOKEN` (the daemon's own is in DATA/api-token; `ringleader token new NAME` makes a named one)"
     } else {
-        "the API token is wrong: use the one in the daemon's DATA/api-token"
+        "the API token is wrong or revoked: use the one in the daemon's DATA/api-token or a named one in DATA/tokens/"
     };
     Err(failure(StatusCode::UNAUTHORIZED, why, None))
+}
+
+/// Who a change is logged as: the name of the token it came with.
+fn actor(name: Option<String>) -> String {
+    name.unwrap_or_else(|| "unknown".into())
 }
 
 fn find(state: &State, id: &str) -> Result<Arc<Rollout>, Failure> {
@@ -338,7 +349,7 @@ async fn start(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Failure> {
-    authorize(&state, &headers, true)?;
+    let by = actor(authorize(&state, &headers, true)?);
     let mut json = serde_json::Deserializer::from_slice(&body);
     let request: StartV1 = serde_path_to_error::deserialize(&mut json).map_err(|e| {
         let field = e.path().to_string();
@@ -436,7 +447,7 @@ async fn start(
             }
         }
     }
-    let rollout = state.rollouts.start(inputs, TOKEN_NAME).map_err(|e| {
+    let rollout = state.rollouts.start(inputs, &by).map_err(|e| {
         failure(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("failed to create the rollout: {e:#}"),
@@ -451,7 +462,7 @@ async fn act(
     Path((id, action)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
-    authorize(&state, &headers, true)?;
+    let by = actor(authorize(&state, &headers, true)?);
     let command = match action.as_str() {
         "approve" => Command::Approve,
         "pause" => Command::Pause,
@@ -470,7 +481,7 @@ async fn act(
     };
     let rollout = find(&state, &id)?;
     rollout
-        .command(command, &action, TOKEN_NAME)
+        .command(command, &action, &by)
         .map_err(|e| failure(StatusCode::CONFLICT, e.to_string(), None))?;
     Ok((
         StatusCode::ACCEPTED,

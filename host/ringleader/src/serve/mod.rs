@@ -3,7 +3,7 @@
 //! that every other command and script talks to.
 
 mod api;
-mod auth;
+pub mod auth;
 pub mod rollouts;
 
 use anyhow::Context;
@@ -155,10 +155,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.data.display()
         )
     })?;
-    let token = auth::Token::load_or_create(&args.data)?;
+    let tokens = auth::Tokens::load_or_create(&args.data)?;
     tracing::warn!(
-        "the API token is in {} (send it as `Authorization: Bearer TOKEN`)",
-        token.path.display()
+        "the API token is in {} (send it as `Authorization: Bearer TOKEN`; named ones: `ringleader token new NAME`)",
+        tokens.path().display()
     );
 
     let mut grants = match &args.config {
@@ -206,7 +206,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         devices,
         kv,
     )?;
-    let state = api::State::new(rollouts.clone(), token, !loopback);
+    let state = api::State::new(rollouts.clone(), tokens, !loopback);
     let app = api::router(state);
 
     let grace: Duration = args.shutdown_grace.into();
