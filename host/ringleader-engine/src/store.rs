@@ -417,8 +417,15 @@ impl Store {
             jobs,
             next,
         };
-        if store.meta.get("jobs-index").map_err(io)?.is_none() {
-            store.index_jobs()?;
+        if store.meta.get("jobs-index").map_err(io)?.is_none()
+            && let Err(e) = store.index_jobs()
+        {
+            // The log itself is checked when the rollout is replayed; until then, and
+            // for a log that cannot be read, devices' histories are what is indexed.
+            tracing::warn!(
+                "cannot index the rollout log in {} by device: {e}",
+                dir.display()
+            );
         }
         Ok(store)
     }
@@ -543,11 +550,15 @@ impl Store {
             let Some(v) = self.log.get(seq.to_be_bytes()).map_err(io)? else {
                 continue;
             };
-            let record = serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+            let record: Record = serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
                 seq,
                 message: e.to_string(),
             })?;
-            out.push((seq, record));
+            // An entry left by a stop before its record, whose number a later record
+            // (about another job, or none) took: not this job's.
+            if record.job() == Some(job) {
+                out.push((seq, record));
+            }
         }
         Ok(out)
     }
@@ -627,9 +638,13 @@ mod tests {
         store.append(&succeeded(1, 1, 4)).unwrap();
         assert_eq!(of(&store, 1, 1), [2, 6]);
 
-        // The engine stopped between the index entry and its record: not a record.
+        // The engine stopped between the index entry and its record: not a record; and
+        // when a record about another job takes that number later, not this job's.
         store.jobs.insert(job_key((1, 1), 7), &[]).unwrap();
         assert_eq!(of(&store, 1, 1), [2, 6]);
+        assert_eq!(store.append(&dispatched(0, 1, 5)).unwrap(), 7);
+        assert_eq!(of(&store, 1, 1), [2, 6]);
+        assert_eq!(of(&store, 0, 1), [0, 4, 7]);
     }
 
     #[test]

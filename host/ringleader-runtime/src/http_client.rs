@@ -249,13 +249,14 @@ impl Default for HttpClient {
     }
 }
 
-/// When a file was last changed, and its size: a file of certificates replaced (by a
-/// renewal, say) is read again.
-type Stamp = Option<(std::time::SystemTime, u64)>;
+/// A file's identity and last change (inode, change time, size): a file of
+/// certificates replaced or rewritten (by a renewal, say) is read again.
+type Stamp = Option<(u64, i64, i64, u64)>;
 
 fn stamp(path: &Path) -> Stamp {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.ino(), m.ctime(), m.ctime_nsec(), m.len()))
 }
 
 /// The certificates of a PEM file, as roots to trust.
@@ -289,14 +290,28 @@ impl HttpClient {
         };
         let now = stamp(ca);
         let mut agents = self.with_roots.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((read, agent)) = agents.get(ca)
+        let kept = agents.get(ca);
+        if let Some((read, agent)) = kept
             && *read == now
         {
             return Ok(agent.clone());
         }
-        let made = agent(Some(roots_from(ca)?));
-        agents.insert(ca.to_owned(), (now, made.clone()));
-        Ok(made)
+        match roots_from(ca) {
+            Ok(roots) => {
+                let made = agent(Some(roots));
+                agents.insert(ca.to_owned(), (now, made.clone()));
+                Ok(made)
+            }
+            // Being replaced (gone or half written for a moment): the certificates
+            // read before serve on, until the file reads well again.
+            Err(e) => match kept {
+                Some((_, agent)) => {
+                    tracing::warn!("{e}; using the certificates read from it before");
+                    Ok(agent.clone())
+                }
+                None => Err(e),
+            },
+        }
     }
 
     /// Sends `request` on tokio's blocking pool and reads at most

@@ -6,7 +6,7 @@
 
 use anyhow::Context;
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -97,6 +97,38 @@ pub struct NamedToken {
     pub ignored: Option<String>,
 }
 
+/// Who must own the token files: the owner of the data directory's own token (the
+/// daemon's user), else of the data directory.
+fn owner(data: &Path) -> Option<u32> {
+    std::fs::metadata(data.join(TOKEN_FILE))
+        .or_else(|_| std::fs::metadata(data))
+        .ok()
+        .map(|m| m.uid())
+}
+
+/// Why the folder of named tokens cannot be trusted, if it cannot: it must be a folder
+/// (not a link to one) of the daemon's user that nobody else can write to, or anyone
+/// could add a token.
+fn untrusted_folder(dir: &Path, owner: Option<u32>) -> Option<String> {
+    let meta = std::fs::symlink_metadata(dir).ok()?;
+    let mode = meta.permissions().mode() & 0o777;
+    if !meta.is_dir() {
+        Some(format!("{} is not a folder", dir.display()))
+    } else if Some(meta.uid()) != owner {
+        Some(format!(
+            "{} belongs to another user than the daemon's token",
+            dir.display()
+        ))
+    } else if mode & 0o022 != 0 {
+        Some(format!(
+            "{} can be written by others (mode {mode:o}); `chmod 700` it",
+            dir.display()
+        ))
+    } else {
+        None
+    }
+}
+
 /// The named tokens of the data directory `data`, by name, with their secrets when
 /// usable.
 fn read_named(data: &Path) -> Vec<(NamedToken, Option<String>)> {
@@ -104,18 +136,27 @@ fn read_named(data: &Path) -> Vec<(NamedToken, Option<String>)> {
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return Vec::new();
     };
+    let owner = owner(data);
+    let folder = untrusted_folder(&dir, owner);
     let mut out: Vec<(NamedToken, Option<String>)> = entries
         .filter_map(Result::ok)
         .map(|entry| {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
-            let meta = std::fs::metadata(&path);
+            // Not followed: a link could lead to anybody's file.
+            let meta = std::fs::symlink_metadata(&path);
             let created = meta.as_ref().ok().and_then(|m| m.modified().ok());
             let secret = (|| {
+                if let Some(why) = &folder {
+                    return Err(why.clone());
+                }
                 check_name(&name)?;
                 let meta = meta.map_err(|e| format!("cannot read it: {e}"))?;
                 if !meta.is_file() {
-                    return Err("it is not a file".to_string());
+                    return Err("it is not a plain file (links are not followed)".to_string());
+                }
+                if Some(meta.uid()) != owner {
+                    return Err("it belongs to another user than the daemon's token".into());
                 }
                 let mode = meta.permissions().mode() & 0o777;
                 if mode & 0o077 != 0 {
@@ -173,13 +214,21 @@ pub fn revoke_named(data: &Path, name: &str) -> anyhow::Result<PathBuf> {
     }
 }
 
-/// When a token's folder or files last changed, to know when to read them again.
-type Seen = Vec<(String, Option<(SystemTime, u64, u32)>)>;
+/// When a token's folder or files last changed (inode, change time, size, mode,
+/// owner), to know when to read them again.
+type Seen = Vec<(String, Option<(u64, i64, i64, u64, u32, u32)>)>;
 
 fn seen(dir: &Path) -> Seen {
     let stamp = |path: &Path| {
-        let meta = std::fs::metadata(path).ok()?;
-        Some((meta.modified().ok()?, meta.len(), meta.permissions().mode()))
+        let m = std::fs::symlink_metadata(path).ok()?;
+        Some((
+            m.ino(),
+            m.ctime(),
+            m.ctime_nsec(),
+            m.len(),
+            m.mode(),
+            m.uid(),
+        ))
     };
     let mut out = vec![(String::new(), stamp(dir))];
     if let Ok(entries) = std::fs::read_dir(dir) {
@@ -362,23 +411,66 @@ mod tests {
         let ci_header = bearer(&ci);
         revoke_named(dir.path(), "ci-bot").unwrap();
         assert_eq!(tokens.accepts(Some(&ci_header)), None);
-        assert_eq!(
-            tokens.accepts(Some(&bearer(&ops))).as_deref(),
-            Some("ops.alice")
-        );
         let gone = revoke_named(dir.path(), "ci-bot").unwrap_err().to_string();
         assert!(gone.contains("no token named `ci-bot`"), "{gone}");
 
-        // A token file others can read, or too short: ignored, and listed as such.
-        std::fs::set_permissions(&ops, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert_eq!(tokens.accepts(Some(&bearer(&ops))), None);
-        let short = dir.path().join(TOKENS_DIR).join("short");
+        // Rewritten in place with another token of the same length: only the new counts.
+        let before = bearer(&ops);
+        std::fs::write(&ops, format!("{}\n", "b".repeat(64))).unwrap();
+        assert_eq!(tokens.accepts(Some(&before)), None);
+        assert_eq!(
+            tokens
+                .accepts(Some(&format!("Bearer {}", "b".repeat(64))))
+                .as_deref(),
+            Some("ops.alice")
+        );
+    }
+
+    #[test]
+    fn named_token_files_anyone_else_could_have_written_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = Tokens::load_or_create(dir.path()).unwrap();
+        let ops = create_named(dir.path(), "ops").unwrap();
+        let header = bearer(&ops);
+        let folder = dir.path().join(TOKENS_DIR);
+        let chmod = |path: &Path, mode| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        assert_eq!(tokens.accepts(Some(&header)).as_deref(), Some("ops"));
+
+        // A folder others can write to: none of its tokens.
+        chmod(&folder, 0o777);
+        assert_eq!(tokens.accepts(Some(&header)), None);
+        let listed = list_named(dir.path());
+        assert!(
+            listed[0]
+                .ignored
+                .as_deref()
+                .unwrap()
+                .contains("written by others")
+        );
+        chmod(&folder, 0o700);
+        assert_eq!(tokens.accepts(Some(&header)).as_deref(), Some("ops"));
+
+        // A link, even to a good token file: not followed.
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::rename(&ops, &elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &ops).unwrap();
+        assert_eq!(tokens.accepts(Some(&header)), None);
+        std::fs::remove_file(&ops).unwrap();
+        std::fs::rename(&elsewhere, &ops).unwrap();
+        assert_eq!(tokens.accepts(Some(&header)).as_deref(), Some("ops"));
+
+        // Readable by others, or too short: ignored, and listed as such.
+        chmod(&ops, 0o644);
+        assert_eq!(tokens.accepts(Some(&header)), None);
+        let short = folder.join("short");
         std::fs::write(&short, "abc").unwrap();
-        std::fs::set_permissions(&short, std::fs::Permissions::from_mode(0o600)).unwrap();
+        chmod(&short, 0o600);
         assert_eq!(tokens.accepts(Some("Bearer abc")), None);
         let listed = list_named(dir.path());
         let names: Vec<&str> = listed.iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(names, ["ops.alice", "short"]);
+        assert_eq!(names, ["ops", "short"]);
         assert!(
             listed[0]
                 .ignored

@@ -227,6 +227,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // As the files are before they are read: a renewal from here on is seen.
+        let loaded = (stamp(cert), stamp(key));
         let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
             .await
             .with_context(|| {
@@ -236,7 +238,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     key.display()
                 )
             })?;
-        tokio::spawn(reload_tls(config.clone(), cert.clone(), key.clone()));
+        tokio::spawn(reload_tls(
+            config.clone(),
+            cert.clone(),
+            key.clone(),
+            loaded,
+        ));
         let handle = axum_server::Handle::new();
         let stopper = handle.clone();
         tokio::spawn(async move {
@@ -257,6 +264,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("failed to serve on {}", args.listen))?;
     } else {
+        // SIGHUP reloads the TLS certificate; without TLS there is nothing to reload,
+        // and the daemon is not stopped by it either (SIGTERM stops it, flushed).
+        tokio::spawn(async {
+            if let Ok(mut hangup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            {
+                while hangup.recv().await.is_some() {
+                    tracing::info!("SIGHUP: nothing to reload without TLS");
+                }
+            }
+        });
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("failed to listen on {}", args.listen))?;
@@ -274,18 +292,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// When a file was last changed, and its size.
-fn stamp(path: &std::path::Path) -> Option<(std::time::SystemTime, u64)> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
+/// A file's identity and last change (inode, change time, size): a file replaced or
+/// rewritten has another.
+type Stamp = Option<(u64, i64, i64, u64)>;
+
+fn stamp(path: &std::path::Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.ino(), m.ctime(), m.ctime_nsec(), m.len()))
 }
 
 /// Loads the TLS certificate and key again when they change (checked every
 /// [`TLS_CHECK`]) or on SIGHUP: a renewed certificate is served without a restart. A
 /// pair that does not load (a renewal half written, say) is logged, and the one in use
 /// kept until the files change again.
-async fn reload_tls(config: axum_server::tls_rustls::RustlsConfig, cert: PathBuf, key: PathBuf) {
-    let mut seen = (stamp(&cert), stamp(&key));
+async fn reload_tls(
+    config: axum_server::tls_rustls::RustlsConfig,
+    cert: PathBuf,
+    key: PathBuf,
+    loaded: (Stamp, Stamp),
+) {
+    let mut seen = loaded;
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut check = tokio::time::interval(TLS_CHECK);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
