@@ -388,6 +388,18 @@ fn named_tokens_are_audited_by_name_and_revoked_without_a_restart() {
     assert_eq!(listed["tokens"][0]["ignored"], Value::Null);
     assert!(!text(&out.stdout).contains(&ci));
 
+    // SIGHUP (a reload, for a daemon with TLS) does not stop a daemon without.
+    let pid = daemon.child.as_ref().unwrap().id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(daemon.cli(&["status", &id]).status.success());
+
     // Revoked: refused from the next request on (exit 7), the daemon's own still works.
     let out = token_cmd(&["revoke", "ci-bot"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
