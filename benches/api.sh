@@ -6,7 +6,7 @@
 # the same rollout again while READERS concurrent clients read its status and follow
 # its events (benches/bin/api_load.rs). Reports the request rate, latency percentiles
 # and errors, and checks that the rollout's virtual duration and outcome are unchanged
-# by the load.
+# by the load, and times one device's history on the finished rollout.
 #
 # Usage: benches/api.sh      (DEVICES=10000 READERS=32)
 set -euo pipefail
@@ -57,6 +57,21 @@ begin=$(date +%s.%N)
 end=$(date +%s.%N)
 read -r state1 virtual1 done1 failed1 <<< "$(summary "$alone")"
 python3 -c "print(f'without readers: {$end - $begin:.1f} s real, state $state1, virtual {$virtual1} s, done $done1, failed $failed1')"
+
+# One device's history on the finished rollout (read through the log's index by job).
+device=$("$bin" devices "$alone" --json | python3 -c 'import json, sys; d = json.load(sys.stdin)["devices"]; print(d[len(d) // 2]["id"])')
+python3 - "$url" "$alone" "$device" <<'PY'
+import json, sys, time, urllib.request
+url, rollout, device = sys.argv[1:]
+times = []
+for _ in range(50):
+    began = time.perf_counter()
+    body = urllib.request.urlopen(f"{url}/v1/rollouts/{rollout}/devices/{device}").read()
+    times.append(time.perf_counter() - began)
+times.sort()
+history = len(json.loads(body)["history"])
+print(f"one device's history ({history} events): p50 {times[25] * 1000:.2f} ms, max {times[-1] * 1000:.2f} ms over 50 requests")
+PY
 
 serve loaded
 loaded=$(start)
