@@ -105,6 +105,8 @@ pub enum SkipReason {
     AlreadyAtOrAbove,
     /// The installed version is below the fixed version but outside `applies-to`.
     NotApplicable,
+    /// The policy approves other versions of the component (the operator's list).
+    NotApproved,
     /// A newer patch that also applies replaces it.
     Superseded { by: PatchIndex },
     /// A prerequisite no source reported (index into the patch's
@@ -123,6 +125,7 @@ impl SkipReason {
             SkipReason::ComponentAbsent => "component-absent",
             SkipReason::AlreadyAtOrAbove => "already-at-or-above",
             SkipReason::NotApplicable => "not-applicable",
+            SkipReason::NotApproved => "not-approved",
             SkipReason::Superseded { .. } => "superseded",
             SkipReason::MissingPrerequisite { .. } => "missing-prerequisite",
             SkipReason::PrerequisiteNotPlanned { .. } => "prerequisite-not-planned",
@@ -131,9 +134,16 @@ impl SkipReason {
     }
 
     /// A sentence for people about `patch` on `device`.
-    pub fn describe(&self, catalog: &Catalog, device: &Device, patch: PatchIndex) -> String {
+    pub fn describe(
+        &self,
+        policy: &Policy,
+        catalog: &Catalog,
+        device: &Device,
+        patch: PatchIndex,
+    ) -> String {
         let id = |i: &PatchIndex| catalog.get(*i).patch.id.as_str();
         let cp = catalog.get(patch);
+        let approved = policy.approved.get(&cp.patch.component);
         let installed = || {
             device
                 .components
@@ -151,6 +161,20 @@ impl SkipReason {
                 "version {} is outside the range the patch applies to ({})",
                 installed(),
                 cp.applies_to.as_str()
+            ),
+            SkipReason::NotApproved => format!(
+                "version {} is not approved for {} by the policy (only {})",
+                cp.fixed,
+                cp.patch.component,
+                approved.map_or_else(String::new, |a| {
+                    let list: Vec<String> = a.versions.iter().map(|v| v.to_string()).collect();
+                    let why = if a.reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", a.reason)
+                    };
+                    format!("{}{why}", list.join(", "))
+                })
             ),
             SkipReason::Superseded { by } => format!("superseded by {}, which applies", id(by)),
             SkipReason::MissingPrerequisite { index } => format!(
@@ -510,6 +534,15 @@ impl Planner<'_> {
                     }
                 } else if !cp.applies_to.matches(installed) {
                     skips.push(skip(p, SkipReason::NotApplicable));
+                } else if self
+                    .policy
+                    .approved
+                    .get(component)
+                    .is_some_and(|a| !a.allows(&cp.fixed))
+                {
+                    // Not approved, it supersedes nothing either: an approved older
+                    // patch it replaces is still planned.
+                    skips.push(skip(p, SkipReason::NotApproved));
                 } else {
                     applicable.push(p);
                 }

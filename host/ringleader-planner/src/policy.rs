@@ -1,5 +1,6 @@
 //! Rollout policies (`rollout-policies/*.toml`): rings, batches, gates, windows,
-//! freezes, expedite and deferral rules, and what to do on halt.
+//! freezes, expedite and deferral rules, the operator's approved versions, and what to
+//! do on halt.
 //!
 //! Format documented in `docs/policies.md`. Parsed raw (unknown keys refused), then
 //! validated into [`Policy`]; every problem is reported, each with file, line, column,
@@ -22,7 +23,24 @@ pub struct Policy {
     pub rings: Vec<Ring>,
     pub expedite: Option<Expedite>,
     pub deferrals: Vec<Deferral>,
+    /// The operator's approved versions, by component: for these components only
+    /// patches to a listed version are rolled out, whatever the vendor publishes.
+    pub approved: BTreeMap<String, Approved>,
     pub on_halt: OnHalt,
+}
+
+/// The versions of one component the operator approved (their known-good list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approved {
+    pub versions: Vec<crate::version::Version>,
+    /// Why, for explanations (may be empty).
+    pub reason: String,
+}
+
+impl Approved {
+    pub fn allows(&self, version: &crate::version::Version) -> bool {
+        self.versions.iter().any(|v| v == version)
+    }
 }
 
 /// A weekly maintenance window, in each device's own time zone.
@@ -152,7 +170,18 @@ struct RawPolicy {
     expedite: Option<RawExpedite>,
     #[serde(default)]
     defer: Vec<RawDeferral>,
+    #[serde(default)]
+    approved: Vec<RawApproved>,
     on_halt: Option<RawOnHalt>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApproved {
+    component: String,
+    versions: Vec<String>,
+    #[serde(default)]
+    reason: String,
 }
 
 #[derive(Deserialize)]
@@ -514,6 +543,60 @@ fn validate(raw: RawPolicy, d: &mut Diagnostics) -> Policy {
         }
     }
 
+    let mut approved: BTreeMap<String, Approved> = BTreeMap::new();
+    for (i, entry) in raw.approved.iter().enumerate() {
+        let at = |key| [Seg::Key("approved"), Seg::Index(i), Seg::Key(key)];
+        if entry.component.trim().is_empty() {
+            d.error_at(
+                &at("component"),
+                "the component is empty",
+                "name it as inventories and patch sources do, e.g. `openssl` or `com.dell.r650.bios`",
+            );
+            continue;
+        }
+        if entry.versions.is_empty() {
+            d.error_at(
+                &at("versions"),
+                "no version is approved",
+                "list the versions that may be rolled out, e.g. [\"2.19.1\"]",
+            );
+        }
+        let mut versions = Vec::new();
+        for (j, text) in entry.versions.iter().enumerate() {
+            match crate::version::Version::parse(text) {
+                Ok(v) => versions.push(v),
+                Err(e) => d.error_at(
+                    &[
+                        Seg::Key("approved"),
+                        Seg::Index(i),
+                        Seg::Key("versions"),
+                        Seg::Index(j),
+                    ],
+                    e.to_string(),
+                    "a vendor version such as `2.19.1` or `7.10.30.00`",
+                ),
+            }
+        }
+        if approved.contains_key(&entry.component) {
+            d.error_at(
+                &at("component"),
+                format!(
+                    "`{}` is approved by an earlier [[approved]] too",
+                    entry.component
+                ),
+                "list all its versions in one entry",
+            );
+            continue;
+        }
+        approved.insert(
+            entry.component.clone(),
+            Approved {
+                versions,
+                reason: entry.reason.clone(),
+            },
+        );
+    }
+
     let on_halt = match raw.on_halt.as_ref().map(|h| h.rollback.as_str()) {
         None | Some("failed-ring") => OnHalt::RollbackFailedRing,
         Some("none") => OnHalt::Stop,
@@ -535,6 +618,7 @@ fn validate(raw: RawPolicy, d: &mut Diagnostics) -> Policy {
         rings: rings.into_iter().map(|(_, r)| r).collect(),
         expedite,
         deferrals,
+        approved,
         on_halt,
     }
 }

@@ -285,9 +285,12 @@ impl PlanV1 {
                 device: devices[s.device as usize].id.clone(),
                 patch: planner.catalog.get(s.patch).patch.id.clone(),
                 reason: s.reason.code(),
-                detail: s
-                    .reason
-                    .describe(planner.catalog, &devices[s.device as usize], s.patch),
+                detail: s.reason.describe(
+                    planner.policy,
+                    planner.catalog,
+                    &devices[s.device as usize],
+                    s.patch,
+                ),
             })
             .collect();
         let device_patches = rings
@@ -461,7 +464,7 @@ impl ExplainV1 {
                     patch,
                     decision: "skipped",
                     reason: reason.code(),
-                    detail: reason.describe(planner.catalog, device, index),
+                    detail: reason.describe(planner.policy, planner.catalog, device, index),
                     ring: None,
                     batch: None,
                     order: None,

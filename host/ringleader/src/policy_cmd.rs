@@ -79,5 +79,9 @@ fn summary(p: &Policy) -> String {
     if p.expedite.is_some() {
         parts.push("expedite".into());
     }
+    if !p.approved.is_empty() {
+        let components: Vec<&str> = p.approved.keys().map(String::as_str).collect();
+        parts.push(format!("approved versions for {}", components.join(", ")));
+    }
     parts.join("; ")
 }

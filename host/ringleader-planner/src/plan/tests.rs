@@ -125,6 +125,58 @@ components = { bios = "2.10.0", bmc = "7.0.0", openssl = "3.0.11", nic = "22.0.0
 }
 
 #[test]
+fn the_operator_s_approved_versions_win_over_the_vendor_s_newest() {
+    let old = patch("bios-19", "bios", "2.19.1", "");
+    let mut approved = patch("bios-21", "bios", "2.21.0", "");
+    approved.supersedes = vec!["bios-19".into()];
+    let mut newest = patch("bios-22", "bios", "2.22.0", "");
+    newest.supersedes = vec!["bios-19".into(), "bios-21".into()];
+    let ssl = patch("ssl-15", "openssl", "3.0.15", "");
+    let cat = catalog(vec![old, approved, newest, ssl]);
+    let inv = inventory(
+        "[[devices]]\nid = \"d\"\ncomponents = { bios = \"2.10\", openssl = \"3.0.1\" }\n",
+    );
+    let pol = policy(&format!(
+        "{ONE_RING}[[approved]]\ncomponent = \"bios\"\nversions = [\"2.21\"]\nreason = \"lab-tested\"\n"
+    ));
+    let planner = Planner {
+        policy: &pol,
+        inventory: &inv,
+        catalog: &cat,
+        at: at(),
+    };
+    let plan = planner.plan();
+    // 2.22.0 is not approved and so replaces nothing; 2.21.0 (written 2.21 in the
+    // policy) is planned; openssl, not listed, goes as the vendor says.
+    assert_eq!(ids(&plan, &cat), ["bios-21", "ssl-15"]);
+    let reasons: Vec<(String, &str)> = plan
+        .skipped
+        .iter()
+        .map(|s| (cat.get(s.patch).patch.id.clone(), s.reason.code()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            ("bios-19".to_string(), "not-approved"),
+            ("bios-22".to_string(), "not-approved")
+        ]
+    );
+    let skipped = plan
+        .skipped
+        .iter()
+        .rfind(|s| s.reason.code() == "not-approved");
+    let detail =
+        skipped
+            .unwrap()
+            .reason
+            .describe(&pol, &cat, &inv.devices[0], skipped.unwrap().patch);
+    assert_eq!(
+        detail,
+        "version 2.22.0 is not approved for bios by the policy (only 2.21: lab-tested)"
+    );
+}
+
+#[test]
 fn a_blocked_prerequisite_blocks_its_dependents() {
     let mut b = patch("b", "x", "3.0", "");
     b.prerequisites = vec!["a".into()];
