@@ -29,9 +29,10 @@ pub struct Server {
         value_name = "URL"
     )]
     server: String,
-    /// File holding the API token (the daemon writes it to DATA/api-token). The token
-    /// itself may be given in RINGLEADER_TOKEN instead. Only changes need it on
-    /// loopback.
+    /// File holding the API token: the daemon's own (DATA/api-token) or a named one
+    /// (`ringleader token new NAME` prints its file; changes are audited by its name).
+    /// The token itself may be given in RINGLEADER_TOKEN instead. Only changes need it
+    /// on loopback.
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
 }
@@ -260,7 +261,7 @@ impl Client {
             _ => 1,
         };
         let hint = if status == 401 && self.token.is_none() {
-            "\ngive the token with --token-file DATA/api-token or RINGLEADER_TOKEN"
+            "\ngive the token with --token-file FILE (DATA/api-token, or a named token's file) or RINGLEADER_TOKEN"
         } else {
             ""
         };
