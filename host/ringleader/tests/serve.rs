@@ -523,17 +523,7 @@ fn beyond_loopback_with_tls_every_request_needs_the_token() {
         url: format!("https://127.0.0.1:{port}"),
         data,
     };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .tls_config(
-            ureq::tls::TlsConfig::builder()
-                .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![
-                    ureq::tls::Certificate::from_der(cert.cert.der()).to_owned(),
-                ])))
-                .build(),
-        )
-        .build()
-        .into();
+    let agent = trusting(&cert);
     let get = |token: Option<&str>| {
         let mut request = agent.get(format!("{}/v1/rollouts", daemon.url));
         if let Some(token) = token {

@@ -62,6 +62,14 @@ fn ids(plan: &Plan, catalog: &Catalog) -> Vec<String> {
         .collect()
 }
 
+/// The skipped patches with their reasons' codes, in plan order.
+fn skipped<'a>(plan: &'a Plan, catalog: &Catalog) -> Vec<(String, &'a str)> {
+    plan.skipped
+        .iter()
+        .map(|s| (catalog.get(s.patch).patch.id.clone(), s.reason.code()))
+        .collect()
+}
+
 #[test]
 fn applicability_supersedence_and_prerequisites() {
     let mut bios = patch("bios-2", "bios", "2.19.1", ">=2.0.0, <2.19.1");
@@ -96,11 +104,7 @@ components = { bios = "2.10.0", bmc = "7.0.0", openssl = "3.0.11", nic = "22.0.0
     );
     let steps = &plan.rings[0].devices[0].steps;
     assert!(steps[2].reboot_after && !steps[0].reboot_after);
-    let reasons: Vec<(String, &str)> = plan
-        .skipped
-        .iter()
-        .map(|s| (cat.get(s.patch).patch.id.clone(), s.reason.code()))
-        .collect();
+    let reasons = skipped(&plan, &cat);
     assert_eq!(
         reasons,
         [
@@ -149,11 +153,7 @@ fn the_operator_s_approved_versions_win_over_the_vendor_s_newest() {
     // 2.22.0 is not approved and so replaces nothing; 2.21.0 (written 2.21 in the
     // policy) is planned; openssl, not listed, goes as the vendor says.
     assert_eq!(ids(&plan, &cat), ["bios-21", "ssl-15"]);
-    let reasons: Vec<(String, &str)> = plan
-        .skipped
-        .iter()
-        .map(|s| (cat.get(s.patch).patch.id.clone(), s.reason.code()))
-        .collect();
+    let reasons = skipped(&plan, &cat);
     assert_eq!(
         reasons,
         [
