@@ -389,14 +389,7 @@ fn named_tokens_are_audited_by_name_and_revoked_without_a_restart() {
     assert!(!text(&out.stdout).contains(&ci));
 
     // SIGHUP (a reload, for a daemon with TLS) does not stop a daemon without.
-    let pid = daemon.child.as_ref().unwrap().id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    daemon.signal("HUP");
     std::thread::sleep(Duration::from_millis(200));
     assert!(daemon.cli(&["status", &id]).status.success());
 
@@ -593,17 +586,7 @@ fn a_renewed_tls_certificate_is_served_without_a_restart() {
     // Renewed: the files replaced, then SIGHUP (or, without it, the next check).
     let new = make();
     install(&new);
-    let hangup = |daemon: &Daemon| {
-        let pid = daemon.child.as_ref().unwrap().id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-HUP", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
-    hangup(&daemon);
+    daemon.signal("HUP");
     let started = std::time::Instant::now();
     while !answers(&new) {
         assert!(
@@ -616,7 +599,7 @@ fn a_renewed_tls_certificate_is_served_without_a_restart() {
 
     // A renewal half written (a key that does not load): the certificate in use stays.
     std::fs::write(&key_path, "not a key\n").unwrap();
-    hangup(&daemon);
+    daemon.signal("HUP");
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         answers(&new),

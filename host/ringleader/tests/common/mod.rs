@@ -97,12 +97,19 @@ impl Daemon {
     }
 
     /// Sends SIGTERM and waits for the daemon to exit; returns its status.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().unwrap();
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+    /// Sends the daemon a signal (`TERM`, `HUP`, ...).
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{name}"), &pid])
             .status()
             .unwrap();
+        assert!(sent.success(), "kill -{name} {pid}");
+    }
+
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        let mut child = self.child.take().unwrap();
         let started = Instant::now();
         loop {
             if let Some(status) = child.try_wait().unwrap() {
