@@ -106,7 +106,7 @@ async fn run(fleet: FleetConfig, policy: &str, mut how: Run) -> (Core, RunReport
         auto_approve_after: how.auto_approve,
         now: start,
         store: how.store.as_deref().map(|dir| Store::open(dir).unwrap()),
-        recheck: vec![],
+        recovery: Default::default(),
         devices: Some(devices.clone()),
         clock: None,
         scheduled,

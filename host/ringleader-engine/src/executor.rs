@@ -241,6 +241,9 @@ pub struct RunReport {
     /// The run was stopped by [`Command::Shutdown`]: the rollout is unfinished and
     /// resumes from its log on the next start.
     pub stopped: bool,
+    /// The log could not be written (a full disk, say): the run stopped before
+    /// dispatching anything more, and resumes from its log once it can be written.
+    pub stalled: Option<String>,
 }
 
 /// Upper bounds, in seconds, of the plugin call duration histogram.
@@ -297,6 +300,8 @@ impl Metrics {
 #[derive(Debug)]
 struct Outcome {
     job: JobId,
+    /// When the step (or rollback) started: its result is due `after` that.
+    from: Timestamp,
     event: Event,
     /// How long the device took (virtual time); `None`: the device never reports.
     after: Option<Duration>,
@@ -319,8 +324,8 @@ pub struct Executor {
     /// Where every event and dispatch is logged before it is acted on; `None` runs
     /// in memory only.
     pub store: Option<Store>,
-    /// Steps that may have run when the engine stopped: verified before anything else.
-    pub recheck: Vec<(JobId, u16)>,
+    /// What was under way when the engine stopped (from [`replay`]): done first.
+    pub recovery: Recovery,
     /// Simulated devices whose state is made durable before the log is: the log never
     /// records an outcome the devices could forget.
     pub devices: Option<Arc<SimDevices>>,
@@ -342,8 +347,8 @@ pub struct Replayed {
     pub core: Core,
     /// Time of the last record (the start when the log is empty).
     pub now: Timestamp,
-    /// Steps in flight when the engine stopped: to verify first.
-    pub in_flight: Vec<(JobId, u16)>,
+    /// What the rollout still owes from before the stop: the executor's `recovery`.
+    pub recovery: Recovery,
     /// Devices that joined while the rollout ran: the caller adds them (and their
     /// patches, asked of the sources again) to the targets before running on.
     pub joined: Vec<Device>,
@@ -351,39 +356,157 @@ pub struct Replayed {
     pub records: u64,
 }
 
+/// Work that was under way when the engine stopped, and records the log lacks: what a
+/// resumed run does first, so that it goes on as the uninterrupted run would have.
+#[derive(Debug, Clone, Default)]
+pub struct Recovery {
+    /// Steps running when the engine stopped: verified before anything else, installed
+    /// only if the device does not report the patch.
+    pub steps: Vec<InFlight>,
+    /// Rollbacks running when the engine stopped: run again (a rollback is safe to
+    /// repeat). Their `step` is 0.
+    pub rollbacks: Vec<InFlight>,
+    /// Decisions people follow that the core made but that the stop kept out of the
+    /// log: logged on resume, with the time they were made.
+    pub notes: Vec<(i64, Note)>,
+    /// When the ring now waiting for approval asked for it (a simulated operator
+    /// approves that long after it, not after the restart).
+    pub approval_asked: Option<Timestamp>,
+}
+
+impl Recovery {
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty() && self.rollbacks.is_empty() && self.notes.is_empty()
+    }
+}
+
+/// A step or rollback the core started and that had not reported when the engine
+/// stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InFlight {
+    pub job: JobId,
+    pub step: u16,
+    /// When the core started it: in virtual time its result is due this long after,
+    /// whenever the engine restarted.
+    pub since: Timestamp,
+    /// Its dispatch is in the log. One that is not was never handed to a plugin (a
+    /// dispatch is flushed before the call): it is logged before the call is made.
+    pub logged: bool,
+}
+
+/// The note the executor logs for `decision`, if people follow it.
+fn note_of(decision: &Decision) -> Option<Note> {
+    Some(match decision {
+        Decision::AwaitApproval { ring } => Note::AwaitingApproval { ring: *ring },
+        Decision::Halt { ring, reason } => Note::Halted {
+            ring: *ring,
+            reason: reason.clone(),
+        },
+        Decision::DeviceUnresponsive { job, step } => Note::DeviceUnresponsive {
+            job: (job.ring, job.index),
+            step: *step,
+        },
+        Decision::RingComplete { ring } => Note::RingComplete { ring: *ring },
+        Decision::Completed => Note::Completed,
+        Decision::StartStep { .. } | Decision::StartRollback { .. } | Decision::WakeAt(_) => {
+            return None;
+        }
+    })
+}
+
 /// Rebuilds the core from `store`'s log (a fresh core when the log is empty) and says
-/// which steps were in flight. Records are read one at a time, not all at once.
+/// what was under way when it stopped. Records are read one at a time, not all at once.
+///
+/// The core's decisions while replaying are compared with the log: a step or rollback
+/// the core started is in flight unless it reported; its dispatch record may be missing
+/// (the stop came between the decision and the flush), and so may the notes of
+/// decisions people follow.
 pub fn replay(spec: RolloutSpec, store: &Store, start: Timestamp) -> Result<Replayed, StoreError> {
     let mut core = Core::new(spec);
     let mut now = start;
     let mut joined = Vec::new();
+    // What the core started, and when: (job, step) -> (time, logged); rollbacks by job.
+    let mut started: HashMap<(JobId, u16), (Timestamp, bool)> = HashMap::new();
+    let mut rollbacks: HashMap<JobId, (Timestamp, bool)> = HashMap::new();
+    // Notes the core's decisions call for that the log has not shown yet, in order.
+    let mut notes: Vec<(i64, Note)> = Vec::new();
+    let mut approval_asked = None;
+    let job_id = |(ring, index): (u16, u32)| JobId { ring, index };
     let records = store.replay(|record| match record {
         Record::Event { at, event } => {
             now = Timestamp::from_second(at).unwrap_or(now);
-            core.handle(now, event.into_event());
+            for decision in core.handle(now, event.into_event()) {
+                match &decision {
+                    Decision::StartStep { job, step } => {
+                        started.insert((*job, *step), (now, false));
+                    }
+                    Decision::StartRollback { job } => {
+                        rollbacks.insert(*job, (now, false));
+                    }
+                    Decision::AwaitApproval { .. } => approval_asked = Some(now),
+                    _ => {}
+                }
+                if let Some(note) = note_of(&decision) {
+                    notes.push((now.as_second(), note));
+                }
+            }
         }
         Record::Resumed { at } => now = Timestamp::from_second(at).unwrap_or(now),
         Record::Joined { devices, .. } => {
             joined.extend(devices.into_iter().map(StoredDevice::into_device));
         }
-        Record::Dispatched { .. }
-        | Record::RollbackDispatched { .. }
-        | Record::Decided { .. }
-        | Record::Audit { .. } => {}
+        Record::Dispatched { job, step, .. } => {
+            if let Some(entry) = started.get_mut(&(job_id(job), step)) {
+                entry.1 = true;
+            }
+        }
+        Record::RollbackDispatched { job, .. } => {
+            if let Some(entry) = rollbacks.get_mut(&job_id(job)) {
+                entry.1 = true;
+            }
+        }
+        Record::Decided { decision, .. } => {
+            if let Some(i) = notes.iter().position(|(_, n)| *n == decision) {
+                notes.remove(i);
+            }
+        }
+        Record::Audit { .. } => {}
     })?;
-    let mut in_flight = Vec::new();
+    let mut recovery = Recovery {
+        notes,
+        approval_asked,
+        ..Recovery::default()
+    };
     for ring in 0..core.ring_count() as u16 {
         for index in 0..core.ring_len(ring) as u32 {
             let job = JobId { ring, index };
-            if let Some(JobState::Running { step, .. }) = core.job(job) {
-                in_flight.push((job, *step));
+            match core.job(job) {
+                Some(JobState::Running { step, since }) => {
+                    let logged = started.get(&(job, *step)).is_none_or(|(_, logged)| *logged);
+                    recovery.steps.push(InFlight {
+                        job,
+                        step: *step,
+                        since: *since,
+                        logged,
+                    });
+                }
+                Some(JobState::RollingBack) => {
+                    let (since, logged) = rollbacks.get(&job).copied().unwrap_or((now, true));
+                    recovery.rollbacks.push(InFlight {
+                        job,
+                        step: 0,
+                        since,
+                        logged,
+                    });
+                }
+                _ => {}
             }
         }
     }
     Ok(Replayed {
         core,
         now,
-        in_flight,
+        recovery,
         joined,
         records,
     })
@@ -417,6 +540,7 @@ impl Executor {
             halt_reason: None,
             plugin_time: Duration::ZERO,
             stopped: false,
+            stalled: None,
         };
         let mut stop: Option<Duration> = None;
         // Commands were applied since progress was last reported.
@@ -442,15 +566,45 @@ impl Executor {
         if let Some(clock) = &self.clock {
             clock.set(self.now);
         }
-        if !self.recheck.is_empty() || self.store.as_ref().is_some_and(|s| !s.is_empty()) {
+        let recovery = std::mem::take(&mut self.recovery);
+        if !recovery.is_empty() || self.store.as_ref().is_some_and(|s| !s.is_empty()) {
             self.log(Record::Resumed {
                 at: self.now.as_second(),
             });
         }
-        // Steps that may have run before a restart: verify first, install only if the
-        // device does not report the patch.
-        for (job, step) in std::mem::take(&mut self.recheck) {
-            self.spawn_step(&mut calls, &limit, &spent, job, step, true);
+        // What the stop kept out of the log: the notes of decisions made, and the
+        // dispatches of steps decided but never handed to a plugin (logged, with the
+        // time they were decided, before the call is made).
+        for (at, decision) in &recovery.notes {
+            self.log(Record::Decided {
+                at: *at,
+                decision: decision.clone(),
+            });
+        }
+        for step in recovery.steps.iter().filter(|s| !s.logged) {
+            self.log(Record::Dispatched {
+                at: step.since.as_second(),
+                job: (step.job.ring, step.job.index),
+                step: step.step,
+            });
+        }
+        for rollback in recovery.rollbacks.iter().filter(|s| !s.logged) {
+            self.log(Record::RollbackDispatched {
+                at: rollback.since.as_second(),
+                job: (rollback.job.ring, rollback.job.index),
+            });
+        }
+        self.flush();
+        if self.fault().is_none() {
+            // Steps that may have run before a restart: verify first, install only if
+            // the device does not report the patch. In virtual time each result is due
+            // when it would have been without the stop.
+            for step in &recovery.steps {
+                self.spawn_step(&mut calls, &limit, &spent, *step, true);
+            }
+            for rollback in &recovery.rollbacks {
+                self.spawn_rollback(&mut calls, &limit, &spent, rollback.job, rollback.since);
+            }
         }
         let auto_approve = self.auto_approve_after;
         let mut approve = |now: Timestamp, commands: &mut BTreeMap<(Timestamp, u64), Command>| {
@@ -460,7 +614,7 @@ impl Executor {
             }
         };
         if let Phase::AwaitingApproval { .. } = self.core.phase() {
-            approve(self.now, &mut commands);
+            approve(recovery.approval_asked.unwrap_or(self.now), &mut commands);
         }
         // Commands sent before the run began (an audit entry for the start, say) come
         // first.
@@ -489,6 +643,15 @@ impl Executor {
                 report.stopped = true;
                 break;
             }
+            if let Some(fault) = self.fault() {
+                // The log cannot be written: nothing more is dispatched. Calls in
+                // flight finish (their results are verified on the next run); the
+                // caller resumes from the log once it can be written again.
+                tracing::error!("the rollout stalls: {fault}");
+                while calls.join_next().await.is_some() {}
+                report.stalled = Some(fault);
+                break;
+            }
             // Write-ahead: every dispatch, and every event it follows from, is durable
             // before the call is made. Steps that dispatch nothing need no flush.
             let mut dispatches = false;
@@ -509,16 +672,25 @@ impl Executor {
             }
             if dispatches {
                 self.flush();
+                if self.fault().is_some() {
+                    continue;
+                }
             }
             for decision in std::mem::take(&mut queue) {
                 match decision {
                     Decision::StartStep { job, step } => {
                         report.install_calls += 1;
-                        self.spawn_step(&mut calls, &limit, &spent, job, step, false);
+                        let work = InFlight {
+                            job,
+                            step,
+                            since: self.now,
+                            logged: true,
+                        };
+                        self.spawn_step(&mut calls, &limit, &spent, work, false);
                     }
                     Decision::StartRollback { job } => {
                         report.rollback_calls += 1;
-                        self.spawn_rollback(&mut calls, &limit, &spent, job);
+                        self.spawn_rollback(&mut calls, &limit, &spent, job, self.now);
                     }
                     Decision::WakeAt(t) => {
                         wake.insert(t);
@@ -612,7 +784,9 @@ impl Executor {
                                     outcome.event,
                                     Event::RollbackFinished { .. }
                                 ));
-                                let at = timing.seen_at(add(self.now, after));
+                                // Due `after` its start; a step started before a restart
+                                // whose time has passed is seen now.
+                                let at = timing.seen_at(add(outcome.from, after)).max(self.now);
                                 due.insert((at, outcome.job, kind), outcome.event);
                             }
                         }
@@ -667,6 +841,9 @@ impl Executor {
             progress(&self.core, self.now);
         }
         self.flush();
+        if report.stalled.is_none() {
+            report.stalled = self.fault();
+        }
         report.phase = self.core.phase().clone();
         report.finished = self.now;
         report.plugin_time = spent.plugin_time().saturating_sub(plugin_time_before);
@@ -756,28 +933,41 @@ impl Executor {
         });
     }
 
+    /// Appends `record` to the log. A write that fails stalls the store (see
+    /// [`Store::fault`]): nothing is appended after it, and the run stops before it
+    /// would dispatch anything, so the log stays a prefix of what happened.
     fn log(&mut self, record: Record) {
         if let Some(store) = &mut self.store
             && let Err(e) = store.append(&record)
         {
-            // Losing the log would break crash safety: stop rather than go on.
-            panic!("cannot write the rollout log: {e}");
+            tracing::debug!("rollout log write refused: {e}");
         }
     }
 
+    /// Makes the log durable (the simulated devices' state first). A failure stalls
+    /// the store, as in [`Executor::log`].
     fn flush(&mut self) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        if store.fault().is_some() {
+            return;
+        }
         if let Some(devices) = &self.devices
             && let Err(e) = devices.flush()
         {
-            panic!("cannot flush the simulated devices' state: {e}");
+            store.stall(format!("cannot flush the simulated devices' state: {e}"));
+            return;
         }
-        if let Some(store) = &self.store
-            && let Err(e) = store
-                .set_status(&Status::of(&self.core, self.now, store.len()))
-                .and_then(|()| store.flush())
-        {
-            panic!("cannot flush the rollout log: {e}");
+        let status = Status::of(&self.core, self.now, store.len());
+        if let Err(e) = store.set_status(&status).and_then(|()| store.flush()) {
+            tracing::debug!("rollout log flush failed: {e}");
         }
+    }
+
+    /// Why the log cannot be written, once it could not.
+    fn fault(&self) -> Option<String> {
+        self.store.as_ref()?.fault()
     }
 
     /// How long a step takes on the device (virtual time), `None` if it never
@@ -804,15 +994,21 @@ impl Executor {
         calls: &mut JoinSet<Outcome>,
         limit: &Arc<tokio::sync::Semaphore>,
         spent: &Arc<Metrics>,
-        job: JobId,
-        step: u16,
+        work: InFlight,
         verify_first: bool,
     ) {
+        let InFlight {
+            job,
+            step,
+            since: from,
+            ..
+        } = work;
         // A step that cannot even start fails at once.
         let refuse = |calls: &mut JoinSet<Outcome>, reason: String| {
             calls.spawn(async move {
                 Outcome {
                     job,
+                    from,
                     event: Event::StepFailed { job, step, reason },
                     after: Some(Duration::ZERO),
                 }
@@ -841,10 +1037,16 @@ impl Executor {
                 && report.health.healthy
             {
                 let event = Event::StepSucceeded { job, step };
-                return Outcome { job, event, after };
+                return Outcome {
+                    job,
+                    from,
+                    event,
+                    after,
+                };
             }
             let failed = |reason: String| Outcome {
                 job,
+                from,
                 event: Event::StepFailed { job, step, reason },
                 after,
             };
@@ -884,7 +1086,12 @@ impl Executor {
                 },
                 Ok(_) => Event::StepSucceeded { job, step },
             };
-            Outcome { job, event, after }
+            Outcome {
+                job,
+                from,
+                event,
+                after,
+            }
         });
     }
 
@@ -894,6 +1101,7 @@ impl Executor {
         limit: &Arc<tokio::sync::Semaphore>,
         spent: &Arc<Metrics>,
         job: JobId,
+        from: Timestamp,
     ) {
         let Some(spec) = self.core.job_spec(job) else {
             return;
@@ -930,6 +1138,7 @@ impl Executor {
                 calls.spawn(async move {
                     Outcome {
                         job,
+                        from,
                         event: Event::RollbackFinished { job, ok: false },
                         after,
                     }
@@ -957,6 +1166,7 @@ impl Executor {
             }
             Outcome {
                 job,
+                from,
                 event: Event::RollbackFinished { job, ok },
                 after,
             }

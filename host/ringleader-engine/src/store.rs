@@ -23,6 +23,7 @@ use jiff::Timestamp;
 use ringleader_runtime::bindings::{Component, Device};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// Page cache of the log's database: the log is written once and read at resume.
 const SLED_CACHE_BYTES: u64 = 64 << 20;
@@ -340,14 +341,16 @@ impl StoredEvent {
 /// Why the store could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("failed to open the rollout store in {}: {message}", path.display())]
-    Open { path: PathBuf, message: String },
+    #[error("cannot open the rollout store: {0}")]
+    Open(String),
     #[error("the rollout store in {} has layout version {found}; this ringleader reads version {LAYOUT_VERSION}", path.display())]
     Layout { path: PathBuf, found: String },
     #[error("the rollout store failed: {0}")]
     Io(String),
     #[error("the rollout store's log entry {seq} is unreadable: {message}")]
     Corrupt { seq: u64, message: String },
+    #[error("the rollout store takes no more writes: {0}")]
+    Stalled(String),
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -368,7 +371,18 @@ pub struct Store {
     log: sled::Tree,
     jobs: sled::Tree,
     next: u64,
+    /// The first write or flush that failed (shared by the handle's clones): once set,
+    /// nothing more is appended, so the durable log stays a prefix of what was meant
+    /// to be written. A store that failed is opened again to go on.
+    fault: Arc<Mutex<Option<String>>>,
+    /// Fault injection for the crash tests (see [`KILL_AT_RECORD`]).
+    kill_at: Option<u64>,
 }
+
+/// Fault injection for the crash tests: with this variable set to N, the process kills
+/// itself (SIGKILL) as it is about to append the log's record N, wherever that falls
+/// (between a batch's events and its flush, say). Never set in production.
+pub const KILL_AT_RECORD: &str = "RINGLEADER_FAULT_KILL_AT_RECORD";
 
 /// The `jobs` index key of `seq` about `job`; its first 6 bytes are the job's prefix.
 fn job_key((ring, index): (u16, u32), seq: u64) -> [u8; 14] {
@@ -382,14 +396,8 @@ fn job_key((ring, index): (u16, u32), seq: u64) -> [u8; 14] {
 impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(SLED_CACHE_BYTES)
-            .open()
-            .map_err(|e| StoreError::Open {
-                path: dir.to_owned(),
-                message: e.to_string(),
-            })?;
+        let db = ringleader_runtime::durable::open(dir, SLED_CACHE_BYTES)
+            .map_err(|e| StoreError::Open(e.to_string()))?;
         let meta = db.open_tree("meta").map_err(io)?;
         let log = db.open_tree("log").map_err(io)?;
         match meta.get("layout").map_err(io)? {
@@ -416,6 +424,10 @@ impl Store {
             log,
             jobs,
             next,
+            fault: Arc::default(),
+            kill_at: std::env::var(KILL_AT_RECORD)
+                .ok()
+                .and_then(|n| n.parse().ok()),
         };
         if store.meta.get("jobs-index").map_err(io)?.is_none()
             && let Err(e) = store.index_jobs()
@@ -463,16 +475,55 @@ impl Store {
         self.flush()
     }
 
-    /// Appends `record` (durable after the next [`Store::flush`]).
+    /// Appends `record` (durable after the next [`Store::flush`]). Refused once a
+    /// write failed ([`Store::fault`]).
     pub fn append(&mut self, record: &Record) -> Result<u64, StoreError> {
+        self.refuse_if_stalled()?;
         let seq = self.next;
-        let value = serde_json::to_vec(record).map_err(io)?;
-        if let Some(job) = record.job() {
-            self.jobs.insert(job_key(job, seq), &[]).map_err(io)?;
+        if self.kill_at == Some(seq) {
+            let _ = rustix::process::kill_process(
+                rustix::process::getpid(),
+                rustix::process::Signal::KILL,
+            );
         }
-        self.log.insert(seq.to_be_bytes(), value).map_err(io)?;
+        let value = serde_json::to_vec(record).map_err(io)?;
+        let written = match record.job() {
+            Some(job) => self.jobs.insert(job_key(job, seq), &[]).map(|_| ()),
+            None => Ok(()),
+        }
+        .and_then(|()| self.log.insert(seq.to_be_bytes(), value).map(|_| ()));
+        self.failing(written.map_err(|e| format!("cannot write the rollout log: {e}")))?;
         self.next += 1;
         Ok(seq)
+    }
+
+    /// Why the store stopped taking writes, if it did.
+    pub fn fault(&self) -> Option<String> {
+        self.fault.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Stops the store taking writes, for `reason` (the first reason is kept).
+    pub fn stall(&self, reason: String) {
+        let mut fault = self.fault.lock().unwrap_or_else(|e| e.into_inner());
+        if fault.is_none() {
+            tracing::error!("{reason}");
+            *fault = Some(reason);
+        }
+    }
+
+    fn refuse_if_stalled(&self) -> Result<(), StoreError> {
+        match self.fault() {
+            Some(reason) => Err(StoreError::Stalled(reason)),
+            None => Ok(()),
+        }
+    }
+
+    /// A write's result; a failure stalls the store.
+    fn failing<T>(&self, result: Result<T, String>) -> Result<T, StoreError> {
+        result.map_err(|reason| {
+            self.stall(reason.clone());
+            StoreError::Stalled(reason)
+        })
     }
 
     /// Where the rollout is, as of the last flush; `None` before the first.
@@ -487,14 +538,17 @@ impl Store {
 
     /// Rewrites the status view (durable with the next [`Store::flush`]).
     pub fn set_status(&self, status: &Status) -> Result<(), StoreError> {
+        self.refuse_if_stalled()?;
         let value = serde_json::to_vec(status).map_err(io)?;
-        self.meta.insert("status", value).map_err(io)?;
-        Ok(())
+        let written = self.meta.insert("status", value).map(|_| ());
+        self.failing(written.map_err(|e| format!("cannot write the rollout status: {e}")))
     }
 
     /// Makes everything appended so far durable. The executor flushes before it acts.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map(|_| ()).map_err(io)
+        self.refuse_if_stalled()?;
+        let flushed = self.db.flush().map(|_| ());
+        self.failing(flushed.map_err(|e| format!("cannot flush the rollout log: {e}")))
     }
 
     /// Every record, in order, checking that sequence numbers have no gaps.

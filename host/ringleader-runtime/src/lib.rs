@@ -12,6 +12,7 @@
 pub mod bindings;
 pub mod cache;
 mod caps;
+pub mod durable;
 pub mod error;
 pub mod grants;
 pub mod http_client;

@@ -139,7 +139,8 @@ pub struct SledKv {
 impl SledKv {
     /// Opens (or creates) the store at `path`.
     pub fn open(path: &Path) -> Result<SledKv, KvError> {
-        let db = sled::open(path).map_err(|e| KvError::Store(e.to_string()))?;
+        // sled's default page cache.
+        let db = crate::durable::open(path, 1 << 30).map_err(|e| KvError::Store(e.to_string()))?;
         Ok(SledKv { db })
     }
 

@@ -53,10 +53,7 @@ impl SimDevices {
     /// makes its own log durable: nothing the engine has recorded is ever ahead of what
     /// the devices remember.
     pub fn open(dir: &Path) -> Result<SimDevices, ExecError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(SLED_CACHE_BYTES)
-            .open()
+        let db = crate::durable::open(dir, SLED_CACHE_BYTES)
             .map_err(|e| ExecError::Permanent(e.to_string()))?;
         let tree = db
             .open_tree("sim-devices")

@@ -6,8 +6,8 @@ use jiff::Timestamp;
 use ringleader_engine::clock::VirtualClock;
 use ringleader_engine::core::{Core, JobId, JobState, Phase};
 use ringleader_engine::demo::{self, FleetConfig};
-use ringleader_engine::executor::{Executor, Installers, Timing, replay};
-use ringleader_engine::store::{Record, Store, StoredEvent};
+use ringleader_engine::executor::{Executor, Installers, Recovery, Timing, replay};
+use ringleader_engine::store::{Record, Status, Store, StoredEvent};
 use ringleader_planner::policy::{Policy, PolicyError};
 use ringleader_runtime::sim_device::SimDevices;
 use ringleader_runtime::{Grants, Manifest, Runtime, RuntimeConfig, Services};
@@ -65,6 +65,11 @@ pub struct DemoArgs {
     /// Print one JSON summary (schema `ringleader.demo/v1`) instead of text.
     #[arg(long)]
     json: bool,
+    /// Report progress for scripts: a line on stderr whenever virtual time moves,
+    /// `progress log=RECORDS virtual=TIME phase=PHASE` (RECORDS: entries in the
+    /// rollout log so far, with --data).
+    #[arg(long)]
+    progress_lines: bool,
 }
 
 pub async fn run(args: DemoArgs) -> ExitCode {
@@ -149,23 +154,26 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let (spec, targets) = (prepared.spec, prepared.targets);
     // The rollout runs from its spec and targets; the inventory is not needed again.
     drop(inventory);
-    let (core, now, recheck) = match &store {
+    let (core, now, recovery) = match &store {
         Some(store) => {
             let replayed = replay(spec, store, args.start)?;
             if replayed.records > 0 && !args.json {
                 eprintln!(
-                    "resuming the demo in {}: {} log records replayed, {} steps in flight to verify first",
+                    "resuming the demo in {}: {} log records replayed, {} steps and {} rollbacks in flight to verify first",
                     args.data.as_deref().unwrap_or(Path::new(".")).display(),
                     replayed.records,
-                    replayed.in_flight.len()
+                    replayed.recovery.steps.len(),
+                    replayed.recovery.rollbacks.len(),
                 );
             }
-            (replayed.core, replayed.now, replayed.in_flight)
+            (replayed.core, replayed.now, replayed.recovery)
         }
-        None => (Core::new(spec), args.start, Vec::new()),
+        None => (Core::new(spec), args.start, Recovery::default()),
     };
 
-    let bars = (!args.json && std::io::stderr().is_terminal()).then(|| Progress::new(&core));
+    let bars = (!args.json && !args.progress_lines && std::io::stderr().is_terminal())
+        .then(|| Progress::new(&core));
+    let lines = args.progress_lines.then(|| store.clone());
     let executor = Executor {
         core,
         installers: Installers::new(installer),
@@ -175,7 +183,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         auto_approve_after: Some(Duration::from_secs(4 * 3600)),
         now,
         store,
-        recheck,
+        recovery,
         devices: Some(devices.clone()),
         clock: Some(clock.clone()),
         scheduled: Vec::new(),
@@ -187,10 +195,23 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             if let Some(bars) = &bars {
                 bars.update(core, now);
             }
+            if let Some(store) = &lines {
+                let log = store.as_ref().map_or(0, Store::committed_len);
+                let phase = Status::of(core, now, log).phase;
+                eprintln!("progress log={log} virtual={now} phase={phase}");
+            }
         })
         .await;
     if let Some(bars) = bars {
         bars.finish(&core);
+    }
+    if let Some(fault) = &report.stalled {
+        // Nothing was dispatched after the failed write; the log holds everything
+        // before it, so the same command resumes once the disk takes writes again.
+        anyhow::bail!(
+            "the demo stopped: {fault}\nnothing was dispatched after that; free space (or fix the disk) under {} and run the same command again to resume",
+            args.data.as_deref().unwrap_or(Path::new(".")).display()
+        );
     }
 
     let mut summary = DemoV1::new(

@@ -555,13 +555,21 @@ fn a_seed_gives_the_same_outcomes_every_run() {
 }
 
 /// The promise of crash safety, tested on the real process: a demo killed with SIGKILL
-/// at random moments, many times, and restarted with the same arguments ends with the
-/// same per-device outcomes as an uninterrupted run, without a single duplicate install,
-/// and its log stays gap-free (a resume refuses a log with a gap).
+/// many times, in every phase of the rollout, and restarted with the same arguments
+/// ends as an uninterrupted run: the same per-device outcomes, the same virtual end,
+/// the same decision log, without a single duplicate install, every dispatch in the log
+/// before its result.
+///
+/// The kills land at positions of the log the demo reports (`--progress-lines`), spread
+/// over the whole uninterrupted run, so that a slow machine kills in the same phases as
+/// a fast one; a few more land after short random delays, in the middle of whatever
+/// the process is doing.
 #[test]
-fn a_demo_killed_at_random_moments_ends_as_an_uninterrupted_run() {
-    // A fleet that goes through all four rings (budgets of 5%) and takes a few seconds,
-    // so that kills land in every phase of the rollout.
+fn a_demo_killed_in_every_phase_ends_as_an_uninterrupted_run() {
+    use std::io::BufRead;
+    // A fleet that goes through all four rings (budgets of 5%), with failures and
+    // devices that never report (unresponsive deadlines), so that every kind of
+    // decision is made.
     let policy = repo("benches/policies/four-rings.toml");
     let args = [
         "--devices",
@@ -571,53 +579,109 @@ fn a_demo_killed_at_random_moments_ends_as_an_uninterrupted_run() {
         "--fail-permille",
         "10",
         "--hang-permille",
-        "0",
+        "2",
         "--policy",
         &policy,
     ];
-    let (_, reference) = demo(&args);
+    let with_data = |data: &str| -> Vec<String> {
+        let mut all: Vec<String> = ["demo", "--json", "--data", data]
+            .map(String::from)
+            .to_vec();
+        all.extend(args.iter().map(|a| a.to_string()));
+        all
+    };
+    let reference_dir = tempfile::tempdir().unwrap();
+    let reference_data = reference_dir.path().to_str().unwrap().to_string();
+    let all = with_data(&reference_data);
+    let out = ringleader(&all.iter().map(String::as_str).collect::<Vec<_>>());
+    let reference: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stderr)));
     assert_eq!(reference["duplicate_installs"], 0);
+    let reference_log = log_of(reference_dir.path());
+    let length = reference_log.len() as u64;
 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap().to_string();
-    let mut all: Vec<&str> = vec!["demo", "--json", "--data", &data];
-    all.extend_from_slice(&args);
-    // A small deterministic generator for the kill delays.
-    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut kills = 0;
-    let mut finished = None;
-    for _ in 0..80 {
-        let child = Command::new(env!("CARGO_BIN_EXE_ringleader"))
+    let all = with_data(&data);
+    let spawn = |kill_at: Option<u64>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ringleader"));
+        command
             .args(&all)
+            .arg("--progress-lines")
             .env("RINGLEADER_LOG", "error")
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(std::process::Stdio::piped());
+        if let Some(n) = kill_at {
+            command.env(ringleader_engine::store::KILL_AT_RECORD, n.to_string());
+        }
+        command.spawn().unwrap()
+    };
+    let positions = 24;
+    let mut kills = 0;
+    let mut finished = None;
+    for k in 1..=positions {
+        let target = length * k / (positions + 1);
+        if k % 2 == 1 {
+            // Killed by itself exactly as it is about to append record `target`.
+            let out = spawn(Some(target)).wait_with_output().unwrap();
+            if out.status.success() || out.status.code() == Some(3) {
+                finished = Some(out);
+                break;
+            }
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(out.status.signal(), Some(9), "{}", text(&out.stderr));
+            kills += 1;
+            continue;
+        }
+        // Killed from outside once the log it reports passed `target`.
+        let mut child = spawn(None);
+        let stderr = child.stderr.take().unwrap();
+        let mut reached = false;
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let log = line
+                .strip_prefix("progress log=")
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|n| n.parse::<u64>().ok());
+            if log.is_some_and(|n| n >= target) {
+                reached = true;
+                break;
+            }
+        }
+        if !reached {
+            finished = Some(child.wait_with_output().unwrap());
+            break;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+    }
+    // And a few in the middle of whatever the process does at a random moment.
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    for _ in 0..4 {
+        if finished.is_some() {
+            break;
+        }
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
-        let delay = 200 + state % 600;
-        let mut child = child;
-        std::thread::sleep(std::time::Duration::from_millis(delay));
-        match child.try_wait().unwrap() {
-            Some(_) => {
-                finished = Some(child.wait_with_output().unwrap());
-                break;
-            }
-            None => {
-                child.kill().unwrap(); // SIGKILL
-                child.wait().unwrap();
-                kills += 1;
-            }
+        let mut child = spawn(None);
+        std::thread::sleep(std::time::Duration::from_millis(100 + state % 400));
+        if child.try_wait().unwrap().is_some() {
+            finished = Some(child.wait_with_output().unwrap());
+            break;
         }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
     }
-    let out = finished.unwrap_or_else(|| ringleader(&all));
+    let out =
+        finished.unwrap_or_else(|| ringleader(&all.iter().map(String::as_str).collect::<Vec<_>>()));
     assert!(
-        kills >= 3,
-        "the test must actually kill the demo a few times ({kills})"
+        kills >= positions / 2,
+        "the test must kill the demo in most phases ({kills})"
     );
-    eprintln!("killed the demo {kills} times");
+    eprintln!("killed the demo {kills} times over a log of {length} records");
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stderr)));
     assert_eq!(doc["duplicate_installs"], 0, "{doc}");
@@ -626,6 +690,102 @@ fn a_demo_killed_at_random_moments_ends_as_an_uninterrupted_run() {
     assert_eq!(
         doc["outcomes_digest"], reference["outcomes_digest"],
         "per-device outcomes"
+    );
+    assert_eq!(doc["virtual_end"], reference["virtual_end"]);
+    let log = log_of(dir.path());
+    assert_write_ahead(&log);
+    assert_same_decisions(&reference_log, &log);
+}
+
+/// The rollout log of the demo in `data`.
+fn log_of(data: &Path) -> Vec<ringleader_engine::store::Record> {
+    ringleader_engine::store::Store::open(&data.join("engine"))
+        .unwrap()
+        .records()
+        .unwrap()
+}
+
+/// Every result in `log` follows its dispatch.
+fn assert_write_ahead(log: &[ringleader_engine::store::Record]) {
+    use ringleader_engine::store::{Record, StoredEvent};
+    let mut dispatched = std::collections::HashSet::new();
+    let mut rollbacks = std::collections::HashSet::new();
+    for (seq, record) in log.iter().enumerate() {
+        match record {
+            Record::Dispatched { job, step, .. } => {
+                dispatched.insert((*job, *step));
+            }
+            Record::RollbackDispatched { job, .. } => {
+                rollbacks.insert(*job);
+            }
+            Record::Event {
+                event:
+                    StoredEvent::StepSucceeded { job, step } | StoredEvent::StepFailed { job, step, .. },
+                ..
+            } => assert!(
+                dispatched.contains(&(*job, *step)),
+                "record {seq}: the result of job {job:?} step {step} has no dispatch before it"
+            ),
+            Record::Event {
+                event: StoredEvent::RollbackFinished { job, .. },
+                ..
+            } => assert!(
+                rollbacks.contains(job),
+                "record {seq}: the rollback of job {job:?} has no dispatch before it"
+            ),
+            _ => {}
+        }
+    }
+}
+
+/// The two logs hold the same events, dispatches and decisions at the same times:
+/// equal second by second, in any order within a second, leaving out what only says
+/// the engine restarted (`resumed` records and the ticks of time passing, which move
+/// nothing by themselves).
+fn assert_same_decisions(
+    reference: &[ringleader_engine::store::Record],
+    resumed: &[ringleader_engine::store::Record],
+) {
+    use ringleader_engine::store::{Record, StoredEvent};
+    let by_second = |log: &[Record]| {
+        let mut seconds: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
+        for record in log {
+            let at = match record {
+                Record::Resumed { .. }
+                | Record::Event {
+                    event: StoredEvent::Tick,
+                    ..
+                } => continue,
+                Record::Event { at, .. }
+                | Record::Dispatched { at, .. }
+                | Record::RollbackDispatched { at, .. }
+                | Record::Joined { at, .. }
+                | Record::Decided { at, .. }
+                | Record::Audit { at, .. } => *at,
+            };
+            seconds
+                .entry(at)
+                .or_default()
+                .push(serde_json::to_string(record).unwrap());
+        }
+        for records in seconds.values_mut() {
+            records.sort();
+        }
+        seconds
+    };
+    let (reference, resumed) = (by_second(reference), by_second(resumed));
+    for (at, records) in &reference {
+        assert_eq!(
+            resumed.get(at),
+            Some(records),
+            "the logs differ at {}",
+            jiff::Timestamp::from_second(*at).unwrap()
+        );
+    }
+    assert_eq!(
+        reference.keys().collect::<Vec<_>>(),
+        resumed.keys().collect::<Vec<_>>(),
+        "the resumed log has records at other times"
     );
 }
 

@@ -594,7 +594,7 @@ async fn execute(
         auto_approve_after: None,
         now: replayed.now,
         store: Some(rollout.store.clone()),
-        recheck: replayed.in_flight,
+        recovery: replayed.recovery,
         devices: Some(devices),
         clock: virtual_clock,
         scheduled: Vec::new(),
