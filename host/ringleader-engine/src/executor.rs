@@ -470,7 +470,7 @@ pub fn replay(spec: RolloutSpec, store: &Store, start: Timestamp) -> Result<Repl
                 notes.remove(i);
             }
         }
-        Record::Audit { .. } => {}
+        Record::Audit { .. } | Record::Stalled { .. } => {}
     })?;
     let mut recovery = Recovery {
         notes,

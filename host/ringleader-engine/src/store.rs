@@ -23,7 +23,8 @@ use jiff::Timestamp;
 use ringleader_runtime::bindings::{Component, Device};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Page cache of the log's database: the log is written once and read at resume.
 const SLED_CACHE_BYTES: u64 = 64 << 20;
@@ -51,6 +52,10 @@ pub enum Record {
     Decided { at: i64, decision: Note },
     /// Who asked for the operator command that follows (audit trail).
     Audit { at: i64, by: String, action: String },
+    /// The log could not be written for a while (`reason`: a full disk, say); logged
+    /// once it can be again, before the rollout goes on. Nothing was dispatched
+    /// meanwhile.
+    Stalled { at: i64, reason: String },
 }
 
 impl Record {
@@ -366,17 +371,27 @@ fn io(e: impl std::fmt::Display) -> StoreError {
 /// written before the index existed is indexed when it is opened.
 #[derive(Debug, Clone)]
 pub struct Store {
+    dir: PathBuf,
+    /// The open database; `None` while it is being opened again (see
+    /// [`Store::reopen`]). Shared by the handle's clones.
+    trees: Arc<RwLock<Option<Trees>>>,
+    /// The first write or flush that failed (shared by the handle's clones): once set,
+    /// nothing more is appended, so the durable log stays a prefix of what was meant
+    /// to be written. [`Store::reopen`] clears it once a write succeeds again.
+    fault: Arc<Mutex<Option<String>>>,
+    /// Fault injection for the crash tests (see [`KILL_AT_RECORD`]).
+    kill_at: Option<u64>,
+}
+
+/// The database and its trees.
+#[derive(Debug, Clone)]
+struct Trees {
     db: sled::Db,
     meta: sled::Tree,
     log: sled::Tree,
     jobs: sled::Tree,
-    next: u64,
-    /// The first write or flush that failed (shared by the handle's clones): once set,
-    /// nothing more is appended, so the durable log stays a prefix of what was meant
-    /// to be written. A store that failed is opened again to go on.
-    fault: Arc<Mutex<Option<String>>>,
-    /// Fault injection for the crash tests (see [`KILL_AT_RECORD`]).
-    kill_at: Option<u64>,
+    /// Number of the next record.
+    next: Arc<AtomicU64>,
 }
 
 /// Fault injection for the crash tests: with this variable set to N, the process kills
@@ -393,9 +408,8 @@ fn job_key((ring, index): (u16, u32), seq: u64) -> [u8; 14] {
     key
 }
 
-impl Store {
-    /// Opens (or creates) the store in `dir`.
-    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+impl Trees {
+    fn open(dir: &Path) -> Result<Trees, StoreError> {
         let db = ringleader_runtime::durable::open(dir, SLED_CACHE_BYTES)
             .map_err(|e| StoreError::Open(e.to_string()))?;
         let meta = db.open_tree("meta").map_err(io)?;
@@ -418,18 +432,28 @@ impl Store {
             Some((k, _)) => u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8])) + 1,
             None => 0,
         };
-        let store = Store {
+        Ok(Trees {
             db,
             meta,
             log,
             jobs,
-            next,
+            next: Arc::new(AtomicU64::new(next)),
+        })
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let store = Store {
+            dir: dir.to_owned(),
+            trees: Arc::new(RwLock::new(Some(Trees::open(dir)?))),
             fault: Arc::default(),
             kill_at: std::env::var(KILL_AT_RECORD)
                 .ok()
                 .and_then(|n| n.parse().ok()),
         };
-        if store.meta.get("jobs-index").map_err(io)?.is_none()
+        if store.trees()?.meta.get("jobs-index").map_err(io)?.is_none()
             && let Err(e) = store.index_jobs()
         {
             // The log itself is checked when the rollout is replayed; until then, and
@@ -442,13 +466,61 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens the database again, for a store whose writes failed (sled takes no more
+    /// writes after a failed one): what is durable is read back, and when a write
+    /// succeeds again the store takes writes again. Every clone of this handle sees
+    /// the database opened again. Blocks while other users of the old one finish.
+    pub fn reopen(&self) -> Result<(), StoreError> {
+        *self.trees.write().unwrap_or_else(|e| e.into_inner()) = None;
+        let mut tries = 0;
+        let trees = loop {
+            match Trees::open(&self.dir) {
+                Ok(trees) => break trees,
+                // sled lets one handle open a database at a time: the old one closes
+                // once its last user lets go.
+                Err(e) if tries < 100 => {
+                    tracing::debug!("opening {} again: {e}", self.dir.display());
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let probe = trees
+            .meta
+            .insert("probe", &b"1"[..])
+            .map(|_| ())
+            .and_then(|()| trees.db.flush().map(|_| ()));
+        *self.trees.write().unwrap_or_else(|e| e.into_inner()) = Some(trees);
+        match probe {
+            Ok(()) => {
+                *self.fault.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                Ok(())
+            }
+            Err(e) => {
+                let reason = format!("cannot write the rollout log: {e}");
+                *self.fault.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
+                Err(StoreError::Stalled(reason))
+            }
+        }
+    }
+
+    fn trees(&self) -> Result<Trees, StoreError> {
+        self.trees
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| StoreError::Stalled("the rollout store is being opened again".into()))
+    }
+
     /// Indexes every record of the log by its job (a store written before the index).
     fn index_jobs(&self) -> Result<(), StoreError> {
+        let t = self.trees()?;
         let mut seq = 0;
         let mut failed = None;
         self.replay(|record| {
             if let Some(job) = record.job()
-                && let Err(e) = self.jobs.insert(job_key(job, seq), &[])
+                && let Err(e) = t.jobs.insert(job_key(job, seq), &[])
             {
                 failed.get_or_insert(e);
             }
@@ -457,13 +529,14 @@ impl Store {
         if let Some(e) = failed {
             return Err(io(e));
         }
-        self.meta.insert("jobs-index", "1").map_err(io)?;
+        t.meta.insert("jobs-index", "1").map_err(io)?;
         self.flush()
     }
 
     /// What the rollout was started from, if it was.
     pub fn inputs(&self) -> Result<Option<String>, StoreError> {
         Ok(self
+            .trees()?
             .meta
             .get("inputs")
             .map_err(io)?
@@ -471,7 +544,10 @@ impl Store {
     }
 
     pub fn set_inputs(&self, inputs: &str) -> Result<(), StoreError> {
-        self.meta.insert("inputs", inputs.as_bytes()).map_err(io)?;
+        self.trees()?
+            .meta
+            .insert("inputs", inputs.as_bytes())
+            .map_err(io)?;
         self.flush()
     }
 
@@ -479,7 +555,8 @@ impl Store {
     /// write failed ([`Store::fault`]).
     pub fn append(&mut self, record: &Record) -> Result<u64, StoreError> {
         self.refuse_if_stalled()?;
-        let seq = self.next;
+        let t = self.trees()?;
+        let seq = t.next.load(Ordering::Relaxed);
         if self.kill_at == Some(seq) {
             let _ = rustix::process::kill_process(
                 rustix::process::getpid(),
@@ -488,12 +565,12 @@ impl Store {
         }
         let value = serde_json::to_vec(record).map_err(io)?;
         let written = match record.job() {
-            Some(job) => self.jobs.insert(job_key(job, seq), &[]).map(|_| ()),
+            Some(job) => t.jobs.insert(job_key(job, seq), &[]).map(|_| ()),
             None => Ok(()),
         }
-        .and_then(|()| self.log.insert(seq.to_be_bytes(), value).map(|_| ()));
+        .and_then(|()| t.log.insert(seq.to_be_bytes(), value).map(|_| ()));
         self.failing(written.map_err(|e| format!("cannot write the rollout log: {e}")))?;
-        self.next += 1;
+        t.next.store(seq + 1, Ordering::Relaxed);
         Ok(seq)
     }
 
@@ -528,7 +605,7 @@ impl Store {
 
     /// Where the rollout is, as of the last flush; `None` before the first.
     pub fn status(&self) -> Result<Option<Status>, StoreError> {
-        match self.meta.get("status").map_err(io)? {
+        match self.trees()?.meta.get("status").map_err(io)? {
             None => Ok(None),
             Some(v) => serde_json::from_slice(&v)
                 .map(Some)
@@ -540,14 +617,14 @@ impl Store {
     pub fn set_status(&self, status: &Status) -> Result<(), StoreError> {
         self.refuse_if_stalled()?;
         let value = serde_json::to_vec(status).map_err(io)?;
-        let written = self.meta.insert("status", value).map(|_| ());
+        let written = self.trees()?.meta.insert("status", value).map(|_| ());
         self.failing(written.map_err(|e| format!("cannot write the rollout status: {e}")))
     }
 
     /// Makes everything appended so far durable. The executor flushes before it acts.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.refuse_if_stalled()?;
-        let flushed = self.db.flush().map(|_| ());
+        let flushed = self.trees()?.db.flush().map(|_| ());
         self.failing(flushed.map_err(|e| format!("cannot flush the rollout log: {e}")))
     }
 
@@ -562,7 +639,7 @@ impl Store {
     /// numbers have no gaps; returns how many there were.
     pub fn replay(&self, mut apply: impl FnMut(Record)) -> Result<u64, StoreError> {
         let mut count = 0;
-        for (expected, entry) in self.log.iter().enumerate() {
+        for (expected, entry) in self.trees()?.log.iter().enumerate() {
             let (k, v) = entry.map_err(io)?;
             let seq = u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0xff; 8]));
             if seq != expected as u64 {
@@ -583,7 +660,10 @@ impl Store {
     /// Number of records in the database, whoever wrote them (another handle on the
     /// same store may be appending).
     pub fn committed_len(&self) -> u64 {
-        match self.log.last() {
+        let Ok(t) = self.trees() else {
+            return self.len();
+        };
+        match t.log.last() {
             Ok(Some((k, _))) => u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8])) + 1,
             _ => 0,
         }
@@ -592,8 +672,9 @@ impl Store {
     /// The records about device job `job` (`(ring, index)`), in order, each with its
     /// number.
     pub fn records_of_job(&self, job: (u16, u32)) -> Result<Vec<(u64, Record)>, StoreError> {
+        let t = self.trees()?;
         let mut out = Vec::new();
-        for entry in self.jobs.scan_prefix(&job_key(job, 0)[..6]) {
+        for entry in t.jobs.scan_prefix(&job_key(job, 0)[..6]) {
             let (k, _) = entry.map_err(io)?;
             let seq = u64::from_be_bytes(
                 k.get(6..)
@@ -601,7 +682,7 @@ impl Store {
                     .unwrap_or([0xff; 8]),
             );
             // Indexed, and the engine stopped before the record was written.
-            let Some(v) = self.log.get(seq.to_be_bytes()).map_err(io)? else {
+            let Some(v) = t.log.get(seq.to_be_bytes()).map_err(io)? else {
                 continue;
             };
             let record: Record = serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
@@ -620,7 +701,7 @@ impl Store {
     /// Records from sequence number `from` on, at most `limit`, each with its number.
     pub fn records_from(&self, from: u64, limit: usize) -> Result<Vec<(u64, Record)>, StoreError> {
         let mut out = Vec::new();
-        for entry in self.log.range(from.to_be_bytes()..).take(limit) {
+        for entry in self.trees()?.log.range(from.to_be_bytes()..).take(limit) {
             let (k, v) = entry.map_err(io)?;
             let seq = u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0xff; 8]));
             let record = serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
@@ -634,11 +715,15 @@ impl Store {
 
     /// Number of records appended through this handle (and before it was opened).
     pub fn len(&self) -> u64 {
-        self.next
+        self.trees
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map_or(0, |t| t.next.load(Ordering::Relaxed))
     }
 
     pub fn is_empty(&self) -> bool {
-        self.next == 0
+        self.len() == 0
     }
 }
 
@@ -694,7 +779,12 @@ mod tests {
 
         // The engine stopped between the index entry and its record: not a record; and
         // when a record about another job takes that number later, not this job's.
-        store.jobs.insert(job_key((1, 1), 7), &[]).unwrap();
+        store
+            .trees()
+            .unwrap()
+            .jobs
+            .insert(job_key((1, 1), 7), &[])
+            .unwrap();
         assert_eq!(of(&store, 1, 1), [2, 6]);
         assert_eq!(store.append(&dispatched(0, 1, 5)).unwrap(), 7);
         assert_eq!(of(&store, 1, 1), [2, 6]);
@@ -709,8 +799,8 @@ mod tests {
             store.append(&dispatched(0, 1, 1)).unwrap();
             store.append(&succeeded(0, 1, 2)).unwrap();
             // As an older ringleader left it: no index.
-            store.jobs.clear().unwrap();
-            store.meta.remove("jobs-index").unwrap();
+            store.trees().unwrap().jobs.clear().unwrap();
+            store.trees().unwrap().meta.remove("jobs-index").unwrap();
             store.flush().unwrap();
             assert!(store.records_of_job((0, 1)).unwrap().is_empty());
         }

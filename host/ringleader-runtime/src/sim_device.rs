@@ -30,7 +30,19 @@ const SLED_CACHE_BYTES: u64 = 64 << 20;
 #[derive(Debug)]
 enum Backing {
     Memory(Mutex<BTreeMap<String, String>>),
-    Sled(sled::Tree),
+    /// The tree, `None` while the database is being opened again.
+    Sled {
+        dir: std::path::PathBuf,
+        tree: std::sync::RwLock<Option<sled::Tree>>,
+    },
+}
+
+/// The devices' tree in the database at `dir`.
+fn open_tree(dir: &Path) -> Result<sled::Tree, ExecError> {
+    let db = crate::durable::open(dir, SLED_CACHE_BYTES)
+        .map_err(|e| ExecError::Permanent(e.to_string()))?;
+    db.open_tree("sim-devices")
+        .map_err(|e| ExecError::Permanent(e.to_string()))
 }
 
 /// A fleet of simulated devices.
@@ -53,20 +65,64 @@ impl SimDevices {
     /// makes its own log durable: nothing the engine has recorded is ever ahead of what
     /// the devices remember.
     pub fn open(dir: &Path) -> Result<SimDevices, ExecError> {
-        let db = crate::durable::open(dir, SLED_CACHE_BYTES)
-            .map_err(|e| ExecError::Permanent(e.to_string()))?;
-        let tree = db
-            .open_tree("sim-devices")
-            .map_err(|e| ExecError::Permanent(e.to_string()))?;
         Ok(SimDevices {
-            backing: Backing::Sled(tree),
+            backing: Backing::Sled {
+                dir: dir.to_owned(),
+                tree: std::sync::RwLock::new(Some(open_tree(dir)?)),
+            },
         })
+    }
+
+    /// Opens the database again after a write to it failed (sled takes no more writes
+    /// after one fails): what was flushed is read back, what was not is lost, as a real
+    /// device loses an install cut off by power. Succeeds once a write succeeds.
+    pub fn reopen(&self) -> Result<(), ExecError> {
+        let Backing::Sled { dir, tree } = &self.backing else {
+            return Ok(());
+        };
+        *tree.write().unwrap_or_else(|e| e.into_inner()) = None;
+        let mut tries = 0;
+        let opened = loop {
+            match open_tree(dir) {
+                Ok(opened) => break opened,
+                Err(_) if tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let probe = opened
+            .insert("probe", &b"1"[..])
+            .and_then(|_| opened.flush())
+            .map(|_| ())
+            .map_err(transient);
+        *tree.write().unwrap_or_else(|e| e.into_inner()) = Some(opened);
+        probe
+    }
+
+    fn tree(&self) -> Result<Option<sled::Tree>, ExecError> {
+        match &self.backing {
+            Backing::Memory(_) => Ok(None),
+            Backing::Sled { tree, .. } => tree
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .map(Some)
+                .ok_or_else(|| {
+                    ExecError::Transient(
+                        "the simulated devices' state is being opened again".into(),
+                    )
+                }),
+        }
     }
 
     fn get(&self, key: &str) -> Result<Option<String>, ExecError> {
         match &self.backing {
             Backing::Memory(m) => Ok(m.lock().map_err(transient)?.get(key).cloned()),
-            Backing::Sled(tree) => Ok(tree
+            Backing::Sled { .. } => Ok(self
+                .tree()?
+                .ok_or_else(|| transient("no tree"))?
                 .get(key)
                 .map_err(transient)?
                 .map(|v| String::from_utf8_lossy(&v).into_owned())),
@@ -81,8 +137,10 @@ impl SimDevices {
                     .insert(key.into(), value.into());
                 Ok(())
             }
-            Backing::Sled(tree) => {
-                tree.insert(key, value.as_bytes()).map_err(transient)?;
+            Backing::Sled { .. } => {
+                if let Some(tree) = self.tree()? {
+                    tree.insert(key, value.as_bytes()).map_err(transient)?;
+                }
                 Ok(())
             }
         }
@@ -92,7 +150,10 @@ impl SimDevices {
     pub fn flush(&self) -> Result<(), ExecError> {
         match &self.backing {
             Backing::Memory(_) => Ok(()),
-            Backing::Sled(tree) => tree.flush().map(|_| ()).map_err(transient),
+            Backing::Sled { .. } => match self.tree()? {
+                Some(tree) => tree.flush().map(|_| ()).map_err(transient),
+                None => Ok(()),
+            },
         }
     }
 
@@ -113,8 +174,10 @@ impl SimDevices {
                 .filter(|(k, _)| k.contains(&marker))
                 .map(|(_, v)| v.clone())
                 .collect(),
-            Backing::Sled(tree) => tree
-                .iter()
+            Backing::Sled { .. } => self
+                .tree()?
+                .into_iter()
+                .flat_map(|tree| tree.iter())
                 .filter_map(Result::ok)
                 .filter(|(k, _)| String::from_utf8_lossy(k).contains(&marker))
                 .map(|(_, v)| String::from_utf8_lossy(&v).into_owned())

@@ -102,6 +102,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     // The simulated devices keep their own state, apart from the engine's log; the
     // installer reaches them through `exec` over the `sim` transport.
+    if let Some(dir) = &args.data {
+        crate::data_dir::own(dir)?;
+    }
     let devices: Arc<SimDevices> = match &args.data {
         Some(dir) => Arc::new(SimDevices::open(&dir.join("devices")).map_err(|e| {
             anyhow::anyhow!(

@@ -3,6 +3,7 @@
 //! This crate is the only one that knows about the command line and JSON output.
 
 mod client;
+mod data_dir;
 mod demo_cmd;
 mod inventory_cmd;
 mod plan_cmd;

@@ -697,6 +697,145 @@ fn a_demo_killed_in_every_phase_ends_as_an_uninterrupted_run() {
     assert_same_decisions(&reference_log, &log);
 }
 
+/// A small filesystem of its own (tmpfs, mounted as root, as CI runs), unmounted when
+/// dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn new(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let mount = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .expect("run mount");
+        assert!(
+            mount.status.success(),
+            "this test mounts a small tmpfs and must run as root (as .ci/run does): {}",
+            text(&mount.stderr)
+        );
+        SmallDisk { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fills the disk: a file that grows until the disk says it is full.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut file = std::fs::File::create(self.path().join("filler")).unwrap();
+        let block = vec![0u8; 64 << 10];
+        while file.write_all(&block).is_ok() {}
+        let _ = file.sync_all();
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.path().join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+/// A full disk stops a demo cleanly (no panic, nothing dispatched after the failed
+/// write, a message saying what to do), also when the process is killed while the disk
+/// is full; once space is freed the same command resumes and ends as an uninterrupted
+/// run, with every dispatch in the log before its result.
+#[test]
+fn a_demo_on_a_full_disk_stops_cleanly_and_resumes_as_an_uninterrupted_run() {
+    use std::io::BufRead;
+    let policy = repo("benches/policies/four-rings.toml");
+    let args = [
+        "--devices",
+        "600",
+        "--seed",
+        "7",
+        "--fail-permille",
+        "10",
+        "--hang-permille",
+        "2",
+        "--policy",
+        &policy,
+        "--json",
+    ];
+    let reference_dir = tempfile::tempdir().unwrap();
+    let run = |data: &Path, extra: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ringleader"));
+        command
+            .arg("demo")
+            .args(args)
+            .arg("--data")
+            .arg(data)
+            .args(extra)
+            .env("RINGLEADER_LOG", "error")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        command
+    };
+    let out = run(reference_dir.path(), &[]).output().unwrap();
+    let reference: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stderr)));
+    let reference_log = log_of(reference_dir.path());
+    let length = reference_log.len() as u64;
+
+    let disk = SmallDisk::new("8m");
+    let data = disk.path().join("demo");
+    // The disk fills at a third of the rollout (the demo stops by itself), then at two
+    // thirds (killed while the disk is full).
+    for (share, kill) in [(3, false), (3, true)] {
+        let mut child = run(&data, &["--progress-lines"]).spawn().unwrap();
+        let target = length * if kill { 2 } else { 1 } / share;
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let mut said = String::new();
+        for line in lines.by_ref() {
+            let Ok(line) = line else { break };
+            let log = line
+                .strip_prefix("progress log=")
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|n| n.parse::<u64>().ok());
+            if log.is_some_and(|n| n >= target) {
+                break;
+            }
+        }
+        disk.fill();
+        if kill {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let _ = child.kill();
+        }
+        for line in lines.map_while(Result::ok) {
+            said.push_str(&line);
+            said.push('\n');
+        }
+        let status = child.wait().unwrap();
+        if !kill {
+            assert_eq!(status.code(), Some(1), "{said}");
+            assert!(said.contains("No space left on device"), "{said}");
+            assert!(said.contains("run the same command again"), "{said}");
+        }
+        assert!(!said.contains("panicked"), "{said}");
+        disk.free();
+    }
+    let out = run(&data, &[]).output().unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stderr)));
+    assert_eq!(doc["duplicate_installs"], 0, "{doc}");
+    assert_eq!(doc["outcomes_digest"], reference["outcomes_digest"]);
+    assert_eq!(doc["virtual_end"], reference["virtual_end"]);
+    let log = log_of(&data);
+    assert_write_ahead(&log);
+    assert_same_decisions(&reference_log, &log);
+}
+
 /// The rollout log of the demo in `data`.
 fn log_of(data: &Path) -> Vec<ringleader_engine::store::Record> {
     ringleader_engine::store::Store::open(&data.join("engine"))
@@ -761,7 +900,8 @@ fn assert_same_decisions(
                 | Record::RollbackDispatched { at, .. }
                 | Record::Joined { at, .. }
                 | Record::Decided { at, .. }
-                | Record::Audit { at, .. } => *at,
+                | Record::Audit { at, .. }
+                | Record::Stalled { at, .. } => *at,
             };
             seconds
                 .entry(at)

@@ -2,7 +2,7 @@
 //! a `schema` key; the JSON Schemas are in `docs/schemas/`.
 
 use super::auth::Tokens;
-use super::rollouts::{Clock, Fleet, Inputs, Rollout, Rollouts, state_name};
+use super::rollouts::{Clock, Fleet, Inputs, Rollout, Rollouts, Unreadable, state_name};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State as Extract};
@@ -108,6 +108,17 @@ fn actor(name: Option<String>) -> String {
 }
 
 fn find(state: &State, id: &str) -> Result<Arc<Rollout>, Failure> {
+    if let Some(u) = state.rollouts.unreadable(id) {
+        return Err(failure(
+            StatusCode::CONFLICT,
+            format!(
+                "rollout {id} is unreadable ({}); its files in {} are left as they are: restore them from a backup, or move the directory aside",
+                u.error,
+                u.path.display()
+            ),
+            None,
+        ));
+    }
     state.rollouts.get(id).ok_or_else(|| {
         failure(
             StatusCode::NOT_FOUND,
@@ -117,11 +128,29 @@ fn find(state: &State, id: &str) -> Result<Arc<Rollout>, Failure> {
     })
 }
 
+/// `ok`, or `degraded` with the problems listed: rollouts whose log cannot be written
+/// (stalled) or whose store cannot be read. Always 200: the daemon answers.
 async fn healthz(Extract(state): Extract<State>) -> Json<serde_json::Value> {
+    let rollouts = state.rollouts.list();
+    let mut problems: Vec<serde_json::Value> = Vec::new();
+    for rollout in &rollouts {
+        let live = rollout.live.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(reason) = &live.stalled {
+            problems.push(serde_json::json!({
+                "rollout": rollout.id, "state": "stalled", "error": reason,
+            }));
+        }
+    }
+    for u in state.rollouts.list_unreadable() {
+        problems.push(serde_json::json!({
+            "rollout": u.id, "state": "unreadable", "error": u.error,
+        }));
+    }
     Json(serde_json::json!({
         "schema": "ringleader.health/v1",
-        "status": "ok",
-        "rollouts": state.rollouts.list().len(),
+        "status": if problems.is_empty() { "ok" } else { "degraded" },
+        "rollouts": rollouts.len(),
+        "problems": problems,
     }))
 }
 
@@ -130,14 +159,17 @@ async fn healthz(Extract(state): Extract<State>) -> Json<serde_json::Value> {
 pub struct StatusV1 {
     schema: &'static str,
     id: String,
-    policy: String,
-    /// `real` or `virtual`.
-    clock: &'static str,
+    /// The policy's name (none when the rollout is unreadable).
+    policy: Option<String>,
+    /// `real` or `virtual` (none when the rollout is unreadable).
+    clock: Option<&'static str>,
     /// When the rollout started (virtual time for virtual-clock rollouts).
-    started: Timestamp,
+    started: Option<Timestamp>,
     /// `preparing`, `running`, `soaking`, `awaiting-approval`, `halted`, `completed`,
-    /// `aborted`, `stopped` (the daemon stopped; resumes when it starts) or `failed`
-    /// (could not be prepared: see `error`).
+    /// `aborted`, `stopped` (the daemon stopped; resumes when it starts), `failed`
+    /// (could not be prepared: see `error`), `stalled` (its log cannot be written:
+    /// see `error`; nothing is dispatched, it goes on once writes succeed) or
+    /// `unreadable` (its store cannot be read: see `error`; left as it is).
     state: String,
     /// Completed, halted (and done rolling back), aborted or failed: nothing more will
     /// happen.
@@ -192,6 +224,7 @@ fn status_of(rollout: &Rollout) -> StatusV1 {
     };
     let state = match status {
         _ if live.error.is_some() => "failed".to_string(),
+        _ if live.stalled.is_some() => "stalled".to_string(),
         None => "preparing".to_string(),
         Some(_) if live.preparing => "preparing".to_string(),
         Some(s) if rollout.is_running() || live.ended => s.phase.clone(),
@@ -238,18 +271,18 @@ fn status_of(rollout: &Rollout) -> StatusV1 {
     StatusV1 {
         schema: "ringleader.status/v1",
         id: rollout.id.clone(),
-        policy: rollout.policy.clone(),
-        clock: match rollout.inputs.clock {
+        policy: Some(rollout.policy.clone()),
+        clock: Some(match rollout.inputs.clock {
             Clock::Real => "real",
             Clock::Virtual { .. } => "virtual",
-        },
-        started: rollout.inputs.start,
+        }),
+        started: Some(rollout.inputs.start),
         ended: live.ended || live.error.is_some(),
         paused: status.is_some_and(|s| s.paused),
         ring: status.and_then(|s| ring_name(s.ring)),
         waiting,
         halt_reason: status.and_then(|s| s.halt_reason.clone()),
-        error: live.error.clone(),
+        error: live.error.clone().or_else(|| live.stalled.clone()),
         time: status.and_then(|s| Timestamp::from_second(s.at).ok()),
         rings: status
             .map(|s| {
@@ -274,9 +307,49 @@ fn status_of(rollout: &Rollout) -> StatusV1 {
     }
 }
 
+/// The status of a rollout whose store cannot be read.
+fn unreadable_status(u: &Unreadable) -> StatusV1 {
+    StatusV1 {
+        schema: "ringleader.status/v1",
+        id: u.id.clone(),
+        policy: None,
+        clock: None,
+        started: None,
+        state: "unreadable".into(),
+        ended: true,
+        paused: false,
+        ring: None,
+        waiting: None,
+        halt_reason: None,
+        error: Some(format!(
+            "{} (its files in {} are left as they are)",
+            u.error,
+            u.path.display()
+        )),
+        time: None,
+        rings: Vec::new(),
+        cursor: 0,
+    }
+}
+
 async fn list(Extract(state): Extract<State>, headers: HeaderMap) -> Result<Response, Failure> {
     authorize(&state, &headers, false)?;
-    let rollouts: Vec<StatusV1> = state.rollouts.list().iter().map(|r| status_of(r)).collect();
+    let mut rollouts: Vec<(u64, StatusV1)> = state
+        .rollouts
+        .list()
+        .iter()
+        .map(|r| status_of(r))
+        .chain(
+            state
+                .rollouts
+                .list_unreadable()
+                .iter()
+                .map(unreadable_status),
+        )
+        .map(|s| (s.id[1..].parse().unwrap_or(u64::MAX), s))
+        .collect();
+    rollouts.sort_by_key(|(n, _)| *n);
+    let rollouts: Vec<StatusV1> = rollouts.into_iter().map(|(_, s)| s).collect();
     Ok(Json(serde_json::json!({
         "schema": "ringleader.rollouts/v1",
         "rollouts": rollouts,
@@ -290,6 +363,9 @@ async fn status(
     headers: HeaderMap,
 ) -> Result<Json<StatusV1>, Failure> {
     authorize(&state, &headers, false)?;
+    if let Some(u) = state.rollouts.unreadable(&id) {
+        return Ok(Json(unreadable_status(&u)));
+    }
     let rollout = find(&state, &id)?;
     Ok(Json(status_of(&rollout)))
 }
@@ -862,6 +938,11 @@ fn event_v1(rollout: &Rollout, cursor: u64, record: Record) -> Option<EventV1> {
             }
             at
         }
+        Record::Stalled { at, reason } => {
+            e.kind = "stalled";
+            e.reason = Some(reason);
+            at
+        }
         Record::Audit { at, by, action } => {
             e.kind = "audit";
             e.by = Some(by);
@@ -998,6 +1079,8 @@ async fn metrics(Extract(state): Extract<State>, headers: HeaderMap) -> Result<R
     let (mut ok, mut failed, mut calls, mut call_failures, mut nanos, mut rollbacks) =
         (0, 0, 0, 0, 0, 0);
     let mut buckets = [0u64; PLUGIN_CALL_BUCKETS.len() + 1];
+    *by_state.entry("unreadable".into()).or_default() +=
+        state.rollouts.list_unreadable().len() as u64;
     for rollout in &rollouts {
         let status = status_of(rollout);
         *by_state.entry(status.state.clone()).or_default() += 1;
@@ -1032,6 +1115,8 @@ async fn metrics(Extract(state): Extract<State>, headers: HeaderMap) -> Result<R
         "aborted",
         "stopped",
         "failed",
+        "stalled",
+        "unreadable",
     ];
     metric(
         "ringleader_rollouts",

@@ -149,12 +149,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.listen
         );
     }
-    std::fs::create_dir_all(&args.data).with_context(|| {
-        format!(
-            "failed to create the data directory {}",
-            args.data.display()
-        )
-    })?;
+    crate::data_dir::own(&args.data)?;
     let tokens = auth::Tokens::load_or_create(&args.data)?;
     tracing::warn!(
         "the API token is in {} (send it as `Authorization: Bearer TOKEN`; named ones: `ringleader token new NAME`)",

@@ -7,7 +7,7 @@ use ringleader_engine::clock::VirtualClock;
 use ringleader_engine::core::{Core, JobId, JobState, Phase};
 use ringleader_engine::demo::{self, FleetConfig};
 use ringleader_engine::executor::{Command, Executor, Metrics, Timing, replay};
-use ringleader_engine::store::{Status, Store};
+use ringleader_engine::store::{Record, Status, Store};
 use ringleader_planner::catalog::Catalog;
 use ringleader_planner::inventory::Inventory;
 use ringleader_planner::policy::Policy;
@@ -113,7 +113,13 @@ pub struct Live {
     pub error: Option<String>,
     /// The executor returned (completed, halted and idle, aborted, or shut down).
     pub ended: bool,
+    /// The log cannot be written (why): nothing is dispatched; the daemon opens the
+    /// store again every [`STALL_RETRY`] and goes on once a write succeeds.
+    pub stalled: Option<String>,
 }
+
+/// How often a stalled rollout's store is tried again.
+pub const STALL_RETRY: Duration = Duration::from_secs(5);
 
 /// One rollout of the daemon.
 pub struct Rollout {
@@ -223,8 +229,32 @@ impl Rollout {
     }
 }
 
+/// A rollout whose store cannot be read: listed with the reason, its files left as
+/// they are, never run; the daemon serves the others.
+#[derive(Debug, Clone)]
+pub struct Unreadable {
+    pub id: String,
+    pub path: PathBuf,
+    pub error: String,
+}
+
+/// A rollout's store, its inputs and its status view, or why they cannot be read.
+fn open_rollout(path: &Path) -> Result<(Store, Inputs, Option<Status>), String> {
+    let store = Store::open(path).map_err(|e| e.to_string())?;
+    let text = store
+        .inputs()
+        .map_err(|e| e.to_string())?
+        .ok_or("its store holds no inputs (what the rollout was started from)")?;
+    let inputs: Inputs =
+        serde_json::from_str(&text).map_err(|e| format!("its inputs are unreadable: {e}"))?;
+    let status = store.status().map_err(|e| e.to_string())?;
+    Ok((store, inputs, status))
+}
+
 /// Every rollout of the daemon, and what running them needs.
 pub struct Rollouts {
+    /// Rollouts whose store could not be read, by number.
+    unreadable: RwLock<BTreeMap<u64, Unreadable>>,
     dir: PathBuf,
     plugins: Plugins,
     grants: Grants,
@@ -265,6 +295,7 @@ impl Rollouts {
             devices,
             kv,
             all: RwLock::new(BTreeMap::new()),
+            unreadable: RwLock::new(BTreeMap::new()),
             tasks: Mutex::new(Vec::new()),
         });
         let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)
@@ -277,15 +308,26 @@ impl Rollouts {
             .collect();
         found.sort();
         for (n, path) in found {
-            let store = Store::open(&path)?;
-            let Some(text) = store.inputs()? else {
-                tracing::warn!("{} has no inputs; skipped", path.display());
-                continue;
+            let (store, inputs, status) = match open_rollout(&path) {
+                Ok(opened) => opened,
+                Err(error) => {
+                    tracing::error!(
+                        "rollout r{n} is unreadable and left as it is (its files in {}): {error}",
+                        path.display()
+                    );
+                    let unreadable = Unreadable {
+                        id: format!("r{n}"),
+                        path,
+                        error,
+                    };
+                    rollouts
+                        .unreadable
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(n, unreadable);
+                    continue;
+                }
             };
-            let inputs: Inputs = serde_json::from_str(&text).map_err(|e| {
-                anyhow::anyhow!("the inputs of {} are unreadable: {e}", path.display())
-            })?;
-            let status = store.status()?;
             let ended = status
                 .as_ref()
                 .is_some_and(|s| matches!(s.phase.as_str(), "completed" | "aborted" | "halted"));
@@ -318,6 +360,7 @@ impl Rollouts {
                 preparing: true,
                 error: None,
                 ended: false,
+                stalled: None,
             }),
             facts: RwLock::new(Facts::default()),
             metrics: Arc::default(),
@@ -346,7 +389,9 @@ impl Rollouts {
     pub fn start(&self, inputs: Inputs, by: &str) -> anyhow::Result<Arc<Rollout>> {
         let n = {
             let all = self.all.read().unwrap_or_else(|e| e.into_inner());
-            all.keys().next_back().map_or(1, |n| n + 1)
+            let unreadable = self.unreadable.read().unwrap_or_else(|e| e.into_inner());
+            let last = all.keys().next_back().max(unreadable.keys().next_back());
+            last.map_or(1, |n| n + 1)
         };
         let dir = self.dir.join(format!("r{n}"));
         let store = Store::open(&dir)?;
@@ -366,6 +411,26 @@ impl Rollouts {
             .cloned()
     }
 
+    /// The rollout `id` if its store could not be read.
+    pub fn unreadable(&self, id: &str) -> Option<Unreadable> {
+        let n = number(id)?;
+        self.unreadable
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&n)
+            .cloned()
+    }
+
+    /// Every rollout whose store could not be read, by number.
+    pub fn list_unreadable(&self) -> Vec<Unreadable> {
+        self.unreadable
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
     pub fn list(&self) -> Vec<Arc<Rollout>> {
         self.all
             .read()
@@ -383,13 +448,61 @@ impl Rollouts {
         let devices = self.devices.clone();
         let kv = self.kv.clone();
         let task = tokio::spawn(async move {
-            if let Err(e) = execute(&rollout, plugins, grants, devices, kv, run).await {
-                tracing::error!("rollout {}: {e:#}", rollout.id);
-                rollout.set_live(|l| {
-                    l.preparing = false;
-                    l.ended = true;
-                    l.error = Some(format!("{e:#}"));
-                });
+            let mut stalled = None;
+            loop {
+                let plugins = plugins.clone();
+                let (grants, sim, kv) = (grants.clone(), devices.clone(), kv.clone());
+                match execute(&rollout, plugins, grants, sim, kv, run, stalled.take()).await {
+                    Ok(None) => break,
+                    // The log could not be written: nothing more was dispatched. Open
+                    // the store again until a write succeeds, then go on from the log
+                    // as after a restart.
+                    Ok(Some(reason)) => {
+                        tracing::error!(
+                            "rollout {} stalls: {reason}; nothing is dispatched until its log can be written (trying again every {}s)",
+                            rollout.id,
+                            STALL_RETRY.as_secs()
+                        );
+                        rollout.set_live(|l| l.stalled = Some(reason.clone()));
+                        loop {
+                            tokio::time::sleep(STALL_RETRY).await;
+                            let store = rollout.store.clone();
+                            let sim = devices.clone();
+                            let reopened = move || -> Result<(), String> {
+                                // The simulated devices' state shares the disk.
+                                if sim.flush().is_err() {
+                                    sim.reopen().map_err(|e| e.to_string())?;
+                                }
+                                store.reopen().map_err(|e| e.to_string())
+                            };
+                            match tokio::task::spawn_blocking(reopened).await {
+                                Ok(Ok(())) => break,
+                                Ok(Err(e)) => {
+                                    tracing::debug!("rollout {} still stalls: {e}", rollout.id);
+                                }
+                                Err(e) => tracing::error!("reopening a rollout store: {e}"),
+                            }
+                        }
+                        tracing::warn!(
+                            "rollout {}: its log can be written again; going on",
+                            rollout.id
+                        );
+                        rollout.set_live(|l| {
+                            l.stalled = None;
+                            l.preparing = true;
+                        });
+                        stalled = Some(reason);
+                    }
+                    Err(e) => {
+                        tracing::error!("rollout {}: {e:#}", rollout.id);
+                        rollout.set_live(|l| {
+                            l.preparing = false;
+                            l.ended = true;
+                            l.error = Some(format!("{e:#}"));
+                        });
+                        break;
+                    }
+                }
             }
         });
         self.tasks
@@ -443,7 +556,9 @@ pub(crate) fn routes(
     Ok(routes)
 }
 
-/// Prepares and (when `run`) runs one rollout.
+/// Prepares and (when `run`) runs one rollout. Returns why its log stopped taking
+/// writes if it did (the rollout stalled; the caller goes on once it takes them
+/// again); `stalled` is why it stalled before, logged before it goes on.
 async fn execute(
     rollout: &Arc<Rollout>,
     plugins: Plugins,
@@ -451,7 +566,8 @@ async fn execute(
     devices: Arc<SimDevices>,
     kv: Arc<dyn KvStore>,
     run: bool,
-) -> anyhow::Result<()> {
+    stalled: Option<String>,
+) -> anyhow::Result<Option<String>> {
     let inputs = &rollout.inputs;
     let (policy, inventory) = inputs.validate().map_err(anyhow::Error::msg)?;
     let virtual_clock = match inputs.clock {
@@ -487,6 +603,14 @@ async fn execute(
         .unwrap_or_else(|e| e.into_inner())
         .catalog = Some(Arc::new(prepared.catalog));
     let replayed = replay(spec, &rollout.store, inputs.start)?;
+    if let Some(reason) = stalled {
+        let mut store = rollout.store.clone();
+        store.append(&Record::Stalled {
+            at: replayed.now.as_second(),
+            reason,
+        })?;
+        store.flush()?;
+    }
     {
         let mut facts = rollout.facts.write().unwrap_or_else(|e| e.into_inner());
         facts.patches = targets
@@ -557,7 +681,7 @@ async fn execute(
         let now = replayed.now;
         *rollout.last.write().unwrap_or_else(|e| e.into_inner()) = Some((replayed.core, now));
         rollout.set_live(|l| l.preparing = false);
-        return Ok(());
+        return Ok(None);
     }
     let (tx, rx) = mpsc::unbounded_channel();
     if let Some(by) = rollout
@@ -616,11 +740,15 @@ async fn execute(
         Phase::Completed | Phase::Aborted | Phase::Halted { .. }
     );
     *rollout.last.write().unwrap_or_else(|e| e.into_inner()) = Some((core, report.finished));
+    if let Some(reason) = report.stalled {
+        rollout.set_live(|l| l.status = Some(status));
+        return Ok(Some(reason));
+    }
     rollout.set_live(|l| {
         l.status = Some(status);
         l.ended = over;
     });
-    Ok(())
+    Ok(None)
 }
 
 /// A job's state as the API names it.

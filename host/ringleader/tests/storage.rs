@@ -1,0 +1,245 @@
+//! The daemon's state on disk under faults: a full disk, a damaged rollout store, and
+//! the data directory's modes.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::Command;
+
+/// The second ring needs an operator's approval.
+const APPROVAL: &str = r#"
+name = "approval"
+[[rings]]
+name = "lab"
+select = { tags = ["lab"] }
+[[rings]]
+name = "rest"
+select = "rest"
+approval = "required"
+max_failures = "20%"
+"#;
+
+fn policy_file(dir: &Path, text: &str) -> String {
+    let path = dir.join("policy.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// Starts a virtual-time rollout of a simulated fleet; returns its id.
+fn start(daemon: &Daemon, policy: &str, devices: usize) -> String {
+    let devices = devices.to_string();
+    let out = daemon.cli(&[
+        "rollout",
+        "start",
+        "--policy",
+        policy,
+        "--simulate",
+        &devices,
+        "--virtual-time",
+        "--start",
+        "2026-11-02T08:00:00Z",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).trim().to_string()
+}
+
+/// A small filesystem of its own (tmpfs, mounted as root, as CI runs), unmounted when
+/// dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn new(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let mount = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=700"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .output()
+            .expect("run mount");
+        assert!(
+            mount.status.success(),
+            "this test mounts a small tmpfs and must run as root (as .ci/run does): {}",
+            text(&mount.stderr)
+        );
+        SmallDisk { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn fill(&self) {
+        use std::io::Write;
+        let mut file = std::fs::File::create(self.path().join("filler")).unwrap();
+        let block = vec![0u8; 64 << 10];
+        while file.write_all(&block).is_ok() {}
+        let _ = file.sync_all();
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.path().join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+/// A full disk stalls a rollout instead of killing the daemon: nothing is dispatched,
+/// status, metrics and `/healthz` say so with the error, the daemon keeps answering,
+/// and once space is freed the rollout goes on by itself, with a `stalled` event.
+#[test]
+fn a_full_disk_stalls_a_rollout_which_goes_on_once_space_is_freed() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy_file(dir.path(), APPROVAL);
+    let disk = SmallDisk::new("24m");
+    let daemon = Daemon::start(&disk.path().join("data"));
+    let id = start(&daemon, &policy, 300);
+    daemon.wait_for(&id, |s| s["state"] == "awaiting-approval");
+
+    disk.fill();
+    // The approval is logged, and the log cannot be written.
+    let out = daemon.cli(&["approve", &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stalled = daemon.wait_for(&id, |s| s["state"] == "stalled");
+    assert_valid("status.v1.json", &stalled);
+    let error = stalled["error"].as_str().unwrap();
+    assert!(error.contains("No space left on device"), "{stalled}");
+    let (code, health) = daemon.http("GET", "/healthz", None, "");
+    assert_eq!(code, 200);
+    assert_valid("health.v1.json", &health);
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["problems"][0]["rollout"], id.as_str());
+    let (_, metrics) = daemon.http("GET", "/metrics", None, "");
+    let metrics = metrics.as_str().unwrap().to_string();
+    assert!(
+        metrics.contains("ringleader_rollouts{state=\"stalled\"} 1"),
+        "{metrics}"
+    );
+    let rest = |s: &serde_json::Value| s["rings"][1]["done"].as_u64().unwrap_or(0);
+    assert_eq!(rest(&stalled), 0, "nothing is dispatched while stalled");
+
+    disk.free();
+    // What could not be logged (the approval) is not kept: the rollout is where its
+    // log left it, and the operator approves again.
+    daemon.wait_for(&id, |s| s["state"] == "awaiting-approval");
+    let out = daemon.cli(&["approve", &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = daemon.cli(&["status", &id, "--wait"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let (_, health) = daemon.http("GET", "/healthz", None, "");
+    assert_eq!(health["status"], "ok", "{health}");
+    let out = daemon.cli(&["events", &id, "--json"]);
+    let events = text(&out.stdout);
+    assert!(events.contains("\"type\":\"stalled\""), "{events}");
+    assert!(events.contains("No space left on device"), "{events}");
+}
+
+/// A rollout whose store cannot be read is listed as unreadable with the reason, its
+/// files left as they are, and the daemon serves the others; new rollouts do not take
+/// its number.
+#[test]
+fn an_unreadable_rollout_is_quarantined_and_the_others_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let policy = policy_file(dir.path(), APPROVAL);
+    let daemon = Daemon::start(&data);
+    let first = start(&daemon, &policy, 50);
+    daemon.wait_for(&first, |s| s["state"] == "awaiting-approval");
+    let second = start(&daemon, &policy, 50);
+    daemon.wait_for(&second, |s| s["state"] == "awaiting-approval");
+    assert!(daemon.terminate().success());
+
+    // r1's database truncated (no snapshot of it yet, or one: the same).
+    let db = data.join("rollouts").join(&first).join("db");
+    std::fs::File::create(&db).unwrap();
+    let daemon = Daemon::start(&data);
+    let status = daemon.json(&["status", &first, "--json"]);
+    assert_valid("status.v1.json", &status);
+    assert_eq!(status["state"], "unreadable", "{status}");
+    let error = status["error"].as_str().unwrap();
+    assert!(
+        error.contains(&first) || error.contains("rollouts"),
+        "{error}"
+    );
+    let listed = daemon.json(&["status", "--json"]);
+    assert_valid("rollouts.v1.json", &listed);
+    let states: Vec<&str> = listed["rollouts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states[0], "unreadable", "{listed}");
+    daemon.wait_for(&second, |s| s["state"] == "awaiting-approval");
+    let out = daemon.cli(&["devices", &first]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("unreadable"),
+        "{}",
+        text(&out.stderr)
+    );
+    let (_, health) = daemon.http("GET", "/healthz", None, "");
+    assert_eq!(health["status"], "degraded", "{health}");
+    let third = start(&daemon, &policy, 10);
+    assert_eq!(third, "r3");
+    assert_eq!(std::fs::metadata(&db).unwrap().len(), 0, "left as it was");
+}
+
+/// Whatever the umask, everything under the data directory is the owner's alone; a
+/// data directory that others can write is refused with a message.
+#[test]
+fn the_data_directory_is_owner_only_and_one_others_can_write_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = Command::new("sh")
+        .args(["-c", "umask 000; exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_ringleader"))
+        .args(["demo", "--devices", "50", "--json", "--data"])
+        .arg(&data)
+        .env("RINGLEADER_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut seen = 0;
+    let mut stack = vec![data.clone()];
+    while let Some(path) = stack.pop() {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        let mode = meta.mode() & 0o777;
+        if meta.is_dir() {
+            assert_eq!(mode, 0o700, "{}", path.display());
+            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            assert_eq!(mode & 0o077, 0, "{} is {mode:o}", path.display());
+        }
+        seen += 1;
+    }
+    assert!(seen > 5, "{seen}");
+
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ringleader"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .env("RINGLEADER_LOG", "error")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let said = text(&out.stderr);
+    assert!(said.contains("can be written by other users"), "{said}");
+    assert!(said.contains("chmod 700"), "{said}");
+}
