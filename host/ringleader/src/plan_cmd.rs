@@ -40,7 +40,7 @@ pub struct PlanArgs {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Plan as of this time (RFC 3339, e.g. 2026-12-01T00:00:00Z). Default: now.
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", value_parser = schedulable_time)]
     at: Option<Timestamp>,
     /// Print one JSON object (schema `ringleader.plan/v1`, or `ringleader.explain/v1`
     /// with --explain) instead of text.
@@ -50,6 +50,13 @@ pub struct PlanArgs {
     /// why not.
     #[arg(long, value_name = "DEVICE_ID")]
     explain: Option<String>,
+}
+
+/// A time given on the command line (RFC 3339) that a rollout can be scheduled from:
+/// before 9000-01-01 (`docs/policies.md`, "Limits").
+pub(crate) fn schedulable_time(text: &str) -> Result<Timestamp, String> {
+    let t: Timestamp = text.parse().map_err(|e| format!("{e}"))?;
+    ringleader_planner::schedule::check_time(t)
 }
 
 pub async fn run(args: PlanArgs) -> ExitCode {
