@@ -262,8 +262,12 @@ impl Policy {
     /// Reads the policy at `path` and reports everything wrong with it (errors and
     /// warnings), with the policy when it has no errors.
     pub fn check(path: &Path) -> Result<(Option<Policy>, Diagnostics), PolicyError> {
-        let text = ringleader_diag::read_file("policy", path)?;
-        Ok(Policy::parse(path, &text))
+        match ringleader_diag::read_file("policy", path) {
+            Ok(text) => Ok(Policy::parse(path, &text)),
+            // Not UTF-8: a located problem like any other.
+            Err(PolicyError::Invalid(diags)) => Ok((None, diags)),
+            Err(e) => Err(e),
+        }
     }
 
     /// Validates policy `text` read from `path`.

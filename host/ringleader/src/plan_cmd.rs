@@ -4,6 +4,7 @@
 use anyhow::{Context, bail};
 use clap::Args;
 use jiff::Timestamp;
+use ringleader_diag::escape;
 use ringleader_planner::catalog::Catalog;
 use ringleader_planner::inventory::{Inventory, InventoryError};
 use ringleader_planner::plan::{Decision, Plan, Planner, Step};
@@ -84,7 +85,9 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
     for refused in &catalog.refused {
         eprintln!(
             "warning: patch {} from `{}` is refused: {}",
-            refused.patch_id, refused.source, refused.reason
+            escape(&refused.patch_id),
+            refused.source,
+            escape(&refused.reason)
         );
     }
     let at = args.at.unwrap_or_else(Timestamp::now);
@@ -132,8 +135,7 @@ async fn discover(
 ) -> anyhow::Result<Catalog> {
     let grants = match config {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("failed to read config {}", path.display()))?;
+            let text = ringleader_diag::read_file("config", path)?;
             Grants::parse(path, &text)?
         }
         None => Grants::default(),
