@@ -24,13 +24,83 @@ pub enum FileError {
     Invalid(Diagnostics),
 }
 
-/// Reads the `what` file at `path` as text.
+/// Reads the `what` file at `path` as text. A file that is not UTF-8 is
+/// [`FileError::Invalid`], located at its first bad byte.
 pub fn read_file(what: &'static str, path: &Path) -> Result<String, FileError> {
-    std::fs::read_to_string(path).map_err(|error| FileError::Read {
+    let bytes = std::fs::read(path).map_err(|error| FileError::Read {
         what,
         path: path.to_owned(),
         error,
-    })
+    })?;
+    String::from_utf8(bytes).map_err(|e| FileError::Invalid(not_utf8(what, path, e.as_bytes())))
+}
+
+/// The problem of `bytes`, read from `path`, not being UTF-8: where its first bad
+/// byte is (line and column counted as for every other problem) and which it is.
+pub fn not_utf8(what: &str, path: &Path, bytes: &[u8]) -> Diagnostics {
+    let (valid, len) = match std::str::from_utf8(bytes) {
+        Ok(_) => (bytes.len(), None),
+        Err(e) => (e.valid_up_to(), e.error_len()),
+    };
+    let text = std::str::from_utf8(&bytes[..valid]).unwrap_or_default();
+    let mut d = Diagnostics::new(path, text);
+    let shown = |b: &[u8]| {
+        b.iter()
+            .map(|b| format!("0x{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let message = match len {
+        Some(n) => format!(
+            "the {what} is not valid UTF-8: byte {} is not part of a character",
+            shown(&bytes[valid..valid + n])
+        ),
+        None => format!(
+            "the {what} is not valid UTF-8: it ends inside a character ({})",
+            shown(&bytes[valid..])
+        ),
+    };
+    d.error(
+        valid..valid,
+        "",
+        message,
+        "re-save the file as UTF-8 (in most editors: \"Save with encoding\", UTF-8)",
+    );
+    d
+}
+
+/// `text` with control and invisible characters escaped (`\r`, `\u{202e}`), for
+/// quoting input in a diagnostic: C0 and C1 controls, DEL, bidirectional overrides
+/// and isolates, zero-width characters, line and paragraph separators, the BOM. A
+/// terminal then shows what the file holds instead of acting on it.
+pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Whether [`escape`] escapes `c`.
+pub fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{feff}'
+        )
 }
 
 /// How bad a problem is.
@@ -221,7 +291,15 @@ impl Diagnostics {
     }
 
     /// Formats one diagnostic as `file:line:col: [warning: ]`key`: message (hint: ...)`.
+    ///
+    /// Control and invisible characters of the input quoted in it are escaped
+    /// ([`escape`]); the column counts the file's characters, escaped or not.
     pub fn format(&self, d: &Diagnostic) -> String {
+        let out = self.format_raw(d);
+        escape(&out).into_owned()
+    }
+
+    fn format_raw(&self, d: &Diagnostic) -> String {
         let mut out = format!("{}:{}:{}: ", self.path.display(), d.line, d.column);
         if d.severity == Severity::Warning {
             out.push_str("warning: ");
@@ -282,6 +360,40 @@ mod tests {
         assert_eq!(d.format(&d.list[1]), "p.toml:1:5: warning: looks odd");
         assert_eq!(d.to_string(), "p.toml:1:1: `x`: is wrong (hint: fix it)");
         assert!(d.has_errors());
+    }
+
+    #[test]
+    fn invalid_utf8_is_located_at_its_first_bad_byte() {
+        let bytes = b"name = \"x\"\nreason = \"caf\xc3\xa9 \xff\"\n";
+        let d = not_utf8("policy", Path::new("p.toml"), bytes);
+        assert_eq!(
+            d.to_string(),
+            "p.toml:2:16: the policy is not valid UTF-8: byte 0xff is not part of a character (hint: re-save the file as UTF-8 (in most editors: \"Save with encoding\", UTF-8))"
+        );
+        let d = not_utf8("inventory", Path::new("i.toml"), b"a = 1\nb = \"\xe2\x82");
+        assert_eq!((d.list[0].line, d.list[0].column), (2, 6));
+        assert!(
+            d.list[0]
+                .message
+                .contains("ends inside a character (0xe2 0x82)")
+        );
+        let dir = std::env::temp_dir().join(format!("diag-utf8-{}", std::process::id()));
+        std::fs::write(&dir, bytes).unwrap();
+        let e = read_file("policy", &dir).unwrap_err();
+        std::fs::remove_file(&dir).unwrap();
+        assert!(matches!(e, FileError::Invalid(d) if d.list[0].line == 2));
+    }
+
+    #[test]
+    fn quoted_control_and_invisible_characters_are_escaped() {
+        assert_eq!(escape("plain é"), "plain é");
+        assert_eq!(
+            escape("\rAsia/Singapore\u{1b}[2J\u{7f}\u{85}\u{202e}x\u{200b}\u{feff}\u{2066}\t"),
+            "\\rAsia/Singapore\\u{1b}[2J\\u{7f}\\u{85}\\u{202e}x\\u{200b}\\u{feff}\\u{2066}\\t"
+        );
+        let mut d = Diagnostics::new(Path::new("i.toml"), "tz = \"\rX\"\n");
+        d.error(5..9, "tz", "`\rX` is not a time zone", "");
+        assert_eq!(d.to_string(), "i.toml:1:6: `tz`: `\\rX` is not a time zone");
     }
 
     #[test]

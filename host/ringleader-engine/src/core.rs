@@ -10,7 +10,7 @@
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use ringleader_planner::policy::{Amount, Freeze, OnHalt, Window};
-use ringleader_planner::schedule;
+use ringleader_planner::schedule::{self, NEVER};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
@@ -196,7 +196,8 @@ struct RingState {
     jobs: Vec<Job>,
     /// When the ring opened for ordinary and for expedited steps.
     opened: Option<[Timestamp; 2]>,
-    completed: bool,
+    /// When the ring completed (the start of its soak).
+    completed: Option<Timestamp>,
     /// How many jobs are in each state.
     counts: RingCounts,
     /// Unfinished (not done, not failed) jobs per batch.
@@ -227,7 +228,7 @@ impl RingState {
         let mut state = RingState {
             jobs: Vec::with_capacity(devices.len()),
             opened: None,
-            completed: false,
+            completed: None,
             counts: RingCounts::default(),
             unfinished: vec![0; batches.max(spec.batches as usize)],
             batch: 0,
@@ -563,7 +564,7 @@ impl Core {
     fn advance(&mut self, now: Timestamp, out: &mut Vec<Decision>) {
         let mut wake: Option<Timestamp> = None;
         let note = |t: Timestamp, wake: &mut Option<Timestamp>| {
-            if t > now && wake.is_none_or(|w| t < w) {
+            if t > now && t < NEVER && wake.is_none_or(|w| t < w) {
                 *wake = Some(t);
             }
         };
@@ -591,17 +592,17 @@ impl Core {
                     }
                     // Expedited steps may enter the next ring before the full soak.
                     let soak = self.spec.rings[usize::from(ring)].soak;
-                    let completed_at =
-                        Timestamp::from_second(until.as_second() - soak.as_secs() as i64)
-                            .unwrap_or(until);
+                    let completed_at = self.rings[usize::from(ring)].completed.unwrap_or(until);
                     let short = scale(soak, self.spec.expedite_soak_factor);
                     let expedited_at = add(completed_at, short);
-                    if now < until && !self.has_expedited(next) {
+                    // A soak that ends never keeps waiting whatever the time.
+                    let soaking = now < until || until >= NEVER;
+                    if soaking && !self.has_expedited(next) {
                         note(until, &mut wake);
                         break;
                     }
                     if self.spec.rings[usize::from(next)].approval {
-                        if now < until {
+                        if soaking {
                             note(until, &mut wake);
                             break;
                         }
@@ -625,7 +626,7 @@ impl Core {
                             self.halt(ring, reason, out);
                             continue;
                         }
-                        self.rings[usize::from(ring)].completed = true;
+                        self.rings[usize::from(ring)].completed = Some(now);
                         out.push(Decision::RingComplete { ring });
                         // An empty ring has nothing to soak.
                         let soak = if self.rings[usize::from(ring)].jobs.is_empty() {
@@ -750,8 +751,8 @@ impl Core {
         let deadline = self.spec.rings[usize::from(ring)].unresponsive_after;
         let r = &mut self.rings[usize::from(ring)];
         while let Some(&(due, index)) = r.running.first() {
-            if due > now {
-                if wake.is_none_or(|w| due < w) {
+            if due > now || due >= NEVER {
+                if due < NEVER && wake.is_none_or(|w| due < w) {
                     *wake = Some(due);
                 }
                 break;
@@ -799,7 +800,7 @@ impl Core {
         r.open_batches();
         // Jobs whose wait is over may be tried again.
         while let Some(entry) = r.blocked.first_entry() {
-            if *entry.key() > now {
+            if *entry.key() > now || *entry.key() >= NEVER {
                 break;
             }
             for index in entry.remove() {
@@ -834,7 +835,7 @@ impl Core {
                 continue;
             };
             match allowed(job, next) {
-                Some(t) if t > now => {
+                Some(t) if t > now || t >= NEVER => {
                     r.between.remove(&index);
                     r.blocked.entry(t).or_default().push(index);
                 }
@@ -869,7 +870,7 @@ impl Core {
                 continue;
             }
             match allowed(job, 0) {
-                Some(t) if t > now => r.blocked.entry(t).or_default().push(index),
+                Some(t) if t > now || t >= NEVER => r.blocked.entry(t).or_default().push(index),
                 _ => {
                     r.set(
                         index,
@@ -889,7 +890,7 @@ impl Core {
         let next_blocked = r.blocked.keys().next().copied();
         let next_due = r.running.first().map(|(due, _)| *due);
         for t in [next_blocked, next_due].into_iter().flatten() {
-            if t > now && wake.is_none_or(|w| t < w) {
+            if t > now && t < NEVER && wake.is_none_or(|w| t < w) {
                 *wake = Some(t);
             }
         }
@@ -924,13 +925,20 @@ impl RingCounts {
     }
 }
 
-/// `t + d`, saturating.
+/// `t + d`, saturating at [`NEVER`]: a soak or deadline too long for the calendar
+/// ends never, it does not vanish.
 pub(crate) fn add(t: Timestamp, d: Duration) -> Timestamp {
-    Timestamp::from_second(t.as_second().saturating_add(d.as_secs() as i64)).unwrap_or(t)
+    schedule::add(t, d)
 }
 
+/// `d * factor`, the factor within 0-1 (one that is not a number shortens nothing).
 fn scale(d: Duration, factor: f64) -> Duration {
-    Duration::from_secs_f64(d.as_secs_f64() * factor.clamp(0.0, 1.0))
+    let factor = if factor.is_nan() {
+        1.0
+    } else {
+        factor.clamp(0.0, 1.0)
+    };
+    Duration::try_from_secs_f64(d.as_secs_f64() * factor).map_or(d, |short| short.min(d))
 }
 
 #[cfg(test)]

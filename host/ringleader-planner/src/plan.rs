@@ -73,12 +73,13 @@ pub struct Step {
 impl Step {
     /// No install of this patch on this device starts before this.
     pub fn earliest_start(&self) -> Timestamp {
-        Timestamp::from_second(self.start).unwrap_or(Timestamp::UNIX_EPOCH)
+        Timestamp::from_second(self.start).unwrap_or(schedule::NEVER)
     }
 
     /// When a deferral by patch kind held the patch back: until when.
     pub fn deferred_until(&self) -> Option<Timestamp> {
-        (self.deferred != 0).then(|| Timestamp::from_second(self.deferred).ok())?
+        (self.deferred != 0)
+            .then(|| Timestamp::from_second(self.deferred).unwrap_or(schedule::NEVER))
     }
 
     /// The policy's freeze (by index) that pushed the start later, if one did.
@@ -467,7 +468,7 @@ impl Planner<'_> {
                     .iter()
                     .find(|d| d.kind == cp.patch.kind)?;
                 let until = cp.patch.released.saturating_add(i64::from(def.days) * DAY);
-                Timestamp::from_second(until).ok()
+                Some(schedule::add_seconds(Timestamp::UNIX_EPOCH, until))
             })
             .collect();
         let mut by_id: Vec<PatchIndex> = (0..catalog.patches.len() as PatchIndex).collect();
@@ -498,8 +499,9 @@ impl Planner<'_> {
             .iter()
             .map(|ring| ring.soak.as_secs_f64() * factor)
             .sum();
-        let seconds = self.at.as_second().saturating_add(soak.round() as i64);
-        Timestamp::from_second(seconds).unwrap_or(self.at)
+        // Saturating (a float too large for i64 becomes i64::MAX), so a sum of long
+        // soaks is never, not the planning time.
+        schedule::add_seconds(self.at, soak.round() as i64)
     }
 
     /// The steps and skips of one device in ring `r`. With `explain`, also lists the

@@ -243,6 +243,9 @@ struct RawOnHalt {
     rollback: String,
 }
 
+/// The longest deferral, in days: [`crate::schedule::MAX_DURATION`].
+const MAX_DEFERRAL_DAYS: i64 = (crate::schedule::MAX_DURATION.as_secs() / 86_400) as i64;
+
 const HINT: &str = "see docs/policies.md for the policy format";
 
 impl Policy {
@@ -259,8 +262,12 @@ impl Policy {
     /// Reads the policy at `path` and reports everything wrong with it (errors and
     /// warnings), with the policy when it has no errors.
     pub fn check(path: &Path) -> Result<(Option<Policy>, Diagnostics), PolicyError> {
-        let text = ringleader_diag::read_file("policy", path)?;
-        Ok(Policy::parse(path, &text))
+        match ringleader_diag::read_file("policy", path) {
+            Ok(text) => Ok(Policy::parse(path, &text)),
+            // Not UTF-8: a located problem like any other.
+            Err(PolicyError::Invalid(diags)) => Ok((None, diags)),
+            Err(e) => Err(e),
+        }
     }
 
     /// Validates policy `text` read from `path`.
@@ -282,6 +289,14 @@ impl Policy {
 
 fn duration(text: &str, path: &[Seg<'_>], d: &mut Diagnostics) -> Option<Duration> {
     match humantime::parse_duration(text) {
+        Ok(v) if v > crate::schedule::MAX_DURATION => {
+            d.error_at(
+                path,
+                format!("`{text}` is longer than a rollout can be scheduled: at most 100 years (36525d)"),
+                "the scheduling limit is `36525d`; a ring that waits for a person wants `approval = \"required\"`",
+            );
+            None
+        }
         Ok(v) => Some(v),
         Err(e) => {
             d.error_at(
@@ -354,6 +369,14 @@ fn time_of_day(text: &str, path: &[Seg<'_>], d: &mut Diagnostics) -> Option<jiff
 
 fn date(text: &str, path: &[Seg<'_>], d: &mut Diagnostics) -> Option<jiff::civil::Date> {
     match text.parse::<jiff::civil::Date>() {
+        Ok(v) if v > crate::schedule::LAST_DATE => {
+            d.error_at(
+                path,
+                format!("{v} is past the scheduling limit: dates must be before 9000-01-01"),
+                "the latest date a policy can name is 8999-12-31",
+            );
+            None
+        }
         Ok(v) => Some(v),
         Err(_) => {
             d.error_at(
@@ -526,6 +549,14 @@ fn validate(raw: RawPolicy, d: &mut Diagnostics) -> Policy {
         .into_iter()
         .find(|k| kind_name(*k) == def.kind);
         match kind {
+            Some(_) if def.days > MAX_DEFERRAL_DAYS => d.error_at(
+                &[Seg::Key("defer"), Seg::Index(i), Seg::Key("days")],
+                format!(
+                    "{} days is longer than a rollout can be scheduled: at most 100 years ({MAX_DEFERRAL_DAYS} days)",
+                    def.days
+                ),
+                "0 to 36525 days after release",
+            ),
             Some(kind) if def.days >= 0 => deferrals.push(Deferral {
                 kind,
                 days: def.days as u32,

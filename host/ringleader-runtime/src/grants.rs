@@ -55,7 +55,8 @@ impl Grants {
     pub fn parse(path: &Path, text: &str) -> Result<Grants, GrantsError> {
         toml::from_str(text).map_err(|e| GrantsError {
             path: path.display().to_string(),
-            message: e.to_string().trim().replace('\n', " "),
+            // The message quotes the file's line: its control characters escaped.
+            message: ringleader_diag::escape(&e.to_string().trim().replace('\n', " ")).into_owned(),
         })
     }
 

@@ -54,7 +54,7 @@ pub struct DemoArgs {
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
     /// Virtual time the rollout starts at (RFC 3339).
-    #[arg(long, default_value = "2026-11-02T08:00:00Z")]
+    #[arg(long, default_value = "2026-11-02T08:00:00Z", value_parser = crate::plan_cmd::schedulable_time)]
     start: Timestamp,
     /// Keep the rollout's durable state here (`DIR/engine`: the event log;
     /// `DIR/devices`: the simulated devices' own state). An unfinished demo in DIR is

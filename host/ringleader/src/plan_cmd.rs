@@ -4,6 +4,7 @@
 use anyhow::{Context, bail};
 use clap::Args;
 use jiff::Timestamp;
+use ringleader_diag::escape;
 use ringleader_planner::catalog::Catalog;
 use ringleader_planner::inventory::{Inventory, InventoryError};
 use ringleader_planner::plan::{Decision, Plan, Planner, Step};
@@ -40,7 +41,7 @@ pub struct PlanArgs {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Plan as of this time (RFC 3339, e.g. 2026-12-01T00:00:00Z). Default: now.
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", value_parser = schedulable_time)]
     at: Option<Timestamp>,
     /// Print one JSON object (schema `ringleader.plan/v1`, or `ringleader.explain/v1`
     /// with --explain) instead of text.
@@ -50,6 +51,13 @@ pub struct PlanArgs {
     /// why not.
     #[arg(long, value_name = "DEVICE_ID")]
     explain: Option<String>,
+}
+
+/// A time given on the command line (RFC 3339) that a rollout can be scheduled from:
+/// before 9000-01-01 (`docs/policies.md`, "Limits").
+pub(crate) fn schedulable_time(text: &str) -> Result<Timestamp, String> {
+    let t: Timestamp = text.parse().map_err(|e| format!("{e}"))?;
+    ringleader_planner::schedule::check_time(t)
 }
 
 pub async fn run(args: PlanArgs) -> ExitCode {
@@ -77,7 +85,9 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
     for refused in &catalog.refused {
         eprintln!(
             "warning: patch {} from `{}` is refused: {}",
-            refused.patch_id, refused.source, refused.reason
+            escape(&refused.patch_id),
+            refused.source,
+            escape(&refused.reason)
         );
     }
     let at = args.at.unwrap_or_else(Timestamp::now);
@@ -125,8 +135,7 @@ async fn discover(
 ) -> anyhow::Result<Catalog> {
     let grants = match config {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("failed to read config {}", path.display()))?;
+            let text = ringleader_diag::read_file("config", path)?;
             Grants::parse(path, &text)?
         }
         None => Grants::default(),

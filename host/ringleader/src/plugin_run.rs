@@ -233,8 +233,7 @@ async fn run_checked(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     let mut grants = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("failed to read config {}", path.display()))?;
+            let text = ringleader_diag::read_file("config", path)?;
             let grants = Grants::parse(path, &text)?;
             if !grants.plugins.contains_key(&manifest.name) {
                 eprintln!(

@@ -970,3 +970,51 @@ fn a_plugin_written_in_python_is_built_checked_and_used_by_the_planner() {
     let plan = text(&plan.stdout);
     assert!(plan.contains("py-example-openssl-3.0.15"), "{plan}");
 }
+
+#[test]
+fn manifests_and_configs_that_are_not_utf8_are_located_and_quoted_input_is_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("bad.plugin.toml");
+    std::fs::write(&manifest, b"name = \"bad\"\ndescription = \"\xff\"\n").unwrap();
+    let out = ringleader(&["plugin", "check", "--no-cache", manifest.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("bad.plugin.toml:2:16: the plugin manifest is not valid UTF-8: byte 0xff"),
+        "{stderr}"
+    );
+
+    // The operator config: not UTF-8, then a syntax error quoting a line with a
+    // carriage return and a bidi override, which must reach the terminal escaped.
+    let policy = repo("rollout-policies/monthly-os.toml");
+    let inventory = repo("docs/examples/inventory.toml");
+    let config = dir.path().join("config.toml");
+    for (bytes, expected) in [
+        (
+            &b"[plugins.x]\nhttp = [\"\xc3\"]\n"[..],
+            "config.toml:2:10: the config is not valid UTF-8: byte 0xc3",
+        ),
+        (
+            "[plugins.x]\nhttp = [\"a\u{202e}\" \r 1]\n".as_bytes(),
+            "\\u{202e}",
+        ),
+    ] {
+        std::fs::write(&config, bytes).unwrap();
+        let out = ringleader(&[
+            "plan",
+            "--policy",
+            &policy,
+            "--inventory",
+            &inventory,
+            "--config",
+            config.to_str().unwrap(),
+        ]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(
+            !stderr.contains(['\r', '\u{202e}']),
+            "raw control characters: {stderr:?}"
+        );
+    }
+}

@@ -499,3 +499,99 @@ fn an_operator_rollback_halts_the_ring_and_rolls_it_back_even_when_the_policy_on
     );
     assert_eq!(core.job(id(1, 0)), Some(&JobState::Pending));
 }
+
+#[test]
+fn a_soak_too_long_for_the_calendar_waits_forever_instead_of_vanishing() {
+    // 2,920,000 days from 2026 is past year 9999: the soak ends never.
+    let mut lab = ring("lab", vec![job("a", 0, &["p"])]);
+    lab.soak = Duration::from_secs(2_920_000 * 86_400);
+    let mut expedited = job("b", 0, &["crit"]);
+    expedited.steps[0].expedited = true;
+    let broad = ring("broad", vec![expedited, job("c", 0, &["p"])]);
+    let mut s = spec(vec![lab, broad]);
+    s.expedite_soak_factor = 0.5;
+    let mut core = Core::new(s);
+    core.handle(t(T0), Event::Tick);
+    let d = ok(&mut core, T0, 0, 0, 0);
+    // Half the soak is still representable: the expedited step waits for it; the full
+    // soak ends never, so nothing asks to wake up for it.
+    let half = t("6024-04-04T00:00:00Z");
+    assert_eq!(
+        d,
+        [Decision::RingComplete { ring: 0 }, Decision::WakeAt(half)]
+    );
+    assert!(starts(&core.handle(t("2026-12-15T00:00:00Z"), Event::Tick)).is_empty());
+    assert_eq!(starts(&core.handle(half, Event::Tick)), [(1, 0, 0)]);
+    ok(&mut core, "6024-04-04T00:10:00Z", 1, 0, 0);
+    for later in ["9998-12-31T00:00:00Z", "9999-06-01T00:00:00Z"] {
+        assert!(
+            starts(&core.handle(t(later), Event::Tick)).is_empty(),
+            "{later}"
+        );
+    }
+    assert_eq!(
+        core.counts(1).pending,
+        1,
+        "the ordinary step waits for the soak"
+    );
+
+    // Without expedited steps the rollout simply soaks until never.
+    let mut lab = ring("lab", vec![job("a", 0, &["p"])]);
+    lab.soak = Duration::from_secs(2_920_000 * 86_400);
+    let mut core = Core::new(spec(vec![lab, ring("broad", vec![job("b", 0, &["p"])])]));
+    core.handle(t(T0), Event::Tick);
+    assert_eq!(
+        ok(&mut core, T0, 0, 0, 0),
+        [Decision::RingComplete { ring: 0 }]
+    );
+    assert!(
+        core.handle(t("9999-06-01T00:00:00Z"), Event::Tick)
+            .is_empty()
+    );
+    assert_eq!(
+        core.phase(),
+        &Phase::Soaking {
+            ring: 0,
+            until: NEVER
+        }
+    );
+}
+
+#[test]
+fn a_freeze_to_the_end_of_time_means_installs_never_start_and_time_never_jumps() {
+    let mut lab = ring("lab", vec![job("a", 0, &["p"]), job("b", 0, &["p", "q"])]);
+    lab.window = Some(weeknights());
+    let mut s = spec(vec![lab]);
+    s.freezes = vec![Freeze {
+        from: jiff::civil::date(1, 1, 1),
+        to: jiff::civil::date(9999, 12, 31),
+        reason: "forever".into(),
+    }];
+    let mut core = Core::new(s);
+    for now in [
+        T0,
+        "2026-12-01T22:30:00Z",
+        "9998-12-31T23:00:00Z",
+        "9999-06-01T00:00:00Z",
+    ] {
+        let d = core.handle(t(now), Event::Tick);
+        assert!(d.is_empty(), "at {now}: {d:?}");
+    }
+    assert_eq!(core.phase(), &Phase::Running { ring: 0 });
+    assert_eq!(core.counts(0).pending, 2);
+}
+
+#[test]
+fn an_unresponsive_deadline_past_the_calendar_never_fails_the_device() {
+    let mut r = ring("lab", vec![job("a", 0, &["p"])]);
+    r.unresponsive_after = Duration::MAX;
+    let mut core = Core::new(spec(vec![r]));
+    let d = core.handle(t(T0), Event::Tick);
+    assert_eq!(starts(&d), [(0, 0, 0)]);
+    assert_eq!(d.len(), 1, "no wake-up at never: {d:?}");
+    assert!(
+        core.handle(t("9999-06-01T00:00:00Z"), Event::Tick)
+            .is_empty()
+    );
+    assert!(matches!(core.job(id(0, 0)), Some(JobState::Running { .. })));
+}

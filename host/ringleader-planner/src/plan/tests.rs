@@ -358,6 +358,39 @@ skip_window = true
     );
 }
 
+#[test]
+fn starts_past_the_calendar_are_never_not_the_planning_time() {
+    // Built by hand: `policy check` refuses such values (see the case
+    // policy-check/beyond-the-calendar), but the planner must not wrap either.
+    let mut pol = policy(
+        "name = \"p\"\n[[defer]]\nkind = \"feature\"\ndays = 1\n[[rings]]\nname = \"lab\"\nselect = { tags = [\"lab\"] }\n[[rings]]\nname = \"all\"\nselect = \"rest\"\n",
+    );
+    pol.rings[0].soak = Duration::from_secs(2_920_000 * 86_400);
+    pol.deferrals[0].days = u32::MAX;
+    pol.freezes.push(crate::policy::Freeze {
+        from: jiff::civil::date(1, 1, 1),
+        to: jiff::civil::date(9999, 12, 31),
+        reason: "forever".into(),
+    });
+    let mut feature = patch("feat", "c", "2", "");
+    feature.kind = PatchKind::Feature;
+    feature.released = i64::MAX;
+    let cat = catalog(vec![patch("norm", "b", "2", ""), feature]);
+    let inv = inventory("[[devices]]\nid = \"d\"\ncomponents = { b = \"1\", c = \"1\" }\n");
+    let planner = Planner {
+        policy: &pol,
+        inventory: &inv,
+        catalog: &cat,
+        at: at(),
+    };
+    assert_eq!(planner.ring_start(1, false), schedule::NEVER);
+    let plan = planner.plan();
+    for step in &plan.rings[1].devices[0].steps {
+        assert_eq!(step.earliest_start(), schedule::NEVER);
+    }
+    assert_eq!(plan.rings[1].devices[0].steps.len(), 2);
+}
+
 proptest! {
     /// Every device is in exactly one ring (or unassigned), and each device's steps
     /// come after their planned prerequisites.
