@@ -189,10 +189,20 @@ impl Diagnostics {
             .map_or(message.as_str(), |(m, _)| m)
             .to_string();
         let key = field_in_message(&message).unwrap_or_default();
+        // serde_json counts columns in bytes, and says column 0 at the start of a line
+        // (or of an empty file): count characters from 1, as every other problem does.
+        let line_start = self
+            .text
+            .split_inclusive('\n')
+            .take(error.line().saturating_sub(1))
+            .map(str::len)
+            .sum::<usize>();
+        let offset = line_start + error.column().saturating_sub(1);
+        let (line, column) = self.locate(offset);
         self.list.push(Diagnostic {
             severity: Severity::Error,
-            line: error.line(),
-            column: error.column(),
+            line,
+            column,
             key,
             message,
             hint: hint.to_owned(),
@@ -394,6 +404,20 @@ mod tests {
         let mut d = Diagnostics::new(Path::new("i.toml"), "tz = \"\rX\"\n");
         d.error(5..9, "tz", "`\rX` is not a time zone", "");
         assert_eq!(d.to_string(), "i.toml:1:6: `tz`: `\\rX` is not a time zone");
+    }
+
+    #[test]
+    fn json_errors_count_columns_in_characters_from_one() {
+        for (text, expected) in [("", (1, 1)), ("{\"é\": x}", (1, 7)), ("[\n", (2, 1))] {
+            let e = serde_json::from_str::<serde_json::Value>(text).unwrap_err();
+            let mut d = Diagnostics::with_format(Path::new("f.json"), text, Format::Json);
+            d.json_error(&e, "");
+            assert_eq!(
+                (d.list[0].line, d.list[0].column),
+                expected,
+                "{text:?}: {e}"
+            );
+        }
     }
 
     #[test]
