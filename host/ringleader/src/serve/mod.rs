@@ -158,8 +158,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let mut grants = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("failed to read config {}", path.display()))?;
+            let text = ringleader_diag::read_file("config", path)?;
             Grants::parse(path, &text)?
         }
         None => Grants::default(),
