@@ -243,3 +243,35 @@ fn the_data_directory_is_owner_only_and_one_others_can_write_is_refused() {
     assert!(said.contains("can be written by other users"), "{said}");
     assert!(said.contains("chmod 700"), "{said}");
 }
+
+/// The simulated devices' state lost (its `db` truncated, its snapshots removed): the
+/// daemon refuses to start and names the directory, rather than starting with devices
+/// that forgot every install.
+#[test]
+fn a_daemon_whose_device_state_was_emptied_refuses_to_start_and_says_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let policy = policy_file(dir.path(), APPROVAL);
+    let daemon = Daemon::start(&data);
+    let id = start(&daemon, &policy, 50);
+    daemon.wait_for(&id, |s| s["state"] == "awaiting-approval");
+    assert!(daemon.terminate().success());
+    let devices = data.join("devices");
+    std::fs::File::create(devices.join("db")).unwrap();
+    for entry in std::fs::read_dir(&devices).unwrap().flatten() {
+        if entry.file_name().to_string_lossy().starts_with("snap.") {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_ringleader"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .env("RINGLEADER_LOG", "error")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let said = text(&out.stderr);
+    assert!(said.contains(&devices.display().to_string()), "{said}");
+    assert!(said.contains("no data where data was expected"), "{said}");
+    assert!(!said.contains("panicked"), "{said}");
+}
