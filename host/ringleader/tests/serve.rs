@@ -462,6 +462,55 @@ fn bad_requests_are_named_and_a_missing_daemon_is_explained() {
 }
 
 #[test]
+fn tokens_and_rollout_ids_are_read_exactly_and_refusals_are_logged_with_the_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&dir.path().join("data"));
+    let token = daemon.token();
+    let approval = policy_file(dir.path(), "approval.toml", APPROVAL);
+    let id = start(&daemon, &approval, 20, &[]);
+    assert_eq!(id, "r1");
+    daemon.wait_for(&id, |s| s["state"] == "awaiting-approval");
+
+    let pause = |id: &str, authorization: &str| {
+        daemon.raw(
+            format!(
+                "POST /v1/rollouts/{id}/pause HTTP/1.1\r\nHost: x\r\nAuthorization: {authorization}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+    };
+    // Two spaces: no token at all, refused (not trimmed into a good one).
+    let answer = pause("r1", &format!("Bearer  {token}"));
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    // The refusal is logged at the default level, with the peer, never the token.
+    let started = std::time::Instant::now();
+    while !daemon
+        .log()
+        .contains("refused POST /v1/rollouts/r1/pause from 127.0.0.1:")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no refusal logged: {}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!daemon.log().contains(&token), "{}", daemon.log());
+
+    // Ids are exactly `r` and digits without a leading zero.
+    for other in ["r01", "r+1", "R1", "r1x", "r"] {
+        let answer = pause(other, &format!("Bearer {token}"));
+        assert!(answer.starts_with("HTTP/1.1 404"), "{other}: {answer}");
+        let (code, _) = daemon.http("GET", &format!("/v1/rollouts/{other}"), None, "");
+        assert_eq!(code, 404, "{other}");
+    }
+    let status = daemon.json(&["status", "r1", "--json"]);
+    assert_eq!(status["paused"], false, "{status}");
+    let answer = pause("r1", &format!("Bearer {token}"));
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+}
+
+#[test]
 fn listening_beyond_loopback_needs_tls_or_a_loud_opt_out() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
@@ -515,6 +564,7 @@ fn beyond_loopback_with_tls_every_request_needs_the_token() {
         child: Some(child),
         url: format!("https://127.0.0.1:{port}"),
         data,
+        log: Default::default(),
     };
     let agent = trusting(&cert);
     let get = |token: Option<&str>| {

@@ -6,7 +6,7 @@ use super::rollouts::{Clock, Fleet, Inputs, Rollout, Rollouts, state_name};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State as Extract};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
@@ -78,26 +78,71 @@ fn failure(code: StatusCode, error: impl Into<String>, field: Option<&str>) -> F
     )
 }
 
+/// Who asks: what a handler needs to authorize a request and to log a refusal.
+#[derive(Debug)]
+struct Caller {
+    /// The `Authorization` header, when there is one (a value that is not text counts
+    /// as a wrong token).
+    authorization: Option<Result<String, ()>>,
+    /// The peer's address, when the server knows it.
+    peer: Option<std::net::SocketAddr>,
+    method: axum::http::Method,
+    path: String,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Caller, Infallible> {
+        Ok(Caller {
+            authorization: parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .map(|v| v.to_str().map(str::to_string).map_err(|_| ())),
+            peer: parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0),
+            method: parts.method.clone(),
+            path: parts.uri.path().to_string(),
+        })
+    }
+}
+
 /// Checks the request's token when it needs one; the token's name (for the audit log)
-/// when it carries a good one.
-fn authorize(
-    state: &State,
-    headers: &HeaderMap,
-    mutation: bool,
-) -> Result<Option<String>, Failure> {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+/// when it carries a good one. A refusal is logged (warn) with the peer's address and
+/// the request, never with what the header held.
+fn authorize(state: &State, caller: &Caller, mutation: bool) -> Result<Option<String>, Failure> {
     if !mutation && !state.reads_need_token {
         return Ok(None);
     }
+    let given = match &caller.authorization {
+        Some(Ok(value)) => Some(value.as_str()),
+        Some(Err(())) | None => None,
+    };
     if let Some(name) = state.tokens.accepts(given) {
         return Ok(Some(name));
     }
-    let why = if given.is_none() {
+    let peer = caller
+        .peer
+        .map_or_else(|| "an unknown peer".to_string(), |p| p.to_string());
+    tracing::warn!(
+        "refused {} {} from {peer}: {}",
+        caller.method,
+        caller.path,
+        if caller.authorization.is_none() {
+            "no API token"
+        } else {
+            "a wrong or revoked API token (or not `Bearer TOKEN`)"
+        }
+    );
+    let why = if caller.authorization.is_none() {
         "this request needs an API token: send `Authorization: Bearer TOKEN` (the daemon's own is in DATA/api-token; `ringleader token new NAME` makes a named one)"
     } else {
-        "the API token is wrong or revoked: use the one in the daemon's DATA/api-token or a named one in DATA/tokens/"
+        "the API token is wrong or revoked: send exactly `Authorization: Bearer TOKEN` with the one in the daemon's DATA/api-token or a named one in DATA/tokens/"
     };
     Err(failure(StatusCode::UNAUTHORIZED, why, None))
 }
@@ -274,8 +319,8 @@ fn status_of(rollout: &Rollout) -> StatusV1 {
     }
 }
 
-async fn list(Extract(state): Extract<State>, headers: HeaderMap) -> Result<Response, Failure> {
-    authorize(&state, &headers, false)?;
+async fn list(Extract(state): Extract<State>, caller: Caller) -> Result<Response, Failure> {
+    authorize(&state, &caller, false)?;
     let rollouts: Vec<StatusV1> = state.rollouts.list().iter().map(|r| status_of(r)).collect();
     Ok(Json(serde_json::json!({
         "schema": "ringleader.rollouts/v1",
@@ -287,9 +332,9 @@ async fn list(Extract(state): Extract<State>, headers: HeaderMap) -> Result<Resp
 async fn status(
     Extract(state): Extract<State>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Json<StatusV1>, Failure> {
-    authorize(&state, &headers, false)?;
+    authorize(&state, &caller, false)?;
     let rollout = find(&state, &id)?;
     Ok(Json(status_of(&rollout)))
 }
@@ -346,10 +391,10 @@ const MAX_SIMULATED_DEVICES: usize = 1_000_000;
 
 async fn start(
     Extract(state): Extract<State>,
-    headers: HeaderMap,
+    caller: Caller,
     body: Bytes,
 ) -> Result<Response, Failure> {
-    let by = actor(authorize(&state, &headers, true)?);
+    let by = actor(authorize(&state, &caller, true)?);
     let mut json = serde_json::Deserializer::from_slice(&body);
     let request: StartV1 = serde_path_to_error::deserialize(&mut json).map_err(|e| {
         let field = e.path().to_string();
@@ -460,9 +505,9 @@ async fn start(
 async fn act(
     Extract(state): Extract<State>,
     Path((id, action)): Path<(String, String)>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Response, Failure> {
-    let by = actor(authorize(&state, &headers, true)?);
+    let by = actor(authorize(&state, &caller, true)?);
     let command = match action.as_str() {
         "approve" => Command::Approve,
         "pause" => Command::Pause,
@@ -576,9 +621,9 @@ async fn devices(
     Extract(state): Extract<State>,
     Path(id): Path<String>,
     Query(query): Query<DevicesQuery>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Response, Failure> {
-    authorize(&state, &headers, false)?;
+    authorize(&state, &caller, false)?;
     let rollout = find(&state, &id)?;
     let watched = rollout.clone();
     let answer = rollout
@@ -622,9 +667,9 @@ fn not_ready(id: &str) -> Failure {
 async fn device(
     Extract(state): Extract<State>,
     Path((id, device)): Path<(String, String)>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Response, Failure> {
-    authorize(&state, &headers, false)?;
+    authorize(&state, &caller, false)?;
     let rollout = find(&state, &id)?;
     let job = {
         let facts = rollout.facts.read().unwrap_or_else(|e| e.into_inner());
@@ -668,9 +713,9 @@ async fn device(
 async fn explain(
     Extract(state): Extract<State>,
     Path((id, device)): Path<(String, String)>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Response, Failure> {
-    authorize(&state, &headers, false)?;
+    authorize(&state, &caller, false)?;
     let rollout = find(&state, &id)?;
     let catalog = rollout
         .facts
@@ -915,9 +960,9 @@ async fn events(
     Extract(state): Extract<State>,
     Path(id): Path<String>,
     Query(query): Query<EventsQuery>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Response, Failure> {
-    authorize(&state, &headers, false)?;
+    authorize(&state, &caller, false)?;
     let rollout = find(&state, &id)?;
     let mut changed = rollout.changed.subscribe();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(query.wait.min(60));
@@ -951,9 +996,9 @@ async fn stream(
     Extract(state): Extract<State>,
     Path(id): Path<String>,
     Query(query): Query<EventsQuery>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>>, Failure> {
-    authorize(&state, &headers, false)?;
+    authorize(&state, &caller, false)?;
     let rollout = find(&state, &id)?;
     let changed = rollout.changed.subscribe();
     let stream = futures_util::stream::unfold(
@@ -990,8 +1035,8 @@ async fn stream(
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
-async fn metrics(Extract(state): Extract<State>, headers: HeaderMap) -> Result<Response, Failure> {
-    authorize(&state, &headers, false)?;
+async fn metrics(Extract(state): Extract<State>, caller: Caller) -> Result<Response, Failure> {
+    authorize(&state, &caller, false)?;
     let rollouts = state.rollouts.list();
     let mut by_state: BTreeMap<String, u64> = BTreeMap::new();
     let mut waiting: BTreeMap<&'static str, u64> = BTreeMap::new();

@@ -260,7 +260,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
         axum_server::from_tcp_rustls(listener, config)
             .handle(handle)
-            .serve(app.into_make_service())
+            .serve(app.into_make_service_with_connect_info::<SocketAddr>())
             .await
             .with_context(|| format!("failed to serve on {}", args.listen))?;
     } else {
@@ -282,10 +282,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "ringleader serve: listening on http://{}",
             listener.local_addr()?
         );
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("the HTTP server failed")?;
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("the HTTP server failed")?;
     }
     rollouts.shutdown(grace).await;
     eprintln!("ringleader serve: stopped; state flushed");
