@@ -462,6 +462,55 @@ fn bad_requests_are_named_and_a_missing_daemon_is_explained() {
 }
 
 #[test]
+fn tokens_and_rollout_ids_are_read_exactly_and_refusals_are_logged_with_the_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&dir.path().join("data"));
+    let token = daemon.token();
+    let approval = policy_file(dir.path(), "approval.toml", APPROVAL);
+    let id = start(&daemon, &approval, 20, &[]);
+    assert_eq!(id, "r1");
+    daemon.wait_for(&id, |s| s["state"] == "awaiting-approval");
+
+    let pause = |id: &str, authorization: &str| {
+        daemon.raw(
+            format!(
+                "POST /v1/rollouts/{id}/pause HTTP/1.1\r\nHost: x\r\nAuthorization: {authorization}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+    };
+    // Two spaces: no token at all, refused (not trimmed into a good one).
+    let answer = pause("r1", &format!("Bearer  {token}"));
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    // The refusal is logged at the default level, with the peer, never the token.
+    let started = std::time::Instant::now();
+    while !daemon
+        .log()
+        .contains("refused POST /v1/rollouts/r1/pause from 127.0.0.1:")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no refusal logged: {}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!daemon.log().contains(&token), "{}", daemon.log());
+
+    // Ids are exactly `r` and digits without a leading zero.
+    for other in ["r01", "r+1", "R1", "r1x", "r"] {
+        let answer = pause(other, &format!("Bearer {token}"));
+        assert!(answer.starts_with("HTTP/1.1 404"), "{other}: {answer}");
+        let (code, _) = daemon.http("GET", &format!("/v1/rollouts/{other}"), None, "");
+        assert_eq!(code, 404, "{other}");
+    }
+    let status = daemon.json(&["status", "r1", "--json"]);
+    assert_eq!(status["paused"], false, "{status}");
+    let answer = pause("r1", &format!("Bearer {token}"));
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+}
+
+#[test]
 fn listening_beyond_loopback_needs_tls_or_a_loud_opt_out() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
@@ -515,6 +564,7 @@ fn beyond_loopback_with_tls_every_request_needs_the_token() {
         child: Some(child),
         url: format!("https://127.0.0.1:{port}"),
         data,
+        log: Default::default(),
     };
     let agent = trusting(&cert);
     let get = |token: Option<&str>| {
@@ -774,4 +824,362 @@ fn a_rollout_of_an_inventory_file_runs_in_real_time_to_the_fixed_versions() {
     );
     // A broken inventory, with its location.
     refused("broken.toml", "[[devices]]\nid = 5\n", "broken.toml:2");
+}
+
+/// An HTTP answer read off the wire: status, headers (lowercase names), body.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn parse(raw: &str) -> Answer {
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw, ""));
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP answer: {raw:?}"));
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        Answer {
+            status,
+            headers,
+            body: body.to_string(),
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[test]
+fn every_error_the_api_sends_is_a_json_error_even_outside_handlers() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start_with(&dir.path().join("data"), &["--max-inventory-size", "64KiB"]);
+    let token = daemon.token();
+    let approval = policy_file(dir.path(), "approval.toml", APPROVAL);
+    let id = start(&daemon, &approval, 10, &[]);
+    assert_eq!(id, "r1");
+    let big = format!(
+        r#"{{"policy": {{"name": "p.toml", "text": ""}}, "inventory": {{"name": "i.toml", "text": "{}"}}}}"#,
+        "#".repeat(100 << 10)
+    );
+    let bad: Vec<(&str, &str, Option<&str>, &str, u16)> = vec![
+        ("GET", "/nope", None, "", 404),
+        ("GET", "/", None, "", 404),
+        ("GET", "/v1/rollouts/r1/devices/a/b/c", None, "", 404),
+        ("GET", "/v1/rollouts/r99", None, "", 404),
+        ("POST", "/v1/rollouts/r1/reboot", Some(&token), "", 404),
+        ("DELETE", "/v1/rollouts", None, "", 405),
+        ("PUT", "/healthz", None, "", 405),
+        ("GET", "/v1/rollouts/r1/approve", None, "", 405),
+        ("POST", "/v1/rollouts/r1/events", None, "", 405),
+        ("GET", "/v1/rollouts/r1/events?since=abc", None, "", 400),
+        ("GET", "/v1/rollouts/r1/events?limit=-1", None, "", 400),
+        ("GET", "/v1/rollouts/r1/events?wait=soon", None, "", 400),
+        (
+            "GET",
+            "/v1/rollouts/r1/events/stream?since=x",
+            None,
+            "",
+            400,
+        ),
+        ("GET", "/v1/rollouts/r1/devices?behind=maybe", None, "", 400),
+        ("GET", "/v1/rollouts/r1/devices/%FF", None, "", 400),
+        ("POST", "/v1/rollouts", Some(&token), "{not json", 400),
+        (
+            "POST",
+            "/v1/rollouts",
+            Some(&token),
+            r#"{"policy": 3}"#,
+            400,
+        ),
+        ("POST", "/v1/rollouts", None, "{}", 401),
+        ("POST", "/v1/rollouts/r1/approve", Some("wrong"), "", 401),
+        ("POST", "/v1/rollouts", Some(&token), &big, 413),
+    ];
+    let validator = schema("error.v1.json");
+    for (method, path, token, body, expected) in bad {
+        let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let answer = Answer::parse(&daemon.raw(request.as_bytes()));
+        let what = format!("{method} {path}: {} {:?}", answer.status, answer.body);
+        assert_eq!(answer.status, expected, "{what}");
+        assert_eq!(
+            answer.header("content-type"),
+            Some("application/json"),
+            "{what}"
+        );
+        let json: Value =
+            serde_json::from_str(&answer.body).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let errors: Vec<String> = validator
+            .iter_errors(&json)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{what}: {errors:?}");
+        if expected == 405 {
+            assert!(answer.header("allow").is_some(), "{what}");
+        }
+        if expected == 413 {
+            let error = json["error"].as_str().unwrap();
+            assert!(error.contains("65536 bytes"), "{error}");
+            assert!(error.contains("--max-inventory-size"), "{error}");
+        }
+    }
+}
+
+/// `[[devices]]` of an inventory: `n` simulated workstations, the first in the lab.
+fn inventory(n: usize) -> String {
+    let mut out = String::with_capacity(n * 200);
+    for i in 0..n {
+        out.push_str(&format!(
+            "[[devices]]\nid = \"ws-{i:06}\"\nsite = \"ams\"\ntimezone = \"Europe/Amsterdam\"\ntags = [{}]\ncomponents = {{ openssl = \"3.0.11\", linux = \"6.1.112\" }}\n\n",
+            if i == 0 { "\"lab\"" } else { "" }
+        ));
+    }
+    out
+}
+
+#[test]
+fn an_inventory_of_100000_devices_is_started_and_a_larger_body_than_allowed_gets_a_json_413() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&dir.path().join("data"));
+    let approval = policy_file(dir.path(), "approval.toml", APPROVAL);
+    let fleet = inventory(100_000);
+    let fleet_path = policy_file(dir.path(), "fleet.toml", &fleet);
+    let out = daemon.cli(&[
+        "rollout",
+        "start",
+        "--policy",
+        &approval,
+        "--inventory",
+        &fleet_path,
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let started: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = started["id"].as_str().unwrap().to_string();
+    // Planned: the lab device in the first ring, every other one waiting for approval.
+    let planned = daemon.wait_for(&id, |s| s["state"] == "awaiting-approval");
+    assert_eq!(planned["rings"][0]["devices"], 1, "{planned}");
+    assert_eq!(planned["rings"][1]["devices"], 99_999, "{planned}");
+    assert!(daemon.cli(&["abort", &id]).status.success());
+
+    // Over the limit: 413, in JSON, naming the limit and the option; the CLI says so.
+    let small = Daemon::start_with(&dir.path().join("small"), &["--max-inventory-size", "1MiB"]);
+    let out = small.cli(&[
+        "rollout",
+        "start",
+        "--policy",
+        &approval,
+        "--inventory",
+        &fleet_path,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("over 1048576 bytes"), "{err}");
+    assert!(err.contains("--max-inventory-size"), "{err}");
+}
+
+/// A daemon started under `prlimit --nofile=N:N`.
+fn daemon_with_file_limit(data: &Path, files: u32, args: &[&str]) -> Daemon {
+    let mut prlimit = Command::new("prlimit");
+    prlimit.arg(format!("--nofile={files}:{files}")).arg(BIN);
+    Daemon::start_in(prlimit, data, args)
+}
+
+/// Waits (at most `bound`) until the daemon has closed `stream`: true if it did.
+fn closed_by_the_daemon(stream: &mut std::net::TcpStream, bound: Duration) -> bool {
+    stream.set_read_timeout(Some(bound)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[test]
+fn past_the_connection_cap_idle_sockets_make_room_and_healthz_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    // Timeouts far beyond the test: only the cap can make room.
+    let daemon = daemon_with_file_limit(
+        &dir.path().join("data"),
+        256,
+        &["--header-timeout", "10m", "--idle-timeout", "10m"],
+    );
+    let idle: Vec<std::net::TcpStream> = (0..300)
+        .map(|_| std::net::TcpStream::connect(daemon.addr()).unwrap())
+        .collect();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(20)))
+        .max_idle_connections(0)
+        .build()
+        .into();
+    for _ in 0..5 {
+        let answer = agent
+            .get(format!("{}/healthz", daemon.url))
+            .call()
+            .expect("/healthz answers with 300 idle sockets open");
+        assert_eq!(answer.status().as_u16(), 200);
+    }
+    let log = daemon.log();
+    assert!(
+        log.contains("accepting at most 192 connections: the file limit 256"),
+        "{log}"
+    );
+    // Said once for the burst, not once per connection.
+    assert_eq!(
+        log.matches("connection limit reached: 192 connections open")
+            .count(),
+        1,
+        "{log}"
+    );
+    assert!(!log.contains("Too many open files"), "{log}");
+    assert!(!log.contains("cannot accept"), "{log}");
+    drop(idle);
+}
+
+#[test]
+fn slow_and_idle_clients_are_disconnected_and_event_streams_are_kept_alive_and_capped() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = daemon_with_file_limit(
+        &dir.path().join("data"),
+        256,
+        &[
+            "--header-timeout",
+            "2s",
+            "--idle-timeout",
+            "3s",
+            "--body-timeout",
+            "2s",
+            "--sse-keep-alive",
+            "1s",
+            "--max-event-streams",
+            "2",
+        ],
+    );
+    let connect = || std::net::TcpStream::connect(daemon.addr()).unwrap();
+    // Half a header, then nothing: closed after the header timeout.
+    let mut slow = connect();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    assert!(closed_by_the_daemon(&mut slow, Duration::from_secs(30)));
+    // Connected, nothing sent: the same.
+    let mut silent = connect();
+    assert!(closed_by_the_daemon(&mut silent, Duration::from_secs(30)));
+    // A kept-alive connection after its request: closed after the idle timeout.
+    let mut kept = connect();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    kept.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut first = [0u8; 1024];
+    let n = kept.read(&mut first).unwrap();
+    assert!(
+        text(&first[..n]).starts_with("HTTP/1.1 200"),
+        "{}",
+        text(&first[..n])
+    );
+    assert!(closed_by_the_daemon(&mut kept, Duration::from_secs(30)));
+    // A body that stops arriving: 408 in JSON, and closed.
+    let mut trickle = connect();
+    trickle
+        .write_all(
+            format!(
+                "POST /v1/rollouts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 1000\r\n\r\n{{\"policy\":",
+                daemon.token()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    trickle
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut raw = Vec::new();
+    let _ = trickle.read_to_end(&mut raw);
+    let answer = Answer::parse(&text(&raw));
+    assert_eq!(answer.status, 408, "{}", answer.body);
+    let json: Value = serde_json::from_str(&answer.body).unwrap();
+    assert_valid("error.v1.json", &json);
+    assert!(json["error"].as_str().unwrap().contains("--body-timeout"));
+
+    // Event streams: keep-alive comments while nothing happens, at most two at once.
+    let approval = policy_file(dir.path(), "approval.toml", APPROVAL);
+    let id = start(&daemon, &approval, 10, &[]);
+    daemon.wait_for(&id, |s| s["state"] == "awaiting-approval");
+    let open_stream = || {
+        let mut stream = connect();
+        stream
+            .write_all(
+                format!("GET /v1/rollouts/{id}/events/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .as_bytes(),
+            )
+            .unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        BufReader::new(stream)
+    };
+    let mut streams = Vec::new();
+    for _ in 0..2 {
+        let mut stream = open_stream();
+        let mut status = String::new();
+        stream.read_line(&mut status).unwrap();
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        // The log's events, then a keep-alive comment (a line starting with `:`).
+        let mut line = String::new();
+        loop {
+            line.clear();
+            stream
+                .read_line(&mut line)
+                .expect("a keep-alive comment within 10 s");
+            if line.starts_with(':') {
+                break;
+            }
+        }
+        streams.push(stream);
+    }
+    let mut third = open_stream();
+    let mut raw = String::new();
+    let _ = third.read_to_string(&mut raw);
+    let answer = Answer::parse(&raw);
+    assert_eq!(answer.status, 503, "{raw}");
+    let json: Value = serde_json::from_str(&answer.body).unwrap();
+    assert_valid("error.v1.json", &json);
+    assert!(
+        json["error"]
+            .as_str()
+            .unwrap()
+            .contains("--max-event-streams")
+    );
+    // One closed: a stream can be opened again (once the daemon sees it gone).
+    drop(streams.pop());
+    let started = std::time::Instant::now();
+    loop {
+        let mut again = open_stream();
+        let mut status = String::new();
+        again.read_line(&mut status).unwrap();
+        if status.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{status}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -4,9 +4,8 @@
 use super::auth::Tokens;
 use super::rollouts::{Clock, Fleet, Inputs, Rollout, Rollouts, Unreadable, state_name};
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State as Extract};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
@@ -28,14 +27,47 @@ pub struct State {
     tokens: Arc<Tokens>,
     /// Listening beyond loopback: reads need the token too.
     reads_need_token: bool,
+    limits: Limits,
+    /// One permit per event stream (SSE) that may be open.
+    streams: Arc<tokio::sync::Semaphore>,
 }
 
+/// The API's limits, from `serve`'s options.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Most bytes of a rollout start's body (policy and inventory, as JSON):
+    /// `--max-inventory-size`.
+    pub start_body: usize,
+    /// How long a request body may stop arriving: `--body-timeout`.
+    pub body_timeout: Duration,
+    /// Most event streams open at once: `--max-event-streams`.
+    pub event_streams: usize,
+    /// How often an idle event stream gets a keep-alive comment: `--sse-keep-alive`.
+    pub sse_keep_alive: Duration,
+}
+
+/// Most bytes of any other request's body. No other request needs one; this is
+/// axum's default, kept explicit.
+pub const BODY_LIMIT: usize = 2 << 20;
+
+/// Most bytes of an oversized rollout start read (and dropped) to answer it with a 413
+/// the client can read, rather than a reset connection; a client sending more is cut
+/// off.
+const DRAIN_LIMIT: u64 = 1 << 30;
+
 impl State {
-    pub fn new(rollouts: Arc<Rollouts>, tokens: Tokens, reads_need_token: bool) -> State {
+    pub fn new(
+        rollouts: Arc<Rollouts>,
+        tokens: Tokens,
+        reads_need_token: bool,
+        limits: Limits,
+    ) -> State {
         State {
             rollouts,
             tokens: Arc::new(tokens),
             reads_need_token,
+            streams: Arc::new(tokio::sync::Semaphore::new(limits.event_streams)),
+            limits,
         }
     }
 }
@@ -52,7 +84,67 @@ pub fn router(state: State) -> Router {
         .route("/v1/rollouts/{id}/events", get(events))
         .route("/v1/rollouts/{id}/events/stream", get(stream))
         .route("/v1/rollouts/{id}/{action}", post(act))
+        .fallback(no_route)
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(json_errors))
         .with_state(state)
+}
+
+/// 404 for a path the API does not have.
+async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> Failure {
+    failure(
+        StatusCode::NOT_FOUND,
+        format!(
+            "the API has no `{method} {}`; its routes are in docs/api/openapi.yaml",
+            uri.path()
+        ),
+        None,
+    )
+}
+
+/// Most bytes of an error's text body read to put it in a JSON error.
+const ERROR_TEXT_LIMIT: usize = 16 << 10;
+
+/// Every error the API sends is `ringleader.error/v1`: an error response that is not
+/// JSON (axum's rejections of a path, query, header or body, 405 for a method a route
+/// does not have, 413, a bare status) is answered with its status, its headers (`Allow`
+/// of a 405) and its text as the `error`.
+async fn json_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    let response = next.run(request).await;
+    let code = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(code.is_client_error() || code.is_server_error()) || json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, ERROR_TEXT_LIMIT)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let error = match code {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allowed = parts
+                .headers
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("none");
+            format!("`{path}` does not take {method} (it takes: {allowed})")
+        }
+        _ if text.is_empty() => format!(
+            "{method} {path}: {}",
+            code.canonical_reason().unwrap_or("error")
+        ),
+        _ => format!("{method} {path}: {text}"),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_TYPE);
+    let (_, Json(body)) = failure(code, error, None);
+    (parts, Json(body)).into_response()
 }
 
 /// `ringleader.error/v1`.
@@ -78,26 +170,71 @@ fn failure(code: StatusCode, error: impl Into<String>, field: Option<&str>) -> F
     )
 }
 
+/// Who asks: what a handler needs to authorize a request and to log a refusal.
+#[derive(Debug)]
+struct Caller {
+    /// The `Authorization` header, when there is one (a value that is not text counts
+    /// as a wrong token).
+    authorization: Option<Result<String, ()>>,
+    /// The peer's address, when the server knows it.
+    peer: Option<std::net::SocketAddr>,
+    method: axum::http::Method,
+    path: String,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Caller, Infallible> {
+        Ok(Caller {
+            authorization: parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .map(|v| v.to_str().map(str::to_string).map_err(|_| ())),
+            peer: parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0),
+            method: parts.method.clone(),
+            path: parts.uri.path().to_string(),
+        })
+    }
+}
+
 /// Checks the request's token when it needs one; the token's name (for the audit log)
-/// when it carries a good one.
-fn authorize(
-    state: &State,
-    headers: &HeaderMap,
-    mutation: bool,
-) -> Result<Option<String>, Failure> {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+/// when it carries a good one. A refusal is logged (warn) with the peer's address and
+/// the request, never with what the header held.
+fn authorize(state: &State, caller: &Caller, mutation: bool) -> Result<Option<String>, Failure> {
     if !mutation && !state.reads_need_token {
         return Ok(None);
     }
+    let given = match &caller.authorization {
+        Some(Ok(value)) => Some(value.as_str()),
+        Some(Err(())) | None => None,
+    };
     if let Some(name) = state.tokens.accepts(given) {
         return Ok(Some(name));
     }
-    let why = if given.is_none() {
+    let peer = caller
+        .peer
+        .map_or_else(|| "an unknown peer".to_string(), |p| p.to_string());
+    tracing::warn!(
+        "refused {} {} from {peer}: {}",
+        caller.method,
+        caller.path,
+        if caller.authorization.is_none() {
+            "no API token"
+        } else {
+            "a wrong or revoked API token (or not `Bearer TOKEN`)"
+        }
+    );
+    let why = if caller.authorization.is_none() {
         "this request needs an API token: send `Authorization: Bearer TOKEN` (the daemon's own is in DATA/api-token; `ringleader token new NAME` makes a named one)"
     } else {
-        "the API token is wrong or revoked: use the one in the daemon's DATA/api-token or a named one in DATA/tokens/"
+        "the API token is wrong or revoked: send exactly `Authorization: Bearer TOKEN` with the one in the daemon's DATA/api-token or a named one in DATA/tokens/"
     };
     Err(failure(StatusCode::UNAUTHORIZED, why, None))
 }
@@ -332,8 +469,8 @@ fn unreadable_status(u: &Unreadable) -> StatusV1 {
     }
 }
 
-async fn list(Extract(state): Extract<State>, headers: HeaderMap) -> Result<Response, Failure> {
-    authorize(&state, &headers, false)?;
+async fn list(Extract(state): Extract<State>, caller: Caller) -> Result<Response, Failure> {
+    authorize(&state, &caller, false)?;
     let mut rollouts: Vec<(u64, StatusV1)> = state
         .rollouts
         .list()
@@ -360,9 +497,9 @@ async fn list(Extract(state): Extract<State>, headers: HeaderMap) -> Result<Resp
 async fn status(
     Extract(state): Extract<State>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Json<StatusV1>, Failure> {
-    authorize(&state, &headers, false)?;
+    authorize(&state, &caller, false)?;
     if let Some(u) = state.rollouts.unreadable(&id) {
         return Ok(Json(unreadable_status(&u)));
     }
@@ -420,12 +557,67 @@ fn two() -> u64 {
 /// Most simulated devices one rollout may have.
 const MAX_SIMULATED_DEVICES: usize = 1_000_000;
 
+/// Reads a rollout start's body, at most `limit` bytes. A larger one is read to its end
+/// (up to [`DRAIN_LIMIT`]) and dropped, so the client can read the 413 that names the
+/// limit and the option raising it.
+async fn read_start(body: axum::body::Body, limits: &Limits) -> Result<Vec<u8>, Failure> {
+    use futures_util::StreamExt;
+    let limit = limits.start_body;
+    let mut chunks = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut seen: u64 = 0;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| body_failure(e, limits))?;
+        seen += chunk.len() as u64;
+        if seen <= limit as u64 {
+            kept.extend_from_slice(&chunk);
+        } else {
+            kept = Vec::new();
+            if seen > DRAIN_LIMIT {
+                break;
+            }
+        }
+    }
+    if seen > limit as u64 {
+        return Err(failure(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the rollout start is over {limit} bytes (policy and inventory, as JSON; about 270 bytes a device), the most this daemon takes: start it with a larger `--max-inventory-size` (`ringleader serve --max-inventory-size 256MiB`)"
+            ),
+            Some("inventory"),
+        ));
+    }
+    Ok(kept)
+}
+
+/// A request body that could not be read: it stopped arriving (408), or broke off.
+fn body_failure(e: axum::Error, limits: &Limits) -> Failure {
+    let e = e.into_inner();
+    if e.is::<tower_http::timeout::TimeoutError>() {
+        failure(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body stopped arriving for {:?} (`ringleader serve --body-timeout`)",
+                limits.body_timeout
+            ),
+            None,
+        )
+    } else {
+        failure(
+            StatusCode::BAD_REQUEST,
+            format!("failed to read the request body: {e}"),
+            None,
+        )
+    }
+}
+
 async fn start(
     Extract(state): Extract<State>,
-    headers: HeaderMap,
-    body: Bytes,
+    caller: Caller,
+    body: axum::body::Body,
 ) -> Result<Response, Failure> {
-    let by = actor(authorize(&state, &headers, true)?);
+    let by = actor(authorize(&state, &caller, true)?);
+    let body = read_start(body, &state.limits).await?;
     let mut json = serde_json::Deserializer::from_slice(&body);
     let request: StartV1 = serde_path_to_error::deserialize(&mut json).map_err(|e| {
         let field = e.path().to_string();
@@ -508,7 +700,14 @@ async fn start(
         clock,
         start,
     };
-    match inputs.validate() {
+    // A large inventory takes a while to parse: not on the threads serving requests.
+    let (inputs, checked) = tokio::task::spawn_blocking(move || {
+        let checked = inputs.validate();
+        (inputs, checked)
+    })
+    .await
+    .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))?;
+    match checked {
         Err(problems) => {
             let field = if problems.contains(&inputs.policy_name) {
                 "policy"
@@ -536,9 +735,9 @@ async fn start(
 async fn act(
     Extract(state): Extract<State>,
     Path((id, action)): Path<(String, String)>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Response, Failure> {
-    let by = actor(authorize(&state, &headers, true)?);
+    let by = actor(authorize(&state, &caller, true)?);
     let command = match action.as_str() {
         "approve" => Command::Approve,
         "pause" => Command::Pause,
@@ -652,9 +851,9 @@ async fn devices(
     Extract(state): Extract<State>,
     Path(id): Path<String>,
     Query(query): Query<DevicesQuery>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Response, Failure> {
-    authorize(&state, &headers, false)?;
+    authorize(&state, &caller, false)?;
     let rollout = find(&state, &id)?;
     let watched = rollout.clone();
     let answer = rollout
@@ -698,9 +897,9 @@ fn not_ready(id: &str) -> Failure {
 async fn device(
     Extract(state): Extract<State>,
     Path((id, device)): Path<(String, String)>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Response, Failure> {
-    authorize(&state, &headers, false)?;
+    authorize(&state, &caller, false)?;
     let rollout = find(&state, &id)?;
     let job = {
         let facts = rollout.facts.read().unwrap_or_else(|e| e.into_inner());
@@ -744,9 +943,9 @@ async fn device(
 async fn explain(
     Extract(state): Extract<State>,
     Path((id, device)): Path<(String, String)>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Response, Failure> {
-    authorize(&state, &headers, false)?;
+    authorize(&state, &caller, false)?;
     let rollout = find(&state, &id)?;
     let catalog = rollout
         .facts
@@ -996,9 +1195,9 @@ async fn events(
     Extract(state): Extract<State>,
     Path(id): Path<String>,
     Query(query): Query<EventsQuery>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Response, Failure> {
-    authorize(&state, &headers, false)?;
+    authorize(&state, &caller, false)?;
     let rollout = find(&state, &id)?;
     let mut changed = rollout.changed.subscribe();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(query.wait.min(60));
@@ -1032,10 +1231,25 @@ async fn stream(
     Extract(state): Extract<State>,
     Path(id): Path<String>,
     Query(query): Query<EventsQuery>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>>, Failure> {
-    authorize(&state, &headers, false)?;
+    authorize(&state, &caller, false)?;
     let rollout = find(&state, &id)?;
+    // Held as long as the stream is open.
+    let permit = state.streams.clone().try_acquire_owned().map_err(|_| {
+        tracing::warn!(
+            "refused an event stream of {id}: {} are open, the most this daemon serves (--max-event-streams)",
+            state.limits.event_streams
+        );
+        failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "{} event streams are open, the most this daemon serves (`ringleader serve --max-event-streams`); close one, or long-poll `GET /v1/rollouts/{id}/events?wait=60`",
+                state.limits.event_streams
+            ),
+            None,
+        )
+    })?;
     let changed = rollout.changed.subscribe();
     let stream = futures_util::stream::unfold(
         (
@@ -1043,8 +1257,9 @@ async fn stream(
             query.since,
             changed,
             Vec::<EventV1>::new().into_iter(),
+            permit,
         ),
-        |(rollout, mut cursor, mut changed, mut pending)| async move {
+        |(rollout, mut cursor, mut changed, mut pending, permit)| async move {
             loop {
                 if let Some(event) = pending.next() {
                     let sse = SseEvent::default()
@@ -1052,7 +1267,7 @@ async fn stream(
                         .event(event.kind)
                         .json_data(&event)
                         .unwrap_or_default();
-                    return Some((Ok(sse), (rollout, cursor, changed, pending)));
+                    return Some((Ok(sse), (rollout, cursor, changed, pending, permit)));
                 }
                 let (events, next) = read_events(&rollout, cursor, 1000).ok()?;
                 if next != cursor {
@@ -1068,11 +1283,11 @@ async fn stream(
             }
         },
     );
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(state.limits.sse_keep_alive)))
 }
 
-async fn metrics(Extract(state): Extract<State>, headers: HeaderMap) -> Result<Response, Failure> {
-    authorize(&state, &headers, false)?;
+async fn metrics(Extract(state): Extract<State>, caller: Caller) -> Result<Response, Failure> {
+    authorize(&state, &caller, false)?;
     let rollouts = state.rollouts.list();
     let mut by_state: BTreeMap<String, u64> = BTreeMap::new();
     let mut waiting: BTreeMap<&'static str, u64> = BTreeMap::new();

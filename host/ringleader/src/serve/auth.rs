@@ -271,7 +271,7 @@ impl Tokens {
         if self.main.accepts(header) {
             return Some(TOKEN_NAME.to_string());
         }
-        let given = header.and_then(|h| h.strip_prefix("Bearer "))?.trim();
+        let given = bearer(header)?;
         let now = seen(&self.data.join(TOKENS_DIR));
         let mut named = self.named.lock().unwrap_or_else(|e| e.into_inner());
         if named.0 != now {
@@ -293,6 +293,20 @@ impl Tokens {
             .find(|(_, secret)| same(given, secret))
             .map(|(name, _)| name.clone())
     }
+}
+
+/// The token of an `Authorization` header value: exactly `Bearer TOKEN` (the scheme in
+/// any case, RFC 9110), one space, and a token with no white space in or around it. A
+/// header in any other shape carries no token: a secret is never guessed at.
+fn bearer(header: Option<&str>) -> Option<&str> {
+    let header = header?;
+    let (scheme, token) = header.split_at_checked("Bearer ".len())?;
+    let ok = scheme.eq_ignore_ascii_case("Bearer ")
+        && !token.is_empty()
+        && !token
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control());
+    ok.then_some(token)
 }
 
 /// Whether two secrets are equal, in time that does not depend on where they differ.
@@ -353,10 +367,7 @@ impl Token {
     /// Whether an `Authorization` header value carries this token (compared in
     /// constant time).
     pub fn accepts(&self, header: Option<&str>) -> bool {
-        let Some(given) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
-            return false;
-        };
-        same(given.trim(), &self.secret)
+        bearer(header).is_some_and(|given| same(given, &self.secret))
     }
 }
 
@@ -374,6 +385,22 @@ mod tests {
         assert!(again.accepts(Some(&format!("Bearer {}", token.secret))));
         assert!(!again.accepts(Some("Bearer nope")));
         assert!(!again.accepts(None));
+        // Exactly `Bearer TOKEN`: no second space, nothing trailing, no other scheme.
+        assert!(again.accepts(Some(&format!("bearer {}", token.secret))));
+        for shape in [
+            "Bearer  {}",
+            "Bearer {} ",
+            "Bearer {}\t",
+            " Bearer {}",
+            "Bearer\t{}",
+            "Basic {}",
+            "{}",
+            "Bearer {}x",
+        ] {
+            let header = shape.replace("{}", &token.secret);
+            assert!(!again.accepts(Some(&header)), "{header:?}");
+        }
+        assert!(!again.accepts(Some("Bearer ")));
         std::fs::set_permissions(&token.path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = Token::load_or_create(dir.path()).unwrap_err().to_string();
         assert!(err.contains("readable by others"), "{err}");
@@ -404,6 +431,9 @@ mod tests {
             Some("ops.alice")
         );
         assert_eq!(tokens.accepts(Some("Bearer nope")), None);
+        let sloppy = format!("{} ", bearer(&ci).replace("Bearer ", "Bearer  "));
+        assert_eq!(tokens.accepts(Some(&sloppy)), None);
+        assert_eq!(tokens.accepts(Some(&format!("{} ", bearer(&ci)))), None);
         let again = create_named(dir.path(), "ci-bot").unwrap_err().to_string();
         assert!(again.contains("exists"), "{again}");
 

@@ -4,6 +4,7 @@
 
 mod api;
 pub mod auth;
+mod listen;
 pub mod rollouts;
 
 use anyhow::Context;
@@ -67,6 +68,57 @@ pub struct ServeArgs {
     /// How long plugin calls in flight may take to finish when the daemon stops.
     #[arg(long, default_value = "10s", value_name = "DURATION")]
     shutdown_grace: humantime::Duration,
+    /// Most bytes of a rollout start (its policy and inventory, as JSON; about 270
+    /// bytes a device: 100,000 devices are ~27 MB). Other requests are capped at 2 MiB.
+    #[arg(long, default_value = "64MiB", value_name = "SIZE", value_parser = parse_size)]
+    max_inventory_size: usize,
+    /// How long a client has, once connected, to send a whole request header (and
+    /// finish the TLS handshake).
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    header_timeout: humantime::Duration,
+    /// How long a kept-alive connection may wait for its next request.
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    idle_timeout: humantime::Duration,
+    /// How long a request body may stop arriving before the request fails (408).
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    body_timeout: humantime::Duration,
+    /// Most connections open at once; lowered to what the file limit (ulimit -n)
+    /// allows. Beyond it, the oldest idle connection is closed to make room.
+    #[arg(long, default_value = "1024", value_name = "N")]
+    max_connections: usize,
+    /// Most event streams (`GET /v1/rollouts/ID/events/stream`) open at once; more
+    /// are answered 503.
+    #[arg(long, default_value = "64", value_name = "N")]
+    max_event_streams: usize,
+    /// How often an event stream with nothing to send gets a keep-alive comment.
+    #[arg(long, default_value = "15s", value_name = "DURATION")]
+    sse_keep_alive: humantime::Duration,
+}
+
+/// A size in bytes: a number, with `KiB`, `MiB` or `GiB` after it when not bytes.
+fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let factor: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => {
+            return Err(format!(
+                "`{other}` is not a unit: give bytes, or KiB, MiB, GiB (`64MiB`)"
+            ));
+        }
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("`{text}` is not a size (`64MiB`, `1048576`)"))
 }
 
 /// The plugins rollouts use: manifests on disk, or the built-in simulated vendor.
@@ -200,8 +252,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         devices,
         kv,
     )?;
-    let state = api::State::new(rollouts.clone(), tokens, !loopback);
+    let state = api::State::new(
+        rollouts.clone(),
+        tokens,
+        !loopback,
+        api::Limits {
+            start_body: args.max_inventory_size,
+            body_timeout: args.body_timeout.into(),
+            event_streams: args.max_event_streams,
+            sse_keep_alive: args.sse_keep_alive.into(),
+        },
+    );
     let app = api::router(state);
+    let limits = listen::Limits {
+        header_timeout: args.header_timeout.into(),
+        idle_timeout: args.idle_timeout.into(),
+        body_timeout: args.body_timeout.into(),
+        max_connections: args.max_connections.max(1),
+    };
 
     let grace: Duration = args.shutdown_grace.into();
     let shutdown = async move {
@@ -238,25 +306,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             key.clone(),
             loaded,
         ));
-        let handle = axum_server::Handle::new();
-        let stopper = handle.clone();
-        tokio::spawn(async move {
-            shutdown.await;
-            stopper.graceful_shutdown(Some(Duration::from_secs(5)));
-        });
         // Bound before saying so: a client that reads the address can connect at once.
-        let listener = std::net::TcpListener::bind(args.listen)
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
             .with_context(|| format!("failed to listen on {}", args.listen))?;
-        listener.set_nonblocking(true)?;
         eprintln!(
             "ringleader serve: listening on https://{}",
             listener.local_addr()?
         );
-        axum_server::from_tcp_rustls(listener, config)
-            .handle(handle)
-            .serve(app.into_make_service())
-            .await
-            .with_context(|| format!("failed to serve on {}", args.listen))?;
+        listen::serve(listener, Some(config), app, limits, shutdown).await;
     } else {
         // SIGHUP reloads the TLS certificate; without TLS there is nothing to reload,
         // and the daemon is not stopped by it either (SIGTERM stops it, flushed).
@@ -276,10 +334,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "ringleader serve: listening on http://{}",
             listener.local_addr()?
         );
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("the HTTP server failed")?;
+        listen::serve(listener, None, app, limits, shutdown).await;
     }
     rollouts.shutdown(grace).await;
     eprintln!("ringleader serve: stopped; state flushed");

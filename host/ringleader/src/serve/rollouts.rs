@@ -271,9 +271,13 @@ impl std::fmt::Debug for Rollouts {
     }
 }
 
-/// The number in a rollout id `rN`.
+/// The number in a rollout id: exactly `r` and decimal digits without a leading zero
+/// (`r1`, `r42`), so one rollout has one id (`r01` and `r+1` name none).
 fn number(id: &str) -> Option<u64> {
-    id.strip_prefix('r')?.parse().ok()
+    let digits = id.strip_prefix('r')?;
+    let plain = digits.starts_with(|c: char| matches!(c, '1'..='9'))
+        && digits.bytes().all(|b| b.is_ascii_digit());
+    plain.then(|| digits.parse().ok()).flatten()
 }
 
 impl Rollouts {

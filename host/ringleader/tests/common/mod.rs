@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ringleader");
@@ -16,6 +16,8 @@ pub struct Daemon {
     pub child: Option<Child>,
     pub url: String,
     pub data: PathBuf,
+    /// What the daemon has written to stderr so far, a line each.
+    pub log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Daemon {
@@ -25,7 +27,13 @@ impl Daemon {
 
     /// A daemon with more `serve` arguments (plugins, a config).
     pub fn start_with(data: &Path, args: &[&str]) -> Daemon {
-        let mut child = Command::new(BIN)
+        Daemon::start_in(Command::new(BIN), data, args)
+    }
+
+    /// A daemon run by `command` (`prlimit ... BIN`, say): `serve` and its arguments
+    /// are added to it.
+    pub fn start_in(mut command: Command, data: &Path, args: &[&str]) -> Daemon {
+        let mut child = command
             .args(["serve", "--data"])
             .arg(data)
             .args(["--listen", "127.0.0.1:0", "--shutdown-grace", "5s"])
@@ -40,6 +48,8 @@ impl Daemon {
             .expect("start the daemon");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let kept = log.clone();
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             // SHOW_DAEMON_LOG=1 shows what the daemon logs, to debug a test.
@@ -48,6 +58,7 @@ impl Daemon {
                 if show {
                     eprintln!("daemon: {line}");
                 }
+                kept.lock().unwrap().push(line.clone());
                 if let Some(addr) = line.split("listening on ").nth(1)
                     && let Some(tx) = tx.take()
                 {
@@ -62,7 +73,32 @@ impl Daemon {
             child: Some(child),
             url,
             data: data.to_owned(),
+            log,
         }
+    }
+
+    /// What the daemon has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// The daemon's `host:port`.
+    pub fn addr(&self) -> String {
+        self.url.split("://").nth(1).unwrap().to_string()
+    }
+
+    /// Sends `request` as it is on a new connection and returns all the daemon answers
+    /// until it closes the connection (the request should say `Connection: close`).
+    pub fn raw(&self, request: &[u8]) -> String {
+        use std::io::Write;
+        let mut stream = std::net::TcpStream::connect(self.addr()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        stream.write_all(request).unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        text(&answer)
     }
 
     pub fn token(&self) -> String {
