@@ -142,10 +142,11 @@ fn calls(c: &mut Criterion) {
 fn loads(c: &mut Criterion) {
     let rt = tokio();
     let manifest = ringleader_bundled_plugins::manifest_path("sim-vendor-installer");
-    let cache = tempfile::tempdir().unwrap();
+    // The cache's key is kept beside its directory: both inside the scratch directory.
+    let scratch = tempfile::tempdir().unwrap();
     let uncached = Runtime::new(RuntimeConfig::default()).unwrap();
     let cached = Runtime::new(RuntimeConfig {
-        cache_dir: Some(cache.path().to_owned()),
+        cache_dir: Some(scratch.path().join("components")),
         ..RuntimeConfig::default()
     })
     .unwrap();

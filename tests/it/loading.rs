@@ -134,9 +134,10 @@ async fn components_that_are_not_plugins_are_named_for_what_they_are() {
 
 #[tokio::test]
 async fn the_second_load_comes_from_the_cache_and_a_corrupt_entry_is_recompiled() {
-    let cache = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let cache = scratch.path().join("components");
     let config = || ringleader_runtime::RuntimeConfig {
-        cache_dir: Some(cache.path().to_owned()),
+        cache_dir: Some(cache.clone()),
         ..Default::default()
     };
     let first = Runtime::new(config()).unwrap();
@@ -148,7 +149,7 @@ async fn the_second_load_comes_from_the_cache_and_a_corrupt_entry_is_recompiled(
     let plugin = load(&second, "sim-vendor-source").await;
     assert_eq!(plugin.cache_outcome(), CacheOutcome::Hit);
 
-    for entry in std::fs::read_dir(cache.path()).unwrap() {
+    for entry in std::fs::read_dir(&cache).unwrap() {
         std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
     }
     let third = Runtime::new(config()).unwrap();

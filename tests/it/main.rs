@@ -4,6 +4,8 @@
 //! - `sandbox`: hostile plugins get a typed error naming the limit or capability, and
 //!   the host (and the next call to a good plugin) carries on.
 //! - `loading`: manifests, checksums, worlds, WIT versions and the compile cache.
+//! - `cache`: the compile cache trusts only what it wrote: tampered, planted, wrong
+//!   owner, writable by others.
 //! - `csaf`: the CSAF advisory source, data-driven over `tests/cases/csaf/`, served on 127.0.0.1.
 //! - `lvfs`: the LVFS firmware source, data-driven over `tests/cases/lvfs/`, served on
 //!   127.0.0.1.
@@ -11,6 +13,7 @@
 //! - `engine`: whole rollouts through the executor, the real plugins and simulated
 //!   devices.
 
+mod cache;
 mod csaf;
 mod dpkg;
 mod engine;

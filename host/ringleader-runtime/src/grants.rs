@@ -7,6 +7,7 @@
 use crate::manifest::Capabilities;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::Path;
 
 /// The operator's grants for one plugin. Same shape as a manifest's `[capabilities]`.
@@ -110,12 +111,14 @@ impl Access {
         let matches = |pattern: &String| host_matches(pattern, &host, port, device_host);
         if !self.declared.http.iter().any(matches) {
             return Err(Denial(format!(
-                "http to {host}:{port} is not declared in the plugin's manifest (capabilities.http)"
+                "http to {} is not declared in the plugin's manifest (capabilities.http)",
+                host_port(&host, port)
             )));
         }
         if !self.granted.http.iter().any(matches) {
             return Err(Denial(format!(
-                "http to {host}:{port} is not granted to this plugin by the operator"
+                "http to {} is not granted to this plugin by the operator",
+                host_port(&host, port)
             )));
         }
         Ok(())
@@ -152,13 +155,40 @@ impl Access {
     }
 }
 
+/// Whether `host:port` (as a request names it: IPv6 without brackets) is what
+/// `pattern` (`{device}`, `host`, `host:port`, `[v6]`, `[v6]:port`) allows. Addresses
+/// are compared as addresses, so `[0::1]` is `::1`.
 fn host_matches(pattern: &str, host: &str, port: u16, device_host: Option<&str>) -> bool {
     if pattern == "{device}" {
-        return device_host.is_some_and(|d| d.eq_ignore_ascii_case(host));
+        return device_host.is_some_and(|d| same_host(d, host));
     }
-    match pattern.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => h == host && p.parse() == Ok(port),
-        _ => pattern == host,
+    let Some((pattern_host, pattern_port)) = crate::manifest::split_host_port(pattern) else {
+        return false;
+    };
+    let port_ok = pattern_port.is_none_or(|p| p.parse() == Ok(port));
+    port_ok && same_host(pattern_host, host)
+}
+
+fn same_host(a: &str, b: &str) -> bool {
+    let unbracket = |h: &str| {
+        h.strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(h)
+            .to_owned()
+    };
+    let (a, b) = (unbracket(a), unbracket(b));
+    match (a.parse::<IpAddr>(), b.parse::<IpAddr>()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a.eq_ignore_ascii_case(&b),
+    }
+}
+
+/// `host:port`, with an IPv6 host in brackets.
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 
@@ -205,6 +235,24 @@ mod tests {
         assert!(a.http("10.0.0.5", 443, Some("10.0.0.5")).is_ok());
         assert!(a.http("10.0.0.6", 443, Some("10.0.0.5")).is_err());
         assert!(a.http("10.0.0.5", 443, None).is_err());
+    }
+
+    #[test]
+    fn ipv6_literals_match_by_address() {
+        let a = access(&["[::1]:8443", "[fd00::5]"], &["[::1]:8443", "[fd00:0::5]"]);
+        // Requests name IPv6 hosts without brackets (`http://[::1]:8443/`).
+        assert!(a.http("::1", 8443, None).is_ok());
+        assert!(a.http("0:0::1", 8443, None).is_ok());
+        assert!(a.http("::1", 443, None).is_err());
+        assert!(a.http("FD00::5", 80, None).is_ok());
+        let denied = a.http("::2", 8443, None).unwrap_err();
+        assert!(
+            denied.0.contains("http to [::2]:8443 is not declared"),
+            "{denied:?}"
+        );
+        let d = access(&["{device}"], &["{device}"]);
+        assert!(d.http("fd00::7", 443, Some("[fd00::7]")).is_ok());
+        assert!(d.http("fd00::7", 443, Some("fd00::7")).is_ok());
     }
 
     #[test]

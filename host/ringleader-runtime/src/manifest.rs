@@ -8,6 +8,7 @@ use crate::limits::{self, Limits};
 use ringleader_diag::Diagnostics;
 use serde::Deserialize;
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
@@ -256,16 +257,11 @@ fn validate(path: &Path, raw: RawManifest, p: &mut Diagnostics) -> Manifest {
 
     let mut http = Vec::new();
     for entry in &raw.capabilities.http {
-        let host = entry.get_ref();
-        if host == "{device}" || valid_host_pattern(host) {
-            http.push(host.to_ascii_lowercase());
-        } else {
-            p.error(
-                entry.span(),
-                "capabilities.http",
-                format!("`{host}` is not a host name"),
-                "write a host (`bmc.example.com`), a host and port (`10.0.0.5:8443`) or `{device}`; no scheme, path or wildcard",
-            );
+        match http_pattern(entry.get_ref()) {
+            Ok(pattern) => http.push(pattern),
+            Err(HostProblem { message, hint }) => {
+                p.error(entry.span(), "capabilities.http", message, hint);
+            }
         }
     }
     let mut exec = Vec::new();
@@ -359,18 +355,161 @@ pub fn wit_compatible(version: &semver::Version) -> bool {
         && (WIT_VERSION.major != 0 || version.minor == WIT_VERSION.minor)
 }
 
-/// `host` or `host:port`, with a DNS name or IP address as host.
-fn valid_host_pattern(pattern: &str) -> bool {
-    let (host, port) = match pattern.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => (h, Some(p)),
-        _ => (pattern, None),
+/// What is wrong with a `capabilities.http` entry.
+struct HostProblem {
+    message: String,
+    hint: &'static str,
+}
+
+const HOST_HINT: &str = "write a host (`bmc.example.com`), a host and port (`10.0.0.5:8443`), an IPv6 address in brackets (`[fd00::5]:8443`) or `{device}`; no scheme, path or wildcard";
+
+/// A `capabilities.http` entry, validated and normalized (lower case, IPv6 in its
+/// canonical form): `{device}`, `host` or `host:port`, where host is a DNS name, a
+/// dotted-decimal IPv4 address or a bracketed IPv6 address that is not special-purpose
+/// (see [`special_purpose`]).
+fn http_pattern(entry: &str) -> Result<String, HostProblem> {
+    if entry == "{device}" {
+        return Ok(entry.to_owned());
+    }
+    let not_a_host = |why: &str| HostProblem {
+        message: format!("`{entry}` is not a host name{why}"),
+        hint: HOST_HINT,
     };
-    let host_ok = !host.is_empty()
+    let (host, port) = split_host_port(entry).ok_or_else(|| not_a_host(""))?;
+    if let Some(p) = port
+        && p.parse::<u16>().is_err()
+    {
+        let digits = !p.is_empty() && p.chars().all(|c| c.is_ascii_digit());
+        return Err(not_a_host(if digits {
+            ": the port is not a number from 0 to 65535"
+        } else {
+            ""
+        }));
+    }
+    let port = port.map_or(String::new(), |p| format!(":{p}"));
+    let ip = if let Some(inner) = host.strip_prefix('[') {
+        let inner = inner.strip_suffix(']').ok_or_else(|| not_a_host(""))?;
+        if inner.contains('%') {
+            return Err(not_a_host(": IPv6 zone ids (`%eth0`) cannot be declared"));
+        }
+        let ip: Ipv6Addr = inner
+            .parse()
+            .map_err(|_| not_a_host(": not an IPv6 address between the brackets"))?;
+        IpAddr::V6(ip)
+    } else if host.contains(':') {
+        return Err(HostProblem {
+            message: format!("`{entry}` is an IPv6 address without brackets"),
+            hint: "write IPv6 addresses in brackets, with the port after them: `[fd00::5]` or `[fd00::5]:8443`",
+        });
+    } else if looks_numeric(host) {
+        // Resolvers read `2852039166`, `0251.254.169.254` or `0xa9.254.169.254` as
+        // addresses (169.254.169.254): only the plain dotted-decimal form is declared.
+        let ip: Ipv4Addr = host.parse().map_err(|_| HostProblem {
+            message: format!("`{entry}` is not a dotted-decimal IPv4 address"),
+            hint: "write IPv4 addresses as four decimal numbers without leading zeros (`10.0.0.5`); a name's last label is never all digits",
+        })?;
+        IpAddr::V4(ip)
+    } else if !host.is_empty()
         && host
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok());
-    host_ok && port_ok
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
+        return Ok(format!("{}{port}", host.to_ascii_lowercase()));
+    } else {
+        return Err(not_a_host(""));
+    };
+    if let Some(what) = special_purpose(ip) {
+        return Err(HostProblem {
+            message: format!("`{entry}` is {what}, not a host a plugin may reach"),
+            hint: "declare the vendor's host by name or its routable address; a device's own address (even a link-local one) is reached with `{device}`",
+        });
+    }
+    Ok(match ip {
+        IpAddr::V4(ip) => format!("{ip}{port}"),
+        IpAddr::V6(ip) => format!("[{ip}]{port}"),
+    })
+}
+
+/// `host` and the port text after its last `:`, with IPv6 hosts in brackets.
+pub(crate) fn split_host_port(entry: &str) -> Option<(&str, Option<&str>)> {
+    if entry.starts_with('[') {
+        let end = entry.find(']')?;
+        let (host, rest) = entry.split_at(end + 1);
+        return match rest {
+            "" => Some((host, None)),
+            _ => Some((host, Some(rest.strip_prefix(':')?))),
+        };
+    }
+    Some(match entry.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, Some(p)),
+        _ => (entry, None),
+    })
+}
+
+/// Whether a host is meant as an IPv4 address: its last label is all digits (no
+/// top-level domain is), or a label is hexadecimal (`0x7f`).
+fn looks_numeric(host: &str) -> bool {
+    let last = host.rsplit('.').next().unwrap_or(host);
+    (!last.is_empty() && last.chars().all(|c| c.is_ascii_digit()))
+        || host
+            .split('.')
+            .any(|label| label.len() > 1 && label[..2].eq_ignore_ascii_case("0x"))
+}
+
+/// What a special-purpose address is, when a plugin must not declare it: no HTTP
+/// server is meant to be reached there (unspecified, broadcast, multicast, reserved),
+/// or it is the host's own link (link-local, where cloud instance metadata and its
+/// credentials are served). IPv4 addresses written as IPv6 (mapped, NAT64) count as
+/// the IPv4 address they stand for. Loopback and private ranges are allowed: local
+/// services and BMC networks live there.
+pub fn special_purpose(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => special_v4(v4),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return special_v4(v4);
+            }
+            let s = v6.segments();
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                // NAT64 well-known prefix (RFC 6052): the IPv4 address in the last 32 bits.
+                let [a, b] = s[6].to_be_bytes();
+                let [c, d] = s[7].to_be_bytes();
+                return special_v4(Ipv4Addr::new(a, b, c, d));
+            }
+            if v6.is_unspecified() {
+                Some("the unspecified address")
+            } else if v6.is_multicast() {
+                Some("a multicast address")
+            } else if v6.is_unicast_link_local() {
+                Some("a link-local address")
+            } else if v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) {
+                Some("the cloud instance metadata service (link-local)")
+            } else {
+                None
+            }
+        }
+    }
+}
+
+fn special_v4(ip: Ipv4Addr) -> Option<&'static str> {
+    let [a, b, ..] = ip.octets();
+    if ip == Ipv4Addr::new(169, 254, 169, 254) {
+        Some("the cloud instance metadata service (link-local)")
+    } else if ip.is_unspecified() {
+        Some("the unspecified address")
+    } else if a == 0 {
+        Some("in 0.0.0.0/8 (\"this network\"), never a destination")
+    } else if ip.is_broadcast() {
+        Some("the broadcast address")
+    } else if (a, b) == (169, 254) {
+        Some("a link-local address")
+    } else if ip.is_multicast() {
+        Some("a multicast address")
+    } else if a >= 240 {
+        Some("a reserved address (240.0.0.0/4)")
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -465,10 +604,72 @@ hostcalls = 5000
 
     #[test]
     fn host_patterns() {
-        assert!(valid_host_pattern("10.0.0.5:8443"));
-        assert!(valid_host_pattern("bmc-1.example.com"));
-        assert!(!valid_host_pattern("http://x"));
-        assert!(!valid_host_pattern("*.example.com"));
-        assert!(!valid_host_pattern("x:99999"));
+        let ok = |e: &str| http_pattern(e).unwrap_or_else(|p| panic!("{e}: {}", p.message));
+        let bad = |e: &str| match http_pattern(e) {
+            Ok(p) => panic!("{e} accepted as {p}"),
+            Err(p) => p.message,
+        };
+        assert_eq!(ok("10.0.0.5:8443"), "10.0.0.5:8443");
+        assert_eq!(ok("BMC-1.Example.com"), "bmc-1.example.com");
+        assert_eq!(ok("127.0.0.1:8080"), "127.0.0.1:8080");
+        assert_eq!(ok("[::1]"), "[::1]");
+        assert_eq!(ok("[0:0::1]:8443"), "[::1]:8443");
+        assert_eq!(ok("[FD00::5]"), "[fd00::5]");
+        assert_eq!(ok("[::ffff:10.0.0.5]"), "[::ffff:10.0.0.5]");
+        assert_eq!(ok("{device}"), "{device}");
+        for e in [
+            "http://x",
+            "*.example.com",
+            "x:99999",
+            "",
+            ":80",
+            "[::1",
+            "[::1]x",
+            "[x]",
+        ] {
+            assert!(bad(e).contains("is not a host name"), "{e}");
+        }
+        assert!(bad("::1").contains("without brackets"));
+        assert!(bad("fd00::5:8443").contains("without brackets"));
+        assert!(bad("[fe80::1%eth0]").contains("zone"));
+    }
+
+    #[test]
+    fn special_purpose_addresses_are_refused_in_every_spelling() {
+        let refused = |e: &str| match http_pattern(e) {
+            Ok(p) => panic!("{e} accepted as {p}"),
+            Err(p) => p.message,
+        };
+        for (entry, what) in [
+            ("169.254.169.254", "metadata"),
+            ("169.254.169.254:80", "metadata"),
+            ("[::ffff:169.254.169.254]", "metadata"),
+            ("[::ffff:a9fe:a9fe]", "metadata"),
+            ("[64:ff9b::a9fe:a9fe]", "metadata"),
+            ("[fd00:ec2::254]", "metadata"),
+            ("169.254.10.1", "link-local"),
+            ("[fe80::1]:443", "link-local"),
+            ("0.0.0.0", "unspecified"),
+            ("0.0.0.0:8080", "unspecified"),
+            ("[::]", "unspecified"),
+            ("[::ffff:0.0.0.0]", "unspecified"),
+            ("0.1.2.3", "this network"),
+            ("255.255.255.255", "broadcast"),
+            ("224.0.0.1", "multicast"),
+            ("[ff02::1]", "multicast"),
+            ("240.0.0.1", "reserved"),
+        ] {
+            let message = refused(entry);
+            assert!(message.contains(what), "{entry}: {message}");
+        }
+        for entry in [
+            "2852039166",
+            "0251.254.169.254",
+            "0xa9.254.169.254",
+            "010.0.0.5",
+            "1.2.3.999",
+        ] {
+            assert!(refused(entry).contains("dotted-decimal"), "{entry}");
+        }
     }
 }

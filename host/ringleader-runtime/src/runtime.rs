@@ -164,7 +164,11 @@ impl Runtime {
             .and_then(|dir| match ComponentCache::new(&dir) {
                 Ok(cache) => Some(cache),
                 Err(e) => {
-                    tracing::warn!(dir = %dir.display(), "component cache unavailable: {e}");
+                    // Not fatal: plugins still load, compiled at every start.
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        "component cache not used, compiling every plugin instead: {e}"
+                    );
                     None
                 }
             });
