@@ -7,8 +7,8 @@
 //! Every call must return within [`HANG`](super::HANG): patches, or the plugin's own
 //! typed error (a document the plugin cannot read is logged and the others read on).
 //! A trap (a panic in the guest's parser), a deadline, a limit or a host panic is a
-//! failure; after every error, and every [`GOOD_EVERY`] inputs, a good document must
-//! still give its patches.
+//! failure, and so is a panic of the host's catalog on the patches. After every error,
+//! and every [`GOOD_EVERY`] inputs, a good document must still give its patches.
 
 use super::{HANG, MAX_INPUT, Rng, mutate, root};
 use ringleader_runtime::bindings::{Component, Device};
@@ -162,6 +162,13 @@ impl Harness {
         match result {
             Ok(patches) => {
                 self.outcomes[usize::from(patches.is_empty())] += 1;
+                // The host's catalog takes or refuses each patch (its versions, its
+                // range, its release time), without panicking.
+                let reported = patches
+                    .iter()
+                    .map(|p| (p.clone(), self.name.to_string()))
+                    .collect();
+                let _ = ringleader_planner::catalog::Catalog::build(reported);
                 Ok(Ok(patches.len()))
             }
             Err(e) => match e.kind {
