@@ -546,6 +546,12 @@ impl FileServer {
     pub fn answered(&self) -> Vec<(String, u16)> {
         self.answered.lock().unwrap().clone()
     }
+
+    /// What the server answered after its first `from` answers.
+    pub fn answered_since(&self, from: usize) -> Vec<(String, u16)> {
+        let answered = self.answered.lock().unwrap();
+        answered.get(from..).unwrap_or_default().to_vec()
+    }
 }
 
 /// FNV-1a, 64 bits: the files' ETags.

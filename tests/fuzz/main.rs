@@ -4,17 +4,22 @@
 //!
 //! Targets: `policy` (then planned, so its times go through the scheduler),
 //! `inventory-toml`, `inventory-json`, `manifest`, `config` (the operator config:
-//! `[plugins.NAME]`, `[credentials.NAME]`). Seeds: every file under
+//! `[plugins.NAME]`, `[credentials.NAME]`), and `csaf` and `lvfs`: the feed parsers of
+//! the `csaf-source` and `lvfs-source` plugins, through the runtime (`plugins.rs`).
+//! Seeds of the parsers: every file under
 //! `rollout-policies/`, `docs/examples/` and `tests/cases/`. Mutations (byte flips,
 //! inserts, deletions, duplications, splices of two seeds, TOML/JSON tokens and
 //! hostile values) come from a small PRNG seeded per target, so a run is reproducible
 //! from its seed.
 //!
 //! Each target runs for `RINGLEADER_FUZZ_SECS` seconds (default 8: about a minute in
-//! all with the replays), `RINGLEADER_FUZZ_SEED` picks another seed. Inputs under
+//! all with the replays), `RINGLEADER_FUZZ_SEED` picks another seed,
+//! `RINGLEADER_FUZZ_TARGETS=csaf,lvfs` runs only those. Inputs under
 //! `tests/cases/fuzz/<target>/` (crashes found once) are replayed first, every run. A
 //! failing input is written to `target/fuzz-failures/<target>/` and named in the
 //! failure: move it to `tests/cases/fuzz/<target>/` with the fix. See `docs/fuzzing.md`.
+
+mod plugins;
 
 use ringleader_planner::catalog::Catalog;
 use ringleader_planner::inventory::{Inventory, InventoryError};
@@ -35,14 +40,45 @@ const MAX_INPUT: usize = 64 * 1024;
 /// An input that takes longer than this is a hang.
 const HANG: Duration = Duration::from_secs(10);
 
-type Check = fn(&[u8]) -> Result<(), String>;
+/// What a target checks an input with: made once per run, on the fuzzing thread (the
+/// plugin targets keep one file server and one loaded plugin for all their inputs).
+type Checker = Box<dyn FnMut(&[u8]) -> Result<(), String>>;
 
-const TARGETS: &[(&str, Check)] = &[
-    ("policy", policy),
-    ("inventory-toml", inventory_toml),
-    ("inventory-json", inventory_json),
-    ("manifest", manifest),
-    ("config", config),
+struct Target {
+    name: &'static str,
+    /// The inputs mutated.
+    seeds: fn() -> Vec<Vec<u8>>,
+    mutate: fn(&mut Rng, &[Vec<u8>]) -> Vec<u8>,
+    start: fn() -> Checker,
+}
+
+const fn parser(name: &'static str, start: fn() -> Checker) -> Target {
+    Target {
+        name,
+        seeds: corpus,
+        mutate,
+        start,
+    }
+}
+
+const TARGETS: &[Target] = &[
+    parser("policy", || Box::new(policy)),
+    parser("inventory-toml", || Box::new(inventory_toml)),
+    parser("inventory-json", || Box::new(inventory_json)),
+    parser("manifest", || Box::new(manifest)),
+    parser("config", || Box::new(config)),
+    Target {
+        name: "csaf",
+        seeds: plugins::csaf_seeds,
+        mutate: plugins::csaf_mutate,
+        start: plugins::csaf,
+    },
+    Target {
+        name: "lvfs",
+        seeds: plugins::lvfs_seeds,
+        mutate: plugins::lvfs_mutate,
+        start: plugins::lvfs,
+    },
 ];
 
 fn root() -> PathBuf {
@@ -350,7 +386,7 @@ fn corpus() -> Vec<Vec<u8>> {
 }
 
 /// Runs `check` on `input` catching panics: the failure, if any.
-fn run_one(check: Check, input: &[u8]) -> Option<String> {
+fn run_one(check: &mut Checker, input: &[u8]) -> Option<String> {
     match std::panic::catch_unwind(AssertUnwindSafe(|| check(input))) {
         Ok(Ok(())) => None,
         Ok(Err(e)) => Some(e),
@@ -382,12 +418,24 @@ struct Report {
 }
 
 /// Replays the target's regression cases, then fuzzes it for `budget`.
-fn fuzz(target: &'static str, check: Check, seed: u64, budget: Duration) -> Report {
-    let seeds = corpus();
+fn fuzz(target: &'static Target, seed: u64, budget: Duration) -> Report {
     let current: Arc<Mutex<Vec<u8>>> = Arc::default();
     let (tx, rx) = mpsc::channel();
     let shared = current.clone();
     std::thread::spawn(move || {
+        let seeds = (target.seeds)();
+        let mut check = match std::panic::catch_unwind(target.start) {
+            Ok(check) => check,
+            Err(_) => {
+                let _ = tx.send(Report {
+                    executions: 0,
+                    failures: vec!["the target could not start (it panicked)".into()],
+                });
+                return;
+            }
+        };
+        let mutate_with = target.mutate;
+        let target = target.name;
         let mut report = Report {
             executions: 0,
             failures: Vec::new(),
@@ -400,7 +448,7 @@ fn fuzz(target: &'static str, check: Check, seed: u64, budget: Duration) -> Repo
         regressions.sort();
         for path in regressions {
             let input = std::fs::read(&path).unwrap();
-            if let Some(e) = run_one(check, &input) {
+            if let Some(e) = run_one(&mut check, &input) {
                 report.failures.push(format!("{}: {e}", path.display()));
             }
         }
@@ -408,7 +456,7 @@ fn fuzz(target: &'static str, check: Check, seed: u64, budget: Duration) -> Repo
         let start = Instant::now();
         for seed_input in &seeds {
             // Every seed as it is, then mutations.
-            if let Some(e) = run_one(check, seed_input) {
+            if let Some(e) = run_one(&mut check, seed_input) {
                 report.failures.push(format!(
                     "seed input {}: {e}",
                     save(target, seed_input).display()
@@ -417,15 +465,17 @@ fn fuzz(target: &'static str, check: Check, seed: u64, budget: Duration) -> Repo
             report.executions += 1;
         }
         while start.elapsed() < budget && report.failures.len() < 10 {
-            let input = mutate(&mut rng, &seeds);
+            let input = (mutate_with)(&mut rng, &seeds);
             *shared.lock().unwrap() = input.clone();
-            if let Some(e) = run_one(check, &input) {
+            if let Some(e) = run_one(&mut check, &input) {
                 report
                     .failures
                     .push(format!("{}: {e}", save(target, &input).display()));
             }
             report.executions += 1;
         }
+        // A plugin target reports its calls when dropped: before the executions.
+        drop(check);
         let _ = tx.send(report);
     });
     match rx.recv_timeout(budget + HANG + Duration::from_secs(30)) {
@@ -434,7 +484,7 @@ fn fuzz(target: &'static str, check: Check, seed: u64, budget: Duration) -> Repo
             let input = current.lock().unwrap().clone();
             Report {
                 executions: 0,
-                failures: vec![format!("hang on {}", save(target, &input).display())],
+                failures: vec![format!("hang on {}", save(target.name, &input).display())],
             }
         }
     }
@@ -452,10 +502,18 @@ fn every_parser_answers_every_input_with_a_value_or_a_located_error() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(11);
+    // `RINGLEADER_FUZZ_TARGETS=csaf,lvfs`: only those.
+    let only = std::env::var("RINGLEADER_FUZZ_TARGETS").ok();
     let mut failures = Vec::new();
-    for (i, (target, check)) in TARGETS.iter().enumerate() {
+    for (i, target) in TARGETS.iter().enumerate() {
+        if let Some(only) = &only
+            && !only.split(',').any(|t| t.trim() == target.name)
+        {
+            continue;
+        }
         let seed = base.wrapping_mul(1_000_003).wrapping_add(i as u64);
-        let report = fuzz(target, *check, seed, Duration::from_secs_f64(secs));
+        let report = fuzz(target, seed, Duration::from_secs_f64(secs));
+        let target = target.name;
         eprintln!(
             "fuzz {target}: {} executions in {secs}s (seed {seed}), {} failures",
             report.executions,
