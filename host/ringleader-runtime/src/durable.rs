@@ -15,6 +15,10 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
+/// How many times a database locked by a handle that is closing is tried again, 50 ms
+/// apart (another process holding it gets an error after these 10 s).
+const LOCK_TRIES: u32 = 200;
+
 /// The key every database created by Ringleader holds, in sled's default tree.
 const MARKER: &[u8] = b"ringleader/created";
 
@@ -48,12 +52,29 @@ pub fn open(dir: &Path, cache_bytes: u64) -> Result<sled::Db, OpenError> {
         Err(_) => false,
     };
     remove_unfinished_snapshots(dir);
-    let opened = catch_unwind(AssertUnwindSafe(|| {
-        sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_bytes)
-            .open()
-    }));
+    let open_once = || {
+        catch_unwind(AssertUnwindSafe(|| {
+            sled::Config::new()
+                .path(dir)
+                .cache_capacity(cache_bytes)
+                .open()
+        }))
+    };
+    // sled holds a lock on its `db` file: a handle of this process that was just let
+    // go releases it once sled's own threads have finished with it.
+    let mut opened = open_once();
+    for _ in 0..LOCK_TRIES {
+        match &opened {
+            Ok(Err(sled::Error::Io(e)))
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.to_string().contains("could not acquire lock") =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                opened = open_once();
+            }
+            _ => break,
+        }
+    }
     let db = match opened {
         Ok(Ok(db)) => db,
         Ok(Err(sled::Error::Corruption { .. })) => {
