@@ -560,3 +560,60 @@ fn fnv1a(data: &[u8]) -> u64 {
         (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
     })
 }
+
+/// A small filesystem of its own (tmpfs, mounted as root, as CI runs), unmounted when
+/// dropped.
+#[derive(Debug)]
+pub struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    pub fn new(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let mount = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=700"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .output()
+            .expect("run mount");
+        assert!(
+            mount.status.success(),
+            "this test mounts a small tmpfs and must run as root (as .ci/run does): {}",
+            String::from_utf8_lossy(&mount.stderr)
+        );
+        SmallDisk { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fills the disk: a file that grows until the disk says it is full.
+    pub fn fill(&self) {
+        use std::io::Write;
+        let mut file = std::fs::File::create(self.path().join("filler")).unwrap();
+        let block = vec![0u8; 64 << 10];
+        while file.write_all(&block).is_ok() {}
+        let _ = file.sync_all();
+    }
+
+    /// Removes what [`SmallDisk::fill`] wrote.
+    pub fn free(&self) {
+        std::fs::remove_file(self.path().join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .output();
+    }
+}

@@ -697,55 +697,6 @@ fn a_demo_killed_in_every_phase_ends_as_an_uninterrupted_run() {
     assert_same_decisions(&reference_log, &log);
 }
 
-/// A small filesystem of its own (tmpfs, mounted as root, as CI runs), unmounted when
-/// dropped.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn new(size: &str) -> SmallDisk {
-        let dir = tempfile::tempdir().unwrap();
-        let mount = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .output()
-            .expect("run mount");
-        assert!(
-            mount.status.success(),
-            "this test mounts a small tmpfs and must run as root (as .ci/run does): {}",
-            text(&mount.stderr)
-        );
-        SmallDisk { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Fills the disk: a file that grows until the disk says it is full.
-    fn fill(&self) {
-        use std::io::Write;
-        let mut file = std::fs::File::create(self.path().join("filler")).unwrap();
-        let block = vec![0u8; 64 << 10];
-        while file.write_all(&block).is_ok() {}
-        let _ = file.sync_all();
-    }
-
-    fn free(&self) {
-        std::fs::remove_file(self.path().join("filler")).unwrap();
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .output();
-    }
-}
-
 /// A full disk stops a demo cleanly (no panic, nothing dispatched after the failed
 /// write, a message saying what to do), also when the process is killed while the disk
 /// is full; once space is freed the same command resumes and ends as an uninterrupted
@@ -787,7 +738,7 @@ fn a_demo_on_a_full_disk_stops_cleanly_and_resumes_as_an_uninterrupted_run() {
     let reference_log = log_of(reference_dir.path());
     let length = reference_log.len() as u64;
 
-    let disk = SmallDisk::new("8m");
+    let disk = ringleader_tests::peers::SmallDisk::new("8m");
     let data = disk.path().join("demo");
     // The disk fills at a third of the rollout (the demo stops by itself), then at two
     // thirds (killed while the disk is full).

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use ringleader_tests::peers::SmallDisk;
 use std::path::Path;
 use std::process::Command;
 
@@ -42,60 +43,6 @@ fn start(daemon: &Daemon, policy: &str, devices: usize) -> String {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     text(&out.stdout).trim().to_string()
-}
-
-/// A small filesystem of its own (tmpfs, mounted as root, as CI runs), unmounted when
-/// dropped.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn new(size: &str) -> SmallDisk {
-        let dir = tempfile::tempdir().unwrap();
-        let mount = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=700"),
-                "tmpfs",
-            ])
-            .arg(dir.path())
-            .output()
-            .expect("run mount");
-        assert!(
-            mount.status.success(),
-            "this test mounts a small tmpfs and must run as root (as .ci/run does): {}",
-            text(&mount.stderr)
-        );
-        SmallDisk { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn fill(&self) {
-        use std::io::Write;
-        let mut file = std::fs::File::create(self.path().join("filler")).unwrap();
-        let block = vec![0u8; 64 << 10];
-        while file.write_all(&block).is_ok() {}
-        let _ = file.sync_all();
-    }
-
-    fn free(&self) {
-        std::fs::remove_file(self.path().join("filler")).unwrap();
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .output();
-    }
 }
 
 /// A full disk stalls a rollout instead of killing the daemon: nothing is dispatched,
