@@ -472,20 +472,8 @@ impl Store {
     /// the database opened again. Blocks while other users of the old one finish.
     pub fn reopen(&self) -> Result<(), StoreError> {
         *self.trees.write().unwrap_or_else(|e| e.into_inner()) = None;
-        let mut tries = 0;
-        let trees = loop {
-            match Trees::open(&self.dir) {
-                Ok(trees) => break trees,
-                // sled lets one handle open a database at a time: the old one closes
-                // once its last user lets go.
-                Err(e) if tries < 100 => {
-                    tracing::debug!("opening {} again: {e}", self.dir.display());
-                    tries += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        // durable::open waits for the lock the old handle's threads still hold.
+        let trees = Trees::open(&self.dir)?;
         let probe = trees
             .meta
             .insert("probe", &b"1"[..])

@@ -81,17 +81,8 @@ impl SimDevices {
             return Ok(());
         };
         *tree.write().unwrap_or_else(|e| e.into_inner()) = None;
-        let mut tries = 0;
-        let opened = loop {
-            match open_tree(dir) {
-                Ok(opened) => break opened,
-                Err(_) if tries < 100 => {
-                    tries += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        // durable::open waits for the lock the old handle's threads still hold.
+        let opened = open_tree(dir)?;
         let probe = opened
             .insert("probe", &b"1"[..])
             .and_then(|_| opened.flush())
