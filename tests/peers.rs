@@ -598,8 +598,11 @@ impl SmallDisk {
     pub fn fill(&self) {
         use std::io::Write;
         let mut file = std::fs::File::create(self.path().join("filler")).unwrap();
-        let block = vec![0u8; 64 << 10];
-        while file.write_all(&block).is_ok() {}
+        // Smaller and smaller blocks, down to one byte: no room is left.
+        for size in [64 << 10, 4 << 10, 1] {
+            let block = vec![0u8; size];
+            while file.write_all(&block).is_ok() {}
+        }
         let _ = file.sync_all();
     }
 

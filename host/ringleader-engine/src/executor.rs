@@ -751,6 +751,9 @@ impl Executor {
                     let ms = t.as_millisecond() - Timestamp::now().as_millisecond();
                     Duration::from_millis(ms.max(0) as u64)
                 });
+                // What the log holds is durable, and shown, while it waits.
+                self.flush();
+                progress(&self.core, self.now);
                 tokio::select! {
                     Some(done) = calls.join_next(), if !calls.is_empty() => {
                         self.now = self.now.max(real_now());
@@ -806,6 +809,9 @@ impl Executor {
                     if !wait_for_operator {
                         break;
                     }
+                    // What the log holds is durable, and shown, while it waits.
+                    self.flush();
+                    progress(&self.core, self.now);
                     match recv(&mut self.control).await {
                         Some(command) => {
                             queue.extend(self.command(command, &mut report, &mut stop));

@@ -392,6 +392,10 @@ struct Trees {
     jobs: sled::Tree,
     /// Number of the next record.
     next: Arc<AtomicU64>,
+    /// Records below this number are durable (a flush after them succeeded): readers
+    /// see only those, since a record not yet flushed can still be lost to a crash or
+    /// a full disk and its number taken by the next one written.
+    durable: Arc<AtomicU64>,
 }
 
 /// Fault injection for the crash tests: with this variable set to N, the process kills
@@ -438,6 +442,7 @@ impl Trees {
             log,
             jobs,
             next: Arc::new(AtomicU64::new(next)),
+            durable: Arc::new(AtomicU64::new(next)),
         })
     }
 }
@@ -612,8 +617,12 @@ impl Store {
     /// Makes everything appended so far durable. The executor flushes before it acts.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.refuse_if_stalled()?;
-        let flushed = self.trees()?.db.flush().map(|_| ());
-        self.failing(flushed.map_err(|e| format!("cannot flush the rollout log: {e}")))
+        let t = self.trees()?;
+        let upto = t.next.load(Ordering::Relaxed);
+        let flushed = t.db.flush().map(|_| ());
+        self.failing(flushed.map_err(|e| format!("cannot flush the rollout log: {e}")))?;
+        t.durable.fetch_max(upto, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Every record, in order, checking that sequence numbers have no gaps.
@@ -645,16 +654,12 @@ impl Store {
         Ok(count)
     }
 
-    /// Number of records in the database, whoever wrote them (another handle on the
-    /// same store may be appending).
+    /// Number of durable records (those a flush made durable, through any clone of
+    /// this handle): what readers are shown. Records appended since can still be lost
+    /// to a crash or a full disk.
     pub fn committed_len(&self) -> u64 {
-        let Ok(t) = self.trees() else {
-            return self.len();
-        };
-        match t.log.last() {
-            Ok(Some((k, _))) => u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8])) + 1,
-            _ => 0,
-        }
+        self.trees()
+            .map_or(0, |t| t.durable.load(Ordering::Relaxed))
     }
 
     /// The records about device job `job` (`(ring, index)`), in order, each with its
@@ -686,10 +691,20 @@ impl Store {
         Ok(out)
     }
 
-    /// Records from sequence number `from` on, at most `limit`, each with its number.
+    /// Durable records ([`Store::committed_len`]) from sequence number `from` on, at
+    /// most `limit`, each with its number. A record shown is never taken back.
     pub fn records_from(&self, from: u64, limit: usize) -> Result<Vec<(u64, Record)>, StoreError> {
         let mut out = Vec::new();
-        for entry in self.trees()?.log.range(from.to_be_bytes()..).take(limit) {
+        let t = self.trees()?;
+        let durable = t.durable.load(Ordering::Relaxed);
+        if from >= durable {
+            return Ok(out);
+        }
+        for entry in t
+            .log
+            .range(from.to_be_bytes()..durable.to_be_bytes())
+            .take(limit)
+        {
             let (k, v) = entry.map_err(io)?;
             let seq = u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0xff; 8]));
             let record = serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {

@@ -574,6 +574,8 @@ fn events_inner(args: EventsArgs) -> Result<u8, Exit> {
     let client = Client::new(&args.server)?;
     let id = client.rollout_or_latest(&args.rollout)?;
     let mut cursor = args.since;
+    // The stall last told (on stderr, once each time the rollout stalls).
+    let mut stall: Option<String> = None;
     loop {
         let mut out: Vec<u8> = Vec::new();
         let wait = if args.follow { 30 } else { 0 };
@@ -614,6 +616,14 @@ fn events_inner(args: EventsArgs) -> Result<u8, Exit> {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(0),
             result => result?,
         }
+        let now_stalled = answer["stalled"].as_str().map(str::to_string);
+        if now_stalled.is_some() && now_stalled != stall {
+            eprintln!(
+                "rollout {id} stalls: {}; nothing is dispatched until the daemon can write its log again, and it goes on by itself then",
+                now_stalled.as_deref().unwrap_or_default()
+            );
+        }
+        stall = now_stalled;
         let next = answer["next"].as_u64().unwrap_or(cursor);
         let ended = answer["ended"].as_bool().unwrap_or(false);
         if next == cursor && (!args.follow || ended) {

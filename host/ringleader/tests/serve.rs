@@ -938,6 +938,47 @@ fn every_error_the_api_sends_is_a_json_error_even_outside_handlers() {
             assert!(error.contains("--max-inventory-size"), "{error}");
         }
     }
+    // Requests the HTTP layer cannot read (answered before any handler) too.
+    let unreadable: Vec<(String, u16, &str)> = vec![
+        ("GARBAGE\r\n\r\n".into(), 400, "malformed"),
+        (
+            "GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n".into(),
+            400,
+            "malformed",
+        ),
+        (
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n".into(),
+            400,
+            "malformed",
+        ),
+        (
+            format!(
+                "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+                "a".repeat(100 << 10)
+            ),
+            431,
+            "64 KiB",
+        ),
+    ];
+    for (request, expected, says) in unreadable {
+        let answer = Answer::parse(&daemon.raw(request.as_bytes()));
+        let what = format!(
+            "{:?}: {} {:?}",
+            &request[..request.len().min(40)],
+            answer.status,
+            answer.body
+        );
+        assert_eq!(answer.status, expected, "{what}");
+        assert_eq!(
+            answer.header("content-type"),
+            Some("application/json"),
+            "{what}"
+        );
+        let json: Value =
+            serde_json::from_str(&answer.body).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(validator.is_valid(&json), "{what}");
+        assert!(json["error"].as_str().unwrap().contains(says), "{what}");
+    }
 }
 
 /// `[[devices]]` of an inventory: `n` simulated workstations, the first in the lab.

@@ -5,8 +5,9 @@ mod common;
 
 use common::*;
 use ringleader_tests::peers::SmallDisk;
+use std::io::Read;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 /// The second ring needs an operator's approval.
 const APPROVAL: &str = r#"
@@ -47,7 +48,8 @@ fn start(daemon: &Daemon, policy: &str, devices: usize) -> String {
 
 /// A full disk stalls a rollout instead of killing the daemon: nothing is dispatched,
 /// status, metrics and `/healthz` say so with the error, the daemon keeps answering,
-/// and once space is freed the rollout goes on by itself, with a `stalled` event.
+/// clients following the events are told at once, and once space is freed the rollout
+/// goes on by itself, with a `stalled` event.
 #[test]
 fn a_full_disk_stalls_a_rollout_which_goes_on_once_space_is_freed() {
     let dir = tempfile::tempdir().unwrap();
@@ -56,6 +58,33 @@ fn a_full_disk_stalls_a_rollout_which_goes_on_once_space_is_freed() {
     let daemon = Daemon::start(&disk.path().join("data"));
     let id = start(&daemon, &policy, 300);
     daemon.wait_for(&id, |s| s["state"] == "awaiting-approval");
+
+    // Followers, from before the stall to the rollout's end: the CLI and a stream.
+    let follower = Command::new(BIN)
+        .args(["events", &id, "--follow"])
+        .env("RINGLEADER_URL", &daemon.url)
+        .env("RINGLEADER_TOKEN", daemon.token())
+        .env("RINGLEADER_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stream = {
+        let url = format!("{}/v1/rollouts/{id}/events/stream", daemon.url);
+        let token = daemon.token();
+        std::thread::spawn(move || {
+            let mut body = String::new();
+            ureq::get(url)
+                .header("Authorization", format!("Bearer {token}"))
+                .call()
+                .unwrap()
+                .into_body()
+                .into_reader()
+                .read_to_string(&mut body)
+                .unwrap();
+            body
+        })
+    };
 
     disk.fill();
     // The approval is logged, and the log cannot be written.
@@ -78,13 +107,27 @@ fn a_full_disk_stalls_a_rollout_which_goes_on_once_space_is_freed() {
     );
     let rest = |s: &serde_json::Value| s["rings"][1]["done"].as_u64().unwrap_or(0);
     assert_eq!(rest(&stalled), 0, "nothing is dispatched while stalled");
+    // A page of events says why nothing new comes.
+    let token = daemon.token();
+    let (code, page) = daemon.http(
+        "GET",
+        &format!("/v1/rollouts/{id}/events?since=0&limit=1"),
+        Some(&token),
+        "",
+    );
+    assert_eq!(code, 200, "{page}");
+    assert_valid("events.v1.json", &page);
+    let told = page["stalled"].as_str().unwrap_or_default();
+    assert!(told.contains("No space left on device"), "{page}");
 
     disk.free();
-    // What could not be logged (the approval) is not kept: the rollout is where its
-    // log left it, and the operator approves again.
-    daemon.wait_for(&id, |s| s["state"] == "awaiting-approval");
-    let out = daemon.cli(&["approve", &id]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The rollout goes on from where its durable log left it: with the approval if
+    // it reached the disk before the disk filled, else waiting for it again.
+    let after = daemon.wait_for(&id, |s| s["state"] != "stalled");
+    if after["state"] == "awaiting-approval" {
+        let out = daemon.cli(&["approve", &id]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
     let out = daemon.cli(&["status", &id, "--wait"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     let (_, health) = daemon.http("GET", "/healthz", None, "");
@@ -93,6 +136,50 @@ fn a_full_disk_stalls_a_rollout_which_goes_on_once_space_is_freed() {
     let events = text(&out.stdout);
     assert!(events.contains("\"type\":\"stalled\""), "{events}");
     assert!(events.contains("No space left on device"), "{events}");
+    let (_, page) = daemon.http(
+        "GET",
+        &format!("/v1/rollouts/{id}/events"),
+        Some(&token),
+        "",
+    );
+    assert!(page.get("stalled").is_none(), "no longer stalled: {page}");
+
+    // The follower was told once, while it happened, and ended with the rollout.
+    let followed = follower.wait_with_output().unwrap();
+    assert!(followed.status.success(), "{}", text(&followed.stderr));
+    let told = text(&followed.stderr);
+    assert_eq!(
+        told.matches(&format!("rollout {id} stalls: ")).count(),
+        1,
+        "{told}"
+    );
+    assert!(told.contains("No space left on device"), "{told}");
+    let followed_out = text(&followed.stdout);
+    assert!(
+        followed_out.contains("stalled"),
+        "the logged event too: {followed_out}\n{events}\n{}",
+        daemon.log()
+    );
+    // The stream sent one `stalled` message without an id, then the logged event.
+    let body = stream.join().unwrap();
+    let messages: Vec<&str> = body.split("\n\n").collect();
+    let stall: Vec<&&str> = messages
+        .iter()
+        .filter(|m| m.contains("\"schema\":\"ringleader.stall/v1\""))
+        .collect();
+    assert_eq!(stall.len(), 1, "{body}");
+    assert!(
+        stall[0].starts_with("event: stalled\ndata: "),
+        "{}",
+        stall[0]
+    );
+    assert!(!stall[0].contains("\nid:"), "{}", stall[0]);
+    let data = stall[0].split_once("data: ").unwrap().1;
+    assert_valid("stall.v1.json", &serde_json::from_str(data).unwrap());
+    assert!(
+        body.contains("\"type\":\"stalled\""),
+        "the logged event too"
+    );
 }
 
 /// A rollout whose store cannot be read is listed as unreadable with the reason, its

@@ -1202,8 +1202,15 @@ async fn events(
     let mut changed = rollout.changed.subscribe();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(query.wait.min(60));
     let (mut events, mut next) = read_events(&rollout, query.since, query.limit)?;
-    // Long-poll: wait for something to show, while the rollout can still move.
-    while events.is_empty() && next == query.since && query.wait > 0 && !ended(&rollout) {
+    // Long-poll: wait for something to show, while the rollout can still move. A
+    // rollout that stalls or goes on after a stall answers at once: that shows too.
+    let stalled_before = stall_of(&rollout);
+    while events.is_empty()
+        && next == query.since
+        && query.wait > 0
+        && !ended(&rollout)
+        && stall_of(&rollout) == stalled_before
+    {
         if tokio::time::timeout_at(deadline, changed.changed())
             .await
             .is_err()
@@ -1212,19 +1219,43 @@ async fn events(
         }
         (events, next) = read_events(&rollout, query.since, query.limit)?;
     }
-    Ok(Json(serde_json::json!({
+    let mut page = serde_json::json!({
         "schema": "ringleader.events/v1",
         "rollout": id,
         "events": events,
         "next": next,
         "ended": ended(&rollout),
-    }))
-    .into_response())
+    });
+    // Present only while the rollout stalls: its log cannot be written, so nothing
+    // new can show among the events until it can (then a `stalled` event is logged).
+    if let Some(reason) = stall_of(&rollout) {
+        page["stalled"] = serde_json::Value::String(reason);
+    }
+    Ok(Json(page).into_response())
 }
 
 fn ended(rollout: &Rollout) -> bool {
     let live = rollout.live.read().unwrap_or_else(|e| e.into_inner());
     live.ended || live.error.is_some()
+}
+
+/// Why the rollout stalls now (its log cannot be written), if it does.
+fn stall_of(rollout: &Rollout) -> Option<String> {
+    let live = rollout.live.read().unwrap_or_else(|e| e.into_inner());
+    live.stalled.clone()
+}
+
+/// The stream's `stalled` message: sent once when the rollout stalls, without an
+/// `id` (it is no record of the log, so a client's `Last-Event-ID` stays).
+fn stall_message(id: &str, reason: &str) -> SseEvent {
+    SseEvent::default()
+        .event("stalled")
+        .json_data(serde_json::json!({
+            "schema": "ringleader.stall/v1",
+            "rollout": id,
+            "reason": reason,
+        }))
+        .unwrap_or_default()
 }
 
 async fn stream(
@@ -1251,39 +1282,58 @@ async fn stream(
         )
     })?;
     let changed = rollout.changed.subscribe();
-    let stream = futures_util::stream::unfold(
-        (
-            rollout,
-            query.since,
-            changed,
-            Vec::<EventV1>::new().into_iter(),
-            permit,
-        ),
-        |(rollout, mut cursor, mut changed, mut pending, permit)| async move {
-            loop {
-                if let Some(event) = pending.next() {
-                    let sse = SseEvent::default()
-                        .id(event.cursor.to_string())
-                        .event(event.kind)
-                        .json_data(&event)
-                        .unwrap_or_default();
-                    return Some((Ok(sse), (rollout, cursor, changed, pending, permit)));
-                }
-                let (events, next) = read_events(&rollout, cursor, 1000).ok()?;
-                if next != cursor {
-                    cursor = next;
-                    pending = events.into_iter();
-                    continue;
-                }
-                if ended(&rollout) {
-                    return None;
-                }
-                // Wait for the rollout to move (or the daemon to stop).
-                changed.changed().await.ok()?;
+    let follow = Follow {
+        rollout,
+        cursor: query.since,
+        changed,
+        pending: Vec::new().into_iter(),
+        stall: None,
+        _permit: permit,
+    };
+    let stream = futures_util::stream::unfold(follow, |mut follow| async move {
+        loop {
+            if let Some(event) = follow.pending.next() {
+                let sse = SseEvent::default()
+                    .id(event.cursor.to_string())
+                    .event(event.kind)
+                    .json_data(&event)
+                    .unwrap_or_default();
+                return Some((Ok(sse), follow));
             }
-        },
-    );
+            let stall = stall_of(&follow.rollout);
+            if stall != follow.stall {
+                follow.stall = stall;
+                if let Some(reason) = &follow.stall {
+                    let sse = stall_message(&follow.rollout.id, reason);
+                    return Some((Ok(sse), follow));
+                }
+            }
+            let (events, next) = read_events(&follow.rollout, follow.cursor, 1000).ok()?;
+            if next != follow.cursor {
+                follow.cursor = next;
+                follow.pending = events.into_iter();
+                continue;
+            }
+            if ended(&follow.rollout) {
+                return None;
+            }
+            // Wait for the rollout to move (or the daemon to stop).
+            follow.changed.changed().await.ok()?;
+        }
+    });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(state.limits.sse_keep_alive)))
+}
+
+/// Where an event stream is: the next record to read, what is read and not yet sent,
+/// and the stall last told.
+struct Follow {
+    rollout: Arc<Rollout>,
+    cursor: u64,
+    changed: tokio::sync::watch::Receiver<u64>,
+    pending: std::vec::IntoIter<EventV1>,
+    stall: Option<String>,
+    /// Held as long as the stream is open.
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 async fn metrics(Extract(state): Extract<State>, caller: Caller) -> Result<Response, Failure> {

@@ -17,6 +17,10 @@
 //!   `/healthz` and operators stay reachable however many idle sockets are held; when
 //!   every connection is busy it is answered `503` (`ringleader.error/v1`) and closed.
 //!   Either is logged once per burst ([`QUIET`]).
+//! - A request hyper cannot read (a malformed request line or header, a header over
+//!   [`MAX_HEADER`]) gets hyper's own answer, 400 or 431, which
+//!   has no body: [`JsonErrors`] gives it a `ringleader.error/v1` body like every
+//!   other error of the API.
 
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -42,6 +46,10 @@ pub struct Limits {
 /// How long after one report of a full house (or of failing accepts) the next may be
 /// logged: one line per burst, with the counts since the last.
 const QUIET: Duration = Duration::from_secs(10);
+
+/// Most bytes of a request's header (request line included) the daemon reads: a larger
+/// header is answered 431.
+pub const MAX_HEADER: usize = 64 << 10;
 
 /// How long a stopping daemon waits for requests in flight to finish.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -368,8 +376,9 @@ impl Connection {
         };
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
-            .header_read_timeout(self.limits.idle_timeout);
-        let connection = http.serve_connection(TokioIo::new(io), service);
+            .header_read_timeout(self.limits.idle_timeout)
+            .max_header_size(MAX_HEADER);
+        let connection = http.serve_connection(TokioIo::new(JsonErrors::new(io)), service);
         tokio::pin!(connection);
         let first_request = tokio::time::sleep(self.limits.header_timeout);
         tokio::pin!(first_request);
@@ -405,6 +414,126 @@ impl Connection {
                 }
             }
         }
+    }
+}
+
+/// A connection's writing side that gives hyper's own error answers a body.
+///
+/// hyper answers a request it cannot parse by itself, before any service sees it, with
+/// a head only: `HTTP/1.1 400 Bad Request`, `connection: close`, `content-length: 0`.
+/// Written with vectored writes off, that head comes as one write; this replaces it
+/// with the same status and a `ringleader.error/v1` body saying what was wrong. The
+/// API's own answers always have a body, so nothing else matches.
+struct JsonErrors<I> {
+    inner: I,
+    /// A replacement answer not yet written in full.
+    pending: Vec<u8>,
+}
+
+impl<I> JsonErrors<I> {
+    fn new(inner: I) -> JsonErrors<I> {
+        JsonErrors {
+            inner,
+            pending: Vec::new(),
+        }
+    }
+}
+
+/// The answer to send instead of `head`, when `head` is hyper's body-less answer to a
+/// request it could not read.
+fn with_body(head: &[u8]) -> Option<Vec<u8>> {
+    let head = std::str::from_utf8(head).ok()?;
+    let rest = head.strip_prefix("HTTP/1.1 ")?;
+    let status: u16 = rest.get(..3)?.parse().ok()?;
+    let lower = head.to_ascii_lowercase();
+    if !head.ends_with("\r\n\r\n")
+        || !lower.contains("\r\ncontent-length: 0\r\n")
+        || !lower.contains("\r\nconnection: close\r\n")
+    {
+        return None;
+    }
+    let error = match status {
+        400 => "the request could not be read as HTTP/1.1: a malformed request line or header (the API speaks HTTP/1.1; its routes are in docs/api/openapi.yaml)".to_string(),
+        // Only with a header limit over hyper's longest path (65,534 bytes).
+        414 => "the request's path is too long for the daemon to read".to_string(),
+        431 => format!("the request's header is larger than the {} KiB the daemon reads", MAX_HEADER >> 10),
+        _ => return None,
+    };
+    let body = serde_json::json!({ "schema": "ringleader.error/v1", "error": error }).to_string();
+    let status_line = head.split("\r\n").next()?;
+    Some(
+        format!(
+            "{status_line}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
+}
+
+impl<I: AsyncWrite + Unpin> JsonErrors<I> {
+    /// Writes what is pending of a replacement answer.
+    fn drain(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        while !self.pending.is_empty() {
+            match std::pin::Pin::new(&mut self.inner).poll_write(cx, &self.pending) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.pending.drain(..n);
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for JsonErrors<I> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for JsonErrors<I> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::ready!(self.drain(cx))?;
+        if let Some(answer) = with_body(buf) {
+            self.pending = answer;
+            // Taken whole: what is pending is written before anything else.
+            return std::task::Poll::Ready(Ok(buf.len()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::ready!(self.drain(cx))?;
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::ready!(self.drain(cx))?;
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    // One write per head, so that hyper's answer is seen whole (see the type's doc).
+    fn is_write_vectored(&self) -> bool {
+        false
     }
 }
 
@@ -445,6 +574,36 @@ mod tests {
         assert_eq!(registry.open.lock().unwrap().len(), 2);
         // Counted for the next report; logged once per burst.
         assert_eq!(registry.burst.lock().unwrap().refused, 1);
+    }
+
+    #[test]
+    fn only_hypers_bodiless_answers_to_unreadable_requests_get_a_body() {
+        let hyper = b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\ndate: Wed, 02 Dec 2026 01:26:30 GMT\r\n\r\n";
+        let answer = String::from_utf8(with_body(hyper).unwrap()).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{head}");
+        assert!(
+            head.contains(&format!("content-length: {}", body.len())),
+            "{head}"
+        );
+        let body: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(body["schema"], "ringleader.error/v1");
+        let too_large = b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
+        assert!(
+            String::from_utf8(with_body(too_large).unwrap())
+                .unwrap()
+                .contains("64 KiB")
+        );
+        // The API's own answers, and heads followed by a body, are left alone.
+        let ours = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 20\r\n\r\n";
+        assert!(with_body(ours).is_none());
+        let kept_alive = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n";
+        assert!(with_body(kept_alive).is_none());
+        assert!(
+            with_body(b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")
+                .is_none()
+        );
+        assert!(with_body(b"{\"schema\"").is_none());
     }
 
     #[test]
