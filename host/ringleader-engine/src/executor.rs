@@ -567,7 +567,7 @@ impl Executor {
             clock.set(self.now);
         }
         let recovery = std::mem::take(&mut self.recovery);
-        if !recovery.is_empty() || self.store.as_ref().is_some_and(|s| !s.is_empty()) {
+        if !recovery.is_empty() || self.store.as_ref().is_some_and(Store::has_run) {
             self.log(Record::Resumed {
                 at: self.now.as_second(),
             });

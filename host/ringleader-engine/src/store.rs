@@ -716,6 +716,20 @@ impl Store {
         Ok(out)
     }
 
+    /// The log holds a record of the rollout running, not only audit entries (the
+    /// start's, written before it first runs): a run from it resumes.
+    pub fn has_run(&self) -> bool {
+        let Ok(t) = self.trees() else {
+            return !self.is_empty();
+        };
+        t.log.iter().values().any(|value| {
+            !matches!(
+                value.map(|v| serde_json::from_slice::<Record>(&v)),
+                Ok(Ok(Record::Audit { .. }))
+            )
+        })
+    }
+
     /// Number of records appended through this handle (and before it was opened).
     pub fn len(&self) -> u64 {
         self.trees

@@ -693,8 +693,8 @@ fn a_demo_killed_in_every_phase_ends_as_an_uninterrupted_run() {
     );
     assert_eq!(doc["virtual_end"], reference["virtual_end"]);
     let log = log_of(dir.path());
-    assert_write_ahead(&log);
-    assert_same_decisions(&reference_log, &log);
+    ringleader_tests::logs::assert_write_ahead(&log);
+    ringleader_tests::logs::assert_same_decisions(&reference_log, &log);
 }
 
 /// A full disk stops a demo cleanly (no panic, nothing dispatched after the failed
@@ -783,101 +783,13 @@ fn a_demo_on_a_full_disk_stops_cleanly_and_resumes_as_an_uninterrupted_run() {
     assert_eq!(doc["outcomes_digest"], reference["outcomes_digest"]);
     assert_eq!(doc["virtual_end"], reference["virtual_end"]);
     let log = log_of(&data);
-    assert_write_ahead(&log);
-    assert_same_decisions(&reference_log, &log);
+    ringleader_tests::logs::assert_write_ahead(&log);
+    ringleader_tests::logs::assert_same_decisions(&reference_log, &log);
 }
 
 /// The rollout log of the demo in `data`.
 fn log_of(data: &Path) -> Vec<ringleader_engine::store::Record> {
-    ringleader_engine::store::Store::open(&data.join("engine"))
-        .unwrap()
-        .records()
-        .unwrap()
-}
-
-/// Every result in `log` follows its dispatch.
-fn assert_write_ahead(log: &[ringleader_engine::store::Record]) {
-    use ringleader_engine::store::{Record, StoredEvent};
-    let mut dispatched = std::collections::HashSet::new();
-    let mut rollbacks = std::collections::HashSet::new();
-    for (seq, record) in log.iter().enumerate() {
-        match record {
-            Record::Dispatched { job, step, .. } => {
-                dispatched.insert((*job, *step));
-            }
-            Record::RollbackDispatched { job, .. } => {
-                rollbacks.insert(*job);
-            }
-            Record::Event {
-                event:
-                    StoredEvent::StepSucceeded { job, step } | StoredEvent::StepFailed { job, step, .. },
-                ..
-            } => assert!(
-                dispatched.contains(&(*job, *step)),
-                "record {seq}: the result of job {job:?} step {step} has no dispatch before it"
-            ),
-            Record::Event {
-                event: StoredEvent::RollbackFinished { job, .. },
-                ..
-            } => assert!(
-                rollbacks.contains(job),
-                "record {seq}: the rollback of job {job:?} has no dispatch before it"
-            ),
-            _ => {}
-        }
-    }
-}
-
-/// The two logs hold the same events, dispatches and decisions at the same times:
-/// equal second by second, in any order within a second, leaving out what only says
-/// the engine restarted (`resumed` records and the ticks of time passing, which move
-/// nothing by themselves).
-fn assert_same_decisions(
-    reference: &[ringleader_engine::store::Record],
-    resumed: &[ringleader_engine::store::Record],
-) {
-    use ringleader_engine::store::{Record, StoredEvent};
-    let by_second = |log: &[Record]| {
-        let mut seconds: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
-        for record in log {
-            let at = match record {
-                Record::Resumed { .. }
-                | Record::Event {
-                    event: StoredEvent::Tick,
-                    ..
-                } => continue,
-                Record::Event { at, .. }
-                | Record::Dispatched { at, .. }
-                | Record::RollbackDispatched { at, .. }
-                | Record::Joined { at, .. }
-                | Record::Decided { at, .. }
-                | Record::Audit { at, .. }
-                | Record::Stalled { at, .. } => *at,
-            };
-            seconds
-                .entry(at)
-                .or_default()
-                .push(serde_json::to_string(record).unwrap());
-        }
-        for records in seconds.values_mut() {
-            records.sort();
-        }
-        seconds
-    };
-    let (reference, resumed) = (by_second(reference), by_second(resumed));
-    for (at, records) in &reference {
-        assert_eq!(
-            resumed.get(at),
-            Some(records),
-            "the logs differ at {}",
-            jiff::Timestamp::from_second(*at).unwrap()
-        );
-    }
-    assert_eq!(
-        reference.keys().collect::<Vec<_>>(),
-        resumed.keys().collect::<Vec<_>>(),
-        "the resumed log has records at other times"
-    );
+    ringleader_tests::logs::records(&data.join("engine"))
 }
 
 /// The contract is not Rust-only: the example patch source written in Python

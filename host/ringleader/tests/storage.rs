@@ -309,3 +309,106 @@ fn a_daemon_whose_device_state_was_emptied_refuses_to_start_and_says_where() {
     assert!(said.contains("no data where data was expected"), "{said}");
     assert!(!said.contains("panicked"), "{said}");
 }
+
+/// Three rings without approvals: the daemon runs them to the end by itself.
+const THREE_RINGS: &str = r#"
+name = "three-rings"
+[[rings]]
+name = "lab"
+select = { tags = ["lab"] }
+soak = "1h"
+max_failures = "50%"
+[[rings]]
+name = "canary"
+select = { percent = 10 }
+soak = "2h"
+max_failures = "20%"
+unresponsive_after = "2h"
+[[rings]]
+name = "rest"
+select = "rest"
+batches = ["50%", "100%"]
+max_failures = "20%"
+unresponsive_after = "2h"
+"#;
+
+/// The daemon killed (SIGKILL, by itself as it is about to append a given record) in
+/// every phase of a virtual-time rollout, and started again each time, ends the
+/// rollout exactly as an uninterrupted daemon does: the same decisions at the same
+/// virtual times, every result logged after its dispatch.
+#[test]
+fn a_daemon_killed_in_every_phase_ends_as_an_uninterrupted_run() {
+    use ringleader_tests::logs;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy_file(dir.path(), THREE_RINGS);
+    let start_rollout = |daemon: &Daemon| {
+        let out = daemon.cli(&[
+            "rollout",
+            "start",
+            "--policy",
+            &policy,
+            "--simulate",
+            "200",
+            "--fail-permille",
+            "20",
+            "--hang-permille",
+            "5",
+            "--virtual-time",
+            "--start",
+            "2026-11-02T08:00:00Z",
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout).trim(), "r1");
+    };
+    let reference_data = dir.path().join("reference");
+    let daemon = Daemon::start(&reference_data);
+    start_rollout(&daemon);
+    let out = daemon.cli(&["status", "r1", "--wait"]);
+    let reference_code = out.status.code();
+    let reference = daemon.json(&["status", "r1", "--json"]);
+    assert!(daemon.terminate().success());
+    let reference_log = logs::records(&reference_data.join("rollouts/r1"));
+    let length = reference_log.len() as u64;
+    assert!(length > 500, "a long rollout: {reference}");
+
+    let data = dir.path().join("killed");
+    let positions = 8;
+    let mut kills = 0;
+    for k in 1..=positions {
+        let target = length * k / (positions + 1);
+        let mut command = Command::new(BIN);
+        command.env(ringleader_engine::store::KILL_AT_RECORD, target.to_string());
+        let mut daemon = Daemon::start_in(command, &data, &[]);
+        if k == 1 {
+            start_rollout(&daemon);
+        }
+        let child = daemon.child.as_mut().unwrap();
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(120),
+                "the daemon never reached record {target} of {length}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(9), "killed at record {target}");
+        daemon.child = None;
+        kills += 1;
+    }
+    let daemon = Daemon::start(&data);
+    let out = daemon.cli(&["status", "r1", "--wait"]);
+    assert_eq!(out.status.code(), reference_code, "{}", text(&out.stdout));
+    let resumed = daemon.json(&["status", "r1", "--json"]);
+    assert!(daemon.terminate().success());
+    assert_eq!(kills, positions);
+    for key in ["state", "rings", "time", "halt_reason"] {
+        assert_eq!(resumed[key], reference[key], "{key}");
+    }
+    let log = logs::records(&data.join("rollouts/r1"));
+    logs::assert_write_ahead(&log);
+    logs::assert_same_decisions(&reference_log, &log);
+}

@@ -132,8 +132,6 @@ pub struct Rollout {
     pub facts: RwLock<Facts>,
     pub metrics: Arc<Metrics>,
     control: Mutex<Option<mpsc::UnboundedSender<Command>>>,
-    /// Who started it, until its executor logs that as an audit entry.
-    started_by: Mutex<Option<String>>,
     /// The core once the executor has returned, for questions after the end.
     last: RwLock<Option<(Core, Timestamp)>>,
     /// Bumped whenever the rollout moves: event readers wait on it.
@@ -369,7 +367,6 @@ impl Rollouts {
             facts: RwLock::new(Facts::default()),
             metrics: Arc::default(),
             control: Mutex::new(None),
-            started_by: Mutex::new(None),
             last: RwLock::new(None),
             changed,
         });
@@ -398,10 +395,15 @@ impl Rollouts {
             last.map_or(1, |n| n + 1)
         };
         let dir = self.dir.join(format!("r{n}"));
-        let store = Store::open(&dir)?;
+        let mut store = Store::open(&dir)?;
+        // Who started it is the log's first record, durable before the answer.
+        store.append(&Record::Audit {
+            at: inputs.start.as_second(),
+            by: by.to_string(),
+            action: "start".into(),
+        })?;
         store.set_inputs(&serde_json::to_string(&inputs)?)?;
         let rollout = self.insert(n, inputs, store, None);
-        *rollout.started_by.lock().unwrap_or_else(|e| e.into_inner()) = Some(by.to_string());
         self.launch(rollout.clone(), true);
         Ok(rollout)
     }
@@ -688,18 +690,6 @@ async fn execute(
         return Ok(None);
     }
     let (tx, rx) = mpsc::unbounded_channel();
-    if let Some(by) = rollout
-        .started_by
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take()
-    {
-        // The rollout's first record: who started it.
-        let _ = tx.send(Command::Audit {
-            by,
-            action: "start".into(),
-        });
-    }
     *rollout.control.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
     let status = Status::of(&replayed.core, replayed.now, rollout.store.committed_len());
     rollout.set_live(|l| {
