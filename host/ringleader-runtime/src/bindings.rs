@@ -40,6 +40,18 @@ pub use installer::ringleader::plugin::types::{
     PluginError, PluginInfo, Readiness, RollbackTarget, Severity, Timestamp, VerifyReport,
 };
 pub use installer::{Installer, InstallerPre};
+
+/// The contract's records and variants as `bindgen!` writes them, for the calls into
+/// plugins; the host outside this crate uses `ringleader_types`, converted in
+/// [`convert`].
+pub(crate) mod wit {
+    pub(crate) use super::installer::ringleader::plugin::types::{
+        Artifact, Component, Device, HealthCheck, HealthReport, InstallOutcome, Patch, PatchKind,
+        Readiness, RollbackTarget, Severity, VerifyReport,
+    };
+}
+
+mod convert;
 pub use patch_source::{PatchSource, PatchSourcePre};
 
 /// Host-side traits and types of each capability interface.
