@@ -4,8 +4,8 @@
 //! time the rollout core decides by, so a simulated rollout is consistent end to end.
 
 use jiff::Timestamp;
-use ringleader_runtime::bindings::Timestamp as Seconds;
 use ringleader_runtime::services::{BoxFuture, HostClock};
+use ringleader_types::Timestamp as Seconds;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;

@@ -75,8 +75,8 @@ pub const DISCOVER_CHUNK: usize = 5_000;
 /// reported for several chunks is kept once (the first time).
 pub async fn discover_in_chunks(
     source: &ringleader_runtime::Plugin,
-    devices: &[ringleader_runtime::bindings::Device],
-) -> Result<Vec<ringleader_runtime::bindings::Patch>, ringleader_runtime::CallError> {
+    devices: &[ringleader_types::Device],
+) -> Result<Vec<ringleader_types::Patch>, ringleader_runtime::CallError> {
     let mut seen = std::collections::HashSet::new();
     let mut patches = Vec::new();
     for chunk in devices.chunks(DISCOVER_CHUNK) {
@@ -93,8 +93,8 @@ pub async fn discover_in_chunks(
 /// reported it (what [`Catalog::build`] takes).
 pub async fn discover_all(
     sources: &[ringleader_runtime::Plugin],
-    devices: &[ringleader_runtime::bindings::Device],
-) -> Result<Vec<(ringleader_runtime::bindings::Patch, String)>, ringleader_runtime::CallError> {
+    devices: &[ringleader_types::Device],
+) -> Result<Vec<(ringleader_types::Patch, String)>, ringleader_runtime::CallError> {
     let mut reported = Vec::new();
     for source in sources {
         let patches = discover_in_chunks(source, devices).await?;
@@ -139,7 +139,7 @@ pub async fn prepare(
 async fn plan_for(
     policy: &Policy,
     inventory: &Inventory,
-    devices: Vec<ringleader_runtime::bindings::Device>,
+    devices: Vec<ringleader_types::Device>,
     sources: &[ringleader_runtime::Plugin],
     at: jiff::Timestamp,
 ) -> Result<Prepared, PrepareError> {

@@ -20,7 +20,7 @@
 
 use crate::core::{Core, DeviceJob, Event, JobId, Phase, StepSpec};
 use jiff::Timestamp;
-use ringleader_runtime::bindings::{Component, Device};
+use ringleader_types::{Component, Device};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

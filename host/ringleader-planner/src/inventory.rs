@@ -7,8 +7,7 @@
 use crate::small_map::SmallMap;
 use crate::version::Version;
 use ringleader_diag::{Diagnostics, Format, Seg};
-use ringleader_runtime::bindings::{Component, Device as PluginDevice};
-use ringleader_runtime::transport::{Credential, Route};
+use ringleader_types::{Component, Credential, Device as PluginDevice, Route};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;

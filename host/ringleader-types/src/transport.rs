@@ -67,6 +67,9 @@ mod tests {
         assert_eq!(c.ca_file, Some(PathBuf::from("/ca.pem")));
         assert_eq!(c.ssh_key, None);
         let err = toml::from_str::<Credential>("password = \"x\"").unwrap_err();
-        assert!(err.to_string().contains("unknown field `password`"), "{err}");
+        assert!(
+            err.to_string().contains("unknown field `password`"),
+            "{err}"
+        );
     }
 }
