@@ -5,7 +5,7 @@ use ringleader_planner::inventory::{Device, Inventory, Transport};
 use ringleader_planner::policy::Policy;
 use ringleader_planner::small_map::SmallMap;
 use ringleader_planner::version::Version;
-use ringleader_runtime::bindings::{Artifact, Patch, PatchKind, Severity};
+use ringleader_types::{Artifact, Patch, PatchKind, Severity};
 use std::path::Path;
 
 /// A small deterministic generator (xorshift64*): the same fleet every run.

@@ -11,9 +11,9 @@
 //! and every [`GOOD_EVERY`] inputs, a good document must still give its patches.
 
 use super::{HANG, MAX_INPUT, Rng, mutate, root};
-use ringleader_runtime::bindings::{Component, Device};
 use ringleader_runtime::{CallErrorKind, Grants, Plugin, Runtime, RuntimeConfig, Services};
 use ringleader_tests::peers::FileServer;
+use ringleader_types::{Component, Device};
 use std::collections::HashMap;
 use std::path::Path;
 

@@ -23,7 +23,7 @@ async fn source(index: &str) -> Plugin {
     load(&rt, "csaf-source").await
 }
 
-fn fleet() -> Vec<ringleader_runtime::bindings::Device> {
+fn fleet() -> Vec<ringleader_types::Device> {
     vec![
         device(
             "rhel-1",
@@ -49,7 +49,7 @@ fn fleet() -> Vec<ringleader_runtime::bindings::Device> {
 
 /// One line per patch: id, component, fixed version, severity, CVEs, release time,
 /// artifact URL, and its SHA-256 when the advisory gives one.
-fn line(p: &ringleader_runtime::bindings::Patch) -> String {
+fn line(p: &ringleader_types::Patch) -> String {
     let sha256 = if p.artifact.sha256.is_empty() {
         String::new()
     } else {

@@ -3,9 +3,9 @@
 //! (a real OpenSSH server on 127.0.0.1, started here with throwaway keys).
 
 use super::*;
-use ringleader_runtime::bindings::{Artifact, Readiness, RollbackTarget};
 use ringleader_runtime::transport::{Route, Routes};
 use ringleader_tests::peers::{self, Deb, Sshd};
+use ringleader_types::{Artifact, Readiness, RollbackTarget};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -32,13 +32,13 @@ fn device_root(dir: &Path, name: &str, installed: &Artifact) -> PathBuf {
     peers::device_root(dir, name, &package)
 }
 
-fn dpkg_device(id: &str, root: &Path, version: &str) -> ringleader_runtime::bindings::Device {
+fn dpkg_device(id: &str, root: &Path, version: &str) -> ringleader_types::Device {
     let mut d = device(id, &[("hello", version)]);
     d.facts = vec![("local.root".into(), root.display().to_string())];
     d
 }
 
-fn hello(version: &str, artifact: &Artifact) -> ringleader_runtime::bindings::Patch {
+fn hello(version: &str, artifact: &Artifact) -> ringleader_types::Patch {
     let mut p = patch(&format!("hello-{version}"), "hello", version);
     p.artifact = artifact.clone();
     p
@@ -62,7 +62,7 @@ async fn installer(routes: Routes) -> Plugin {
 /// package, rollback; the same whatever the transport.
 async fn install_verify_fail_and_roll_back(
     dpkg: &Plugin,
-    dev: &ringleader_runtime::bindings::Device,
+    dev: &ringleader_types::Device,
     debs: &[Artifact; 3],
 ) {
     let [_, good, bad] = debs;

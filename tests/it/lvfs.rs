@@ -12,8 +12,8 @@
 //! then review them.
 
 use super::*;
-use ringleader_runtime::bindings::Patch;
 use ringleader_tests::peers::serve_files as serve;
+use ringleader_types::Patch;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -35,7 +35,7 @@ async fn source(metadata: Option<&str>) -> Plugin {
 }
 
 /// `devices.txt`: `ID COMPONENT=VERSION...` per line.
-fn devices(text: &str) -> Vec<ringleader_runtime::bindings::Device> {
+fn devices(text: &str) -> Vec<ringleader_types::Device> {
     text.lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .map(|l| {

@@ -23,8 +23,8 @@ mod plugins;
 mod redfish;
 mod sandbox;
 
-use ringleader_runtime::bindings::{Artifact, Component, Device, Patch, PatchKind, Severity};
 use ringleader_runtime::{Grants, Plugin, Runtime, RuntimeConfig, Services};
+use ringleader_types::{Artifact, Component, Device, Patch, PatchKind, Severity};
 use std::path::PathBuf;
 
 /// The sealed manifest of a plugin built from `plugins/`.

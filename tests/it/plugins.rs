@@ -1,8 +1,8 @@
 //! The simulated-vendor plugins, through the real runtime.
 
 use super::*;
-use ringleader_runtime::bindings::{Readiness, RollbackTarget};
 use ringleader_runtime::sim_device::SimDevices;
+use ringleader_types::{Readiness, RollbackTarget};
 use std::sync::Arc;
 
 #[tokio::test]

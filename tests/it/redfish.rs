@@ -4,10 +4,10 @@
 //! update it applied is counted from its own log.
 
 use super::*;
-use ringleader_runtime::bindings::{Readiness, RollbackTarget};
 use ringleader_runtime::services::{KvStore, MemoryKv};
 use ringleader_runtime::transport::{Route, Routes};
 use ringleader_tests::peers::{Redfish, RedfishOptions};
+use ringleader_types::{Readiness, RollbackTarget};
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,13 +1,18 @@
-//! Time for plugins during a rollout: the runtime's [`HostClock`] has two
-//! implementations, real time ([`ringleader_runtime::services::SystemClock`]) and the
+//! Time for plugins during a rollout: the runtime's `HostClock` has two
+//! implementations, real time (`ringleader_runtime::services::SystemClock`) and the
 //! virtual time here, which the virtual executor moves forward. Plugins see the same
 //! time the rollout core decides by, so a simulated rollout is consistent end to end.
+//! ([`VirtualClock`] is plain data; its `HostClock` impl comes with the `runtime`
+//! feature.)
 
 use jiff::Timestamp;
-use ringleader_runtime::bindings::Timestamp as Seconds;
+#[cfg(feature = "runtime")]
 use ringleader_runtime::services::{BoxFuture, HostClock};
+#[cfg(feature = "runtime")]
+use ringleader_types::Timestamp as Seconds;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+#[cfg(feature = "runtime")]
 use std::time::Duration;
 
 /// Virtual time, shared by the executor (which sets it) and plugins (which read it).
@@ -33,6 +38,7 @@ impl VirtualClock {
     }
 }
 
+#[cfg(feature = "runtime")]
 impl HostClock for VirtualClock {
     fn now(&self) -> Seconds {
         self.seconds.load(Ordering::SeqCst)
@@ -55,6 +61,7 @@ mod tests {
         clock.set("2026-11-03T08:00:00Z".parse().unwrap());
         clock.set("2026-11-01T08:00:00Z".parse().unwrap());
         assert_eq!(clock.now(), "2026-11-03T08:00:00Z".parse().unwrap());
+        #[cfg(feature = "runtime")]
         assert_eq!(HostClock::now(&clock), clock.now().as_second());
     }
 }

@@ -20,8 +20,8 @@ use crate::core::{Core, Decision, DeviceJob, Event, JobId, JobState, Phase, Roll
 use crate::store::{Note, Record, Status, Store, StoreError, StoredDevice, StoredEvent};
 use jiff::Timestamp;
 use ringleader_runtime::Plugin;
-use ringleader_runtime::bindings::{Device, Patch, Readiness, RollbackTarget};
 use ringleader_runtime::sim_device::SimDevices;
+use ringleader_types::{Device, Patch, Readiness, RollbackTarget};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -10,7 +10,10 @@
 //! | `meta` | `layout` | `1` |
 //! | `meta` | `inputs` | JSON of what the rollout was started from (compared on resume) |
 //! | `meta` | `status` | JSON [`Status`]: phase and per-ring counts as of the last flush |
+//! | `meta` | `jobs-index` | `1` once `jobs` indexes the whole log (an older log is indexed when opened) |
+//! | `meta` | `probe` | written when a stalled store is opened again, to learn whether writes succeed |
 //! | `log` | sequence number, u64 big-endian, from 0 without gaps | JSON [`Record`] |
+//! | `jobs` | ring u16, index u32, sequence number u64, big-endian | empty: the records about one device job (written before the record) |
 //!
 //! The log is the truth; `status` is a view of it, rewritten at every flush, so that
 //! "where is this rollout?" is one read instead of a replay.
@@ -20,7 +23,7 @@
 
 use crate::core::{Core, DeviceJob, Event, JobId, Phase, StepSpec};
 use jiff::Timestamp;
-use ringleader_runtime::bindings::{Component, Device};
+use ringleader_types::{Component, Device};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -875,6 +878,45 @@ mod tests {
                 step: 0
             }
         );
+    }
+
+    /// A `joined` record as this layout writes it: devices as plugins see them, facts
+    /// and components as `[name, value]` pairs.
+    const JOINED_V1: &str = r#"{"type":"joined","at":1764460800,"devices":[{"id":"srv-ams-1","hostname":"10.1.0.11","tags":["lab","critical"],"facts":[["site","ams"],["timezone","Europe/Amsterdam"]],"components":[["bios","2.10.0"],["bmc-firmware","7.00.00.00"]]}]}"#;
+
+    #[test]
+    fn a_joined_record_of_layout_1_reads_back_and_is_written_the_same() {
+        let device = Device {
+            id: "srv-ams-1".into(),
+            hostname: "10.1.0.11".into(),
+            tags: vec!["lab".into(), "critical".into()],
+            facts: vec![
+                ("site".into(), "ams".into()),
+                ("timezone".into(), "Europe/Amsterdam".into()),
+            ],
+            components: vec![
+                Component {
+                    name: "bios".into(),
+                    version: "2.10.0".into(),
+                },
+                Component {
+                    name: "bmc-firmware".into(),
+                    version: "7.00.00.00".into(),
+                },
+            ],
+        };
+        let record: Record = serde_json::from_str(JOINED_V1).unwrap();
+        let Record::Joined { at, devices } = record.clone() else {
+            panic!("not a joined record: {record:?}");
+        };
+        assert_eq!(at, 1_764_460_800);
+        let read: Vec<Device> = devices.into_iter().map(StoredDevice::into_device).collect();
+        assert_eq!(read, std::slice::from_ref(&device));
+        let written = Record::Joined {
+            at,
+            devices: vec![StoredDevice::from_device(&device)],
+        };
+        assert_eq!(serde_json::to_string(&written).unwrap(), JOINED_V1);
     }
 
     #[test]

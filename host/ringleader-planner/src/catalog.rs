@@ -7,7 +7,7 @@
 
 use crate::version::{Range, Version};
 use petgraph::graph::{DiGraph, NodeIndex};
-use ringleader_runtime::bindings::Patch;
+use ringleader_types::Patch;
 use std::collections::HashMap;
 
 /// Index of a patch in [`Catalog::patches`].

@@ -7,8 +7,7 @@
 use crate::small_map::SmallMap;
 use crate::version::Version;
 use ringleader_diag::{Diagnostics, Format, Seg};
-use ringleader_runtime::bindings::{Component, Device as PluginDevice};
-use ringleader_runtime::transport::{Credential, Route};
+use ringleader_types::{Component, Credential, Device as PluginDevice, Route};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -36,7 +35,8 @@ pub enum Transport {
 impl Transport {
     /// How the host reaches the device: this transport with the operator's credentials
     /// (`[credentials.NAME]` of the config). An unknown credentials name is an error
-    /// naming it.
+    /// naming it. The files credentials name are not looked at here (the planner does
+    /// no I/O): whoever builds the routes checks them.
     pub fn route(&self, credentials: &BTreeMap<String, Credential>) -> Result<Route, String> {
         let lookup = |name: &Option<String>| -> Result<Option<&Credential>, String> {
             match name {
@@ -55,15 +55,6 @@ impl Transport {
                 let basic = lookup(credentials)?
                     .and_then(|c| Some((c.username.clone()?, c.password_file.clone()?)));
                 let ca = lookup(credentials)?.and_then(|c| c.ca_file.clone());
-                if let Some(ca) = &ca
-                    && let Err(e) = std::fs::metadata(ca)
-                {
-                    return Err(format!(
-                        "the ca_file {} of credentials `{}` cannot be read: {e}",
-                        ca.display(),
-                        credentials.as_deref().unwrap_or_default()
-                    ));
-                }
                 Route::Http { basic, ca }
             }
             Transport::Ssh {

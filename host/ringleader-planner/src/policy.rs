@@ -7,7 +7,7 @@
 //! key, what is wrong and a hint. Rings that can never hold a device are warnings.
 
 use ringleader_diag::{Diagnostics, Seg};
-use ringleader_runtime::bindings::{PatchKind, Severity};
+use ringleader_types::{PatchKind, Severity};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;

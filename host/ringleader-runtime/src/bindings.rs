@@ -1,10 +1,15 @@
 //! The one place `bindgen!` runs: Rust types and traits for the `ringleader:plugin`
-//! WIT package. The rest of the host uses these types.
+//! WIT package.
 //!
 //! Both worlds share one set of types and host imports: the `patch-source` bindings
 //! reuse the `installer` bindings' modules (its imports are a subset), so a `Patch`
 //! is the same Rust type whichever plugin produced it, and each host capability is
 //! implemented once.
+//!
+//! The generated records and variants (`wit`) stay inside this crate: the runtime's
+//! API takes and returns `ringleader_types`, converted at each call (`convert`).
+//! Only [`PluginError`] and [`PluginInfo`], about the plugin and its calls rather than
+//! the fleet, are used as generated.
 
 mod installer {
     wasmtime::component::bindgen!({
@@ -35,11 +40,20 @@ mod patch_source {
     });
 }
 
-pub use installer::ringleader::plugin::types::{
-    Artifact, Component, Device, HealthCheck, HealthReport, InstallOutcome, Patch, PatchKind,
-    PluginError, PluginInfo, Readiness, RollbackTarget, Severity, Timestamp, VerifyReport,
-};
+pub use installer::ringleader::plugin::types::{PluginError, PluginInfo};
 pub use installer::{Installer, InstallerPre};
+
+/// The contract's records and variants as `bindgen!` writes them, for the calls into
+/// plugins; the host outside this crate uses `ringleader_types`, converted in
+/// `convert`.
+pub(crate) mod wit {
+    pub(crate) use super::installer::ringleader::plugin::types::{
+        Artifact, Component, Device, HealthCheck, HealthReport, InstallOutcome, Patch, PatchKind,
+        Readiness, RollbackTarget, Severity, VerifyReport,
+    };
+}
+
+mod convert;
 pub use patch_source::{PatchSource, PatchSourcePre};
 
 /// Host-side traits and types of each capability interface.

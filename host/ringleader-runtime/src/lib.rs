@@ -1,13 +1,16 @@
 //! Ringleader's plugin runtime: loads vendor plugins (WebAssembly components built
-//! against `wit/ringleader-plugin@0.1.0`) and runs their calls in a sandbox.
+//! against `wit/ringleader-plugin@0.1.1`, or any 0.1.x: a 0.1.0 component links too)
+//! and runs their calls in a sandbox.
 //!
 //! - [`Runtime`] owns the engine and the linker; [`Runtime::load`] checks a plugin's
 //!   manifest and checksum, compiles (or loads from [`cache`]) and pre-instantiates it.
 //! - [`Plugin`] runs calls (`discover`, `install`, ...), each in a fresh store under the
 //!   plugin's [`limits`], with only the capabilities its manifest declares and the
 //!   operator [`grants`].
-//! - [`bindings`] holds the contract's types (`Device`, `Patch`, ...), used by the
-//!   whole host.
+//! - [`bindings`] is where `bindgen!` runs; its generated types stay in this crate.
+//!   Calls take and return `ringleader_types` (`Device`, `Patch`, `Readiness`, ...),
+//!   converted at the boundary; only `PluginError` and `PluginInfo` are used as
+//!   generated.
 
 pub mod bindings;
 pub mod cache;

@@ -3,7 +3,8 @@
 //! The guest's memory cap already bounds what it can build; these caps turn an absurd
 //! result into a clear error that names the field, instead of into host memory.
 
-use crate::bindings::{InstallOutcome, Patch, PluginInfo, Readiness, VerifyReport};
+use crate::bindings::PluginInfo;
+use crate::bindings::wit::{InstallOutcome, Patch, Readiness, VerifyReport};
 use crate::limits::{MAX_RESULT_BYTES, MAX_RESULT_LIST, MAX_RESULT_STRING};
 
 /// Counts the strings and lists of one result.

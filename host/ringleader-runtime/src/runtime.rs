@@ -2,8 +2,7 @@
 //! plugin, and a fresh store for every call.
 
 use crate::bindings::{
-    Device, InstallOutcome, Installer, InstallerPre, Patch, PatchSource, PatchSourcePre,
-    PluginError, PluginInfo, Readiness, RollbackTarget, VerifyReport,
+    Installer, InstallerPre, PatchSource, PatchSourcePre, PluginError, PluginInfo, wit,
 };
 use crate::cache::{CacheOutcome, ComponentCache};
 use crate::caps::truncate;
@@ -15,6 +14,7 @@ use crate::manifest::{Manifest, World, wit_compatible};
 use crate::measure::{Measure, Meter};
 use crate::services::Services;
 use crate::state::{CallScope, Fault, HostState};
+use ringleader_types::{Device, InstallOutcome, Patch, Readiness, RollbackTarget, VerifyReport};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -590,33 +590,38 @@ impl Plugin {
         if self.inner.manifest.world != World::PatchSource {
             return Err(self.wrong_world("discover", World::PatchSource));
         }
-        self.call("discover", None, async |store, instance| match instance {
-            Instance::PatchSource(i) => {
-                i.ringleader_plugin_patch_source_api()
-                    .call_discover(store, devices)
-                    .await
-            }
-            Instance::Installer(_) => unreachable_world(),
-        })
-        .await
+        let devices: Vec<wit::Device> = devices.iter().cloned().map(Into::into).collect();
+        let patches = self
+            .call("discover", None, async |store, instance| match instance {
+                Instance::PatchSource(i) => {
+                    i.ringleader_plugin_patch_source_api()
+                        .call_discover(store, &devices)
+                        .await
+                }
+                Instance::Installer(_) => unreachable_world(),
+            })
+            .await?;
+        Ok(patches.into_iter().map(Into::into).collect())
     }
 
     /// `installer.preflight`: can `device` take `patch` now?
     pub async fn preflight(&self, device: &Device, patch: &Patch) -> Result<Readiness, CallError> {
         self.installer("preflight")?;
+        let (wit_device, patch) = boundary(device, patch);
         self.call(
             "preflight",
             Some(device),
             async |store, instance| match instance {
                 Instance::Installer(i) => {
                     i.ringleader_plugin_installer_api()
-                        .call_preflight(store, device, patch)
+                        .call_preflight(store, &wit_device, &patch)
                         .await
                 }
                 Instance::PatchSource(_) => unreachable_world(),
             },
         )
         .await
+        .map(Into::into)
     }
 
     /// `installer.install`: install `patch` on `device`.
@@ -626,37 +631,41 @@ impl Plugin {
         patch: &Patch,
     ) -> Result<InstallOutcome, CallError> {
         self.installer("install")?;
+        let (wit_device, patch) = boundary(device, patch);
         self.call(
             "install",
             Some(device),
             async |store, instance| match instance {
                 Instance::Installer(i) => {
                     i.ringleader_plugin_installer_api()
-                        .call_install(store, device, patch)
+                        .call_install(store, &wit_device, &patch)
                         .await
                 }
                 Instance::PatchSource(_) => unreachable_world(),
             },
         )
         .await
+        .map(Into::into)
     }
 
     /// `installer.verify`: what is really on `device`.
     pub async fn verify(&self, device: &Device, patch: &Patch) -> Result<VerifyReport, CallError> {
         self.installer("verify")?;
+        let (wit_device, patch) = boundary(device, patch);
         self.call(
             "verify",
             Some(device),
             async |store, instance| match instance {
                 Instance::Installer(i) => {
                     i.ringleader_plugin_installer_api()
-                        .call_verify(store, device, patch)
+                        .call_verify(store, &wit_device, &patch)
                         .await
                 }
                 Instance::PatchSource(_) => unreachable_world(),
             },
         )
         .await
+        .map(Into::into)
     }
 
     /// `installer.rollback`: return `device` from `patch` to `target`.
@@ -667,19 +676,22 @@ impl Plugin {
         target: &RollbackTarget,
     ) -> Result<InstallOutcome, CallError> {
         self.installer("rollback")?;
+        let (wit_device, patch) = boundary(device, patch);
+        let target = wit::RollbackTarget::from(target.clone());
         self.call(
             "rollback",
             Some(device),
             async |store, instance| match instance {
                 Instance::Installer(i) => {
                     i.ringleader_plugin_installer_api()
-                        .call_rollback(store, device, patch, target)
+                        .call_rollback(store, &wit_device, &patch, &target)
                         .await
                 }
                 Instance::PatchSource(_) => unreachable_world(),
             },
         )
         .await
+        .map(Into::into)
     }
 
     fn installer(&self, func: &'static str) -> Result<(), CallError> {
@@ -689,6 +701,11 @@ impl Plugin {
             Err(self.wrong_world(func, World::Installer))
         }
     }
+}
+
+/// An installer call's arguments as the bindings take them.
+fn boundary(device: &Device, patch: &Patch) -> (wit::Device, wit::Patch) {
+    (device.clone().into(), patch.clone().into())
 }
 
 /// The instance always matches the pre it came from, and the world was checked before

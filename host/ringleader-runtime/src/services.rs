@@ -2,8 +2,8 @@
 //! to run programs on devices, and HTTP. Each is one small trait or type, chosen by the
 //! embedder (real ones in production, virtual time and simulated devices in a demo).
 
-use crate::bindings::{Device, Timestamp};
 use crate::limits;
+use ringleader_types::{Device, Timestamp};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::future::Future;

@@ -17,8 +17,8 @@
 //! `sim-pkg` commands: `query COMPONENT`, `install COMPONENT VERSION PATCH`,
 //! `rollback COMPONENT VERSION`, `health PATCH`.
 
-use crate::bindings::Device;
 use crate::services::{BoxFuture, DeviceExec, ExecError, ExecOutput, ExecRequest};
+use ringleader_types::Device;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
@@ -296,7 +296,7 @@ fn draw(device: &Device, patch: &str, what: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::Component;
+    use ringleader_types::Component;
     use std::time::Duration;
 
     fn device(fail: &str) -> Device {

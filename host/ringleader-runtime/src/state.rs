@@ -3,12 +3,12 @@
 //! A fresh [`HostState`] (and a fresh `Store`) is made for every call: nothing a plugin
 //! does in one call survives into the next but what it wrote through `kv`.
 
-use crate::bindings::Device;
 use crate::grants::Access;
 use crate::http_client::HttpClient;
 use crate::limits;
 use crate::services::Services;
 use bytes::Bytes;
+use ringleader_types::Device;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};

@@ -4,65 +4,18 @@
 //!
 //! The inventory names a transport per device; the operator's config holds what a
 //! transport needs that must not be in an inventory (keys, passwords), under
-//! `[credentials.NAME]`, which devices name by reference.
+//! `[credentials.NAME]`, which devices name by reference. [`Route`] and [`Credential`]
+//! are plain data, defined in `ringleader_types` and re-exported here.
 
-use crate::bindings::Device;
 use crate::services::{
     BoxFuture, DeviceAuth, DeviceExec, ExecError, ExecOutput, ExecRequest, LocalExec, run_program,
 };
-use serde::Deserialize;
+use ringleader_types::Device;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-/// What the operator configures for a set of devices, named by the inventory's
-/// `credentials = "NAME"`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Credential {
-    /// SSH: the private key file.
-    #[serde(default)]
-    pub ssh_key: Option<PathBuf>,
-    /// SSH: the known-hosts file the devices' host keys are checked against (the
-    /// user's default when absent). Host keys are always checked.
-    #[serde(default)]
-    pub known_hosts: Option<PathBuf>,
-    /// HTTP: basic authentication, added by the host to requests to the device; the
-    /// plugin never sees it.
-    #[serde(default)]
-    pub username: Option<String>,
-    /// HTTP: file holding the password (first line).
-    #[serde(default)]
-    pub password_file: Option<PathBuf>,
-    /// HTTPS: certificates (PEM) to trust for the device instead of the public web's
-    /// roots: a BMC's self-signed certificate, or the CA that signed it.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-}
-
-/// How to reach one device.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Route {
-    /// A simulated device.
-    Sim,
-    /// This machine.
-    Local,
-    /// SSH to `host` (port 22 unless given) as `user`.
-    Ssh {
-        host: String,
-        port: Option<u16>,
-        user: Option<String>,
-        key: Option<PathBuf>,
-        known_hosts: Option<PathBuf>,
-    },
-    /// Reached over HTTP only (a BMC): no `exec`; with `basic`, the operator's user
-    /// name and password file, sent as basic authentication on requests to the device;
-    /// with `ca`, the certificates its HTTPS is checked against.
-    Http {
-        basic: Option<(String, PathBuf)>,
-        ca: Option<PathBuf>,
-    },
-}
+pub use ringleader_types::transport::{Credential, Route};
 
 /// `exec` for a fleet whose devices each have their own transport.
 #[derive(Debug)]

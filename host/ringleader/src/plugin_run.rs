@@ -12,15 +12,16 @@ use anyhow::{Context, anyhow, bail};
 use clap::{Args, ValueEnum};
 use jiff::Timestamp;
 use ringleader_planner::inventory::{Inventory, InventoryError};
-use ringleader_runtime::bindings::{
-    Artifact, Device, InstallOutcome, Patch, PatchKind, PluginError, PluginInfo, Readiness,
-    RollbackTarget, Severity, VerifyReport,
-};
+use ringleader_runtime::bindings::{PluginError, PluginInfo};
 use ringleader_runtime::cache::ComponentCache;
 use ringleader_runtime::services::{KvStore, MemoryKv, SledKv, SystemClock};
 use ringleader_runtime::sim_device::SimDevices;
 use ringleader_runtime::{
     CallError, CallErrorKind, Grants, Manifest, Runtime, RuntimeConfig, Services, World,
+};
+use ringleader_types::{
+    Artifact, Device, InstallOutcome, Patch, PatchKind, Readiness, RollbackTarget, Severity,
+    VerifyReport,
 };
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@ use crate::catalog::Catalog;
 use crate::inventory::Inventory;
 use crate::policy::Policy;
 use proptest::prelude::*;
-use ringleader_runtime::bindings::{Artifact, Patch, PatchKind, Severity};
+use ringleader_types::{Artifact, Patch, PatchKind, Severity};
 use std::path::Path;
 
 fn patch(id: &str, component: &str, fixed: &str, range: &str) -> Patch {

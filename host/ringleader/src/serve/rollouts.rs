@@ -9,11 +9,11 @@ use ringleader_engine::demo::{self, FleetConfig};
 use ringleader_engine::executor::{Command, Executor, Metrics, Timing, replay};
 use ringleader_engine::store::{Record, Status, Store};
 use ringleader_planner::catalog::Catalog;
-use ringleader_planner::inventory::Inventory;
+use ringleader_planner::inventory::{Inventory, Transport};
 use ringleader_planner::policy::Policy;
 use ringleader_runtime::services::{KvStore, SystemClock};
 use ringleader_runtime::sim_device::SimDevices;
-use ringleader_runtime::transport::Routes;
+use ringleader_runtime::transport::{Route, Routes};
 use ringleader_runtime::{Grants, Runtime, RuntimeConfig, Services};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -556,10 +556,28 @@ pub(crate) fn routes(
         let route = device
             .transport
             .route(&grants.credentials)
+            .and_then(|route| ca_file_readable(&device.transport, &route).map(|()| route))
             .map_err(|e| format!("device {}: {e}", device.id))?;
         routes.set(&device.id, route);
     }
     Ok(routes)
+}
+
+/// Refuses an `http` route whose CA file cannot be read, before any plugin is called
+/// (the planner builds routes without I/O; the file is read again at each request).
+fn ca_file_readable(transport: &Transport, route: &Route) -> Result<(), String> {
+    let (Route::Http { ca: Some(ca), .. }, Transport::Http { credentials, .. }) =
+        (route, transport)
+    else {
+        return Ok(());
+    };
+    std::fs::metadata(ca).map(|_| ()).map_err(|e| {
+        format!(
+            "the ca_file {} of credentials `{}` cannot be read: {e}",
+            ca.display(),
+            credentials.as_deref().unwrap_or_default()
+        )
+    })
 }
 
 /// Prepares and (when `run`) runs one rollout. Returns why its log stopped taking
@@ -756,5 +774,38 @@ pub fn state_name(state: &JobState) -> &'static str {
         JobState::RollingBack => "rolling-back",
         JobState::RolledBack => "rolled-back",
         JobState::RollbackFailed => "rollback-failed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_file_that_cannot_be_read_is_refused_naming_the_device_and_credentials() {
+        let inventory = Inventory::parse(
+            Path::new("i.toml"),
+            "[[devices]]\nid = \"bmc-1\"\ntransport = { kind = \"http\", address = \"https://10.0.0.5\", credentials = \"bmc\" }\n",
+        )
+        .unwrap();
+        let grants = |ca: &str| {
+            Grants::parse(
+                Path::new("c.toml"),
+                &format!("[credentials.bmc]\nca_file = \"{ca}\"\n"),
+            )
+            .unwrap()
+        };
+        let sim = Arc::new(SimDevices::in_memory());
+        let missing = "/nonexistent/ringleader/ca.pem";
+        let err = routes(&inventory, &grants(missing), sim.clone()).unwrap_err();
+        let cause = std::fs::metadata(missing).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "device bmc-1: the ca_file {missing} of credentials `bmc` cannot be read: {cause}"
+            )
+        );
+        let readable = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        assert!(routes(&inventory, &grants(readable), sim).is_ok());
     }
 }

@@ -1,0 +1,412 @@
+//! The contract's types as `bindgen!` writes them ([`wit`](super::wit)) to and from
+//! the host's domain types (`ringleader_types`), in both directions. Every impl takes
+//! its value apart field by field, so that a field added on either side is a compile
+//! error here rather than a value silently dropped at the plugin boundary.
+
+use super::wit;
+use ringleader_types as domain;
+
+impl From<domain::Component> for wit::Component {
+    fn from(c: domain::Component) -> Self {
+        let domain::Component { name, version } = c;
+        wit::Component { name, version }
+    }
+}
+
+impl From<wit::Component> for domain::Component {
+    fn from(c: wit::Component) -> Self {
+        let wit::Component { name, version } = c;
+        domain::Component { name, version }
+    }
+}
+
+impl From<domain::Device> for wit::Device {
+    fn from(d: domain::Device) -> Self {
+        let domain::Device {
+            id,
+            hostname,
+            tags,
+            facts,
+            components,
+        } = d;
+        wit::Device {
+            id,
+            hostname,
+            tags,
+            facts,
+            components: components.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<wit::Device> for domain::Device {
+    fn from(d: wit::Device) -> Self {
+        let wit::Device {
+            id,
+            hostname,
+            tags,
+            facts,
+            components,
+        } = d;
+        domain::Device {
+            id,
+            hostname,
+            tags,
+            facts,
+            components: components.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<domain::Severity> for wit::Severity {
+    fn from(s: domain::Severity) -> Self {
+        match s {
+            domain::Severity::Unknown => wit::Severity::Unknown,
+            domain::Severity::Low => wit::Severity::Low,
+            domain::Severity::Medium => wit::Severity::Medium,
+            domain::Severity::High => wit::Severity::High,
+            domain::Severity::Critical => wit::Severity::Critical,
+        }
+    }
+}
+
+impl From<wit::Severity> for domain::Severity {
+    fn from(s: wit::Severity) -> Self {
+        match s {
+            wit::Severity::Unknown => domain::Severity::Unknown,
+            wit::Severity::Low => domain::Severity::Low,
+            wit::Severity::Medium => domain::Severity::Medium,
+            wit::Severity::High => domain::Severity::High,
+            wit::Severity::Critical => domain::Severity::Critical,
+        }
+    }
+}
+
+impl From<domain::PatchKind> for wit::PatchKind {
+    fn from(k: domain::PatchKind) -> Self {
+        match k {
+            domain::PatchKind::Security => wit::PatchKind::Security,
+            domain::PatchKind::Bugfix => wit::PatchKind::Bugfix,
+            domain::PatchKind::Feature => wit::PatchKind::Feature,
+            domain::PatchKind::Firmware => wit::PatchKind::Firmware,
+        }
+    }
+}
+
+impl From<wit::PatchKind> for domain::PatchKind {
+    fn from(k: wit::PatchKind) -> Self {
+        match k {
+            wit::PatchKind::Security => domain::PatchKind::Security,
+            wit::PatchKind::Bugfix => domain::PatchKind::Bugfix,
+            wit::PatchKind::Feature => domain::PatchKind::Feature,
+            wit::PatchKind::Firmware => domain::PatchKind::Firmware,
+        }
+    }
+}
+
+impl From<domain::Artifact> for wit::Artifact {
+    fn from(a: domain::Artifact) -> Self {
+        let domain::Artifact { url, sha256, size } = a;
+        wit::Artifact { url, sha256, size }
+    }
+}
+
+impl From<wit::Artifact> for domain::Artifact {
+    fn from(a: wit::Artifact) -> Self {
+        let wit::Artifact { url, sha256, size } = a;
+        domain::Artifact { url, sha256, size }
+    }
+}
+
+impl From<domain::Patch> for wit::Patch {
+    fn from(p: domain::Patch) -> Self {
+        let domain::Patch {
+            id,
+            vendor,
+            title,
+            component,
+            fixed_version,
+            applies_to,
+            kind,
+            severity,
+            cves,
+            prerequisites,
+            supersedes,
+            reboot_required,
+            artifact,
+            released,
+        } = p;
+        wit::Patch {
+            id,
+            vendor,
+            title,
+            component,
+            fixed_version,
+            applies_to,
+            kind: kind.into(),
+            severity: severity.into(),
+            cves,
+            prerequisites,
+            supersedes,
+            reboot_required,
+            artifact: artifact.into(),
+            released,
+        }
+    }
+}
+
+impl From<wit::Patch> for domain::Patch {
+    fn from(p: wit::Patch) -> Self {
+        let wit::Patch {
+            id,
+            vendor,
+            title,
+            component,
+            fixed_version,
+            applies_to,
+            kind,
+            severity,
+            cves,
+            prerequisites,
+            supersedes,
+            reboot_required,
+            artifact,
+            released,
+        } = p;
+        domain::Patch {
+            id,
+            vendor,
+            title,
+            component,
+            fixed_version,
+            applies_to,
+            kind: kind.into(),
+            severity: severity.into(),
+            cves,
+            prerequisites,
+            supersedes,
+            reboot_required,
+            artifact: artifact.into(),
+            released,
+        }
+    }
+}
+
+impl From<domain::Readiness> for wit::Readiness {
+    fn from(r: domain::Readiness) -> Self {
+        match r {
+            domain::Readiness::Ready => wit::Readiness::Ready,
+            domain::Readiness::AlreadyInstalled(v) => wit::Readiness::AlreadyInstalled(v),
+            domain::Readiness::Blocked(why) => wit::Readiness::Blocked(why),
+        }
+    }
+}
+
+impl From<wit::Readiness> for domain::Readiness {
+    fn from(r: wit::Readiness) -> Self {
+        match r {
+            wit::Readiness::Ready => domain::Readiness::Ready,
+            wit::Readiness::AlreadyInstalled(v) => domain::Readiness::AlreadyInstalled(v),
+            wit::Readiness::Blocked(why) => domain::Readiness::Blocked(why),
+        }
+    }
+}
+
+impl From<domain::InstallOutcome> for wit::InstallOutcome {
+    fn from(o: domain::InstallOutcome) -> Self {
+        let domain::InstallOutcome {
+            installed_version,
+            reboot_pending,
+            detail,
+        } = o;
+        wit::InstallOutcome {
+            installed_version,
+            reboot_pending,
+            detail,
+        }
+    }
+}
+
+impl From<wit::InstallOutcome> for domain::InstallOutcome {
+    fn from(o: wit::InstallOutcome) -> Self {
+        let wit::InstallOutcome {
+            installed_version,
+            reboot_pending,
+            detail,
+        } = o;
+        domain::InstallOutcome {
+            installed_version,
+            reboot_pending,
+            detail,
+        }
+    }
+}
+
+impl From<domain::HealthCheck> for wit::HealthCheck {
+    fn from(c: domain::HealthCheck) -> Self {
+        let domain::HealthCheck { name, ok, detail } = c;
+        wit::HealthCheck { name, ok, detail }
+    }
+}
+
+impl From<wit::HealthCheck> for domain::HealthCheck {
+    fn from(c: wit::HealthCheck) -> Self {
+        let wit::HealthCheck { name, ok, detail } = c;
+        domain::HealthCheck { name, ok, detail }
+    }
+}
+
+impl From<domain::HealthReport> for wit::HealthReport {
+    fn from(r: domain::HealthReport) -> Self {
+        let domain::HealthReport { healthy, checks } = r;
+        wit::HealthReport {
+            healthy,
+            checks: checks.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<wit::HealthReport> for domain::HealthReport {
+    fn from(r: wit::HealthReport) -> Self {
+        let wit::HealthReport { healthy, checks } = r;
+        domain::HealthReport {
+            healthy,
+            checks: checks.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<domain::VerifyReport> for wit::VerifyReport {
+    fn from(r: domain::VerifyReport) -> Self {
+        let domain::VerifyReport {
+            installed_version,
+            health,
+        } = r;
+        wit::VerifyReport {
+            installed_version,
+            health: health.into(),
+        }
+    }
+}
+
+impl From<wit::VerifyReport> for domain::VerifyReport {
+    fn from(r: wit::VerifyReport) -> Self {
+        let wit::VerifyReport {
+            installed_version,
+            health,
+        } = r;
+        domain::VerifyReport {
+            installed_version,
+            health: health.into(),
+        }
+    }
+}
+
+impl From<domain::RollbackTarget> for wit::RollbackTarget {
+    fn from(t: domain::RollbackTarget) -> Self {
+        let domain::RollbackTarget { version, artifact } = t;
+        wit::RollbackTarget {
+            version,
+            artifact: artifact.map(Into::into),
+        }
+    }
+}
+
+impl From<wit::RollbackTarget> for domain::RollbackTarget {
+    fn from(t: wit::RollbackTarget) -> Self {
+        let wit::RollbackTarget { version, artifact } = t;
+        domain::RollbackTarget {
+            version,
+            artifact: artifact.map(Into::into),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `value` to the bindgen type and back is `value`.
+    fn round_trips<D, W>(value: D)
+    where
+        D: Clone + PartialEq + std::fmt::Debug + From<W>,
+        W: From<D>,
+    {
+        assert_eq!(D::from(W::from(value.clone())), value);
+    }
+
+    fn artifact() -> domain::Artifact {
+        domain::Artifact {
+            url: "https://vendor.example/bios.bin".into(),
+            sha256: "ab".repeat(32),
+            size: 1 << 20,
+        }
+    }
+
+    #[test]
+    fn every_type_survives_the_plugin_boundary_both_ways() {
+        round_trips::<_, wit::Device>(domain::Device {
+            id: "srv-1".into(),
+            hostname: "10.0.0.5".into(),
+            tags: vec!["lab".into()],
+            facts: vec![("model".into(), "r650".into())],
+            components: vec![domain::Component {
+                name: "bios".into(),
+                version: "2.10.0".into(),
+            }],
+        });
+        for (kind, severity) in [
+            (domain::PatchKind::Security, domain::Severity::Critical),
+            (domain::PatchKind::Bugfix, domain::Severity::High),
+            (domain::PatchKind::Feature, domain::Severity::Medium),
+            (domain::PatchKind::Firmware, domain::Severity::Low),
+            (domain::PatchKind::Firmware, domain::Severity::Unknown),
+        ] {
+            round_trips::<_, wit::Patch>(domain::Patch {
+                id: "dell-bios-2.19.1".into(),
+                vendor: "dell".into(),
+                title: "BIOS 2.19.1".into(),
+                component: "bios".into(),
+                fixed_version: "2.19.1".into(),
+                applies_to: ">=2.0.0, <2.19.1".into(),
+                kind,
+                severity,
+                cves: vec!["CVE-2021-44228".into()],
+                prerequisites: vec!["dell-bmc-7".into()],
+                supersedes: vec!["dell-bios-2.18.0".into()],
+                reboot_required: true,
+                artifact: artifact(),
+                released: 1_700_000_000,
+            });
+        }
+        for readiness in [
+            domain::Readiness::Ready,
+            domain::Readiness::AlreadyInstalled("2.19.1".into()),
+            domain::Readiness::Blocked("on battery".into()),
+        ] {
+            round_trips::<_, wit::Readiness>(readiness);
+        }
+        round_trips::<_, wit::InstallOutcome>(domain::InstallOutcome {
+            installed_version: "2.19.1".into(),
+            reboot_pending: true,
+            detail: "JID_1".into(),
+        });
+        round_trips::<_, wit::VerifyReport>(domain::VerifyReport {
+            installed_version: Some("2.19.1".into()),
+            health: domain::HealthReport {
+                healthy: false,
+                checks: vec![domain::HealthCheck {
+                    name: "bmc:health".into(),
+                    ok: false,
+                    detail: "fan 2".into(),
+                }],
+            },
+        });
+        for artifact in [None, Some(artifact())] {
+            round_trips::<_, wit::RollbackTarget>(domain::RollbackTarget {
+                version: "2.10.0".into(),
+                artifact,
+            });
+        }
+    }
+}
