@@ -1,8 +1,10 @@
 //! The plugins in `plugins/`, built from source by this crate's build script.
 //!
-//! The simulated-vendor pair is embedded in the binary (it drives `ringleader demo`);
-//! every plugin, hostile test plugins included, also sits on disk in [`DIR`] as
-//! `<name>.wasm` beside its sealed manifest `<name>.plugin.toml`.
+//! Every plugin of the product is embedded in the binary ([`EMBEDDED`]: the real
+//! installers and sources, and the simulated-vendor pair that drives `ringleader demo`),
+//! component and sealed manifest, so that a user names it (`--installer dpkg-installer`)
+//! instead of looking for files. Every plugin, hostile test plugins included, also sits
+//! on disk in [`DIR`] as `<name>.wasm` beside its sealed manifest `<name>.plugin.toml`.
 
 use std::path::{Path, PathBuf};
 
@@ -34,13 +36,31 @@ macro_rules! embed {
     };
 }
 
-/// The simulated-vendor patch source.
-pub const SIM_VENDOR_SOURCE: Embedded = embed!("sim-vendor-source");
-/// The simulated-vendor installer.
-pub const SIM_VENDOR_INSTALLER: Embedded = embed!("sim-vendor-installer");
+/// The simulated-vendor patch source's name (one of [`EMBEDDED`]).
+pub const SIM_VENDOR_SOURCE: &str = "sim-vendor-source";
+/// The simulated-vendor installer's name (one of [`EMBEDDED`]).
+pub const SIM_VENDOR_INSTALLER: &str = "sim-vendor-installer";
 
-/// The plugins embedded in the binary.
-pub const EMBEDDED: &[Embedded] = &[SIM_VENDOR_SOURCE, SIM_VENDOR_INSTALLER];
+/// The plugins embedded in the binary, by name: the real installers and sources and the
+/// simulated vendor's pair. Not the test components (`test-*`), which are not part of
+/// the product.
+///
+/// A `static`, not a `const`: a constant's bytes are copied into every place that uses
+/// it (the simulated pair alone was in the debug binary 5 and 9 times over), a
+/// static's are there once.
+pub static EMBEDDED: &[Embedded] = &[
+    embed!("csaf-source"),
+    embed!("dpkg-installer"),
+    embed!("lvfs-source"),
+    embed!("redfish-firmware"),
+    embed!("sim-vendor-installer"),
+    embed!("sim-vendor-source"),
+];
+
+/// The embedded plugin named `name`.
+pub fn embedded(name: &str) -> Option<Embedded> {
+    EMBEDDED.iter().find(|p| p.name == name).copied()
+}
 
 /// Every plugin built from `plugins/`, by name (each has a sealed manifest).
 pub const ALL: &[&str] = &[

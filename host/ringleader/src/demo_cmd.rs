@@ -6,11 +6,11 @@ use jiff::Timestamp;
 use ringleader_engine::clock::VirtualClock;
 use ringleader_engine::core::{Core, JobId, JobState, Phase};
 use ringleader_engine::demo::{self, FleetConfig};
-use ringleader_engine::executor::{Executor, Installers, Recovery, Timing, replay};
+use ringleader_engine::executor::{Executor, Recovery, Timing, replay};
 use ringleader_engine::store::{Record, Status, Store, StoredEvent};
 use ringleader_planner::policy::{Policy, PolicyError};
 use ringleader_runtime::sim_device::SimDevices;
-use ringleader_runtime::{Grants, Manifest, Runtime, RuntimeConfig, Services};
+use ringleader_runtime::{Grants, Runtime, RuntimeConfig, Services};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::io::IsTerminal;
@@ -131,11 +131,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let source = ringleader_bundled_plugins::SIM_VENDOR_SOURCE;
-    let installer = ringleader_bundled_plugins::SIM_VENDOR_INSTALLER;
-    let installer_manifest = Manifest::parse(&installer.origin(), installer.manifest)?;
+    let plugins = crate::plugins::Chosen::simulated();
     let mut grants = Grants::default();
-    grants.allow_as_declared(installer.name, &installer_manifest.capabilities);
+    plugins.grant_defaults(&mut grants)?;
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: ringleader_runtime::cache::ComponentCache::default_dir(),
         grants,
@@ -145,15 +143,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             ..Services::default()
         },
     })?;
-    let source = runtime
-        .load_embedded(&source.origin(), source.manifest, source.component)
-        .await?;
-    let installer = runtime
-        .load_embedded(&installer.origin(), installer.manifest, installer.component)
-        .await?;
+    let sources = plugins.load_sources(&runtime).await?;
+    let installers = plugins.load_installers(&runtime).await?;
 
     let prepared =
-        ringleader_engine::spec::prepare(&policy, &inventory, &[source], args.start).await?;
+        ringleader_engine::spec::prepare(&policy, &inventory, &sources, args.start).await?;
     let (spec, targets) = (prepared.spec, prepared.targets);
     // The rollout runs from its spec and targets; the inventory is not needed again.
     drop(inventory);
@@ -179,7 +173,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let lines = args.progress_lines.then(|| store.clone());
     let executor = Executor {
         core,
-        installers: Installers::new(installer),
+        installers,
         targets,
         timing: Timing::Virtual(demo::timing(&fleet)),
         concurrency: 64,

@@ -9,6 +9,7 @@ mod inventory_cmd;
 mod plan_cmd;
 mod plugin_cmd;
 mod plugin_run;
+mod plugins;
 mod policy_cmd;
 mod serve;
 mod token_cmd;

@@ -33,9 +33,10 @@ pub struct PlanArgs {
     /// The inventory, TOML or JSON (see docs/inventory.md).
     #[arg(long, value_name = "FILE")]
     inventory: PathBuf,
-    /// A patch-source plugin's manifest; repeat for several. Default: the built-in
-    /// simulated vendor.
-    #[arg(long = "source", value_name = "MANIFEST")]
+    /// A patch-source plugin: a bundled plugin's name (`ringleader plugin list`), or a
+    /// manifest's path (anything with a `/` or ending in `.toml` or `.wasm`); repeat
+    /// for several. Default: the built-in simulated vendor.
+    #[arg(long = "source", value_name = "PLUGIN")]
     sources: Vec<PathBuf>,
     /// Operator config with `[plugins.NAME]` capability grants for the sources.
     #[arg(long, value_name = "FILE")]
@@ -133,6 +134,7 @@ async fn discover(
     config: Option<&Path>,
     inventory: &Inventory,
 ) -> anyhow::Result<Catalog> {
+    let chosen = crate::plugins::Chosen::new(sources, &[])?;
     let grants = match config {
         Some(path) => {
             let text = ringleader_diag::read_file("config", path)?;
@@ -145,18 +147,7 @@ async fn discover(
         grants,
         ..RuntimeConfig::default()
     })?;
-    let mut plugins = Vec::new();
-    if sources.is_empty() {
-        let embedded = ringleader_bundled_plugins::SIM_VENDOR_SOURCE;
-        plugins.push(
-            runtime
-                .load_embedded(&embedded.origin(), embedded.manifest, embedded.component)
-                .await?,
-        );
-    }
-    for manifest in sources {
-        plugins.push(runtime.load(manifest).await?);
-    }
+    let plugins = chosen.load_sources(&runtime).await?;
     let devices: Vec<_> = inventory.devices.iter().map(|d| d.to_plugin()).collect();
     let reported = ringleader_engine::spec::discover_all(&plugins, &devices).await?;
     Ok(Catalog::build(reported)?)

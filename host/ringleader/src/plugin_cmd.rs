@@ -15,7 +15,8 @@ pub enum PluginCommand {
     /// Validate plugins and print what they are and what they ask for.
     ///
     /// PATH is a plugin's manifest (`NAME.plugin.toml` or `plugin.toml`) or its component
-    /// (`.wasm`, with the manifest beside it). The plugin is loaded the way the engine
+    /// (`.wasm`, with the manifest beside it), or the name of a bundled plugin (no `/`,
+    /// not ending in `.toml` or `.wasm`). The plugin is loaded the way the engine
     /// loads it: the manifest is checked, the component's SHA-256 compared with it, its
     /// world and WIT package version read, it is compiled (and cached), and its `info`
     /// is called.
@@ -23,7 +24,7 @@ pub enum PluginCommand {
     /// Exit status: 0 when every plugin is valid; 1 when one is not, with one sentence
     /// saying what is wrong and what to do.
     Check {
-        /// Manifests or components to check.
+        /// Manifests or components to check, or bundled plugins by name.
         #[arg(required_unless_present = "bundled")]
         paths: Vec<PathBuf>,
         /// Check a plugin built into this binary instead (see `ringleader plugin list`).
@@ -150,7 +151,16 @@ async fn check(
     let mut all_valid = true;
     let targets: Vec<Target> = match bundled {
         Some(name) => vec![Target::Bundled(name)],
-        None => paths.into_iter().map(Target::Path).collect(),
+        None => paths
+            .into_iter()
+            .map(|p| {
+                if crate::plugins::is_path(&p) {
+                    Target::Path(p)
+                } else {
+                    Target::Bundled(p.to_string_lossy().into_owned())
+                }
+            })
+            .collect(),
     };
     for target in targets {
         let shown = target.to_string();
@@ -211,10 +221,14 @@ impl std::fmt::Display for Target {
 async fn check_one(runtime: &Runtime, target: &Target) -> anyhow::Result<CheckedPlugin> {
     let plugin = match target {
         Target::Bundled(name) => {
-            let embedded = bundled_plugin(name)?;
-            runtime
-                .load_embedded(&embedded.origin(), embedded.manifest, embedded.component)
-                .await?
+            // A name, by the rule of `plugins.rs` (an unknown one also gets the hint
+            // about paths); `--bundled` with what looks like a path is no name at all.
+            let plugin = if crate::plugins::is_path(Path::new(name)) {
+                crate::plugins::PluginRef::Bundled(crate::plugins::bundled(name)?)
+            } else {
+                crate::plugins::PluginRef::resolve(Path::new(name))?
+            };
+            plugin.load(runtime).await?
         }
         Target::Path(path) => {
             let manifest = if is_component_path(path) {
@@ -328,23 +342,6 @@ fn print_human(p: &CheckedPlugin) {
     if !p.imports.is_empty() {
         println!("  imports       {}", p.imports.join(", "));
     }
-}
-
-fn bundled_plugin(name: &str) -> anyhow::Result<ringleader_bundled_plugins::Embedded> {
-    ringleader_bundled_plugins::EMBEDDED
-        .iter()
-        .find(|p| p.name == name)
-        .copied()
-        .with_context(|| {
-            let names: Vec<_> = ringleader_bundled_plugins::EMBEDDED
-                .iter()
-                .map(|p| p.name)
-                .collect();
-            format!(
-                "no bundled plugin is named `{name}`; bundled plugins: {}",
-                names.join(", ")
-            )
-        })
 }
 
 fn list(json: bool) -> anyhow::Result<()> {

@@ -17,7 +17,7 @@ use ringleader_runtime::cache::ComponentCache;
 use ringleader_runtime::services::{KvStore, MemoryKv, SledKv, SystemClock};
 use ringleader_runtime::sim_device::SimDevices;
 use ringleader_runtime::{
-    CallError, CallErrorKind, Grants, Manifest, Runtime, RuntimeConfig, Services, World,
+    CallError, CallErrorKind, Grants, Runtime, RuntimeConfig, Services, World,
 };
 use ringleader_types::{
     Artifact, Device, InstallOutcome, Patch, PatchKind, Readiness, RollbackTarget, Severity,
@@ -41,8 +41,9 @@ Examples:
   # back to the version of another patch file (its artifact is passed too)
   ringleader plugin run dpkg-installer.plugin.toml rollback \\
       --inventory inventory.toml --device dev-1 --patch hello-1.1.json --to-patch hello-1.0.json
-  # with the operator's grants, settings and credentials instead of the manifest's
-  ringleader plugin run csaf.plugin.toml discover \
+  # a bundled plugin, by its name, with the operator's grants, settings and
+  # credentials instead of the manifest's
+  ringleader plugin run csaf-source discover \\
       --inventory inventory.toml --config ringleader.toml
 
 A patch file is one JSON object (docs/schemas/patch.v1.json):
@@ -82,9 +83,11 @@ reboot_required, released (RFC 3339).";
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct RunArgs {
-    /// The plugin's manifest (`NAME.plugin.toml` or `plugin.toml`), or its component
-    /// (`.wasm`, with the manifest beside it).
-    #[arg(value_name = "MANIFEST")]
+    /// The plugin: a bundled plugin's name (`ringleader plugin list`), its manifest
+    /// (`NAME.plugin.toml` or `plugin.toml`), or its component (`.wasm`, with the
+    /// manifest beside it). A path is anything with a `/` or ending in `.toml` or
+    /// `.wasm`.
+    #[arg(value_name = "PLUGIN")]
     manifest: PathBuf,
     /// The function to call: `info`, `discover` (patch sources), or `preflight`,
     /// `install`, `verify`, `rollback` (installers).
@@ -206,12 +209,8 @@ struct Call {
 /// An error here is an input that cannot be used (exit 2); the call's own failure is
 /// an exit code.
 async fn run_checked(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let manifest_path = if crate::plugin_cmd::is_component_path(&args.manifest) {
-        crate::plugin_cmd::find_manifest(&args.manifest)?
-    } else {
-        args.manifest.clone()
-    };
-    let manifest = match Manifest::load(&manifest_path) {
+    let plugin_ref = crate::plugins::PluginRef::resolve(&args.manifest)?;
+    let manifest = match plugin_ref.manifest() {
         Ok(m) => m,
         Err(ringleader_runtime::manifest::ManifestError::Invalid(d)) => {
             bail!("the plugin manifest is not valid:\n{d}")
@@ -317,7 +316,7 @@ async fn run_checked(args: RunArgs) -> anyhow::Result<ExitCode> {
         grants,
         services,
     })?;
-    let plugin = runtime.load(&manifest_path).await?;
+    let plugin = plugin_ref.load(&runtime).await?;
 
     let call = Call {
         function,

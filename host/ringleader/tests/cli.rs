@@ -223,7 +223,110 @@ fn check_bundled_plugins_and_list_them() {
     assert!(out.status.success());
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_valid(&schema("plugin-list.v1.json"), &doc);
-    assert_eq!(doc["plugins"].as_array().unwrap().len(), 2);
+    // Every plugin of the product (issue 12: the real ones too), none of the tests'.
+    let names: Vec<&str> = doc["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "csaf-source",
+            "dpkg-installer",
+            "lvfs-source",
+            "redfish-firmware",
+            "sim-vendor-installer",
+            "sim-vendor-source"
+        ]
+    );
+}
+
+/// A bundled plugin is named by its name wherever a plugin is given; what has a `/` or
+/// ends in `.toml` or `.wasm` is a path; an unknown name lists the bundled ones.
+#[test]
+fn bundled_plugins_are_named_by_name_wherever_a_plugin_is_given() {
+    // plugin check, positional.
+    let out = ringleader(&["plugin", "check", "--no-cache", "dpkg-installer"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("dpkg-installer 0.1.0: valid installer plugin"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("component     bundled:dpkg-installer/dpkg-installer.wasm"),
+        "{stdout}"
+    );
+    // --bundled: every one of them.
+    for name in ["redfish-firmware", "csaf-source", "lvfs-source"] {
+        let out = ringleader(&["plugin", "check", "--bundled", name, "--json"]);
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_valid(&schema("plugin-check.v1.json"), &doc);
+        assert_eq!(doc["path"], format!("bundled:{name}"));
+    }
+    // plugin run.
+    let out = ringleader(&["plugin", "run", "lvfs-source", "info", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["result"]["name"], "lvfs-source", "{doc}");
+    // plan --source: the simulated vendor named is the default, byte for byte.
+    let by_default = plan(&["--json"]);
+    let by_name = plan(&["--json", "--source", "sim-vendor-source"]);
+    assert!(by_name.status.success(), "{}", text(&by_name.stderr));
+    assert_eq!(text(&by_name.stdout), text(&by_default.stdout));
+
+    // Unknown names, wherever given: exit 1 (2 for `plugin run`'s inputs), the bundled
+    // names listed and how to name a file instead.
+    let data = tempfile::tempdir().unwrap();
+    let data = data.path().join("data");
+    for (args, code) in [
+        (vec!["plan", "--source", "dpkg"], 1),
+        (
+            vec![
+                "serve",
+                "--data",
+                data.to_str().unwrap(),
+                "--installer",
+                "dpkg",
+            ],
+            1,
+        ),
+        (
+            vec![
+                "serve",
+                "--data",
+                data.to_str().unwrap(),
+                "--source",
+                "dpkg",
+            ],
+            1,
+        ),
+        (vec!["plugin", "check", "dpkg"], 1),
+        (vec!["plugin", "run", "dpkg", "info"], 2),
+    ] {
+        let out = if args[0] == "plan" {
+            plan(&args[1..])
+        } else {
+            ringleader(&args)
+        };
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("no bundled plugin is named `dpkg`; bundled plugins: csaf-source, dpkg-installer, lvfs-source, redfish-firmware, sim-vendor-installer, sim-vendor-source (a plugin of your own is named by its manifest's path, e.g. `./dpkg.plugin.toml`)"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // Nothing was started or created for the daemon that was refused its plugin.
+    assert!(!data.exists());
+    // A path is a path, even when a bundled plugin has that name.
+    let out = ringleader(&["plugin", "check", "./dpkg-installer.plugin.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("./dpkg-installer.plugin.toml"), "{stderr}");
+    assert!(!stderr.contains("bundled"), "{stderr}");
 }
 
 /// Runs `plugin check` on a file that is not a valid plugin: exit 1, and stderr is one

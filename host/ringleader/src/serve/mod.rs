@@ -45,14 +45,16 @@ pub struct ServeArgs {
     /// Operator config with `[plugins.NAME]` capability grants.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// A patch-source plugin's manifest; repeat for several. Default: the built-in
-    /// simulated vendor.
-    #[arg(long = "source", value_name = "MANIFEST")]
+    /// A patch-source plugin: a bundled plugin's name (`ringleader plugin list`), or a
+    /// manifest's path (anything with a `/` or ending in `.toml` or `.wasm`); repeat
+    /// for several. Default: the built-in simulated vendor.
+    #[arg(long = "source", value_name = "PLUGIN")]
     sources: Vec<PathBuf>,
-    /// An installer plugin's manifest; repeat for several. The first is the default;
-    /// a device whose inventory entry has `installer = "NAME"` uses the one of that
-    /// name. Default: the built-in simulated vendor's.
-    #[arg(long = "installer", value_name = "MANIFEST")]
+    /// An installer plugin: a bundled plugin's name or a manifest's path; repeat for
+    /// several. The first is the default; a device whose inventory entry has
+    /// `installer = "NAME"` uses the one of that name. Default: the built-in simulated
+    /// vendor's.
+    #[arg(long = "installer", value_name = "PLUGIN")]
     installers: Vec<PathBuf>,
     /// TLS certificate chain (PEM), for listening beyond loopback. Loaded again, with
     /// the key, on SIGHUP and when the files change (checked every 30 s).
@@ -121,11 +123,11 @@ fn parse_size(text: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("`{text}` is not a size (`64MiB`, `1048576`)"))
 }
 
-/// The plugins rollouts use: manifests on disk, or the built-in simulated vendor.
+/// The plugins rollouts use: those the daemon was started with (bundled or on disk), or
+/// the built-in simulated vendor.
 #[derive(Debug, Clone)]
 pub struct Plugins {
-    sources: Vec<PathBuf>,
-    installers: Vec<PathBuf>,
+    chosen: crate::plugins::Chosen,
     /// The installers' names, the first the default.
     installer_names: Vec<String>,
 }
@@ -137,8 +139,13 @@ impl Plugins {
             if let Some(name) = &device.installer
                 && !self.installer_names.contains(name)
             {
+                let how = if ringleader_bundled_plugins::embedded(name).is_some() {
+                    format!("start it with --installer {name}, a bundled plugin")
+                } else {
+                    "start it with --installer for that plugin's manifest".to_string()
+                };
                 return Err(format!(
-                    "device `{}` names the installer `{name}`, which this daemon does not load (it has: {}; start it with --installer for that plugin's manifest)",
+                    "device `{}` names the installer `{name}`, which this daemon does not load (it has: {}; {how})",
                     device.id,
                     self.installer_names.join(", ")
                 ));
@@ -149,35 +156,8 @@ impl Plugins {
 
     /// Loads the sources and the installers into `runtime`.
     pub async fn load(&self, runtime: &Runtime) -> anyhow::Result<(Vec<Plugin>, Installers)> {
-        let mut sources = Vec::new();
-        if self.sources.is_empty() {
-            let embedded = ringleader_bundled_plugins::SIM_VENDOR_SOURCE;
-            sources.push(
-                runtime
-                    .load_embedded(&embedded.origin(), embedded.manifest, embedded.component)
-                    .await?,
-            );
-        }
-        for manifest in &self.sources {
-            sources.push(runtime.load(manifest).await?);
-        }
-        let installers = match self.installers.split_first() {
-            Some((first, rest)) => {
-                let mut installers = Installers::new(runtime.load(first).await?);
-                for manifest in rest {
-                    installers = installers.with(runtime.load(manifest).await?);
-                }
-                installers
-            }
-            None => {
-                let embedded = ringleader_bundled_plugins::SIM_VENDOR_INSTALLER;
-                Installers::new(
-                    runtime
-                        .load_embedded(&embedded.origin(), embedded.manifest, embedded.component)
-                        .await?,
-                )
-            }
-        };
+        let sources = self.chosen.load_sources(runtime).await?;
+        let installers = self.chosen.load_installers(runtime).await?;
         Ok((sources, installers))
     }
 }
@@ -201,6 +181,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.listen
         );
     }
+    let chosen = crate::plugins::Chosen::new(&args.sources, &args.installers)?;
     crate::data_dir::own(&args.data)?;
     let tokens = auth::Tokens::load_or_create(&args.data)?;
     tracing::warn!(
@@ -215,17 +196,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => Grants::default(),
     };
-    let mut installer_names = Vec::new();
-    for path in &args.installers {
-        installer_names.push(ringleader_runtime::Manifest::load(path)?.name);
-    }
-    if args.installers.is_empty() {
-        let installer = ringleader_bundled_plugins::SIM_VENDOR_INSTALLER;
-        let manifest =
-            ringleader_runtime::Manifest::parse(&installer.origin(), installer.manifest)?;
-        grants.allow_as_declared(installer.name, &manifest.capabilities);
-        installer_names.push(installer.name.to_string());
-    }
+    let installer_names = chosen.installer_names()?;
+    chosen.grant_defaults(&mut grants)?;
     let devices = Arc::new(
         SimDevices::open(&args.data.join("devices")).map_err(|e| {
             anyhow::anyhow!(
@@ -244,8 +216,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let rollouts = rollouts::Rollouts::open(
         &args.data,
         Plugins {
-            sources: args.sources.clone(),
-            installers: args.installers.clone(),
+            chosen,
             installer_names,
         },
         grants,
