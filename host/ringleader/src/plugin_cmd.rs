@@ -1,4 +1,4 @@
-//! `ringleader plugin ...`: check, seal, list and run plugins (`run` is in
+//! `ringleader plugin ...`: check, seal, list, export and run plugins (`run` is in
 //! `plugin_run.rs`).
 
 use anyhow::{Context, bail};
@@ -50,11 +50,28 @@ pub enum PluginCommand {
         /// The manifest to update.
         manifest: PathBuf,
     },
-    /// List the plugins built into this binary.
+    /// List the plugins built into this binary: name, world, version, description.
+    ///
+    /// Each is named by its name wherever a plugin is given (`serve --installer`,
+    /// `serve --source`, `plan --source`, `plugin check`, `plugin run`).
     List {
         /// Print JSON (schema `ringleader.plugin-list/v1`).
         #[arg(long)]
         json: bool,
+    },
+    /// Write a bundled plugin's sealed manifest and component into a directory.
+    ///
+    /// DIR/NAME.plugin.toml and DIR/NAME.wasm: the plugin exactly as the binary runs
+    /// it, to read, check, or load by path. DIR is created if it does not exist;
+    /// existing files are not overwritten unless --force is given.
+    Export {
+        /// The bundled plugin (see `ringleader plugin list`).
+        name: String,
+        /// The directory to write into.
+        dir: PathBuf,
+        /// Overwrite the files if they exist.
+        #[arg(long)]
+        force: bool,
     },
     Run(crate::plugin_run::RunArgs),
 }
@@ -77,6 +94,7 @@ pub async fn run(cmd: PluginCommand) -> ExitCode {
         }
         PluginCommand::Seal { manifest } => seal(&manifest),
         PluginCommand::List { json } => list(json),
+        PluginCommand::Export { name, dir, force } => export(&name, &dir, force),
         PluginCommand::Run(args) => return crate::plugin_run::run(args).await,
     };
     match result {
@@ -344,29 +362,51 @@ fn print_human(p: &CheckedPlugin) {
     }
 }
 
+/// `ringleader.plugin-list/v1`: what `plugin list --json` prints.
+#[derive(Debug, Serialize)]
+struct PluginListV1 {
+    schema: &'static str,
+    plugins: Vec<ListedPlugin>,
+}
+
+#[derive(Debug, Serialize)]
+struct ListedPlugin {
+    name: &'static str,
+    world: String,
+    version: String,
+    description: String,
+    wit_version: String,
+    sha256: String,
+    /// What the plugin may ask for: the operator grants it (or not) in `[plugins.NAME]`.
+    capabilities: CapabilitiesV1,
+}
+
 fn list(json: bool) -> anyhow::Result<()> {
-    #[derive(Serialize)]
-    struct Entry {
-        name: &'static str,
-        world: String,
-        version: String,
-        description: String,
-    }
-    let mut entries = Vec::new();
+    let mut plugins = Vec::new();
     for p in ringleader_bundled_plugins::EMBEDDED {
         let m = Manifest::parse(&p.origin(), p.manifest)?;
-        entries.push(Entry {
+        plugins.push(ListedPlugin {
             name: p.name,
             world: m.world.to_string(),
             version: m.version.to_string(),
             description: m.description,
+            wit_version: m.wit_version.to_string(),
+            sha256: m.sha256,
+            capabilities: CapabilitiesV1 {
+                http: m.capabilities.http,
+                exec: m.capabilities.exec,
+                kv: m.capabilities.kv,
+            },
         });
     }
     if json {
-        let doc = serde_json::json!({ "schema": "ringleader.plugin-list/v1", "plugins": entries });
-        println!("{doc}");
+        let doc = PluginListV1 {
+            schema: "ringleader.plugin-list/v1",
+            plugins,
+        };
+        println!("{}", serde_json::to_string(&doc)?);
     } else {
-        for e in entries {
+        for e in plugins {
             println!(
                 "{:<24} {:<13} {:<8} {}",
                 e.name, e.world, e.version, e.description
@@ -374,6 +414,67 @@ fn list(json: bool) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Writes the bundled plugin `name`'s sealed manifest and component into `dir`.
+fn export(name: &str, dir: &Path, force: bool) -> anyhow::Result<()> {
+    let plugin = crate::plugins::bundled(name)?;
+    let manifest = dir.join(format!("{name}.plugin.toml"));
+    // The sealed manifest names its component (`component = "NAME.wasm"`), beside it.
+    let component = dir.join(
+        Manifest::parse(&plugin.origin(), plugin.manifest)?
+            .component
+            .file_name()
+            .context("the bundled manifest names no component file")?,
+    );
+    if !force {
+        let existing: Vec<String> = [&manifest, &component]
+            .iter()
+            .filter(|p| p.symlink_metadata().is_ok())
+            .map(|p| p.display().to_string())
+            .collect();
+        if !existing.is_empty() {
+            bail!(
+                "{} already exist{}: give --force to overwrite, or another directory",
+                existing.join(" and "),
+                if existing.len() == 1 { "s" } else { "" }
+            );
+        }
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("failed to create the directory {}", dir.display()))?;
+    for (path, bytes) in [
+        (&component, plugin.component),
+        (&manifest, plugin.manifest.as_bytes()),
+    ] {
+        write_new(path, bytes, force)
+            .with_context(|| format!("failed to write {}", path.display()))?;
+    }
+    println!(
+        "exported {name} {}: {} and {}",
+        Manifest::parse(&plugin.origin(), plugin.manifest)?.version,
+        manifest.display(),
+        component.display()
+    );
+    Ok(())
+}
+
+/// Writes `bytes` to `path`: a new file, or with `replace` one that may exist (written
+/// beside it and renamed over it, so a reader never sees half a file).
+fn write_new(path: &Path, bytes: &[u8], replace: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    if !replace {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)?;
+        return file.write_all(bytes);
+    }
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    std::fs::write(&partial, bytes)?;
+    std::fs::rename(&partial, path)
 }
 
 /// Writes the component's SHA-256 into the manifest, keeping its comments and layout.

@@ -329,6 +329,118 @@ fn bundled_plugins_are_named_by_name_wherever_a_plugin_is_given() {
     assert!(!stderr.contains("bundled"), "{stderr}");
 }
 
+#[test]
+fn plugin_list_says_what_each_bundled_plugin_is_and_asks_for() {
+    let out = ringleader(&["plugin", "list", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_valid(&schema("plugin-list.v1.json"), &doc);
+    let plugins = doc["plugins"].as_array().unwrap();
+    let of = |name: &str| plugins.iter().find(|p| p["name"] == name).unwrap().clone();
+    let dpkg = of("dpkg-installer");
+    assert_eq!(dpkg["world"], "installer", "{dpkg}");
+    assert_eq!(
+        dpkg["capabilities"]["exec"],
+        serde_json::json!(["dpkg", "dpkg-query", "sha256sum"])
+    );
+    assert_eq!(of("csaf-source")["world"], "patch-source");
+    assert_eq!(of("csaf-source")["wit_version"], "0.1.1");
+    assert_eq!(of("redfish-firmware")["capabilities"]["kv"], true);
+    // The checksum is the one of the component `plugin check --bundled` loads.
+    let out = ringleader(&["plugin", "check", "--bundled", "lvfs-source", "--json"]);
+    let check: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(of("lvfs-source")["sha256"], check["sha256"]);
+
+    let out = ringleader(&["plugin", "list"]);
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().count(), plugins.len(), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("dpkg-installer") && l.contains("installer")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn plugin_export_writes_a_bundled_plugin_that_loads_by_path_and_never_overwrites_unasked() {
+    let dir = tempfile::tempdir().unwrap();
+    let into = dir.path().join("pinned");
+    let into_text = into.to_str().unwrap();
+    let out = ringleader(&["plugin", "export", "redfish-firmware", into_text]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let manifest = into.join("redfish-firmware.plugin.toml");
+    let component = into.join("redfish-firmware.wasm");
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "exported redfish-firmware 0.1.0: {} and {}\n",
+            manifest.display(),
+            component.display()
+        )
+    );
+    // The files are the build's own, byte for byte, and load by path.
+    assert_eq!(
+        std::fs::read(&component).unwrap(),
+        std::fs::read(ringleader_bundled_plugins::component_path(
+            "redfish-firmware"
+        ))
+        .unwrap()
+    );
+    assert_eq!(
+        std::fs::read(&manifest).unwrap(),
+        std::fs::read(ringleader_bundled_plugins::manifest_path(
+            "redfish-firmware"
+        ))
+        .unwrap()
+    );
+    let out = ringleader(&["plugin", "check", "--no-cache", manifest.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // Again: refused, naming both files, and nothing is changed.
+    std::fs::write(&component, b"kept").unwrap();
+    let out = ringleader(&["plugin", "export", "redfish-firmware", into_text]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "error: {} and {} already exist: give --force to overwrite, or another directory\n",
+            manifest.display(),
+            component.display()
+        )
+    );
+    assert_eq!(std::fs::read(&component).unwrap(), b"kept");
+    // One of them is enough to refuse.
+    std::fs::remove_file(&manifest).unwrap();
+    let out = ringleader(&["plugin", "export", "redfish-firmware", into_text]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(&format!("{} already exists", component.display())),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!manifest.exists());
+    // --force writes them again.
+    let out = ringleader(&["plugin", "export", "redfish-firmware", into_text, "--force"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = ringleader(&["plugin", "check", "--no-cache", manifest.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // An unknown name: the bundled ones, and nothing written.
+    let other = dir.path().join("other");
+    let out = ringleader(&["plugin", "export", "redfish", other.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(
+            "no bundled plugin is named `redfish`; bundled plugins: csaf-source, dpkg-installer, lvfs-source, redfish-firmware"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!other.exists());
+}
+
 /// Runs `plugin check` on a file that is not a valid plugin: exit 1, and stderr is one
 /// `error:` line containing `expected`.
 fn refused(path: &Path, expected: &str) {
