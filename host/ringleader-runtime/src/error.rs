@@ -97,6 +97,11 @@ pub enum LoadError {
     Link { path: PathBuf, message: String },
     #[error("plugin {} failed when asked for its info: {error}", path.display())]
     Info { path: PathBuf, error: CallError },
+    #[error("plugin `{plugin}` cannot be given its operator settings: {}; fix `settings` under [plugins.{plugin}] in the operator's config", problems.join("; "))]
+    Setting {
+        plugin: String,
+        problems: Vec<String>,
+    },
     #[error("plugin {} says its name is `{reported}` but its manifest says `{manifest}`; make them agree", path.display())]
     NameMismatch {
         path: PathBuf,

@@ -3,6 +3,11 @@
 //!
 //! A plugin may use a capability only when its manifest declares it *and* the operator
 //! grants it. Every host import goes through [`Access`]; there is no other path.
+//!
+//! An `http` entry `{setting:KEY}` (in the manifest, the grant, or both) is the host and
+//! port of the URL in the operator's setting `KEY`, read at every request: the manifest
+//! says which setting may name a host (a feed's), the operator's config which host; a
+//! request elsewhere is refused.
 
 use crate::manifest::Capabilities;
 use serde::Deserialize;
@@ -14,7 +19,8 @@ use std::path::Path;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Grant {
-    /// Hosts: `name`, `name:port` or `{device}`.
+    /// Hosts: `name`, `name:port`, `{device}` or `{setting:KEY}` (the host of the URL
+    /// in this grant's setting `KEY`).
     #[serde(default)]
     pub http: Vec<String>,
     /// Programs runnable through `exec`.
@@ -108,20 +114,50 @@ impl Access {
     /// hostname is `device_host`?
     pub fn http(&self, host: &str, port: u16, device_host: Option<&str>) -> Result<(), Denial> {
         let host = host.to_ascii_lowercase();
-        let matches = |pattern: &String| host_matches(pattern, &host, port, device_host);
+        let settings = &self.granted.settings;
+        let matches = |pattern: &String| host_matches(pattern, &host, port, device_host, settings);
         if !self.declared.http.iter().any(matches) {
             return Err(Denial(format!(
-                "http to {} is not declared in the plugin's manifest (capabilities.http)",
-                host_port(&host, port)
+                "http to {} is not declared in the plugin's manifest (capabilities.http){}",
+                host_port(&host, port),
+                settings_said(&self.declared.http, settings)
             )));
         }
         if !self.granted.http.iter().any(matches) {
             return Err(Denial(format!(
-                "http to {} is not granted to this plugin by the operator",
-                host_port(&host, port)
+                "http to {} is not granted to this plugin by the operator{}",
+                host_port(&host, port),
+                settings_said(&self.granted.http, settings)
             )));
         }
         Ok(())
+    }
+
+    /// The `{setting:KEY}` entries (declared or granted) whose setting is set but is
+    /// not a URL a plugin may reach, each as the sentence saying why. A setting not
+    /// set is no problem here: its entry reaches nothing, and the plugin says what to
+    /// set.
+    pub fn setting_problems(&self) -> Vec<String> {
+        let mut keys: Vec<&str> = self
+            .declared
+            .http
+            .iter()
+            .chain(&self.granted.http)
+            .filter_map(|p| crate::manifest::setting_key(p))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys.into_iter()
+            .filter_map(|key| {
+                let url = self.granted.settings.get(key)?;
+                setting_host(url).err().map(|why| {
+                    format!(
+                        "the setting `{key}` names the host the plugin may reach (`{{setting:{key}}}`), and is refused: {}",
+                        ringleader_diag::escape(&why)
+                    )
+                })
+            })
+            .collect()
     }
 
     /// May the plugin run `program` on a device?
@@ -156,17 +192,59 @@ impl Access {
 }
 
 /// Whether `host:port` (as a request names it: IPv6 without brackets) is what
-/// `pattern` (`{device}`, `host`, `host:port`, `[v6]`, `[v6]:port`) allows. Addresses
-/// are compared as addresses, so `[0::1]` is `::1`.
-fn host_matches(pattern: &str, host: &str, port: u16, device_host: Option<&str>) -> bool {
+/// `pattern` (`{device}`, `{setting:KEY}`, `host`, `host:port`, `[v6]`, `[v6]:port`)
+/// allows. Addresses are compared as addresses, so `[0::1]` is `::1`.
+fn host_matches(
+    pattern: &str,
+    host: &str,
+    port: u16,
+    device_host: Option<&str>,
+    settings: &BTreeMap<String, String>,
+) -> bool {
     if pattern == "{device}" {
         return device_host.is_some_and(|d| same_host(d, host));
+    }
+    if let Some(key) = crate::manifest::setting_key(pattern) {
+        return settings
+            .get(key)
+            .and_then(|url| setting_host(url).ok())
+            .is_some_and(|allowed| host_matches(&allowed, host, port, None, settings));
     }
     let Some((pattern_host, pattern_port)) = crate::manifest::split_host_port(pattern) else {
         return false;
     };
     let port_ok = pattern_port.is_none_or(|p| p.parse() == Ok(port));
     port_ok && same_host(pattern_host, host)
+}
+
+/// The `host:port` a setting's URL stands for in a `{setting:KEY}` entry: its host, and
+/// its port (the scheme's, 80 or 443, when it names none), held to what a manifest may
+/// declare (no special-purpose address, in any spelling).
+pub fn setting_host(url: &str) -> Result<String, String> {
+    let target = crate::http_client::target_of(url).map_err(|e| e.to_string())?;
+    let entry = host_port(&target.host, target.port);
+    crate::manifest::http_pattern(&entry).map_err(|problem| problem.message)
+}
+
+/// What the `{setting:KEY}` entries of `patterns` stand for now, for a refusal: the
+/// operator sees which host the setting allows, or that it allows none.
+fn settings_said(patterns: &[String], settings: &BTreeMap<String, String>) -> String {
+    let mut said = String::new();
+    for key in patterns
+        .iter()
+        .filter_map(|p| crate::manifest::setting_key(p))
+    {
+        let what = match settings.get(key).map(|url| setting_host(url)) {
+            Some(Ok(host)) => format!("{host}, the host of the operator's setting `{key}`"),
+            Some(Err(why)) => format!(
+                "no host: the operator's setting `{key}` is refused: {}",
+                ringleader_diag::escape(&why)
+            ),
+            None => format!("no host: the operator's config sets no `{key}`"),
+        };
+        said.push_str(&format!("; `{{setting:{key}}}` is {what}"));
+    }
+    said
 }
 
 fn same_host(a: &str, b: &str) -> bool {
@@ -261,6 +339,126 @@ mod tests {
         assert!(a.exec("dpkg").unwrap_err().0.contains("not granted"));
         assert!(a.exec("sh").unwrap_err().0.contains("not declared"));
         assert!(a.kv().unwrap_err().0.contains("not granted"));
+    }
+
+    /// Access declared `declared_http`, granted `granted_http` with the settings given.
+    fn access_with(
+        declared_http: &[&str],
+        granted_http: &[&str],
+        settings: &[(&str, &str)],
+    ) -> Access {
+        let mut a = access(declared_http, granted_http);
+        a.granted.settings = settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        a
+    }
+
+    #[test]
+    fn a_setting_entry_allows_the_host_and_port_of_the_operators_url_and_nothing_else() {
+        let feed = [(
+            "index",
+            "https://csaf.corp.example/.well-known/csaf/index.txt",
+        )];
+        // Declared by the manifest, granted through the same setting.
+        let a = access_with(&["{setting:index}"], &["{setting:index}"], &feed);
+        assert!(a.http("csaf.corp.example", 443, None).is_ok());
+        assert!(a.http("CSAF.corp.example", 443, None).is_ok());
+        let denied = a.http("csaf.corp.example", 80, None).unwrap_err();
+        assert_eq!(
+            denied.0,
+            "http to csaf.corp.example:80 is not declared in the plugin's manifest (capabilities.http); `{setting:index}` is csaf.corp.example:443, the host of the operator's setting `index`"
+        );
+        assert!(a.http("other.example", 443, None).is_err());
+        // Granted by name instead: the same, the manifest's entry still the bound.
+        let a = access_with(&["{setting:index}"], &["csaf.corp.example"], &feed);
+        assert!(a.http("csaf.corp.example", 443, None).is_ok());
+        assert!(a.http("csaf.corp.example", 8443, None).is_err());
+        // An operator who grants more than the setting names: the manifest refuses it.
+        let a = access_with(
+            &["{setting:index}"],
+            &["csaf.corp.example", "evil.example"],
+            &feed,
+        );
+        let denied = a.http("evil.example", 443, None).unwrap_err();
+        assert!(denied.0.contains("is not declared"), "{denied:?}");
+        // A manifest that declares more than the operator names: the grant refuses it.
+        let a = access_with(
+            &["{setting:index}", "mirror.example"],
+            &["{setting:index}"],
+            &feed,
+        );
+        let denied = a.http("mirror.example", 443, None).unwrap_err();
+        assert_eq!(
+            denied.0,
+            "http to mirror.example:443 is not granted to this plugin by the operator; `{setting:index}` is csaf.corp.example:443, the host of the operator's setting `index`"
+        );
+        // An explicit port, an IPv6 address.
+        let a = access_with(
+            &["{setting:metadata}"],
+            &["{setting:metadata}"],
+            &[("metadata", "http://[::1]:8080/firmware.xml.gz")],
+        );
+        assert!(a.http("::1", 8080, None).is_ok());
+        assert!(a.http("::1", 80, None).is_err());
+    }
+
+    #[test]
+    fn a_setting_entry_without_its_setting_or_with_a_bad_one_reaches_nothing() {
+        let a = access_with(&["{setting:index}"], &["{setting:index}"], &[]);
+        let denied = a.http("csaf.corp.example", 443, None).unwrap_err();
+        assert!(
+            denied
+                .0
+                .ends_with("`{setting:index}` is no host: the operator's config sets no `index`"),
+            "{denied:?}"
+        );
+        assert!(
+            a.setting_problems().is_empty(),
+            "not set is the plugin's to say"
+        );
+        for (url, why) in [
+            (
+                "http://169.254.169.254/latest/meta-data",
+                "cloud instance metadata",
+            ),
+            (
+                "http://[::ffff:169.254.169.254]/",
+                "cloud instance metadata",
+            ),
+            ("http://2852039166/", "dotted-decimal"),
+            (
+                "ftp://mirror.example/index.txt",
+                "not an absolute http:// or https:// URL",
+            ),
+            (
+                "/srv/csaf/index.txt",
+                "not an absolute http:// or https:// URL",
+            ),
+        ] {
+            let a = access_with(
+                &["{setting:index}"],
+                &["{setting:index}"],
+                &[("index", url)],
+            );
+            let denied = a.http("169.254.169.254", 80, None).unwrap_err();
+            assert!(denied.0.contains(why), "{url}: {denied:?}");
+            let problems = a.setting_problems();
+            assert_eq!(problems.len(), 1, "{url}: {problems:?}");
+            assert!(
+                problems[0].starts_with("the setting `index` names the host the plugin may reach (`{setting:index}`), and is refused: "),
+                "{problems:?}"
+            );
+            assert!(problems[0].contains(why), "{url}: {problems:?}");
+        }
+        // A setting no entry names is only the plugin's business.
+        let a = access_with(
+            &["feeds.example"],
+            &["feeds.example"],
+            &[("index", "nonsense")],
+        );
+        assert!(a.setting_problems().is_empty());
     }
 
     #[test]

@@ -63,8 +63,9 @@ impl fmt::Display for World {
 /// What a plugin asks to be allowed to do. The operator's grants narrow it further.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Capabilities {
-    /// Hosts the plugin may send HTTP requests to: `name`, `name:port`, or `{device}`
-    /// (the hostname of the device the call is about).
+    /// Hosts the plugin may send HTTP requests to: `name`, `name:port`, `{device}` (the
+    /// hostname of the device the call is about), or `{setting:KEY}` (the host and port
+    /// of the URL the operator sets as the plugin's setting `KEY`).
     pub http: Vec<String>,
     /// Programs the plugin may run on the device through `exec`.
     pub exec: Vec<String>,
@@ -356,20 +357,44 @@ pub fn wit_compatible(version: &semver::Version) -> bool {
 }
 
 /// What is wrong with a `capabilities.http` entry.
-struct HostProblem {
-    message: String,
-    hint: &'static str,
+pub(crate) struct HostProblem {
+    pub(crate) message: String,
+    pub(crate) hint: &'static str,
+}
+
+/// The `KEY` of a `{setting:KEY}` entry: the host of the URL the operator gives in the
+/// setting `KEY` (a feed's, a mirror's). The manifest says which setting may name a
+/// host; the operator's config says which host, and nothing else is reached.
+pub fn setting_key(pattern: &str) -> Option<&str> {
+    pattern.strip_prefix("{setting:")?.strip_suffix('}')
+}
+
+/// Whether `key` can be named in a `{setting:KEY}` entry: what a TOML bare key may be.
+fn setting_key_valid(key: &str) -> bool {
+    !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
 }
 
 const HOST_HINT: &str = "write a host (`bmc.example.com`), a host and port (`10.0.0.5:8443`), an IPv6 address in brackets (`[fd00::5]:8443`) or `{device}`; no scheme, path or wildcard";
 
 /// A `capabilities.http` entry, validated and normalized (lower case, IPv6 in its
-/// canonical form): `{device}`, `host` or `host:port`, where host is a DNS name, a
-/// dotted-decimal IPv4 address or a bracketed IPv6 address that is not special-purpose
-/// (see [`special_purpose`]).
-fn http_pattern(entry: &str) -> Result<String, HostProblem> {
+/// canonical form): `{device}`, `{setting:KEY}`, `host` or `host:port`, where host is a
+/// DNS name, a dotted-decimal IPv4 address or a bracketed IPv6 address that is not
+/// special-purpose (see [`special_purpose`]).
+pub(crate) fn http_pattern(entry: &str) -> Result<String, HostProblem> {
     if entry == "{device}" {
         return Ok(entry.to_owned());
+    }
+    if entry.starts_with("{setting:") {
+        return match setting_key(entry) {
+            Some(key) if setting_key_valid(key) => Ok(entry.to_owned()),
+            _ => Err(HostProblem {
+                message: format!("`{entry}` is not a setting's host"),
+                hint: "write `{setting:KEY}`, KEY the setting that holds the URL (letters, digits, `-`, `_`, `.`), e.g. `{setting:index}`",
+            }),
+        };
     }
     let not_a_host = |why: &str| HostProblem {
         message: format!("`{entry}` is not a host name{why}"),
@@ -632,6 +657,42 @@ hostcalls = 5000
         assert!(bad("::1").contains("without brackets"));
         assert!(bad("fd00::5:8443").contains("without brackets"));
         assert!(bad("[fe80::1%eth0]").contains("zone"));
+    }
+
+    #[test]
+    fn setting_patterns_name_a_setting() {
+        assert_eq!(
+            http_pattern("{setting:index}").ok().as_deref(),
+            Some("{setting:index}")
+        );
+        assert_eq!(
+            http_pattern("{setting:feed.url-2_b}").ok().as_deref(),
+            Some("{setting:feed.url-2_b}")
+        );
+        assert_eq!(setting_key("{setting:index}"), Some("index"));
+        assert_eq!(setting_key("{device}"), None);
+        assert_eq!(setting_key("index"), None);
+        for entry in [
+            "{setting:}",
+            "{setting:a b}",
+            "{setting:index",
+            "{setting:x/y}",
+        ] {
+            match http_pattern(entry) {
+                Ok(p) => panic!("{entry} accepted as {p}"),
+                Err(p) => assert!(
+                    p.message.contains("is not a setting's host"),
+                    "{entry}: {}",
+                    p.message
+                ),
+            }
+        }
+        assert!(http_pattern("{settings:index}").is_err());
+        let m = parse(&GOOD.replace("\"{device}\", ", "\"{setting:catalog}\", ")).unwrap();
+        assert_eq!(
+            m.capabilities.http,
+            ["{setting:catalog}", "downloads.acme.example:443"]
+        );
     }
 
     #[test]

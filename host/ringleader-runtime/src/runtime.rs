@@ -245,6 +245,17 @@ impl Runtime {
                 actual,
             });
         }
+        let grant = self.inner.grants.for_plugin(&manifest.name);
+        let access = Access::new(manifest.capabilities.clone(), grant);
+        // A setting that names the host a plugin may reach is checked at load, not at
+        // the first request: the operator hears of a typo when the plugin is loaded.
+        let problems = access.setting_problems();
+        if !problems.is_empty() {
+            return Err(LoadError::Setting {
+                plugin: manifest.name.clone(),
+                problems,
+            });
+        }
         let (component, cache) = self.compile(&path, bytes, &actual)?;
         let (world, wit_version) = identify(&self.inner.engine, &component, &path)?;
         if world != manifest.world {
@@ -271,11 +282,10 @@ impl Runtime {
                 PluginPre::Installer(InstallerPre::new(instance_pre).map_err(link_error)?)
             }
         };
-        let grant = self.inner.grants.for_plugin(&manifest.name);
         let plugin = Plugin {
             inner: Arc::new(PluginInner {
                 name: manifest.name.as_str().into(),
-                access: Arc::new(Access::new(manifest.capabilities.clone(), grant)),
+                access: Arc::new(access),
                 manifest,
                 wit_version,
                 pre,

@@ -446,6 +446,71 @@ fn grants_and_settings_come_from_the_operator_config() {
     );
 }
 
+/// A bundled source named by its name, pointed at the operator's own feed by the
+/// config alone (`{setting:index}`); a setting naming a host no plugin may reach is an
+/// input that cannot be used.
+#[test]
+fn a_bundled_source_by_name_reads_the_feed_the_operator_names() {
+    let advisory = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/cases/csaf/purls-and-cvss-scores/advisory.json");
+    let base = serve(HashMap::from([
+        ("/mirror/index.txt".to_string(), b"advisory.json\n".to_vec()),
+        (
+            "/mirror/advisory.json".to_string(),
+            std::fs::read(advisory).unwrap(),
+        ),
+    ]));
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("inventory.toml");
+    std::fs::write(
+        &inventory,
+        "[[devices]]\nid = \"deb-1\"\ncomponents = { openssl = \"3.0.11-1\" }\n",
+    )
+    .unwrap();
+    let inv = inventory.to_str().unwrap();
+    let config = |index: &str| {
+        let file = dir.path().join("ringleader.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[plugins.csaf-source]\nhttp = [\"{{setting:index}}\"]\nsettings = {{ index = \"{index}\" }}\n"
+            ),
+        )
+        .unwrap();
+        file.display().to_string()
+    };
+    let mirror = config(&format!("{base}/mirror/index.txt"));
+    let report = run_json(
+        &run_args(
+            "csaf-source",
+            "discover",
+            &["--inventory", inv, "--config", &mirror],
+        ),
+        0,
+    );
+    assert_eq!(report["plugin"], "csaf-source");
+    let ids: Vec<&str> = report["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["id"].as_str())
+        .collect();
+    assert!(ids.contains(&"EXL-2024-0042/openssl"), "{report}");
+
+    let metadata_service = config("http://169.254.169.254/latest/index.txt");
+    let out = ringleader(&run_args(
+        "csaf-source",
+        "discover",
+        &["--inventory", inv, "--config", &metadata_service],
+    ));
+    expect_status(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("plugin `csaf-source` cannot be given its operator settings: the setting `index` names the host the plugin may reach (`{setting:index}`), and is refused: `169.254.169.254:80` is the cloud instance metadata service"),
+        "{stderr}"
+    );
+}
+
 /// `plugin run MANIFEST FUNCTION REST...`
 fn run_args<'a>(manifest: &'a str, function: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["plugin", "run", manifest, function];
