@@ -7,6 +7,10 @@
 //!   OpenSSH server, patched by `dpkg-installer` with packages from CSAF advisories
 //!   (`csaf-source`).
 //!
+//! The same packages also go through a daemon given its plugins by name, as a user who
+//! only installed the binary would: `serve --source csaf-source --installer
+//! dpkg-installer`, the CSAF feed named by the operator's config alone.
+//!
 //! Versions are read back from the peers (the emulator's `BiosVersion`, `dpkg-query`),
 //! and installs are counted on the peers' side (the emulator's update log, the
 //! packages' own maintainer scripts), never from Ringleader's own records.
@@ -68,9 +72,24 @@ const FLEET: &[(&str, &str, Via)] = &[
     ("broad-pkg-2", "", Via::Ssh),
 ];
 
+/// How the daemon is given its plugins.
+#[derive(Clone, Copy, PartialEq)]
+enum Plugins {
+    /// The sealed manifests the build wrote, by path; the operator grants the feeds'
+    /// host by name.
+    ByPath,
+    /// The plugins built into the binary, by name; the CSAF feed's host is the one of
+    /// the operator's `index` setting (`{setting:index}`), and devices name their
+    /// installer.
+    ByName,
+}
+
 struct Fleet {
     dir: tempfile::TempDir,
-    redfish: Redfish,
+    /// The devices of this fleet: every one of [`FLEET`], or its package devices.
+    devices: Vec<(&'static str, &'static str, Via)>,
+    /// Only when the fleet has BMCs.
+    redfish: Option<Redfish>,
     _sshd: Sshd,
     /// Package devices' roots by device id.
     roots: BTreeMap<String, PathBuf>,
@@ -167,10 +186,26 @@ fn manifest(name: &str) -> String {
 }
 
 impl Fleet {
-    /// Peers started, packages built, feeds served, every device at its old version.
+    /// The mixed fleet, plugins by path: peers started, packages built, feeds served,
+    /// every device at its old version.
     fn new() -> Fleet {
+        Fleet::build(FLEET.to_vec(), Plugins::ByPath)
+    }
+
+    /// The package devices of the fleet (local and over SSH), plugins by name.
+    fn packages_by_name() -> Fleet {
+        let packages = FLEET
+            .iter()
+            .copied()
+            .filter(|(_, _, via)| !matches!(via, Via::Bmc(_)))
+            .collect();
+        Fleet::build(packages, Plugins::ByName)
+    }
+
+    fn build(devices: Vec<(&'static str, &'static str, Via)>, plugins: Plugins) -> Fleet {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_owned();
+        let bmcs = devices.iter().any(|(_, _, via)| matches!(via, Via::Bmc(_)));
         // The BMC speaks HTTPS with a certificate from the operator's CA and wants a
         // login: both from the operator's credentials, used by the host.
         // It answers updates with tasks to follow, as real BMCs do.
@@ -180,7 +215,7 @@ impl Fleet {
             fail_images: None,
             tls: true,
         };
-        let redfish = Redfish::start_with(&path, 3, &options);
+        let redfish = bmcs.then(|| Redfish::start_with(&path, 3, &options));
         std::fs::write(path.join("bmc-password"), "bmc-s3cret\n").unwrap();
         let sshd = Sshd::start(&path);
         let debs = path.join("debs");
@@ -215,7 +250,7 @@ impl Fleet {
 
         let mut roots = BTreeMap::new();
         let mut inventory = String::new();
-        for &(id, tag, via) in FLEET {
+        for &(id, tag, via) in &devices {
             inventory.push_str(&format!(
                 "[[devices]]\nid = \"{id}\"\ntags = [{}]\n",
                 if tag.is_empty() {
@@ -227,7 +262,7 @@ impl Fleet {
             match via {
                 Via::Bmc(n) => inventory.push_str(&format!(
                     "hostname = \"127.0.0.1\"\ninstaller = \"redfish-firmware\"\ntransport = {{ kind = \"http\", address = {}, credentials = \"test-bmc\" }}\nfacts = {{ \"redfish.system\" = \"node-{n}\", \"redfish.bios-component\" = \"{FIRMWARE}\" }}\ncomponents = {{ \"{FIRMWARE}\" = \"1.0.0\" }}\n\n",
-                    toml_str(&redfish.url)
+                    toml_str(&redfish.as_ref().unwrap().url)
                 )),
                 Via::Local | Via::Ssh => {
                     let root = peers::device_root(&path, id, &old);
@@ -241,6 +276,9 @@ impl Fleet {
                             toml_str(&root.display().to_string())
                         )
                     };
+                    if plugins == Plugins::ByName {
+                        inventory.push_str("installer = \"dpkg-installer\"\n");
+                    }
                     inventory.push_str(&format!(
                         "transport = {transport}\ncomponents = {{ hello = \"1.0\" }}\n\n"
                     ));
@@ -248,59 +286,74 @@ impl Fleet {
                 }
             }
         }
-        let config = format!(
-            r#"[credentials.test-ssh]
-ssh_key = {}
-known_hosts = {}
-
-[credentials.test-bmc]
+        let mut config = format!(
+            "[credentials.test-ssh]\nssh_key = {}\nknown_hosts = {}\n\n[plugins.dpkg-installer]\nexec = [\"dpkg\", \"dpkg-query\", \"sha256sum\"]\n\n",
+            toml_str(&sshd.key.display().to_string()),
+            toml_str(&sshd.known_hosts.display().to_string()),
+        );
+        // By path, the operator grants the feeds' host by name; by name, the host of
+        // the feed's URL (the manifest declares `{setting:index}`).
+        let csaf_http = match plugins {
+            Plugins::ByPath => "\"127.0.0.1\"",
+            Plugins::ByName => "\"{setting:index}\"",
+        };
+        config.push_str(&format!(
+            "[plugins.csaf-source]\nhttp = [{csaf_http}]\nsettings = {{ index = \"{feeds}/csaf/index.txt\" }}\n\n"
+        ));
+        if let Some(redfish) = &redfish {
+            config.push_str(&format!(
+                r#"[credentials.test-bmc]
 username = "ringleader"
 password_file = {}
 ca_file = {}
 
-[plugins.csaf-source]
-http = ["127.0.0.1"]
-settings = {{ index = "{feeds}/csaf/index.txt" }}
-
 [plugins.lvfs-source]
 http = ["127.0.0.1"]
 settings = {{ metadata = "{feeds}/lvfs/firmware.xml" }}
-
-[plugins.dpkg-installer]
-exec = ["dpkg", "dpkg-query", "sha256sum"]
 
 [plugins.redfish-firmware]
 http = ["{{device}}"]
 kv = true
 settings = {{ task-poll-ms = "200" }}
 "#,
-            toml_str(&sshd.key.display().to_string()),
-            toml_str(&sshd.known_hosts.display().to_string()),
-            toml_str(&path.join("bmc-password").display().to_string()),
-            toml_str(&redfish.ca.as_ref().unwrap().display().to_string()),
-        );
+                toml_str(&path.join("bmc-password").display().to_string()),
+                toml_str(&redfish.ca.as_ref().unwrap().display().to_string()),
+            ));
+        }
         let write = |name: &str, text: &str| {
             let file = path.join(name);
             std::fs::write(&file, text).unwrap();
             file.display().to_string()
         };
         let config = write("ringleader.toml", &config);
-        let serve_args = vec![
-            "--config".to_string(),
-            config,
-            "--source".into(),
-            manifest("csaf-source"),
-            "--source".into(),
-            manifest("lvfs-source"),
-            "--installer".into(),
-            manifest("dpkg-installer"),
-            "--installer".into(),
-            manifest("redfish-firmware"),
-        ];
+        let serve_args = match plugins {
+            Plugins::ByPath => vec![
+                "--config".to_string(),
+                config,
+                "--source".into(),
+                manifest("csaf-source"),
+                "--source".into(),
+                manifest("lvfs-source"),
+                "--installer".into(),
+                manifest("dpkg-installer"),
+                "--installer".into(),
+                manifest("redfish-firmware"),
+            ],
+            // What a user who has only the binary types: no path anywhere.
+            Plugins::ByName => vec![
+                "--config".to_string(),
+                config,
+                "--source".into(),
+                "csaf-source".into(),
+                "--installer".into(),
+                "dpkg-installer".into(),
+            ],
+        };
         Fleet {
             policy: write("policy.toml", POLICY),
             inventory: write("inventory.toml", &inventory),
             dir,
+            devices,
             redfish,
             _sshd: sshd,
             roots,
@@ -332,6 +385,11 @@ settings = {{ task-poll-ms = "200" }}
         started["id"].as_str().unwrap().to_string()
     }
 
+    /// The BMC emulator of a fleet with BMCs.
+    fn redfish(&self) -> &Redfish {
+        self.redfish.as_ref().expect("a fleet with BMCs")
+    }
+
     fn root(&self, id: &str) -> &Path {
         &self.roots[id]
     }
@@ -339,7 +397,7 @@ settings = {{ task-poll-ms = "200" }}
     /// The BIOS version the emulator reports for system `node-N` (asked with the BMC's
     /// login; the name answers with a redirect to the system's id).
     fn bios(&self, n: usize) -> String {
-        let ca = std::fs::read(self.redfish.ca.as_ref().unwrap()).unwrap();
+        let ca = std::fs::read(self.redfish().ca.as_ref().unwrap()).unwrap();
         let roots = ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![
             ureq::tls::Certificate::from_pem(&ca).unwrap().to_owned(),
         ]));
@@ -351,7 +409,7 @@ settings = {{ task-poll-ms = "200" }}
             .into();
         let get = |path: &str| {
             agent
-                .get(format!("{}{path}", self.redfish.url))
+                .get(format!("{}{path}", self.redfish().url))
                 .header("Authorization", "Basic cmluZ2xlYWRlcjpibWMtczNjcmV0")
                 .call()
                 .unwrap()
@@ -365,7 +423,7 @@ settings = {{ task-poll-ms = "200" }}
 
     /// Firmware updates the emulator applied to `node-N`, as `from->to`.
     fn flashes(&self, n: usize) -> Vec<String> {
-        self.redfish
+        self.redfish()
             .updates()
             .into_iter()
             .filter(|(system, ..)| *system == format!("node-{n}"))
@@ -385,12 +443,12 @@ settings = {{ task-poll-ms = "200" }}
     /// Installs counted on every peer so far.
     fn installs_so_far(&self) -> usize {
         let packages: usize = self.roots.keys().map(|id| self.installs(id, "1.1")).sum();
-        packages + self.redfish.updates().len()
+        packages + self.redfish.as_ref().map_or(0, |r| r.updates().len())
     }
 
     /// Every device is at the fixed version, installed exactly once (counted on the peers).
     fn assert_all_fixed_once(&self) {
-        for &(id, _, via) in FLEET {
+        for &(id, _, via) in &self.devices {
             match via {
                 Via::Bmc(n) => {
                     assert_eq!(self.bios(n), "1.1.0", "{id}");
@@ -553,4 +611,35 @@ fn killing_the_engine_mid_rollout_and_restarting_it_installs_nothing_twice() {
     );
     wait(&daemon, &id, 0);
     fleet.assert_all_fixed_once();
+}
+
+/// Issue 12: a user who has only the binary runs a package rollout with the bundled
+/// plugins named by name (`--source csaf-source --installer dpkg-installer`, devices
+/// naming `installer = "dpkg-installer"`), the CSAF feed the operator's own, named in
+/// the config alone; the same rings, real dpkg on the peers, each device installed once.
+#[test]
+fn a_package_rollout_runs_through_the_bundled_plugins_named_by_name() {
+    let fleet = Fleet::packages_by_name();
+    assert!(
+        fleet.serve_args.iter().all(|a| !a.contains(".plugin.toml")),
+        "{:?}",
+        fleet.serve_args
+    );
+    let daemon = fleet.daemon();
+    let id = fleet.start(&daemon);
+    wait(&daemon, &id, 0);
+    let states = device_states(&daemon, &id);
+    assert_eq!(states.len(), fleet.devices.len(), "{states:?}");
+    for (device, (state, reason)) in states {
+        assert_eq!(state, "done", "{device}: {reason}");
+    }
+    fleet.assert_all_fixed_once();
+    let status = daemon.json(&["status", &id, "--json"]);
+    let rings: Vec<&str> = status["rings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(rings, ["lab", "canary", "broad"], "{status}");
 }
