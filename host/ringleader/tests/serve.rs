@@ -914,21 +914,8 @@ fn every_error_the_api_sends_is_a_json_error_even_outside_handlers() {
             "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
-        let answer = Answer::parse(&daemon.raw(request.as_bytes()));
+        let (answer, json) = json_error(&daemon, &request, expected, &validator);
         let what = format!("{method} {path}: {} {:?}", answer.status, answer.body);
-        assert_eq!(answer.status, expected, "{what}");
-        assert_eq!(
-            answer.header("content-type"),
-            Some("application/json"),
-            "{what}"
-        );
-        let json: Value =
-            serde_json::from_str(&answer.body).unwrap_or_else(|e| panic!("{what}: {e}"));
-        let errors: Vec<String> = validator
-            .iter_errors(&json)
-            .map(|e| e.to_string())
-            .collect();
-        assert!(errors.is_empty(), "{what}: {errors:?}");
         if expected == 405 {
             assert!(answer.header("allow").is_some(), "{what}");
         }
@@ -961,24 +948,40 @@ fn every_error_the_api_sends_is_a_json_error_even_outside_handlers() {
         ),
     ];
     for (request, expected, says) in unreadable {
-        let answer = Answer::parse(&daemon.raw(request.as_bytes()));
-        let what = format!(
-            "{:?}: {} {:?}",
-            &request[..request.len().min(40)],
-            answer.status,
-            answer.body
-        );
-        assert_eq!(answer.status, expected, "{what}");
-        assert_eq!(
-            answer.header("content-type"),
-            Some("application/json"),
-            "{what}"
-        );
-        let json: Value =
-            serde_json::from_str(&answer.body).unwrap_or_else(|e| panic!("{what}: {e}"));
-        assert!(validator.is_valid(&json), "{what}");
-        assert!(json["error"].as_str().unwrap().contains(says), "{what}");
+        let (_, json) = json_error(&daemon, &request, expected, &validator);
+        let error = json["error"].as_str().unwrap();
+        assert!(error.contains(says), "{error}");
     }
+}
+
+/// Sends `request` as it is; asserts the answer is `expected` with a JSON error body
+/// valid against `validator`, and returns both.
+fn json_error(
+    daemon: &Daemon,
+    request: &str,
+    expected: u16,
+    validator: &jsonschema::Validator,
+) -> (Answer, Value) {
+    let answer = Answer::parse(&daemon.raw(request.as_bytes()));
+    let what = format!(
+        "{:?}: {} {:?}",
+        &request[..request.len().min(60)],
+        answer.status,
+        answer.body
+    );
+    assert_eq!(answer.status, expected, "{what}");
+    assert_eq!(
+        answer.header("content-type"),
+        Some("application/json"),
+        "{what}"
+    );
+    let json: Value = serde_json::from_str(&answer.body).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let errors: Vec<String> = validator
+        .iter_errors(&json)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{what}: {errors:?}");
+    (answer, json)
 }
 
 /// `[[devices]]` of an inventory: `n` simulated workstations, the first in the lab.
