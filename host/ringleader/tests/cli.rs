@@ -543,6 +543,76 @@ fn demo_halts_the_canary_and_rolls_it_back_and_broad_never_starts() {
 }
 
 #[test]
+fn demo_text_says_what_each_count_counts_and_the_halt_line_agrees_with_the_table() {
+    let args = ["--devices", "1000", "--seed", "2", "--fail-permille", "30"];
+    let out = ringleader(&[&["demo"][..], &args].concat());
+    assert_eq!(out.status.code(), Some(3), "halted");
+    let stdout = text(&out.stdout);
+    // `halted because 2 of 48 devices failed in ring canary, over its failure budget of 1`
+    let halt = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("halted because "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let words: Vec<&str> = halt.split_whitespace().collect();
+    let (failed, ring_name) = (words[0], words[7].trim_end_matches(','));
+    let header = stdout
+        .lines()
+        .find(|l| l.starts_with("ring "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let columns: Vec<String> = header
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            "ring",
+            "devices",
+            "done",
+            "failed",
+            "rolled back",
+            "rollback failed",
+            "not started",
+            "failures"
+        ],
+        "{stdout}"
+    );
+    let row: Vec<&str> = stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(ring_name))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let n = |i: usize| row[i].parse::<u64>().unwrap();
+    assert_eq!(
+        n(1),
+        n(2) + n(3) + n(4) + n(5) + n(6),
+        "states: each device once: {stdout}"
+    );
+    assert_eq!(
+        row[7], failed,
+        "the halt line counts the `failures` column: {stdout}"
+    );
+    assert_ne!(
+        n(3).to_string(),
+        failed,
+        "this seed has a failed device rolled back: {stdout}"
+    );
+    assert!(
+        stdout.contains("each device once, by its state at the end"),
+        "the table says what it counts: {stdout}"
+    );
+    let (_, doc) = demo(&args);
+    assert_eq!(
+        ring(&doc, ring_name)["failures"].to_string(),
+        failed,
+        "{doc}"
+    );
+}
+
+#[test]
 fn a_seed_gives_the_same_outcomes_every_run() {
     let strip = |mut doc: serde_json::Value| {
         doc.as_object_mut().unwrap().remove("real_duration_ms");
