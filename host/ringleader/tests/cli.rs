@@ -200,6 +200,65 @@ fn check_accepts_the_component_path_and_finds_its_manifest() {
 }
 
 #[test]
+fn a_wasm_named_as_cargo_names_it_finds_the_hyphenated_manifest() {
+    // Cargo writes `sim_vendor_source.wasm` for the crate `sim-vendor-source`.
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("sim_vendor_source.wasm");
+    std::fs::copy(
+        ringleader_bundled_plugins::component_path("sim-vendor-source"),
+        &wasm,
+    )
+    .unwrap();
+    let manifest = std::fs::read_to_string(ringleader_bundled_plugins::manifest_path(
+        "sim-vendor-source",
+    ))
+    .unwrap()
+    .replace(
+        "component = \"sim-vendor-source.wasm\"",
+        "component = \"sim_vendor_source.wasm\"",
+    );
+    let hyphenated = dir.path().join("sim-vendor-source.plugin.toml");
+    std::fs::write(&hyphenated, &manifest).unwrap();
+    let wasm_arg = wasm.to_str().unwrap();
+    let out = ringleader(&["plugin", "check", "--no-cache", wasm_arg]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("sim-vendor-source 0.1.0: valid"));
+    assert_eq!(text(&out.stderr), "");
+    let out = ringleader(&["plugin", "run", wasm_arg, "info"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // Both: the component's own name wins, and a warning says which was used.
+    let exact = dir.path().join("sim_vendor_source.plugin.toml");
+    std::fs::write(&exact, &manifest).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ringleader"))
+        .args(["plugin", "check", "--no-cache", wasm_arg])
+        .env_remove("RINGLEADER_LOG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "warning: both {} and {} are beside {wasm_arg}: using {}",
+            exact.display(),
+            hyphenated.display(),
+            exact.display()
+        )),
+        "{stderr}"
+    );
+
+    // None: the error names every path tried.
+    std::fs::remove_file(&exact).unwrap();
+    std::fs::remove_file(&hyphenated).unwrap();
+    let out = ringleader(&["plugin", "check", "--no-cache", wasm_arg]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    for tried in [&exact, &hyphenated, &dir.path().join("plugin.toml")] {
+        assert!(stderr.contains(&tried.display().to_string()), "{stderr}");
+    }
+}
+
+#[test]
 fn check_bundled_plugins_and_list_them() {
     let out = ringleader(&[
         "plugin",
