@@ -82,14 +82,7 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     let catalog = discover(&args.sources, args.config.as_deref(), &inventory).await?;
-    for refused in &catalog.refused {
-        eprintln!(
-            "warning: patch {} from `{}` is refused: {}",
-            escape(&refused.patch_id),
-            refused.source,
-            escape(&refused.reason)
-        );
-    }
+    warn_refused(&catalog);
     let at = args.at.unwrap_or_else(Timestamp::now);
     let planner = Planner {
         policy: &policy,
@@ -125,6 +118,19 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         print_plan(&view);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A warning on stderr for each patch the catalog refused (`plugin run ... discover`
+/// prints the same).
+pub(crate) fn warn_refused(catalog: &Catalog) {
+    for refused in &catalog.refused {
+        eprintln!(
+            "warning: patch {} from `{}` is refused: {}",
+            escape(&refused.patch_id),
+            refused.source,
+            escape(&refused.reason)
+        );
+    }
 }
 
 /// Runs every source's `discover` for the inventory and builds the catalog.

@@ -366,6 +366,54 @@ fn a_source_discovers_for_every_device_of_an_inventory_or_one() {
 }
 
 #[test]
+fn discover_warns_about_the_patches_plan_refuses_exactly_as_plan_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("inventory.toml");
+    std::fs::write(
+        &inventory,
+        "[[devices]]\nid = \"sloppy\"\ncomponents = { thing = \"0.9.0\" }\n",
+    )
+    .unwrap();
+    let source = manifest("test-hostile-source");
+    let inv = inventory.to_str().unwrap();
+    let warnings = |out: &Output| -> Vec<String> {
+        text(&out.stderr)
+            .lines()
+            .filter(|l| l.starts_with("warning: "))
+            .map(String::from)
+            .collect()
+    };
+
+    let out = ringleader(&["plugin", "run", &source, "discover", "--inventory", inv]);
+    expect_status(&out, 0);
+    let run = warnings(&out);
+    assert_eq!(
+        run,
+        [
+            "warning: patch sloppy-latest from `test-hostile-source` is refused: fixed-version: `latest` is not a version: it does not start with a number",
+            "warning: patch sloppy-twice from `test-hostile-source` is refused: duplicate patch id: `test-hostile-source` reported it twice, and the first is used",
+        ],
+        "{}",
+        text(&out.stderr)
+    );
+
+    let policy =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rollout-policies/monthly-os.toml");
+    let out = ringleader(&[
+        "plan",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--inventory",
+        inv,
+        "--source",
+        &source,
+        "--at",
+        "2026-12-01T00:00:00Z",
+    ]);
+    assert_eq!(warnings(&out), run, "{}", text(&out.stderr));
+}
+
+#[test]
 fn grants_and_settings_come_from_the_operator_config() {
     let advisory = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/cases/csaf/purls-and-cvss-scores/advisory.json");
