@@ -511,6 +511,32 @@ fn tokens_and_rollout_ids_are_read_exactly_and_refusals_are_logged_with_the_peer
 }
 
 #[test]
+fn a_daemon_logging_to_a_pipe_or_file_writes_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&dir.path().join("data"));
+    // A refusal is logged at the default level.
+    let answer = daemon.raw(
+        b"POST /v1/rollouts/r1/pause HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    let started = std::time::Instant::now();
+    while !daemon.log().contains("refused POST /v1/rollouts/r1/pause") {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no refusal logged: {}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = daemon.log();
+    assert!(log.contains("WARN"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "ANSI escapes in a log that is no terminal: {log:?}"
+    );
+}
+
+#[test]
 fn listening_beyond_loopback_needs_tls_or_a_loud_opt_out() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
