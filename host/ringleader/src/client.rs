@@ -562,7 +562,7 @@ fn devices_inner(args: DevicesArgs) -> Result<u8, Exit> {
         );
     }
     emit(&out)?;
-    eprintln!("{} devices", devices.len());
+    eprintln!("{}", crate::count(devices.len(), "device", "devices"));
     Ok(0)
 }
 

@@ -451,8 +451,10 @@ impl DemoV1 {
 
 fn print_summary(s: &DemoV1) {
     println!(
-        "ringleader demo: policy `{}`, {} simulated devices, seed {}",
-        s.policy, s.devices, s.seed
+        "ringleader demo: policy `{}`, {}, seed {}",
+        s.policy,
+        crate::count(s.devices, "simulated device", "simulated devices"),
+        s.seed
     );
     println!();
     println!(
@@ -512,9 +514,17 @@ fn print_summary(s: &DemoV1) {
             );
         }
     }
+    let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
     println!(
-        "{} install calls, {} rollback calls, {} approvals by the simulated operator, {} duplicate installs",
-        s.install_calls, s.rollback_calls, s.approvals, s.duplicate_installs
+        "{}, {}, {} by the simulated operator, {}",
+        crate::count(n(s.install_calls), "install call", "install calls"),
+        crate::count(n(s.rollback_calls), "rollback call", "rollback calls"),
+        crate::count(n(s.approvals), "approval", "approvals"),
+        crate::count(
+            n(s.duplicate_installs),
+            "duplicate install",
+            "duplicate installs"
+        )
     );
     println!(
         "real time: {:.1} s in installer plugin calls, {:.1} s in the engine",

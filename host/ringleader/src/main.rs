@@ -68,6 +68,11 @@ enum Command {
     Rollback(client::ActionArgs),
 }
 
+/// `n` and the noun for it: `1 device`, `2 devices`, `0 devices`.
+pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// Whether log lines on stderr are coloured: only on a terminal (a log file or a
 /// journal gets plain text), and not when `NO_COLOR` is set to anything but empty
 /// (no-color.org).

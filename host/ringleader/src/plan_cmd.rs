@@ -115,7 +115,7 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&view)?);
     } else {
-        print_plan(&view);
+        print_plan(&view, policy.expedite.as_ref().map(|e| e.soak_factor));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -335,13 +335,15 @@ impl PlanV1 {
     }
 }
 
-fn print_plan(p: &PlanV1) {
+/// The plan as text; `soak_factor` is the policy's expedite factor, if it has one.
+fn print_plan(p: &PlanV1, soak_factor: Option<f64>) {
+    use crate::count;
     println!(
-        "plan of policy `{}` as of {}: {} devices, {} rings",
+        "plan of policy `{}` as of {}: {}, {}",
         p.policy,
         p.planned_at,
-        p.totals.devices,
-        p.rings.len()
+        count(p.totals.devices, "device", "devices"),
+        count(p.rings.len(), "ring", "rings")
     );
     for ring in &p.rings {
         let mut patches: BTreeMap<&str, usize> = BTreeMap::new();
@@ -350,18 +352,28 @@ fn print_plan(p: &PlanV1) {
                 *patches.entry(s.id.as_str()).or_default() += 1;
             }
         }
-        let first = ring
-            .devices
-            .iter()
-            .flat_map(|d| d.patches.first())
-            .map(|s| s.earliest_start)
-            .min();
+        // The first install of expedited patches and of the others: an expedited patch
+        // waits for scaled soaks only, so it may start before the ring does.
+        let first = |expedited: bool| {
+            ring.devices
+                .iter()
+                .flat_map(|d| d.patches.iter().find(|s| s.expedited == expedited))
+                .map(|s| s.earliest_start)
+                .min()
+        };
+        let (first_expedited, first_other) = (first(true), first(false));
+        let early = first_expedited.filter(|t| *t < ring.earliest_start);
+        let first = if early.is_some() {
+            first_other
+        } else {
+            first_expedited.into_iter().chain(first_other).min()
+        };
         println!();
         println!(
-            "ring {}: {} devices in {} batch(es) {:?}{}",
+            "ring {}: {} in {} {:?}{}",
             ring.name,
-            ring.devices.len(),
-            ring.batch_sizes.len(),
+            count(ring.devices.len(), "device", "devices"),
+            count(ring.batch_sizes.len(), "batch", "batches"),
             ring.batch_sizes,
             if ring.approval {
                 ", needs approval"
@@ -369,6 +381,12 @@ fn print_plan(p: &PlanV1) {
                 ""
             }
         );
+        if let Some(early) = early {
+            println!(
+                "  expedited patches from {early}, before the ring's start: the soaks they wait for are scaled by the policy's expedite soak_factor {}",
+                soak_factor.unwrap_or(1.0)
+            );
+        }
         println!(
             "  starts no earlier than {}{}; soak afterwards {}",
             ring.earliest_start,
@@ -384,12 +402,12 @@ fn print_plan(p: &PlanV1) {
     }
     println!();
     println!(
-        "totals: {} of {} devices in rings, {} device-patches planned, {} skipped, {} patches refused",
+        "totals: {} of {} in rings, {} planned, {} skipped, {} refused",
         p.totals.devices_in_rings,
-        p.totals.devices,
-        p.totals.device_patches,
+        count(p.totals.devices, "device", "devices"),
+        count(p.totals.device_patches, "device-patch", "device-patches"),
         p.totals.skipped,
-        p.totals.refused_patches
+        count(p.totals.refused_patches, "patch", "patches")
     );
     if !p.unassigned.is_empty() {
         println!("not in any ring: {}", p.unassigned.join(", "));

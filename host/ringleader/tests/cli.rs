@@ -471,6 +471,70 @@ fn plan_json_is_deterministic_matches_the_schema_and_places_every_device_once() 
 }
 
 #[test]
+fn plan_text_counts_in_the_singular_and_says_why_expedited_installs_come_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = dir.path().join("one.toml");
+    std::fs::write(
+        &one,
+        "[[devices]]\nid = \"lab-1\"\ntags = [\"lab\"]\ncomponents = { linux = \"6.1.99\" }\n",
+    )
+    .unwrap();
+    let policy = repo("rollout-policies/monthly-os.toml");
+    let out = ringleader(&[
+        "plan",
+        "--policy",
+        &policy,
+        "--inventory",
+        one.to_str().unwrap(),
+        "--at",
+        "2026-11-30T09:00:00Z",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains(": 1 device, 4 rings\n"), "{stdout}");
+    assert!(
+        stdout.contains("ring lab: 1 device in 1 batch [1]\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ring canary: 0 devices in 1 batch [0]\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("totals: 1 of 1 device in rings, 1 device-patch planned, "),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("(es)") && !stdout.contains(" 1 devices"),
+        "{stdout}"
+    );
+
+    // The broad ring's expedited patch may start days before the ring: said first, with
+    // why, and the ring's own line no longer shows an install before its start.
+    let out = plan(&[]);
+    let stdout = text(&out.stdout);
+    let broad: Vec<&str> = stdout
+        .split("\n\n")
+        .find(|block| block.starts_with("ring broad:"))
+        .unwrap_or_else(|| panic!("{stdout}"))
+        .lines()
+        .collect();
+    assert!(
+        broad[1].starts_with(
+            "  expedited patches from 2026-12-01T21:00:00Z, before the ring's start: "
+        ),
+        "{stdout}"
+    );
+    assert!(broad[1].contains("soak_factor 0.25"), "{stdout}");
+    assert!(
+        broad[2].starts_with(
+            "  starts no earlier than 2026-12-06T09:00:00Z (first install 2026-12-07T"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn explain_says_why_for_every_patch() {
     let out = plan(&["--explain", "srv-ams-002", "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
