@@ -281,6 +281,7 @@ impl Runtime {
                 pre,
                 cache,
                 runtime: self.inner.clone(),
+                warnings: Arc::default(),
             }),
         };
         let info = plugin.call_info().await.map_err(|error| LoadError::Info {
@@ -405,6 +406,8 @@ struct PluginInner {
     pre: PluginPre,
     cache: CacheOutcome,
     runtime: Arc<RuntimeInner>,
+    /// Lines logged at `warn` or `error`, over all calls.
+    warnings: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -441,6 +444,15 @@ impl Plugin {
         self.inner.cache
     }
 
+    /// Lines the plugin logged at `warn` or `error` level, over all its calls since it
+    /// was loaded. A patch source logs one for each document or entry of its feed it
+    /// refuses (docs/plugin-authors.md), so `plan` can tell refused input apart.
+    pub fn warnings_logged(&self) -> u64 {
+        self.inner
+            .warnings
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn new_store(&self, device: Option<&Device>) -> Store<HostState> {
         let runtime = &self.inner.runtime;
         let limits = self.inner.manifest.limits;
@@ -455,6 +467,7 @@ impl Plugin {
             hostcall_limit: limits.hostcalls,
             hostcalls: 0,
             fault: None,
+            warnings: self.inner.warnings.clone(),
         };
         let mut store = Store::new(&runtime.engine, HostState::new(scope, limits.memory_bytes));
         store.limiter(|state| &mut state.limiter);

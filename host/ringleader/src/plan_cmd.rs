@@ -23,8 +23,10 @@ use std::process::ExitCode;
 /// deferrals and expedite rules. The same inputs (and `--at`) always give byte-identical
 /// output.
 ///
-/// Exit status: 0 when planned; 1 when an input is invalid (every problem is listed)
-/// or `--explain` names a device that is not in the inventory.
+/// Exit status: 0 when planned; 8 when planned, but some input was refused (documents a
+/// patch source refused, patches the catalog refused: each named on stderr); 1 when an
+/// input is invalid (every problem is listed) or `--explain` names a device that is
+/// not in the inventory.
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// The rollout policy (see docs/policies.md).
@@ -81,8 +83,21 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         Err(InventoryError::Invalid(d)) => bail!("the inventory is not valid:\n{d}"),
         Err(e) => return Err(e.into()),
     };
-    let catalog = discover(&args.sources, args.config.as_deref(), &inventory).await?;
+    let (catalog, refused_documents) =
+        discover(&args.sources, args.config.as_deref(), &inventory).await?;
     warn_refused(&catalog);
+    if refused_documents > 0 {
+        eprintln!(
+            "warning: the patch sources refused {} (each in a warning of its source above); the plan covers the rest",
+            crate::count(refused_documents, "document", "documents")
+        );
+    }
+    // Refused input shows in the exit status, once the plan of the rest is printed.
+    let planned = if refused_documents > 0 || !catalog.refused.is_empty() {
+        ExitCode::from(REFUSED_INPUT)
+    } else {
+        ExitCode::SUCCESS
+    };
     let at = args.at.unwrap_or_else(Timestamp::now);
     let planner = Planner {
         policy: &policy,
@@ -108,17 +123,22 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         } else {
             print_explain(&view);
         }
-        return Ok(ExitCode::SUCCESS);
+        return Ok(planned);
     }
     let plan = planner.plan();
-    let view = PlanV1::new(&plan, &planner);
+    let mut view = PlanV1::new(&plan, &planner);
+    view.totals.refused_documents = refused_documents;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&view)?);
     } else {
         print_plan(&view, policy.expedite.as_ref().map(|e| e.soak_factor));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(planned)
 }
+
+/// Exit status of `plan` when it planned, but some input was refused: documents a
+/// patch source refused, or patches the catalog refused (docs/cli.md).
+const REFUSED_INPUT: u8 = 8;
 
 /// A warning on stderr for each patch the catalog refused (`plugin run ... discover`
 /// prints the same).
@@ -133,12 +153,13 @@ pub(crate) fn warn_refused(catalog: &Catalog) {
     }
 }
 
-/// Runs every source's `discover` for the inventory and builds the catalog.
+/// Runs every source's `discover` for the inventory and builds the catalog; with it,
+/// how many documents the sources refused (the warnings they logged).
 async fn discover(
     sources: &[PathBuf],
     config: Option<&Path>,
     inventory: &Inventory,
-) -> anyhow::Result<Catalog> {
+) -> anyhow::Result<(Catalog, usize)> {
     let grants = match config {
         Some(path) => {
             let text = ringleader_diag::read_file("config", path)?;
@@ -165,7 +186,11 @@ async fn discover(
     }
     let devices: Vec<_> = inventory.devices.iter().map(|d| d.to_plugin()).collect();
     let reported = ringleader_engine::spec::discover_all(&plugins, &devices).await?;
-    Ok(Catalog::build(reported)?)
+    let refused: u64 = plugins.iter().map(|p| p.warnings_logged()).sum();
+    Ok((
+        Catalog::build(reported)?,
+        usize::try_from(refused).unwrap_or(usize::MAX),
+    ))
 }
 
 const PLAN_SCHEMA: &str = "ringleader.plan/v1";
@@ -233,6 +258,9 @@ struct TotalsV1 {
     device_patches: usize,
     skipped: usize,
     refused_patches: usize,
+    /// Documents (or entries) of their feeds the patch sources refused: each a warning
+    /// the source logged.
+    refused_documents: usize,
 }
 
 fn step_view(
@@ -323,6 +351,7 @@ impl PlanV1 {
                 device_patches,
                 skipped: skipped.len(),
                 refused_patches: planner.catalog.refused.len(),
+                refused_documents: 0,
             },
             rings,
             unassigned: plan
@@ -402,12 +431,17 @@ fn print_plan(p: &PlanV1, soak_factor: Option<f64>) {
     }
     println!();
     println!(
-        "totals: {} of {} in rings, {} planned, {} skipped, {} refused",
+        "totals: {} of {} in rings, {} planned, {} skipped, {} refused, {} refused",
         p.totals.devices_in_rings,
         count(p.totals.devices, "device", "devices"),
         count(p.totals.device_patches, "device-patch", "device-patches"),
         p.totals.skipped,
-        count(p.totals.refused_patches, "patch", "patches")
+        count(p.totals.refused_patches, "patch", "patches"),
+        count(
+            p.totals.refused_documents,
+            "source document",
+            "source documents"
+        )
     );
     if !p.unassigned.is_empty() {
         println!("not in any ring: {}", p.unassigned.join(", "));
