@@ -235,7 +235,7 @@ impl Runtime {
         self.load_parts(manifest, component).await
     }
 
-    async fn load_parts(&self, manifest: Manifest, bytes: &[u8]) -> Result<Plugin, LoadError> {
+    async fn load_parts(&self, mut manifest: Manifest, bytes: &[u8]) -> Result<Plugin, LoadError> {
         let path = manifest.component.clone();
         let actual = sha256_hex(bytes);
         if actual != manifest.sha256 {
@@ -253,6 +253,21 @@ impl Runtime {
                 expected: manifest.world,
                 found: world,
             });
+        }
+        if wit_version != manifest.wit_version {
+            let declared = manifest.wit_version.clone();
+            manifest.warn_at(
+                &[ringleader_diag::Seg::Key("wit")],
+                format!(
+                    "the manifest says {declared}, but the component was built against ringleader:plugin@{wit_version}"
+                ),
+                &format!(
+                    "write `wit = \"{wit_version}\"`, or rebuild the component against the WIT files of {declared}"
+                ),
+            );
+        }
+        for warning in manifest.warnings() {
+            tracing::warn!(plugin = %manifest.name, "{warning}");
         }
         let link_error = |e: wasmtime::Error| LoadError::Link {
             path: path.clone(),

@@ -114,6 +114,8 @@ struct CheckedPlugin {
     imports: Vec<String>,
     /// `hit`, `miss` or `uncached`.
     cache: &'static str,
+    /// What is valid but probably not as meant, each `file:line:col: warning: ...`.
+    warnings: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -311,6 +313,7 @@ fn describe(plugin: &Plugin, imports: Vec<String>) -> CheckedPlugin {
             CacheOutcome::Miss => "miss",
             CacheOutcome::Uncached => "uncached",
         },
+        warnings: m.warnings(),
     }
 }
 
@@ -348,6 +351,9 @@ fn print_human(p: &CheckedPlugin) {
     );
     if !p.imports.is_empty() {
         println!("  imports       {}", p.imports.join(", "));
+    }
+    for warning in &p.warnings {
+        println!("  warning       {warning}");
     }
 }
 
