@@ -1113,6 +1113,42 @@ fn a_plugin_written_in_python_is_built_checked_and_used_by_the_planner() {
     assert!(plan.status.success(), "{}", text(&plan.stderr));
     let plan = text(&plan.stdout);
     assert!(plan.contains("py-example-openssl-3.0.15"), "{plan}");
+
+    // A plugin-error raised in Python reaches the host as its case and message, the
+    // way docs/plugin-authors.md (section 10) shows it, with lines of app.py.
+    let inventory = out.path().join("failing.toml");
+    std::fs::write(
+        &inventory,
+        "[[devices]]\nid = \"deb-1\"\nfacts = { \"py-example.fail\" = \"permanent\" }\ncomponents = { openssl = \"3.0.11\" }\n",
+    )
+    .unwrap();
+    let run = ringleader(&[
+        "plugin",
+        "run",
+        manifest,
+        "discover",
+        "--inventory",
+        inventory.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run.stderr));
+    assert!(
+        text(&run.stderr).contains(
+            "error: `discover` returned plugin-error `permanent`: deb-1 asks for a permanent failure"
+        ),
+        "{}",
+        text(&run.stderr)
+    );
+    let doc = std::fs::read_to_string(repo("docs/plugin-authors.md")).unwrap();
+    let app = std::fs::read_to_string(repo("plugins/py-example-source/app.py")).unwrap();
+    let section = &doc[doc.find("## 10. Other languages").unwrap()..];
+    let start = section.find("```python\n").expect("a Python example") + "```python\n".len();
+    let example = &section[start..start + section[start..].find("```").unwrap()];
+    for line in example.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        assert!(
+            app.lines().any(|l| l.trim() == line),
+            "the page's Python `{line}` is not in app.py"
+        );
+    }
 }
 
 #[test]
