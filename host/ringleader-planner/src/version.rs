@@ -290,6 +290,27 @@ fn bump(v: &Version, caret: bool) -> Version {
 
 #[cfg(test)]
 mod tests {
+    /// What docs/plugin-authors.md (9.3) says of distribution suffixes, checked.
+    #[test]
+    fn distribution_suffixes_read_as_the_plugin_guide_says() {
+        let v = |t: &str| Version::parse(t).unwrap();
+        assert_eq!(
+            v("3.0.15+deb12u1"),
+            v("3.0.15"),
+            "build metadata is ignored"
+        );
+        assert!(v("3.0.15-1~deb12u1") < v("3.0.15"), "a tag sorts before");
+        assert!(v("3.0.15-1~deb12u1") > v("3.0.11-1"), "the release first");
+        assert!(
+            v("3.0.15-1") < v("3.0.15-1~deb12u1"),
+            "tags by semver's rules, not dpkg's"
+        );
+        // An RPM epoch ends the release: `1:0.17-64.el7` is release 1 with a tag.
+        assert!(v("1:0.17-64.el7") < v("1"));
+        assert!(v("1:0.17-64.el7") > v("0.99"));
+        assert!(v("1:0.17-64.el7") < v("1:0.17-65.el7"));
+    }
+
     use super::*;
 
     fn v(s: &str) -> Version {
