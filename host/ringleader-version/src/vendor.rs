@@ -1,4 +1,4 @@
-//! Vendor versions and version ranges.
+//! Vendor versions and version ranges: the `vendor` scheme, today's rule.
 //!
 //! Vendors do not all write semver (`2.19.1-a03`, `7.10.30.00`, `1.2`). Every version
 //! string is read by one documented rule (docs/policies.md, "Versions"):
