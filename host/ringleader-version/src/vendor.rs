@@ -44,7 +44,7 @@ enum Pre {
 
 /// A string that is not a version or not a range.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{text}` is not a {what}: {reason}")]
+#[error("`{text}` is not {what}: {reason}")]
 pub struct VersionError {
     pub text: String,
     pub what: &'static str,
@@ -55,7 +55,7 @@ impl Version {
     pub fn parse(text: &str) -> Result<Version, VersionError> {
         let err = |reason: &str| VersionError {
             text: text.to_string(),
-            what: "version",
+            what: "a version",
             reason: reason.to_string(),
         };
         let trimmed = text.trim();
@@ -191,7 +191,7 @@ impl Range {
     pub fn parse(text: &str) -> Result<Range, VersionError> {
         let err = |reason: String| VersionError {
             text: text.to_string(),
-            what: "version range",
+            what: "a version range",
             reason,
         };
         if text.trim().is_empty() {
