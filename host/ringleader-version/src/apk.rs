@@ -225,7 +225,7 @@ fn push_number(key: &mut Vec<u8>, digits: &[u8]) -> Result<(), String> {
 
 impl Ord for Version {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.key.cmp(&other.key)
+        crate::key::cmp(&self.key, &other.key)
     }
 }
 

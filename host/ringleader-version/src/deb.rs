@@ -173,7 +173,7 @@ fn push_part(key: &mut Vec<u8>, part: &[u8]) {
 
 impl Ord for Version {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.key.cmp(&other.key)
+        crate::key::cmp(&self.key, &other.key)
     }
 }
 
