@@ -152,6 +152,7 @@ impl AnyVersion {
     }
 
     /// The order of two versions of one scheme; an error for two schemes.
+    #[inline]
     pub fn try_cmp(&self, other: &AnyVersion) -> Result<Ordering, SchemeMismatch> {
         match (self, other) {
             (AnyVersion::Deb(a), AnyVersion::Deb(b)) => Ok(a.cmp(b)),
@@ -240,6 +241,7 @@ impl AnyRange {
     }
 
     /// Whether `version` is in the range; an error for a version of another scheme.
+    #[inline]
     pub fn matches(&self, version: &AnyVersion) -> Result<bool, SchemeMismatch> {
         match (&self.comparators, version) {
             (RangeOf::Deb(r), AnyVersion::Deb(v)) => Ok(r.matches(v)),

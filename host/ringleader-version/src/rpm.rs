@@ -164,18 +164,21 @@ fn push_segments(key: &mut Vec<u8>, part: &[u8]) {
 }
 
 impl Ord for Version {
+    #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
         crate::key::cmp(&self.key, &other.key)
     }
 }
 
 impl PartialOrd for Version {
+    #[inline]
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
 impl PartialEq for Version {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         self.key == other.key
     }

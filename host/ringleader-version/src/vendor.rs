@@ -127,6 +127,7 @@ impl fmt::Debug for Version {
 }
 
 impl Ord for Version {
+    #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
         // Missing parts are zeros, and `parts` is zero-filled: compare all slots.
         self.parts
@@ -150,12 +151,14 @@ fn pre_text(pre: &Pre) -> &str {
 }
 
 impl PartialOrd for Version {
+    #[inline]
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
 impl PartialEq for Version {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == Ordering::Equal
     }
