@@ -1,6 +1,7 @@
 //! Real peers the tests start on 127.0.0.1, and what they need: an OpenSSH server, a
 //! Redfish BMC emulator (sushy-tools on libvirt's test driver), Debian packages and
-//! device roots with their own dpkg database. Each peer is installed by
+//! device roots with their own dpkg database; and the tools that judge version order
+//! (dpkg, rpm's Python bindings). Each peer is installed by
 //! `tests/peers/install.sh` (what `.ci/run` runs); a test that finds one missing runs
 //! that script itself, and fails, never skips, when it cannot.
 
@@ -39,6 +40,29 @@ fn install_peers(what: &str, present: impl Fn() -> bool) {
         status.success() && present(),
         "this test needs {what}: run tests/peers/install.sh as root (.ci/run does)"
     );
+}
+
+/// dpkg, the judge of the `deb` version order: `dpkg --compare-versions A OP B`.
+pub fn dpkg() -> &'static Path {
+    let dpkg = Path::new("/usr/bin/dpkg");
+    install_peers("dpkg", || dpkg.exists());
+    dpkg
+}
+
+/// The system Python (not a pyenv one) with rpm's own bindings (`python3-rpm`), the
+/// judge of the `rpm` version order: `rpm.ver` (rpm's reading of `[E:]V[-R]`) and
+/// `rpm.labelCompare`.
+pub fn python3_rpm() -> &'static Path {
+    let python = Path::new("/usr/bin/python3");
+    install_peers("rpm's Python bindings (python3-rpm)", || {
+        Command::new(python)
+            .args(["-c", "import rpm"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    python
 }
 
 /// A Debian package built with `dpkg-deb`.

@@ -4,11 +4,16 @@ is usable from a language other than Rust.
 It knows two fixed openssl security updates (3.0.14, superseded by 3.0.15) and
 returns them when some device has an `openssl` component below 3.0.15. Everything is
 built in: it needs no capability beyond logging.
+
+A device with the fact `py-example.fail = "transient"` or `"permanent"` makes
+`discover` fail with that plugin-error: how a Python plugin raises one
+(docs/plugin-authors.md, section 10).
 """
 
 import hashlib
 from typing import List, Optional, Tuple
 
+from componentize_py_types import Err
 from wit_world import exports
 from wit_world.imports import log
 from wit_world.imports.types import (
@@ -16,6 +21,8 @@ from wit_world.imports.types import (
     Device,
     Patch,
     PatchKind,
+    PluginError_Permanent,
+    PluginError_Transient,
     PluginInfo,
     Severity,
 )
@@ -96,6 +103,12 @@ class PatchSourceApi(exports.PatchSourceApi):
         )
 
     def discover(self, devices: List[Device]) -> List[Patch]:
+        for device in devices:
+            asked = dict(device.facts).get("py-example.fail")
+            if asked == "transient":
+                raise Err(PluginError_Transient(f"{device.id} asks for a transient failure"))
+            if asked == "permanent":
+                raise Err(PluginError_Permanent(f"{device.id} asks for a permanent failure"))
         affected = sum(
             1
             for device in devices

@@ -141,14 +141,39 @@ async fn a_broken_or_missing_advisory_does_not_stop_the_others() {
             std::fs::read(cases().join(name).join("advisory.json")).unwrap(),
         );
     }
+    // A port nothing listens on: connection refused.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
     files.insert(
         "/feed/index.txt".into(),
-        b"rpm-names-and-relationships.json\nnot-json.json\nmissing.json\npurls-and-cvss-scores.json\n"
-            .to_vec(),
+        format!("rpm-names-and-relationships.json\nnot-json.json\nmissing.json\nhttp://127.0.0.1:{closed}/gone.json\npurls-and-cvss-scores.json\n")
+            .into_bytes(),
     );
     let base = serve(files);
     let plugin = source(&format!("{base}/feed/index.txt")).await;
+    let (logs, capture) = Logs::capture();
     let patches = plugin.discover(&fleet()).await.unwrap();
+    drop(capture);
+    // Each document that could not be fetched is named, with a sentence saying why:
+    // the host's (naming the URL) or the server's answer, never Rust's debug form.
+    let log = logs.text();
+    let missing = format!("{base}/feed/missing.json");
+    assert!(
+        log.contains(&format!(
+            "advisory {missing} could not be fetched: {missing} answered HTTP 404 (transient error, tried twice)"
+        )),
+        "{log}"
+    );
+    let gone = format!("http://127.0.0.1:{closed}/gone.json");
+    assert!(
+        log.contains(&format!(
+            "advisory {gone} could not be fetched: GET {gone}: "
+        )),
+        "{log}"
+    );
+    assert!(!log.contains("Transient("), "{log}");
     let ids: Vec<&str> = patches.iter().map(|p| p.id.as_str()).collect();
     assert!(ids.contains(&"RHSA-2022:0011/telnet"), "{ids:?}");
     assert!(ids.contains(&"EXL-2024-0042/openssl"), "{ids:?}");

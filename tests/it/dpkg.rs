@@ -213,4 +213,16 @@ async fn dpkg_works_the_same_over_ssh_and_host_keys_are_checked() {
     let message = err.to_string();
     assert!(message.contains("ssh to 127.0.0.1 failed"), "{message}");
     assert!(message.to_lowercase().contains("host key"), "{message}");
+    // Permanent until an operator acts, and the message says what to fix.
+    assert!(
+        matches!(
+            &err.kind,
+            ringleader_runtime::CallErrorKind::Plugin(
+                ringleader_runtime::bindings::PluginError::Permanent(_)
+            )
+        ),
+        "{err:?}"
+    );
+    assert!(message.contains(&wrong.display().to_string()), "{message}");
+    assert!(message.contains("ssh-keygen -f "), "{message}");
 }

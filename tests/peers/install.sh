@@ -2,7 +2,10 @@
 # Installs the test peers the integration tests start on 127.0.0.1:
 #   openssh-server   the SSH transport's tests start their own sshd (Debian package)
 #   openssl          test certificates for the HTTPS peers
-#   dpkg-deb, dpkg   building and installing test packages (part of every Debian)
+#   dpkg-deb, dpkg   building and installing test packages (part of every Debian); dpkg
+#                    also judges the deb version order (ringleader-version's oracle tests)
+#   python3-rpm      rpm's own version order (rpm.labelCompare) for the system Python,
+#                    the judge of the rpm version order (ringleader-version's oracle tests)
 #   redfish/         the Redfish BMC emulator: python3-libvirt (Debian) and sushy-tools
 #                    (PyPI) in a venv under /var/cache/ringleader-peers (see redfish/NOTES.md)
 # Idempotent; needs root (or sudo) only when something is missing. .ci/run calls it; the
@@ -16,6 +19,8 @@ fi
 missing=()
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v dpkg-deb > /dev/null || missing+=(dpkg-dev)
+[ -x /usr/bin/dpkg ] || missing+=(dpkg)
+/usr/bin/python3 -c 'import rpm' 2> /dev/null || missing+=(python3-rpm)
 command -v openssl > /dev/null || missing+=(openssl)   # test certificates for HTTPS peers
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ] && [ -z "$sudo" ]; then

@@ -271,6 +271,53 @@ impl Diagnostics {
         self.error(span, &key, message, hint);
     }
 
+    /// Reads TOML `text` into `T`, recording every unknown key and every value of the
+    /// wrong type (each located), not only the first serde stops at: each one is
+    /// recorded, taken out of the document, and the rest is read again (a table left
+    /// without a key that was taken out is taken out too, and its missing key not
+    /// reported). Returns what the rest holds, so that the caller can validate its values
+    /// too (the errors are recorded all the same). `None` when the text is not TOML, a
+    /// problem cannot be taken out (a missing key), or an array element was (the places
+    /// of the elements after it would no longer be theirs).
+    pub fn toml_from_str<T: serde::de::DeserializeOwned>(
+        &mut self,
+        text: &str,
+        hint: &str,
+    ) -> Option<T> {
+        use toml::de::{DeTable, Deserializer};
+        let mut root = match DeTable::parse(text) {
+            Ok(root) => root,
+            Err(e) => {
+                self.toml_error(&e, hint);
+                return None;
+            }
+        };
+        let mut taken_out: Vec<String> = Vec::new();
+        let mut shifted = false;
+        for _ in 0..=MAX_TOML_PROBLEMS {
+            let e = match T::deserialize(Deserializer::from(root.clone())) {
+                Ok(value) => return (!shifted).then_some(value),
+                Err(e) => e,
+            };
+            let missing = e
+                .message()
+                .strip_prefix("missing field")
+                .and_then(|_| field_in_message(e.message()));
+            let consequence = missing.as_ref().is_some_and(|key| taken_out.contains(key));
+            if !consequence {
+                self.toml_error(&e, hint);
+            }
+            match e.span().and_then(|span| take_out(root.get_mut(), &span)) {
+                Some(taken) if consequence || missing.is_none() => {
+                    shifted |= taken.element;
+                    taken_out.push(taken.key);
+                }
+                _ => return None,
+            }
+        }
+        None
+    }
+
     /// The key of a `key = value` whose value starts at `offset`, if the line shows one.
     fn key_before(&self, offset: usize) -> Option<String> {
         let before = self.text.get(..offset)?;
@@ -334,6 +381,72 @@ impl fmt::Display for Diagnostics {
 }
 
 impl std::error::Error for Diagnostics {}
+
+/// The most unknown keys and wrongly typed values [`Diagnostics::toml_from_str`] reports
+/// in one file: each costs reading the document again, and a file with more is better
+/// fixed a screenful at a time than read quadratically.
+const MAX_TOML_PROBLEMS: usize = 100;
+
+/// What [`take_out`] took out of a document.
+struct Taken {
+    /// Its key (for an array element, the array's).
+    key: String,
+    /// It was an array element.
+    element: bool,
+}
+
+/// Takes the entry at `span` (its key's or its value's) out of `table`, the deepest
+/// first: an array's first `[[table]]` and the array itself span the same header.
+fn take_out(table: &mut toml::de::DeTable<'_>, span: &Range<usize>) -> Option<Taken> {
+    use toml::de::DeValue;
+    // Searched whole: a table under a `[header]` spans only its header.
+    for (key, value) in table.iter_mut() {
+        let found = match value.get_mut() {
+            DeValue::Table(inner) => take_out(inner, span),
+            DeValue::Array(items) => take_out_of_array(items, span, key.get_ref()),
+            _ => None,
+        };
+        if found.is_some() {
+            return found;
+        }
+    }
+    let key = table
+        .iter()
+        .find(|(k, v)| k.span() == *span || v.span() == *span)
+        .map(|(k, _)| k.get_ref().to_string())?;
+    table.remove(key.as_str());
+    Some(Taken {
+        key,
+        element: false,
+    })
+}
+
+fn take_out_of_array(
+    items: &mut toml::de::DeArray<'_>,
+    span: &Range<usize>,
+    key: &str,
+) -> Option<Taken> {
+    use toml::de::DeValue;
+    let deeper = items.iter_mut().find_map(|item| match item.get_mut() {
+        DeValue::Table(inner) => take_out(inner, span),
+        DeValue::Array(inner) => take_out_of_array(inner, span, key),
+        _ => None,
+    });
+    if deeper.is_some() {
+        return deeper;
+    }
+    let i = items.iter().position(|item| item.span() == *span)?;
+    let all = std::mem::replace(items, toml::de::DeArray::new());
+    *items = all
+        .into_iter()
+        .enumerate()
+        .filter_map(|(j, item)| (j != i).then_some(item))
+        .collect();
+    Some(Taken {
+        key: key.to_string(),
+        element: true,
+    })
+}
 
 /// `unknown field `foo`, expected ...` -> `foo`; `missing field `name`` -> `name`.
 fn field_in_message(message: &str) -> Option<String> {
@@ -418,6 +531,61 @@ mod tests {
                 "{text:?}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn toml_from_str_reports_every_unknown_key_and_wrong_type_and_reads_the_rest() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Ring {
+            name: String,
+            days: Vec<String>,
+            soak: Option<String>,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Doc {
+            rings: Vec<Ring>,
+        }
+        let text = "[[rings]]\nname = 5\ndays = [\"mon\", 3]\ncolour = 1\n\n[[rings]]\nname = \"b\"\ndays = []\nsoak = 2\nsoak_time = \"1h\"\n";
+        let mut d = Diagnostics::new(Path::new("d.toml"), text);
+        let doc: Option<Doc> = d.toml_from_str(text, "");
+        d.sort();
+        let found: Vec<(usize, &str)> = d.list.iter().map(|p| (p.line, p.key.as_str())).collect();
+        assert_eq!(
+            found,
+            [
+                (2, "name"),
+                (3, ""),
+                (4, "colour"),
+                (9, "soak"),
+                (10, "soak_time")
+            ],
+            "{:#?}",
+            d.list
+        );
+        assert!(d.list.iter().all(|p| !p.message.starts_with("missing")));
+        assert!(doc.is_none(), "ring 0 has no name left: not readable");
+
+        let text = "[[rings]]\nname = \"a\"\ndays = [\"mon\"]\nsoak = 3\ncolour = 1\n";
+        let mut d = Diagnostics::new(Path::new("d.toml"), text);
+        let doc: Doc = d.toml_from_str(text, "").expect("the rest is readable");
+        assert_eq!(d.list.len(), 2, "{:#?}", d.list);
+        assert_eq!(doc.rings[0].days, ["mon"]);
+        assert_eq!(
+            (doc.rings[0].name.as_str(), doc.rings[0].soak.as_deref()),
+            ("a", None)
+        );
+
+        let text = "[[rings]]\nname = \"a\"\ndays = [3, \"mon\"]\n";
+        let mut d = Diagnostics::new(Path::new("d.toml"), text);
+        let doc: Option<Doc> = d.toml_from_str(text, "");
+        assert!(doc.is_none(), "`mon` is no longer at days[1]");
+        assert_eq!(d.list.len(), 1, "{:#?}", d.list);
+
+        let mut d = Diagnostics::new(Path::new("d.toml"), "rings = [");
+        assert!(d.toml_from_str::<Doc>("rings = [", "").is_none());
+        assert_eq!(d.list.len(), 1, "a syntax error is one problem");
     }
 
     #[test]

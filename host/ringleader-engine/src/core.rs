@@ -200,6 +200,9 @@ struct RingState {
     completed: Option<Timestamp>,
     /// How many jobs are in each state.
     counts: RingCounts,
+    /// Jobs that failed (a step failed or went silent), whatever came after: a failed
+    /// job that had installed a step is rolled back after a halt.
+    failures: usize,
     /// Unfinished (not done, not failed) jobs per batch.
     unfinished: Vec<usize>,
     /// The batch being worked on: the lowest with unfinished jobs.
@@ -230,6 +233,7 @@ impl RingState {
             opened: None,
             completed: None,
             counts: RingCounts::default(),
+            failures: 0,
             unfinished: vec![0; batches.max(spec.batches as usize)],
             batch: 0,
             later: vec![Vec::new(); batches.max(spec.batches as usize)],
@@ -309,6 +313,9 @@ impl RingState {
         }
         if new.is_terminal() {
             self.unfinished[batch] -= 1;
+        }
+        if matches!(new, JobState::Failed { .. }) {
+            self.failures += 1;
         }
         *self.counts.slot(new) += 1;
     }
@@ -429,6 +436,15 @@ impl Core {
     /// Per ring: how many jobs are in each state.
     pub fn counts(&self, ring: u16) -> RingCounts {
         self.rings[usize::from(ring)].counts
+    }
+
+    /// Devices of ring `ring` whose install failed (a step failed, or the device went
+    /// silent past its deadline), whatever came after: [`RingCounts::failed`] counts
+    /// those still failed, while a failed device that had installed a step is rolled
+    /// back after a halt and counted as rolling or rolled back. The failure budget and
+    /// halt reasons count these.
+    pub fn failures(&self, ring: u16) -> usize {
+        self.rings[usize::from(ring)].failures
     }
 
     /// Applies `event` at `now` and returns what to do next. Deterministic: the same

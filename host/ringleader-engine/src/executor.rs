@@ -525,47 +525,153 @@ const OPERATOR: JobId = JobId {
     index: u32::MAX,
 };
 
+/// What a run keeps between the turns of its loop.
+struct Run {
+    report: RunReport,
+    /// Shutting down: calls in flight get this long to finish.
+    stop: Option<Duration>,
+    /// Commands were applied since progress was last reported.
+    commanded: bool,
+    /// Results due at a (virtual) time, in a deterministic order.
+    due: BTreeMap<(Timestamp, JobId, u8), Event>,
+    /// Commands due at a time, in the order given.
+    commands: BTreeMap<(Timestamp, u64), Command>,
+    next_command: u64,
+    /// When the core asked to be woken (windows, soaks).
+    wake: BTreeSet<Timestamp>,
+    calls: JoinSet<Outcome>,
+    limit: Arc<tokio::sync::Semaphore>,
+    spent: Arc<Metrics>,
+    plugin_time_before: Duration,
+    /// The core's decisions not yet acted on.
+    queue: Vec<Decision>,
+    auto_approve: Option<Duration>,
+}
+
+impl Run {
+    fn schedule(&mut self, at: Timestamp, command: Command) {
+        self.commands.insert((at, self.next_command), command);
+        self.next_command += 1;
+    }
+
+    /// The simulated operator (`auto_approve_after`) approves that long after `now`.
+    fn approve_later(&mut self, now: Timestamp) {
+        if let Some(delay) = self.auto_approve {
+            self.schedule(add(now, delay), Command::Approve);
+        }
+    }
+}
+
+/// What the loop does after a wait.
+enum Turn {
+    /// Go round again at once (a call returned in virtual time: time may not move yet).
+    Again,
+    /// Time moved: what is due now is fed to the core.
+    Moved,
+    /// Nothing more can happen.
+    End,
+}
+
 impl Executor {
     /// Runs until the rollout completes, halts (and finishes rolling back), is aborted,
     /// or nothing more can happen. `progress` is called whenever time advances.
+    ///
+    /// Phases: [`Executor::begin`] (the run's state, commands scheduled), then
+    /// [`Executor::resume`] (what a stop left undone), then turns of the loop: act on
+    /// the core's decisions ([`Executor::act`], dispatches durable first), apply the
+    /// commands that arrived, wait for a result, a wake-up or a command
+    /// ([`Executor::wait`]), feed what is due ([`Executor::feed_due`]); at the end
+    /// [`Executor::finish`].
     pub async fn run(mut self, mut progress: impl FnMut(&Core, Timestamp)) -> (Core, RunReport) {
-        let started = self.now;
-        let mut report = RunReport {
-            phase: self.core.phase().clone(),
-            started,
-            finished: started,
-            install_calls: 0,
-            rollback_calls: 0,
-            approvals: 0,
-            halt_reason: None,
-            plugin_time: Duration::ZERO,
-            stopped: false,
-            stalled: None,
-        };
-        let mut stop: Option<Duration> = None;
-        // Commands were applied since progress was last reported.
-        let mut commanded = false;
-        // Results due at a (virtual) time, in a deterministic order.
-        let mut due: BTreeMap<(Timestamp, JobId, u8), Event> = BTreeMap::new();
-        // Commands due at a time, in the order given.
-        let mut commands: BTreeMap<(Timestamp, u64), Command> = BTreeMap::new();
-        let mut next_command = 0u64;
-        for (at, command) in std::mem::take(&mut self.scheduled) {
-            commands.insert((at, next_command), command);
-            next_command += 1;
+        let mut run = self.begin();
+        self.resume(&mut run);
+        loop {
+            if run.commanded {
+                run.commanded = false;
+                progress(&self.core, self.now);
+            }
+            if run.stop.is_some() || self.fault().is_some() {
+                self.wind_down(&mut run).await;
+                break;
+            }
+            if !self.act(&mut run) {
+                continue;
+            }
+            // Commands that arrived are applied now.
+            while let Some(command) = self.control.as_mut().and_then(|c| c.try_recv().ok()) {
+                run.queue
+                    .extend(self.command(command, &mut run.report, &mut run.stop));
+                run.commanded = true;
+            }
+            if run.commanded {
+                run.commanded = false;
+                progress(&self.core, self.now);
+            }
+            if !run.queue.is_empty() || run.stop.is_some() {
+                continue;
+            }
+            if run.calls.is_empty()
+                && matches!(self.core.phase(), Phase::Completed | Phase::Aborted)
+            {
+                break;
+            }
+            match self.wait(&mut run, &mut progress).await {
+                Turn::Again => continue,
+                Turn::Moved => {}
+                Turn::End => break,
+            }
+            self.feed_due(&mut run);
+            progress(&self.core, self.now);
         }
-        let mut wake: BTreeSet<Timestamp> = BTreeSet::new();
-        let mut calls: JoinSet<Outcome> = JoinSet::new();
-        let limit = Arc::new(tokio::sync::Semaphore::new(self.concurrency.max(1)));
+        self.finish(run)
+    }
+
+    /// The run's state, with the commands scheduled before it (the demo's operator).
+    fn begin(&mut self) -> Run {
+        let started = self.now;
         let spent = self.metrics.clone();
-        let plugin_time_before = spent.plugin_time();
-        let real = matches!(self.timing, Timing::Real);
-        if real {
+        let mut run = Run {
+            report: RunReport {
+                phase: self.core.phase().clone(),
+                started,
+                finished: started,
+                install_calls: 0,
+                rollback_calls: 0,
+                approvals: 0,
+                halt_reason: None,
+                plugin_time: Duration::ZERO,
+                stopped: false,
+                stalled: None,
+            },
+            stop: None,
+            commanded: false,
+            due: BTreeMap::new(),
+            commands: BTreeMap::new(),
+            next_command: 0,
+            wake: BTreeSet::new(),
+            calls: JoinSet::new(),
+            limit: Arc::new(tokio::sync::Semaphore::new(self.concurrency.max(1))),
+            plugin_time_before: spent.plugin_time(),
+            spent,
+            queue: Vec::new(),
+            auto_approve: self.auto_approve_after,
+        };
+        for (at, command) in std::mem::take(&mut self.scheduled) {
+            run.schedule(at, command);
+        }
+        if matches!(self.timing, Timing::Real) {
             self.now = self.now.max(real_now());
         }
         if let Some(clock) = &self.clock {
             clock.set(self.now);
         }
+        run
+    }
+
+    /// What a stop left undone, first: the records it kept out of the log, the steps
+    /// and rollbacks that were running (verified or run again), an approval already
+    /// asked for; then the commands sent before the run began and a first tick.
+    fn resume(&mut self, run: &mut Run) {
         let recovery = std::mem::take(&mut self.recovery);
         if !recovery.is_empty() || self.store.as_ref().is_some_and(Store::has_run) {
             self.log(Record::Resumed {
@@ -600,260 +706,261 @@ impl Executor {
             // the device does not report the patch. In virtual time each result is due
             // when it would have been without the stop.
             for step in &recovery.steps {
-                self.spawn_step(&mut calls, &limit, &spent, *step, true);
+                self.spawn_step(&mut run.calls, &run.limit, &run.spent, *step, true);
             }
             for rollback in &recovery.rollbacks {
-                self.spawn_rollback(&mut calls, &limit, &spent, rollback.job, rollback.since);
+                self.spawn_rollback(
+                    &mut run.calls,
+                    &run.limit,
+                    &run.spent,
+                    rollback.job,
+                    rollback.since,
+                );
             }
         }
-        let auto_approve = self.auto_approve_after;
-        let mut approve = |now: Timestamp, commands: &mut BTreeMap<(Timestamp, u64), Command>| {
-            if let Some(delay) = auto_approve {
-                commands.insert((add(now, delay), next_command), Command::Approve);
-                next_command += 1;
-            }
-        };
         if let Phase::AwaitingApproval { .. } = self.core.phase() {
-            approve(recovery.approval_asked.unwrap_or(self.now), &mut commands);
+            run.approve_later(recovery.approval_asked.unwrap_or(self.now));
         }
-        // Commands sent before the run began (an audit entry for the start, say) come
-        // first.
-        let mut queue: Vec<Decision> = Vec::new();
+        // Commands sent before the run began come first.
         while let Some(command) = self.control.as_mut().and_then(|c| c.try_recv().ok()) {
-            queue.extend(self.command(command, &mut report, &mut stop));
+            run.queue
+                .extend(self.command(command, &mut run.report, &mut run.stop));
         }
-        queue.extend(self.feed(Event::Tick));
-        loop {
-            if commanded {
-                commanded = false;
-                progress(&self.core, self.now);
+        run.queue.extend(self.feed(Event::Tick));
+    }
+
+    /// Ends the loop on a shutdown or a log that cannot be written: nothing new
+    /// starts (decisions not yet dispatched are decided again on replay).
+    async fn wind_down(&mut self, run: &mut Run) {
+        if let Some(grace) = run.stop {
+            // Calls in flight get `grace` to finish. Their results are not logged: the
+            // next start verifies those steps.
+            let drain = async { while run.calls.join_next().await.is_some() {} };
+            if tokio::time::timeout(grace, drain).await.is_err() {
+                tracing::warn!(
+                    "{} plugin calls did not finish within {grace:?}; cancelled",
+                    run.calls.len()
+                );
+                run.calls.abort_all();
             }
-            if let Some(grace) = stop {
-                // Shutting down: nothing new starts (the decisions not yet dispatched
-                // are decided again on replay); calls in flight get `grace` to finish.
-                // Their results are not logged: the next start verifies those steps.
-                let drain = async { while calls.join_next().await.is_some() {} };
-                if tokio::time::timeout(grace, drain).await.is_err() {
-                    tracing::warn!(
-                        "{} plugin calls did not finish within {grace:?}; cancelled",
-                        calls.len()
-                    );
-                    calls.abort_all();
+            run.report.stopped = true;
+        } else if let Some(fault) = self.fault() {
+            // The log cannot be written: nothing more is dispatched. Calls in flight
+            // finish (their results are verified on the next run); the caller resumes
+            // from the log once it can be written again.
+            tracing::error!("the rollout stalls: {fault}");
+            while run.calls.join_next().await.is_some() {}
+            run.report.stalled = Some(fault);
+        }
+    }
+
+    /// Acts on the core's decisions: dispatches (durable in the log first), wake-ups,
+    /// notes people follow. False when the write-ahead flush failed: nothing was
+    /// dispatched.
+    fn act(&mut self, run: &mut Run) -> bool {
+        // Write-ahead: every dispatch, and every event it follows from, is durable
+        // before the call is made. Steps that dispatch nothing need no flush.
+        let mut dispatches = false;
+        for decision in &run.queue {
+            match decision {
+                Decision::StartStep { job, step } => self.log(Record::Dispatched {
+                    at: self.now.as_second(),
+                    job: (job.ring, job.index),
+                    step: *step,
+                }),
+                Decision::StartRollback { job } => self.log(Record::RollbackDispatched {
+                    at: self.now.as_second(),
+                    job: (job.ring, job.index),
+                }),
+                _ => continue,
+            }
+            dispatches = true;
+        }
+        if dispatches {
+            self.flush();
+            if self.fault().is_some() {
+                return false;
+            }
+        }
+        for decision in std::mem::take(&mut run.queue) {
+            match decision {
+                Decision::StartStep { job, step } => {
+                    run.report.install_calls += 1;
+                    let work = InFlight {
+                        job,
+                        step,
+                        since: self.now,
+                        logged: true,
+                    };
+                    self.spawn_step(&mut run.calls, &run.limit, &run.spent, work, false);
                 }
-                report.stopped = true;
-                break;
-            }
-            if let Some(fault) = self.fault() {
-                // The log cannot be written: nothing more is dispatched. Calls in
-                // flight finish (their results are verified on the next run); the
-                // caller resumes from the log once it can be written again.
-                tracing::error!("the rollout stalls: {fault}");
-                while calls.join_next().await.is_some() {}
-                report.stalled = Some(fault);
-                break;
-            }
-            // Write-ahead: every dispatch, and every event it follows from, is durable
-            // before the call is made. Steps that dispatch nothing need no flush.
-            let mut dispatches = false;
-            for decision in &queue {
-                match decision {
-                    Decision::StartStep { job, step } => self.log(Record::Dispatched {
-                        at: self.now.as_second(),
-                        job: (job.ring, job.index),
-                        step: *step,
-                    }),
-                    Decision::StartRollback { job } => self.log(Record::RollbackDispatched {
-                        at: self.now.as_second(),
-                        job: (job.ring, job.index),
-                    }),
-                    _ => continue,
+                Decision::StartRollback { job } => {
+                    run.report.rollback_calls += 1;
+                    let now = self.now;
+                    self.spawn_rollback(&mut run.calls, &run.limit, &run.spent, job, now);
                 }
-                dispatches = true;
-            }
-            if dispatches {
-                self.flush();
-                if self.fault().is_some() {
-                    continue;
+                Decision::WakeAt(t) => {
+                    run.wake.insert(t);
                 }
-            }
-            for decision in std::mem::take(&mut queue) {
-                match decision {
-                    Decision::StartStep { job, step } => {
-                        report.install_calls += 1;
-                        let work = InFlight {
-                            job,
-                            step,
-                            since: self.now,
-                            logged: true,
-                        };
-                        self.spawn_step(&mut calls, &limit, &spent, work, false);
-                    }
-                    Decision::StartRollback { job } => {
-                        report.rollback_calls += 1;
-                        self.spawn_rollback(&mut calls, &limit, &spent, job, self.now);
-                    }
-                    Decision::WakeAt(t) => {
-                        wake.insert(t);
-                    }
-                    Decision::AwaitApproval { ring } => {
-                        self.note(Note::AwaitingApproval { ring });
-                        approve(self.now, &mut commands);
-                    }
-                    Decision::Halt { ring, reason } => {
-                        self.note(Note::Halted {
-                            ring,
-                            reason: reason.clone(),
-                        });
-                        report.halt_reason = Some(reason);
-                    }
-                    Decision::DeviceUnresponsive { job, step } => {
-                        self.note(Note::DeviceUnresponsive {
-                            job: (job.ring, job.index),
-                            step,
-                        })
-                    }
-                    Decision::RingComplete { ring } => self.note(Note::RingComplete { ring }),
-                    Decision::Completed => self.note(Note::Completed),
+                Decision::AwaitApproval { ring } => {
+                    self.note(Note::AwaitingApproval { ring });
+                    run.approve_later(self.now);
                 }
-            }
-            // Commands that arrived are applied now.
-            while let Some(command) = self.control.as_mut().and_then(|c| c.try_recv().ok()) {
-                queue.extend(self.command(command, &mut report, &mut stop));
-                commanded = true;
-            }
-            if commanded {
-                commanded = false;
-                progress(&self.core, self.now);
-            }
-            if !queue.is_empty() || stop.is_some() {
-                continue;
-            }
-            if calls.is_empty() && matches!(self.core.phase(), Phase::Completed | Phase::Aborted) {
-                break;
-            }
-            // A halted rollout that has nothing left to do (rollbacks done) is over;
-            // otherwise, with nothing due, it waits for an operator if one can speak.
-            let wait_for_operator =
-                self.control.is_some() && !matches!(self.core.phase(), Phase::Halted { .. });
-            // With the core paused, its wake-ups (windows, soaks) are not worth waking
-            // for: only results, commands and the operator move it.
-            // Nor are they for a halted rollout that has settled.
-            let next_wake = (!self.core.is_paused() && !self.core.is_settled())
-                .then(|| wake.iter().next().copied())
-                .flatten();
-            let next_command_at = commands.keys().next().map(|(t, _)| *t);
-            if real {
-                let next = [next_wake, next_command_at].into_iter().flatten().min();
-                if calls.is_empty() && next.is_none() && !wait_for_operator {
-                    break;
+                Decision::Halt { ring, reason } => {
+                    self.note(Note::Halted {
+                        ring,
+                        reason: reason.clone(),
+                    });
+                    run.report.halt_reason = Some(reason);
                 }
-                let sleep = next.map(|t| {
-                    let ms = t.as_millisecond() - Timestamp::now().as_millisecond();
-                    Duration::from_millis(ms.max(0) as u64)
-                });
-                // What the log holds is durable, and shown, while it waits.
-                self.flush();
-                progress(&self.core, self.now);
-                tokio::select! {
-                    Some(done) = calls.join_next(), if !calls.is_empty() => {
-                        self.now = self.now.max(real_now());
-                        match done {
-                            // A device that never reports: the core's deadline fails it.
-                            Ok(Outcome { after: None, .. }) => {}
-                            Ok(outcome) => queue.extend(self.feed(outcome.event)),
-                            Err(e) => tracing::error!("plugin call task failed: {e}"),
-                        }
-                    }
-                    command = recv(&mut self.control) => {
-                        self.now = self.now.max(real_now());
-                        match command {
-                            Some(command) => queue.extend(self.command(command, &mut report, &mut stop)),
-                            None => self.control = None,
-                        }
-                    }
-                    () = tokio::time::sleep(sleep.unwrap_or(Duration::ZERO)), if sleep.is_some() => {
-                        self.now = self.now.max(real_now());
-                    }
-                }
-            } else {
-                // Every call in flight returns before time may move.
-                if let Some(done) = calls.join_next().await {
+                Decision::DeviceUnresponsive { job, step } => self.note(Note::DeviceUnresponsive {
+                    job: (job.ring, job.index),
+                    step,
+                }),
+                Decision::RingComplete { ring } => self.note(Note::RingComplete { ring }),
+                Decision::Completed => self.note(Note::Completed),
+            }
+        }
+        true
+    }
+
+    /// Waits for what moves the rollout: a call's result, a wake-up, a command, or an
+    /// operator when nothing else can happen. In real time the clock moves by itself;
+    /// in virtual time every call in flight returns first, then time jumps to the
+    /// next thing due.
+    async fn wait(&mut self, run: &mut Run, progress: &mut impl FnMut(&Core, Timestamp)) -> Turn {
+        // A halted rollout that has nothing left to do (rollbacks done) is over;
+        // otherwise, with nothing due, it waits for an operator if one can speak.
+        let wait_for_operator =
+            self.control.is_some() && !matches!(self.core.phase(), Phase::Halted { .. });
+        // With the core paused, its wake-ups (windows, soaks) are not worth waking
+        // for: only results, commands and the operator move it.
+        // Nor are they for a halted rollout that has settled.
+        let next_wake = (!self.core.is_paused() && !self.core.is_settled())
+            .then(|| run.wake.iter().next().copied())
+            .flatten();
+        let next_command_at = run.commands.keys().next().map(|(t, _)| *t);
+        if matches!(self.timing, Timing::Real) {
+            let next = [next_wake, next_command_at].into_iter().flatten().min();
+            if run.calls.is_empty() && next.is_none() && !wait_for_operator {
+                return Turn::End;
+            }
+            let sleep = next.map(|t| {
+                let ms = t.as_millisecond() - Timestamp::now().as_millisecond();
+                Duration::from_millis(ms.max(0) as u64)
+            });
+            // What the log holds is durable, and shown, while it waits.
+            self.flush();
+            progress(&self.core, self.now);
+            tokio::select! {
+                Some(done) = run.calls.join_next(), if !run.calls.is_empty() => {
+                    self.now = self.now.max(real_now());
                     match done {
-                        Ok(outcome) => {
-                            if let (Some(after), Timing::Virtual(timing)) =
-                                (outcome.after, &self.timing)
-                            {
-                                let kind = u8::from(matches!(
-                                    outcome.event,
-                                    Event::RollbackFinished { .. }
-                                ));
-                                // Due `after` its start; a step started before a restart
-                                // whose time has passed is seen now.
-                                let at = timing.seen_at(add(outcome.from, after)).max(self.now);
-                                due.insert((at, outcome.job, kind), outcome.event);
-                            }
-                        }
+                        // A device that never reports: the core's deadline fails it.
+                        Ok(Outcome { after: None, .. }) => {}
+                        Ok(outcome) => run.queue.extend(self.feed(outcome.event)),
                         Err(e) => tracing::error!("plugin call task failed: {e}"),
                     }
-                    continue;
                 }
-                // Advance virtual time to the next due result, wake-up or command.
-                let next_due = due.keys().next().map(|(t, _, _)| *t);
-                let next = [next_due, next_wake, next_command_at]
-                    .into_iter()
-                    .flatten()
-                    .min();
-                let Some(next) = next else {
-                    // Nothing more can happen by itself: wait for an operator, if one
-                    // can still speak.
-                    if !wait_for_operator {
-                        break;
-                    }
-                    // What the log holds is durable, and shown, while it waits.
-                    self.flush();
-                    progress(&self.core, self.now);
-                    match recv(&mut self.control).await {
-                        Some(command) => {
-                            queue.extend(self.command(command, &mut report, &mut stop));
-                            commanded = true;
-                        }
+                command = recv(&mut self.control) => {
+                    self.now = self.now.max(real_now());
+                    match command {
+                        Some(command) => run.queue.extend(self.command(command, &mut run.report, &mut run.stop)),
                         None => self.control = None,
                     }
-                    continue;
-                };
-                self.now = self.now.max(next);
-                if let Some(clock) = &self.clock {
-                    clock.set(self.now);
+                }
+                () = tokio::time::sleep(sleep.unwrap_or(Duration::ZERO)), if sleep.is_some() => {
+                    self.now = self.now.max(real_now());
                 }
             }
-            wake.retain(|t| *t > self.now);
-            let last = (self.now, OPERATOR, u8::MAX);
-            let ready: Vec<(Timestamp, JobId, u8)> = due.range(..=last).map(|(k, _)| *k).collect();
-            for key in ready {
-                if let Some(event) = due.remove(&key) {
-                    queue.extend(self.feed(event));
+            return Turn::Moved;
+        }
+        // Every call in flight returns before time may move.
+        if let Some(done) = run.calls.join_next().await {
+            match done {
+                Ok(outcome) => {
+                    if let (Some(after), Timing::Virtual(timing)) = (outcome.after, &self.timing) {
+                        let kind =
+                            u8::from(matches!(outcome.event, Event::RollbackFinished { .. }));
+                        // Due `after` its start; a step started before a restart whose
+                        // time has passed is seen now.
+                        let at = timing.seen_at(add(outcome.from, after)).max(self.now);
+                        run.due.insert((at, outcome.job, kind), outcome.event);
+                    }
                 }
+                Err(e) => tracing::error!("plugin call task failed: {e}"),
             }
-            let ready: Vec<(Timestamp, u64)> = commands
-                .range(..=(self.now, u64::MAX))
-                .map(|(k, _)| *k)
-                .collect();
-            for key in ready {
-                if let Some(command) = commands.remove(&key) {
-                    queue.extend(self.command(command, &mut report, &mut stop));
-                }
+            return Turn::Again;
+        }
+        // Advance virtual time to the next due result, wake-up or command.
+        let next_due = run.due.keys().next().map(|(t, _, _)| *t);
+        let next = [next_due, next_wake, next_command_at]
+            .into_iter()
+            .flatten()
+            .min();
+        let Some(next) = next else {
+            // Nothing more can happen by itself: wait for an operator, if one can
+            // still speak.
+            if !wait_for_operator {
+                return Turn::End;
             }
-            queue.extend(self.feed(Event::Tick));
+            // What the log holds is durable, and shown, while it waits.
+            self.flush();
             progress(&self.core, self.now);
+            match recv(&mut self.control).await {
+                Some(command) => {
+                    run.queue
+                        .extend(self.command(command, &mut run.report, &mut run.stop));
+                    run.commanded = true;
+                }
+                None => self.control = None,
+            }
+            return Turn::Again;
+        };
+        self.now = self.now.max(next);
+        if let Some(clock) = &self.clock {
+            clock.set(self.now);
         }
+        Turn::Moved
+    }
+
+    /// Feeds the core what is due by now: results, then commands, then a tick.
+    fn feed_due(&mut self, run: &mut Run) {
+        run.wake.retain(|t| *t > self.now);
+        let last = (self.now, OPERATOR, u8::MAX);
+        let ready: Vec<(Timestamp, JobId, u8)> = run.due.range(..=last).map(|(k, _)| *k).collect();
+        for key in ready {
+            if let Some(event) = run.due.remove(&key) {
+                run.queue.extend(self.feed(event));
+            }
+        }
+        let ready: Vec<(Timestamp, u64)> = run
+            .commands
+            .range(..=(self.now, u64::MAX))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in ready {
+            if let Some(command) = run.commands.remove(&key) {
+                run.queue
+                    .extend(self.command(command, &mut run.report, &mut run.stop));
+            }
+        }
+        run.queue.extend(self.feed(Event::Tick));
+    }
+
+    /// The last flush, and the report.
+    fn finish(mut self, mut run: Run) -> (Core, RunReport) {
         self.flush();
-        if report.stalled.is_none() {
-            report.stalled = self.fault();
+        if run.report.stalled.is_none() {
+            run.report.stalled = self.fault();
         }
-        report.phase = self.core.phase().clone();
-        report.finished = self.now;
-        report.plugin_time = spent.plugin_time().saturating_sub(plugin_time_before);
-        (self.core, report)
+        run.report.phase = self.core.phase().clone();
+        run.report.finished = self.now;
+        run.report.plugin_time = run
+            .spent
+            .plugin_time()
+            .saturating_sub(run.plugin_time_before);
+        (self.core, run.report)
     }
 
     /// Applies an operator's command or devices joining.

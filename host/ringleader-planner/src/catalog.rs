@@ -81,9 +81,13 @@ impl Catalog {
             };
             if let Some(&first) = catalog.by_id.get(&patch.id) {
                 let other = &catalog.patches[first as usize].source;
-                catalog.refused.push(refuse(format!(
-                    "duplicate patch id, already reported by `{other}`"
-                )));
+                catalog.refused.push(refuse(if *other == source {
+                    format!(
+                        "duplicate patch id: `{other}` reported it twice, and the first is used"
+                    )
+                } else {
+                    format!("duplicate patch id, already reported by `{other}`")
+                }));
                 continue;
             }
             let fixed = match Version::parse(&patch.fixed_version) {

@@ -5,7 +5,8 @@
 //! - [`inventory`]: devices (TOML or JSON);
 //! - [`policy`]: the rollout policy language;
 //! - [`catalog`]: patches from patch-source plugins, checked, with the prerequisite DAG;
-//! - [`version`]: the documented rule for vendor versions and ranges;
+//! - [`version`]: the documented rule for vendor versions and ranges (the
+//!   `ringleader-version` crate, re-exported);
 //! - [`schedule`]: maintenance windows and freezes in each device's time zone;
 //! - [`plan`]: ring assignment, applicability, supersedence, ordering, start times,
 //!   and explanations.
@@ -16,4 +17,4 @@ pub mod plan;
 pub mod policy;
 pub mod schedule;
 pub mod small_map;
-pub mod version;
+pub use ringleader_version as version;

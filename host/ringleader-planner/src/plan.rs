@@ -506,6 +506,9 @@ impl Planner<'_> {
 
     /// The steps and skips of one device in ring `r`. With `explain`, also lists the
     /// patches whose component the device does not have and those already installed.
+    ///
+    /// Phases, each its own function: applicability, supersedence, prerequisites,
+    /// install order, then times and reboots.
     fn plan_device(
         &self,
         prep: &Prepared,
@@ -514,15 +517,25 @@ impl Planner<'_> {
         explain: bool,
     ) -> (Vec<Step>, Vec<Skip>) {
         let d = &self.inventory.devices[device as usize];
-        let catalog = self.catalog;
         let mut skips = Vec::new();
-        let skip = |patch: PatchIndex, reason: SkipReason| Skip {
-            device,
-            patch,
-            reason,
-        };
+        let applicable = self.applicable(d, device, explain, &mut skips);
+        let (mut planned, successors) = self.supersede(device, &applicable, &mut skips);
+        self.drop_blocked(d, device, &mut planned, &successors, &mut skips);
+        let order = self.install_order(prep, r, &planned, &successors);
+        let steps = self.schedule_steps(prep, d, r, order, &successors);
+        (steps, skips)
+    }
 
-        // 1. Applicability.
+    /// 1. Applicability: the patches for the device's components that it needs, may
+    ///    take (their range holds) and are approved, in index order.
+    fn applicable(
+        &self,
+        d: &Device,
+        device: DeviceIndex,
+        explain: bool,
+        skips: &mut Vec<Skip>,
+    ) -> Vec<PatchIndex> {
+        let catalog = self.catalog;
         let mut applicable: Vec<PatchIndex> = Vec::new();
         for (component, installed) in &d.components {
             let Some(patches) = catalog.by_component.get(component) else {
@@ -532,10 +545,10 @@ impl Planner<'_> {
                 let cp = catalog.get(p);
                 if *installed >= cp.fixed {
                     if explain {
-                        skips.push(skip(p, SkipReason::AlreadyAtOrAbove));
+                        skips.push(skip(device, p, SkipReason::AlreadyAtOrAbove));
                     }
                 } else if !cp.applies_to.matches(installed) {
-                    skips.push(skip(p, SkipReason::NotApplicable));
+                    skips.push(skip(device, p, SkipReason::NotApplicable));
                 } else if self
                     .policy
                     .approved
@@ -544,7 +557,7 @@ impl Planner<'_> {
                 {
                     // Not approved, it supersedes nothing either: an approved older
                     // patch it replaces is still planned.
-                    skips.push(skip(p, SkipReason::NotApproved));
+                    skips.push(skip(device, p, SkipReason::NotApproved));
                 } else {
                     applicable.push(p);
                 }
@@ -554,43 +567,55 @@ impl Planner<'_> {
         if explain {
             for (i, cp) in catalog.patches.iter().enumerate() {
                 if !d.components.contains_key(&cp.patch.component) {
-                    skips.push(skip(i as PatchIndex, SkipReason::ComponentAbsent));
+                    skips.push(skip(device, i as PatchIndex, SkipReason::ComponentAbsent));
                 }
             }
         }
+        applicable
+    }
 
-        // 2. Supersedence: a patch replaced by another applicable one is not planned.
+    /// 2. Supersedence: a patch replaced by another applicable one is not planned.
+    ///    Returns the planned patches and, sorted, each superseded one's successor.
+    fn supersede(
+        &self,
+        device: DeviceIndex,
+        applicable: &[PatchIndex],
+        skips: &mut Vec<Skip>,
+    ) -> (Vec<PatchIndex>, Vec<(PatchIndex, PatchIndex)>) {
         let mut planned: Vec<PatchIndex> = Vec::with_capacity(applicable.len());
-        let mut successor: Vec<(PatchIndex, PatchIndex)> = Vec::new();
-        for &p in &applicable {
-            match catalog
+        let mut successors: Vec<(PatchIndex, PatchIndex)> = Vec::new();
+        for &p in applicable {
+            match self
+                .catalog
                 .get(p)
                 .superseded_by
                 .iter()
                 .find(|q| applicable.binary_search(q).is_ok())
             {
                 Some(&q) => {
-                    successor.push((p, q));
-                    skips.push(skip(p, SkipReason::Superseded { by: q }));
+                    successors.push((p, q));
+                    skips.push(skip(device, p, SkipReason::Superseded { by: q }));
                 }
                 None => planned.push(p),
             }
         }
-        // Where a superseded patch is someone's prerequisite, its successor stands in.
-        let resolve = |mut p: PatchIndex| {
-            for _ in 0..=successor.len() {
-                match successor.binary_search_by_key(&p, |s| s.0) {
-                    Ok(i) => p = successor[i].1,
-                    Err(_) => break,
-                }
-            }
-            p
-        };
+        (planned, successors)
+    }
 
-        // 3. Prerequisites, until nothing more is blocked.
+    /// 3. Prerequisites: drops planned patches whose prerequisite is neither on the
+    ///    device nor planned, until nothing more is blocked.
+    fn drop_blocked(
+        &self,
+        d: &Device,
+        device: DeviceIndex,
+        planned: &mut Vec<PatchIndex>,
+        successors: &[(PatchIndex, PatchIndex)],
+        skips: &mut Vec<Skip>,
+    ) {
+        let catalog = self.catalog;
         loop {
             let mut blocked: Vec<(PatchIndex, SkipReason)> = Vec::new();
-            for &p in &planned {
+            for &p in planned.iter() {
                 let cp = catalog.get(p);
                 if !cp.missing_prerequisites.is_empty() {
                     blocked.push((p, SkipReason::MissingPrerequisite { index: 0 }));
@@ -601,7 +626,7 @@ impl Planner<'_> {
                     let satisfied = match d.components.get(&pre_patch.patch.component) {
                         None => true,
                         Some(installed) => *installed >= pre_patch.fixed,
-                    } || planned.binary_search(&resolve(pre)).is_ok();
+                    } || planned.binary_search(&stand_in(successors, pre)).is_ok();
                     if !satisfied {
                         blocked.push((p, SkipReason::PrerequisiteNotPlanned { prerequisite: pre }));
                         break;
@@ -609,26 +634,34 @@ impl Planner<'_> {
                 }
             }
             if blocked.is_empty() {
-                break;
+                return;
             }
             planned.retain(|p| !blocked.iter().any(|(b, _)| b == p));
-            skips.extend(blocked.into_iter().map(|(p, reason)| skip(p, reason)));
+            skips.extend(
+                blocked
+                    .into_iter()
+                    .map(|(p, reason)| skip(device, p, reason)),
+            );
         }
+    }
 
-        // 4. Order: topological over prerequisites. Among ready patches: earliest own
-        // start first (a deferred patch must not hold back the others), then those
-        // without a reboot (so reboots gather at the end), then by id.
-        let own_start = |p: PatchIndex| {
-            let ring_start = prep.ring_start[r][usize::from(prep.expedited[p as usize])];
-            let deferred = prep.deferred[p as usize].filter(|until| *until > ring_start);
-            (deferred.unwrap_or(ring_start), deferred)
-        };
+    /// 4. Order: topological over prerequisites. Among ready patches: earliest own
+    ///    start first (a deferred patch must not hold back the others), then those
+    ///    without a reboot (so reboots gather at the end), then by id.
+    fn install_order(
+        &self,
+        prep: &Prepared,
+        r: usize,
+        planned: &[PatchIndex],
+        successors: &[(PatchIndex, PatchIndex)],
+    ) -> Vec<PatchIndex> {
+        let catalog = self.catalog;
         let n = planned.len();
         let mut pending = vec![0u32; n];
         let mut edges: Vec<(u32, u32)> = Vec::new();
         for (i, &p) in planned.iter().enumerate() {
             for &pre in &catalog.get(p).prerequisites {
-                if let Ok(j) = planned.binary_search(&resolve(pre))
+                if let Ok(j) = planned.binary_search(&stand_in(successors, pre))
                     && j != i
                 {
                     pending[i] += 1;
@@ -640,7 +673,7 @@ impl Planner<'_> {
         let key = |i: usize| {
             let p = planned[i];
             Reverse((
-                own_start(p).0,
+                prep.own_start(r, p).0,
                 catalog.get(p).patch.reboot_required,
                 prep.id_rank[p as usize],
                 i as u32,
@@ -659,8 +692,21 @@ impl Planner<'_> {
                 }
             }
         }
+        order
+    }
 
-        // 5. Times and reboots.
+    /// 5. Times and reboots: each step's earliest start (after the one before, its
+    ///    own start, inside the ring's window, outside freezes), and a reboot after
+    ///    the last step before one whose prerequisite needs it, and after the last.
+    fn schedule_steps(
+        &self,
+        prep: &Prepared,
+        d: &Device,
+        r: usize,
+        order: Vec<PatchIndex>,
+        successors: &[(PatchIndex, PatchIndex)],
+    ) -> Vec<Step> {
+        let catalog = self.catalog;
         let ring = &self.policy.rings[r];
         let window = ring
             .window
@@ -674,7 +720,7 @@ impl Planner<'_> {
         for p in order {
             let cp = catalog.get(p);
             let expedited = prep.expedited[p as usize];
-            let (own, deferred_until) = own_start(p);
+            let (own, deferred_until) = prep.own_start(r, p);
             let t0 = own.max(previous);
             let skip_window = expedited && skip_window_rule;
             let earliest = match cache.iter().find(|(k, _)| *k == (t0, skip_window)) {
@@ -693,7 +739,7 @@ impl Planner<'_> {
             if cp
                 .prerequisites
                 .iter()
-                .any(|pre| pending_reboot.contains(&resolve(*pre)))
+                .any(|pre| pending_reboot.contains(&stand_in(successors, *pre)))
                 && let Some(last) = steps.last_mut()
             {
                 last.reboot_after = true;
@@ -721,8 +767,29 @@ impl Planner<'_> {
         {
             last.reboot_after = true;
         }
-        (steps, skips)
+        steps
     }
+}
+
+/// A patch the plan skips on a device, and why.
+fn skip(device: DeviceIndex, patch: PatchIndex, reason: SkipReason) -> Skip {
+    Skip {
+        device,
+        patch,
+        reason,
+    }
+}
+
+/// The patch that stands in for `p` on a device: `p`, or the applicable patch that
+/// supersedes it (transitively), from `successors` sorted by the superseded patch.
+fn stand_in(successors: &[(PatchIndex, PatchIndex)], mut p: PatchIndex) -> PatchIndex {
+    for _ in 0..=successors.len() {
+        match successors.binary_search_by_key(&p, |s| s.0) {
+            Ok(i) => p = successors[i].1,
+            Err(_) => break,
+        }
+    }
+    p
 }
 
 /// Per-plan facts shared by every device (see [`Planner::prepare`]).
@@ -736,6 +803,16 @@ struct Prepared {
     deferred: Vec<Option<Timestamp>>,
     /// Per patch: its position in id order (the last tie-break of install order).
     id_rank: Vec<u32>,
+}
+
+impl Prepared {
+    /// When patch `p` may start in ring `r`: the ring's start (for ordinary or
+    /// expedited patches), or the end of the patch's deferral if later (also given).
+    fn own_start(&self, r: usize, p: PatchIndex) -> (Timestamp, Option<Timestamp>) {
+        let ring_start = self.ring_start[r][usize::from(self.expedited[p as usize])];
+        let deferred = self.deferred[p as usize].filter(|until| *until > ring_start);
+        (deferred.unwrap_or(ring_start), deferred)
+    }
 }
 
 /// Whether a filter selects a device (percent is applied separately).

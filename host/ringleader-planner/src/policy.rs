@@ -273,12 +273,11 @@ impl Policy {
     /// Validates policy `text` read from `path`.
     pub fn parse(path: &Path, text: &str) -> (Option<Policy>, Diagnostics) {
         let mut diags = Diagnostics::new(path, text);
-        let raw: RawPolicy = match toml::from_str(text) {
-            Ok(raw) => raw,
-            Err(e) => {
-                diags.toml_error(&e, HINT);
-                return (None, diags);
-            }
+        // Unknown keys and values of the wrong type are recorded and left out, so that
+        // the rest is still validated: every problem at once.
+        let Some(raw) = diags.toml_from_str::<RawPolicy>(text, HINT) else {
+            diags.sort();
+            return (None, diags);
         };
         let policy = validate(raw, &mut diags);
         diags.sort();

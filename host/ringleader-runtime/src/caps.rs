@@ -46,6 +46,11 @@ impl log::Host for HostState {
         self.scope.charge()?;
         let message = truncate(message, limits::MAX_LOG_MESSAGE);
         let plugin = &*self.scope.plugin;
+        if matches!(level, log::Level::Warn | log::Level::Error) {
+            self.scope
+                .warnings
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         match level {
             log::Level::Trace => tracing::trace!(plugin = %plugin, "{message}"),
             log::Level::Debug => tracing::debug!(plugin = %plugin, "{message}"),

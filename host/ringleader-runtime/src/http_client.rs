@@ -185,6 +185,16 @@ pub enum HttpFailure {
     Permanent(String),
 }
 
+impl HttpFailure {
+    /// The same failure, its message after `what` (`GET http://...: ...`).
+    fn about(self, what: &str) -> HttpFailure {
+        match self {
+            HttpFailure::Transient(m) => HttpFailure::Transient(format!("{what}: {m}")),
+            HttpFailure::Permanent(m) => HttpFailure::Permanent(format!("{what}: {m}")),
+        }
+    }
+}
+
 /// Where a URL points, for the allowlist check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -196,25 +206,44 @@ pub struct Target {
 pub fn target_of(url: &str) -> Result<Target, HttpFailure> {
     let uri: ureq::http::Uri = url
         .parse()
-        .map_err(|e| HttpFailure::Permanent(format!("`{url}` is not a URL: {e}")))?;
+        .map_err(|e| HttpFailure::Permanent(format!("`{}` is not a URL: {e}", shown_url(url))))?;
     let default_port = match uri.scheme_str() {
         Some("http") => 80,
         Some("https") => 443,
         _ => {
             return Err(HttpFailure::Permanent(format!(
-                "`{url}` is not an absolute http:// or https:// URL"
+                "`{}` is not an absolute http:// or https:// URL",
+                shown_url(url)
             )));
         }
     };
     let host = uri
         .host()
         .filter(|h| !h.is_empty())
-        .ok_or_else(|| HttpFailure::Permanent(format!("`{url}` has no host")))?;
+        .ok_or_else(|| HttpFailure::Permanent(format!("`{}` has no host", shown_url(url))))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     Ok(Target {
         host: host.to_ascii_lowercase(),
         port: uri.port_u16().unwrap_or(default_port),
     })
+}
+
+/// `url` as errors and logs show it: without credentials (`user:password@`) and with
+/// the query and fragment cut to `?…`, where feeds and BMCs are given tokens.
+pub fn shown_url(url: &str) -> String {
+    let (rest, cut) = match url.find(['?', '#']) {
+        Some(at) => (&url[..at], "?…"),
+        None => (url, ""),
+    };
+    let (scheme, after) = match rest.split_once("://") {
+        Some((scheme, after)) => (format!("{scheme}://"), after),
+        None => (String::new(), rest),
+    };
+    let (authority, path) = after.split_at(after.find('/').unwrap_or(after.len()));
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    format!("{scheme}{host}{path}{cut}")
 }
 
 /// The HTTP client shared by all plugins of a runtime: one agent for the public web's
@@ -316,8 +345,13 @@ impl HttpClient {
 
     /// Sends `request` on tokio's blocking pool and reads at most
     /// [`limits::MAX_HTTP_BODY`] bytes of the response body.
+    ///
+    /// Every failure names the method and the URL ([`shown_url`]: without credentials
+    /// or query).
     pub async fn send(&self, mut request: HttpRequest) -> Result<HttpResponse, HttpFailure> {
-        let agent = self.agent_for(request.ca.as_deref())?;
+        let agent = self
+            .agent_for(request.ca.as_deref())
+            .map_err(|e| e.about(&format!("{} {}", request.method, shown_url(&request.url))))?;
         let key = request.kept_key();
         // What a 304 stands for: the response kept when the request was made.
         let mut kept_before = None;
@@ -335,9 +369,10 @@ impl HttpClient {
                 kept_before = Some(kept.response.clone());
             }
         }
+        let about = format!("{} {}", request.method, shown_url(&request.url));
         let response = tokio::task::spawn_blocking(move || send_blocking(&agent, request))
             .await
-            .map_err(|e| HttpFailure::Transient(format!("http worker failed: {e}")))??;
+            .map_err(|e| HttpFailure::Transient(format!("{about}: http worker failed: {e}")))??;
         let Some(key) = key else {
             return Ok(response);
         };
@@ -354,6 +389,11 @@ impl HttpClient {
 }
 
 fn send_blocking(agent: &ureq::Agent, request: HttpRequest) -> Result<HttpResponse, HttpFailure> {
+    let about = format!("{} {}", request.method, shown_url(&request.url));
+    send_unnamed(agent, request).map_err(|e| e.about(&about))
+}
+
+fn send_unnamed(agent: &ureq::Agent, request: HttpRequest) -> Result<HttpResponse, HttpFailure> {
     let mut builder = ureq::http::Request::builder()
         .method(request.method)
         .uri(&request.url);
@@ -417,6 +457,47 @@ mod tests {
         assert!(target_of("ftp://x/").is_err());
         assert!(target_of("/relative").is_err());
         assert!(target_of("not a url").is_err());
+    }
+
+    #[test]
+    fn every_failure_names_the_url_without_its_credentials_or_query() {
+        // A port nothing listens on: connection refused.
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let mut request = get(&[]);
+        request.url = format!("http://127.0.0.1:{port}/feeds/catalog.xml?token=s3cret#part");
+        let err = send_blocking(&agent(None), request.clone()).unwrap_err();
+        let HttpFailure::Transient(message) = &err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            message.starts_with(&format!(
+                "GET http://127.0.0.1:{port}/feeds/catalog.xml?…: "
+            )),
+            "{message}"
+        );
+        assert!(!message.contains("s3cret"), "{message}");
+
+        request.url = format!("http://feeder:pa55@127.0.0.1:{port}/x?key=k3y");
+        let message = send_blocking(&agent(None), request)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !message.contains("pa55") && !message.contains("k3y"),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("http://127.0.0.1:{port}/x")),
+            "{message}"
+        );
+        assert_eq!(
+            shown_url("https://u:p@host.example:8443/a/b?x=1"),
+            "https://host.example:8443/a/b?…"
+        );
+        assert_eq!(shown_url("http://h/p"), "http://h/p");
+        assert_eq!(shown_url("not a url?q"), "not a url?…");
     }
 
     fn get(headers: &[(&str, &str)]) -> HttpRequest {

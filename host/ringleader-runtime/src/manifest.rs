@@ -90,6 +90,30 @@ pub struct Manifest {
     pub sha256: String,
     pub capabilities: Capabilities,
     pub limits: Limits,
+    /// What is valid but probably not as meant (warnings only), located in the file.
+    diagnostics: Diagnostics,
+}
+
+impl Manifest {
+    /// Its warnings, each `file:line:col: warning: `key`: what (hint: how to fix it)`:
+    /// from validation, and those found when its component was loaded.
+    pub fn warnings(&self) -> Vec<String> {
+        self.diagnostics
+            .warnings()
+            .map(|d| self.diagnostics.format(d))
+            .collect()
+    }
+
+    /// Records a warning about the value at `path` of the manifest.
+    pub(crate) fn warn_at(
+        &mut self,
+        path: &[ringleader_diag::Seg<'_>],
+        message: String,
+        hint: &str,
+    ) {
+        self.diagnostics.warning_at(path, message, hint);
+        self.diagnostics.sort();
+    }
 }
 
 /// A manifest that could not be read or is not valid.
@@ -148,10 +172,12 @@ impl Manifest {
                 return Err(ManifestError::Invalid(problems));
             }
         };
-        let manifest = validate(path, raw, &mut problems);
+        let mut manifest = validate(path, raw, &mut problems);
         if problems.has_errors() {
             Err(ManifestError::Invalid(problems))
         } else {
+            problems.sort();
+            manifest.diagnostics = problems;
             Ok(manifest)
         }
     }
@@ -279,6 +305,17 @@ fn validate(path: &Path, raw: RawManifest, p: &mut Diagnostics) -> Manifest {
             exec.push(program.clone());
         }
     }
+    // (Not for a world that is not known: that is its error.)
+    if World::from_name(raw.world.get_ref()) == Some(World::PatchSource)
+        && let Some(first) = raw.capabilities.exec.first()
+    {
+        p.warning(
+            first.span(),
+            "capabilities.exec",
+            "a patch source has no device to run programs on: `exec` is always denied to it, whatever the operator grants",
+            "remove `capabilities.exec`; installers run programs on devices",
+        );
+    }
 
     let mut limits = Limits::default();
     if let Some(t) = &raw.limits.timeout {
@@ -344,6 +381,7 @@ fn validate(path: &Path, raw: RawManifest, p: &mut Diagnostics) -> Manifest {
             kv: raw.capabilities.kv,
         },
         limits,
+        diagnostics: Diagnostics::new(path, ""),
     }
 }
 
@@ -602,6 +640,20 @@ hostcalls = 5000
         let keys: Vec<_> = problems.list.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, ["world", "capabilities.exec", "limits.timeout"]);
         assert_eq!((problems.list[0].line, problems.list[0].column), (4, 9));
+    }
+
+    #[test]
+    fn a_patch_source_declaring_exec_is_valid_with_a_located_warning() {
+        let m = parse(&GOOD.replace("\"installer\"", "\"patch-source\"")).unwrap();
+        let warnings = m.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("/p/x.plugin.toml:")
+                && warnings[0]
+                    .contains(": warning: `capabilities.exec`: a patch source has no device"),
+            "{warnings:?}"
+        );
+        assert!(parse(GOOD).unwrap().warnings().is_empty());
     }
 
     #[test]

@@ -235,7 +235,7 @@ impl Runtime {
         self.load_parts(manifest, component).await
     }
 
-    async fn load_parts(&self, manifest: Manifest, bytes: &[u8]) -> Result<Plugin, LoadError> {
+    async fn load_parts(&self, mut manifest: Manifest, bytes: &[u8]) -> Result<Plugin, LoadError> {
         let path = manifest.component.clone();
         let actual = sha256_hex(bytes);
         if actual != manifest.sha256 {
@@ -265,6 +265,21 @@ impl Runtime {
                 found: world,
             });
         }
+        if wit_version != manifest.wit_version {
+            let declared = manifest.wit_version.clone();
+            manifest.warn_at(
+                &[ringleader_diag::Seg::Key("wit")],
+                format!(
+                    "the manifest says {declared}, but the component was built against ringleader:plugin@{wit_version}"
+                ),
+                &format!(
+                    "write `wit = \"{wit_version}\"`, or rebuild the component against the WIT files of {declared}"
+                ),
+            );
+        }
+        for warning in manifest.warnings() {
+            tracing::warn!(plugin = %manifest.name, "{warning}");
+        }
         let link_error = |e: wasmtime::Error| LoadError::Link {
             path: path.clone(),
             message: chain(&e),
@@ -291,6 +306,7 @@ impl Runtime {
                 pre,
                 cache,
                 runtime: self.inner.clone(),
+                warnings: Arc::default(),
             }),
         };
         let info = plugin.call_info().await.map_err(|error| LoadError::Info {
@@ -415,6 +431,8 @@ struct PluginInner {
     pre: PluginPre,
     cache: CacheOutcome,
     runtime: Arc<RuntimeInner>,
+    /// Lines logged at `warn` or `error`, over all calls.
+    warnings: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -451,6 +469,15 @@ impl Plugin {
         self.inner.cache
     }
 
+    /// Lines the plugin logged at `warn` or `error` level, over all its calls since it
+    /// was loaded. A patch source logs one for each document or entry of its feed it
+    /// refuses (docs/plugin-authors.md), so `plan` can tell refused input apart.
+    pub fn warnings_logged(&self) -> u64 {
+        self.inner
+            .warnings
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn new_store(&self, device: Option<&Device>) -> Store<HostState> {
         let runtime = &self.inner.runtime;
         let limits = self.inner.manifest.limits;
@@ -465,6 +492,7 @@ impl Plugin {
             hostcall_limit: limits.hostcalls,
             hostcalls: 0,
             fault: None,
+            warnings: self.inner.warnings.clone(),
         };
         let mut store = Store::new(&runtime.engine, HostState::new(scope, limits.memory_bytes));
         store.limiter(|state| &mut state.limiter);

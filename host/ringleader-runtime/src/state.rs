@@ -43,6 +43,8 @@ pub(crate) struct CallScope {
     pub(crate) hostcalls: u64,
     /// Set when a host call stopped the guest, so the trap can be named.
     pub(crate) fault: Option<Fault>,
+    /// The plugin's count of lines logged at `warn` or `error` ([`crate::Plugin::warnings_logged`]).
+    pub(crate) warnings: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Why the host stopped a guest from inside a host call.

@@ -69,7 +69,14 @@ impl DeviceExec for Routes {
                     key,
                     known_hosts,
                 }) => {
-                    let args = ssh_args(&host, port, user.as_deref(), key, known_hosts, &request);
+                    let args = ssh_args(
+                        &host,
+                        port,
+                        user.as_deref(),
+                        key,
+                        known_hosts.clone(),
+                        &request,
+                    );
                     let out = run_program(
                         "ssh",
                         &request.program,
@@ -80,9 +87,19 @@ impl DeviceExec for Routes {
                     .await?;
                     // 255 is ssh's own failure (connection, authentication, host key).
                     if out.exit_code == 255 {
+                        let said = String::from_utf8_lossy(&out.stderr);
+                        // A host key that does not check out stays so until an
+                        // operator acts: retrying cannot help.
+                        if let Some(why) =
+                            host_key_problem(&host, port, known_hosts.as_deref(), &said)
+                        {
+                            return Err(ExecError::Permanent(format!(
+                                "ssh to {host} failed: {why}"
+                            )));
+                        }
                         return Err(ExecError::Transient(format!(
                             "ssh to {host} failed: {}",
-                            String::from_utf8_lossy(&out.stderr).trim()
+                            said.trim()
                         )));
                     }
                     Ok(out)
@@ -213,6 +230,58 @@ fn ssh_args(
     args
 }
 
+/// What to fix when ssh refused the device's host key (`said`: ssh's stderr), or
+/// `None` when that is not why it failed.
+fn host_key_problem(
+    host: &str,
+    port: Option<u16>,
+    known_hosts: Option<&std::path::Path>,
+    said: &str,
+) -> Option<String> {
+    if !said.contains("Host key verification failed") {
+        return None;
+    }
+    let target = match port {
+        Some(port) if port != 22 => format!("[{host}]:{port}"),
+        _ => host.to_string(),
+    };
+    let file = known_hosts.map_or_else(
+        || "the known_hosts file of the user running ringleader (~/.ssh/known_hosts)".to_string(),
+        |f| f.display().to_string(),
+    );
+    let lines: Vec<&str> = said.lines().map(str::trim).collect();
+    if said.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") || said.contains("has changed and") {
+        let fingerprint = lines
+            .iter()
+            .find(|l| l.starts_with("SHA256:"))
+            .map_or(String::new(), |f| format!(" ({})", f.trim_end_matches('.')));
+        let offending = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("Offending "))
+            .and_then(|l| l.rsplit_once(':'))
+            .map_or(String::new(), |(_, line)| format!(" (line {line})"));
+        return Some(format!(
+            "the device's host key{fingerprint} is not the one {file} holds for {target}{offending}: permanent until an operator acts. If the device was reinstalled or its key rotated, check the new key out of band, remove the old one (`ssh-keygen -f {file} -R '{target}'`) and add the new; if not, someone may be intercepting the connection"
+        ));
+    }
+    if lines
+        .iter()
+        .any(|l| l.starts_with("No ") && l.contains("host key is known"))
+    {
+        let keyscan = match port {
+            Some(port) if port != 22 => format!("ssh-keyscan -p {port} {host}"),
+            _ => format!("ssh-keyscan {host}"),
+        };
+        return Some(format!(
+            "{file} holds no host key for {target}: permanent until an operator acts; add the device's key to it (`{keyscan}`, checked out of band)"
+        ));
+    }
+    Some(format!(
+        "host key verification failed ({}): permanent until an operator acts; check the line for {target} in {file}",
+        lines.last().copied().unwrap_or_default()
+    ))
+}
+
 /// `word` as one word for a POSIX shell.
 fn shell_quote(word: &str) -> String {
     format!("'{}'", word.replace('\'', "'\\''"))
@@ -221,7 +290,29 @@ fn shell_quote(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
     use std::time::Duration;
+
+    #[test]
+    fn a_refused_host_key_says_what_to_fix() {
+        let changed = "@@@\r\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\r\nThe fingerprint for the ED25519 key sent by the remote host is\nSHA256:THxx.\r\nOffending ED25519 key in /kh:3\r\nHost key for [10.0.0.5]:2222 has changed and you have requested strict checking.\r\nHost key verification failed.\r\n";
+        let why =
+            host_key_problem("10.0.0.5", Some(2222), Some(Path::new("/kh")), changed).unwrap();
+        assert!(
+            why.starts_with("the device's host key (SHA256:THxx) is not the one /kh holds for [10.0.0.5]:2222 (line 3): permanent until an operator acts"),
+            "{why}"
+        );
+        assert!(
+            why.contains("ssh-keygen -f /kh -R '[10.0.0.5]:2222'"),
+            "{why}"
+        );
+        let unknown = "No ED25519 host key is known for 10.0.0.5 and you have requested strict checking.\r\nHost key verification failed.\r\n";
+        let why = host_key_problem("10.0.0.5", None, None, unknown).unwrap();
+        assert!(why.contains("holds no host key for 10.0.0.5"), "{why}");
+        assert!(why.contains("`ssh-keyscan 10.0.0.5`"), "{why}");
+        let refused = "ssh: connect to host 10.0.0.5 port 22: Connection refused\r\n";
+        assert_eq!(host_key_problem("10.0.0.5", None, None, refused), None);
+    }
 
     #[test]
     fn basic_auth_is_base64_of_user_and_password() {

@@ -534,16 +534,40 @@ fn devices_inner(args: DevicesArgs) -> Result<u8, Exit> {
         return Ok(0);
     }
     let devices = answer["devices"].as_array().cloned().unwrap_or_default();
+    // Each device's installed version per component: `bios 2.19.1, linux 6.1.115`.
+    let versions: Vec<String> = devices
+        .iter()
+        .map(|d| {
+            d["versions"]
+                .as_object()
+                .map(|v| {
+                    v.iter()
+                        .map(|(component, version)| {
+                            format!("{component} {}", version.as_str().unwrap_or("?"))
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default()
+        })
+        .collect();
+    let width = versions
+        .iter()
+        .map(|v| v.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("VERSIONS".len());
     let mut out = String::new();
     outln!(
         out,
-        "{:<24} {:<10} {:<16} {:>8}  PENDING",
+        "{:<24} {:<10} {:<16} {:>8}  {:<width$}  PENDING",
         "DEVICE",
         "RING",
         "STATE",
-        "BEHIND"
+        "BEHIND",
+        "VERSIONS"
     );
-    for d in &devices {
+    for (d, versions) in devices.iter().zip(&versions) {
         let behind = d["behind_seconds"]
             .as_i64()
             .map_or_else(|| "-".into(), short_duration);
@@ -553,16 +577,17 @@ fn devices_inner(args: DevicesArgs) -> Result<u8, Exit> {
             .unwrap_or_default();
         outln!(
             out,
-            "{:<24} {:<10} {:<16} {:>8}  {}",
+            "{:<24} {:<10} {:<16} {:>8}  {:<width$}  {}",
             d["id"].as_str().unwrap_or(""),
             d["ring"].as_str().unwrap_or(""),
             d["state"].as_str().unwrap_or(""),
             behind,
+            versions,
             pending.join(", ")
         );
     }
     emit(&out)?;
-    eprintln!("{} devices", devices.len());
+    eprintln!("{}", crate::count(devices.len(), "device", "devices"));
     Ok(0)
 }
 
@@ -595,15 +620,24 @@ fn events_inner(args: EventsArgs) -> Result<u8, Exit> {
                         .map(|v| format!("  {k} {v}"))
                         .unwrap_or_default()
                 };
+                // A step's component and versions: `  openssl 3.0.11-1 -> 3.0.15-1`.
+                let versions = match (event["component"].as_str(), event["to"].as_str()) {
+                    (Some(component), Some(to)) => format!(
+                        "  {component} {} -> {to}",
+                        event["from"].as_str().unwrap_or("(none)")
+                    ),
+                    _ => String::new(),
+                };
                 writeln!(
                     out,
-                    "{:>6}  {}  {:<20}{}{}{}{}{}{}",
+                    "{:>6}  {}  {:<20}{}{}{}{}{}{}{}",
                     event["cursor"],
                     event["at"].as_str().unwrap_or(""),
                     event["type"].as_str().unwrap_or(""),
                     field("ring"),
                     field("device"),
                     field("patch"),
+                    versions,
                     field("reason"),
                     field("by"),
                     field("action"),

@@ -349,11 +349,15 @@ struct DemoV1 {
 struct RingV1 {
     name: String,
     devices: usize,
+    /// The states at the end, each device once.
     done: usize,
     failed: usize,
     rolled_back: usize,
     rollback_failed: usize,
     not_started: usize,
+    /// Devices whose install failed, as failure budgets and halt reasons count them:
+    /// those that had installed a step were rolled back since (`rolled_back`).
+    failures: usize,
 }
 
 #[derive(Debug, Serialize, Default)]
@@ -391,6 +395,7 @@ impl DemoV1 {
                     rolled_back: c.rolled_back,
                     rollback_failed: c.rollback_failed,
                     not_started: c.pending + c.active + c.rolling_back,
+                    failures: core.failures(r),
                 }
             })
             .collect();
@@ -440,20 +445,39 @@ impl DemoV1 {
 
 fn print_summary(s: &DemoV1) {
     println!(
-        "ringleader demo: policy `{}`, {} simulated devices, seed {}",
-        s.policy, s.devices, s.seed
+        "ringleader demo: policy `{}`, {}, seed {}",
+        s.policy,
+        crate::count(s.devices, "simulated device", "simulated devices"),
+        s.seed
     );
     println!();
     println!(
-        "{:<10} {:>8} {:>8} {:>8} {:>12} {:>12}",
-        "ring", "devices", "done", "failed", "rolled back", "not started"
+        "{:<10} {:>8} {:>8} {:>8} {:>12} {:>16} {:>12}   {:>8}",
+        "ring",
+        "devices",
+        "done",
+        "failed",
+        "rolled back",
+        "rollback failed",
+        "not started",
+        "failures"
     );
     for r in &s.rings {
         println!(
-            "{:<10} {:>8} {:>8} {:>8} {:>12} {:>12}",
-            r.name, r.devices, r.done, r.failed, r.rolled_back, r.not_started
+            "{:<10} {:>8} {:>8} {:>8} {:>12} {:>16} {:>12}   {:>8}",
+            r.name,
+            r.devices,
+            r.done,
+            r.failed,
+            r.rolled_back,
+            r.rollback_failed,
+            r.not_started,
+            r.failures
         );
     }
+    println!(
+        "done to not started: each device once, by its state at the end; failures: devices whose install failed, as the failure budget counts them, rolled back since or not"
+    );
     println!();
     let virtual_days = s.virtual_duration_seconds as f64 / 86_400.0;
     println!(
@@ -470,10 +494,31 @@ fn print_summary(s: &DemoV1) {
     );
     if let Some(reason) = &s.halt_reason {
         println!("halted because {reason}");
+        // The reason counts failures when the ring halted; the rollback moves failed
+        // devices that had installed a step out of `failed`.
+        for r in s.rings.iter().filter(|r| r.failures > r.failed) {
+            let back = r.failures - r.failed;
+            println!(
+                "  ring {}: {} {} failed, of which {back} had installed a step and {} rolled back with the ring's other devices (the table counts {} under rolled back or rollback failed)",
+                r.name,
+                r.failures,
+                if r.failures == 1 { "device" } else { "devices" },
+                if back == 1 { "was" } else { "were" },
+                if back == 1 { "it" } else { "them" },
+            );
+        }
     }
+    let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
     println!(
-        "{} install calls, {} rollback calls, {} approvals by the simulated operator, {} duplicate installs",
-        s.install_calls, s.rollback_calls, s.approvals, s.duplicate_installs
+        "{}, {}, {} by the simulated operator, {}",
+        crate::count(n(s.install_calls), "install call", "install calls"),
+        crate::count(n(s.rollback_calls), "rollback call", "rollback calls"),
+        crate::count(n(s.approvals), "approval", "approvals"),
+        crate::count(
+            n(s.duplicate_installs),
+            "duplicate install",
+            "duplicate installs"
+        )
     );
     println!(
         "real time: {:.1} s in installer plugin calls, {:.1} s in the engine",

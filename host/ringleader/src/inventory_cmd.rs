@@ -39,9 +39,9 @@ pub fn run(cmd: InventoryCommand) -> ExitCode {
                         .join(", ")
                 };
                 println!(
-                    "{}: ok: {} devices; sites: {}; transports: {}",
+                    "{}: ok: {}; sites: {}; transports: {}",
                     file.display(),
-                    inv.devices.len(),
+                    crate::count(inv.devices.len(), "device", "devices"),
                     list(&sites),
                     list(&transports)
                 );

@@ -69,6 +69,18 @@ enum Command {
     Rollback(client::ActionArgs),
 }
 
+/// `n` and the noun for it: `1 device`, `2 devices`, `0 devices`.
+pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Whether log lines on stderr are coloured: only on a terminal (a log file or a
+/// journal gets plain text), and not when `NO_COLOR` is set to anything but empty
+/// (no-color.org).
+fn colour(stderr_is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
@@ -86,6 +98,10 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour(
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            std::env::var_os("NO_COLOR"),
+        ))
         .with_target(false)
         .init();
 
@@ -138,4 +154,17 @@ fn main() -> ExitCode {
             | Command::Token(_) => unreachable!("handled above"),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        use super::colour;
+        assert!(colour(true, None));
+        assert!(colour(true, Some("".into())), "an empty NO_COLOR is unset");
+        assert!(!colour(true, Some("1".into())));
+        assert!(!colour(false, None));
+        assert!(!colour(false, Some("".into())));
+    }
 }

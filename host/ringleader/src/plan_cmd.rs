@@ -23,8 +23,10 @@ use std::process::ExitCode;
 /// deferrals and expedite rules. The same inputs (and `--at`) always give byte-identical
 /// output.
 ///
-/// Exit status: 0 when planned; 1 when an input is invalid (every problem is listed)
-/// or `--explain` names a device that is not in the inventory.
+/// Exit status: 0 when planned; 8 when planned, but some input was refused (documents a
+/// patch source refused, patches the catalog refused: each named on stderr); 1 when an
+/// input is invalid (every problem is listed) or `--explain` names a device that is
+/// not in the inventory.
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// The rollout policy (see docs/policies.md).
@@ -82,15 +84,21 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         Err(InventoryError::Invalid(d)) => bail!("the inventory is not valid:\n{d}"),
         Err(e) => return Err(e.into()),
     };
-    let catalog = discover(&args.sources, args.config.as_deref(), &inventory).await?;
-    for refused in &catalog.refused {
+    let (catalog, refused_documents) =
+        discover(&args.sources, args.config.as_deref(), &inventory).await?;
+    warn_refused(&catalog);
+    if refused_documents > 0 {
         eprintln!(
-            "warning: patch {} from `{}` is refused: {}",
-            escape(&refused.patch_id),
-            refused.source,
-            escape(&refused.reason)
+            "warning: the patch sources refused {} (each in a warning of its source above); the plan covers the rest",
+            crate::count(refused_documents, "document", "documents")
         );
     }
+    // Refused input shows in the exit status, once the plan of the rest is printed.
+    let planned = if refused_documents > 0 || !catalog.refused.is_empty() {
+        ExitCode::from(REFUSED_INPUT)
+    } else {
+        ExitCode::SUCCESS
+    };
     let at = args.at.unwrap_or_else(Timestamp::now);
     let planner = Planner {
         policy: &policy,
@@ -116,24 +124,43 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         } else {
             print_explain(&view);
         }
-        return Ok(ExitCode::SUCCESS);
+        return Ok(planned);
     }
     let plan = planner.plan();
-    let view = PlanV1::new(&plan, &planner);
+    let mut view = PlanV1::new(&plan, &planner);
+    view.totals.refused_documents = refused_documents;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&view)?);
     } else {
-        print_plan(&view);
+        print_plan(&view, policy.expedite.as_ref().map(|e| e.soak_factor));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(planned)
 }
 
-/// Runs every source's `discover` for the inventory and builds the catalog.
+/// Exit status of `plan` when it planned, but some input was refused: documents a
+/// patch source refused, or patches the catalog refused (docs/cli.md).
+const REFUSED_INPUT: u8 = 8;
+
+/// A warning on stderr for each patch the catalog refused (`plugin run ... discover`
+/// prints the same).
+pub(crate) fn warn_refused(catalog: &Catalog) {
+    for refused in &catalog.refused {
+        eprintln!(
+            "warning: patch {} from `{}` is refused: {}",
+            escape(&refused.patch_id),
+            refused.source,
+            escape(&refused.reason)
+        );
+    }
+}
+
+/// Runs every source's `discover` for the inventory and builds the catalog; with it,
+/// how many documents the sources refused (the warnings they logged).
 async fn discover(
     sources: &[PathBuf],
     config: Option<&Path>,
     inventory: &Inventory,
-) -> anyhow::Result<Catalog> {
+) -> anyhow::Result<(Catalog, usize)> {
     let chosen = crate::plugins::Chosen::new(sources, &[])?;
     let grants = match config {
         Some(path) => {
@@ -150,7 +177,11 @@ async fn discover(
     let plugins = chosen.load_sources(&runtime).await?;
     let devices: Vec<_> = inventory.devices.iter().map(|d| d.to_plugin()).collect();
     let reported = ringleader_engine::spec::discover_all(&plugins, &devices).await?;
-    Ok(Catalog::build(reported)?)
+    let refused: u64 = plugins.iter().map(|p| p.warnings_logged()).sum();
+    Ok((
+        Catalog::build(reported)?,
+        usize::try_from(refused).unwrap_or(usize::MAX),
+    ))
 }
 
 const PLAN_SCHEMA: &str = "ringleader.plan/v1";
@@ -218,6 +249,9 @@ struct TotalsV1 {
     device_patches: usize,
     skipped: usize,
     refused_patches: usize,
+    /// Documents (or entries) of their feeds the patch sources refused: each a warning
+    /// the source logged.
+    refused_documents: usize,
 }
 
 fn step_view(
@@ -308,6 +342,7 @@ impl PlanV1 {
                 device_patches,
                 skipped: skipped.len(),
                 refused_patches: planner.catalog.refused.len(),
+                refused_documents: 0,
             },
             rings,
             unassigned: plan
@@ -320,13 +355,15 @@ impl PlanV1 {
     }
 }
 
-fn print_plan(p: &PlanV1) {
+/// The plan as text; `soak_factor` is the policy's expedite factor, if it has one.
+fn print_plan(p: &PlanV1, soak_factor: Option<f64>) {
+    use crate::count;
     println!(
-        "plan of policy `{}` as of {}: {} devices, {} rings",
+        "plan of policy `{}` as of {}: {}, {}",
         p.policy,
         p.planned_at,
-        p.totals.devices,
-        p.rings.len()
+        count(p.totals.devices, "device", "devices"),
+        count(p.rings.len(), "ring", "rings")
     );
     for ring in &p.rings {
         let mut patches: BTreeMap<&str, usize> = BTreeMap::new();
@@ -335,18 +372,28 @@ fn print_plan(p: &PlanV1) {
                 *patches.entry(s.id.as_str()).or_default() += 1;
             }
         }
-        let first = ring
-            .devices
-            .iter()
-            .flat_map(|d| d.patches.first())
-            .map(|s| s.earliest_start)
-            .min();
+        // The first install of expedited patches and of the others: an expedited patch
+        // waits for scaled soaks only, so it may start before the ring does.
+        let first = |expedited: bool| {
+            ring.devices
+                .iter()
+                .flat_map(|d| d.patches.iter().find(|s| s.expedited == expedited))
+                .map(|s| s.earliest_start)
+                .min()
+        };
+        let (first_expedited, first_other) = (first(true), first(false));
+        let early = first_expedited.filter(|t| *t < ring.earliest_start);
+        let first = if early.is_some() {
+            first_other
+        } else {
+            first_expedited.into_iter().chain(first_other).min()
+        };
         println!();
         println!(
-            "ring {}: {} devices in {} batch(es) {:?}{}",
+            "ring {}: {} in {} {:?}{}",
             ring.name,
-            ring.devices.len(),
-            ring.batch_sizes.len(),
+            count(ring.devices.len(), "device", "devices"),
+            count(ring.batch_sizes.len(), "batch", "batches"),
             ring.batch_sizes,
             if ring.approval {
                 ", needs approval"
@@ -354,6 +401,12 @@ fn print_plan(p: &PlanV1) {
                 ""
             }
         );
+        if let Some(early) = early {
+            println!(
+                "  expedited patches from {early}, before the ring's start: the soaks they wait for are scaled by the policy's expedite soak_factor {}",
+                soak_factor.unwrap_or(1.0)
+            );
+        }
         println!(
             "  starts no earlier than {}{}; soak afterwards {}",
             ring.earliest_start,
@@ -369,12 +422,17 @@ fn print_plan(p: &PlanV1) {
     }
     println!();
     println!(
-        "totals: {} of {} devices in rings, {} device-patches planned, {} skipped, {} patches refused",
+        "totals: {} of {} in rings, {} planned, {} skipped, {} refused, {} refused",
         p.totals.devices_in_rings,
-        p.totals.devices,
-        p.totals.device_patches,
+        count(p.totals.devices, "device", "devices"),
+        count(p.totals.device_patches, "device-patch", "device-patches"),
         p.totals.skipped,
-        p.totals.refused_patches
+        count(p.totals.refused_patches, "patch", "patches"),
+        count(
+            p.totals.refused_documents,
+            "source document",
+            "source documents"
+        )
     );
     if !p.unassigned.is_empty() {
         println!("not in any ring: {}", p.unassigned.join(", "));

@@ -15,8 +15,9 @@ pub enum PluginCommand {
     /// Validate plugins and print what they are and what they ask for.
     ///
     /// PATH is a plugin's manifest (`NAME.plugin.toml` or `plugin.toml`) or its component
-    /// (`.wasm`, with the manifest beside it), or the name of a bundled plugin (no `/`,
-    /// not ending in `.toml` or `.wasm`). The plugin is loaded the way the engine
+    /// (`.wasm`, with the manifest beside it: for `x_y.wasm`, `x_y.plugin.toml`, else
+    /// `x-y.plugin.toml` as Cargo's crate names go, else `plugin.toml`), or the name of a
+    /// bundled plugin (no `/`, not ending in `.toml` or `.wasm`). The plugin is loaded the way the engine
     /// loads it: the manifest is checked, the component's SHA-256 compared with it, its
     /// world and WIT package version read, it is compiled (and cached), and its `info`
     /// is called.
@@ -132,6 +133,8 @@ struct CheckedPlugin {
     imports: Vec<String>,
     /// `hit`, `miss` or `uncached`.
     cache: &'static str,
+    /// What is valid but probably not as meant, each `file:line:col: warning: ...`.
+    warnings: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -274,25 +277,45 @@ pub(crate) fn is_component_path(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "wasm")
 }
 
-/// `x.wasm` -> `x.plugin.toml`, else `plugin.toml`, in the same directory.
+/// The manifest beside component `x_y.wasm`: `x_y.plugin.toml`, else `x-y.plugin.toml`
+/// (Cargo names the component of crate `x-y` with underscores), else `plugin.toml`.
+/// When the first two both exist the component's own name wins, with a warning.
 pub(crate) fn find_manifest(component: &Path) -> anyhow::Result<PathBuf> {
     let dir = component.parent().unwrap_or(Path::new("."));
     let stem = component
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let candidates = [
-        dir.join(format!("{stem}.plugin.toml")),
-        dir.join("plugin.toml"),
-    ];
-    match candidates.iter().find(|c| c.exists()) {
-        Some(found) => Ok(found.clone()),
-        None => bail!(
-            "{} has no manifest beside it (looked for {} and {}); write one as described in docs/plugin-authors.md, then run `ringleader plugin seal`",
-            component.display(),
-            candidates[0].display(),
-            candidates[1].display()
-        ),
+    let mut candidates = vec![dir.join(format!("{stem}.plugin.toml"))];
+    if stem.contains('_') {
+        candidates.push(dir.join(format!("{}.plugin.toml", stem.replace('_', "-"))));
+    }
+    candidates.push(dir.join("plugin.toml"));
+    let found: Vec<&PathBuf> = candidates.iter().filter(|c| c.exists()).collect();
+    match found[..] {
+        [] => {
+            let (last, rest) = candidates.split_last().expect("never empty");
+            let rest: Vec<String> = rest.iter().map(|c| c.display().to_string()).collect();
+            bail!(
+                "{} has no manifest beside it (looked for {} and {}); write one as described in docs/plugin-authors.md, then run `ringleader plugin seal`",
+                component.display(),
+                rest.join(", "),
+                last.display()
+            )
+        }
+        [first, ..] => {
+            let both = candidates.len() == 3 && first == &candidates[0] && candidates[1].exists();
+            if both {
+                eprintln!(
+                    "warning: both {} and {} are beside {}: using {} (the component's own name); remove the other",
+                    first.display(),
+                    candidates[1].display(),
+                    component.display(),
+                    first.display()
+                );
+            }
+            Ok(first.clone())
+        }
     }
 }
 
@@ -322,6 +345,7 @@ fn describe(plugin: &Plugin, imports: Vec<String>) -> CheckedPlugin {
             CacheOutcome::Miss => "miss",
             CacheOutcome::Uncached => "uncached",
         },
+        warnings: m.warnings(),
     }
 }
 
@@ -359,6 +383,9 @@ fn print_human(p: &CheckedPlugin) {
     );
     if !p.imports.is_empty() {
         println!("  imports       {}", p.imports.join(", "));
+    }
+    for warning in &p.warnings {
+        println!("  warning       {warning}");
     }
 }
 

@@ -327,6 +327,22 @@ async fn run_checked(args: RunArgs) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let result = perform(&plugin, &call).await;
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    if let Ok(Returned::Patches(patches)) = &result {
+        // What `plan` would refuse of these, said as `plan` says it: the planner's own
+        // catalog checks.
+        let reported = patches
+            .iter()
+            .map(|p| (p.clone(), plugin.name().to_string()))
+            .collect();
+        match ringleader_planner::catalog::Catalog::build(reported) {
+            Ok(catalog) => crate::plan_cmd::warn_refused(&catalog),
+            Err(cycle) => {
+                for line in cycle.to_string().lines() {
+                    eprintln!("warning: {line} (`ringleader plan` stops on it)");
+                }
+            }
+        }
+    }
     if args.state.is_some()
         && let Err(e) = sim.flush()
     {

@@ -68,13 +68,17 @@ fn summary(p: &Policy) -> String {
         .collect();
     let mut parts = vec![
         format!("policy `{}`", p.name),
-        format!("{} rings: {}", p.rings.len(), rings.join(", ")),
+        format!(
+            "{}: {}",
+            crate::count(p.rings.len(), "ring", "rings"),
+            rings.join(", ")
+        ),
     ];
     if !p.windows.is_empty() {
-        parts.push(format!("{} window(s)", p.windows.len()));
+        parts.push(crate::count(p.windows.len(), "window", "windows"));
     }
     if !p.freezes.is_empty() {
-        parts.push(format!("{} freeze(s)", p.freezes.len()));
+        parts.push(crate::count(p.freezes.len(), "freeze", "freezes"));
     }
     if p.expedite.is_some() {
         parts.push("expedite".into());

@@ -200,6 +200,65 @@ fn check_accepts_the_component_path_and_finds_its_manifest() {
 }
 
 #[test]
+fn a_wasm_named_as_cargo_names_it_finds_the_hyphenated_manifest() {
+    // Cargo writes `sim_vendor_source.wasm` for the crate `sim-vendor-source`.
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("sim_vendor_source.wasm");
+    std::fs::copy(
+        ringleader_bundled_plugins::component_path("sim-vendor-source"),
+        &wasm,
+    )
+    .unwrap();
+    let manifest = std::fs::read_to_string(ringleader_bundled_plugins::manifest_path(
+        "sim-vendor-source",
+    ))
+    .unwrap()
+    .replace(
+        "component = \"sim-vendor-source.wasm\"",
+        "component = \"sim_vendor_source.wasm\"",
+    );
+    let hyphenated = dir.path().join("sim-vendor-source.plugin.toml");
+    std::fs::write(&hyphenated, &manifest).unwrap();
+    let wasm_arg = wasm.to_str().unwrap();
+    let out = ringleader(&["plugin", "check", "--no-cache", wasm_arg]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("sim-vendor-source 0.1.0: valid"));
+    assert_eq!(text(&out.stderr), "");
+    let out = ringleader(&["plugin", "run", wasm_arg, "info"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // Both: the component's own name wins, and a warning says which was used.
+    let exact = dir.path().join("sim_vendor_source.plugin.toml");
+    std::fs::write(&exact, &manifest).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ringleader"))
+        .args(["plugin", "check", "--no-cache", wasm_arg])
+        .env_remove("RINGLEADER_LOG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "warning: both {} and {} are beside {wasm_arg}: using {}",
+            exact.display(),
+            hyphenated.display(),
+            exact.display()
+        )),
+        "{stderr}"
+    );
+
+    // None: the error names every path tried.
+    std::fs::remove_file(&exact).unwrap();
+    std::fs::remove_file(&hyphenated).unwrap();
+    let out = ringleader(&["plugin", "check", "--no-cache", wasm_arg]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    for tried in [&exact, &hyphenated, &dir.path().join("plugin.toml")] {
+        assert!(stderr.contains(&tried.display().to_string()), "{stderr}");
+    }
+}
+
+#[test]
 fn check_bundled_plugins_and_list_them() {
     let out = ringleader(&[
         "plugin",
@@ -627,6 +686,70 @@ fn plan_json_is_deterministic_matches_the_schema_and_places_every_device_once() 
 }
 
 #[test]
+fn plan_text_counts_in_the_singular_and_says_why_expedited_installs_come_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = dir.path().join("one.toml");
+    std::fs::write(
+        &one,
+        "[[devices]]\nid = \"lab-1\"\ntags = [\"lab\"]\ncomponents = { linux = \"6.1.99\" }\n",
+    )
+    .unwrap();
+    let policy = repo("rollout-policies/monthly-os.toml");
+    let out = ringleader(&[
+        "plan",
+        "--policy",
+        &policy,
+        "--inventory",
+        one.to_str().unwrap(),
+        "--at",
+        "2026-11-30T09:00:00Z",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains(": 1 device, 4 rings\n"), "{stdout}");
+    assert!(
+        stdout.contains("ring lab: 1 device in 1 batch [1]\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ring canary: 0 devices in 1 batch [0]\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("totals: 1 of 1 device in rings, 1 device-patch planned, "),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("(es)") && !stdout.contains(" 1 devices"),
+        "{stdout}"
+    );
+
+    // The broad ring's expedited patch may start days before the ring: said first, with
+    // why, and the ring's own line no longer shows an install before its start.
+    let out = plan(&[]);
+    let stdout = text(&out.stdout);
+    let broad: Vec<&str> = stdout
+        .split("\n\n")
+        .find(|block| block.starts_with("ring broad:"))
+        .unwrap_or_else(|| panic!("{stdout}"))
+        .lines()
+        .collect();
+    assert!(
+        broad[1].starts_with(
+            "  expedited patches from 2026-12-01T21:00:00Z, before the ring's start: "
+        ),
+        "{stdout}"
+    );
+    assert!(broad[1].contains("soak_factor 0.25"), "{stdout}");
+    assert!(
+        broad[2].starts_with(
+            "  starts no earlier than 2026-12-06T09:00:00Z (first install 2026-12-07T"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn explain_says_why_for_every_patch() {
     let out = plan(&["--explain", "srv-ams-002", "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -755,6 +878,76 @@ fn demo_halts_the_canary_and_rolls_it_back_and_broad_never_starts() {
         ring(&doc, "broad")["devices"]
     );
     assert_eq!(doc["duplicate_installs"], 0);
+}
+
+#[test]
+fn demo_text_says_what_each_count_counts_and_the_halt_line_agrees_with_the_table() {
+    let args = ["--devices", "1000", "--seed", "2", "--fail-permille", "30"];
+    let out = ringleader(&[&["demo"][..], &args].concat());
+    assert_eq!(out.status.code(), Some(3), "halted");
+    let stdout = text(&out.stdout);
+    // `halted because 2 of 48 devices failed in ring canary, over its failure budget of 1`
+    let halt = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("halted because "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let words: Vec<&str> = halt.split_whitespace().collect();
+    let (failed, ring_name) = (words[0], words[7].trim_end_matches(','));
+    let header = stdout
+        .lines()
+        .find(|l| l.starts_with("ring "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let columns: Vec<String> = header
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            "ring",
+            "devices",
+            "done",
+            "failed",
+            "rolled back",
+            "rollback failed",
+            "not started",
+            "failures"
+        ],
+        "{stdout}"
+    );
+    let row: Vec<&str> = stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(ring_name))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let n = |i: usize| row[i].parse::<u64>().unwrap();
+    assert_eq!(
+        n(1),
+        n(2) + n(3) + n(4) + n(5) + n(6),
+        "states: each device once: {stdout}"
+    );
+    assert_eq!(
+        row[7], failed,
+        "the halt line counts the `failures` column: {stdout}"
+    );
+    assert_ne!(
+        n(3).to_string(),
+        failed,
+        "this seed has a failed device rolled back: {stdout}"
+    );
+    assert!(
+        stdout.contains("each device once, by its state at the end"),
+        "the table says what it counts: {stdout}"
+    );
+    let (_, doc) = demo(&args);
+    assert_eq!(
+        ring(&doc, ring_name)["failures"].to_string(),
+        failed,
+        "{doc}"
+    );
 }
 
 #[test]
@@ -1047,6 +1240,42 @@ fn a_plugin_written_in_python_is_built_checked_and_used_by_the_planner() {
     assert!(plan.status.success(), "{}", text(&plan.stderr));
     let plan = text(&plan.stdout);
     assert!(plan.contains("py-example-openssl-3.0.15"), "{plan}");
+
+    // A plugin-error raised in Python reaches the host as its case and message, the
+    // way docs/plugin-authors.md (section 10) shows it, with lines of app.py.
+    let inventory = out.path().join("failing.toml");
+    std::fs::write(
+        &inventory,
+        "[[devices]]\nid = \"deb-1\"\nfacts = { \"py-example.fail\" = \"permanent\" }\ncomponents = { openssl = \"3.0.11\" }\n",
+    )
+    .unwrap();
+    let run = ringleader(&[
+        "plugin",
+        "run",
+        manifest,
+        "discover",
+        "--inventory",
+        inventory.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run.stderr));
+    assert!(
+        text(&run.stderr).contains(
+            "error: `discover` returned plugin-error `permanent`: deb-1 asks for a permanent failure"
+        ),
+        "{}",
+        text(&run.stderr)
+    );
+    let doc = std::fs::read_to_string(repo("docs/plugin-authors.md")).unwrap();
+    let app = std::fs::read_to_string(repo("plugins/py-example-source/app.py")).unwrap();
+    let section = &doc[doc.find("## 10. Other languages").unwrap()..];
+    let start = section.find("```python\n").expect("a Python example") + "```python\n".len();
+    let example = &section[start..start + section[start..].find("```").unwrap()];
+    for line in example.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        assert!(
+            app.lines().any(|l| l.trim() == line),
+            "the page's Python `{line}` is not in app.py"
+        );
+    }
 }
 
 #[test]

@@ -366,6 +366,119 @@ fn a_source_discovers_for_every_device_of_an_inventory_or_one() {
 }
 
 #[test]
+fn discover_warns_about_the_patches_plan_refuses_exactly_as_plan_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("inventory.toml");
+    std::fs::write(
+        &inventory,
+        "[[devices]]\nid = \"sloppy\"\ncomponents = { thing = \"0.9.0\" }\n",
+    )
+    .unwrap();
+    let source = manifest("test-hostile-source");
+    let inv = inventory.to_str().unwrap();
+    let warnings = |out: &Output| -> Vec<String> {
+        text(&out.stderr)
+            .lines()
+            .filter(|l| l.starts_with("warning: "))
+            .map(String::from)
+            .collect()
+    };
+
+    let out = ringleader(&["plugin", "run", &source, "discover", "--inventory", inv]);
+    expect_status(&out, 0);
+    let run = warnings(&out);
+    assert_eq!(
+        run,
+        [
+            "warning: patch sloppy-latest from `test-hostile-source` is refused: fixed-version: `latest` is not a version: it does not start with a number",
+            "warning: patch sloppy-twice from `test-hostile-source` is refused: duplicate patch id: `test-hostile-source` reported it twice, and the first is used",
+        ],
+        "{}",
+        text(&out.stderr)
+    );
+
+    let policy =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rollout-policies/monthly-os.toml");
+    let out = ringleader(&[
+        "plan",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--inventory",
+        inv,
+        "--source",
+        &source,
+        "--at",
+        "2026-12-01T00:00:00Z",
+    ]);
+    assert_eq!(warnings(&out), run, "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_plan_from_refused_source_documents_says_so_and_exits_8() {
+    let base = serve(HashMap::from([
+        (
+            "/feed/index.txt".to_string(),
+            b"bad-1.json\nbad-2.json\n".to_vec(),
+        ),
+        ("/feed/bad-1.json".to_string(), b"not json".to_vec()),
+        (
+            "/feed/bad-2.json".to_string(),
+            b"{\"document\": 1}".to_vec(),
+        ),
+    ]));
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("inventory.toml");
+    std::fs::write(
+        &inventory,
+        "[[devices]]\nid = \"deb-1\"\ncomponents = { openssl = \"3.0.11-1\" }\n",
+    )
+    .unwrap();
+    let config = dir.path().join("ringleader.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[plugins.csaf-source]\nhttp = [\"127.0.0.1\"]\nsettings = {{ index = \"{base}/feed/index.txt\" }}\n"
+        ),
+    )
+    .unwrap();
+    let policy =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rollout-policies/monthly-os.toml");
+    let csaf = manifest("csaf-source");
+    let plan = |extra: &[&str]| {
+        let mut args = vec![
+            "plan",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--inventory",
+            inventory.to_str().unwrap(),
+            "--source",
+            &csaf,
+            "--config",
+            config.to_str().unwrap(),
+            "--at",
+            "2026-12-01T00:00:00Z",
+        ];
+        args.extend_from_slice(extra);
+        ringleader(&args)
+    };
+    let out = plan(&[]);
+    expect_status(&out, 8);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains(", 2 source documents refused"), "{stdout}");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("bad-1.json is not valid CSAF 2.0"),
+        "{stderr}"
+    );
+
+    let out = plan(&["--json"]);
+    expect_status(&out, 8);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_valid(&schema("plan.v1.json"), &doc);
+    assert_eq!(doc["totals"]["refused_documents"], 2, "{doc}");
+}
+
+#[test]
 fn grants_and_settings_come_from_the_operator_config() {
     let advisory = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/cases/csaf/purls-and-cvss-scores/advisory.json");

@@ -511,6 +511,96 @@ fn tokens_and_rollout_ids_are_read_exactly_and_refusals_are_logged_with_the_peer
 }
 
 #[test]
+fn devices_and_events_text_show_versions_from_and_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&dir.path().join("data"));
+    let policy = policy_file(dir.path(), "quick.toml", QUICK);
+    let id = start(&daemon, &policy, 20, &[]);
+    daemon.wait_for(&id, |s| s["state"] == "completed");
+
+    // Each device's versions now, as the JSON has them.
+    let json = daemon.json(&["devices", &id, "--json"]);
+    let out = daemon.cli(&["devices", &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let header = table.lines().next().unwrap();
+    assert!(header.contains("VERSIONS"), "{table}");
+    let first = &json["devices"][0];
+    let versions: Vec<String> = first["versions"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(c, v)| format!("{c} {}", v.as_str().unwrap()))
+        .collect();
+    assert!(!versions.is_empty(), "{first}");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(first["id"].as_str().unwrap()))
+        .unwrap();
+    assert!(row.contains(&versions.join(", ")), "{row}\n{table}");
+
+    // Step events name the component and its versions, from -> to, in JSON and text.
+    let (_, page) = daemon.http(
+        "GET",
+        &format!("/v1/rollouts/{id}/events?since=0&limit=10000"),
+        None,
+        "",
+    );
+    let done = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "step-succeeded")
+        .unwrap_or_else(|| panic!("{page}"))
+        .clone();
+    assert_valid("event.v1.json", &done);
+    let (component, from, to) = (
+        done["component"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{done}")),
+        done["from"].as_str().unwrap_or_else(|| panic!("{done}")),
+        done["to"].as_str().unwrap_or_else(|| panic!("{done}")),
+    );
+    assert_ne!(from, to, "{done}");
+    let out = daemon.cli(&["events", &id]);
+    let lines = text(&out.stdout);
+    let line = lines
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{} ", done["cursor"])))
+        .unwrap_or_else(|| panic!("{lines}"));
+    assert!(
+        line.contains(&format!("  {component} {from} -> {to}")),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_daemon_logging_to_a_pipe_or_file_writes_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&dir.path().join("data"));
+    // A refusal is logged at the default level.
+    let answer = daemon.raw(
+        b"POST /v1/rollouts/r1/pause HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    let started = std::time::Instant::now();
+    while !daemon.log().contains("refused POST /v1/rollouts/r1/pause") {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no refusal logged: {}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = daemon.log();
+    assert!(log.contains("WARN"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "ANSI escapes in a log that is no terminal: {log:?}"
+    );
+}
+
+#[test]
 fn listening_beyond_loopback_needs_tls_or_a_loud_opt_out() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
@@ -914,21 +1004,8 @@ fn every_error_the_api_sends_is_a_json_error_even_outside_handlers() {
             "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
-        let answer = Answer::parse(&daemon.raw(request.as_bytes()));
+        let (answer, json) = json_error(&daemon, &request, expected, &validator);
         let what = format!("{method} {path}: {} {:?}", answer.status, answer.body);
-        assert_eq!(answer.status, expected, "{what}");
-        assert_eq!(
-            answer.header("content-type"),
-            Some("application/json"),
-            "{what}"
-        );
-        let json: Value =
-            serde_json::from_str(&answer.body).unwrap_or_else(|e| panic!("{what}: {e}"));
-        let errors: Vec<String> = validator
-            .iter_errors(&json)
-            .map(|e| e.to_string())
-            .collect();
-        assert!(errors.is_empty(), "{what}: {errors:?}");
         if expected == 405 {
             assert!(answer.header("allow").is_some(), "{what}");
         }
@@ -961,24 +1038,40 @@ fn every_error_the_api_sends_is_a_json_error_even_outside_handlers() {
         ),
     ];
     for (request, expected, says) in unreadable {
-        let answer = Answer::parse(&daemon.raw(request.as_bytes()));
-        let what = format!(
-            "{:?}: {} {:?}",
-            &request[..request.len().min(40)],
-            answer.status,
-            answer.body
-        );
-        assert_eq!(answer.status, expected, "{what}");
-        assert_eq!(
-            answer.header("content-type"),
-            Some("application/json"),
-            "{what}"
-        );
-        let json: Value =
-            serde_json::from_str(&answer.body).unwrap_or_else(|e| panic!("{what}: {e}"));
-        assert!(validator.is_valid(&json), "{what}");
-        assert!(json["error"].as_str().unwrap().contains(says), "{what}");
+        let (_, json) = json_error(&daemon, &request, expected, &validator);
+        let error = json["error"].as_str().unwrap();
+        assert!(error.contains(says), "{error}");
     }
+}
+
+/// Sends `request` as it is; asserts the answer is `expected` with a JSON error body
+/// valid against `validator`, and returns both.
+fn json_error(
+    daemon: &Daemon,
+    request: &str,
+    expected: u16,
+    validator: &jsonschema::Validator,
+) -> (Answer, Value) {
+    let answer = Answer::parse(&daemon.raw(request.as_bytes()));
+    let what = format!(
+        "{:?}: {} {:?}",
+        &request[..request.len().min(60)],
+        answer.status,
+        answer.body
+    );
+    assert_eq!(answer.status, expected, "{what}");
+    assert_eq!(
+        answer.header("content-type"),
+        Some("application/json"),
+        "{what}"
+    );
+    let json: Value = serde_json::from_str(&answer.body).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let errors: Vec<String> = validator
+        .iter_errors(&json)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{what}: {errors:?}");
+    (answer, json)
 }
 
 /// `[[devices]]` of an inventory: `n` simulated workstations, the first in the lab.

@@ -58,36 +58,12 @@ fn sha256(path: &Path) -> String {
         .to_string()
 }
 
-#[test]
-fn the_plugin_authors_walkthrough_builds_checks_and_runs() {
-    let doc = std::fs::read_to_string(repo().join("docs/plugin-authors.md")).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let krate = dir.path().join("acme-agent");
-    std::fs::create_dir_all(krate.join("src")).unwrap();
-    std::fs::write(
-        krate.join("Cargo.toml"),
-        block(&doc, "### 2.1 The crate", "toml"),
-    )
-    .unwrap();
-    std::fs::write(
-        krate.join("src/lib.rs"),
-        block(&doc, "### 2.2 The code", "rust"),
-    )
-    .unwrap();
-    let manifest = krate.join("acme-agent.plugin.toml");
-    std::fs::write(&manifest, block(&doc, "### 2.4 The manifest", "toml")).unwrap();
-    let wit = repo().join("wit/ringleader-plugin@0.1.1");
-    std::fs::create_dir_all(krate.join("wit")).unwrap();
-    for file in std::fs::read_dir(&wit).unwrap() {
-        let file = file.unwrap().path();
-        std::fs::copy(&file, krate.join("wit").join(file.file_name().unwrap())).unwrap();
-    }
+/// `cargo build --release --target wasm32-wasip2` of the crate in `krate`, with this
+/// toolchain (the crate is outside the repository and its rust-toolchain.toml) and a
+/// target directory kept between runs; returns the component `NAME.wasm` it built.
+fn build(krate: &Path, name: &str) -> PathBuf {
     // The plugins' own lock file: the same wit-bindgen, and no registry access.
     std::fs::copy(repo().join("plugins/Cargo.lock"), krate.join("Cargo.lock")).unwrap();
-
-    // `cargo build --release --target wasm32-wasip2`, with this toolchain (the crate
-    // is outside the repository and its rust-toolchain.toml) and a target directory
-    // kept between runs.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let rustc = Path::new(&cargo).with_file_name("rustc");
     // Beside the workspace's own build: <target>/debug/ringleader -> <target>/walkthrough.
@@ -105,7 +81,7 @@ fn the_plugin_authors_walkthrough_builds_checks_and_runs() {
             "--target",
             "wasm32-wasip2",
         ])
-        .current_dir(&krate)
+        .current_dir(krate)
         .env("CARGO_TARGET_DIR", &target);
     if rustc.exists() {
         build.env("RUSTC", &rustc);
@@ -113,11 +89,44 @@ fn the_plugin_authors_walkthrough_builds_checks_and_runs() {
     for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET"] {
         build.env_remove(var);
     }
-    ok(
-        build.output().unwrap(),
-        "cargo build of the walkthrough's plugin",
+    ok(build.output().unwrap(), &format!("cargo build of {name}"));
+    target.join(format!("wasm32-wasip2/release/{name}.wasm"))
+}
+
+/// A crate made from the page: section 2.1's `Cargo.toml` under `name`, `lib.rs`, and
+/// the WIT files.
+fn krate(dir: &Path, doc: &str, name: &str, lib_rs: &str) -> PathBuf {
+    let krate = dir.join(name);
+    std::fs::create_dir_all(krate.join("src")).unwrap();
+    std::fs::write(
+        krate.join("Cargo.toml"),
+        block(doc, "### 2.1 The crate", "toml").replace("\"acme-agent\"", &format!("\"{name}\"")),
+    )
+    .unwrap();
+    std::fs::write(krate.join("src/lib.rs"), lib_rs).unwrap();
+    let wit = repo().join("wit/ringleader-plugin@0.1.1");
+    std::fs::create_dir_all(krate.join("wit")).unwrap();
+    for file in std::fs::read_dir(&wit).unwrap() {
+        let file = file.unwrap().path();
+        std::fs::copy(&file, krate.join("wit").join(file.file_name().unwrap())).unwrap();
+    }
+    krate
+}
+
+#[test]
+fn the_plugin_authors_walkthrough_builds_checks_and_runs() {
+    let doc = std::fs::read_to_string(repo().join("docs/plugin-authors.md")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let krate = krate(
+        dir.path(),
+        &doc,
+        "acme-agent",
+        block(&doc, "### 2.2 The code", "rust"),
     );
-    let built = target.join("wasm32-wasip2/release/acme_agent.wasm");
+    let manifest = krate.join("acme-agent.plugin.toml");
+    std::fs::write(&manifest, block(&doc, "### 2.4 The manifest", "toml")).unwrap();
+
+    let built = build(&krate, "acme_agent");
     let expected = krate.join("target/wasm32-wasip2/release/acme_agent.wasm");
     std::fs::create_dir_all(expected.parent().unwrap()).unwrap();
     std::fs::copy(&built, &expected).unwrap();
@@ -214,5 +223,84 @@ fn the_plugin_authors_walkthrough_builds_checks_and_runs() {
     assert_eq!(
         std::fs::read_to_string(device.join("opt/acme-agent/agent")).unwrap(),
         "agent build 1.0\n"
+    );
+}
+
+#[test]
+fn the_patch_source_example_builds_and_reports_a_feed() {
+    let doc = std::fs::read_to_string(repo().join("docs/plugin-authors.md")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let krate = krate(
+        dir.path(),
+        &doc,
+        "acme-feed",
+        block(&doc, "### 9.1 The code", "rust"),
+    );
+    let built = build(&krate, "acme_feed");
+    let expected = krate.join("target/wasm32-wasip2/release/acme_feed.wasm");
+    std::fs::create_dir_all(expected.parent().unwrap()).unwrap();
+    std::fs::copy(&built, &expected).unwrap();
+    // The page's manifest, its feed's host on this machine instead.
+    let manifest = krate.join("acme-feed.plugin.toml");
+    let page = block(&doc, "### 9.1 The code", "toml");
+    assert!(page.contains("name = \"acme-feed\""), "{page}");
+    std::fs::write(
+        &manifest,
+        page.replace("downloads.acme.example", "127.0.0.1"),
+    )
+    .unwrap();
+    let manifest = manifest.to_str().unwrap();
+    ok(ringleader(&["plugin", "seal", manifest]), "plugin seal");
+    let check = ok(ringleader(&["plugin", "check", manifest]), "plugin check");
+    assert!(
+        check.contains("acme-feed 1.0.0: valid patch-source plugin"),
+        "{check}"
+    );
+    assert!(!check.contains("warning"), "{check}");
+
+    let base = ringleader_tests::peers::serve_files(std::collections::HashMap::from([(
+        "/acme/feed.txt".to_string(),
+        b"# ACME releases\n\
+          acme-agent 1.1 high https://downloads.acme.example/agent-1.1 81ebbd5fafbe655f0ff78bc3f56ec346b879763674c455a5c72173a5b68b1cc0 16\n\
+          acme-agent 1.2 critical\n\
+          acme-agent 1.3 high https://downloads.acme.example/agent-1.3\n\
+          acme-other 2.0 low\n"
+            .to_vec(),
+    )]));
+    let inventory = dir.path().join("inventory.toml");
+    std::fs::write(
+        &inventory,
+        "[[devices]]\nid = \"dev-1\"\ncomponents = { acme-agent = \"1.0\" }\n",
+    )
+    .unwrap();
+    let setting = format!("feed={base}/acme/feed.txt");
+    let out = ringleader(&[
+        "plugin",
+        "run",
+        manifest,
+        "discover",
+        "--inventory",
+        inventory.to_str().unwrap(),
+        "--setting",
+        &setting,
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&ok(out.clone(), "discover")).unwrap();
+    let patches = report["result"].as_array().unwrap();
+    let ids: Vec<&str> = patches.iter().map(|p| p["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["acme-agent-1.1", "acme-agent-1.2"], "{report}");
+    assert_eq!(patches[0]["artifact"]["size"], 16);
+    assert_eq!(
+        patches[1]["artifact"],
+        serde_json::json!({"url": "", "sha256": "", "size": 0}),
+        "an advisory only"
+    );
+    // The line it could not read is one warning, naming the feed and the line.
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{base}/acme/feed.txt line 4: 4 words, expected 3 or 6"
+        )),
+        "{stderr}"
     );
 }

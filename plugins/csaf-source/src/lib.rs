@@ -65,6 +65,15 @@ fn get_once(url: &str) -> Result<Vec<u8>, PluginError> {
     Ok(response.body)
 }
 
+/// Why a fetch failed, as a sentence for the log (a `PluginError`'s `Debug` is Rust's).
+fn why(error: &PluginError) -> String {
+    match error {
+        PluginError::Transient(m) => format!("{m} (transient error, tried twice)"),
+        PluginError::Permanent(m) => m.clone(),
+        PluginError::Denied(m) => format!("denied: {m}"),
+    }
+}
+
 /// `relative` resolved against the URL of the index it was listed in.
 fn resolve(index: &str, relative: &str) -> String {
     if relative.starts_with("http://") || relative.starts_with("https://") {
@@ -109,7 +118,7 @@ impl Guest for CsafSource {
                     refused += 1;
                     log(
                         Level::Warn,
-                        &format!("advisory {url} could not be fetched: {e:?}"),
+                        &format!("advisory {url} could not be fetched: {}", why(&e)),
                     );
                     continue;
                 }

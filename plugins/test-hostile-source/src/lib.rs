@@ -7,6 +7,7 @@
 //! | `ten-million` | 10,000,000 patches (the guest runs out of memory building them) |
 //! | `too-many` | 120,000 small patches (fits the guest, over the host's cap) |
 //! | `long-id` | one patch whose id is 2 MiB long (over the host's string cap) |
+//! | `sloppy` | what the host's catalog refuses: a fixed version `latest`, and two different patches under one id, beside a well-formed patch |
 //! | anything else | one well-formed patch |
 
 wit_bindgen::generate!({
@@ -59,6 +60,18 @@ impl Guest for HostileSource {
             "ten-million" => (0..10_000_000).map(|i| patch(i.to_string())).collect(),
             "too-many" => (0..120_000).map(|_| patch(String::new())).collect(),
             "long-id" => vec![patch("i".repeat(2 << 20))],
+            "sloppy" => {
+                let mut latest = patch("sloppy-latest".into());
+                latest.fixed_version = "latest".into();
+                let mut newer = patch("sloppy-twice".into());
+                newer.fixed_version = "1.1.0".into();
+                vec![
+                    latest,
+                    patch("sloppy-twice".into()),
+                    newer,
+                    patch("hostile-1".into()),
+                ]
+            }
             _ => vec![patch("hostile-1".into())],
         })
     }

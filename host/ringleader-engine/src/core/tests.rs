@@ -98,6 +98,27 @@ fn steps_of_a_device_run_in_order_and_the_rollout_completes() {
 }
 
 #[test]
+fn failures_still_count_a_failed_device_once_it_is_rolled_back() {
+    let mut core = Core::new(spec(vec![ring(
+        "canary",
+        vec![job("a", 0, &["p1", "p2"]), job("b", 0, &["p1"])],
+    )]));
+    core.handle(t(T0), Event::Tick);
+    ok(&mut core, T0, 0, 1, 0);
+    ok(&mut core, T0, 0, 0, 0);
+    let d = fail(&mut core, T0, 0, 0, 1);
+    assert!(d.iter().any(|d| matches!(d, Decision::Halt { reason, .. }
+        if reason.starts_with("1 of 2 devices failed in ring canary"))));
+    for index in [0, 1] {
+        let job = id(0, index);
+        core.handle(t(T0), Event::RollbackFinished { job, ok: true });
+    }
+    let c = core.counts(0);
+    assert_eq!((c.failed, c.rolled_back), (0, 2), "{c:?}");
+    assert_eq!(core.failures(0), 1, "the halt's failure is still counted");
+}
+
+#[test]
 fn batches_and_max_parallel_are_respected_at_every_moment() {
     let devices = (0..6)
         .map(|i| job(&format!("d{i}"), u32::from(i >= 2), &["p"]))

@@ -14,18 +14,27 @@ use ringleader_planner::policy::Policy;
 /// grow with the fleet, so more calls cost little.
 pub const DISCOVER_CHUNK: usize = 5_000;
 
-/// Asks `source` for its patches, [`DISCOVER_CHUNK`] devices at a time; a patch
-/// reported for several chunks is kept once (the first time).
+/// Asks `source` for its patches, [`DISCOVER_CHUNK`] devices at a time; the same patch
+/// reported for several chunks is kept once (the first time). A different patch under
+/// an id already reported is kept too, so that [`Catalog::build`] refuses it with a
+/// warning rather than it vanishing here.
 pub async fn discover_in_chunks(
     source: &ringleader_runtime::Plugin,
     devices: &[ringleader_types::Device],
 ) -> Result<Vec<ringleader_types::Patch>, ringleader_runtime::CallError> {
-    let mut seen = std::collections::HashSet::new();
-    let mut patches = Vec::new();
-    for chunk in devices.chunks(DISCOVER_CHUNK) {
+    let mut first: std::collections::HashMap<String, (usize, usize)> =
+        std::collections::HashMap::new();
+    let mut patches: Vec<ringleader_types::Patch> = Vec::new();
+    for (n, chunk) in devices.chunks(DISCOVER_CHUNK).enumerate() {
         for patch in source.discover(chunk).await? {
-            if seen.insert(patch.id.clone()) {
-                patches.push(patch);
+            match first.get(&patch.id) {
+                // Reported again for another chunk of devices: the same patch.
+                Some(&(i, chunk_of)) if chunk_of != n && patches[i] == patch => {}
+                Some(_) => patches.push(patch),
+                None => {
+                    first.insert(patch.id.clone(), (patches.len(), n));
+                    patches.push(patch);
+                }
             }
         }
     }

@@ -1004,6 +1004,14 @@ pub struct EventV1 {
     device: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     patch: Option<String>,
+    /// For a step (`dispatched`, `step-succeeded`, `step-failed`): the component the
+    /// patch changes, its version on the device before the step, and the patch's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    component: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -1041,6 +1049,9 @@ fn event_v1(rollout: &Rollout, cursor: u64, record: Record) -> Option<EventV1> {
         ring: None,
         device: None,
         patch: None,
+        component: None,
+        from: None,
+        to: None,
         reason: None,
         ok: None,
         by: None,
@@ -1054,21 +1065,48 @@ fn event_v1(rollout: &Rollout, cursor: u64, record: Record) -> Option<EventV1> {
             .and_then(|steps| steps.get(usize::from(step)))
             .cloned()
     };
+    // The component a step changes, from the device's version before it (as
+    // inventoried, then as the job's earlier steps left it) to the patch's.
+    let versions_of = |job: (u16, u32), step: u16| {
+        let steps = facts
+            .steps
+            .get(usize::from(job.0))
+            .and_then(|ring| ring.get(job.1 as usize))?;
+        let (component, to, _) = facts.patches.get(steps.get(usize::from(step))?)?;
+        let mut from = facts
+            .components
+            .get(&device(job)?)?
+            .iter()
+            .find(|(c, _)| c == component)
+            .map(|(_, v)| v.clone());
+        for earlier in &steps[..usize::from(step)] {
+            if let Some((c, v, _)) = facts.patches.get(earlier)
+                && c == component
+            {
+                from = Some(v.clone());
+            }
+        }
+        Some((component.clone(), from, to.clone()))
+    };
+    let step_of = |e: &mut EventV1, job: (u16, u32), step: u16| {
+        e.device = device(job);
+        e.ring = ring_name(job.0);
+        e.patch = patch_of(job, step);
+        if let Some((component, from, to)) = versions_of(job, step) {
+            (e.component, e.from, e.to) = (Some(component), from, Some(to));
+        }
+    };
     let at = match record {
         Record::Event { at, event } => {
             match event {
                 StoredEvent::Tick => return None,
                 StoredEvent::StepSucceeded { job, step } => {
                     e.kind = "step-succeeded";
-                    e.device = device(job);
-                    e.ring = ring_name(job.0);
-                    e.patch = patch_of(job, step);
+                    step_of(&mut e, job, step);
                 }
                 StoredEvent::StepFailed { job, step, reason } => {
                     e.kind = "step-failed";
-                    e.device = device(job);
-                    e.ring = ring_name(job.0);
-                    e.patch = patch_of(job, step);
+                    step_of(&mut e, job, step);
                     e.reason = Some(reason);
                 }
                 StoredEvent::RollbackFinished { job, ok } => {
@@ -1091,9 +1129,7 @@ fn event_v1(rollout: &Rollout, cursor: u64, record: Record) -> Option<EventV1> {
         }
         Record::Dispatched { at, job, step } => {
             e.kind = "dispatched";
-            e.device = device(job);
-            e.ring = ring_name(job.0);
-            e.patch = patch_of(job, step);
+            step_of(&mut e, job, step);
             at
         }
         Record::RollbackDispatched { at, job } => {

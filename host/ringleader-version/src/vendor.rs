@@ -1,4 +1,4 @@
-//! Vendor versions and version ranges.
+//! Vendor versions and version ranges: the `vendor` scheme, today's rule.
 //!
 //! Vendors do not all write semver (`2.19.1-a03`, `7.10.30.00`, `1.2`). Every version
 //! string is read by one documented rule (docs/policies.md, "Versions"):
@@ -44,7 +44,7 @@ enum Pre {
 
 /// A string that is not a version or not a range.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{text}` is not a {what}: {reason}")]
+#[error("`{text}` is not {what}: {reason}")]
 pub struct VersionError {
     pub text: String,
     pub what: &'static str,
@@ -55,7 +55,7 @@ impl Version {
     pub fn parse(text: &str) -> Result<Version, VersionError> {
         let err = |reason: &str| VersionError {
             text: text.to_string(),
-            what: "version",
+            what: "a version",
             reason: reason.to_string(),
         };
         let trimmed = text.trim();
@@ -127,6 +127,7 @@ impl fmt::Debug for Version {
 }
 
 impl Ord for Version {
+    #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
         // Missing parts are zeros, and `parts` is zero-filled: compare all slots.
         self.parts
@@ -150,12 +151,14 @@ fn pre_text(pre: &Pre) -> &str {
 }
 
 impl PartialOrd for Version {
+    #[inline]
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
 impl PartialEq for Version {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == Ordering::Equal
     }
@@ -191,7 +194,7 @@ impl Range {
     pub fn parse(text: &str) -> Result<Range, VersionError> {
         let err = |reason: String| VersionError {
             text: text.to_string(),
-            what: "version range",
+            what: "a version range",
             reason,
         };
         if text.trim().is_empty() {
@@ -290,6 +293,27 @@ fn bump(v: &Version, caret: bool) -> Version {
 
 #[cfg(test)]
 mod tests {
+    /// What docs/plugin-authors.md (9.3) says of distribution suffixes, checked.
+    #[test]
+    fn distribution_suffixes_read_as_the_plugin_guide_says() {
+        let v = |t: &str| Version::parse(t).unwrap();
+        assert_eq!(
+            v("3.0.15+deb12u1"),
+            v("3.0.15"),
+            "build metadata is ignored"
+        );
+        assert!(v("3.0.15-1~deb12u1") < v("3.0.15"), "a tag sorts before");
+        assert!(v("3.0.15-1~deb12u1") > v("3.0.11-1"), "the release first");
+        assert!(
+            v("3.0.15-1") < v("3.0.15-1~deb12u1"),
+            "tags by semver's rules, not dpkg's"
+        );
+        // An RPM epoch ends the release: `1:0.17-64.el7` is release 1 with a tag.
+        assert!(v("1:0.17-64.el7") < v("1"));
+        assert!(v("1:0.17-64.el7") > v("0.99"));
+        assert!(v("1:0.17-64.el7") < v("1:0.17-65.el7"));
+    }
+
     use super::*;
 
     fn v(s: &str) -> Version {
