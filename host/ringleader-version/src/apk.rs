@@ -27,9 +27,6 @@
 
 use crate::VersionError;
 use crate::key::{digits_at, parse_u64};
-use std::cmp::Ordering;
-use std::fmt;
-use std::hash::{Hash, Hasher};
 
 // The rank of a token where two versions part: lowest first.
 const PRE_SUFFIX: u8 = 1;
@@ -223,46 +220,7 @@ fn push_number(key: &mut Vec<u8>, digits: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-impl Ord for Version {
-    #[inline]
-    fn cmp(&self, other: &Self) -> Ordering {
-        crate::key::cmp(&self.key, &other.key)
-    }
-}
-
-impl PartialOrd for Version {
-    #[inline]
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for Version {
-    #[inline]
-    fn eq(&self, other: &Self) -> bool {
-        self.key == other.key
-    }
-}
-
-impl Eq for Version {}
-
-impl Hash for Version {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.key.hash(state);
-    }
-}
-
-impl fmt::Display for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-
-impl fmt::Debug for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "apk::Version({})", self.text)
-    }
-}
+crate::key::keyed_version!("apk");
 
 #[cfg(test)]
 mod tests {

@@ -64,6 +64,54 @@ pub(crate) fn digits_at(bytes: &[u8]) -> usize {
         .unwrap_or(bytes.len())
 }
 
+/// The traits of a version type that is a sort key and its text (`key: Box<[u8]>`,
+/// `text: Box<str>`): order and equality are the key's, display is the text.
+macro_rules! keyed_version {
+    ($scheme:literal) => {
+        impl Ord for Version {
+            #[inline]
+            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+                crate::key::cmp(&self.key, &other.key)
+            }
+        }
+
+        impl PartialOrd for Version {
+            #[inline]
+            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+
+        impl PartialEq for Version {
+            #[inline]
+            fn eq(&self, other: &Self) -> bool {
+                self.key == other.key
+            }
+        }
+
+        impl Eq for Version {}
+
+        impl std::hash::Hash for Version {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                self.key.hash(state);
+            }
+        }
+
+        impl std::fmt::Display for Version {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.text)
+            }
+        }
+
+        impl std::fmt::Debug for Version {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, concat!($scheme, "::Version({})"), self.text)
+            }
+        }
+    };
+}
+pub(crate) use keyed_version;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,9 +26,6 @@
 
 use crate::VersionError;
 use crate::key::{digits_at, push_digits};
-use std::cmp::Ordering;
-use std::fmt;
-use std::hash::{Hash, Hasher};
 
 const TILDE: u8 = 0x01;
 const END: u8 = 0x02;
@@ -163,46 +160,7 @@ fn push_segments(key: &mut Vec<u8>, part: &[u8]) {
     key.push(END);
 }
 
-impl Ord for Version {
-    #[inline]
-    fn cmp(&self, other: &Self) -> Ordering {
-        crate::key::cmp(&self.key, &other.key)
-    }
-}
-
-impl PartialOrd for Version {
-    #[inline]
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for Version {
-    #[inline]
-    fn eq(&self, other: &Self) -> bool {
-        self.key == other.key
-    }
-}
-
-impl Eq for Version {}
-
-impl Hash for Version {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.key.hash(state);
-    }
-}
-
-impl fmt::Display for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-
-impl fmt::Debug for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "rpm::Version({})", self.text)
-    }
-}
+crate::key::keyed_version!("rpm");
 
 #[cfg(test)]
 mod tests {
