@@ -480,22 +480,7 @@ fn a_plan_from_refused_source_documents_says_so_and_exits_8() {
 
 #[test]
 fn grants_and_settings_come_from_the_operator_config() {
-    let advisory = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/cases/csaf/purls-and-cvss-scores/advisory.json");
-    let base = serve(HashMap::from([
-        ("/feed/index.txt".to_string(), b"advisory.json\n".to_vec()),
-        (
-            "/feed/advisory.json".to_string(),
-            std::fs::read(advisory).unwrap(),
-        ),
-    ]));
-    let dir = tempfile::tempdir().unwrap();
-    let inventory = dir.path().join("inventory.toml");
-    std::fs::write(
-        &inventory,
-        "[[devices]]\nid = \"deb-1\"\ncomponents = { openssl = \"3.0.11-1\" }\n",
-    )
-    .unwrap();
+    let (base, dir, inventory) = one_advisory_feed("feed");
     let config = dir.path().join("ringleader.toml");
     std::fs::write(
         &config,
@@ -564,22 +549,7 @@ fn grants_and_settings_come_from_the_operator_config() {
 /// input that cannot be used.
 #[test]
 fn a_bundled_source_by_name_reads_the_feed_the_operator_names() {
-    let advisory = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/cases/csaf/purls-and-cvss-scores/advisory.json");
-    let base = serve(HashMap::from([
-        ("/mirror/index.txt".to_string(), b"advisory.json\n".to_vec()),
-        (
-            "/mirror/advisory.json".to_string(),
-            std::fs::read(advisory).unwrap(),
-        ),
-    ]));
-    let dir = tempfile::tempdir().unwrap();
-    let inventory = dir.path().join("inventory.toml");
-    std::fs::write(
-        &inventory,
-        "[[devices]]\nid = \"deb-1\"\ncomponents = { openssl = \"3.0.11-1\" }\n",
-    )
-    .unwrap();
+    let (base, dir, inventory) = one_advisory_feed("mirror");
     let inv = inventory.to_str().unwrap();
     let config = |index: &str| {
         let file = dir.path().join("ringleader.toml");
@@ -825,4 +795,27 @@ fn inputs_that_cannot_be_used_exit_2_and_say_where() {
         &["plugin", "run", &dpkg, "uninstall"],
         &["invalid value 'uninstall'", "preflight"],
     );
+}
+
+/// A feed on 127.0.0.1 under `/PREFIX/` holding one CSAF advisory of the test cases
+/// (`index.txt`, `advisory.json`), a folder, and in it an inventory of one Debian
+/// device with the advisory's package: the feed's base URL, the folder, the inventory.
+fn one_advisory_feed(prefix: &str) -> (String, tempfile::TempDir, std::path::PathBuf) {
+    let advisory = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/cases/csaf/purls-and-cvss-scores/advisory.json");
+    let base = serve(HashMap::from([
+        (format!("/{prefix}/index.txt"), b"advisory.json\n".to_vec()),
+        (
+            format!("/{prefix}/advisory.json"),
+            std::fs::read(advisory).unwrap(),
+        ),
+    ]));
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("inventory.toml");
+    std::fs::write(
+        &inventory,
+        "[[devices]]\nid = \"deb-1\"\ncomponents = { openssl = \"3.0.11-1\" }\n",
+    )
+    .unwrap();
+    (base, dir, inventory)
 }
