@@ -300,11 +300,7 @@ macro_rules! outln {
 
 /// Writes `text` to stdout; a reader that went away (`| head`) is not an error.
 fn emit(text: &str) -> Result<(), Exit> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(()),
-    }
+    Ok(crate::write_stdout(text)?)
 }
 
 fn print_json(value: &Value) -> Result<(), Exit> {

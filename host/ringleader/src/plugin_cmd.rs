@@ -431,14 +431,18 @@ fn list(json: bool) -> anyhow::Result<()> {
             schema: "ringleader.plugin-list/v1",
             plugins,
         };
-        println!("{}", serde_json::to_string(&doc)?);
+        crate::write_stdout(&format!("{}\n", serde_json::to_string(&doc)?))?;
     } else {
-        for e in plugins {
-            println!(
-                "{:<24} {:<13} {:<8} {}",
-                e.name, e.world, e.version, e.description
-            );
-        }
+        let lines: String = plugins
+            .iter()
+            .map(|e| {
+                format!(
+                    "{:<24} {:<13} {:<8} {}\n",
+                    e.name, e.world, e.version, e.description
+                )
+            })
+            .collect();
+        crate::write_stdout(&lines)?;
     }
     Ok(())
 }

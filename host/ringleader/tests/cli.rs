@@ -1325,3 +1325,22 @@ fn manifests_and_configs_that_are_not_utf8_are_located_and_quoted_input_is_escap
         );
     }
 }
+
+/// A reader that went away (`ringleader plugin list | head -0`) ends the command
+/// quietly: no panic, exit 0.
+#[test]
+fn listing_to_a_reader_that_went_away_is_no_error() {
+    for args in [&["plugin", "list"][..], &["plugin", "list", "--json"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_ringleader"))
+            .args(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
