@@ -409,6 +409,8 @@ pub(crate) fn kind_name(k: PatchKind) -> &'static str {
     }
 }
 
+/// The policy as the planner reads it, every problem recorded in `d`: each part is
+/// checked by its own function, in the file's order.
 fn validate(raw: RawPolicy, d: &mut Diagnostics) -> Policy {
     if raw.name.trim().is_empty() {
         d.error_at(
@@ -418,8 +420,31 @@ fn validate(raw: RawPolicy, d: &mut Diagnostics) -> Policy {
         );
     }
 
+    let windows = windows(&raw.windows, d);
+    let freezes = freezes(&raw.freeze, d);
+    let rings = rings(&raw.rings, &windows, d);
+    let expedite = expedite(raw.expedite.as_ref(), d);
+    let deferrals = deferrals(&raw.defer, d);
+    let approved = approved(&raw.approved, d);
+    let on_halt = on_halt(raw.on_halt.as_ref(), d);
+
+    Policy {
+        name: raw.name,
+        description: raw.description,
+        windows,
+        freezes,
+        rings,
+        expedite,
+        deferrals,
+        approved,
+        on_halt,
+    }
+}
+
+/// `[windows.NAME]`: days and times of day, each checked.
+fn windows(raw: &BTreeMap<String, RawWindow>, d: &mut Diagnostics) -> BTreeMap<String, Window> {
     let mut windows = BTreeMap::new();
-    for (name, w) in &raw.windows {
+    for (name, w) in raw {
         let at = |key: &'static str| [Seg::Key("windows"), Seg::Key(name), Seg::Key(key)];
         let mut days = [false; 7];
         for (i, day) in w.days.iter().enumerate() {
@@ -457,9 +482,13 @@ fn validate(raw: RawPolicy, d: &mut Diagnostics) -> Policy {
             windows.insert(name.clone(), Window { days, start, end });
         }
     }
+    windows
+}
 
+/// `[[freeze]]`: dates, each freeze ending after it starts.
+fn freezes(raw: &[RawFreeze], d: &mut Diagnostics) -> Vec<Freeze> {
     let mut freezes = Vec::new();
-    for (i, f) in raw.freeze.iter().enumerate() {
+    for (i, f) in raw.iter().enumerate() {
         let at = |key: &'static str| [Seg::Key("freeze"), Seg::Index(i), Seg::Key(key)];
         let from = date(&f.from, &at("from"), d);
         let to = date(&f.to, &at("to"), d);
@@ -478,8 +507,13 @@ fn validate(raw: RawPolicy, d: &mut Diagnostics) -> Policy {
             });
         }
     }
+    freezes
+}
 
-    if raw.rings.is_empty() {
+/// `[[rings]]`: at least one, each valid, names unique, none that can never hold a
+/// device.
+fn rings(raw: &[RawRing], windows: &BTreeMap<String, Window>, d: &mut Diagnostics) -> Vec<Ring> {
+    if raw.is_empty() {
         d.error_at(
             &[Seg::Key("rings")],
             "the policy has no rings",
@@ -488,8 +522,8 @@ fn validate(raw: RawPolicy, d: &mut Diagnostics) -> Policy {
     }
     let mut rings = Vec::new();
     let mut names = HashSet::new();
-    for (i, r) in raw.rings.iter().enumerate() {
-        if let Some(ring) = ring(i, r, &windows, d) {
+    for (i, r) in raw.iter().enumerate() {
+        if let Some(ring) = ring(i, r, windows, d) {
             if !names.insert(ring.name.clone()) {
                 d.error_at(
                     &[Seg::Key("rings"), Seg::Index(i), Seg::Key("name")],
@@ -501,8 +535,12 @@ fn validate(raw: RawPolicy, d: &mut Diagnostics) -> Policy {
         }
     }
     unreachable_rings(&rings, d);
+    rings.into_iter().map(|(_, r)| r).collect()
+}
 
-    let expedite = raw.expedite.as_ref().map(|e| {
+/// `[expedite]`: severities it covers and a soak factor within 0-1.
+fn expedite(raw: Option<&RawExpedite>, d: &mut Diagnostics) -> Option<Expedite> {
+    raw.map(|e| {
         let mut severities = Vec::new();
         for (i, s) in e.severity.iter().enumerate() {
             match [
@@ -535,10 +573,13 @@ fn validate(raw: RawPolicy, d: &mut Diagnostics) -> Policy {
             soak_factor: e.soak_factor,
             skip_window: e.skip_window,
         }
-    });
+    })
+}
 
+/// `[[defer]]`: a patch kind and 0 to 100 years of days.
+fn deferrals(raw: &[RawDeferral], d: &mut Diagnostics) -> Vec<Deferral> {
     let mut deferrals = Vec::new();
-    for (i, def) in raw.defer.iter().enumerate() {
+    for (i, def) in raw.iter().enumerate() {
         let kind = [
             PatchKind::Security,
             PatchKind::Bugfix,
@@ -572,9 +613,13 @@ fn validate(raw: RawPolicy, d: &mut Diagnostics) -> Policy {
             ),
         }
     }
+    deferrals
+}
 
+/// `[[approved]]`: per component, the versions that may be rolled out, once each.
+fn approved(raw: &[RawApproved], d: &mut Diagnostics) -> BTreeMap<String, Approved> {
     let mut approved: BTreeMap<String, Approved> = BTreeMap::new();
-    for (i, entry) in raw.approved.iter().enumerate() {
+    for (i, entry) in raw.iter().enumerate() {
         let at = |key| [Seg::Key("approved"), Seg::Index(i), Seg::Key(key)];
         if entry.component.trim().is_empty() {
             d.error_at(
@@ -626,8 +671,12 @@ fn validate(raw: RawPolicy, d: &mut Diagnostics) -> Policy {
             },
         );
     }
+    approved
+}
 
-    let on_halt = match raw.on_halt.as_ref().map(|h| h.rollback.as_str()) {
+/// `[on_halt]`: what a halt rolls back.
+fn on_halt(raw: Option<&RawOnHalt>, d: &mut Diagnostics) -> OnHalt {
+    match raw.map(|h| h.rollback.as_str()) {
         None | Some("failed-ring") => OnHalt::RollbackFailedRing,
         Some("none") => OnHalt::Stop,
         Some(other) => {
@@ -638,18 +687,6 @@ fn validate(raw: RawPolicy, d: &mut Diagnostics) -> Policy {
             );
             OnHalt::Stop
         }
-    };
-
-    Policy {
-        name: raw.name,
-        description: raw.description,
-        windows,
-        freezes,
-        rings: rings.into_iter().map(|(_, r)| r).collect(),
-        expedite,
-        deferrals,
-        approved,
-        on_halt,
     }
 }
 
