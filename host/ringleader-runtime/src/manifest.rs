@@ -183,7 +183,35 @@ impl Manifest {
     }
 }
 
+/// The manifest as the runtime reads it, every problem recorded in `p`: each part is
+/// checked by its own function.
 fn validate(path: &Path, raw: RawManifest, p: &mut Diagnostics) -> Manifest {
+    let (name, version, world, wit_version) = identity(&raw, p);
+    let component = component_path(path, raw.component.as_ref(), &name, p);
+    let sha256 = sha256_of(raw.sha256.as_ref(), p);
+    let capabilities = capabilities(&raw, p);
+    let limits = limits_of(&raw.limits, p);
+
+    Manifest {
+        path: path.to_owned(),
+        name,
+        version,
+        description: raw.description,
+        world,
+        wit_version,
+        component,
+        sha256,
+        capabilities,
+        limits,
+        diagnostics: Diagnostics::new(path, ""),
+    }
+}
+
+/// Who the plugin says it is: `name`, `version`, `world`, `wit`, each checked.
+fn identity(
+    raw: &RawManifest,
+    p: &mut Diagnostics,
+) -> (String, semver::Version, World, semver::Version) {
     let name = raw.name.get_ref().clone();
     if name.is_empty()
         || !name
@@ -239,9 +267,18 @@ fn validate(path: &Path, raw: RawManifest, p: &mut Diagnostics) -> Manifest {
             WIT_VERSION
         }
     };
+    (name, version, world, wit_version)
+}
 
+/// Where the component is: `component` beside the manifest, else `NAME.wasm`.
+fn component_path(
+    path: &Path,
+    raw: Option<&Spanned<String>>,
+    name: &str,
+    p: &mut Diagnostics,
+) -> PathBuf {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let component = match &raw.component {
+    match raw {
         Some(c) if !c.get_ref().is_empty() => dir.join(c.get_ref()),
         Some(c) => {
             p.error(
@@ -256,9 +293,12 @@ fn validate(path: &Path, raw: RawManifest, p: &mut Diagnostics) -> Manifest {
             // Default: `<name>.wasm` beside the manifest.
             dir.join(format!("{name}.wasm"))
         }
-    };
+    }
+}
 
-    let sha256 = match &raw.sha256 {
+/// The component's SHA-256 as sealed: 64 hex digits, lower-cased.
+fn sha256_of(raw: Option<&Spanned<String>>, p: &mut Diagnostics) -> String {
+    match raw {
         Some(s) => {
             let v = s.get_ref().to_ascii_lowercase();
             if v.len() != 64 || !v.chars().all(|c| c.is_ascii_hexdigit()) {
@@ -280,8 +320,12 @@ fn validate(path: &Path, raw: RawManifest, p: &mut Diagnostics) -> Manifest {
             );
             String::new()
         }
-    };
+    }
+}
 
+/// `capabilities`: hosts (`http`), programs (`exec`) and `kv`; a patch source
+/// declaring `exec` is warned about.
+fn capabilities(raw: &RawManifest, p: &mut Diagnostics) -> Capabilities {
     let mut http = Vec::new();
     for entry in &raw.capabilities.http {
         match http_pattern(entry.get_ref()) {
@@ -316,9 +360,17 @@ fn validate(path: &Path, raw: RawManifest, p: &mut Diagnostics) -> Manifest {
             "remove `capabilities.exec`; installers run programs on devices",
         );
     }
+    Capabilities {
+        http,
+        exec,
+        kv: raw.capabilities.kv,
+    }
+}
 
+/// `limits`: timeout, memory and host calls, each within the host's bounds.
+fn limits_of(raw: &RawLimits, p: &mut Diagnostics) -> Limits {
     let mut limits = Limits::default();
-    if let Some(t) = &raw.limits.timeout {
+    if let Some(t) = &raw.timeout {
         match humantime::parse_duration(t.get_ref()) {
             Ok(d) if !d.is_zero() && d <= limits::MAX_CALL_TIMEOUT => limits.timeout = d,
             Ok(_) => p.error(
@@ -335,7 +387,7 @@ fn validate(path: &Path, raw: RawManifest, p: &mut Diagnostics) -> Manifest {
             ),
         }
     }
-    if let Some(m) = &raw.limits.memory {
+    if let Some(m) = &raw.memory {
         match limits::parse_size(m.get_ref()) {
             Some(b) if (1 << 20..=limits::MAX_MEMORY_BYTES).contains(&b) => limits.memory_bytes = b,
             Some(_) => p.error(
@@ -352,7 +404,7 @@ fn validate(path: &Path, raw: RawManifest, p: &mut Diagnostics) -> Manifest {
             ),
         }
     }
-    if let Some(h) = &raw.limits.hostcalls {
+    if let Some(h) = &raw.hostcalls {
         let n = *h.get_ref();
         if (1..=limits::MAX_HOSTCALLS).contains(&n) {
             limits.hostcalls = n;
@@ -365,24 +417,7 @@ fn validate(path: &Path, raw: RawManifest, p: &mut Diagnostics) -> Manifest {
             );
         }
     }
-
-    Manifest {
-        path: path.to_owned(),
-        name,
-        version,
-        description: raw.description,
-        world,
-        wit_version,
-        component,
-        sha256,
-        capabilities: Capabilities {
-            http,
-            exec,
-            kv: raw.capabilities.kv,
-        },
-        limits,
-        diagnostics: Diagnostics::new(path, ""),
-    }
+    limits
 }
 
 /// Whether a component built against WIT package `version` can run on this host:
