@@ -172,6 +172,9 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     }
 }
 
+/// The daemon: refuse a plain listener off loopback, own the data directory, load the
+/// token and the plugins, open the rollouts (resuming those that ran), serve the API
+/// until SIGTERM or Ctrl-C, then stop the rollouts flushed.
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let loopback = args.listen.ip().is_loopback();
     let tls = args.tls_cert.is_some();
@@ -189,6 +192,40 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokens.path().display()
     );
 
+    let rollouts = open_rollouts(&args, chosen)?;
+    let state = api::State::new(
+        rollouts.clone(),
+        tokens,
+        !loopback,
+        api::Limits {
+            start_body: args.max_inventory_size,
+            body_timeout: args.body_timeout.into(),
+            event_streams: args.max_event_streams,
+            sse_keep_alive: args.sse_keep_alive.into(),
+        },
+    );
+    let app = api::router(state);
+    let limits = listen::Limits {
+        header_timeout: args.header_timeout.into(),
+        idle_timeout: args.idle_timeout.into(),
+        body_timeout: args.body_timeout.into(),
+        max_connections: args.max_connections.max(1),
+    };
+
+    let grace: Duration = args.shutdown_grace.into();
+    let shutdown = stop_signal(grace);
+    bind_and_serve(&args, app, limits, shutdown).await?;
+    rollouts.shutdown(grace).await;
+    eprintln!("ringleader serve: stopped; state flushed");
+    Ok(())
+}
+
+/// The operator's grants (`--config`), the simulated devices' state, the plugins' kv
+/// store, and the rollouts in the data directory with the plugins chosen.
+fn open_rollouts(
+    args: &ServeArgs,
+    chosen: crate::plugins::Chosen,
+) -> anyhow::Result<Arc<rollouts::Rollouts>> {
     let mut grants = match &args.config {
         Some(path) => {
             let text = ringleader_diag::read_file("config", path)?;
@@ -213,7 +250,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             kv_dir.display()
         )
     })?);
-    let rollouts = rollouts::Rollouts::open(
+    rollouts::Rollouts::open(
         &args.data,
         Plugins {
             chosen,
@@ -222,42 +259,33 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         grants,
         devices,
         kv,
-    )?;
-    let state = api::State::new(
-        rollouts.clone(),
-        tokens,
-        !loopback,
-        api::Limits {
-            start_body: args.max_inventory_size,
-            body_timeout: args.body_timeout.into(),
-            event_streams: args.max_event_streams,
-            sse_keep_alive: args.sse_keep_alive.into(),
-        },
-    );
-    let app = api::router(state);
-    let limits = listen::Limits {
-        header_timeout: args.header_timeout.into(),
-        idle_timeout: args.idle_timeout.into(),
-        body_timeout: args.body_timeout.into(),
-        max_connections: args.max_connections.max(1),
-    };
+    )
+}
 
-    let grace: Duration = args.shutdown_grace.into();
-    let shutdown = async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(e) => {
-                    tracing::error!("cannot listen for SIGTERM: {e}");
-                    return std::future::pending().await;
-                }
-            };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
+/// Resolves on SIGTERM or Ctrl-C (never, if SIGTERM cannot be listened for).
+async fn stop_signal(grace: Duration) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            tracing::error!("cannot listen for SIGTERM: {e}");
+            return std::future::pending().await;
         }
-        tracing::warn!("stopping: finishing plugin calls in flight (up to {grace:?})");
     };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::warn!("stopping: finishing plugin calls in flight (up to {grace:?})");
+}
+
+/// Binds `--listen` and serves `app` on it, with TLS when configured (its files
+/// reloaded when they change), until `shutdown` resolves.
+async fn bind_and_serve(
+    args: &ServeArgs,
+    app: axum::Router,
+    limits: listen::Limits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let _ = rustls::crypto::ring::default_provider().install_default();
         // As the files are before they are read: a renewal from here on is seen.
@@ -307,8 +335,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
         listen::serve(listener, None, app, limits, shutdown).await;
     }
-    rollouts.shutdown(grace).await;
-    eprintln!("ringleader serve: stopped; state flushed");
     Ok(())
 }
 
