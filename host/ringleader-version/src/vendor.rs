@@ -19,6 +19,7 @@
 //! `||` between alternatives: `>=2.0.0, <2.19.1`, `=1.2.3`, `^1.2`, `~1.2.3`, `*`.
 //! A bare version means exactly that version (`2.10.0` = `=2.10.0`), unlike Cargo.
 
+use crate::range::{Bound, Comparators, Op};
 use std::cmp::Ordering;
 use std::fmt;
 
@@ -166,19 +167,11 @@ impl PartialEq for Version {
 
 impl Eq for Version {}
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Eq,
-    Gt,
-    Ge,
-    Lt,
-    Le,
-}
-
-/// A version range: alternatives (`||`) of comparator sets (`,`).
+/// A version range: alternatives (`||`) of comparator sets (`,`), read by the syntax
+/// every scheme shares (`crate::range`), with caret and tilde ranges.
 #[derive(Clone, Debug)]
 pub struct Range {
-    alternatives: Vec<Vec<(Op, Version)>>,
+    comparators: Comparators<Version>,
     text: Box<str>,
 }
 
@@ -186,67 +179,23 @@ impl Range {
     /// Everything: the range of an empty `applies-to`.
     pub fn any() -> Range {
         Range {
-            alternatives: vec![vec![]],
+            comparators: Comparators::any(),
             text: "*".into(),
         }
     }
 
     pub fn parse(text: &str) -> Result<Range, VersionError> {
-        let err = |reason: String| VersionError {
-            text: text.to_string(),
-            what: "a version range",
-            reason,
-        };
         if text.trim().is_empty() {
             return Ok(Range::any());
         }
-        let mut alternatives = Vec::new();
-        for alternative in text.split("||") {
-            let mut comparators = Vec::new();
-            for item in alternative.split(',') {
-                let item = item.trim();
-                if item.is_empty() {
-                    return Err(err(
-                        "an empty comparator (two commas, or `||` with nothing on one side)".into(),
-                    ));
-                }
-                if item == "*" {
-                    continue;
-                }
-                let (op, rest) = split_op(item);
-                let version = Version::parse(rest.trim()).map_err(|e| err(e.to_string()))?;
-                match op {
-                    "" | "=" => comparators.push((Op::Eq, version)),
-                    ">" => comparators.push((Op::Gt, version)),
-                    ">=" => comparators.push((Op::Ge, version)),
-                    "<" => comparators.push((Op::Lt, version)),
-                    "<=" => comparators.push((Op::Le, version)),
-                    "^" | "~" => {
-                        let upper = bump(&version, op == "^");
-                        comparators.push((Op::Ge, version));
-                        comparators.push((Op::Lt, upper));
-                    }
-                    other => return Err(err(format!("unknown operator `{other}`"))),
-                }
-            }
-            alternatives.push(comparators);
-        }
         Ok(Range {
-            alternatives,
+            comparators: crate::range::parse(text, "a version range")?,
             text: text.trim().into(),
         })
     }
 
     pub fn matches(&self, v: &Version) -> bool {
-        self.alternatives.iter().any(|all| {
-            all.iter().all(|(op, bound)| match op {
-                Op::Eq => v == bound,
-                Op::Gt => v > bound,
-                Op::Ge => v >= bound,
-                Op::Lt => v < bound,
-                Op::Le => v <= bound,
-            })
-        })
+        self.comparators.matches(v)
     }
 
     pub fn as_str(&self) -> &str {
@@ -254,11 +203,15 @@ impl Range {
     }
 }
 
-fn split_op(item: &str) -> (&str, &str) {
-    let end = item
-        .find(|c: char| !matches!(c, '<' | '>' | '=' | '^' | '~'))
-        .unwrap_or(item.len());
-    item.split_at(end)
+impl Bound for Version {
+    fn parse(text: &str) -> Result<Self, VersionError> {
+        Version::parse(text)
+    }
+
+    fn caret_or_tilde(v: Self, caret: bool) -> Option<Vec<(Op, Self)>> {
+        let upper = bump(&v, caret);
+        Some(vec![(Op::Ge, v), (Op::Lt, upper)])
+    }
 }
 
 /// Upper bound of `^v` (caret: next major, or next minor/patch below 1.0 like Cargo)
