@@ -2,10 +2,14 @@
 //! target: < 1 s). Peak memory of the same run: `cargo run --release -p
 //! ringleader-benches --bin plan-scale -- 100000 1000`.
 //!
+//! Each size is planned twice: with vendor versions (`2.13.4`, the inventory's
+//! default rule) and with Debian versions declared `deb` (`1:2.13.4-1+deb12u2`,
+//! `~deb12u1` backports: dpkg's order), to show what the scheme costs.
+//!
 //! Run: `cargo bench -p ringleader-benches --bench planner`
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ringleader_benches::world;
+use ringleader_benches::{Versions, world_of};
 use ringleader_planner::plan::Planner;
 use std::time::Duration;
 
@@ -15,16 +19,19 @@ fn planning(c: &mut Criterion) {
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(20));
     for (devices, patches) in [(10_000, 1_000), (100_000, 1_000)] {
-        let (policy, inventory, catalog) = world(devices, patches);
-        let planner = Planner {
-            policy: &policy,
-            inventory: &inventory,
-            catalog: &catalog,
-            at,
-        };
-        group.bench_function(format!("{devices}_devices_x_{patches}_patches"), |b| {
-            b.iter(|| planner.plan())
-        });
+        for (versions, suffix) in [(Versions::Vendor, ""), (Versions::Deb, "_deb")] {
+            let (policy, inventory, catalog) = world_of(devices, patches, versions);
+            let planner = Planner {
+                policy: &policy,
+                inventory: &inventory,
+                catalog: &catalog,
+                at,
+            };
+            group.bench_function(
+                format!("{devices}_devices_x_{patches}_patches{suffix}"),
+                |b| b.iter(|| planner.plan()),
+            );
+        }
     }
     group.finish();
 }

@@ -36,6 +36,7 @@ fn device(id: &str, components: &[(&str, &str)]) -> Device {
             .map(|(name, version)| Component {
                 name: (*name).into(),
                 version: (*version).into(),
+                scheme: None,
             })
             .collect(),
     }

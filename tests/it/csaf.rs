@@ -1,7 +1,10 @@
 //! The CSAF advisory source, data-driven: one folder per case under
 //! `tests/cases/csaf/`, each an `advisory.json` served over HTTP on 127.0.0.1 and the
 //! expected patches (or the error naming the place in the document) in `expected.txt`.
-//! Run with `BLESS=1` to write the expected files, then review them.
+//! Optional, checked when present: `schemes.txt`, the patches that name a version
+//! scheme (`ID SCHEME` a line, sorted); `log.txt`, lines the source must log (`$URL` is
+//! the document's URL). Run with `BLESS=1` to write the expected files (`expected.txt`
+//! only), then review them.
 
 use super::*;
 use ringleader_tests::peers::serve_files as serve;
@@ -111,6 +114,27 @@ async fn csaf_cases() {
                 let why = why.trim();
                 let why = why.strip_suffix("plugin=csaf-source").unwrap_or(why);
                 got.push(format!("error: {}", why.trim()));
+            }
+        }
+        let mut schemes: Vec<String> = patches
+            .iter()
+            .filter_map(|p| Some(format!("{} {}\n", p.id, p.scheme?)))
+            .collect();
+        schemes.sort();
+        let schemes = schemes.concat();
+        if let Ok(expected) = std::fs::read_to_string(cases().join(name).join("schemes.txt"))
+            && expected != schemes
+        {
+            failures.push(format!(
+                "{name}: schemes\n--- expected\n{expected}--- got\n{schemes}"
+            ));
+        }
+        if let Ok(expected) = std::fs::read_to_string(cases().join(name).join("log.txt")) {
+            let url = format!("{base}/{name}/advisory.json");
+            for line in expected.lines().map(|l| l.replace("$URL", &url)) {
+                if !log.contains(&line) {
+                    failures.push(format!("{name}: not logged: {line}\n--- log\n{log}"));
+                }
             }
         }
         let got = got.iter().map(|l| format!("{l}\n")).collect::<String>();

@@ -164,6 +164,20 @@ async fn dpkg_installs_verifies_fails_and_rolls_back_on_a_local_root() {
         dpkg.preflight(&dev2, &hello("1.1", &remote)).await,
         Ok(Readiness::Blocked(why)) if why.contains("file://")
     ));
+    // The installer is built against WIT 0.2.0 and sees each patch's scheme: an RPM
+    // package of the same name is not for dpkg; a Debian one is.
+    assert_eq!(dpkg.wit_version().to_string(), "0.2.0");
+    let mut rpm = hello("1.1", &debs[1]);
+    rpm.scheme = Some(ringleader_types::Scheme::Rpm);
+    let readiness = dpkg.preflight(&dev2, &rpm).await;
+    assert!(
+        matches!(&readiness, Ok(Readiness::Blocked(why))
+            if why == "patch hello-1.1 is for rpm versions, and dpkg installs Debian packages (deb versions)"),
+        "{readiness:?}"
+    );
+    let mut deb = hello("1.1", &debs[1]);
+    deb.scheme = Some(ringleader_types::Scheme::Deb);
+    assert_eq!(dpkg.preflight(&dev2, &deb).await.unwrap(), Readiness::Ready);
 }
 
 fn ssh_route(sshd: &Sshd, known_hosts: &Path) -> Route {

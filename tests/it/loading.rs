@@ -223,3 +223,40 @@ async fn a_0_1_0_component_links_and_runs_on_a_later_0_1_x_host() {
         ("name".to_string(), Val::String("sim-vendor-source".into()))
     );
 }
+
+/// One runtime links every WIT version it implements: plugins built against 0.1.0,
+/// 0.1.1 and 0.2.0 load side by side and run. A 0.1.x source's patches name no scheme;
+/// a 0.2.0 plugin's errors reach the host as 0.1.x ones do.
+#[tokio::test]
+async fn plugins_of_wit_0_1_0_0_1_1_and_0_2_0_load_and_run_side_by_side() {
+    let rt = runtime(Grants::default(), Services::default());
+    let cases = [
+        ("sim-vendor-source", "0.1.0"),
+        ("lvfs-source", "0.1.1"),
+        ("csaf-source", "0.2.0"),
+        ("dpkg-installer", "0.2.0"),
+        ("redfish-firmware", "0.1.1"),
+    ];
+    let mut plugins = Vec::new();
+    for (name, wit) in cases {
+        let plugin = load(&rt, name).await;
+        assert_eq!(plugin.wit_version().to_string(), wit, "{name}");
+        assert_eq!(plugin.info().await.unwrap().name, name);
+        plugins.push(plugin);
+    }
+    let fleet = vec![device("d1", &[("bios", "2.10.0"), ("openssl", "3.0.11")])];
+    let patches = plugins[0].discover(&fleet).await.unwrap();
+    assert!(!patches.is_empty());
+    assert!(patches.iter().all(|p| p.scheme.is_none()), "{patches:?}");
+    // csaf-source (0.2.0) without its feed's setting: its error, converted.
+    let err = plugins[2].discover(&fleet).await.unwrap_err().to_string();
+    assert!(
+        err.contains("permanent error: no advisory index configured"),
+        "{err}"
+    );
+    // The 0.2.0 installer is called with a device and a patch of 0.2.0's types.
+    let readiness = plugins[3]
+        .preflight(&fleet[0], &patch("ssl", "openssl", "3.0.15"))
+        .await;
+    assert!(readiness.is_err(), "{readiness:?}");
+}

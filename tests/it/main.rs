@@ -61,6 +61,7 @@ pub fn device(id: &str, components: &[(&str, &str)]) -> Device {
             .map(|(name, version)| Component {
                 name: (*name).into(),
                 version: (*version).into(),
+                scheme: None,
             })
             .collect(),
     }
@@ -74,6 +75,7 @@ pub fn patch(id: &str, component: &str, fixed: &str) -> Patch {
         component: component.into(),
         fixed_version: fixed.into(),
         applies_to: String::new(),
+        scheme: None,
         kind: PatchKind::Bugfix,
         severity: Severity::Unknown,
         cves: vec![],

@@ -4,6 +4,7 @@
 //! Everything is keyed by the seed, device and patch.
 
 use crate::executor::SimTiming;
+use ringleader_planner::inventory::Installed;
 use ringleader_planner::inventory::{Device, Inventory, Transport};
 use ringleader_planner::small_map::SmallMap;
 use ringleader_planner::version::Version;
@@ -63,7 +64,11 @@ pub fn inventory(config: &FleetConfig) -> Inventory {
             let server = mix(config.seed, n, 1) % 10 < 4;
             let mut components = SmallMap::new();
             let mut facts = SmallMap::new();
-            let v = |s: &str| Version::parse(s).unwrap_or_else(|_| Version::parse("0").expect("0"));
+            let v = |s: &str| -> Installed {
+                Version::parse(s)
+                    .unwrap_or_else(|_| Version::parse("0").expect("0"))
+                    .into()
+            };
             let (id, model) = if server {
                 let model = if mix(config.seed, n, 2).is_multiple_of(3) {
                     "r750"

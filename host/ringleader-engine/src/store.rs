@@ -101,6 +101,10 @@ pub struct StoredDevice {
     pub tags: Vec<String>,
     pub facts: Vec<(String, String)>,
     pub components: Vec<(String, String)>,
+    /// The schemes the inventory names for components (left out when it names none,
+    /// as every record written before schemes existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schemes: Vec<(String, ringleader_types::Scheme)>,
 }
 
 impl StoredDevice {
@@ -115,6 +119,11 @@ impl StoredDevice {
                 .iter()
                 .map(|c| (c.name.clone(), c.version.clone()))
                 .collect(),
+            schemes: device
+                .components
+                .iter()
+                .filter_map(|c| Some((c.name.clone(), c.scheme?)))
+                .collect(),
         }
     }
 
@@ -127,7 +136,15 @@ impl StoredDevice {
             components: self
                 .components
                 .into_iter()
-                .map(|(name, version)| Component { name, version })
+                .map(|(name, version)| Component {
+                    scheme: self
+                        .schemes
+                        .iter()
+                        .find(|(n, _)| *n == name)
+                        .map(|(_, s)| *s),
+                    name,
+                    version,
+                })
                 .collect(),
         }
     }
@@ -898,10 +915,12 @@ mod tests {
                 Component {
                     name: "bios".into(),
                     version: "2.10.0".into(),
+                    scheme: None,
                 },
                 Component {
                     name: "bmc-firmware".into(),
                     version: "7.00.00.00".into(),
+                    scheme: None,
                 },
             ],
         };

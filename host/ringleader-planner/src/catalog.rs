@@ -2,16 +2,50 @@
 //!
 //! Patches with versions or ranges that cannot be read are refused here, each with a
 //! sentence naming the patch and the plugin that reported it; the rest of the catalog is
-//! still used. Prerequisites form a graph across vendors (petgraph): a cycle is an error
+//! still used. A patch is read in the scheme it names, else as `vendor` (today's rule);
+//! one that names none is read again, when first needed, in the scheme of a device's
+//! component that names one ([`CatalogPatch::reading`]). Prerequisites form a graph across vendors (petgraph): a cycle is an error
 //! naming every patch in it.
 
-use crate::version::{Range, Version};
+use crate::version::{AnyRange, AnyVersion, Range, Scheme, Version};
 use petgraph::graph::{DiGraph, NodeIndex};
 use ringleader_types::Patch;
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 /// Index of a patch in [`Catalog::patches`].
 pub type PatchIndex = u32;
+
+/// A patch's fixed version and `applies-to`, read in one scheme.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    pub fixed: AnyVersion,
+    pub applies_to: AnyRange,
+}
+
+impl Reading {
+    /// Reads `patch` in `scheme`; the error names the key and why. A patch that names
+    /// no scheme is read as `vendor` by the rule's own words ("is not a version"), as
+    /// before schemes existed.
+    fn of(patch: &Patch, scheme: Scheme) -> Result<Reading, String> {
+        let legacy = patch.scheme.is_none() && scheme == Scheme::Vendor;
+        let fixed = AnyVersion::parse(scheme, &patch.fixed_version).map_err(|e| {
+            let e = match Version::parse(&patch.fixed_version) {
+                Err(old) if legacy => old,
+                _ => e,
+            };
+            format!("fixed-version: {e}")
+        })?;
+        let applies_to = AnyRange::parse(scheme, &patch.applies_to).map_err(|e| {
+            let e = match Range::parse(&patch.applies_to) {
+                Err(old) if legacy => old,
+                _ => e,
+            };
+            format!("applies-to: {e}")
+        })?;
+        Ok(Reading { fixed, applies_to })
+    }
+}
 
 /// A patch with its versions parsed.
 #[derive(Debug, Clone)]
@@ -19,8 +53,11 @@ pub struct CatalogPatch {
     pub patch: Patch,
     /// The plugin that reported it.
     pub source: String,
-    pub fixed: Version,
-    pub applies_to: Range,
+    /// Read in the scheme it names, else as `vendor`.
+    own: Reading,
+    /// A patch that names no scheme read in each other scheme (by `Scheme as usize`),
+    /// when first asked for: in the schemes devices' components name.
+    others: [OnceLock<Result<Reading, String>>; Scheme::ALL.len()],
     /// Indices of the prerequisites that are in the catalog.
     pub prerequisites: Vec<PatchIndex>,
     /// Prerequisite ids that no source reported.
@@ -90,17 +127,10 @@ impl Catalog {
                 }));
                 continue;
             }
-            let fixed = match Version::parse(&patch.fixed_version) {
-                Ok(v) => v,
-                Err(e) => {
-                    catalog.refused.push(refuse(format!("fixed-version: {e}")));
-                    continue;
-                }
-            };
-            let applies_to = match Range::parse(&patch.applies_to) {
+            let own = match Reading::of(&patch, patch.scheme.unwrap_or(Scheme::Vendor)) {
                 Ok(r) => r,
                 Err(e) => {
-                    catalog.refused.push(refuse(format!("applies-to: {e}")));
+                    catalog.refused.push(refuse(e));
                     continue;
                 }
             };
@@ -114,8 +144,8 @@ impl Catalog {
             catalog.patches.push(CatalogPatch {
                 patch,
                 source,
-                fixed,
-                applies_to,
+                own,
+                others: Default::default(),
                 prerequisites: Vec::new(),
                 missing_prerequisites: Vec::new(),
                 superseded_by: Vec::new(),
@@ -178,5 +208,31 @@ impl Catalog {
 
     pub fn get(&self, index: PatchIndex) -> &CatalogPatch {
         &self.patches[index as usize]
+    }
+}
+
+impl CatalogPatch {
+    /// The scheme the patch names, if it does.
+    pub fn scheme(&self) -> Option<Scheme> {
+        self.patch.scheme
+    }
+
+    /// The patch read in its own scheme: the one it names, else `vendor`.
+    pub fn own(&self) -> &Reading {
+        &self.own
+    }
+
+    /// The patch read in `scheme`; the error names the key, the scheme and the text.
+    /// A patch that names its scheme is read in that one only ([`crate::plan`]
+    /// refuses a pair of two schemes before asking).
+    #[inline]
+    pub fn reading(&self, scheme: Scheme) -> Result<&Reading, &str> {
+        if scheme == self.own.fixed.scheme() {
+            return Ok(&self.own);
+        }
+        self.others[scheme as usize]
+            .get_or_init(|| Reading::of(&self.patch, scheme))
+            .as_ref()
+            .map_err(String::as_str)
     }
 }

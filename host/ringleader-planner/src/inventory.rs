@@ -5,12 +5,66 @@
 //! [`Inventory`] with every problem reported with file, line and column.
 
 use crate::small_map::SmallMap;
-use crate::version::Version;
+use crate::version::{AnyVersion, Scheme, Version};
 use ringleader_diag::{Diagnostics, Format, Seg};
 use ringleader_types::{Component, Credential, Device as PluginDevice, Route};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::path::Path;
+
+/// An installed component's version, read in its scheme.
+#[derive(Debug, Clone)]
+pub struct Installed {
+    pub version: AnyVersion,
+    /// Whether the inventory named the scheme (on the component, the device or the
+    /// whole inventory). When it did not, `version` is read as `vendor` and a patch
+    /// that names its scheme reads the same text in that one (docs/policies.md,
+    /// "Versions").
+    pub declared: bool,
+}
+
+impl Installed {
+    /// A version whose scheme the inventory named.
+    pub fn declared(version: AnyVersion) -> Installed {
+        Installed {
+            version,
+            declared: true,
+        }
+    }
+
+    /// The scheme the inventory named, if it did.
+    pub fn declared_scheme(&self) -> Option<Scheme> {
+        self.declared.then(|| self.version.scheme())
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.version.as_str()
+    }
+}
+
+/// A vendor version nobody named the scheme of (today's rule, the default).
+impl From<Version> for Installed {
+    fn from(v: Version) -> Installed {
+        Installed {
+            version: AnyVersion::Vendor(v),
+            declared: false,
+        }
+    }
+}
+
+/// Equal to a vendor version when read as `vendor` and equal by its order.
+impl PartialEq<Version> for Installed {
+    fn eq(&self, other: &Version) -> bool {
+        matches!(&self.version, AnyVersion::Vendor(v) if v == other)
+    }
+}
+
+impl fmt::Display for Installed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// How the host reaches a device for installers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,7 +166,7 @@ pub struct Device {
     /// `None`: the rollout's default installer.
     pub installer: Option<String>,
     /// Installed components by name.
-    pub components: SmallMap<Version>,
+    pub components: SmallMap<Installed>,
 }
 
 impl Device {
@@ -150,9 +204,10 @@ impl Device {
             components: self
                 .components
                 .iter()
-                .map(|(name, version)| Component {
+                .map(|(name, installed)| Component {
                     name: name.clone(),
-                    version: version.as_str().to_string(),
+                    version: installed.as_str().to_string(),
+                    scheme: installed.declared_scheme(),
                 })
                 .collect(),
         }
@@ -171,6 +226,8 @@ pub type InventoryError = ringleader_diag::FileError;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawInventory {
+    #[serde(rename = "version-scheme")]
+    version_scheme: Option<String>,
     #[serde(default)]
     devices: Vec<RawDevice>,
 }
@@ -188,8 +245,47 @@ struct RawDevice {
     facts: BTreeMap<String, String>,
     transport: Option<RawTransport>,
     installer: Option<String>,
+    #[serde(rename = "version-scheme")]
+    version_scheme: Option<String>,
     #[serde(default)]
-    components: BTreeMap<String, String>,
+    components: BTreeMap<String, RawComponent>,
+}
+
+/// A component's value: its version (`"2.19.1"`), or a table with its version and
+/// scheme (`{ version = "2.36-9+deb12u4", scheme = "deb" }`).
+enum RawComponent {
+    Version(String),
+    Table(RawComponentTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawComponentTable {
+    version: String,
+    scheme: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RawComponent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RawComponent, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = RawComponent;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a version, or a table with `version` and `scheme`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawComponent, E> {
+                Ok(RawComponent::Version(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RawComponent, A::Error> {
+                RawComponentTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawComponent::Table)
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 #[derive(Deserialize)]
@@ -235,8 +331,25 @@ impl Inventory {
     }
 }
 
+/// The scheme named at `at` (`version-scheme`, a component's `scheme`), if valid.
+fn scheme_at(text: &Option<String>, at: &[Seg<'_>], diags: &mut Diagnostics) -> Option<Scheme> {
+    let text = text.as_ref()?;
+    match text.parse::<Scheme>() {
+        Ok(s) => Some(s),
+        Err(e) => {
+            diags.error_at(
+                at,
+                e.to_string(),
+                "the scheme of the component's package manager (`deb` for dpkg and apt, `rpm`, `apk`), `semver`, or `vendor` for firmware",
+            );
+            None
+        }
+    }
+}
+
 fn validate(raw: RawInventory, diags: &mut Diagnostics) -> Inventory {
     let mut devices = Vec::with_capacity(raw.devices.len());
+    let inventory_scheme = scheme_at(&raw.version_scheme, &[Seg::Key("version-scheme")], diags);
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, d) in raw.devices.into_iter().enumerate() {
         let at = |key: &'static str| [Seg::Key("devices"), Seg::Index(i), Seg::Key(key)];
@@ -275,21 +388,46 @@ fn validate(raw: RawInventory, diags: &mut Diagnostics) -> Inventory {
             None => Transport::Sim,
             Some(t) => transport(t, i, diags),
         };
+        let device_scheme =
+            scheme_at(&d.version_scheme, &at("version-scheme"), diags).or(inventory_scheme);
         let mut components = SmallMap::new();
-        for (name, text) in d.components {
-            match Version::parse(&text) {
-                Ok(v) => {
-                    components.insert(name, v);
+        for (name, raw) in d.components {
+            let place = [
+                Seg::Key("devices"),
+                Seg::Index(i),
+                Seg::Key("components"),
+                Seg::Key(&name),
+            ];
+            let (text, scheme, place) = match raw {
+                RawComponent::Version(text) => (text, device_scheme, place.to_vec()),
+                RawComponent::Table(t) => {
+                    let mut at_scheme = place.to_vec();
+                    at_scheme.push(Seg::Key("scheme"));
+                    let scheme = scheme_at(&t.scheme, &at_scheme, diags).or(device_scheme);
+                    let mut at_version = place.to_vec();
+                    at_version.push(Seg::Key("version"));
+                    (t.version, scheme, at_version)
+                }
+            };
+            let read = match scheme {
+                Some(scheme) => AnyVersion::parse(scheme, &text).map(Installed::declared),
+                None => Version::parse(&text).map(Installed::from),
+            };
+            match read {
+                Ok(installed) => {
+                    components.insert(name, installed);
                 }
                 Err(e) => diags.error_at(
-                    &[
-                        Seg::Key("devices"),
-                        Seg::Index(i),
-                        Seg::Key("components"),
-                        Seg::Key(&name),
-                    ],
+                    &place,
                     e.to_string(),
-                    "write the version the device reports, starting with a number, e.g. `2.19.1` or `7.10.30.00`",
+                    match scheme {
+                        Some(Scheme::Vendor) | None => {
+                            "write the version the device reports, starting with a number, e.g. `2.19.1` or `7.10.30.00`"
+                        }
+                        Some(_) => {
+                            "write the version as the device's package manager reports it (`dpkg-query -W`, `rpm -q`, `apk info`), or name another scheme"
+                        }
+                    },
                 ),
             }
         }

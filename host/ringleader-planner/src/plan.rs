@@ -2,12 +2,14 @@
 //! no earlier than when, and why (or why not). Deterministic: the same policy,
 //! inventory, catalog and planning time give the same plan.
 
-use crate::catalog::{Catalog, PatchIndex};
-use crate::inventory::{Device, Inventory};
+use crate::catalog::{Catalog, CatalogPatch, PatchIndex, Reading};
+use crate::inventory::{Device, Installed, Inventory};
 use crate::policy::{Amount, Policy, Select};
 use crate::schedule;
+use crate::version::{AnyVersion, Scheme};
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Duration;
@@ -117,6 +119,83 @@ pub enum SkipReason {
     PrerequisiteNotPlanned { prerequisite: PatchIndex },
     /// The device is in no ring.
     NoRing,
+    /// The inventory names one scheme for the device's component and the patch names
+    /// another: versions of two schemes have no order.
+    SchemeMismatch,
+    /// A version cannot be read in the scheme the pair is compared in: the patch's
+    /// (`patch`) or the device's.
+    UnreadableVersion { scheme: Scheme, patch: bool },
+}
+
+/// The scheme a device's component and a patch for it are compared in: the one the
+/// inventory names for the component, else the one the patch names, else `vendor`;
+/// [`SkipReason::SchemeMismatch`] when both name one and they differ.
+pub fn pair_scheme(installed: &Installed, patch: &CatalogPatch) -> Result<Scheme, SkipReason> {
+    match (installed.declared_scheme(), patch.scheme()) {
+        (Some(c), Some(p)) if c != p => Err(SkipReason::SchemeMismatch),
+        (Some(c), _) => Ok(c),
+        (None, Some(p)) => Ok(p),
+        (None, None) => Ok(Scheme::Vendor),
+    }
+}
+
+/// The installed version and the patch, both read in their [`pair_scheme`].
+fn pair<'a>(
+    installed: &'a Installed,
+    patch: &'a CatalogPatch,
+) -> Result<(Cow<'a, AnyVersion>, &'a Reading), SkipReason> {
+    let scheme = pair_scheme(installed, patch)?;
+    let reading = patch
+        .reading(scheme)
+        .map_err(|_| SkipReason::UnreadableVersion {
+            scheme,
+            patch: true,
+        })?;
+    let version = if installed.version.scheme() == scheme {
+        Cow::Borrowed(&installed.version)
+    } else {
+        // Only for a component whose scheme the inventory leaves to the patch.
+        Cow::Owned(AnyVersion::parse(scheme, installed.as_str()).map_err(|_| {
+            SkipReason::UnreadableVersion {
+                scheme,
+                patch: false,
+            }
+        })?)
+    };
+    Ok((version, reading))
+}
+
+/// Whether `installed` is at or above the fixed version (both of one scheme).
+#[inline]
+fn at_or_above(installed: &AnyVersion, reading: &Reading) -> bool {
+    installed
+        .try_cmp(&reading.fixed)
+        .is_ok_and(std::cmp::Ordering::is_ge)
+}
+
+/// Why in words: the installed and the fixed version of `patch` on `device`, and the
+/// order they are compared by (`installed 2.36-9+deb12u4 < fixed 2.36-9+deb12u7 (deb
+/// order)`); `None` when the device lacks the component or the pair cannot be compared.
+pub fn comparison(device: &Device, patch: &CatalogPatch) -> Option<String> {
+    let installed = device.components.get(&patch.patch.component)?;
+    let (version, reading) = pair(installed, patch).ok()?;
+    let op = match version.try_cmp(&reading.fixed).ok()? {
+        std::cmp::Ordering::Less => "<",
+        std::cmp::Ordering::Equal => "=",
+        std::cmp::Ordering::Greater => ">",
+    };
+    Some(format!(
+        "installed {} {op} fixed {} ({} order)",
+        version,
+        reading.fixed,
+        reading.fixed.scheme()
+    ))
+}
+
+/// The scheme `patch` is compared in on `device`, when the device has its component
+/// and the two agree.
+pub fn scheme_on(device: &Device, patch: &CatalogPatch) -> Option<Scheme> {
+    pair_scheme(device.components.get(&patch.patch.component)?, patch).ok()
 }
 
 impl SkipReason {
@@ -131,6 +210,8 @@ impl SkipReason {
             SkipReason::MissingPrerequisite { .. } => "missing-prerequisite",
             SkipReason::PrerequisiteNotPlanned { .. } => "prerequisite-not-planned",
             SkipReason::NoRing => "no-ring",
+            SkipReason::SchemeMismatch => "scheme-mismatch",
+            SkipReason::UnreadableVersion { .. } => "unreadable-version",
         }
     }
 
@@ -145,27 +226,28 @@ impl SkipReason {
         let id = |i: &PatchIndex| catalog.get(*i).patch.id.as_str();
         let cp = catalog.get(patch);
         let approved = policy.approved.get(&cp.patch.component);
-        let installed = || {
-            device
-                .components
-                .get(&cp.patch.component)
-                .map_or_else(|| "?".to_string(), |v| v.to_string())
-        };
+        let component = device.components.get(&cp.patch.component);
+        let installed = || component.map_or_else(|| "?".to_string(), |v| v.to_string());
+        // The pair's scheme and the patch read in it (what the skip was decided by).
+        let reading = component
+            .and_then(|c| pair(c, cp).ok())
+            .map_or(cp.own(), |(_, r)| r);
+        let scheme = reading.fixed.scheme();
         match self {
             SkipReason::ComponentAbsent => "the device does not have this component".into(),
             SkipReason::AlreadyAtOrAbove => format!(
-                "version {} is already at or above the fixed version {}",
+                "version {} is already at or above the fixed version {} ({scheme} order)",
                 installed(),
-                cp.fixed
+                reading.fixed
             ),
             SkipReason::NotApplicable => format!(
-                "version {} is outside the range the patch applies to ({})",
+                "version {} is outside the range the patch applies to ({}, {scheme} order)",
                 installed(),
-                cp.applies_to.as_str()
+                reading.applies_to.as_str()
             ),
             SkipReason::NotApproved => format!(
                 "version {} is not approved for {} by the policy (only {})",
-                cp.fixed,
+                reading.fixed,
                 cp.patch.component,
                 approved.map_or_else(String::new, |a| {
                     let list: Vec<String> = a.versions.iter().map(|v| v.to_string()).collect();
@@ -189,6 +271,32 @@ impl SkipReason {
                 id(prerequisite)
             ),
             SkipReason::NoRing => "the device is in no ring of the policy".into(),
+            SkipReason::SchemeMismatch => format!(
+                "the patch's versions are {} versions, and the inventory reads {} on this device as {}: versions of two schemes have no order (name the scheme of the component's package manager in the inventory, or use a source for it)",
+                cp.patch.scheme.map_or("?", Scheme::name),
+                cp.patch.component,
+                component
+                    .and_then(Installed::declared_scheme)
+                    .map_or("?", Scheme::name)
+            ),
+            SkipReason::UnreadableVersion {
+                scheme,
+                patch: true,
+            } => format!(
+                "the patch cannot be compared in {scheme} order, the scheme of the device's {}: {}",
+                cp.patch.component,
+                cp.reading(*scheme).err().unwrap_or("?")
+            ),
+            SkipReason::UnreadableVersion {
+                scheme,
+                patch: false,
+            } => format!(
+                "the device's {} version cannot be read in {scheme} order, the patch's scheme: {}",
+                cp.patch.component,
+                AnyVersion::parse(*scheme, &installed())
+                    .err()
+                    .map_or_else(|| "?".to_string(), |e| e.to_string())
+            ),
         }
     }
 }
@@ -543,17 +651,24 @@ impl Planner<'_> {
             };
             for &p in patches {
                 let cp = catalog.get(p);
-                if *installed >= cp.fixed {
+                let (installed, reading) = match pair(installed, cp) {
+                    Ok(pair) => pair,
+                    Err(reason) => {
+                        skips.push(skip(device, p, reason));
+                        continue;
+                    }
+                };
+                if at_or_above(&installed, reading) {
                     if explain {
                         skips.push(skip(device, p, SkipReason::AlreadyAtOrAbove));
                     }
-                } else if !cp.applies_to.matches(installed) {
+                } else if !reading.applies_to.matches(&installed).unwrap_or(false) {
                     skips.push(skip(device, p, SkipReason::NotApplicable));
                 } else if self
                     .policy
                     .approved
                     .get(component)
-                    .is_some_and(|a| !a.allows(&cp.fixed))
+                    .is_some_and(|a| !a.allows(&reading.fixed))
                 {
                     // Not approved, it supersedes nothing either: an approved older
                     // patch it replaces is still planned.
@@ -625,7 +740,8 @@ impl Planner<'_> {
                     let pre_patch = catalog.get(pre);
                     let satisfied = match d.components.get(&pre_patch.patch.component) {
                         None => true,
-                        Some(installed) => *installed >= pre_patch.fixed,
+                        Some(installed) => pair(installed, pre_patch)
+                            .is_ok_and(|(installed, reading)| at_or_above(&installed, reading)),
                     } || planned.binary_search(&stand_in(successors, pre)).is_ok();
                     if !satisfied {
                         blocked.push((p, SkipReason::PrerequisiteNotPlanned { prerequisite: pre }));

@@ -30,18 +30,51 @@ pub struct Policy {
 }
 
 /// The versions of one component the operator approved (their known-good list).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Approved {
-    pub versions: Vec<crate::version::Version>,
+    /// Read in the entry's `scheme`, else as `vendor`.
+    pub versions: Vec<crate::version::AnyVersion>,
+    /// Whether the entry names its scheme. When it does not, each version is read
+    /// again in the scheme a patch's fixed version is compared in.
+    pub declared: bool,
     /// Why, for explanations (may be empty).
     pub reason: String,
 }
 
 impl Approved {
-    pub fn allows(&self, version: &crate::version::Version) -> bool {
-        self.versions.iter().any(|v| v == version)
+    /// Whether `version` (a patch's fixed version) is one of the approved ones: equal
+    /// by its scheme's order. A version of another scheme is approved only when the
+    /// entry names no scheme and its text reads in `version`'s scheme as equal.
+    pub fn allows(&self, version: &crate::version::AnyVersion) -> bool {
+        use crate::version::AnyVersion;
+        self.versions.iter().any(|v| {
+            if v.scheme() == version.scheme() {
+                v.try_cmp(version).is_ok_and(|o| o.is_eq())
+            } else {
+                !self.declared
+                    && AnyVersion::parse(version.scheme(), v.as_str())
+                        .is_ok_and(|v| v.try_cmp(version).is_ok_and(|o| o.is_eq()))
+            }
+        })
     }
 }
+
+/// Equal when the same texts are approved in the same schemes for the same reason.
+impl PartialEq for Approved {
+    fn eq(&self, other: &Approved) -> bool {
+        let texts = |a: &Approved| -> Vec<(crate::version::Scheme, String)> {
+            a.versions
+                .iter()
+                .map(|v| (v.scheme(), v.as_str().to_string()))
+                .collect()
+        };
+        self.declared == other.declared
+            && self.reason == other.reason
+            && texts(self) == texts(other)
+    }
+}
+
+impl Eq for Approved {}
 
 /// A weekly maintenance window, in each device's own time zone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,6 +213,7 @@ struct RawPolicy {
 struct RawApproved {
     component: String,
     versions: Vec<String>,
+    scheme: Option<String>,
     #[serde(default)]
     reason: String,
 }
@@ -636,9 +670,31 @@ fn approved(raw: &[RawApproved], d: &mut Diagnostics) -> BTreeMap<String, Approv
                 "list the versions that may be rolled out, e.g. [\"2.19.1\"]",
             );
         }
+        let scheme = match entry
+            .scheme
+            .as_deref()
+            .map(str::parse::<crate::version::Scheme>)
+        {
+            None => None,
+            Some(Ok(s)) => Some(s),
+            Some(Err(e)) => {
+                d.error_at(
+                    &at("scheme"),
+                    e.to_string(),
+                    "the scheme of the component's versions, as the inventory reads them",
+                );
+                None
+            }
+        };
         let mut versions = Vec::new();
         for (j, text) in entry.versions.iter().enumerate() {
-            match crate::version::Version::parse(text) {
+            let read = match scheme {
+                Some(s) => crate::version::AnyVersion::parse(s, text),
+                None => {
+                    crate::version::Version::parse(text).map(crate::version::AnyVersion::Vendor)
+                }
+            };
+            match read {
                 Ok(v) => versions.push(v),
                 Err(e) => d.error_at(
                     &[
@@ -648,7 +704,12 @@ fn approved(raw: &[RawApproved], d: &mut Diagnostics) -> BTreeMap<String, Approv
                         Seg::Index(j),
                     ],
                     e.to_string(),
-                    "a vendor version such as `2.19.1` or `7.10.30.00`",
+                    match scheme {
+                        None | Some(crate::version::Scheme::Vendor) => {
+                            "a vendor version such as `2.19.1` or `7.10.30.00`"
+                        }
+                        Some(_) => "a version as the component's package manager writes it",
+                    },
                 ),
             }
         }
@@ -667,6 +728,7 @@ fn approved(raw: &[RawApproved], d: &mut Diagnostics) -> BTreeMap<String, Approv
             entry.component.clone(),
             Approved {
                 versions,
+                declared: scheme.is_some(),
                 reason: entry.reason.clone(),
             },
         );

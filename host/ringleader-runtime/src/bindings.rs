@@ -1,15 +1,20 @@
 //! The one place `bindgen!` runs: Rust types and traits for the `ringleader:plugin`
-//! WIT package.
+//! WIT package, in each version the host links: 0.1.1 (0.1.0 components link to it
+//! by semver-compatible import matching) and 0.2.0 (a `version-scheme` on patches
+//! and components). A record that gains a field is another type to the component
+//! model, so 0.2.0 is generated on its own, beside 0.1.1.
 //!
-//! Both worlds share one set of types and host imports: the `patch-source` bindings
-//! reuse the `installer` bindings' modules (its imports are a subset), so a `Patch`
-//! is the same Rust type whichever plugin produced it, and each host capability is
-//! implemented once.
+//! Within a version both worlds share one set of types and host imports: the
+//! `patch-source` bindings reuse the `installer` bindings' modules (its imports are a
+//! subset), so a `Patch` is the same Rust type whichever plugin produced it. Each
+//! host capability is implemented once, for 0.1.1 (`caps`); the 0.2.0 imports,
+//! identical but for their Rust types, call those (`caps/v0_2.rs`).
 //!
-//! The generated records and variants (`wit`) stay inside this crate: the runtime's
-//! API takes and returns `ringleader_types`, converted at each call (`convert`).
-//! Only [`PluginError`] and [`PluginInfo`], about the plugin and its calls rather than
-//! the fleet, are used as generated.
+//! The generated records and variants (`wit`, `wit2`) stay inside this crate: the
+//! runtime's API takes and returns `ringleader_types`, converted at each call
+//! (`convert`, for both versions). Only [`PluginError`] and [`PluginInfo`], about the
+//! plugin and its calls rather than the fleet, are used as generated (0.1.1's; a
+//! 0.2.0 plugin's are converted to them).
 
 mod installer {
     wasmtime::component::bindgen!({
@@ -40,8 +45,39 @@ mod patch_source {
     });
 }
 
+mod installer_v0_2 {
+    wasmtime::component::bindgen!({
+        path: "../../wit/ringleader-plugin@0.2.0",
+        world: "installer",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        additional_derives: [PartialEq, Eq],
+    });
+}
+
+mod patch_source_v0_2 {
+    wasmtime::component::bindgen!({
+        path: "../../wit/ringleader-plugin@0.2.0",
+        world: "patch-source",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "ringleader:plugin/types": super::installer_v0_2::ringleader::plugin::types,
+            "ringleader:plugin/log": super::installer_v0_2::ringleader::plugin::log,
+            "ringleader:plugin/http": super::installer_v0_2::ringleader::plugin::http,
+            "ringleader:plugin/kv": super::installer_v0_2::ringleader::plugin::kv,
+            "ringleader:plugin/clock": super::installer_v0_2::ringleader::plugin::clock,
+            "ringleader:plugin/settings": super::installer_v0_2::ringleader::plugin::settings,
+        },
+    });
+}
+
 pub use installer::ringleader::plugin::types::{PluginError, PluginInfo};
 pub use installer::{Installer, InstallerPre};
+pub(crate) use installer_v0_2::{Installer as Installer2, InstallerPre as Installer2Pre};
+pub(crate) use patch_source_v0_2::{
+    PatchSource as PatchSource2, PatchSourcePre as PatchSource2Pre,
+};
 
 /// The contract's records and variants as `bindgen!` writes them, for the calls into
 /// plugins; the host outside this crate uses `ringleader_types`, converted in
@@ -53,12 +89,28 @@ pub(crate) mod wit {
     };
 }
 
+/// The same, as 0.2.0's `bindgen!` writes them (`VersionScheme` and the `scheme`
+/// fields are 0.2.0's own).
+pub(crate) mod wit2 {
+    pub(crate) use super::installer_v0_2::ringleader::plugin::types::{
+        Artifact, Component, Device, HealthCheck, HealthReport, InstallOutcome, Patch, PatchKind,
+        PluginInfo, Readiness, RollbackTarget, Severity, VerifyReport, VersionScheme,
+    };
+}
+
 mod convert;
 pub use patch_source::{PatchSource, PatchSourcePre};
 
 /// Host-side traits and types of each capability interface.
 pub(crate) mod host {
     pub use super::installer::ringleader::plugin::{clock, exec, http, kv, log, settings, types};
+}
+
+/// The same for 0.2.0.
+pub(crate) mod host2 {
+    pub use super::installer_v0_2::ringleader::plugin::{
+        clock, exec, http, kv, log, settings, types,
+    };
 }
 
 /// A plugin's error as a sentence (the generated `Display` is `Debug`-like).

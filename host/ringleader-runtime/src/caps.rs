@@ -1,4 +1,5 @@
-//! The host imports: one `impl` per capability interface, all on [`HostState`].
+//! The host imports: one `impl` per capability interface, all on [`HostState`]
+//! (0.1.1's; those of 0.2.0 call them, in `v0_2`).
 //!
 //! Every import first spends one unit of the call's host-call budget, then asks
 //! [`Access`](crate::grants::Access) whether the plugin may do what it asks. A refusal
@@ -264,6 +265,8 @@ impl clock::Host for HostState {
         Ok(())
     }
 }
+
+mod v0_2;
 
 #[cfg(test)]
 mod tests {

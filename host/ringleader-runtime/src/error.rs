@@ -83,11 +83,11 @@ pub enum LoadError {
         expected: World,
         found: World,
     },
-    #[error("{} is built against WIT package ringleader:plugin@{found}, which this host does not support (it implements {supported}); rebuild the plugin against a 0.1.x version of wit/", path.display())]
+    #[error("{} is built against WIT package ringleader:plugin@{found}, which this host does not support (it implements {supported}); rebuild the plugin against a 0.1.x or 0.2.x version of wit/", path.display())]
     UnsupportedWit {
         path: PathBuf,
         found: semver::Version,
-        supported: semver::Version,
+        supported: &'static str,
     },
     #[error("{} exports `{interface}`, which no Ringleader world has; build against the `patch-source` or `installer` world", path.display())]
     UnknownInterface { path: PathBuf, interface: String },

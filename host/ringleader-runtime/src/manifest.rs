@@ -12,8 +12,16 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
-/// The WIT package version this host implements.
-pub const WIT_VERSION: semver::Version = semver::Version::new(0, 1, 1);
+/// The newest WIT package version this host implements.
+pub const WIT_VERSION: semver::Version = semver::Version::new(0, 2, 0);
+
+/// Every WIT package version this host implements (each links the earlier patch
+/// levels of its minor version: 0.1.0 components run on 0.1.1).
+pub const WIT_VERSIONS: [semver::Version; 2] =
+    [semver::Version::new(0, 1, 1), semver::Version::new(0, 2, 0)];
+
+/// [`WIT_VERSIONS`] as people read them.
+pub const WIT_VERSIONS_TEXT: &str = "0.1.1 and 0.2.0";
 
 /// Which world a plugin implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -252,8 +260,8 @@ fn identity(
             p.error(
                 raw.wit.span(),
                 "wit",
-                format!("WIT package version {v} is not supported by this host, which implements {WIT_VERSION}"),
-                "build the plugin against a 0.1.x version of the ringleader:plugin WIT package",
+                format!("WIT package version {v} is not supported by this host, which implements {WIT_VERSIONS_TEXT}"),
+                "build the plugin against a 0.1.x or 0.2.x version of the ringleader:plugin WIT package",
             );
             v
         }
@@ -425,8 +433,10 @@ fn limits_of(raw: &RawLimits, p: &mut Diagnostics) -> Limits {
 /// older and newer patch levels both load: wasmtime matches imports and exports by
 /// semver, and a plugin that uses a function this host lacks fails to link, by name.
 pub fn wit_compatible(version: &semver::Version) -> bool {
-    version.major == WIT_VERSION.major
-        && (WIT_VERSION.major != 0 || version.minor == WIT_VERSION.minor)
+    WIT_VERSIONS.iter().any(|implemented| {
+        version.major == implemented.major
+            && (implemented.major != 0 || version.minor == implemented.minor)
+    })
 }
 
 /// What is wrong with a `capabilities.http` entry.
@@ -706,7 +716,8 @@ hostcalls = 5000
     fn wit_compatibility_follows_semver() {
         let v = |s| semver::Version::parse(s).unwrap();
         assert!(wit_compatible(&v("0.1.0")));
-        assert!(!wit_compatible(&v("0.2.0")));
+        assert!(wit_compatible(&v("0.2.0")));
+        assert!(!wit_compatible(&v("0.3.0")));
         assert!(!wit_compatible(&v("1.0.0")));
         assert!(
             wit_compatible(&v("0.1.99")),

@@ -4,8 +4,8 @@
 //! result into a clear error that names the field, instead of into host memory.
 
 use crate::bindings::PluginInfo;
-use crate::bindings::wit::{InstallOutcome, Patch, Readiness, VerifyReport};
 use crate::limits::{MAX_RESULT_BYTES, MAX_RESULT_LIST, MAX_RESULT_STRING};
+use ringleader_types::{InstallOutcome, Patch, Readiness, VerifyReport};
 
 /// Counts the strings and lists of one result.
 #[derive(Debug, Default)]

@@ -2,7 +2,8 @@
 //! plugin, and a fresh store for every call.
 
 use crate::bindings::{
-    Installer, InstallerPre, PatchSource, PatchSourcePre, PluginError, PluginInfo, wit,
+    Installer, Installer2, Installer2Pre, InstallerPre, PatchSource, PatchSource2, PatchSource2Pre,
+    PatchSourcePre, PluginError, PluginInfo, wit, wit2,
 };
 use crate::cache::{CacheOutcome, ComponentCache};
 use crate::caps::truncate;
@@ -156,8 +157,11 @@ impl Runtime {
         // use nothing of it (see HostState::new for what is in the context).
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| RuntimeError::Link(chain(&e)))?;
-        // The installer world's imports are a superset of the patch-source world's.
+        // The installer world's imports are a superset of the patch-source world's;
+        // each WIT version's imports are their own instances (`log@0.1.1`, `log@0.2.0`).
         Installer::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| RuntimeError::Link(chain(&e)))?;
+        Installer2::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| RuntimeError::Link(chain(&e)))?;
         let cache = config
             .cache_dir
@@ -289,12 +293,18 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(link_error)?;
-        let pre = match world {
-            World::PatchSource => {
+        let pre = match (world, wit_version.minor) {
+            (World::PatchSource, 1) => {
                 PluginPre::PatchSource(PatchSourcePre::new(instance_pre).map_err(link_error)?)
             }
-            World::Installer => {
+            (World::Installer, 1) => {
                 PluginPre::Installer(InstallerPre::new(instance_pre).map_err(link_error)?)
+            }
+            (World::PatchSource, _) => {
+                PluginPre::PatchSource2(PatchSource2Pre::new(instance_pre).map_err(link_error)?)
+            }
+            (World::Installer, _) => {
+                PluginPre::Installer2(Installer2Pre::new(instance_pre).map_err(link_error)?)
             }
         };
         let plugin = Plugin {
@@ -389,7 +399,7 @@ fn identify(
             return Err(LoadError::UnsupportedWit {
                 path: path.to_owned(),
                 found: version,
-                supported: crate::manifest::WIT_VERSION,
+                supported: crate::manifest::WIT_VERSIONS_TEXT,
             });
         }
         return match World::from_export_interface(interface) {
@@ -406,14 +416,19 @@ fn identify(
     })
 }
 
+/// A plugin ready to instantiate, by world and WIT version (0.1.x, 0.2.x).
 enum PluginPre {
     PatchSource(PatchSourcePre<HostState>),
     Installer(InstallerPre<HostState>),
+    PatchSource2(PatchSource2Pre<HostState>),
+    Installer2(Installer2Pre<HostState>),
 }
 
 enum Instance {
     PatchSource(PatchSource),
     Installer(Installer),
+    PatchSource2(PatchSource2),
+    Installer2(Installer2),
 }
 
 /// A loaded plugin, ready to call. Cheap to clone; calls may run concurrently, each in
@@ -508,6 +523,10 @@ impl Plugin {
                 Instance::PatchSource(pre.instantiate_async(store).await?)
             }
             PluginPre::Installer(pre) => Instance::Installer(pre.instantiate_async(store).await?),
+            PluginPre::PatchSource2(pre) => {
+                Instance::PatchSource2(pre.instantiate_async(store).await?)
+            }
+            PluginPre::Installer2(pre) => Instance::Installer2(pre.instantiate_async(store).await?),
         })
     }
 
@@ -602,6 +621,16 @@ impl Plugin {
                 Instance::Installer(i) => {
                     i.ringleader_plugin_installer_api().call_info(store).await?
                 }
+                Instance::PatchSource2(i) => i
+                    .ringleader_plugin_patch_source_api()
+                    .call_info(store)
+                    .await?
+                    .into(),
+                Instance::Installer2(i) => i
+                    .ringleader_plugin_installer_api()
+                    .call_info(store)
+                    .await?
+                    .into(),
             }))
         })
         .await
@@ -628,38 +657,53 @@ impl Plugin {
         if self.inner.manifest.world != World::PatchSource {
             return Err(self.wrong_world("discover", World::PatchSource));
         }
-        let devices: Vec<wit::Device> = devices.iter().cloned().map(Into::into).collect();
-        let patches = self
-            .call("discover", None, async |store, instance| match instance {
-                Instance::PatchSource(i) => {
-                    i.ringleader_plugin_patch_source_api()
-                        .call_discover(store, &devices)
-                        .await
-                }
-                Instance::Installer(_) => unreachable_world(),
-            })
-            .await?;
-        Ok(patches.into_iter().map(Into::into).collect())
+        self.call("discover", None, async |store, instance| match instance {
+            Instance::PatchSource(i) => {
+                let devices: Vec<wit::Device> = devices.iter().cloned().map(Into::into).collect();
+                Ok(i.ringleader_plugin_patch_source_api()
+                    .call_discover(store, &devices)
+                    .await?
+                    .map(|patches| patches.into_iter().map(Into::into).collect()))
+            }
+            Instance::PatchSource2(i) => {
+                let devices: Vec<wit2::Device> = devices.iter().cloned().map(Into::into).collect();
+                Ok(i.ringleader_plugin_patch_source_api()
+                    .call_discover(store, &devices)
+                    .await?
+                    .map(|patches| patches.into_iter().map(Into::into).collect::<Vec<Patch>>())
+                    .map_err(Into::into))
+            }
+            Instance::Installer(_) | Instance::Installer2(_) => unreachable_world(),
+        })
+        .await
     }
 
     /// `installer.preflight`: can `device` take `patch` now?
     pub async fn preflight(&self, device: &Device, patch: &Patch) -> Result<Readiness, CallError> {
         self.installer("preflight")?;
-        let (wit_device, patch) = boundary(device, patch);
         self.call(
             "preflight",
             Some(device),
             async |store, instance| match instance {
                 Instance::Installer(i) => {
-                    i.ringleader_plugin_installer_api()
-                        .call_preflight(store, &wit_device, &patch)
-                        .await
+                    let (d, p) = boundary(device, patch);
+                    Ok(i.ringleader_plugin_installer_api()
+                        .call_preflight(store, &d, &p)
+                        .await?
+                        .map(Into::into))
                 }
-                Instance::PatchSource(_) => unreachable_world(),
+                Instance::Installer2(i) => {
+                    let (d, p) = boundary2(device, patch);
+                    Ok(i.ringleader_plugin_installer_api()
+                        .call_preflight(store, &d, &p)
+                        .await?
+                        .map(Into::into)
+                        .map_err(Into::into))
+                }
+                Instance::PatchSource(_) | Instance::PatchSource2(_) => unreachable_world(),
             },
         )
         .await
-        .map(Into::into)
     }
 
     /// `installer.install`: install `patch` on `device`.
@@ -669,41 +713,57 @@ impl Plugin {
         patch: &Patch,
     ) -> Result<InstallOutcome, CallError> {
         self.installer("install")?;
-        let (wit_device, patch) = boundary(device, patch);
         self.call(
             "install",
             Some(device),
             async |store, instance| match instance {
                 Instance::Installer(i) => {
-                    i.ringleader_plugin_installer_api()
-                        .call_install(store, &wit_device, &patch)
-                        .await
+                    let (d, p) = boundary(device, patch);
+                    Ok(i.ringleader_plugin_installer_api()
+                        .call_install(store, &d, &p)
+                        .await?
+                        .map(Into::into))
                 }
-                Instance::PatchSource(_) => unreachable_world(),
+                Instance::Installer2(i) => {
+                    let (d, p) = boundary2(device, patch);
+                    Ok(i.ringleader_plugin_installer_api()
+                        .call_install(store, &d, &p)
+                        .await?
+                        .map(Into::into)
+                        .map_err(Into::into))
+                }
+                Instance::PatchSource(_) | Instance::PatchSource2(_) => unreachable_world(),
             },
         )
         .await
-        .map(Into::into)
     }
 
     /// `installer.verify`: what is really on `device`.
     pub async fn verify(&self, device: &Device, patch: &Patch) -> Result<VerifyReport, CallError> {
         self.installer("verify")?;
-        let (wit_device, patch) = boundary(device, patch);
         self.call(
             "verify",
             Some(device),
             async |store, instance| match instance {
                 Instance::Installer(i) => {
-                    i.ringleader_plugin_installer_api()
-                        .call_verify(store, &wit_device, &patch)
-                        .await
+                    let (d, p) = boundary(device, patch);
+                    Ok(i.ringleader_plugin_installer_api()
+                        .call_verify(store, &d, &p)
+                        .await?
+                        .map(Into::into))
                 }
-                Instance::PatchSource(_) => unreachable_world(),
+                Instance::Installer2(i) => {
+                    let (d, p) = boundary2(device, patch);
+                    Ok(i.ringleader_plugin_installer_api()
+                        .call_verify(store, &d, &p)
+                        .await?
+                        .map(Into::into)
+                        .map_err(Into::into))
+                }
+                Instance::PatchSource(_) | Instance::PatchSource2(_) => unreachable_world(),
             },
         )
         .await
-        .map(Into::into)
     }
 
     /// `installer.rollback`: return `device` from `patch` to `target`.
@@ -714,22 +774,31 @@ impl Plugin {
         target: &RollbackTarget,
     ) -> Result<InstallOutcome, CallError> {
         self.installer("rollback")?;
-        let (wit_device, patch) = boundary(device, patch);
-        let target = wit::RollbackTarget::from(target.clone());
         self.call(
             "rollback",
             Some(device),
             async |store, instance| match instance {
                 Instance::Installer(i) => {
-                    i.ringleader_plugin_installer_api()
-                        .call_rollback(store, &wit_device, &patch, &target)
-                        .await
+                    let (d, p) = boundary(device, patch);
+                    let target = wit::RollbackTarget::from(target.clone());
+                    Ok(i.ringleader_plugin_installer_api()
+                        .call_rollback(store, &d, &p, &target)
+                        .await?
+                        .map(Into::into))
                 }
-                Instance::PatchSource(_) => unreachable_world(),
+                Instance::Installer2(i) => {
+                    let (d, p) = boundary2(device, patch);
+                    let target = wit2::RollbackTarget::from(target.clone());
+                    Ok(i.ringleader_plugin_installer_api()
+                        .call_rollback(store, &d, &p, &target)
+                        .await?
+                        .map(Into::into)
+                        .map_err(Into::into))
+                }
+                Instance::PatchSource(_) | Instance::PatchSource2(_) => unreachable_world(),
             },
         )
         .await
-        .map(Into::into)
     }
 
     fn installer(&self, func: &'static str) -> Result<(), CallError> {
@@ -741,8 +810,13 @@ impl Plugin {
     }
 }
 
-/// An installer call's arguments as the bindings take them.
+/// An installer call's arguments as the 0.1.1 bindings take them.
 fn boundary(device: &Device, patch: &Patch) -> (wit::Device, wit::Patch) {
+    (device.clone().into(), patch.clone().into())
+}
+
+/// The same for 0.2.0.
+fn boundary2(device: &Device, patch: &Patch) -> (wit2::Device, wit2::Patch) {
     (device.clone().into(), patch.clone().into())
 }
 

@@ -311,6 +311,7 @@ mod tests {
             components: vec![Component {
                 name: "bios".into(),
                 version: "2.0.0".into(),
+                scheme: None,
             }],
         }
     }

@@ -3,7 +3,8 @@
 //! device. Plain data, no I/O, no wasmtime.
 //!
 //! The records and variants mirror the plugin contract's `types` interface
-//! (`wit/ringleader-plugin@0.1.1/types.wit`) field for field; `ringleader-runtime`
+//! (`wit/ringleader-plugin@0.2.0/types.wit`) field for field (0.1.x lacks the
+//! `scheme` fields: `None` from its plugins, left out towards them); `ringleader-runtime`
 //! converts them to and from the types `bindgen!` generates, at the plugin boundary.
 //! Plugin-call errors (`plugin-error`) and what a plugin says about itself
 //! (`plugin-info`) are the runtime's own.
@@ -14,6 +15,7 @@
 
 pub mod transport;
 
+pub use ringleader_version::Scheme;
 pub use transport::{Credential, Route};
 
 /// Seconds since 1970-01-01T00:00:00Z, UTC (the contract's `timestamp`).
@@ -26,6 +28,10 @@ pub struct Component {
     pub name: String,
     /// Installed version, exactly as the device reports it.
     pub version: String,
+    /// How its versions are ordered, when the inventory (or the device's installer)
+    /// says; `None`: not said (read in the patch's scheme, else `vendor`; see
+    /// docs/policies.md, "Versions"). Plugins on WIT 0.1.x never see it.
+    pub scheme: Option<Scheme>,
 }
 
 /// One managed machine or component holder, as plugins see it. Credentials are never
@@ -95,6 +101,9 @@ pub struct Patch {
     /// Installed versions this patch applies to (`>=2.0.0, <2.19.1`); empty: any
     /// version below `fixed_version`.
     pub applies_to: String,
+    /// How `fixed_version` and `applies_to` are read, when the source says (WIT 0.2.0
+    /// and later); `None`: in the device component's scheme, else `vendor`.
+    pub scheme: Option<Scheme>,
     pub kind: PatchKind,
     pub severity: Severity,
     /// CVE ids fixed, e.g. `CVE-2021-44228`.

@@ -224,6 +224,9 @@ struct StepV1 {
     component: String,
     from: Option<String>,
     to: String,
+    /// The scheme `from` and `to` are compared in (docs/policies.md, "Versions").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scheme: Option<ringleader_planner::version::Scheme>,
     earliest_start: Timestamp,
     reboot_after: bool,
     expedited: bool,
@@ -268,6 +271,7 @@ fn step_view(
             .get(&cp.patch.component)
             .map(|v| v.to_string()),
         to: cp.patch.fixed_version.clone(),
+        scheme: ringleader_planner::plan::scheme_on(device, cp),
         earliest_start: step.earliest_start(),
         reboot_after: step.reboot_after,
         expedited: step.expedited,
@@ -492,6 +496,10 @@ impl ExplainV1 {
                         batch + 1,
                         view.earliest_start
                     )];
+                    why.extend(ringleader_planner::plan::comparison(
+                        device,
+                        planner.catalog.get(step.patch),
+                    ));
                     if let Some(until) = view.deferred_until {
                         why.push(format!("deferred until {until}"));
                     }

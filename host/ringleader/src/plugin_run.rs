@@ -50,8 +50,8 @@ A patch file is one JSON object (docs/schemas/patch.v1.json):
   {\"id\": \"hello-1.1\", \"vendor\": \"example\", \"component\": \"hello\",
    \"fixed_version\": \"1.1\", \"kind\": \"bugfix\",
    \"artifact\": {\"url\": \"file:///srv/debs/hello_1.1_all.deb\", \"sha256\": \"<hex>\", \"size\": 788}}
-Optional keys: title, applies_to, severity, cves, prerequisites, supersedes,
-reboot_required, released (RFC 3339).";
+Optional keys: title, applies_to, scheme (deb, rpm, apk, semver, vendor), severity,
+cves, prerequisites, supersedes, reboot_required, released (RFC 3339).";
 
 /// Call one function of one plugin, without the engine: a test bench for plugin authors.
 ///
@@ -583,6 +583,9 @@ struct PatchV1 {
     fixed_version: String,
     #[serde(default)]
     applies_to: String,
+    /// How the versions are read (WIT 0.2.0 sources name it); left out when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scheme: Option<ringleader_types::Scheme>,
     kind: KindV1,
     #[serde(default)]
     severity: SeverityV1,
@@ -650,6 +653,7 @@ impl From<&Patch> for PatchV1 {
             component: p.component.clone(),
             fixed_version: p.fixed_version.clone(),
             applies_to: p.applies_to.clone(),
+            scheme: p.scheme,
             kind: match p.kind {
                 PatchKind::Security => KindV1::Security,
                 PatchKind::Bugfix => KindV1::Bugfix,
@@ -688,6 +692,7 @@ impl PatchV1 {
             component: self.component,
             fixed_version: self.fixed_version,
             applies_to: self.applies_to,
+            scheme: self.scheme,
             kind: match self.kind {
                 KindV1::Security => PatchKind::Security,
                 KindV1::Bugfix => PatchKind::Bugfix,

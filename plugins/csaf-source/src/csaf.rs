@@ -1,6 +1,6 @@
 //! CSAF 2.0 documents: the parts a patch needs, and how packages are named in them.
 
-use crate::ringleader::plugin::types::{Artifact, Patch, PatchKind, Severity};
+use crate::ringleader::plugin::types::{Artifact, Patch, PatchKind, Severity, VersionScheme};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -69,6 +69,9 @@ struct Product {
 struct Helper {
     #[serde(default)]
     purl: Option<String>,
+    /// A CPE name (`cpe:2.3:a:...`): names a product, not a package and version.
+    #[serde(default)]
+    cpe: Option<String>,
     /// Cryptographic hashes of the product's files (CSAF 2.0 `hashes`).
     #[serde(default)]
     hashes: Vec<Hashes>,
@@ -130,6 +133,8 @@ struct Vulnerability {
 struct ProductStatus {
     #[serde(default)]
     fixed: Vec<String>,
+    #[serde(default)]
+    known_affected: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -171,10 +176,28 @@ const ARCHES: &[&str] = &[
     "x86_64", "noarch", "src", "i686", "i386", "aarch64", "ppc64le", "ppc64", "s390x",
 ];
 
-/// A package's name and version from a purl: `pkg:TYPE/NS/NAME@VERSION?epoch=E`.
-fn from_purl(purl: &str) -> Option<(String, String)> {
+/// A package: its name, version, and the scheme of its version when known.
+type Package = (String, String, Option<VersionScheme>);
+
+/// The version scheme of a purl type: `deb`, `rpm` and `apk` versions are ordered by
+/// their package managers' rules; other types name none (the host's default rule).
+fn scheme_of_purl_type(kind: &str) -> Option<VersionScheme> {
+    match kind {
+        "deb" => Some(VersionScheme::Deb),
+        "rpm" => Some(VersionScheme::Rpm),
+        "apk" => Some(VersionScheme::Apk),
+        _ => None,
+    }
+}
+
+/// A package's name, version and scheme from a purl: `pkg:TYPE/NS/NAME@VERSION?epoch=E`.
+fn from_purl(purl: &str) -> Option<Package> {
     let rest = purl.strip_prefix("pkg:")?;
     let (path, tail) = rest.split_once('@')?;
+    let scheme = path
+        .split('/')
+        .next()
+        .and_then(|kind| scheme_of_purl_type(&kind.to_ascii_lowercase()));
     let name = path
         .rsplit('/')
         .next()?
@@ -192,12 +215,12 @@ fn from_purl(purl: &str) -> Option<(String, String)> {
         Some(e) => format!("{e}:{version}"),
         None => version.to_string(),
     };
-    (!name.is_empty() && !version.is_empty()).then_some((name, version))
+    (!name.is_empty() && !version.is_empty()).then_some((name, version, scheme))
 }
 
 /// A package's name and version from an RPM file name
-/// `NAME-[EPOCH:]VERSION-RELEASE.ARCH`.
-fn from_rpm_name(name: &str) -> Option<(String, String)> {
+/// `NAME-[EPOCH:]VERSION-RELEASE.ARCH` (no scheme: only a purl says it).
+fn from_rpm_name(name: &str) -> Option<Package> {
     let (base, arch) = name.rsplit_once('.')?;
     if !ARCHES.contains(&arch) {
         return None;
@@ -208,7 +231,7 @@ fn from_rpm_name(name: &str) -> Option<(String, String)> {
     let package = parts.next()?;
     let starts_with_digit = |s: &str| s.chars().next().is_some_and(|c| c.is_ascii_digit());
     (starts_with_digit(version) && !package.is_empty())
-        .then(|| (package.to_string(), format!("{version}-{release}")))
+        .then(|| (package.to_string(), format!("{version}-{release}"), None))
 }
 
 fn severity_of_text(text: &str) -> Option<Severity> {
@@ -240,8 +263,76 @@ struct Fix {
     score: f64,
 }
 
+/// What one document gave: its patches, or why there are none.
+pub struct Read {
+    pub patches: Vec<Patch>,
+    /// When there are no patches: why, as a sentence for the log.
+    pub nothing: Option<String>,
+}
+
+/// Why a document that was read gave no patch, as a sentence for the log.
+fn why_nothing(
+    doc: &Doc,
+    package_of: &dyn Fn(&str) -> Option<Package>,
+    products: &HashMap<&str, &Product>,
+    references: &HashMap<&str, &str>,
+) -> String {
+    let fixed: BTreeSet<&str> = doc
+        .vulnerabilities
+        .iter()
+        .flat_map(|v| v.product_status.fixed.iter().map(String::as_str))
+        .collect();
+    if doc.vulnerabilities.is_empty() {
+        return "it lists no vulnerabilities".into();
+    }
+    if fixed.is_empty() {
+        let affected = doc
+            .vulnerabilities
+            .iter()
+            .any(|v| !v.product_status.known_affected.is_empty());
+        let workaround = doc
+            .vulnerabilities
+            .iter()
+            .flat_map(|v| &v.remediations)
+            .any(|r| r.category == "workaround" || r.category == "mitigation");
+        return match (affected, workaround) {
+            (true, true) => "no product has the `fixed` status: its products are `known_affected`, with a workaround or mitigation only (nothing to install)".into(),
+            (true, false) => "no product has the `fixed` status: its products are `known_affected` only (no fix yet)".into(),
+            _ => "no product has the `fixed` status".into(),
+        };
+    }
+    let mut unmapped: Vec<&str> = fixed
+        .iter()
+        .copied()
+        .filter(|id| package_of(id).is_none())
+        .collect();
+    let cpe_only = unmapped.iter().all(|id| {
+        let product = products.get(references.get(id).copied().unwrap_or(id));
+        product
+            .and_then(|p| p.product_identification_helper.as_ref())
+            .is_some_and(|h| h.purl.is_none() && h.cpe.is_some())
+    });
+    let shown = unmapped.len().min(5);
+    let more = unmapped.len() - shown;
+    unmapped.truncate(shown);
+    format!(
+        "no package and version for its fixed products {}{}: {}",
+        unmapped.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        },
+        if cpe_only {
+            "they are named by CPE only, and a patch needs a purl (`pkg:deb/...@VERSION`) or an RPM file name"
+        } else {
+            "neither a purl (`pkg:deb/...@VERSION`) nor an RPM file name `NAME-VERSION-RELEASE.ARCH`"
+        }
+    )
+}
+
 /// The patches of one CSAF 2.0 document; an error names the place in the document.
-pub fn patches(bytes: &[u8]) -> Result<Vec<Patch>, String> {
+pub fn patches(bytes: &[u8]) -> Result<Read, String> {
     let mut json = serde_json::Deserializer::from_slice(bytes);
     let doc: Doc = serde_path_to_error::deserialize(&mut json).map_err(|e| {
         let path = e.path().to_string();
@@ -276,7 +367,7 @@ pub fn patches(bytes: &[u8]) -> Result<Vec<Patch>, String> {
             )
         })
         .collect();
-    let package_of = |id: &str| -> Option<(String, String)> {
+    let package_of = |id: &str| -> Option<Package> {
         let product = products.get(references.get(id).copied().unwrap_or(id))?;
         product
             .product_identification_helper
@@ -286,17 +377,17 @@ pub fn patches(bytes: &[u8]) -> Result<Vec<Patch>, String> {
             .or_else(|| from_rpm_name(&product.name))
     };
 
-    // Package -> version -> what fixes it there.
-    let mut fixes: BTreeMap<String, BTreeMap<String, Fix>> = BTreeMap::new();
+    // Package -> (version, scheme) -> what fixes it there.
+    let mut fixes: BTreeMap<String, BTreeMap<(String, Option<Scheme>), Fix>> = BTreeMap::new();
     for vulnerability in &doc.vulnerabilities {
         for id in &vulnerability.product_status.fixed {
-            let Some((package, version)) = package_of(id) else {
+            let Some((package, version, scheme)) = package_of(id) else {
                 continue;
             };
             let fix = fixes
                 .entry(package)
                 .or_default()
-                .entry(version)
+                .entry((version, scheme.map(Scheme)))
                 .or_default();
             if let Some(cve) = &vulnerability.cve {
                 fix.cves.insert(cve.clone());
@@ -343,7 +434,7 @@ pub fn patches(bytes: &[u8]) -> Result<Vec<Patch>, String> {
     let mut out = Vec::new();
     for (package, versions) in fixes {
         let several = versions.len() > 1;
-        for (version, fix) in versions {
+        for ((version, scheme), fix) in versions {
             out.push(Patch {
                 id: if several {
                     format!("{advisory}/{package}/{version}")
@@ -355,6 +446,7 @@ pub fn patches(bytes: &[u8]) -> Result<Vec<Patch>, String> {
                 component: package.clone(),
                 fixed_version: version,
                 applies_to: String::new(),
+                scheme: scheme.map(|s| s.0),
                 kind: PatchKind::Security,
                 severity: aggregate.unwrap_or_else(|| severity_of_score(fix.score)),
                 cves: fix.cves.into_iter().collect(),
@@ -370,5 +462,39 @@ pub fn patches(bytes: &[u8]) -> Result<Vec<Patch>, String> {
             });
         }
     }
-    Ok(out)
+    let nothing = out
+        .is_empty()
+        .then(|| why_nothing(&doc, &package_of, &products, &references));
+    Ok(Read {
+        patches: out,
+        nothing,
+    })
+}
+
+/// A scheme as a map key (the generated enum has no `Ord`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Scheme(VersionScheme);
+
+impl Scheme {
+    fn rank(self) -> u8 {
+        match self.0 {
+            VersionScheme::Deb => 0,
+            VersionScheme::Rpm => 1,
+            VersionScheme::Apk => 2,
+            VersionScheme::Semver => 3,
+            VersionScheme::Vendor => 4,
+        }
+    }
+}
+
+impl PartialOrd for Scheme {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scheme {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.rank().cmp(&other.rank())
+    }
 }

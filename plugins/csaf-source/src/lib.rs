@@ -11,16 +11,21 @@
 //!   through the product tree (relationships, then the product version) to a package
 //!   name and version: from its purl (`pkg:rpm/...@VERSION?epoch=E`, `pkg:deb/...`) when
 //!   it has one, else from an RPM-style name `NAME-[EPOCH:]VERSION-RELEASE.ARCH`;
+//! - the version's scheme from the purl's type (WIT 0.2.0): `pkg:deb` is `deb`,
+//!   `pkg:rpm` `rpm`, `pkg:apk` `apk`; others, and RPM file names, name none;
 //! - a patch per package: id `ADVISORY/PACKAGE` (`ADVISORY/PACKAGE/VERSION` when the
 //!   advisory fixes the package at several versions, for several platforms), the
 //!   advisory's CVEs, its severity (`aggregate_severity`, else the highest CVSS base
 //!   score), its release date, and the vendor-fix URL as the artifact.
 //!
-//! A document that cannot be fetched or read is reported in the host's log, naming
-//! the document and the place in it, and the other advisories are read on.
+//! A document that cannot be fetched or read is reported in the host's log (a
+//! warning), naming the document and the place in it, and the other advisories are
+//! read on. A document read that gives no patch says why at `info`: no `fixed`
+//! product status (only `known_affected`, perhaps with a workaround), or fixed products
+//! without a package and version (named by CPE only).
 
 wit_bindgen::generate!({
-    path: "../../wit/ringleader-plugin@0.1.1",
+    path: "../../wit/ringleader-plugin@0.2.0",
     world: "patch-source",
 });
 
@@ -126,8 +131,15 @@ impl Guest for CsafSource {
             match csaf::patches(&document) {
                 Ok(found) => {
                     read += 1;
+                    if let Some(nothing) = &found.nothing {
+                        log(
+                            Level::Info,
+                            &format!("advisory {url} gives no patch: {nothing}"),
+                        );
+                    }
                     patches.extend(
                         found
+                            .patches
                             .into_iter()
                             .filter(|p| installed.contains(p.component.as_str())),
                     );

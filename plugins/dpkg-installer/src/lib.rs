@@ -12,9 +12,12 @@
 //!   independent.
 //! - `rollback` installs the package file of the version to go back to (dpkg
 //!   downgrades); the host passes it when the catalog knows that version.
+//! - Built against WIT 0.2.0: a patch whose versions are of another scheme than `deb`
+//!   (an `rpm` or `apk` package reported for the same name) is `blocked` at preflight,
+//!   saying so; one that names no scheme is taken as a Debian package.
 
 wit_bindgen::generate!({
-    path: "../../wit/ringleader-plugin@0.1.0",
+    path: "../../wit/ringleader-plugin@0.2.0",
     world: "installer",
 });
 
@@ -24,7 +27,7 @@ use ringleader::plugin::exec::{self, Command, Output};
 use ringleader::plugin::log::{Level, log};
 use ringleader::plugin::types::{
     Artifact, Device, HealthCheck, HealthReport, InstallOutcome, Patch, PluginError, PluginInfo,
-    Readiness, RollbackTarget, VerifyReport,
+    Readiness, RollbackTarget, VerifyReport, VersionScheme,
 };
 
 struct DpkgInstaller;
@@ -193,6 +196,19 @@ impl Guest for DpkgInstaller {
     }
 
     fn preflight(device: Device, patch: Patch) -> Result<Readiness, PluginError> {
+        if let Some(other) = patch.scheme.filter(|s| *s != VersionScheme::Deb) {
+            return Ok(Readiness::Blocked(format!(
+                "patch {} is for {} versions, and dpkg installs Debian packages (deb versions)",
+                patch.id,
+                match other {
+                    VersionScheme::Deb => "deb",
+                    VersionScheme::Rpm => "rpm",
+                    VersionScheme::Apk => "apk",
+                    VersionScheme::Semver => "semver",
+                    VersionScheme::Vendor => "vendor",
+                }
+            )));
+        }
         match query(&device, &patch.component)? {
             None => {
                 return Ok(Readiness::Blocked(format!(

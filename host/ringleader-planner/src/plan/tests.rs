@@ -2,6 +2,7 @@ use super::*;
 use crate::catalog::Catalog;
 use crate::inventory::Inventory;
 use crate::policy::Policy;
+use crate::version::Scheme;
 use proptest::prelude::*;
 use ringleader_types::{Artifact, Patch, PatchKind, Severity};
 use std::path::Path;
@@ -14,6 +15,7 @@ fn patch(id: &str, component: &str, fixed: &str, range: &str) -> Patch {
         component: component.into(),
         fixed_version: fixed.into(),
         applies_to: range.into(),
+        scheme: None,
         kind: PatchKind::Bugfix,
         severity: Severity::Medium,
         cves: vec![],
@@ -445,5 +447,226 @@ proptest! {
             seen[*d as usize] += 1;
         }
         prop_assert!(seen.iter().all(|n| *n == 1), "{:?}", seen);
+    }
+}
+
+fn with_scheme(mut p: Patch, scheme: Scheme) -> Patch {
+    p.scheme = Some(scheme);
+    p
+}
+
+/// What was decided for each patch on `device`: the reason's code and its sentence.
+fn decided(planner: &Planner<'_>, device: &str) -> Vec<(String, String, String)> {
+    let inv = planner.inventory;
+    let d = inv.devices.iter().find(|d| d.id == device).unwrap();
+    planner
+        .explain(device)
+        .unwrap()
+        .decisions
+        .into_iter()
+        .map(|(id, decision)| match decision {
+            Decision::Planned { step, .. } => (
+                id,
+                "planned".to_string(),
+                comparison(d, planner.catalog.get(step.patch)).unwrap_or_default(),
+            ),
+            Decision::Skipped { patch, reason } => (
+                id,
+                reason.code().to_string(),
+                reason.describe(planner.policy, planner.catalog, d, patch),
+            ),
+            Decision::Refused { reason } => (id, "refused".into(), reason),
+        })
+        .collect()
+}
+
+#[test]
+fn the_inventory_s_scheme_orders_the_issue_s_debian_versions() {
+    // Patches that name no scheme (a 0.1.x source) are read in the inventory's.
+    let cat = catalog(vec![
+        patch("libc6-u7", "libc6", "2.36-9+deb12u7", ""),
+        patch("bash-b7", "bash", "5.2.15-2+b7", ""),
+        patch("openssl-bpo", "openssl", "3.0.15-1~deb12u1", ""),
+    ]);
+    let inv = inventory(
+        r#"version-scheme = "deb"
+[[devices]]
+id = "deb-1"
+components = { libc6 = "2.36-9+deb12u4", bash = "5.2.15-2+b6", openssl = "3.0.15-1" }
+[[devices]]
+id = "fw-1"
+version-scheme = "vendor"
+components = { libc6 = "2.36-9+deb12u4" }
+"#,
+    );
+    let pol = policy(ONE_RING);
+    let planner = Planner {
+        policy: &pol,
+        inventory: &inv,
+        catalog: &cat,
+        at: at(),
+    };
+    let mut got = decided(&planner, "deb-1");
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (
+                "bash-b7".to_string(),
+                "planned".to_string(),
+                "installed 5.2.15-2+b6 < fixed 5.2.15-2+b7 (deb order)".to_string()
+            ),
+            (
+                "libc6-u7".into(),
+                "planned".into(),
+                "installed 2.36-9+deb12u4 < fixed 2.36-9+deb12u7 (deb order)".into()
+            ),
+            (
+                "openssl-bpo".into(),
+                "already-at-or-above".into(),
+                "version 3.0.15-1 is already at or above the fixed version 3.0.15-1~deb12u1 (deb order)".into()
+            ),
+        ]
+    );
+    // The same texts under `vendor`: `+` starts build metadata, so they are equal.
+    let fw = decided(&planner, "fw-1");
+    assert!(
+        fw.contains(&(
+            "libc6-u7".into(),
+            "already-at-or-above".into(),
+            "version 2.36-9+deb12u4 is already at or above the fixed version 2.36-9+deb12u7 (vendor order)".into()
+        )),
+        "{fw:?}"
+    );
+}
+
+#[test]
+fn a_patch_s_scheme_reads_a_component_the_inventory_leaves_open() {
+    // vim's epoch is not a vendor version: the inventory names deb for it alone.
+    let cat = catalog(vec![
+        with_scheme(
+            patch("libc6-u7", "libc6", "2.36-9+deb12u7", ""),
+            Scheme::Deb,
+        ),
+        with_scheme(
+            patch(
+                "vim-u1",
+                "vim",
+                "2:9.0.1378-2+deb12u1",
+                ">= 2:9.0, < 2:9.0.1378-2+deb12u1",
+            ),
+            Scheme::Deb,
+        ),
+    ]);
+    let inv = inventory(
+        r#"[[devices]]
+id = "d"
+components = { libc6 = "2.36-9+deb12u4", vim = { version = "2:9.0.1378-2", scheme = "deb" } }
+"#,
+    );
+    assert_eq!(inv.devices[0].to_plugin().components[0].scheme, None);
+    assert_eq!(
+        inv.devices[0].to_plugin().components[1].scheme,
+        Some(Scheme::Deb)
+    );
+    let pol = policy(ONE_RING);
+    let planner = Planner {
+        policy: &pol,
+        inventory: &inv,
+        catalog: &cat,
+        at: at(),
+    };
+    let plan = planner.plan();
+    assert_eq!(ids(&plan, &cat), ["libc6-u7", "vim-u1"]);
+    let d = &inv.devices[0];
+    assert_eq!(
+        comparison(d, cat.get(1)).unwrap(),
+        "installed 2:9.0.1378-2 < fixed 2:9.0.1378-2+deb12u1 (deb order)"
+    );
+    assert_eq!(scheme_on(d, cat.get(0)), Some(Scheme::Deb));
+}
+
+#[test]
+fn two_schemes_for_one_pair_are_refused_by_name() {
+    let cat = catalog(vec![
+        with_scheme(
+            patch("ssl-rpm", "openssl", "1:3.0.7-27.el9", ""),
+            Scheme::Rpm,
+        ),
+        with_scheme(
+            patch("ssl-bad", "openssl", "3.0.15-1~deb12u1", ""),
+            Scheme::Apk,
+        ),
+        patch("ssl-vendor-text", "openssl", "3.0.15_beta", ""),
+    ]);
+    let inv = inventory(
+        r#"[[devices]]
+id = "d"
+version-scheme = "deb"
+components = { openssl = "3.0.11-1" }
+"#,
+    );
+    // A patch unreadable in the scheme it names is refused by the catalog.
+    assert_eq!(cat.refused.len(), 1, "{:?}", cat.refused);
+    assert_eq!(cat.refused[0].patch_id, "ssl-bad");
+    assert!(
+        cat.refused[0]
+            .reason
+            .starts_with("fixed-version: `3.0.15-1~deb12u1` is not an apk version"),
+        "{:?}",
+        cat.refused
+    );
+    let pol = policy(ONE_RING);
+    let planner = Planner {
+        policy: &pol,
+        inventory: &inv,
+        catalog: &cat,
+        at: at(),
+    };
+    let plan = planner.plan();
+    assert!(plan.rings[0].devices[0].steps.is_empty());
+    let reasons = skipped(&plan, &cat);
+    assert_eq!(
+        reasons,
+        [
+            ("ssl-rpm".to_string(), "scheme-mismatch"),
+            ("ssl-vendor-text".to_string(), "unreadable-version"),
+        ]
+    );
+    let got = decided(&planner, "d");
+    let detail = |id: &str| got.iter().find(|g| g.0 == id).unwrap().2.clone();
+    assert!(
+        detail("ssl-rpm").starts_with(
+            "the patch's versions are rpm versions, and the inventory reads openssl on this device as deb"
+        ),
+        "{got:?}"
+    );
+    assert!(
+        detail("ssl-vendor-text").contains("`3.0.15_beta` is not a deb version"),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn approved_versions_are_compared_in_the_pair_s_scheme() {
+    let u4 = patch("libc6-u4", "libc6", "2.36-9+deb12u4", "");
+    let mut u7 = patch("libc6-u7", "libc6", "2.36-9+deb12u7", "");
+    u7.supersedes = vec!["libc6-u4".into()];
+    let cat = catalog(vec![u4, u7]);
+    let inv = inventory(
+        "version-scheme = \"deb\"\n[[devices]]\nid = \"d\"\ncomponents = { libc6 = \"2.36-9+deb12u1\" }\n",
+    );
+    for (scheme, expected) in [("", "libc6-u4"), ("scheme = \"deb\"\n", "libc6-u4")] {
+        let pol = policy(&format!(
+            "{ONE_RING}[[approved]]\ncomponent = \"libc6\"\nversions = [\"2.36-9+deb12u4\"]\n{scheme}"
+        ));
+        let planner = Planner {
+            policy: &pol,
+            inventory: &inv,
+            catalog: &cat,
+            at: at(),
+        };
+        // Under vendor, u4 and u7 would both be "2.36.0" and both approved.
+        assert_eq!(ids(&planner.plan(), &cat), [expected], "{scheme}");
     }
 }

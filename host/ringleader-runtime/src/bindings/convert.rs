@@ -1,14 +1,23 @@
-//! The contract's types as `bindgen!` writes them ([`wit`](super::wit)) to and from
-//! the host's domain types (`ringleader_types`), in both directions. Every impl takes
-//! its value apart field by field, so that a field added on either side is a compile
-//! error here rather than a value silently dropped at the plugin boundary.
+//! The contract's types as `bindgen!` writes them ([`wit`](super::wit) for 0.1.1,
+//! [`wit2`](super::wit2) for 0.2.0) to and from the host's domain types
+//! (`ringleader_types`), in both directions. Every impl takes its value apart field by
+//! field, so that a field added on either side is a compile error here rather than a
+//! value silently dropped at the plugin boundary.
+//!
+//! The types both versions have alike are converted by one macro, written once for
+//! both; `Component` and `Patch` differ (0.2.0 has their `scheme`): a 0.1.x plugin's
+//! have no scheme (`None`), and a scheme is left out of what a 0.1.x plugin is given.
 
-use super::wit;
+use super::{wit, wit2};
 use ringleader_types as domain;
 
 impl From<domain::Component> for wit::Component {
     fn from(c: domain::Component) -> Self {
-        let domain::Component { name, version } = c;
+        let domain::Component {
+            name,
+            version,
+            scheme: _,
+        } = c;
         wit::Component { name, version }
     }
 }
@@ -16,105 +25,11 @@ impl From<domain::Component> for wit::Component {
 impl From<wit::Component> for domain::Component {
     fn from(c: wit::Component) -> Self {
         let wit::Component { name, version } = c;
-        domain::Component { name, version }
-    }
-}
-
-impl From<domain::Device> for wit::Device {
-    fn from(d: domain::Device) -> Self {
-        let domain::Device {
-            id,
-            hostname,
-            tags,
-            facts,
-            components,
-        } = d;
-        wit::Device {
-            id,
-            hostname,
-            tags,
-            facts,
-            components: components.into_iter().map(Into::into).collect(),
+        domain::Component {
+            name,
+            version,
+            scheme: None,
         }
-    }
-}
-
-impl From<wit::Device> for domain::Device {
-    fn from(d: wit::Device) -> Self {
-        let wit::Device {
-            id,
-            hostname,
-            tags,
-            facts,
-            components,
-        } = d;
-        domain::Device {
-            id,
-            hostname,
-            tags,
-            facts,
-            components: components.into_iter().map(Into::into).collect(),
-        }
-    }
-}
-
-impl From<domain::Severity> for wit::Severity {
-    fn from(s: domain::Severity) -> Self {
-        match s {
-            domain::Severity::Unknown => wit::Severity::Unknown,
-            domain::Severity::Low => wit::Severity::Low,
-            domain::Severity::Medium => wit::Severity::Medium,
-            domain::Severity::High => wit::Severity::High,
-            domain::Severity::Critical => wit::Severity::Critical,
-        }
-    }
-}
-
-impl From<wit::Severity> for domain::Severity {
-    fn from(s: wit::Severity) -> Self {
-        match s {
-            wit::Severity::Unknown => domain::Severity::Unknown,
-            wit::Severity::Low => domain::Severity::Low,
-            wit::Severity::Medium => domain::Severity::Medium,
-            wit::Severity::High => domain::Severity::High,
-            wit::Severity::Critical => domain::Severity::Critical,
-        }
-    }
-}
-
-impl From<domain::PatchKind> for wit::PatchKind {
-    fn from(k: domain::PatchKind) -> Self {
-        match k {
-            domain::PatchKind::Security => wit::PatchKind::Security,
-            domain::PatchKind::Bugfix => wit::PatchKind::Bugfix,
-            domain::PatchKind::Feature => wit::PatchKind::Feature,
-            domain::PatchKind::Firmware => wit::PatchKind::Firmware,
-        }
-    }
-}
-
-impl From<wit::PatchKind> for domain::PatchKind {
-    fn from(k: wit::PatchKind) -> Self {
-        match k {
-            wit::PatchKind::Security => domain::PatchKind::Security,
-            wit::PatchKind::Bugfix => domain::PatchKind::Bugfix,
-            wit::PatchKind::Feature => domain::PatchKind::Feature,
-            wit::PatchKind::Firmware => domain::PatchKind::Firmware,
-        }
-    }
-}
-
-impl From<domain::Artifact> for wit::Artifact {
-    fn from(a: domain::Artifact) -> Self {
-        let domain::Artifact { url, sha256, size } = a;
-        wit::Artifact { url, sha256, size }
-    }
-}
-
-impl From<wit::Artifact> for domain::Artifact {
-    fn from(a: wit::Artifact) -> Self {
-        let wit::Artifact { url, sha256, size } = a;
-        domain::Artifact { url, sha256, size }
     }
 }
 
@@ -127,6 +42,7 @@ impl From<domain::Patch> for wit::Patch {
             component,
             fixed_version,
             applies_to,
+            scheme: _,
             kind,
             severity,
             cves,
@@ -180,6 +96,7 @@ impl From<wit::Patch> for domain::Patch {
             component,
             fixed_version,
             applies_to,
+            scheme: None,
             kind: kind.into(),
             severity: severity.into(),
             cves,
@@ -192,135 +109,388 @@ impl From<wit::Patch> for domain::Patch {
     }
 }
 
-impl From<domain::Readiness> for wit::Readiness {
-    fn from(r: domain::Readiness) -> Self {
-        match r {
-            domain::Readiness::Ready => wit::Readiness::Ready,
-            domain::Readiness::AlreadyInstalled(v) => wit::Readiness::AlreadyInstalled(v),
-            domain::Readiness::Blocked(why) => wit::Readiness::Blocked(why),
+impl From<domain::Scheme> for wit2::VersionScheme {
+    fn from(s: domain::Scheme) -> Self {
+        match s {
+            domain::Scheme::Deb => wit2::VersionScheme::Deb,
+            domain::Scheme::Rpm => wit2::VersionScheme::Rpm,
+            domain::Scheme::Apk => wit2::VersionScheme::Apk,
+            domain::Scheme::Semver => wit2::VersionScheme::Semver,
+            domain::Scheme::Vendor => wit2::VersionScheme::Vendor,
         }
     }
 }
 
-impl From<wit::Readiness> for domain::Readiness {
-    fn from(r: wit::Readiness) -> Self {
-        match r {
-            wit::Readiness::Ready => domain::Readiness::Ready,
-            wit::Readiness::AlreadyInstalled(v) => domain::Readiness::AlreadyInstalled(v),
-            wit::Readiness::Blocked(why) => domain::Readiness::Blocked(why),
+impl From<wit2::VersionScheme> for domain::Scheme {
+    fn from(s: wit2::VersionScheme) -> Self {
+        match s {
+            wit2::VersionScheme::Deb => domain::Scheme::Deb,
+            wit2::VersionScheme::Rpm => domain::Scheme::Rpm,
+            wit2::VersionScheme::Apk => domain::Scheme::Apk,
+            wit2::VersionScheme::Semver => domain::Scheme::Semver,
+            wit2::VersionScheme::Vendor => domain::Scheme::Vendor,
         }
     }
 }
 
-impl From<domain::InstallOutcome> for wit::InstallOutcome {
-    fn from(o: domain::InstallOutcome) -> Self {
-        let domain::InstallOutcome {
-            installed_version,
-            reboot_pending,
-            detail,
-        } = o;
-        wit::InstallOutcome {
-            installed_version,
-            reboot_pending,
-            detail,
-        }
-    }
-}
-
-impl From<wit::InstallOutcome> for domain::InstallOutcome {
-    fn from(o: wit::InstallOutcome) -> Self {
-        let wit::InstallOutcome {
-            installed_version,
-            reboot_pending,
-            detail,
-        } = o;
-        domain::InstallOutcome {
-            installed_version,
-            reboot_pending,
-            detail,
-        }
-    }
-}
-
-impl From<domain::HealthCheck> for wit::HealthCheck {
-    fn from(c: domain::HealthCheck) -> Self {
-        let domain::HealthCheck { name, ok, detail } = c;
-        wit::HealthCheck { name, ok, detail }
-    }
-}
-
-impl From<wit::HealthCheck> for domain::HealthCheck {
-    fn from(c: wit::HealthCheck) -> Self {
-        let wit::HealthCheck { name, ok, detail } = c;
-        domain::HealthCheck { name, ok, detail }
-    }
-}
-
-impl From<domain::HealthReport> for wit::HealthReport {
-    fn from(r: domain::HealthReport) -> Self {
-        let domain::HealthReport { healthy, checks } = r;
-        wit::HealthReport {
-            healthy,
-            checks: checks.into_iter().map(Into::into).collect(),
-        }
-    }
-}
-
-impl From<wit::HealthReport> for domain::HealthReport {
-    fn from(r: wit::HealthReport) -> Self {
-        let wit::HealthReport { healthy, checks } = r;
-        domain::HealthReport {
-            healthy,
-            checks: checks.into_iter().map(Into::into).collect(),
-        }
-    }
-}
-
-impl From<domain::VerifyReport> for wit::VerifyReport {
-    fn from(r: domain::VerifyReport) -> Self {
-        let domain::VerifyReport {
-            installed_version,
-            health,
-        } = r;
-        wit::VerifyReport {
-            installed_version,
-            health: health.into(),
-        }
-    }
-}
-
-impl From<wit::VerifyReport> for domain::VerifyReport {
-    fn from(r: wit::VerifyReport) -> Self {
-        let wit::VerifyReport {
-            installed_version,
-            health,
-        } = r;
-        domain::VerifyReport {
-            installed_version,
-            health: health.into(),
-        }
-    }
-}
-
-impl From<domain::RollbackTarget> for wit::RollbackTarget {
-    fn from(t: domain::RollbackTarget) -> Self {
-        let domain::RollbackTarget { version, artifact } = t;
-        wit::RollbackTarget {
+impl From<domain::Component> for wit2::Component {
+    fn from(c: domain::Component) -> Self {
+        let domain::Component {
+            name,
             version,
-            artifact: artifact.map(Into::into),
+            scheme,
+        } = c;
+        wit2::Component {
+            name,
+            version,
+            scheme: scheme.map(Into::into),
         }
     }
 }
 
-impl From<wit::RollbackTarget> for domain::RollbackTarget {
-    fn from(t: wit::RollbackTarget) -> Self {
-        let wit::RollbackTarget { version, artifact } = t;
-        domain::RollbackTarget {
+impl From<wit2::Component> for domain::Component {
+    fn from(c: wit2::Component) -> Self {
+        let wit2::Component {
+            name,
             version,
-            artifact: artifact.map(Into::into),
+            scheme,
+        } = c;
+        domain::Component {
+            name,
+            version,
+            scheme: scheme.map(Into::into),
         }
     }
 }
+
+impl From<domain::Patch> for wit2::Patch {
+    fn from(p: domain::Patch) -> Self {
+        let domain::Patch {
+            id,
+            vendor,
+            title,
+            component,
+            fixed_version,
+            applies_to,
+            scheme,
+            kind,
+            severity,
+            cves,
+            prerequisites,
+            supersedes,
+            reboot_required,
+            artifact,
+            released,
+        } = p;
+        wit2::Patch {
+            id,
+            vendor,
+            title,
+            component,
+            fixed_version,
+            applies_to,
+            scheme: scheme.map(Into::into),
+            kind: kind.into(),
+            severity: severity.into(),
+            cves,
+            prerequisites,
+            supersedes,
+            reboot_required,
+            artifact: artifact.into(),
+            released,
+        }
+    }
+}
+
+impl From<wit2::Patch> for domain::Patch {
+    fn from(p: wit2::Patch) -> Self {
+        let wit2::Patch {
+            id,
+            vendor,
+            title,
+            component,
+            fixed_version,
+            applies_to,
+            scheme,
+            kind,
+            severity,
+            cves,
+            prerequisites,
+            supersedes,
+            reboot_required,
+            artifact,
+            released,
+        } = p;
+        domain::Patch {
+            id,
+            vendor,
+            title,
+            component,
+            fixed_version,
+            applies_to,
+            scheme: scheme.map(Into::into),
+            kind: kind.into(),
+            severity: severity.into(),
+            cves,
+            prerequisites,
+            supersedes,
+            reboot_required,
+            artifact: artifact.into(),
+            released,
+        }
+    }
+}
+
+impl From<wit2::PluginInfo> for super::PluginInfo {
+    fn from(i: wit2::PluginInfo) -> Self {
+        let wit2::PluginInfo {
+            name,
+            version,
+            description,
+        } = i;
+        super::PluginInfo {
+            name,
+            version,
+            description,
+        }
+    }
+}
+
+/// The conversions of the types 0.1.1 and 0.2.0 have alike, for one version's module.
+macro_rules! alike {
+    ($wit:ident) => {
+        impl From<domain::Device> for $wit::Device {
+            fn from(d: domain::Device) -> Self {
+                let domain::Device {
+                    id,
+                    hostname,
+                    tags,
+                    facts,
+                    components,
+                } = d;
+                $wit::Device {
+                    id,
+                    hostname,
+                    tags,
+                    facts,
+                    components: components.into_iter().map(Into::into).collect(),
+                }
+            }
+        }
+
+        impl From<$wit::Device> for domain::Device {
+            fn from(d: $wit::Device) -> Self {
+                let $wit::Device {
+                    id,
+                    hostname,
+                    tags,
+                    facts,
+                    components,
+                } = d;
+                domain::Device {
+                    id,
+                    hostname,
+                    tags,
+                    facts,
+                    components: components.into_iter().map(Into::into).collect(),
+                }
+            }
+        }
+
+        impl From<domain::Severity> for $wit::Severity {
+            fn from(s: domain::Severity) -> Self {
+                match s {
+                    domain::Severity::Unknown => $wit::Severity::Unknown,
+                    domain::Severity::Low => $wit::Severity::Low,
+                    domain::Severity::Medium => $wit::Severity::Medium,
+                    domain::Severity::High => $wit::Severity::High,
+                    domain::Severity::Critical => $wit::Severity::Critical,
+                }
+            }
+        }
+
+        impl From<$wit::Severity> for domain::Severity {
+            fn from(s: $wit::Severity) -> Self {
+                match s {
+                    $wit::Severity::Unknown => domain::Severity::Unknown,
+                    $wit::Severity::Low => domain::Severity::Low,
+                    $wit::Severity::Medium => domain::Severity::Medium,
+                    $wit::Severity::High => domain::Severity::High,
+                    $wit::Severity::Critical => domain::Severity::Critical,
+                }
+            }
+        }
+
+        impl From<domain::PatchKind> for $wit::PatchKind {
+            fn from(k: domain::PatchKind) -> Self {
+                match k {
+                    domain::PatchKind::Security => $wit::PatchKind::Security,
+                    domain::PatchKind::Bugfix => $wit::PatchKind::Bugfix,
+                    domain::PatchKind::Feature => $wit::PatchKind::Feature,
+                    domain::PatchKind::Firmware => $wit::PatchKind::Firmware,
+                }
+            }
+        }
+
+        impl From<$wit::PatchKind> for domain::PatchKind {
+            fn from(k: $wit::PatchKind) -> Self {
+                match k {
+                    $wit::PatchKind::Security => domain::PatchKind::Security,
+                    $wit::PatchKind::Bugfix => domain::PatchKind::Bugfix,
+                    $wit::PatchKind::Feature => domain::PatchKind::Feature,
+                    $wit::PatchKind::Firmware => domain::PatchKind::Firmware,
+                }
+            }
+        }
+
+        impl From<domain::Artifact> for $wit::Artifact {
+            fn from(a: domain::Artifact) -> Self {
+                let domain::Artifact { url, sha256, size } = a;
+                $wit::Artifact { url, sha256, size }
+            }
+        }
+
+        impl From<$wit::Artifact> for domain::Artifact {
+            fn from(a: $wit::Artifact) -> Self {
+                let $wit::Artifact { url, sha256, size } = a;
+                domain::Artifact { url, sha256, size }
+            }
+        }
+
+        impl From<domain::Readiness> for $wit::Readiness {
+            fn from(r: domain::Readiness) -> Self {
+                match r {
+                    domain::Readiness::Ready => $wit::Readiness::Ready,
+                    domain::Readiness::AlreadyInstalled(v) => $wit::Readiness::AlreadyInstalled(v),
+                    domain::Readiness::Blocked(why) => $wit::Readiness::Blocked(why),
+                }
+            }
+        }
+
+        impl From<$wit::Readiness> for domain::Readiness {
+            fn from(r: $wit::Readiness) -> Self {
+                match r {
+                    $wit::Readiness::Ready => domain::Readiness::Ready,
+                    $wit::Readiness::AlreadyInstalled(v) => domain::Readiness::AlreadyInstalled(v),
+                    $wit::Readiness::Blocked(why) => domain::Readiness::Blocked(why),
+                }
+            }
+        }
+
+        impl From<domain::InstallOutcome> for $wit::InstallOutcome {
+            fn from(o: domain::InstallOutcome) -> Self {
+                let domain::InstallOutcome {
+                    installed_version,
+                    reboot_pending,
+                    detail,
+                } = o;
+                $wit::InstallOutcome {
+                    installed_version,
+                    reboot_pending,
+                    detail,
+                }
+            }
+        }
+
+        impl From<$wit::InstallOutcome> for domain::InstallOutcome {
+            fn from(o: $wit::InstallOutcome) -> Self {
+                let $wit::InstallOutcome {
+                    installed_version,
+                    reboot_pending,
+                    detail,
+                } = o;
+                domain::InstallOutcome {
+                    installed_version,
+                    reboot_pending,
+                    detail,
+                }
+            }
+        }
+
+        impl From<domain::HealthCheck> for $wit::HealthCheck {
+            fn from(c: domain::HealthCheck) -> Self {
+                let domain::HealthCheck { name, ok, detail } = c;
+                $wit::HealthCheck { name, ok, detail }
+            }
+        }
+
+        impl From<$wit::HealthCheck> for domain::HealthCheck {
+            fn from(c: $wit::HealthCheck) -> Self {
+                let $wit::HealthCheck { name, ok, detail } = c;
+                domain::HealthCheck { name, ok, detail }
+            }
+        }
+
+        impl From<domain::HealthReport> for $wit::HealthReport {
+            fn from(r: domain::HealthReport) -> Self {
+                let domain::HealthReport { healthy, checks } = r;
+                $wit::HealthReport {
+                    healthy,
+                    checks: checks.into_iter().map(Into::into).collect(),
+                }
+            }
+        }
+
+        impl From<$wit::HealthReport> for domain::HealthReport {
+            fn from(r: $wit::HealthReport) -> Self {
+                let $wit::HealthReport { healthy, checks } = r;
+                domain::HealthReport {
+                    healthy,
+                    checks: checks.into_iter().map(Into::into).collect(),
+                }
+            }
+        }
+
+        impl From<domain::VerifyReport> for $wit::VerifyReport {
+            fn from(r: domain::VerifyReport) -> Self {
+                let domain::VerifyReport {
+                    installed_version,
+                    health,
+                } = r;
+                $wit::VerifyReport {
+                    installed_version,
+                    health: health.into(),
+                }
+            }
+        }
+
+        impl From<$wit::VerifyReport> for domain::VerifyReport {
+            fn from(r: $wit::VerifyReport) -> Self {
+                let $wit::VerifyReport {
+                    installed_version,
+                    health,
+                } = r;
+                domain::VerifyReport {
+                    installed_version,
+                    health: health.into(),
+                }
+            }
+        }
+
+        impl From<domain::RollbackTarget> for $wit::RollbackTarget {
+            fn from(t: domain::RollbackTarget) -> Self {
+                let domain::RollbackTarget { version, artifact } = t;
+                $wit::RollbackTarget {
+                    version,
+                    artifact: artifact.map(Into::into),
+                }
+            }
+        }
+
+        impl From<$wit::RollbackTarget> for domain::RollbackTarget {
+            fn from(t: $wit::RollbackTarget) -> Self {
+                let $wit::RollbackTarget { version, artifact } = t;
+                domain::RollbackTarget {
+                    version,
+                    artifact: artifact.map(Into::into),
+                }
+            }
+        }
+    };
+}
+
+alike!(wit);
+alike!(wit2);
 
 #[cfg(test)]
 mod tests {
@@ -345,7 +515,66 @@ mod tests {
 
     #[test]
     fn every_type_survives_the_plugin_boundary_both_ways() {
-        round_trips::<_, wit::Device>(domain::Device {
+        every_type_survives::<
+            wit::Device,
+            wit::Patch,
+            wit::Readiness,
+            wit::InstallOutcome,
+            wit::VerifyReport,
+            wit::RollbackTarget,
+        >(None);
+        for scheme in [
+            None,
+            Some(domain::Scheme::Deb),
+            Some(domain::Scheme::Vendor),
+        ] {
+            every_type_survives::<
+                wit2::Device,
+                wit2::Patch,
+                wit2::Readiness,
+                wit2::InstallOutcome,
+                wit2::VerifyReport,
+                wit2::RollbackTarget,
+            >(scheme);
+        }
+    }
+
+    /// A 0.1.x plugin has no scheme: one given to it is left out, and what it returns
+    /// has none.
+    #[test]
+    fn a_scheme_is_left_out_towards_0_1_and_kept_towards_0_2() {
+        let deb = domain::Component {
+            name: "libc6".into(),
+            version: "2.36-9+deb12u4".into(),
+            scheme: Some(domain::Scheme::Deb),
+        };
+        let old = domain::Component::from(wit::Component::from(deb.clone()));
+        assert_eq!(old.scheme, None);
+        assert_eq!(old.version, deb.version);
+        assert_eq!(
+            domain::Component::from(wit2::Component::from(deb.clone())),
+            deb
+        );
+    }
+
+    /// Every type through one version's bindings and back, with `scheme` on the
+    /// component and patch (`None` for 0.1.1, which has no scheme).
+    fn every_type_survives<Dev, P, R, O, V, T>(scheme: Option<domain::Scheme>)
+    where
+        Dev: From<domain::Device>,
+        domain::Device: From<Dev>,
+        P: From<domain::Patch>,
+        domain::Patch: From<P>,
+        R: From<domain::Readiness>,
+        domain::Readiness: From<R>,
+        O: From<domain::InstallOutcome>,
+        domain::InstallOutcome: From<O>,
+        V: From<domain::VerifyReport>,
+        domain::VerifyReport: From<V>,
+        T: From<domain::RollbackTarget>,
+        domain::RollbackTarget: From<T>,
+    {
+        round_trips::<_, Dev>(domain::Device {
             id: "srv-1".into(),
             hostname: "10.0.0.5".into(),
             tags: vec!["lab".into()],
@@ -353,6 +582,7 @@ mod tests {
             components: vec![domain::Component {
                 name: "bios".into(),
                 version: "2.10.0".into(),
+                scheme,
             }],
         });
         for (kind, severity) in [
@@ -362,13 +592,14 @@ mod tests {
             (domain::PatchKind::Firmware, domain::Severity::Low),
             (domain::PatchKind::Firmware, domain::Severity::Unknown),
         ] {
-            round_trips::<_, wit::Patch>(domain::Patch {
+            round_trips::<_, P>(domain::Patch {
                 id: "dell-bios-2.19.1".into(),
                 vendor: "dell".into(),
                 title: "BIOS 2.19.1".into(),
                 component: "bios".into(),
                 fixed_version: "2.19.1".into(),
                 applies_to: ">=2.0.0, <2.19.1".into(),
+                scheme,
                 kind,
                 severity,
                 cves: vec!["CVE-2021-44228".into()],
@@ -384,14 +615,14 @@ mod tests {
             domain::Readiness::AlreadyInstalled("2.19.1".into()),
             domain::Readiness::Blocked("on battery".into()),
         ] {
-            round_trips::<_, wit::Readiness>(readiness);
+            round_trips::<_, R>(readiness);
         }
-        round_trips::<_, wit::InstallOutcome>(domain::InstallOutcome {
+        round_trips::<_, O>(domain::InstallOutcome {
             installed_version: "2.19.1".into(),
             reboot_pending: true,
             detail: "JID_1".into(),
         });
-        round_trips::<_, wit::VerifyReport>(domain::VerifyReport {
+        round_trips::<_, V>(domain::VerifyReport {
             installed_version: Some("2.19.1".into()),
             health: domain::HealthReport {
                 healthy: false,
@@ -403,7 +634,7 @@ mod tests {
             },
         });
         for artifact in [None, Some(artifact())] {
-            round_trips::<_, wit::RollbackTarget>(domain::RollbackTarget {
+            round_trips::<_, T>(domain::RollbackTarget {
                 version: "2.10.0".into(),
                 artifact,
             });
