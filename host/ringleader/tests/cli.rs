@@ -178,7 +178,7 @@ fn check_json_of_every_plugin_matches_the_schema() {
         assert_eq!(doc["valid"], true);
         // Built against either WIT version this host implements or links.
         assert!(
-            ["0.1.0", "0.1.1"].contains(&doc["wit_version"].as_str().unwrap()),
+            ["0.1.0", "0.1.1", "0.2.0"].contains(&doc["wit_version"].as_str().unwrap()),
             "{doc}"
         );
         assert!(doc["capabilities"]["http"].is_array());
@@ -403,7 +403,7 @@ fn plugin_list_says_what_each_bundled_plugin_is_and_asks_for() {
         serde_json::json!(["dpkg", "dpkg-query", "sha256sum"])
     );
     assert_eq!(of("csaf-source")["world"], "patch-source");
-    assert_eq!(of("csaf-source")["wit_version"], "0.1.1");
+    assert_eq!(of("csaf-source")["wit_version"], "0.2.0");
     assert_eq!(of("redfish-firmware")["capabilities"]["kv"], true);
     // The checksum is the one of the component `plugin check --bundled` loads.
     let out = ringleader(&["plugin", "check", "--bundled", "lvfs-source", "--json"]);
@@ -1342,5 +1342,133 @@ fn listing_to_a_reader_that_went_away_is_no_error() {
         let err = text(&out.stderr);
         assert!(out.status.success(), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+/// The issue's four Debian cases, from a CSAF feed naming its packages by `pkg:deb`
+/// purl, on a device whose inventory reads versions as `deb`: `plan --explain` decides
+/// each as `dpkg --compare-versions` does, and says by which order.
+#[test]
+fn explain_orders_debian_versions_as_dpkg_does_and_says_so() {
+    let rows = [
+        ("libc6", "2.36-9+deb12u4", "2.36-9+deb12u7"),
+        ("bash", "5.2.15-2+b6", "5.2.15-2+b7"),
+        ("vim", "2:9.0.1378-2", "2:9.0.1378-2+deb12u1"),
+        ("openssl", "3.0.15-1", "3.0.15-1~deb12u1"),
+    ];
+    let products: Vec<String> = rows
+        .iter()
+        .map(|(name, _, fixed)| {
+            let purl = format!(
+                "pkg:deb/debian/{name}@{}?arch=amd64",
+                fixed.replace('+', "%2B")
+            );
+            format!(
+                r#"{{"name": "{name} {fixed}", "product_id": "{name}-fixed", "product_identification_helper": {{"purl": "{purl}"}}}}"#
+            )
+        })
+        .collect();
+    let ids: Vec<String> = rows
+        .iter()
+        .map(|(name, ..)| format!("\"{name}-fixed\""))
+        .collect();
+    let advisory = format!(
+        r#"{{"document": {{"category": "csaf_security_advisory", "csaf_version": "2.0", "title": "Debian updates",
+  "publisher": {{"category": "vendor", "name": "Debian", "namespace": "https://www.debian.org"}},
+  "tracking": {{"id": "DSA-0000-1", "initial_release_date": "2026-11-01T00:00:00Z", "current_release_date": "2026-11-01T00:00:00Z",
+    "status": "final", "version": "1", "revision_history": [{{"date": "2026-11-01T00:00:00Z", "number": "1", "summary": "Initial"}}]}}}},
+ "product_tree": {{"full_product_names": [{}]}},
+ "vulnerabilities": [{{"cve": "CVE-2026-0001", "product_status": {{"fixed": [{}]}}}}]}}"#,
+        products.join(", "),
+        ids.join(", ")
+    );
+    let base = ringleader_tests::peers::serve_files(
+        [
+            ("/dsa/index.txt".to_string(), b"advisory.json\n".to_vec()),
+            ("/dsa/advisory.json".to_string(), advisory.into_bytes()),
+        ]
+        .into(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ringleader.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[plugins.csaf-source]\nhttp = [\"{{setting:index}}\"]\nsettings = {{ index = \"{base}/dsa/index.txt\" }}\n"
+        ),
+    )
+    .unwrap();
+    let inventory = dir.path().join("inventory.toml");
+    let components: Vec<String> = rows
+        .iter()
+        .map(|(name, installed, _)| format!("{name} = \"{installed}\""))
+        .collect();
+    std::fs::write(
+        &inventory,
+        format!(
+            "version-scheme = \"deb\"\n[[devices]]\nid = \"deb-1\"\ncomponents = {{ {} }}\n",
+            components.join(", ")
+        ),
+    )
+    .unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "name = \"p\"\n[[rings]]\nname = \"all\"\nselect = \"rest\"\n",
+    )
+    .unwrap();
+    let explain = |json: bool| {
+        let mut args = vec![
+            "plan",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--inventory",
+            inventory.to_str().unwrap(),
+            "--source",
+            "csaf-source",
+            "--config",
+            config.to_str().unwrap(),
+            "--at",
+            "2026-11-30T09:00:00Z",
+            "--explain",
+            "deb-1",
+        ];
+        if json {
+            args.push("--json");
+        }
+        let out = ringleader(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        out
+    };
+    let doc: serde_json::Value = serde_json::from_slice(&explain(true).stdout).unwrap();
+    assert_valid(&schema("explain.v1.json"), &doc);
+    let human = text(&explain(false).stdout);
+    let dpkg = ringleader_tests::peers::dpkg();
+    for (name, installed, fixed) in rows {
+        // The judge: dpkg itself.
+        let needed = Command::new(dpkg)
+            .args(["--compare-versions", installed, "lt", fixed])
+            .status()
+            .unwrap()
+            .success();
+        let entry = doc["patches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["patch"] == format!("DSA-0000-1/{name}"))
+            .unwrap_or_else(|| panic!("{name}: {doc}"));
+        if needed {
+            assert_eq!(entry["reason"], "planned", "{name}: {entry}");
+            assert_eq!(entry["step"]["scheme"], "deb", "{entry}");
+            assert_eq!(entry["step"]["from"], installed, "{entry}");
+            let why = format!("installed {installed} < fixed {fixed} (deb order)");
+            assert!(human.contains(&why), "{why}\n{human}");
+        } else {
+            assert_eq!(entry["reason"], "already-at-or-above", "{name}: {entry}");
+            let why = format!(
+                "version {installed} is already at or above the fixed version {fixed} (deb order)"
+            );
+            assert!(human.contains(&why), "{why}\n{human}");
+        }
     }
 }

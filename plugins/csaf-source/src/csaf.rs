@@ -198,15 +198,13 @@ fn from_purl(purl: &str) -> Option<Package> {
         .split('/')
         .next()
         .and_then(|kind| scheme_of_purl_type(&kind.to_ascii_lowercase()));
-    let name = path
-        .rsplit('/')
-        .next()?
-        .replace("%2B", "+")
-        .replace("%2b", "+");
+    let name = percent_decoded(path.rsplit('/').next()?);
     let (version, qualifiers) = match tail.split_once('?') {
         Some((v, q)) => (v, q.split('#').next().unwrap_or("")),
         None => (tail.split('#').next().unwrap_or(tail), ""),
     };
+    // `+` is written `%2B` in purls (`pkg:deb/debian/libc6@2.36-9%2Bdeb12u7`).
+    let version = percent_decoded(version);
     let epoch = qualifiers
         .split('&')
         .find_map(|q| q.strip_prefix("epoch="))
@@ -216,6 +214,27 @@ fn from_purl(purl: &str) -> Option<Package> {
         None => version.to_string(),
     };
     (!name.is_empty() && !version.is_empty()).then_some((name, version, scheme))
+}
+
+/// `text` with its `%XX` escapes decoded; an escape that is not one is kept as written.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (b, ..) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A package's name and version from an RPM file name
