@@ -819,3 +819,64 @@ fn one_advisory_feed(prefix: &str) -> (String, tempfile::TempDir, std::path::Pat
     .unwrap();
     (base, dir, inventory)
 }
+
+/// A CSAF document that gives no patch says why, at `info`, and `plugin run ...
+/// discover` shows it on stderr (its default filter shows every line of the plugin):
+/// here products named by CPE only, and one with only a workaround.
+#[test]
+fn discover_says_why_a_document_gave_no_patch() {
+    let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/cases/csaf");
+    let read = |case: &str| std::fs::read(cases.join(case).join("advisory.json")).unwrap();
+    let base = serve(HashMap::from([
+        (
+            "/nothing/index.txt".to_string(),
+            b"cpe.json\nworkaround.json\n".to_vec(),
+        ),
+        (
+            "/nothing/cpe.json".to_string(),
+            read("products-named-by-cpe-only"),
+        ),
+        (
+            "/nothing/workaround.json".to_string(),
+            read("known-affected-with-a-workaround-only"),
+        ),
+    ]));
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("inventory.toml");
+    std::fs::write(
+        &inventory,
+        "[[devices]]\nid = \"deb-1\"\ncomponents = { openssl = \"3.0.11-1\" }\n",
+    )
+    .unwrap();
+    let config = dir.path().join("ringleader.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[plugins.csaf-source]\nhttp = [\"{{setting:index}}\"]\nsettings = {{ index = \"{base}/nothing/index.txt\" }}\n"
+        ),
+    )
+    .unwrap();
+    let out = ringleader(&run_args(
+        "csaf-source",
+        "discover",
+        &[
+            "--inventory",
+            inventory.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    ));
+    expect_status(&out, 0);
+    let stderr = text(&out.stderr);
+    for why in [
+        format!(
+            "advisory {base}/nothing/cpe.json gives no patch: no package and version for its fixed products T000002: they are named by CPE only"
+        ),
+        format!(
+            "advisory {base}/nothing/workaround.json gives no patch: no product has the `fixed` status: its products are `known_affected`, with a workaround or mitigation only (nothing to install)"
+        ),
+    ] {
+        assert!(stderr.contains(&why), "{why}\n{stderr}");
+    }
+    assert!(stderr.contains("INFO"), "at info: {stderr}");
+}
