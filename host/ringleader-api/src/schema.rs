@@ -56,7 +56,7 @@ impl<D: Document> fmt::Debug for Schema<D> {
 
 impl<D: Document> fmt::Display for Schema<D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(D::SCHEMA)
+        f.pad(D::SCHEMA)
     }
 }
 

@@ -3,6 +3,9 @@
 use anyhow::Context;
 use clap::Args;
 use jiff::Timestamp;
+use ringleader_api::Schema;
+use ringleader_api::demo::{DemoV1, FinalState, OutcomesV1, RingV1};
+use ringleader_api::exit::ExitStatus;
 use ringleader_engine::clock::VirtualClock;
 use ringleader_engine::core::{Core, JobId, JobState, Phase};
 use ringleader_engine::demo::{self, FleetConfig};
@@ -11,7 +14,6 @@ use ringleader_engine::store::{Record, Status, Store, StoredEvent};
 use ringleader_planner::policy::{Policy, PolicyError};
 use ringleader_runtime::sim_device::SimDevices;
 use ringleader_runtime::{Grants, Runtime, RuntimeConfig, Services};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -77,7 +79,7 @@ pub async fn run(args: DemoArgs) -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(1)
+            ExitCode::from(ExitStatus::Failure)
         }
     }
 }
@@ -211,7 +213,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         );
     }
 
-    let mut summary = DemoV1::new(
+    let mut summary = summary_of(
         &policy.name,
         &args,
         &core,
@@ -243,11 +245,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     } else {
         print_summary(&summary);
     }
-    Ok(match summary.final_state {
-        "completed" => ExitCode::SUCCESS,
-        "halted" => ExitCode::from(3),
-        _ => ExitCode::from(1),
-    })
+    Ok(ExitCode::from(match summary.final_state {
+        FinalState::Completed => ExitStatus::Success,
+        FinalState::Halted => ExitStatus::Halted,
+        FinalState::Aborted | FinalState::Stalled => ExitStatus::Failure,
+    }))
 }
 
 /// What a demo in a data directory was started from; a resume must match it.
@@ -317,129 +319,76 @@ impl Progress {
     }
 }
 
-/// `ringleader.demo/v1` (docs/schemas/demo.v1.json).
-#[derive(Debug, Serialize)]
-struct DemoV1 {
-    schema: &'static str,
-    policy: String,
-    devices: usize,
-    seed: u64,
-    /// `completed`, `halted`, `aborted` or `stalled`.
-    final_state: &'static str,
-    halt_reason: Option<String>,
-    rings: Vec<RingV1>,
-    outcomes: OutcomesV1,
-    install_calls: u64,
-    rollback_calls: u64,
-    approvals: u64,
+/// The demo's summary, `ringleader.demo/v1`.
+fn summary_of(
+    policy: &str,
+    args: &DemoArgs,
+    core: &Core,
+    report: &ringleader_engine::executor::RunReport,
     duplicate_installs: u64,
-    /// SHA-256 over every device's id and outcome, in order: equal digests mean equal
-    /// per-device outcomes.
-    outcomes_digest: String,
-    virtual_start: Timestamp,
-    virtual_end: Timestamp,
-    virtual_duration_seconds: i64,
-    real_duration_ms: u128,
-    /// Of the real duration, the time spent inside installer plugin calls (the
-    /// simulated devices' own work included), in this process.
-    plugin_call_ms: u128,
-}
-
-#[derive(Debug, Serialize)]
-struct RingV1 {
-    name: String,
-    devices: usize,
-    /// The states at the end, each device once.
-    done: usize,
-    failed: usize,
-    rolled_back: usize,
-    rollback_failed: usize,
-    not_started: usize,
-    /// Devices whose install failed, as failure budgets and halt reasons count them:
-    /// those that had installed a step were rolled back since (`rolled_back`).
-    failures: usize,
-}
-
-#[derive(Debug, Serialize, Default)]
-struct OutcomesV1 {
-    done: usize,
-    failed: usize,
-    rolled_back: usize,
-    rollback_failed: usize,
-    not_started: usize,
-}
-
-impl DemoV1 {
-    fn new(
-        policy: &str,
-        args: &DemoArgs,
-        core: &Core,
-        report: &ringleader_engine::executor::RunReport,
-        duplicate_installs: u64,
-        real: Duration,
-    ) -> DemoV1 {
-        let mut outcomes = OutcomesV1::default();
-        let rings = (0..core.ring_count() as u16)
-            .map(|r| {
-                let c = core.counts(r);
-                outcomes.done += c.done;
-                outcomes.failed += c.failed;
-                outcomes.rolled_back += c.rolled_back;
-                outcomes.rollback_failed += c.rollback_failed;
-                outcomes.not_started += c.pending + c.active + c.rolling_back;
-                RingV1 {
-                    name: core.spec().rings[usize::from(r)].name.clone(),
-                    devices: core.ring_len(r),
-                    done: c.done,
-                    failed: c.failed,
-                    rolled_back: c.rolled_back,
-                    rollback_failed: c.rollback_failed,
-                    not_started: c.pending + c.active + c.rolling_back,
-                    failures: core.failures(r),
-                }
-            })
-            .collect();
-        let mut digest = Sha256::new();
-        for r in 0..core.ring_count() as u16 {
-            for index in 0..core.ring_len(r) as u32 {
-                let job = JobId { ring: r, index };
-                if let (Some(spec), Some(state)) = (core.job_spec(job), core.job(job)) {
-                    let outcome = match state {
-                        JobState::Done => "done",
-                        JobState::Failed { .. } => "failed",
-                        JobState::RolledBack => "rolled-back",
-                        JobState::RollbackFailed => "rollback-failed",
-                        _ => "not-started",
-                    };
-                    digest.update(format!("{}={outcome}\n", spec.device));
-                }
+    real: Duration,
+) -> DemoV1 {
+    let mut outcomes = OutcomesV1::default();
+    let rings = (0..core.ring_count() as u16)
+        .map(|r| {
+            let c = core.counts(r);
+            outcomes.done += c.done;
+            outcomes.failed += c.failed;
+            outcomes.rolled_back += c.rolled_back;
+            outcomes.rollback_failed += c.rollback_failed;
+            outcomes.not_started += c.pending + c.active + c.rolling_back;
+            RingV1 {
+                name: core.spec().rings[usize::from(r)].name.clone(),
+                devices: core.ring_len(r),
+                done: c.done,
+                failed: c.failed,
+                rolled_back: c.rolled_back,
+                rollback_failed: c.rollback_failed,
+                not_started: c.pending + c.active + c.rolling_back,
+                failures: core.failures(r),
+            }
+        })
+        .collect();
+    let mut digest = Sha256::new();
+    for r in 0..core.ring_count() as u16 {
+        for index in 0..core.ring_len(r) as u32 {
+            let job = JobId { ring: r, index };
+            if let (Some(spec), Some(state)) = (core.job_spec(job), core.job(job)) {
+                let outcome = match state {
+                    JobState::Done => "done",
+                    JobState::Failed { .. } => "failed",
+                    JobState::RolledBack => "rolled-back",
+                    JobState::RollbackFailed => "rollback-failed",
+                    _ => "not-started",
+                };
+                digest.update(format!("{}={outcome}\n", spec.device));
             }
         }
-        DemoV1 {
-            schema: "ringleader.demo/v1",
-            outcomes_digest: hex::encode(digest.finalize()),
-            policy: policy.to_string(),
-            devices: args.devices,
-            seed: args.seed,
-            final_state: match &report.phase {
-                Phase::Completed => "completed",
-                Phase::Halted { .. } => "halted",
-                Phase::Aborted => "aborted",
-                _ => "stalled",
-            },
-            halt_reason: report.halt_reason.clone(),
-            rings,
-            outcomes,
-            install_calls: report.install_calls,
-            rollback_calls: report.rollback_calls,
-            approvals: report.approvals,
-            duplicate_installs,
-            virtual_start: report.started,
-            virtual_end: report.finished,
-            virtual_duration_seconds: report.finished.as_second() - report.started.as_second(),
-            real_duration_ms: real.as_millis(),
-            plugin_call_ms: report.plugin_time.as_millis(),
-        }
+    }
+    DemoV1 {
+        schema: Schema::new(),
+        outcomes_digest: hex::encode(digest.finalize()),
+        policy: policy.to_string(),
+        devices: args.devices,
+        seed: args.seed,
+        final_state: match &report.phase {
+            Phase::Completed => FinalState::Completed,
+            Phase::Halted { .. } => FinalState::Halted,
+            Phase::Aborted => FinalState::Aborted,
+            _ => FinalState::Stalled,
+        },
+        halt_reason: report.halt_reason.clone(),
+        rings,
+        outcomes,
+        install_calls: report.install_calls,
+        rollback_calls: report.rollback_calls,
+        approvals: report.approvals,
+        duplicate_installs,
+        virtual_start: report.started,
+        virtual_end: report.finished,
+        virtual_duration_seconds: report.finished.as_second() - report.started.as_second(),
+        real_duration_ms: real.as_millis(),
+        plugin_call_ms: report.plugin_time.as_millis(),
     }
 }
 
@@ -483,9 +432,9 @@ fn print_summary(s: &DemoV1) {
     println!(
         "{}: {:.1} days of virtual time ({} to {}) in {:.1} s real time",
         match s.final_state {
-            "completed" => "completed every ring",
-            "halted" => "HALTED",
-            other => other,
+            FinalState::Completed => "completed every ring",
+            FinalState::Halted => "HALTED",
+            other => other.as_str(),
         },
         virtual_days,
         s.virtual_start,

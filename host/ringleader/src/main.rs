@@ -7,6 +7,7 @@ mod data_dir;
 mod demo_cmd;
 mod inventory_cmd;
 mod plan_cmd;
+mod plan_view;
 mod plugin_cmd;
 mod plugin_run;
 mod plugins;
@@ -16,6 +17,8 @@ mod token_cmd;
 
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use ringleader_api::exit::ExitStatus;
+use ringleader_api::rollout::Action;
 use std::process::ExitCode;
 
 /// Staged patch and firmware rollouts through test rings (lab, canary, pilot, broad),
@@ -121,11 +124,11 @@ fn main() -> ExitCode {
         Command::Status(args) => return client::status(args),
         Command::Devices(args) => return client::devices(args),
         Command::Events(args) => return client::events(args),
-        Command::Approve(args) => return client::act("approve", args),
-        Command::Pause(args) => return client::act("pause", args),
-        Command::Resume(args) => return client::act("resume", args),
-        Command::Abort(args) => return client::act("abort", args),
-        Command::Rollback(args) => return client::act("rollback", args),
+        Command::Approve(args) => return client::act(Action::Approve, args),
+        Command::Pause(args) => return client::act(Action::Pause, args),
+        Command::Resume(args) => return client::act(Action::Resume, args),
+        Command::Abort(args) => return client::act(Action::Abort, args),
+        Command::Rollback(args) => return client::act(Action::Rollback, args),
         Command::Token(cmd) => return token_cmd::run(cmd),
         other => other,
     };
@@ -141,7 +144,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: failed to start the async runtime: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(ExitStatus::Failure);
         }
     };
     runtime.block_on(async {

@@ -29,6 +29,14 @@ pub enum PluginRef {
 
 /// Whether `given` names a file (a manifest or a component) rather than a bundled
 /// plugin: it contains `/`, or ends in `.toml` or `.wasm` (or is not UTF-8).
+/// A plugin's world as the JSON documents name it.
+pub fn world_v1(world: ringleader_runtime::World) -> ringleader_api::plugin::World {
+    match world {
+        ringleader_runtime::World::PatchSource => ringleader_api::plugin::World::PatchSource,
+        ringleader_runtime::World::Installer => ringleader_api::plugin::World::Installer,
+    }
+}
+
 pub fn is_path(given: &Path) -> bool {
     match given.to_str() {
         Some(text) => text.contains('/') || text.ends_with(".toml") || text.ends_with(".wasm"),

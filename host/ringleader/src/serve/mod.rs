@@ -167,7 +167,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(1)
+            ExitCode::from(ringleader_api::exit::ExitStatus::Failure)
         }
     }
 }

@@ -4,7 +4,7 @@
 use super::Plugins;
 use jiff::Timestamp;
 use ringleader_engine::clock::VirtualClock;
-use ringleader_engine::core::{Core, JobId, JobState, Phase};
+use ringleader_engine::core::{Core, JobId, Phase};
 use ringleader_engine::demo::{self, FleetConfig};
 use ringleader_engine::executor::{Command, Executor, Metrics, Timing, replay};
 use ringleader_engine::store::{Record, Status, Store};
@@ -330,9 +330,7 @@ impl Rollouts {
                     continue;
                 }
             };
-            let ended = status
-                .as_ref()
-                .is_some_and(|s| matches!(s.phase.as_str(), "completed" | "aborted" | "halted"));
+            let ended = status.as_ref().is_some_and(|s| s.phase.is_final());
             let rollout = rollouts.insert(n, inputs, store, status);
             if ended {
                 // Finished: read-only, answered from the log and its status view; the
@@ -761,20 +759,6 @@ async fn execute(
         l.ended = over;
     });
     Ok(None)
-}
-
-/// A job's state as the API names it.
-pub fn state_name(state: &JobState) -> &'static str {
-    match state {
-        JobState::Pending => "pending",
-        JobState::Running { .. } => "running",
-        JobState::Between { .. } => "between-steps",
-        JobState::Done => "done",
-        JobState::Failed { .. } => "failed",
-        JobState::RollingBack => "rolling-back",
-        JobState::RolledBack => "rolled-back",
-        JobState::RollbackFailed => "rollback-failed",
-    }
 }
 
 #[cfg(test)]
