@@ -1,9 +1,8 @@
 //! The daemon's state on disk under faults: a full disk, a damaged rollout store, and
 //! the data directory's modes.
 
-mod common;
-
-use common::*;
+use crate::BIN;
+use ringleader_tests::daemon::*;
 use ringleader_tests::peers::SmallDisk;
 use std::io::Read;
 use std::path::Path;

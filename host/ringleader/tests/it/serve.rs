@@ -1,9 +1,8 @@
 //! `ringleader serve` and its clients, run as real processes on 127.0.0.1: what a
 //! script or an operator sees. JSON output is validated against `docs/schemas/`.
 
-mod common;
-
-use common::*;
+use crate::BIN;
+use ringleader_tests::daemon::*;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
