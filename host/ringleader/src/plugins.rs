@@ -8,13 +8,14 @@
 //!
 //! `serve`, `demo`, `plan` and the `plugin` commands resolve what they are given with
 //! [`PluginRef::resolve`], and [`Chosen`] fills in and grants the simulated vendor's
-//! pair when a command is given no plugin.
+//! pair when a command is given no plugin: the one place default plugins are chosen,
+//! granted ([`Chosen::grants`]) and loaded ([`Chosen::load`]).
 
 use anyhow::{anyhow, bail};
 use ringleader_bundled_plugins::Embedded;
 use ringleader_engine::executor::Installers;
 use ringleader_runtime::manifest::ManifestError;
-use ringleader_runtime::{Grants, LoadError, Manifest, Plugin, Runtime};
+use ringleader_runtime::{Grants, LoadError, Manifest, OperatorConfig, Plugin, Runtime};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -156,15 +157,17 @@ impl Chosen {
         Chosen::new(&[], &[]).expect("no plugin to resolve")
     }
 
-    /// Grants the plugins filled in by default what their manifests declare; the
-    /// plugins named by the operator get what the operator's config grants.
-    pub fn grant_defaults(&self, grants: &mut Grants) -> anyhow::Result<()> {
+    /// What the plugins are granted: what the operator's `config` grants (the plugins
+    /// the operator named get only that), and the plugins filled in by default what
+    /// their manifests declare.
+    pub fn grants(&self, config: &OperatorConfig) -> anyhow::Result<Grants> {
+        let mut grants = config.grants.clone();
         if self.default_installer {
             let installer = &self.installers[0];
             let manifest = installer.manifest()?;
             grants.allow_as_declared(&manifest.name, &manifest.capabilities);
         }
-        Ok(())
+        Ok(grants)
     }
 
     /// The installers' names (from their manifests), the default first.
@@ -185,8 +188,10 @@ impl Chosen {
         Ok(sources)
     }
 
-    /// Loads the installers into `runtime`, the first the default.
-    pub async fn load_installers(&self, runtime: &Runtime) -> Result<Installers, LoadError> {
+    /// Loads the sources and the installers (the first the default) into `runtime`:
+    /// the one place a rollout's plugins are loaded.
+    pub async fn load(&self, runtime: &Runtime) -> Result<(Vec<Plugin>, Installers), LoadError> {
+        let sources = self.load_sources(runtime).await?;
         let (first, rest) = self
             .installers
             .split_first()
@@ -195,7 +200,7 @@ impl Chosen {
         for installer in rest {
             installers = installers.with(installer.load(runtime).await?);
         }
-        Ok(installers)
+        Ok((sources, installers))
     }
 }
 
@@ -248,14 +253,12 @@ mod tests {
     #[test]
     fn the_simulated_vendor_stands_in_for_what_is_not_given_and_only_it_is_granted() {
         let chosen = Chosen::simulated();
-        let mut grants = Grants::default();
-        chosen.grant_defaults(&mut grants).unwrap();
+        let grants = chosen.grants(&OperatorConfig::default()).unwrap();
         assert_eq!(grants.for_plugin("sim-vendor-installer").exec, ["sim-pkg"]);
         assert_eq!(chosen.installer_names().unwrap(), ["sim-vendor-installer"]);
 
         let named = Chosen::new(&[], &["dpkg-installer".into()]).unwrap();
-        let mut grants = Grants::default();
-        named.grant_defaults(&mut grants).unwrap();
+        let grants = named.grants(&OperatorConfig::default()).unwrap();
         assert!(grants.plugins.is_empty(), "{grants:?}");
         assert_eq!(named.installer_names().unwrap(), ["dpkg-installer"]);
         assert_eq!(named.sources[0].to_string(), "bundled:sim-vendor-source");

@@ -665,6 +665,8 @@ async fn start(
         None | Some("real") => Clock::Real,
         Some("virtual") => Clock::Virtual {
             seed: request.seed.unwrap_or(1),
+            // As the daemon has always timed virtual rollouts.
+            hang_permille: 1,
         },
         Some(other) => {
             return Err(failure(
