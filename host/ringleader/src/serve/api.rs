@@ -665,8 +665,11 @@ async fn start(
         None | Some("real") => Clock::Real,
         Some("virtual") => Clock::Virtual {
             seed: request.seed.unwrap_or(1),
-            // As the daemon has always timed virtual rollouts.
-            hang_permille: 1,
+            // The simulated fleet's (`--hang-permille`), as the demo's.
+            hang_permille: match &fleet {
+                Fleet::Simulated { hang_permille, .. } => *hang_permille,
+                Fleet::Inventory { .. } => 1,
+            },
         },
         Some(other) => {
             return Err(failure(
