@@ -3,9 +3,11 @@
 //! (`tests/cases/csaf/`) are the `cases` test binary (`case-runner/csaf.rs`).
 
 use super::*;
+use ringleader_runtime::OperatorConfig;
 use ringleader_tests::guests::csaf::{cases, fleet, source};
 use ringleader_tests::peers::serve_files as serve;
 use std::collections::HashMap;
+use std::path::Path;
 
 #[tokio::test]
 async fn a_broken_or_missing_advisory_does_not_stop_the_others() {
@@ -104,7 +106,9 @@ async fn the_operators_feed_is_reached_through_its_setting_and_no_other_host() {
         let text = format!(
             "[plugins.csaf-source]\nhttp = [{http}]\nsettings = {{ index = \"{index}\" }}\n"
         );
-        Grants::parse(std::path::Path::new("ringleader.toml"), &text).unwrap()
+        OperatorConfig::parse(Path::new("ringleader.toml"), &text)
+            .unwrap()
+            .grants
     };
     let feed_host = feed.url.trim_start_matches("http://").to_string();
     let other_host = elsewhere.url.trim_start_matches("http://").to_string();
@@ -165,7 +169,9 @@ async fn the_operators_feed_is_reached_through_its_setting_and_no_other_host() {
     // A setting that names a host no plugin may reach is refused when the plugin is
     // loaded, saying which setting and why.
     let text = "[plugins.csaf-source]\nhttp = [\"{setting:index}\"]\nsettings = { index = \"http://169.254.169.254/latest/index.txt\" }\n";
-    let grants = Grants::parse(std::path::Path::new("ringleader.toml"), text).unwrap();
+    let grants = OperatorConfig::parse(Path::new("ringleader.toml"), text)
+        .unwrap()
+        .grants;
     let err = runtime(grants, Services::default())
         .load(&manifest("csaf-source"))
         .await

@@ -13,6 +13,7 @@ mod plugin_run;
 mod plugins;
 mod policy_cmd;
 mod serve;
+mod session;
 mod token_cmd;
 
 use clap::parser::ValueSource;

@@ -11,7 +11,7 @@ use ringleader_planner::catalog::Catalog;
 use ringleader_planner::inventory::{Inventory, InventoryError};
 use ringleader_planner::plan::Planner;
 use ringleader_planner::policy::{Policy, PolicyError};
-use ringleader_runtime::{Grants, Runtime, RuntimeConfig};
+use ringleader_runtime::{OperatorConfig, Runtime, RuntimeConfig};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -159,16 +159,10 @@ async fn discover(
     inventory: &Inventory,
 ) -> anyhow::Result<(Catalog, usize)> {
     let chosen = crate::plugins::Chosen::new(sources, &[])?;
-    let grants = match config {
-        Some(path) => {
-            let text = ringleader_diag::read_file("config", path)?;
-            Grants::parse(path, &text)?
-        }
-        None => Grants::default(),
-    };
+    let config = OperatorConfig::load(config)?;
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: ringleader_runtime::cache::ComponentCache::default_dir(),
-        grants,
+        grants: config.grants,
         ..RuntimeConfig::default()
     })?;
     let plugins = chosen.load_sources(&runtime).await?;

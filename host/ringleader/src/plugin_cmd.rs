@@ -211,11 +211,11 @@ async fn check_one(runtime: &Runtime, target: &Target) -> anyhow::Result<Checked
             plugin.load(runtime).await?
         }
         Target::Path(path) => {
-            let manifest = if is_component_path(path) {
+            let manifest = if crate::plugins::is_component_path(path) {
                 // What the component is comes first: "not a component" is the more
                 // useful sentence than "no manifest" for a file that is not a plugin.
                 runtime.inspect(path)?;
-                find_manifest(path)?
+                crate::plugins::find_manifest(path)?
             } else {
                 path.clone()
             };
@@ -230,52 +230,6 @@ async fn check_one(runtime: &Runtime, target: &Target) -> anyhow::Result<Checked
         &plugin,
         summary.map(|s| s.imports).unwrap_or_default(),
     ))
-}
-
-pub(crate) fn is_component_path(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e == "wasm")
-}
-
-/// The manifest beside component `x_y.wasm`: `x_y.plugin.toml`, else `x-y.plugin.toml`
-/// (Cargo names the component of crate `x-y` with underscores), else `plugin.toml`.
-/// When the first two both exist the component's own name wins, with a warning.
-pub(crate) fn find_manifest(component: &Path) -> anyhow::Result<PathBuf> {
-    let dir = component.parent().unwrap_or(Path::new("."));
-    let stem = component
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut candidates = vec![dir.join(format!("{stem}.plugin.toml"))];
-    if stem.contains('_') {
-        candidates.push(dir.join(format!("{}.plugin.toml", stem.replace('_', "-"))));
-    }
-    candidates.push(dir.join("plugin.toml"));
-    let found: Vec<&PathBuf> = candidates.iter().filter(|c| c.exists()).collect();
-    match found[..] {
-        [] => {
-            let (last, rest) = candidates.split_last().expect("never empty");
-            let rest: Vec<String> = rest.iter().map(|c| c.display().to_string()).collect();
-            bail!(
-                "{} has no manifest beside it (looked for {} and {}); write one as described in docs/plugin-authors.md, then run `ringleader plugin seal`",
-                component.display(),
-                rest.join(", "),
-                last.display()
-            )
-        }
-        [first, ..] => {
-            let both = candidates.len() == 3 && first == &candidates[0] && candidates[1].exists();
-            if both {
-                eprintln!(
-                    "warning: both {} and {} are beside {}: using {} (the component's own name); remove the other",
-                    first.display(),
-                    candidates[1].display(),
-                    component.display(),
-                    first.display()
-                );
-            }
-            Ok(first.clone())
-        }
-    }
 }
 
 fn describe(plugin: &Plugin, imports: Vec<String>) -> CheckedPluginV1 {

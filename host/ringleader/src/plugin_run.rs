@@ -3,8 +3,8 @@
 //!
 //! Nothing here is a second way of doing what the engine does: devices come from the
 //! planner's inventory parser and reach the plugin through `Device::to_plugin`, exec goes
-//! through the daemon's own route building (`serve::rollouts::routes`), grants and
-//! credentials through `Grants::parse` of the operator's config, and discovery through
+//! through the daemon's own route building (`session::routes`), grants and
+//! credentials through `OperatorConfig`, the operator config's one parser, and discovery through
 //! the engine's `discover_in_chunks`. What is this command's own is the patch file
 //! (`ringleader.patch/v1`) and the result (`ringleader.plugin-run/v1`).
 
@@ -22,7 +22,7 @@ use ringleader_runtime::cache::ComponentCache;
 use ringleader_runtime::services::{KvStore, MemoryKv, SledKv, SystemClock};
 use ringleader_runtime::sim_device::SimDevices;
 use ringleader_runtime::{
-    CallError, CallErrorKind, Grants, Runtime, RuntimeConfig, Services, World,
+    CallError, CallErrorKind, Grants, OperatorConfig, Runtime, RuntimeConfig, Services, World,
 };
 use ringleader_types::{Device, InstallOutcome, Patch, Readiness, RollbackTarget, VerifyReport};
 use std::path::{Path, PathBuf};
@@ -237,10 +237,11 @@ async fn run_checked(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     check_flags(&args)?;
 
-    let mut grants = match &args.config {
-        Some(path) => {
-            let text = ringleader_diag::read_file("config", path)?;
-            let grants = Grants::parse(path, &text)?;
+    let mut grants = match OperatorConfig::load(args.config.as_deref())? {
+        OperatorConfig {
+            path: Some(path),
+            grants,
+        } => {
             if !grants.plugins.contains_key(&manifest.name) {
                 eprintln!(
                     "warning: {} has no [plugins.{}] table: the plugin is granted no capability (logging, the clock and settings only)",
@@ -250,7 +251,7 @@ async fn run_checked(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
             grants
         }
-        None => {
+        OperatorConfig { path: None, .. } => {
             let mut grants = Grants::default();
             grants.allow_as_declared(&manifest.name, &manifest.capabilities);
             grants
@@ -311,8 +312,8 @@ async fn run_checked(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     if manifest.world == World::Installer && !chosen.devices.is_empty() {
         // The daemon's own route building: the same transports, the same credentials.
-        let routes = crate::serve::rollouts::routes(&chosen, &grants, sim.clone())
-            .map_err(anyhow::Error::msg)?;
+        let routes =
+            crate::session::routes(&chosen, &grants, sim.clone()).map_err(anyhow::Error::msg)?;
         let routes = Arc::new(routes);
         services.exec = routes.clone();
         services.auth = routes;

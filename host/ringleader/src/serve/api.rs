@@ -585,6 +585,11 @@ async fn start(
         None | Some((_, Some(ringleader_api::rollout::Clock::Real))) => Clock::Real,
         Some((_, Some(ringleader_api::rollout::Clock::Virtual))) => Clock::Virtual {
             seed: request.seed.unwrap_or(1),
+            // The simulated fleet's (`--hang-permille`), as the demo's.
+            hang_permille: match &fleet {
+                Fleet::Simulated { hang_permille, .. } => *hang_permille,
+                Fleet::Inventory { .. } => 1,
+            },
         },
         Some((other, None)) => {
             return Err(failure(

@@ -9,11 +9,9 @@ pub mod rollouts;
 
 use anyhow::Context;
 use clap::Args;
-use ringleader_engine::executor::Installers;
-use ringleader_planner::inventory::Inventory;
+use ringleader_runtime::OperatorConfig;
 use ringleader_runtime::services::SledKv;
 use ringleader_runtime::sim_device::SimDevices;
-use ringleader_runtime::{Grants, Plugin, Runtime};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,7 +40,9 @@ pub struct ServeArgs {
     /// Address and port to listen on.
     #[arg(long, default_value = "127.0.0.1:7878", value_name = "ADDR")]
     listen: SocketAddr,
-    /// Operator config with `[plugins.NAME]` capability grants.
+    /// Operator config: `[plugins.NAME]` capability grants and settings,
+    /// `[credentials.NAME]` (docs/operations.md, "The operator config"). Read once, at
+    /// start.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// A patch-source plugin: a bundled plugin's name (`ringleader plugin list`), or a
@@ -123,45 +123,6 @@ fn parse_size(text: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("`{text}` is not a size (`64MiB`, `1048576`)"))
 }
 
-/// The plugins rollouts use: those the daemon was started with (bundled or on disk), or
-/// the built-in simulated vendor.
-#[derive(Debug, Clone)]
-pub struct Plugins {
-    chosen: crate::plugins::Chosen,
-    /// The installers' names, the first the default.
-    installer_names: Vec<String>,
-}
-
-impl Plugins {
-    /// Whether every device that names an installer names one of these.
-    pub fn check_installers(&self, inventory: &Inventory) -> Result<(), String> {
-        for device in &inventory.devices {
-            if let Some(name) = &device.installer
-                && !self.installer_names.contains(name)
-            {
-                let how = if ringleader_bundled_plugins::embedded(name).is_some() {
-                    format!("start it with --installer {name}, a bundled plugin")
-                } else {
-                    "start it with --installer for that plugin's manifest".to_string()
-                };
-                return Err(format!(
-                    "device `{}` names the installer `{name}`, which this daemon does not load (it has: {}; {how})",
-                    device.id,
-                    self.installer_names.join(", ")
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Loads the sources and the installers into `runtime`.
-    pub async fn load(&self, runtime: &Runtime) -> anyhow::Result<(Vec<Plugin>, Installers)> {
-        let sources = self.chosen.load_sources(runtime).await?;
-        let installers = self.chosen.load_installers(runtime).await?;
-        Ok((sources, installers))
-    }
-}
-
 pub async fn run(args: ServeArgs) -> ExitCode {
     match serve(args).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -220,21 +181,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The operator's grants (`--config`), the simulated devices' state, the plugins' kv
+/// The operator's config (`--config`), the simulated devices' state, the plugins' kv
 /// store, and the rollouts in the data directory with the plugins chosen.
 fn open_rollouts(
     args: &ServeArgs,
     chosen: crate::plugins::Chosen,
 ) -> anyhow::Result<Arc<rollouts::Rollouts>> {
-    let mut grants = match &args.config {
-        Some(path) => {
-            let text = ringleader_diag::read_file("config", path)?;
-            Grants::parse(path, &text)?
-        }
-        None => Grants::default(),
-    };
-    let installer_names = chosen.installer_names()?;
-    chosen.grant_defaults(&mut grants)?;
+    let config = OperatorConfig::load(args.config.as_deref())?;
     let devices = Arc::new(
         SimDevices::open(&args.data.join("devices")).map_err(|e| {
             anyhow::anyhow!(
@@ -250,16 +203,8 @@ fn open_rollouts(
             kv_dir.display()
         )
     })?);
-    rollouts::Rollouts::open(
-        &args.data,
-        Plugins {
-            chosen,
-            installer_names,
-        },
-        grants,
-        devices,
-        kv,
-    )
+    let session = crate::session::Session::new(chosen, &config, devices, kv)?;
+    rollouts::Rollouts::open(&args.data, session)
 }
 
 /// Resolves on SIGTERM or Ctrl-C (never, if SIGTERM cannot be listened for).

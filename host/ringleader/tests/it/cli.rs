@@ -1207,6 +1207,31 @@ fn manifests_and_configs_that_are_not_utf8_are_located_and_quoted_input_is_escap
     }
 }
 
+/// Every problem of the operator config at once, each at its line and column, before
+/// any plugin runs.
+#[test]
+fn an_operator_config_with_two_problems_reports_both_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ringleader.toml");
+    std::fs::write(
+        &config,
+        "[plugins.sim-vendor-source]\nhtp = [\"a.example\"]\n\n[credentials.bmc]\nusername = \"root\"\npassword = \"x\"\n",
+    )
+    .unwrap();
+    let out = plan(&["--config", config.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("error: the operator config is not valid:\n"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("ringleader.toml:2:1: `htp`: unknown field `htp`, expected one of `http`, `exec`, `kv`, `settings` (hint: remove the key or fix its spelling)"), "{stderr}");
+    assert!(
+        stderr.contains("ringleader.toml:6:1: `password`: unknown field `password`"),
+        "{stderr}"
+    );
+}
+
 /// A reader that went away (`ringleader plugin list | head -0`) ends the command
 /// quietly: no panic, exit 0.
 #[test]

@@ -204,6 +204,41 @@ fn a_script_follows_a_rollout_to_completion_with_status_events_and_exit_codes() 
     assert!(metrics.contains("ringleader_plugin_call_duration_seconds_bucket{le=\"+Inf\"}"));
 }
 
+/// A simulated fleet started through the daemon in virtual time rolls out as the demo
+/// rolls the same fleet out, devices that never report (`--hang-permille`) included.
+#[test]
+fn a_simulated_rollout_of_the_daemon_ends_as_the_demo_of_the_same_fleet() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = QUICK.replace("max_failures", "unresponsive_after = \"2h\"\nmax_failures");
+    let policy = policy_file(dir.path(), "quick.toml", &policy);
+    let fleet = [
+        "--seed",
+        "3",
+        "--fail-permille",
+        "10",
+        "--hang-permille",
+        "40",
+    ];
+    let daemon = Daemon::start(&dir.path().join("data"));
+    let id = start(&daemon, &policy, 300, &fleet);
+    daemon.cli(&["status", &id, "--wait"]);
+    let status = daemon.json(&["status", &id, "--json"]);
+    let mut args = vec!["demo", "--json", "--devices", "300", "--policy", &policy];
+    args.extend_from_slice(&fleet);
+    let out = Command::new(BIN).args(&args).output().unwrap();
+    let demo: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (ring, ours) in demo["rings"].as_array().unwrap().iter().enumerate() {
+        let theirs = &status["rings"][ring];
+        for key in ["name", "devices", "done", "failed", "rolled_back"] {
+            assert_eq!(
+                ours[key], theirs[key],
+                "ring {ring} `{key}`: {demo} {status}"
+            );
+        }
+    }
+    assert_eq!(demo["virtual_end"], status["time"], "{demo} {status}");
+}
+
 #[test]
 fn status_wait_exit_codes_tell_completed_halted_and_aborted_apart() {
     let dir = tempfile::tempdir().unwrap();
