@@ -26,7 +26,7 @@ fn skip_reason(reason: &plan::SkipReason) -> SkipReason {
 }
 
 /// One planned step of `device`.
-pub(crate) fn step(planner: &Planner<'_>, device: &Device, step: &Step) -> StepV1 {
+pub fn step(planner: &Planner<'_>, device: &Device, step: &Step) -> StepV1 {
     let cp = planner.catalog.get(step.patch);
     StepV1 {
         id: cp.patch.id.clone(),
@@ -54,7 +54,7 @@ pub(crate) fn step(planner: &Planner<'_>, device: &Device, step: &Step) -> StepV
 
 /// The plan; its `refused_documents` total is the caller's to fill in (the planner does
 /// not see the sources' refusals).
-pub(crate) fn plan(plan: &Plan, planner: &Planner<'_>) -> PlanV1 {
+pub fn plan(plan: &Plan, planner: &Planner<'_>) -> PlanV1 {
     let devices = &planner.inventory.devices;
     let rings: Vec<RingV1> = plan
         .rings
@@ -124,11 +124,7 @@ pub(crate) fn plan(plan: &Plan, planner: &Planner<'_>) -> PlanV1 {
 }
 
 /// Every patch for `device`: planned (when, in which ring and order) or why not.
-pub(crate) fn explain(
-    planner: &Planner<'_>,
-    device: &Device,
-    explanation: Explanation,
-) -> ExplainV1 {
+pub fn explain(planner: &Planner<'_>, device: &Device, explanation: Explanation) -> ExplainV1 {
     let patches = explanation
         .decisions
         .into_iter()

@@ -228,6 +228,16 @@ pub struct Ready {
     devices: Arc<SimDevices>,
 }
 
+impl std::fmt::Debug for Ready {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ready")
+            .field("policy", &self.policy.name)
+            .field("now", &self.now)
+            .field("records", &self.records)
+            .finish_non_exhaustive()
+    }
+}
+
 /// How a caller runs a [`Ready`] rollout.
 #[derive(Debug, Default)]
 pub struct Run {

@@ -1,12 +1,12 @@
 //! `ringleader demo`: a whole staged rollout over a simulated fleet, in virtual time.
 
-use crate::session::{Clock, Fleet, Inputs, Run, Session};
 use anyhow::Context;
 use clap::Args;
 use jiff::Timestamp;
 use ringleader_api::Schema;
 use ringleader_api::demo::{DemoV1, FinalState, OutcomesV1, RingV1};
 use ringleader_api::exit::ExitStatus;
+use ringleader_daemon::session::{Clock, Fleet, Inputs, Run, Session};
 use ringleader_engine::core::{Core, JobId, JobState, Phase};
 use ringleader_engine::store::{Record, Status, Store, StoredEvent};
 use ringleader_planner::policy::{Policy, PolicyError};
@@ -90,7 +90,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     // The simulated devices keep their own state, apart from the engine's log; the
     // installer reaches them through `exec` over the `sim` transport.
     if let Some(dir) = &args.data {
-        crate::data_dir::own(dir)?;
+        ringleader_daemon::data_dir::own(dir)?;
     }
     let devices: Arc<SimDevices> = match &args.data {
         Some(dir) => Arc::new(SimDevices::open(&dir.join("devices")).map_err(|e| {
@@ -110,7 +110,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let session = Session::new(
-        crate::plugins::Chosen::simulated(),
+        ringleader_daemon::plugins::Chosen::simulated(),
         &OperatorConfig::default(),
         devices.clone(),
         Arc::new(MemoryKv::default()),

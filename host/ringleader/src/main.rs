@@ -3,17 +3,13 @@
 //! This crate is the only one that knows about the command line and JSON output.
 
 mod client;
-mod data_dir;
 mod demo_cmd;
 mod inventory_cmd;
 mod plan_cmd;
-mod plan_view;
 mod plugin_cmd;
 mod plugin_run;
-mod plugins;
 mod policy_cmd;
-mod serve;
-mod session;
+mod serve_cmd;
 mod token_cmd;
 
 use clap::parser::ValueSource;
@@ -51,7 +47,7 @@ enum Command {
     #[command(subcommand)]
     Inventory(inventory_cmd::InventoryCommand),
     Plan(plan_cmd::PlanArgs),
-    Serve(serve::ServeArgs),
+    Serve(serve_cmd::ServeArgs),
     /// Make, list and revoke the daemon's named API tokens.
     #[command(subcommand)]
     Token(token_cmd::TokenCommand),
@@ -155,7 +151,7 @@ fn main() -> ExitCode {
             Command::Policy(cmd) => policy_cmd::run(cmd),
             Command::Inventory(cmd) => inventory_cmd::run(cmd),
             Command::Plan(args) => plan_cmd::run(args).await,
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve_cmd::run(args).await,
             Command::Rollout(_)
             | Command::Status(_)
             | Command::Devices(_)

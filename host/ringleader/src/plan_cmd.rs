@@ -119,7 +119,7 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .find(|d| &d.id == device)
             .context("device vanished")?;
-        let view = crate::plan_view::explain(&planner, d, explanation);
+        let view = ringleader_daemon::plan_view::explain(&planner, d, explanation);
         if args.json {
             println!("{}", serde_json::to_string_pretty(&view)?);
         } else {
@@ -128,7 +128,7 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         return Ok(planned);
     }
     let plan = planner.plan();
-    let mut view = crate::plan_view::plan(&plan, &planner);
+    let mut view = ringleader_daemon::plan_view::plan(&plan, &planner);
     view.totals.refused_documents = refused_documents;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&view)?);
@@ -158,7 +158,7 @@ async fn discover(
     config: Option<&Path>,
     inventory: &Inventory,
 ) -> anyhow::Result<(Catalog, usize)> {
-    let chosen = crate::plugins::Chosen::new(sources, &[])?;
+    let chosen = ringleader_daemon::plugins::Chosen::new(sources, &[])?;
     let config = OperatorConfig::load(config)?;
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: ringleader_runtime::cache::ComponentCache::default_dir(),

@@ -134,7 +134,7 @@ async fn check(
         None => paths
             .into_iter()
             .map(|p| {
-                if crate::plugins::is_path(&p) {
+                if ringleader_daemon::plugins::is_path(&p) {
                     Target::Path(p)
                 } else {
                     Target::Bundled(p.to_string_lossy().into_owned())
@@ -203,19 +203,21 @@ async fn check_one(runtime: &Runtime, target: &Target) -> anyhow::Result<Checked
         Target::Bundled(name) => {
             // A name, by the rule of `plugins.rs` (an unknown one also gets the hint
             // about paths); `--bundled` with what looks like a path is no name at all.
-            let plugin = if crate::plugins::is_path(Path::new(name)) {
-                crate::plugins::PluginRef::Bundled(crate::plugins::bundled(name)?)
+            let plugin = if ringleader_daemon::plugins::is_path(Path::new(name)) {
+                ringleader_daemon::plugins::PluginRef::Bundled(ringleader_daemon::plugins::bundled(
+                    name,
+                )?)
             } else {
-                crate::plugins::PluginRef::resolve(Path::new(name))?
+                ringleader_daemon::plugins::PluginRef::resolve(Path::new(name))?
             };
             plugin.load(runtime).await?
         }
         Target::Path(path) => {
-            let manifest = if crate::plugins::is_component_path(path) {
+            let manifest = if ringleader_daemon::plugins::is_component_path(path) {
                 // What the component is comes first: "not a component" is the more
                 // useful sentence than "no manifest" for a file that is not a plugin.
                 runtime.inspect(path)?;
-                crate::plugins::find_manifest(path)?
+                ringleader_daemon::plugins::find_manifest(path)?
             } else {
                 path.clone()
             };
@@ -238,7 +240,7 @@ fn describe(plugin: &Plugin, imports: Vec<String>) -> CheckedPluginV1 {
         name: m.name.clone(),
         version: m.version.to_string(),
         description: m.description.clone(),
-        world: crate::plugins::world_v1(m.world),
+        world: ringleader_daemon::plugins::world_v1(m.world),
         wit_version: plugin.wit_version().to_string(),
         component: m.component.display().to_string(),
         sha256: m.sha256.clone(),
@@ -306,7 +308,7 @@ fn list(json: bool) -> anyhow::Result<()> {
         let m = Manifest::parse(&p.origin(), p.manifest)?;
         plugins.push(ListedPluginV1 {
             name: p.name.to_string(),
-            world: crate::plugins::world_v1(m.world),
+            world: ringleader_daemon::plugins::world_v1(m.world),
             version: m.version.to_string(),
             description: m.description,
             wit_version: m.wit_version.to_string(),
@@ -341,7 +343,7 @@ fn list(json: bool) -> anyhow::Result<()> {
 
 /// Writes the bundled plugin `name`'s sealed manifest and component into `dir`.
 fn export(name: &str, dir: &Path, force: bool) -> anyhow::Result<()> {
-    let plugin = crate::plugins::bundled(name)?;
+    let plugin = ringleader_daemon::plugins::bundled(name)?;
     let manifest = dir.join(format!("{name}.plugin.toml"));
     // The sealed manifest names its component (`component = "NAME.wasm"`), beside it.
     let component = dir.join(

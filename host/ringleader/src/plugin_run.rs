@@ -215,7 +215,7 @@ struct Call {
 /// An error here is an input that cannot be used (exit 2); the call's own failure is
 /// an exit code.
 async fn run_checked(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let plugin_ref = crate::plugins::PluginRef::resolve(&args.manifest)?;
+    let plugin_ref = ringleader_daemon::plugins::PluginRef::resolve(&args.manifest)?;
     let manifest = match plugin_ref.manifest() {
         Ok(m) => m,
         Err(ringleader_runtime::manifest::ManifestError::Invalid(d)) => {
@@ -312,8 +312,8 @@ async fn run_checked(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     if manifest.world == World::Installer && !chosen.devices.is_empty() {
         // The daemon's own route building: the same transports, the same credentials.
-        let routes =
-            crate::session::routes(&chosen, &grants, sim.clone()).map_err(anyhow::Error::msg)?;
+        let routes = ringleader_daemon::session::routes(&chosen, &grants, sim.clone())
+            .map_err(anyhow::Error::msg)?;
         let routes = Arc::new(routes);
         services.exec = routes.clone();
         services.auth = routes;
@@ -361,7 +361,7 @@ async fn run_checked(args: RunArgs) -> anyhow::Result<ExitCode> {
         schema: Schema::new(),
         plugin: plugin.name().to_string(),
         plugin_version: manifest.version.to_string(),
-        world: crate::plugins::world_v1(manifest.world),
+        world: ringleader_daemon::plugins::world_v1(manifest.world),
         function: function.v1(),
         devices: call.devices.iter().map(DeviceV1::from).collect(),
         patch: call.patch.as_ref().map(PatchV1::from),

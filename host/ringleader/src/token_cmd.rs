@@ -2,11 +2,11 @@
 //! `DATA/tokens/`. They work on the data directory itself (run them where the daemon
 //! runs, as its user); the daemon picks changes up at the next request.
 
-use crate::serve::auth;
 use clap::Subcommand;
 use ringleader_api::Schema;
 use ringleader_api::exit::ExitStatus;
 use ringleader_api::token::{TokenCreated, TokenV1, TokensV1};
+use ringleader_daemon::serve::auth;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -826,7 +826,7 @@ fn an_operator_rollback_rolls_the_last_ring_back() {
 
 #[test]
 fn every_route_of_the_api_is_in_the_openapi_document() {
-    let source = std::fs::read_to_string(repo("host/ringleader/src/serve/api.rs")).unwrap();
+    let source = std::fs::read_to_string(repo("host/ringleader-daemon/src/serve/api.rs")).unwrap();
     let openapi = std::fs::read_to_string(repo("docs/api/openapi.yaml")).unwrap();
     let routes: Vec<&str> = source
         .split(".route(\"")
