@@ -449,3 +449,262 @@ async fn unsigned_wrongly_signed_and_unreachable_repositories_are_reported() {
         Readiness::Ready
     );
 }
+
+/// A CSAF 2.0 advisory fixing `packages` (name, version) of one source package, with
+/// `pkg:deb` purls, as a distribution publishes one.
+fn advisory(id: &str, packages: &[(&str, &str)], released: &str) -> Vec<u8> {
+    let products: Vec<serde_json::Value> = packages
+        .iter()
+        .map(|(name, version)| {
+            serde_json::json!({
+                "name": format!("{name} {version}"), "product_id": format!("{name}-fixed"),
+                "product_identification_helper": {
+                    "purl": format!("pkg:deb/example/{name}@{version}?arch=all")
+                }
+            })
+        })
+        .collect();
+    let ids: Vec<String> = packages
+        .iter()
+        .map(|(name, _)| format!("{name}-fixed"))
+        .collect();
+    serde_json::to_vec_pretty(&serde_json::json!({
+        "document": {
+            "category": "csaf_security_advisory", "csaf_version": "2.0",
+            "title": format!("{id} security update"),
+            "publisher": {"category": "vendor", "name": "Example Linux", "namespace": "https://example.org"},
+            "tracking": {"id": id, "initial_release_date": released, "current_release_date": released,
+                "status": "final", "version": "1",
+                "revision_history": [{"date": released, "number": "1", "summary": "Initial"}]}
+        },
+        "product_tree": {"full_product_names": products},
+        "vulnerabilities": [{
+            "cve": "CVE-2026-0001",
+            "product_status": {"fixed": ids},
+            "remediations": [{"category": "vendor_fix", "details": "upgrade with apt",
+                "product_ids": ids}]
+        }]
+    }))
+    .unwrap()
+}
+
+/// The whole way: patches from CSAF advisories (`csaf-source`, served on 127.0.0.1)
+/// planned for four real Debian systems and rolled out through lab, canary and broad
+/// in real time by the engine, each device's patches installed by `apt-installer` over
+/// its SSH server from the signed repository. The two-package update lands in one
+/// transaction; a device whose maintainer scripts fail halts the canary ring, and the
+/// canary device that had installed is rolled back to its previous versions from the
+/// repository; broad is never touched.
+#[tokio::test]
+async fn a_rollout_goes_through_the_rings_and_a_failing_canary_is_rolled_back_from_the_repository()
+{
+    use ringleader_engine::core::{Core, JobId, JobState, Phase};
+    use ringleader_engine::executor::{Executor, Installers, Timing};
+    let started = Instant::now();
+    let repo = AptRepo::start(&packages());
+    let old = ["hello=1.0-1", "libfoo1=1.0-1", "foo-tools=1.0-1"];
+    let fleet = [
+        ("lab-1", "lab"),
+        ("canary-1", "canary"),
+        ("canary-2", "canary"),
+        ("broad-1", ""),
+    ];
+    let devices: Vec<DebianDevice> = fleet
+        .iter()
+        .map(|_| DebianDevice::start(&repo, &old))
+        .collect();
+    let by_id = |id: &str| &devices[fleet.iter().position(|(d, _)| *d == id).unwrap()];
+    peers::break_device(&by_id("canary-2").root);
+
+    let mut files = std::collections::HashMap::new();
+    files.insert(
+        "/csaf/index.txt".to_string(),
+        b"2026/exl-2026-0001.json\n2026/exl-2026-0002.json\n".to_vec(),
+    );
+    files.insert(
+        "/csaf/2026/exl-2026-0001.json".to_string(),
+        advisory(
+            "EXL-2026-0001",
+            &[("libfoo1", "2.0-1"), ("foo-tools", "2.0-1")],
+            "2026-10-01T00:00:00Z",
+        ),
+    );
+    files.insert(
+        "/csaf/2026/exl-2026-0002.json".to_string(),
+        advisory(
+            "EXL-2026-0002",
+            &[("hello", "1.1-1")],
+            "2026-10-02T00:00:00Z",
+        ),
+    );
+    let feed = peers::serve_files(files);
+
+    let mut inventory = String::new();
+    let routes = Routes::new(Arc::new(ringleader_runtime::services::NoExec));
+    for ((id, tag), device) in fleet.iter().zip(&devices) {
+        let tags = if tag.is_empty() {
+            String::new()
+        } else {
+            format!("\"{tag}\"")
+        };
+        inventory.push_str(&format!(
+            "[[devices]]\nid = \"{id}\"\ntags = [{tags}]\ncomponents = {{ hello = \"1.0-1\", libfoo1 = \"1.0-1\", foo-tools = \"1.0-1\" }}\n\n"
+        ));
+        routes.set(
+            id,
+            Route::Ssh {
+                host: "127.0.0.1".into(),
+                port: Some(device.sshd.port),
+                user: Some(device.sshd.user.clone()),
+                key: Some(device.sshd.key.clone()),
+                known_hosts: Some(device.sshd.known_hosts.clone()),
+            },
+        );
+    }
+    let inventory = ringleader_planner::inventory::Inventory::parse(
+        std::path::Path::new("fleet.toml"),
+        &inventory,
+    )
+    .unwrap();
+    let (policy, diags) = ringleader_planner::policy::Policy::parse(
+        std::path::Path::new("policy.toml"),
+        r#"
+name = "debian-security"
+
+[[rings]]
+name = "lab"
+select = { tags = ["lab"] }
+soak = "1s"
+
+[[rings]]
+name = "canary"
+select = { tags = ["canary"] }
+soak = "1s"
+max_failures = 0
+
+[[rings]]
+name = "broad"
+select = "rest"
+
+[on_halt]
+rollback = "failed-ring"
+"#,
+    );
+    let policy = policy.unwrap_or_else(|| panic!("{diags}"));
+
+    let mut grants = Grants::default();
+    for name in ["csaf-source", "apt-installer"] {
+        let manifest = ringleader_runtime::Manifest::load(&manifest(name)).unwrap();
+        grants.allow_as_declared(name, &manifest.capabilities);
+    }
+    if let Some(grant) = grants.plugins.get_mut("csaf-source") {
+        grant
+            .settings
+            .insert("index".into(), format!("{feed}/csaf/index.txt"));
+    }
+    let rt = runtime(
+        grants,
+        Services {
+            exec: Arc::new(routes),
+            ..Services::default()
+        },
+    );
+    let source = load(&rt, "csaf-source").await;
+    let apt = load(&rt, "apt-installer").await;
+    let now = jiff::Timestamp::now();
+    let prepared =
+        ringleader_engine::spec::prepare(&policy, &inventory, std::slice::from_ref(&source), now)
+            .await
+            .unwrap();
+    let patches: Vec<&str> = prepared
+        .targets
+        .patches
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(patches.len(), 3, "{patches:?}");
+    let executor = Executor {
+        core: Core::new(prepared.spec),
+        installers: Installers::new(apt),
+        targets: prepared.targets,
+        timing: Timing::Real,
+        concurrency: 4,
+        auto_approve_after: None,
+        now,
+        store: None,
+        recovery: Default::default(),
+        devices: None,
+        clock: None,
+        scheduled: Vec::new(),
+        control: None,
+        metrics: Default::default(),
+    };
+    let (core, _report) =
+        tokio::time::timeout(std::time::Duration::from_secs(300), executor.run(|_, _| {}))
+            .await
+            .expect("the rollout of four Debian devices ends within 5 minutes");
+
+    let state = |id: &str| -> JobState {
+        for ring in 0..core.ring_count() as u16 {
+            for index in 0..core.ring_len(ring) as u32 {
+                let job = JobId { ring, index };
+                if core.job_spec(job).is_some_and(|s| s.device == id) {
+                    return core.job(job).unwrap().clone();
+                }
+            }
+        }
+        panic!("{id} is in no ring")
+    };
+    assert!(
+        matches!(core.phase(), Phase::Halted { ring: 1, .. }),
+        "{:?}",
+        core.phase()
+    );
+    // The lab device is patched, the two-package update in one transaction.
+    let lab = by_id("lab-1");
+    assert_eq!(state("lab-1"), JobState::Done);
+    for (name, version) in [
+        ("hello", "1.1-1"),
+        ("libfoo1", "2.0-1"),
+        ("foo-tools", "2.0-1"),
+    ] {
+        assert_eq!(lab.package(name), Some(ii(version)), "lab-1 {name}");
+    }
+    let transactions = lab.transactions();
+    assert!(
+        transactions.iter().any(|t| t.contains("libfoo1 (1.0-1, 2.0-1)")
+            && t.contains("foo-tools (1.0-1, 2.0-1)")),
+        "{transactions:?}"
+    );
+    // The device whose maintainer scripts fail is a failed install, with apt's error.
+    match state("canary-2") {
+        JobState::Failed { reason } => assert!(
+            reason.contains("configuration failed on this device"),
+            "{reason}"
+        ),
+        other => panic!("canary-2: {other:?}"),
+    }
+    // The canary that had installed is back at its previous versions, from the
+    // repository.
+    let canary = by_id("canary-1");
+    assert_eq!(state("canary-1"), JobState::RolledBack);
+    for name in ["hello", "libfoo1", "foo-tools"] {
+        assert_eq!(canary.package(name), Some(ii("1.0-1")), "canary-1 {name}");
+    }
+    assert!(
+        canary
+            .transactions()
+            .iter()
+            .any(|t| t.starts_with("Downgrade:")),
+        "{:?}",
+        canary.transactions()
+    );
+    // Broad never started.
+    let broad = by_id("broad-1");
+    assert_eq!(state("broad-1"), JobState::Pending);
+    assert_eq!(broad.transactions().len(), 1, "only its setup");
+    eprintln!(
+        "apt rollout: 4 devices through 3 rings in {} ms",
+        started.elapsed().as_millis()
+    );
+}
