@@ -1063,6 +1063,34 @@ impl DebianDevice {
         .unwrap();
     }
 
+    /// Gives the device's `/var/cache/apt/archives` (where apt downloads) a filesystem
+    /// of its own with no free space left: a full tmpfs, unmounted when the returned
+    /// guard drops (drop it before the device).
+    pub fn fill_archives(&self) -> impl Drop + std::fmt::Debug {
+        let archives = self.root.join("var/cache/apt/archives");
+        sh(
+            "mount",
+            &[
+                "-t",
+                "tmpfs",
+                "-o",
+                "size=64k,mode=755",
+                "tmpfs",
+                archives.to_str().unwrap(),
+            ],
+        );
+        let guard = Tmpfs(archives.clone());
+        std::fs::create_dir_all(archives.join("partial")).unwrap();
+        use std::io::Write;
+        let mut file = std::fs::File::create(archives.join("filler")).unwrap();
+        for size in [4 << 10, 1] {
+            let block = vec![0u8; size];
+            while file.write_all(&block).is_ok() {}
+        }
+        let _ = file.sync_all();
+        guard
+    }
+
     /// Runs `program` inside the device (chrooted, an empty environment but `PATH`).
     pub fn run(&self, program: &str, args: &[&str]) -> std::process::Output {
         Command::new("chroot")

@@ -708,3 +708,64 @@ rollback = "failed-ring"
         started.elapsed().as_millis()
     );
 }
+
+#[tokio::test]
+async fn preflight_blocks_held_packages_broken_dependencies_and_a_full_disk() {
+    let lab = Lab::start(&["hello=1.0-1", "libfoo1=1.0-1", "foo-tools=1.0-1"]).await;
+    let dev = lab.dev(&[
+        ("hello", "1.0-1"),
+        ("libfoo1", "1.0-1"),
+        ("foo-tools", "1.0-1"),
+    ]);
+    let fix = patch("hello-1.1-1", "hello", "1.1-1");
+
+    // Held by the operator: apt will not change it, and preflight says how to let it.
+    let out = lab.device.run("apt-mark", &["hold", "hello"]);
+    assert!(out.status.success());
+    match lab.apt.preflight(&dev, &fix).await.unwrap() {
+        Readiness::Blocked(why) => {
+            assert!(why.contains("hello held on deb-1"), "{why}");
+            assert!(why.contains("apt-mark unhold hello"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        lab.device
+            .run("apt-mark", &["unhold", "hello"])
+            .status
+            .success()
+    );
+
+    // The library's update without the tools of its version: foo-tools 1.0-1 needs
+    // libfoo1 (= 1.0-1), so apt would have to break or remove it.
+    lab.repo.remove("foo-tools", "2.0-1");
+    match lab
+        .apt
+        .preflight(&dev, &patch("foo-2.0-1/libfoo1", "libfoo1", "2.0-1"))
+        .await
+        .unwrap()
+    {
+        Readiness::Blocked(why) => assert!(why.contains("foo-tools"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(lab.has("libfoo1"), ii("1.0-1"));
+
+    // No room where apt downloads.
+    let full = lab.device.fill_archives();
+    match lab.apt.preflight(&dev, &fix).await.unwrap() {
+        Readiness::Blocked(why) => {
+            assert!(why.contains("not enough disk space on deb-1"), "{why}");
+            assert!(
+                why.contains("/var/cache/apt/archives has 0 B free"),
+                "{why}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(full);
+    assert_eq!(
+        lab.apt.preflight(&dev, &fix).await.unwrap(),
+        Readiness::Ready
+    );
+    assert_eq!(lab.has("hello"), ii("1.0-1"));
+}
