@@ -11,9 +11,12 @@
 //! - `lvfs`: the LVFS firmware source, served on 127.0.0.1: settings, downloads (its
 //!   data cases, `tests/cases/lvfs/`, are the `cases` binary).
 //! - `dpkg`: the dpkg installer against real dpkg, locally and over a real SSH server.
+//! - `apt`: the apt installer against real Debian roots over real SSH servers, installing
+//!   from a signed APT repository on 127.0.0.1.
 //! - `engine`: whole rollouts through the executor, the real plugins and simulated
 //!   devices.
 
+mod apt;
 mod cache;
 mod csaf;
 mod dpkg;

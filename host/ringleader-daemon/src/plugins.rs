@@ -293,6 +293,7 @@ mod tests {
             "{err}"
         );
         for name in [
+            "apt-installer",
             "csaf-source",
             "dpkg-installer",
             "lvfs-source",
