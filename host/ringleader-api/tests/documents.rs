@@ -662,6 +662,9 @@ fn schema_constants_are_the_published_ones() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|name| name.ends_with(".v1.json"))
+        // On-disk formats, not documents of the API or the CLI: `meta/inputs` is
+        // `ringleader_daemon::session::Inputs`, validated by the daemon's storage tests.
+        .filter(|name| name != "inputs.v1.json")
         .collect();
     assert_eq!(
         seen, published,
