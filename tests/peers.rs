@@ -1,7 +1,8 @@
 //! Real peers the tests start on 127.0.0.1, and what they need: an OpenSSH server, a
 //! Redfish BMC emulator (sushy-tools on libvirt's test driver), Debian packages and
-//! device roots with their own dpkg database; and the tools that judge version order
-//! (dpkg, rpm's Python bindings). Each peer is installed by
+//! device roots with their own dpkg database, real Debian systems reached over SSH
+//! ([`DebianDevice`]) and a signed APT repository ([`AptRepo`]); and the tools that
+//! judge version order (dpkg, rpm's Python bindings). Each peer is installed by
 //! `tests/peers/install.sh` (what `.ci/run` runs); a test that finds one missing runs
 //! that script itself, and fails, never skips, when it cannot.
 
@@ -93,18 +94,89 @@ pub const FAIL_MARKER: &str = "etc/ringleader-test-fail";
 /// [`FAIL_MARKER`], it then exits 1 (a real dpkg failure: the package stays
 /// half-configured).
 pub fn deb(dir: &Path, name: &str, version: &str, fail: bool) -> Deb {
+    build_deb(
+        dir,
+        &DebSpec {
+            fail,
+            ..DebSpec::new(name, version)
+        },
+    )
+}
+
+/// What a test package built by [`build_deb`] is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DebSpec {
+    pub name: String,
+    pub version: String,
+    /// The source package it is built from (`Source:`), when not its own name: the
+    /// binary packages of one source move together in a Debian update.
+    pub source: Option<String>,
+    /// `Depends:`, e.g. `libfoo1 (= 2.0-1)`.
+    pub depends: Option<String>,
+    /// Its postinst fails everywhere (see [`deb`]).
+    pub fail: bool,
+}
+
+impl DebSpec {
+    pub fn new(name: &str, version: &str) -> DebSpec {
+        DebSpec {
+            name: name.into(),
+            version: version.into(),
+            source: None,
+            depends: None,
+            fail: false,
+        }
+    }
+
+    /// Built from source package `source`.
+    pub fn source(mut self, source: &str) -> DebSpec {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// Depends on `depends`.
+    pub fn depends(mut self, depends: &str) -> DebSpec {
+        self.depends = Some(depends.into());
+        self
+    }
+
+    /// Its maintainer script fails.
+    pub fn failing(mut self) -> DebSpec {
+        self.fail = true;
+        self
+    }
+
+    /// The package's file name, as `dpkg-deb` and the repository name it.
+    pub fn file_name(&self) -> String {
+        format!("{}_{}_all.deb", self.name, self.version)
+    }
+}
+
+/// Builds the package `spec` in `dir` (see [`deb`] for what its postinst does).
+pub fn build_deb(dir: &Path, spec: &DebSpec) -> Deb {
+    let DebSpec {
+        name,
+        version,
+        source,
+        depends,
+        fail,
+    } = spec;
     let tree = dir.join(format!("{name}-{version}"));
     std::fs::create_dir_all(tree.join("DEBIAN")).unwrap();
     std::fs::create_dir_all(tree.join(format!("usr/share/{name}"))).unwrap();
     std::fs::write(tree.join(format!("usr/share/{name}/VERSION")), version).unwrap();
-    std::fs::write(
-        tree.join("DEBIAN/control"),
-        format!(
-            "Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: Ringleader tests <tests@example.invalid>\nDescription: test package\n"
-        ),
-    )
-    .unwrap();
-    let failing = if fail {
+    let mut control = format!("Package: {name}\nVersion: {version}\n");
+    if let Some(source) = source {
+        control.push_str(&format!("Source: {source}\n"));
+    }
+    if let Some(depends) = depends {
+        control.push_str(&format!("Depends: {depends}\n"));
+    }
+    control.push_str(
+        "Architecture: all\nMaintainer: Ringleader tests <tests@example.invalid>\nDescription: test package\n",
+    );
+    std::fs::write(tree.join("DEBIAN/control"), control).unwrap();
+    let failing = if *fail {
         "echo 'configuration failed' >&2\nexit 1\n".to_string()
     } else {
         format!(
@@ -120,7 +192,7 @@ pub fn deb(dir: &Path, name: &str, version: &str, fail: bool) -> Deb {
     )
     .unwrap();
     sh("chmod", &["755", script.to_str().unwrap()]);
-    let path = dir.join(format!("{name}_{version}_all.deb"));
+    let path = dir.join(spec.file_name());
     sh(
         "dpkg-deb",
         &[
@@ -217,6 +289,18 @@ pub struct Sshd {
 
 impl Sshd {
     pub fn start(dir: &Path) -> Sshd {
+        Sshd::start_with(dir, "")
+    }
+
+    /// An OpenSSH server whose sessions are chrooted into `root` (sshd's
+    /// `ChrootDirectory`): whoever logs in finds `root` as `/`, and every command runs
+    /// there, as on a machine of its own. `root` and every directory above it must be
+    /// owned by root and writable by no one else (sshd checks).
+    pub fn start_chrooted(dir: &Path, root: &Path) -> Sshd {
+        Sshd::start_with(dir, &format!("ChrootDirectory {}\n", root.display()))
+    }
+
+    fn start_with(dir: &Path, extra_config: &str) -> Sshd {
         let sshd = Path::new("/usr/sbin/sshd");
         install_peers("an OpenSSH server", || sshd.exists());
         let key = dir.join("client_key");
@@ -234,7 +318,7 @@ impl Sshd {
         std::fs::write(
             &config,
             format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nPidFile {}\n",
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nPidFile {}\n{extra_config}",
                 host_key.display(),
                 authorized.display(),
                 dir.join("sshd.pid").display()
@@ -566,6 +650,11 @@ impl FileServer {
         self.files.lock().unwrap().insert(path.to_string(), body);
     }
 
+    /// Removes the file at `path` (it answers 404 from now on).
+    pub fn remove(&self, path: &str) {
+        self.files.lock().unwrap().remove(path);
+    }
+
     /// What the server answered, in order: (path, status).
     pub fn answered(&self) -> Vec<(String, u16)> {
         self.answered.lock().unwrap().clone()
@@ -642,5 +731,462 @@ impl Drop for SmallDisk {
             .arg("-l")
             .arg(self.dir.path())
             .output();
+    }
+}
+
+/// The cached Debian root the [`DebianDevice`]s are copies of: Debian 12 built by
+/// `tests/peers/debian-root.sh` with mmdebstrap (variant `apt`, ~72 MB, ~1 min to
+/// build) into `/var/cache/ringleader-peers`, once; built again when missing or
+/// unreadable, under a lock, so parallel tests wait for one build.
+pub fn debian_root_tarball() -> &'static Path {
+    static TARBALL: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    TARBALL.get_or_init(|| {
+        install_peers("mmdebstrap", || Path::new("/usr/bin/mmdebstrap").exists());
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/debian-root.sh");
+        let out = Command::new(&script)
+            .output()
+            .expect("run tests/peers/debian-root.sh");
+        assert!(
+            out.status.success(),
+            "the apt tests need a Debian root: tests/peers/debian-root.sh failed (run it as root, as .ci/run does): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    })
+}
+
+/// How an [`AptRepo`] signs its index (`InRelease` and `Release.gpg`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signing {
+    /// With the repository's own key, the one devices trust.
+    Key,
+    /// With another key, one devices have never seen.
+    OtherKey,
+    /// Not at all: `Release` only.
+    Unsigned,
+}
+
+/// A signed APT repository on 127.0.0.1 over HTTP, as `apt-ftparchive` builds one: a
+/// flat repository (`deb URL ./`) with `Packages`, `Release`, and `InRelease` and
+/// `Release.gpg` signed with a throwaway key made for it (its own `GNUPGHOME`). It can
+/// hold several versions of a package; versions can be taken out and the index signed
+/// otherwise, as a test needs.
+#[derive(Debug)]
+pub struct AptRepo {
+    pub server: FileServer,
+    /// `http://127.0.0.1:PORT/`, what devices' sources name.
+    pub url: String,
+    /// The repository's public key (a binary OpenPGP keyring), what devices trust.
+    pub key: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl AptRepo {
+    /// A repository holding `packages`, signed with its own key.
+    pub fn start(packages: &[DebSpec]) -> AptRepo {
+        install_peers("apt-ftparchive (apt-utils) and gpg", || {
+            Path::new("/usr/bin/apt-ftparchive").exists() && Path::new("/usr/bin/gpg").exists()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        for (home, name) in [("gnupg", "own"), ("gnupg-other", "other")] {
+            let home = dir.path().join(home);
+            std::fs::create_dir(&home).unwrap();
+            sh("chmod", &["700", home.to_str().unwrap()]);
+            gpg(
+                &home,
+                &[
+                    "--passphrase",
+                    "",
+                    "--quick-gen-key",
+                    &format!("Ringleader test repository ({name} key)"),
+                    "ed25519",
+                    "sign",
+                    "never",
+                ],
+            );
+        }
+        let key = dir.path().join("repo-key.gpg");
+        gpg(
+            &dir.path().join("gnupg"),
+            &["--output", key.to_str().unwrap(), "--export"],
+        );
+        let pool = dir.path().join("repo/pool");
+        let build = dir.path().join("build");
+        std::fs::create_dir_all(&pool).unwrap();
+        std::fs::create_dir_all(&build).unwrap();
+        for spec in packages {
+            let deb = build_deb(&build, spec);
+            std::fs::rename(&deb.path, pool.join(spec.file_name())).unwrap();
+        }
+        let server = FileServer::start(std::collections::HashMap::new());
+        let repo = AptRepo {
+            url: format!("{}/", server.url),
+            server,
+            key,
+            dir,
+        };
+        repo.publish(Signing::Key);
+        repo
+    }
+
+    /// Writes the index of what the pool holds, signed as `signing` says, and serves it.
+    pub fn publish(&self, signing: Signing) {
+        let repo = self.dir.path().join("repo");
+        let index = self.dir.path().join("index");
+        let _ = std::fs::remove_dir_all(&index);
+        std::fs::create_dir_all(&index).unwrap();
+        let packages = Command::new("apt-ftparchive")
+            .args(["packages", "pool"])
+            .current_dir(&repo)
+            .output()
+            .expect("run apt-ftparchive packages");
+        assert!(packages.status.success(), "apt-ftparchive packages failed");
+        std::fs::write(index.join("Packages"), &packages.stdout).unwrap();
+        let release = Command::new("apt-ftparchive")
+            .args([
+                "-o",
+                "APT::FTPArchive::Release::Origin=ringleader-tests",
+                "-o",
+                "APT::FTPArchive::Release::Label=ringleader-tests",
+                "release",
+                ".",
+            ])
+            .current_dir(&index)
+            .output()
+            .expect("run apt-ftparchive release");
+        assert!(release.status.success(), "apt-ftparchive release failed");
+        std::fs::write(index.join("Release"), &release.stdout).unwrap();
+        let home = match signing {
+            Signing::Key => Some(self.dir.path().join("gnupg")),
+            Signing::OtherKey => Some(self.dir.path().join("gnupg-other")),
+            Signing::Unsigned => None,
+        };
+        let release = index.join("Release");
+        if let Some(home) = &home {
+            let (inrelease, detached) = (index.join("InRelease"), index.join("Release.gpg"));
+            gpg(
+                home,
+                &[
+                    "--clearsign",
+                    "--output",
+                    inrelease.to_str().unwrap(),
+                    release.to_str().unwrap(),
+                ],
+            );
+            gpg(
+                home,
+                &[
+                    "--detach-sign",
+                    "--armor",
+                    "--output",
+                    detached.to_str().unwrap(),
+                    release.to_str().unwrap(),
+                ],
+            );
+        }
+        for name in ["Packages", "Release", "InRelease", "Release.gpg"] {
+            match std::fs::read(index.join(name)) {
+                Ok(body) => self.serve(name, body),
+                Err(_) => self.unserve(name),
+            }
+        }
+        for entry in std::fs::read_dir(repo.join("pool")).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            self.serve(
+                &format!("pool/{name}"),
+                std::fs::read(entry.path()).unwrap(),
+            );
+        }
+    }
+
+    /// Serves `body` at `path` of the repository: apt asks a flat repository
+    /// (`Suites: ./`) for `/./PATH`, which a web server reads as `/PATH`; both are
+    /// served.
+    fn serve(&self, path: &str, body: Vec<u8>) {
+        self.server.set(&format!("/./{path}"), body.clone());
+        self.server.set(&format!("/{path}"), body);
+    }
+
+    fn unserve(&self, path: &str) {
+        self.server.remove(&format!("/./{path}"));
+        self.server.remove(&format!("/{path}"));
+    }
+
+    /// Takes `name` `version` out of the repository (index signed with its own key).
+    pub fn remove(&self, name: &str, version: &str) {
+        let file = DebSpec::new(name, version).file_name();
+        std::fs::remove_file(self.dir.path().join("repo/pool").join(&file)).unwrap();
+        self.unserve(&format!("pool/{file}"));
+        self.publish(Signing::Key);
+    }
+}
+
+impl Drop for AptRepo {
+    fn drop(&mut self) {
+        // The gpg-agents the key generation and signing started.
+        for home in ["gnupg", "gnupg-other"] {
+            let _ = Command::new("gpgconf")
+                .arg("--homedir")
+                .arg(self.dir.path().join(home))
+                .args(["--kill", "all"])
+                .output();
+        }
+    }
+}
+
+/// `gpg` in batch mode with `home` as its `GNUPGHOME`.
+fn gpg(home: &Path, args: &[&str]) {
+    let out = Command::new("gpg")
+        .arg("--homedir")
+        .arg(home)
+        .args(["--batch", "--yes", "--quiet"])
+        .args(args)
+        .output()
+        .expect("run gpg");
+    assert!(
+        out.status.success(),
+        "gpg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Where [`DebianDevice`] roots live: a directory owned by root and writable by no one
+/// else, as sshd's `ChrootDirectory` needs of every directory above a chroot (a temp
+/// dir under `/tmp` would not do: `/tmp` is writable by all).
+pub const DEVICES_DIR: &str = "/var/cache/ringleader-peers/devices";
+
+/// A real Debian system for a test: a fresh copy of [`debian_root_tarball`] in a tmpfs
+/// of its own (~0.3 s, ~75 MB of memory) with its own dpkg and apt, reached over SSH through an OpenSSH server of its own
+/// whose sessions are chrooted into it (sshd's `ChrootDirectory`; one sshd per device,
+/// so that devices share nothing). Its apt trusts the key of an [`AptRepo`]
+/// (`/etc/apt/keyrings/ringleader-test.gpg`) and has that repository as its only
+/// source (`signed-by`, signature checks on). Nothing of the host is mounted into it
+/// (no `/proc`, `/dev` or `/sys`): the tarball brings `/dev/null` and the other device
+/// nodes apt and dpkg need, and neither needs `/proc`. Dropping it kills whatever still
+/// runs inside it, stops its sshd, unmounts its tmpfs and removes the directory.
+#[derive(Debug)]
+pub struct DebianDevice {
+    pub root: PathBuf,
+    pub sshd: Sshd,
+    /// The root's filesystem, unmounted when the device drops (after its sshd stops).
+    _tmpfs: Tmpfs,
+    /// Holds the root and the sshd's files; removed last.
+    _dir: tempfile::TempDir,
+}
+
+/// A tmpfs mounted at a path, unmounted when dropped.
+#[derive(Debug)]
+struct Tmpfs(PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let unmounted = Command::new("umount")
+            .arg(&self.0)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !unmounted {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).output();
+        }
+    }
+}
+
+impl DebianDevice {
+    /// A device with `installed` (`NAME=VERSION` each) installed from `repo` by apt, as
+    /// an operator would have.
+    pub fn start(repo: &AptRepo, installed: &[&str]) -> DebianDevice {
+        let tarball = debian_root_tarball();
+        std::fs::create_dir_all(DEVICES_DIR).unwrap();
+        sh(
+            "chmod",
+            &["755", "/var/cache/ringleader-peers", DEVICES_DIR],
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("device-")
+            .tempdir_in(DEVICES_DIR)
+            .unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        // A tmpfs of its own: a copy in memory takes ~0.3 s, on a busy disk up to 10.
+        let mount = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1g,mode=755", "tmpfs"])
+            .arg(&root)
+            .output()
+            .expect("run mount");
+        assert!(
+            mount.status.success(),
+            "a Debian device is a tmpfs mounted as root (as .ci/run runs): {}",
+            String::from_utf8_lossy(&mount.stderr)
+        );
+        let tmpfs = Tmpfs(root.clone());
+        sh(
+            "tar",
+            &[
+                "--extract",
+                "--file",
+                tarball.to_str().unwrap(),
+                "--directory",
+                root.to_str().unwrap(),
+            ],
+        );
+        let keyrings = root.join("etc/apt/keyrings");
+        std::fs::create_dir_all(&keyrings).unwrap();
+        std::fs::copy(&repo.key, keyrings.join("ringleader-test.gpg")).unwrap();
+        let _ = std::fs::remove_file(root.join("etc/apt/sources.list"));
+        let ssh = dir.path().join("ssh");
+        std::fs::create_dir(&ssh).unwrap();
+        let device = DebianDevice {
+            sshd: Sshd::start_chrooted(&ssh, &root),
+            root,
+            _tmpfs: tmpfs,
+            _dir: dir,
+        };
+        device.use_repository(&repo.url);
+        if !installed.is_empty() {
+            device.apt(&["update"]);
+            let mut args = vec!["install", "-y"];
+            args.extend(installed);
+            device.apt(&args);
+        }
+        device
+    }
+
+    /// Makes `url` the device's only APT source (the repository's key stays trusted).
+    pub fn use_repository(&self, url: &str) {
+        std::fs::write(
+            self.root
+                .join("etc/apt/sources.list.d/ringleader-test.sources"),
+            format!(
+                "Types: deb\nURIs: {url}\nSuites: ./\nSigned-By: /etc/apt/keyrings/ringleader-test.gpg\n"
+            ),
+        )
+        .unwrap();
+    }
+
+    /// Gives the device's `/var/cache/apt/archives` (where apt downloads) a filesystem
+    /// of its own with no free space left: a full tmpfs, unmounted when the returned
+    /// guard drops (drop it before the device).
+    pub fn fill_archives(&self) -> impl Drop + std::fmt::Debug {
+        let archives = self.root.join("var/cache/apt/archives");
+        sh(
+            "mount",
+            &[
+                "-t",
+                "tmpfs",
+                "-o",
+                "size=64k,mode=755",
+                "tmpfs",
+                archives.to_str().unwrap(),
+            ],
+        );
+        let guard = Tmpfs(archives.clone());
+        std::fs::create_dir_all(archives.join("partial")).unwrap();
+        use std::io::Write;
+        let mut file = std::fs::File::create(archives.join("filler")).unwrap();
+        for size in [4 << 10, 1] {
+            let block = vec![0u8; size];
+            while file.write_all(&block).is_ok() {}
+        }
+        let _ = file.sync_all();
+        guard
+    }
+
+    /// Runs `program` inside the device (chrooted, an empty environment but `PATH`).
+    pub fn run(&self, program: &str, args: &[&str]) -> std::process::Output {
+        Command::new("chroot")
+            .arg(&self.root)
+            .arg(program)
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .output()
+            .expect("run chroot")
+    }
+
+    /// `apt-get ARGS` inside the device, as an operator would run it; panics when it
+    /// fails.
+    pub fn apt(&self, args: &[&str]) -> String {
+        let mut all = vec!["-q", "-o", "Dpkg::Use-Pty=0"];
+        all.extend(args);
+        let out = self.run("apt-get", &all);
+        assert!(
+            out.status.success(),
+            "apt-get {args:?} in {}: {}{}",
+            self.root.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Version and dpkg state (`${db:Status-Abbrev}`, e.g. `ii`, `iF`) of `package`,
+    /// read with `dpkg-query` inside the device; `None` when it is not installed.
+    pub fn package(&self, package: &str) -> Option<(String, String)> {
+        let out = self.run(
+            "dpkg-query",
+            &["-W", "-f=${Version}\t${db:Status-Abbrev}", package],
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (version, status) = text.split_once('\t')?;
+        (out.status.success() && !version.is_empty())
+            .then(|| (version.to_string(), status.trim().to_string()))
+    }
+
+    /// The package changes of each apt transaction the device recorded
+    /// (`/var/log/apt/history.log`), oldest first: one string per transaction, its
+    /// `Install:`, `Upgrade:`, `Downgrade:` and `Remove:` lines joined, without
+    /// architectures: `Upgrade: libfoo1 (1.0-1, 2.0-1), foo-tools (1.0-1, 2.0-1)`.
+    pub fn transactions(&self) -> Vec<String> {
+        let log =
+            std::fs::read_to_string(self.root.join("var/log/apt/history.log")).unwrap_or_default();
+        log.split("\n\n")
+            .map(|entry| {
+                entry
+                    .lines()
+                    .filter(|l| {
+                        ["Install:", "Upgrade:", "Downgrade:", "Remove:"]
+                            .iter()
+                            .any(|p| l.starts_with(p))
+                    })
+                    .map(without_architectures)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .filter(|t| !t.is_empty())
+            .collect()
+    }
+}
+
+/// `libfoo1:amd64 (1.0-1, 2.0-1)` as `libfoo1 (1.0-1, 2.0-1)`.
+fn without_architectures(line: &str) -> String {
+    let words: Vec<&str> = line.split(' ').collect();
+    words
+        .iter()
+        .enumerate()
+        .map(|(i, word)| {
+            let package = words.get(i + 1).is_some_and(|next| next.starts_with('('));
+            match word.split_once(':') {
+                Some((name, _)) if package => name,
+                _ => word,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl Drop for DebianDevice {
+    fn drop(&mut self) {
+        // Whatever still runs inside the device (a command its sshd started).
+        if let Ok(procs) = std::fs::read_dir("/proc") {
+            for entry in procs.flatten() {
+                let pid = entry.file_name().to_string_lossy().into_owned();
+                if pid.parse::<u32>().is_ok()
+                    && std::fs::read_link(entry.path().join("root")).is_ok_and(|r| r == self.root)
+                {
+                    let _ = Command::new("kill").args(["-KILL", &pid]).output();
+                }
+            }
+        }
+        // Then the fields: the sshd is stopped, the copy removed.
     }
 }

@@ -19,6 +19,7 @@ const PLUGINS: &[&str] = &[
     "sim-vendor-source",
     "sim-vendor-installer",
     "dpkg-installer",
+    "apt-installer",
     "redfish-firmware",
     "csaf-source",
     "lvfs-source",

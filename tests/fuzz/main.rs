@@ -25,7 +25,8 @@ use ringleader_planner::catalog::Catalog;
 use ringleader_planner::inventory::{Inventory, InventoryError};
 use ringleader_planner::plan::Planner;
 use ringleader_planner::policy::Policy;
-use ringleader_runtime::grants::Grants;
+use ringleader_runtime::OperatorConfig;
+use ringleader_runtime::config::ConfigError;
 use ringleader_runtime::manifest::{Manifest, ManifestError};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -187,18 +188,11 @@ fn config(bytes: &[u8]) -> Result<(), String> {
     let Some(text) = utf8("config", bytes)? else {
         return Ok(());
     };
-    match Grants::parse(Path::new("config.toml"), text) {
+    match OperatorConfig::parse(Path::new("config.toml"), text) {
         Ok(_) => Ok(()),
-        Err(e) => {
-            let shown = e.to_string();
-            if shown.chars().any(ringleader_diag::needs_escape) {
-                return Err(format!("raw control character in {shown:?}"));
-            }
-            if !shown.contains("line ") {
-                return Err(format!("unlocated error: {shown}"));
-            }
-            Ok(())
-        }
+        Err(ConfigError::Invalid(d)) if d.has_errors() => located(&d, bytes),
+        Err(ConfigError::Invalid(_)) => Err("refused without an error".into()),
+        Err(e) => Err(format!("unlocated error: {e}")),
     }
 }
 

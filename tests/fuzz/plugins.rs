@@ -430,7 +430,8 @@ fn crc32(data: &[u8]) -> u32 {
     !crc
 }
 
-/// `data` as a gzip file of stored (uncompressed) deflate blocks (as `tests/it/lvfs.rs`).
+/// `data` as a gzip file of stored (uncompressed) deflate blocks (as
+/// `tests/case-runner/lvfs.rs`).
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
     let mut chunks = data.chunks(0xffff).peekable();
@@ -449,7 +450,8 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// `data` as a zstd frame of raw (uncompressed) blocks (as `tests/it/lvfs.rs`).
+/// `data` as a zstd frame of raw (uncompressed) blocks (as
+/// `tests/case-runner/lvfs.rs`).
 fn zstd(data: &[u8]) -> Vec<u8> {
     let mut out = vec![0x28, 0xb5, 0x2f, 0xfd, 0b1110_0000];
     out.extend((data.len() as u64).to_le_bytes());

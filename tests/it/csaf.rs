@@ -1,158 +1,15 @@
-//! The CSAF advisory source, data-driven: one folder per case under
-//! `tests/cases/csaf/`, each an `advisory.json` served over HTTP on 127.0.0.1 and the
-//! expected patches (or the error naming the place in the document) in `expected.txt`.
-//! Optional, checked when present: `schemes.txt`, the patches that name a version
-//! scheme (`ID SCHEME` a line, sorted); `log.txt`, lines the source must log (`$URL` is
-//! the document's URL). Run with `BLESS=1` to write the expected files (`expected.txt`
-//! only), then review them.
+//! The CSAF advisory source, served over HTTP on 127.0.0.1: a feed with broken and
+//! missing documents, and the operator's feed host. Its data cases
+//! (`tests/cases/csaf/`) are the `cases` test binary (`case-runner/csaf.rs`).
 
 use super::*;
+use ringleader_runtime::OperatorConfig;
+use ringleader_tests::guests::csaf::{cases, fleet, source};
 use ringleader_tests::peers::serve_files as serve;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-
-fn cases() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("cases/csaf")
-}
-
-async fn source(index: &str) -> Plugin {
-    let manifest = ringleader_runtime::Manifest::load(&manifest("csaf-source")).unwrap();
-    let mut grants = Grants::default();
-    grants.allow_as_declared("csaf-source", &manifest.capabilities);
-    if let Some(grant) = grants.plugins.get_mut("csaf-source") {
-        grant.settings.insert("index".into(), index.into());
-    }
-    let rt = runtime(grants, Services::default());
-    load(&rt, "csaf-source").await
-}
-
-fn fleet() -> Vec<ringleader_types::Device> {
-    vec![
-        device(
-            "rhel-1",
-            &[
-                ("telnet", "1:0.17-64.el7"),
-                ("telnet-server", "1:0.17-64.el7"),
-            ],
-        ),
-        device(
-            "deb-1",
-            &[
-                ("openssl", "3.0.11-1"),
-                ("libssl3", "3.0.11-1"),
-                ("shim", "15.7"),
-            ],
-        ),
-        device(
-            "deb-2",
-            &[("hello", "1.0"), ("libhello", "1.0"), ("hello-doc", "1.0")],
-        ),
-    ]
-}
-
-/// One line per patch: id, component, fixed version, severity, CVEs, release time,
-/// artifact URL, and its SHA-256 when the advisory gives one.
-fn line(p: &ringleader_types::Patch) -> String {
-    let sha256 = if p.artifact.sha256.is_empty() {
-        String::new()
-    } else {
-        format!(" sha256:{}", p.artifact.sha256)
-    };
-    format!(
-        "{} {} {} {} {} {} {}{sha256}",
-        p.id,
-        p.component,
-        p.fixed_version,
-        format!("{:?}", p.severity)
-            .rsplit("::")
-            .next()
-            .unwrap_or_default()
-            .to_lowercase(),
-        p.cves.join(","),
-        p.released,
-        if p.artifact.url.is_empty() {
-            "-"
-        } else {
-            &p.artifact.url
-        }
-    )
-}
+use std::path::Path;
 
 #[tokio::test]
-async fn csaf_cases() {
-    let bless = std::env::var_os("BLESS").is_some();
-    let names = case_names(&cases(), 8);
-    let mut files = HashMap::new();
-    for name in &names {
-        let body = std::fs::read(cases().join(name).join("advisory.json")).unwrap();
-        files.insert(format!("/{name}/advisory.json"), body);
-        files.insert(
-            format!("/{name}/index.txt"),
-            b"# one advisory\nadvisory.json\n".to_vec(),
-        );
-    }
-    let base = serve(files);
-    let mut failures = Vec::new();
-    for name in &names {
-        let (logs, _capture) = Logs::capture();
-        let plugin = source(&format!("{base}/{name}/index.txt")).await;
-        let patches = plugin.discover(&fleet()).await.unwrap();
-        let mut got: Vec<String> = patches.iter().map(line).collect();
-        got.sort();
-        let log = logs.text();
-        if std::env::var_os("SHOW_LOG").is_some() {
-            eprintln!("{name}: {log}");
-        }
-        for warning in log.lines() {
-            assert!(!warning.contains("could not be fetched"), "{warning}");
-            if let Some(why) = warning.split("is not valid CSAF 2.0: ").nth(1) {
-                // The warning names the document.
-                assert!(
-                    warning.contains(&format!("/{name}/advisory.json")),
-                    "{warning}"
-                );
-                let why = why.trim();
-                let why = why.strip_suffix("plugin=csaf-source").unwrap_or(why);
-                got.push(format!("error: {}", why.trim()));
-            }
-        }
-        let mut schemes: Vec<String> = patches
-            .iter()
-            .filter_map(|p| Some(format!("{} {}\n", p.id, p.scheme?)))
-            .collect();
-        schemes.sort();
-        let schemes = schemes.concat();
-        if let Ok(expected) = std::fs::read_to_string(cases().join(name).join("schemes.txt"))
-            && expected != schemes
-        {
-            failures.push(format!(
-                "{name}: schemes\n--- expected\n{expected}--- got\n{schemes}"
-            ));
-        }
-        if let Ok(expected) = std::fs::read_to_string(cases().join(name).join("log.txt")) {
-            let url = format!("{base}/{name}/advisory.json");
-            for line in expected.lines().map(|l| l.replace("$URL", &url)) {
-                if !log.contains(&line) {
-                    failures.push(format!("{name}: not logged: {line}\n--- log\n{log}"));
-                }
-            }
-        }
-        let got = got.iter().map(|l| format!("{l}\n")).collect::<String>();
-        let expected_file = cases().join(name).join("expected.txt");
-        if bless {
-            std::fs::write(&expected_file, &got).unwrap();
-            continue;
-        }
-        let expected = std::fs::read_to_string(&expected_file).unwrap_or_default();
-        if got != expected {
-            failures.push(format!("{name}:\n--- expected\n{expected}--- got\n{got}"));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-    a_broken_or_missing_advisory_does_not_stop_the_others().await;
-}
-
-/// Part of `csaf_cases`, run after it.
 async fn a_broken_or_missing_advisory_does_not_stop_the_others() {
     let mut files = HashMap::new();
     for name in [
@@ -249,7 +106,9 @@ async fn the_operators_feed_is_reached_through_its_setting_and_no_other_host() {
         let text = format!(
             "[plugins.csaf-source]\nhttp = [{http}]\nsettings = {{ index = \"{index}\" }}\n"
         );
-        Grants::parse(std::path::Path::new("ringleader.toml"), &text).unwrap()
+        OperatorConfig::parse(Path::new("ringleader.toml"), &text)
+            .unwrap()
+            .grants
     };
     let feed_host = feed.url.trim_start_matches("http://").to_string();
     let other_host = elsewhere.url.trim_start_matches("http://").to_string();
@@ -310,7 +169,9 @@ async fn the_operators_feed_is_reached_through_its_setting_and_no_other_host() {
     // A setting that names a host no plugin may reach is refused when the plugin is
     // loaded, saying which setting and why.
     let text = "[plugins.csaf-source]\nhttp = [\"{setting:index}\"]\nsettings = { index = \"http://169.254.169.254/latest/index.txt\" }\n";
-    let grants = Grants::parse(std::path::Path::new("ringleader.toml"), text).unwrap();
+    let grants = OperatorConfig::parse(Path::new("ringleader.toml"), text)
+        .unwrap()
+        .grants;
     let err = runtime(grants, Services::default())
         .load(&manifest("csaf-source"))
         .await

@@ -49,6 +49,7 @@ pub const SIM_VENDOR_INSTALLER: &str = "sim-vendor-installer";
 /// it (the simulated pair alone was in the debug binary 5 and 9 times over), a
 /// static's are there once.
 pub static EMBEDDED: &[Embedded] = &[
+    embed!("apt-installer"),
     embed!("csaf-source"),
     embed!("dpkg-installer"),
     embed!("lvfs-source"),
@@ -67,6 +68,7 @@ pub const ALL: &[&str] = &[
     "sim-vendor-source",
     "sim-vendor-installer",
     "dpkg-installer",
+    "apt-installer",
     "redfish-firmware",
     "csaf-source",
     "lvfs-source",

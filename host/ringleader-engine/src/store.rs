@@ -155,8 +155,7 @@ impl StoredDevice {
 pub struct Status {
     /// Time of the rollout (virtual or real), seconds since the Unix epoch.
     pub at: i64,
-    /// `running`, `soaking`, `awaiting-approval`, `halted`, `completed` or `aborted`.
-    pub phase: String,
+    pub phase: PhaseName,
     /// The ring the phase is about (none once completed or aborted).
     pub ring: Option<u16>,
     /// When a soak ends.
@@ -166,6 +165,66 @@ pub struct Status {
     pub rings: Vec<RingStatus>,
     /// Log records written so far.
     pub records: u64,
+}
+
+/// The core's [`Phase`] without its data, as [`Status`] keeps it (stored as its
+/// kebab-case name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PhaseName {
+    Running,
+    Soaking,
+    AwaitingApproval,
+    Halted,
+    Completed,
+    Aborted,
+}
+
+impl PhaseName {
+    pub fn of(phase: &Phase) -> PhaseName {
+        match phase {
+            Phase::Running { .. } => PhaseName::Running,
+            Phase::Soaking { .. } => PhaseName::Soaking,
+            Phase::AwaitingApproval { .. } => PhaseName::AwaitingApproval,
+            Phase::Halted { .. } => PhaseName::Halted,
+            Phase::Completed => PhaseName::Completed,
+            Phase::Aborted => PhaseName::Aborted,
+        }
+    }
+
+    /// The stored name: `running`, `soaking`, `awaiting-approval`, `halted`,
+    /// `completed` or `aborted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhaseName::Running => "running",
+            PhaseName::Soaking => "soaking",
+            PhaseName::AwaitingApproval => "awaiting-approval",
+            PhaseName::Halted => "halted",
+            PhaseName::Completed => "completed",
+            PhaseName::Aborted => "aborted",
+        }
+    }
+
+    /// Nothing more will happen in it (rollbacks of a halt may still run).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            PhaseName::Completed | PhaseName::Aborted | PhaseName::Halted
+        )
+    }
+}
+
+impl std::fmt::Display for PhaseName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Compared with its stored name (tests read it so).
+impl PartialEq<&str> for PhaseName {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 /// One ring's counts in a [`Status`].
@@ -184,19 +243,15 @@ pub struct RingStatus {
 
 impl Status {
     pub fn of(core: &Core, at: Timestamp, records: u64) -> Status {
-        let (phase, ring, until, halt_reason) = match core.phase() {
-            Phase::Running { ring } => ("running", Some(*ring), None, None),
-            Phase::Soaking { ring, until } => {
-                ("soaking", Some(*ring), Some(until.as_second()), None)
-            }
-            Phase::AwaitingApproval { ring } => ("awaiting-approval", Some(*ring), None, None),
-            Phase::Halted { ring, reason } => ("halted", Some(*ring), None, Some(reason.clone())),
-            Phase::Completed => ("completed", None, None, None),
-            Phase::Aborted => ("aborted", None, None, None),
+        let (ring, until, halt_reason) = match core.phase() {
+            Phase::Running { ring } | Phase::AwaitingApproval { ring } => (Some(*ring), None, None),
+            Phase::Soaking { ring, until } => (Some(*ring), Some(until.as_second()), None),
+            Phase::Halted { ring, reason } => (Some(*ring), None, Some(reason.clone())),
+            Phase::Completed | Phase::Aborted => (None, None, None),
         };
         Status {
             at: at.as_second(),
-            phase: phase.into(),
+            phase: PhaseName::of(core.phase()),
             ring,
             until,
             paused: core.is_paused(),

@@ -13,7 +13,6 @@ use crate::manifest::Capabilities;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::Path;
 
 /// The operator's grants for one plugin. Same shape as a manifest's `[capabilities]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -35,9 +34,10 @@ pub struct Grant {
     pub settings: BTreeMap<String, String>,
 }
 
-/// The operator's config file: grants for every plugin, by plugin name (a plugin not
-/// listed is granted nothing; logging and the clock are always available), and the
-/// credentials devices name by reference.
+/// The operator's config file's content: grants for every plugin, by plugin name (a
+/// plugin not listed is granted nothing; logging and the clock are always available),
+/// and the credentials devices name by reference. Read by
+/// [`OperatorConfig`](crate::config::OperatorConfig), the one parser of that file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Grants {
@@ -49,24 +49,7 @@ pub struct Grants {
     pub credentials: BTreeMap<String, crate::transport::Credential>,
 }
 
-/// Grants that could not be read.
-#[derive(Debug, thiserror::Error)]
-#[error("failed to read plugin grants from {path}: {message}")]
-pub struct GrantsError {
-    pub path: String,
-    pub message: String,
-}
-
 impl Grants {
-    /// Parses the `[plugins.<name>]` tables of the operator's config file.
-    pub fn parse(path: &Path, text: &str) -> Result<Grants, GrantsError> {
-        toml::from_str(text).map_err(|e| GrantsError {
-            path: path.display().to_string(),
-            // The message quotes the file's line: its control characters escaped.
-            message: ringleader_diag::escape(&e.to_string().trim().replace('\n', " ")).into_owned(),
-        })
-    }
-
     /// Grants a plugin exactly what its manifest asks for. For tests and the built-in
     /// demo plugins, whose manifests ship with the host.
     pub fn allow_as_declared(&mut self, plugin: &str, caps: &Capabilities) -> &mut Self {
@@ -459,18 +442,5 @@ mod tests {
             &[("index", "nonsense")],
         );
         assert!(a.setting_problems().is_empty());
-    }
-
-    #[test]
-    fn grants_parse_from_the_operator_config() {
-        let g = Grants::parse(
-            Path::new("ringleader.toml"),
-            "[plugins.acme-bios]\nhttp = [\"{device}\"]\nkv = true\n",
-        )
-        .unwrap();
-        assert_eq!(g.for_plugin("acme-bios").http, ["{device}"]);
-        assert_eq!(g.for_plugin("other"), Grant::default());
-        let err = Grants::parse(Path::new("r.toml"), "[plugins.x]\nhtp = []\n").unwrap_err();
-        assert!(err.to_string().contains("unknown field `htp`"), "{err}");
     }
 }

@@ -6,7 +6,7 @@
 //!   manifest and checksum, compiles (or loads from [`cache`]) and pre-instantiates it.
 //! - [`Plugin`] runs calls (`discover`, `install`, ...), each in a fresh store under the
 //!   plugin's [`limits`], with only the capabilities its manifest declares and the
-//!   operator [`grants`].
+//!   operator [`grants`] (read from the operator's [`config`] file).
 //! - [`bindings`] is where `bindgen!` runs; its generated types stay in this crate.
 //!   Calls take and return `ringleader_types` (`Device`, `Patch`, `Readiness`, ...),
 //!   converted at the boundary; only `PluginError` and `PluginInfo` are used as
@@ -15,6 +15,7 @@
 pub mod bindings;
 pub mod cache;
 mod caps;
+pub mod config;
 pub mod durable;
 pub mod error;
 pub mod grants;
@@ -28,6 +29,7 @@ pub mod sim_device;
 mod state;
 pub mod transport;
 
+pub use config::OperatorConfig;
 pub use error::{CallError, CallErrorKind, LoadError, RuntimeError};
 pub use grants::{Grant, Grants};
 pub use manifest::{Manifest, World};

@@ -1,22 +1,26 @@
 //! The commands that talk to a running daemon (`ringleader serve`): status, devices,
-//! events, rollout start, and the operator actions. Exit codes are in `docs/cli.md`.
+//! events, rollout start, and the operator actions. Exit codes are in `docs/cli.md`
+//! (`ringleader_api::exit`). Answers are read into the API's own types
+//! (`ringleader_api`); one the daemon sends that is not the document expected is an
+//! error naming the URL and the document.
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use serde_json::Value;
+use ringleader_api::Document;
+use ringleader_api::device::DevicesV1;
+use ringleader_api::error::ErrorV1;
+use ringleader_api::event::EventsV1;
+use ringleader_api::exit::ExitStatus;
+use ringleader_api::rollout::{
+    AcceptedV1, Action, Clock, FileV1, Gate, RolloutState, RolloutsV1, SimulatedV1, StartV1,
+    StatusV1,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-
-/// Exit codes of the client commands (documented in docs/cli.md).
-pub mod exit {
-    pub const HALTED: u8 = 3;
-    pub const ABORTED: u8 = 4;
-    pub const UNREACHABLE: u8 = 5;
-    pub const NOT_FOUND: u8 = 6;
-    pub const UNAUTHORIZED: u8 = 7;
-}
 
 /// Where the daemon is and how to prove who we are.
 #[derive(Debug, Clone, Args)]
@@ -158,20 +162,20 @@ pub struct ActionArgs {
 }
 
 /// A failure with its exit code.
-struct Exit(u8, anyhow::Error);
+struct Exit(ExitStatus, anyhow::Error);
 
 impl<E: Into<anyhow::Error>> From<E> for Exit {
     fn from(e: E) -> Exit {
-        Exit(1, e.into())
+        Exit(ExitStatus::Failure, e.into())
     }
 }
 
-fn finish(result: Result<u8, Exit>) -> ExitCode {
+fn finish(result: Result<ExitStatus, Exit>) -> ExitCode {
     match result {
-        Ok(code) => ExitCode::from(code),
-        Err(Exit(code, e)) => {
+        Ok(status) => ExitCode::from(status),
+        Err(Exit(status, e)) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(code)
+            ExitCode::from(status)
         }
     }
 }
@@ -207,27 +211,45 @@ impl Client {
         })
     }
 
-    /// Sends a request; returns the JSON answer of a 2xx, or the error with its exit
-    /// code.
-    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, Exit> {
+    /// `GET path`: its answer, document `T`.
+    fn get<T: Document + DeserializeOwned>(&self, path: &str) -> Result<T, Exit> {
+        self.call("GET", path, None)
+    }
+
+    /// `POST path` with `body` as JSON: its answer, document `T`.
+    fn post<T: Document + DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T, Exit> {
+        self.call("POST", path, Some(serde_json::to_vec(body)?))
+    }
+
+    /// Sends a request; returns the answer of a 2xx read as document `T`, or the error
+    /// with its exit code.
+    fn call<T: Document + DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<T, Exit> {
         let url = format!("{}{path}", self.base);
         let mut builder = ureq::http::Request::builder().method(method).uri(&url);
         if let Some(token) = &self.token {
             builder = builder.header("Authorization", format!("Bearer {token}"));
         }
-        let bytes = match body {
-            Some(v) => {
-                builder = builder.header("Content-Type", "application/json");
-                serde_json::to_vec(v)?
-            }
-            None => Vec::new(),
-        };
-        let request = builder
-            .body(bytes)
-            .map_err(|e| Exit(1, anyhow::anyhow!("invalid server URL {url}: {e}")))?;
+        if body.is_some() {
+            builder = builder.header("Content-Type", "application/json");
+        }
+        let request = builder.body(body.unwrap_or_default()).map_err(|e| {
+            Exit(
+                ExitStatus::Failure,
+                anyhow::anyhow!("invalid server URL {url}: {e}"),
+            )
+        })?;
         let response = self.agent.run(request).map_err(|e| {
             Exit(
-                exit::UNREACHABLE,
+                ExitStatus::Unreachable,
                 anyhow::anyhow!(
                     "cannot reach the ringleader daemon at {}: {e}\nstart it with `ringleader serve --data DIR`, or point --server (RINGLEADER_URL) at where it runs",
                     self.base
@@ -243,22 +265,33 @@ impl Client {
             .read_to_string(&mut text)
             .map_err(|e| {
                 Exit(
-                    exit::UNREACHABLE,
+                    ExitStatus::Unreachable,
                     anyhow::anyhow!("the daemon's answer was cut off: {e}"),
                 )
             })?;
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         if (200..300).contains(&status) {
-            return Ok(value);
+            return serde_json::from_str(&text).map_err(|e| {
+                Exit(
+                    ExitStatus::Failure,
+                    anyhow::anyhow!(
+                        "the answer to {method} {url} is not a `{}` document: {e}\nis --server (RINGLEADER_URL) a ringleader daemon of this version?",
+                        T::SCHEMA
+                    ),
+                )
+            });
         }
-        let message = value
-            .get("error")
-            .and_then(Value::as_str)
-            .map_or_else(|| value.to_string(), str::to_string);
+        let message = match serde_json::from_str::<ErrorV1>(&text) {
+            Ok(error) => error.error,
+            Err(_) => format!(
+                "{method} {url} answered HTTP {status} without a `{}` document: {}",
+                ErrorV1::SCHEMA,
+                text.trim()
+            ),
+        };
         let code = match status {
-            401 => exit::UNAUTHORIZED,
-            404 => exit::NOT_FOUND,
-            _ => 1,
+            401 => ExitStatus::Unauthorized,
+            404 => ExitStatus::NotFound,
+            _ => ExitStatus::Failure,
         };
         let hint = if status == 401 && self.token.is_none() {
             "\ngive the token with --token-file FILE (DATA/api-token, or a named token's file) or RINGLEADER_TOKEN"
@@ -273,20 +306,15 @@ impl Client {
         if let Some(id) = rollout {
             return Ok(id.clone());
         }
-        let list = self.call("GET", "/v1/rollouts", None)?;
-        list["rollouts"]
-            .as_array()
-            .and_then(|r| r.last())
-            .and_then(|r| r["id"].as_str())
-            .map(str::to_string)
-            .ok_or_else(|| {
-                Exit(
-                    exit::NOT_FOUND,
-                    anyhow::anyhow!(
-                        "the daemon has no rollouts yet; start one with `ringleader rollout start`"
-                    ),
-                )
-            })
+        let list: RolloutsV1 = self.get("/v1/rollouts")?;
+        list.rollouts.last().map(|r| r.id.clone()).ok_or_else(|| {
+            Exit(
+                ExitStatus::NotFound,
+                anyhow::anyhow!(
+                    "the daemon has no rollouts yet; start one with `ringleader rollout start`"
+                ),
+            )
+        })
     }
 }
 
@@ -303,8 +331,17 @@ fn emit(text: &str) -> Result<(), Exit> {
     Ok(crate::write_stdout(text)?)
 }
 
-fn print_json(value: &Value) -> Result<(), Exit> {
-    emit(&format!("{}\n", serde_json::to_string_pretty(value)?))
+/// The JSON of a document, its keys sorted at every level, as `--json` has always
+/// printed the daemon's answers.
+fn sorted(doc: &impl Serialize) -> Result<serde_json::Value, Exit> {
+    Ok(serde_json::to_value(doc)?)
+}
+
+fn print_json(doc: &impl Serialize) -> Result<(), Exit> {
+    emit(&format!(
+        "{}\n",
+        serde_json::to_string_pretty(&sorted(doc)?)?
+    ))
 }
 
 /// A duration for people: the two largest units, e.g. `35d 18h`, `2h 5m`, `40s`.
@@ -323,63 +360,68 @@ pub fn start(args: StartArgs) -> ExitCode {
     finish(start_inner(args))
 }
 
-fn start_inner(args: StartArgs) -> Result<u8, Exit> {
+fn start_inner(args: StartArgs) -> Result<ExitStatus, Exit> {
     let client = Client::new(&args.server)?;
-    let file = |path: &PathBuf| -> Result<Value, Exit> {
+    let file = |path: &PathBuf| -> Result<FileV1, Exit> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("failed to read {}", path.display()))?;
-        Ok(serde_json::json!({ "name": path.display().to_string(), "text": text }))
+        Ok(FileV1 {
+            name: path.display().to_string(),
+            text,
+        })
     };
-    let mut body = serde_json::json!({
-        "policy": file(&args.policy)?,
-        "clock": if args.virtual_time { "virtual" } else { "real" },
-    });
-    if args.virtual_time {
-        body["seed"] = args.seed.into();
-    }
-    if let Some(start) = &args.start {
-        body["start"] = start.as_str().into();
-    }
+    let clock = if args.virtual_time {
+        Clock::Virtual
+    } else {
+        Clock::Real
+    };
+    let mut body = StartV1 {
+        policy: file(&args.policy)?,
+        inventory: None,
+        simulated: None,
+        clock: Some(clock.as_str().to_string()),
+        seed: args.virtual_time.then_some(args.seed),
+        start: args.start.clone(),
+    };
     match (&args.inventory, args.simulate) {
-        (Some(path), _) => body["inventory"] = file(path)?,
+        (Some(path), _) => body.inventory = Some(file(path)?),
         (None, Some(devices)) => {
-            body["simulated"] = serde_json::json!({
-                "devices": devices,
-                "seed": args.seed,
-                "fail_permille": args.fail_permille,
-                "hang_permille": args.hang_permille,
+            body.simulated = Some(SimulatedV1 {
+                devices,
+                seed: args.seed,
+                fail_permille: args.fail_permille,
+                hang_permille: args.hang_permille,
             })
         }
         (None, None) => unreachable!("clap requires one"),
     }
-    let status = client.call("POST", "/v1/rollouts", Some(&body))?;
+    let status: StatusV1 = client.post("/v1/rollouts", &body)?;
     if args.json {
         print_json(&status)?;
     } else {
-        let id = status["id"].as_str().unwrap_or("?");
+        let id = &status.id;
         emit(&format!("{id}\n"))?;
         eprintln!(
             "started rollout {id} (policy {}); follow it with `ringleader status {id} --wait` or `ringleader events {id} --follow`",
-            status["policy"].as_str().unwrap_or("?")
+            status.policy.as_deref().unwrap_or("?")
         );
     }
-    Ok(0)
+    Ok(ExitStatus::Success)
 }
 
 pub fn status(args: StatusArgs) -> ExitCode {
     finish(status_inner(args))
 }
 
-fn status_inner(args: StatusArgs) -> Result<u8, Exit> {
+fn status_inner(args: StatusArgs) -> Result<ExitStatus, Exit> {
     let client = Client::new(&args.server)?;
     let Some(id) = &args.rollout else {
-        let list = client.call("GET", "/v1/rollouts", None)?;
+        let list: RolloutsV1 = client.get("/v1/rollouts")?;
         if args.json {
             print_json(&list)?;
         } else {
-            let rollouts = list["rollouts"].as_array().cloned().unwrap_or_default();
             let mut out = String::new();
-            if rollouts.is_empty() {
+            if list.rollouts.is_empty() {
                 outln!(
                     out,
                     "no rollouts; start one with `ringleader rollout start`"
@@ -395,27 +437,27 @@ fn status_inner(args: StatusArgs) -> Result<u8, Exit> {
                     "RING"
                 );
             }
-            for r in rollouts {
+            for r in &list.rollouts {
                 outln!(
                     out,
                     "{:<8} {:<24} {:<8} {:<18} {:<12}",
-                    r["id"].as_str().unwrap_or(""),
-                    r["policy"].as_str().unwrap_or(""),
-                    r["clock"].as_str().unwrap_or(""),
-                    r["state"].as_str().unwrap_or(""),
-                    r["ring"].as_str().unwrap_or("-"),
+                    r.id,
+                    r.policy.as_deref().unwrap_or(""),
+                    r.clock.map_or("", Clock::as_str),
+                    r.state.as_str(),
+                    r.ring.as_deref().unwrap_or("-"),
                 );
             }
             emit(&out)?;
         }
-        return Ok(0);
+        return Ok(ExitStatus::Success);
     };
     let path = format!("/v1/rollouts/{id}");
-    let mut status = client.call("GET", &path, None)?;
+    let mut status: StatusV1 = client.get(&path)?;
     if args.wait {
-        while !status["ended"].as_bool().unwrap_or(false) {
+        while !status.ended {
             std::thread::sleep(Duration::from_millis(500));
-            status = client.call("GET", &path, None)?;
+            status = client.get(&path)?;
         }
     }
     if args.json {
@@ -424,65 +466,52 @@ fn status_inner(args: StatusArgs) -> Result<u8, Exit> {
         emit(&render_status(&status))?;
     }
     if !args.wait {
-        return Ok(0);
+        return Ok(ExitStatus::Success);
     }
-    Ok(match status["state"].as_str() {
-        Some("completed") => 0,
-        Some("halted") => exit::HALTED,
-        Some("aborted") => exit::ABORTED,
-        _ => 1,
+    Ok(match status.state {
+        RolloutState::Completed => ExitStatus::Success,
+        RolloutState::Halted => ExitStatus::Halted,
+        RolloutState::Aborted => ExitStatus::Aborted,
+        _ => ExitStatus::Failure,
     })
 }
 
-fn render_status(s: &Value) -> String {
+fn render_status(s: &StatusV1) -> String {
     let mut out = String::new();
-    let text = |v: &Value| v.as_str().unwrap_or("-").to_string();
     outln!(
         out,
         "rollout {}  policy {}  clock {}  state {}{}{}",
-        text(&s["id"]),
-        text(&s["policy"]),
-        text(&s["clock"]),
-        text(&s["state"]),
-        s["ring"]
-            .as_str()
+        s.id,
+        s.policy.as_deref().unwrap_or("-"),
+        s.clock.map_or("-", Clock::as_str),
+        s.state,
+        s.ring
+            .as_ref()
             .map(|r| format!(" (ring {r})"))
             .unwrap_or_default(),
-        if s["paused"].as_bool().unwrap_or(false) {
-            ", paused"
-        } else {
-            ""
-        },
+        if s.paused { ", paused" } else { "" },
     );
-    if let Some(t) = s["time"].as_str() {
+    if let Some(t) = s.time {
         outln!(out, "time    {t}");
     }
-    if let Some(w) = s["waiting"].as_object() {
-        let ring = w.get("ring").and_then(Value::as_str).unwrap_or("");
-        let until = w
-            .get("until")
-            .and_then(Value::as_str)
-            .map(|u| format!(" until {u}"))
-            .unwrap_or_default();
-        let what = match w.get("for").and_then(Value::as_str) {
-            Some("approval") => format!(
+    if let Some(w) = &s.waiting {
+        let ring = w.ring.as_deref().unwrap_or("");
+        let until = w.until.map(|u| format!(" until {u}")).unwrap_or_default();
+        let what = match w.for_ {
+            Gate::Approval => format!(
                 "an operator's approval of ring {ring} (`ringleader approve {}`)",
-                text(&s["id"])
+                s.id
             ),
-            Some("soak") => format!("ring {ring}'s soak{until}"),
-            Some("resume") => format!(
-                "an operator to resume it (`ringleader resume {}`)",
-                text(&s["id"])
-            ),
-            Some("window") => format!("a maintenance window, freeze or deferral in ring {ring}"),
-            _ => "-".into(),
+            Gate::Soak => format!("ring {ring}'s soak{until}"),
+            Gate::Resume => format!("an operator to resume it (`ringleader resume {}`)", s.id),
+            Gate::Window => format!("a maintenance window, freeze or deferral in ring {ring}"),
         };
         outln!(out, "waiting for {what}");
     }
-    if let Some(reason) = s["halt_reason"].as_str() {
+    if let Some(reason) = &s.halt_reason {
         outln!(out, "halted because {reason}");
     }
-    if let Some(error) = s["error"].as_str() {
+    if let Some(error) = &s.error {
         outln!(out, "failed: {error}");
     }
     outln!(
@@ -496,18 +525,17 @@ fn render_status(s: &Value) -> String {
         "PENDING",
         "ROLLED BACK"
     );
-    for r in s["rings"].as_array().cloned().unwrap_or_default() {
-        let n = |k: &str| r[k].as_u64().unwrap_or(0);
+    for r in &s.rings {
         outln!(
             out,
             "{:<12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>12}",
-            r["name"].as_str().unwrap_or(""),
-            n("devices"),
-            n("done"),
-            n("failed"),
-            n("active") + n("rolling_back"),
-            n("pending"),
-            n("rolled_back"),
+            r.name,
+            r.devices,
+            r.done,
+            r.failed,
+            r.active + r.rolling_back,
+            r.pending,
+            r.rolled_back,
         );
     }
     out
@@ -517,34 +545,28 @@ pub fn devices(args: DevicesArgs) -> ExitCode {
     finish(devices_inner(args))
 }
 
-fn devices_inner(args: DevicesArgs) -> Result<u8, Exit> {
+fn devices_inner(args: DevicesArgs) -> Result<ExitStatus, Exit> {
     let client = Client::new(&args.server)?;
     let id = client.rollout_or_latest(&args.rollout)?;
     let path = format!(
         "/v1/rollouts/{id}/devices{}",
         if args.behind { "?behind=true" } else { "" }
     );
-    let answer = client.call("GET", &path, None)?;
+    let answer: DevicesV1 = client.get(&path)?;
     if args.json {
         print_json(&answer)?;
-        return Ok(0);
+        return Ok(ExitStatus::Success);
     }
-    let devices = answer["devices"].as_array().cloned().unwrap_or_default();
+    let devices = &answer.devices;
     // Each device's installed version per component: `bios 2.19.1, linux 6.1.115`.
     let versions: Vec<String> = devices
         .iter()
         .map(|d| {
-            d["versions"]
-                .as_object()
-                .map(|v| {
-                    v.iter()
-                        .map(|(component, version)| {
-                            format!("{component} {}", version.as_str().unwrap_or("?"))
-                        })
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default()
+            d.versions
+                .iter()
+                .map(|(component, version)| format!("{component} {version}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         })
         .collect();
     let width = versions
@@ -564,34 +586,28 @@ fn devices_inner(args: DevicesArgs) -> Result<u8, Exit> {
         "VERSIONS"
     );
     for (d, versions) in devices.iter().zip(&versions) {
-        let behind = d["behind_seconds"]
-            .as_i64()
-            .map_or_else(|| "-".into(), short_duration);
-        let pending: Vec<&str> = d["pending"]
-            .as_array()
-            .map(|p| p.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
+        let behind = d.behind_seconds.map_or_else(|| "-".into(), short_duration);
         outln!(
             out,
             "{:<24} {:<10} {:<16} {:>8}  {:<width$}  {}",
-            d["id"].as_str().unwrap_or(""),
-            d["ring"].as_str().unwrap_or(""),
-            d["state"].as_str().unwrap_or(""),
+            d.id,
+            d.ring,
+            d.state.as_str(),
             behind,
             versions,
-            pending.join(", ")
+            d.pending.join(", ")
         );
     }
     emit(&out)?;
     eprintln!("{}", crate::count(devices.len(), "device", "devices"));
-    Ok(0)
+    Ok(ExitStatus::Success)
 }
 
 pub fn events(args: EventsArgs) -> ExitCode {
     finish(events_inner(args))
 }
 
-fn events_inner(args: EventsArgs) -> Result<u8, Exit> {
+fn events_inner(args: EventsArgs) -> Result<ExitStatus, Exit> {
     let client = Client::new(&args.server)?;
     let id = client.rollout_or_latest(&args.rollout)?;
     let mut cursor = args.since;
@@ -600,53 +616,50 @@ fn events_inner(args: EventsArgs) -> Result<u8, Exit> {
     loop {
         let mut out: Vec<u8> = Vec::new();
         let wait = if args.follow { 30 } else { 0 };
-        let answer = client.call(
-            "GET",
-            &format!("/v1/rollouts/{id}/events?since={cursor}&wait={wait}"),
-            None,
-        )?;
-        for event in answer["events"].as_array().cloned().unwrap_or_default() {
+        let answer: EventsV1 = client.get(&format!(
+            "/v1/rollouts/{id}/events?since={cursor}&wait={wait}"
+        ))?;
+        for event in &answer.events {
             if args.json {
-                serde_json::to_writer(&mut out, &event)?;
+                serde_json::to_writer(&mut out, &sorted(event)?)?;
                 writeln!(out)?;
             } else {
-                let field = |k: &str| {
-                    event[k]
-                        .as_str()
-                        .map(|v| format!("  {k} {v}"))
-                        .unwrap_or_default()
+                let field = |k: &str, v: &Option<String>| {
+                    v.as_ref().map(|v| format!("  {k} {v}")).unwrap_or_default()
                 };
                 // A step's component and versions: `  openssl 3.0.11-1 -> 3.0.15-1`.
-                let versions = match (event["component"].as_str(), event["to"].as_str()) {
+                let versions = match (&event.component, &event.to) {
                     (Some(component), Some(to)) => format!(
                         "  {component} {} -> {to}",
-                        event["from"].as_str().unwrap_or("(none)")
+                        event.from.as_deref().unwrap_or("(none)")
                     ),
                     _ => String::new(),
                 };
                 writeln!(
                     out,
-                    "{:>6}  {}  {:<20}{}{}{}{}{}{}{}",
-                    event["cursor"],
-                    event["at"].as_str().unwrap_or(""),
-                    event["type"].as_str().unwrap_or(""),
-                    field("ring"),
-                    field("device"),
-                    field("patch"),
+                    "{}  {}  {:<20}{}{}{}{}{}{}{}",
+                    event.cursor,
+                    event.at,
+                    event.kind.as_str(),
+                    field("ring", &event.ring),
+                    field("device", &event.device),
+                    field("patch", &event.patch),
                     versions,
-                    field("reason"),
-                    field("by"),
-                    field("action"),
+                    field("reason", &event.reason),
+                    field("by", &event.by),
+                    field("action", &event.action),
                 )?;
             }
         }
         let mut stdout = std::io::stdout().lock();
         match stdout.write_all(&out).and_then(|()| stdout.flush()) {
             // The reader went away (`| head`): done.
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(0),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                return Ok(ExitStatus::Success);
+            }
             result => result?,
         }
-        let now_stalled = answer["stalled"].as_str().map(str::to_string);
+        let now_stalled = answer.stalled;
         if now_stalled.is_some() && now_stalled != stall {
             eprintln!(
                 "rollout {id} stalls: {}; nothing is dispatched until the daemon can write its log again, and it goes on by itself then",
@@ -654,31 +667,29 @@ fn events_inner(args: EventsArgs) -> Result<u8, Exit> {
             );
         }
         stall = now_stalled;
-        let next = answer["next"].as_u64().unwrap_or(cursor);
-        let ended = answer["ended"].as_bool().unwrap_or(false);
-        if next == cursor && (!args.follow || ended) {
-            return Ok(0);
+        let next = answer.next;
+        if next == cursor && (!args.follow || answer.ended) {
+            return Ok(ExitStatus::Success);
         }
         cursor = next;
     }
 }
 
-/// `approve`, `pause`, `resume`, `abort` or `rollback`.
-pub fn act(action: &str, args: ActionArgs) -> ExitCode {
+/// An operator's action: approve, pause, resume, abort or rollback.
+pub fn act(action: Action, args: ActionArgs) -> ExitCode {
     finish(act_inner(action, args))
 }
 
-fn act_inner(action: &str, args: ActionArgs) -> Result<u8, Exit> {
+fn act_inner(action: Action, args: ActionArgs) -> Result<ExitStatus, Exit> {
     let client = Client::new(&args.server)?;
-    let answer = client.call(
-        "POST",
+    let answer: AcceptedV1 = client.post(
         &format!("/v1/rollouts/{}/{action}", args.rollout),
-        Some(&serde_json::json!({})),
+        &serde_json::json!({}),
     )?;
     if args.json {
         print_json(&answer)?;
     } else {
         eprintln!("{action}: sent to rollout {}", args.rollout);
     }
-    Ok(0)
+    Ok(ExitStatus::Success)
 }

@@ -3,15 +3,16 @@
 use anyhow::Context;
 use clap::Args;
 use jiff::Timestamp;
-use ringleader_engine::clock::VirtualClock;
+use ringleader_api::Schema;
+use ringleader_api::demo::{DemoV1, FinalState, OutcomesV1, RingV1};
+use ringleader_api::exit::ExitStatus;
+use ringleader_daemon::session::{Clock, Fleet, Inputs, Run, Session};
 use ringleader_engine::core::{Core, JobId, JobState, Phase};
-use ringleader_engine::demo::{self, FleetConfig};
-use ringleader_engine::executor::{Executor, Recovery, Timing, replay};
 use ringleader_engine::store::{Record, Status, Store, StoredEvent};
 use ringleader_planner::policy::{Policy, PolicyError};
+use ringleader_runtime::OperatorConfig;
+use ringleader_runtime::services::MemoryKv;
 use ringleader_runtime::sim_device::SimDevices;
-use ringleader_runtime::{Grants, Runtime, RuntimeConfig, Services};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -77,33 +78,19 @@ pub async fn run(args: DemoArgs) -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(1)
+            ExitCode::from(ExitStatus::Failure)
         }
     }
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let real_start = Instant::now();
-    let policy = match &args.policy {
-        Some(path) => Policy::load(path).map_err(policy_error)?,
-        None => {
-            let (policy, diags) = Policy::parse(Path::new("bundled:monthly-os.toml"), POLICY);
-            policy.with_context(|| format!("the bundled policy is invalid:\n{diags}"))?
-        }
-    };
-    let fleet = FleetConfig {
-        devices: args.devices,
-        seed: args.seed,
-        fail_permille: args.fail_permille,
-        hang_permille: args.hang_permille,
-        ..FleetConfig::default()
-    };
-    let inventory = demo::inventory(&fleet);
+    let inputs = inputs_of(&args)?;
 
     // The simulated devices keep their own state, apart from the engine's log; the
     // installer reaches them through `exec` over the `sim` transport.
     if let Some(dir) = &args.data {
-        crate::data_dir::own(dir)?;
+        ringleader_daemon::data_dir::own(dir)?;
     }
     let devices: Arc<SimDevices> = match &args.data {
         Some(dir) => Arc::new(SimDevices::open(&dir.join("devices")).map_err(|e| {
@@ -114,81 +101,43 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         })?),
         None => Arc::new(SimDevices::in_memory()),
     };
-    let clock = VirtualClock::new(args.start);
     let store = match &args.data {
         Some(dir) => {
             let store = Store::open(&dir.join("engine"))?;
-            let inputs = inputs_of(&args);
-            match store.inputs()? {
-                Some(previous) if previous != inputs => anyhow::bail!(
-                    "{} holds a demo started with other arguments ({previous}); use another --data directory or the same arguments",
-                    dir.display()
-                ),
-                Some(_) => {}
-                None => store.set_inputs(&inputs)?,
-            }
+            resume_check(&store, &inputs, &args, dir)?;
             Some(store)
         }
         None => None,
     };
-    let plugins = crate::plugins::Chosen::simulated();
-    let mut grants = Grants::default();
-    plugins.grant_defaults(&mut grants)?;
-    let runtime = Runtime::new(RuntimeConfig {
-        cache_dir: ringleader_runtime::cache::ComponentCache::default_dir(),
-        grants,
-        services: Services {
-            exec: devices.clone(),
-            clock: Arc::new(clock.clone()),
-            ..Services::default()
-        },
-    })?;
-    let sources = plugins.load_sources(&runtime).await?;
-    let installers = plugins.load_installers(&runtime).await?;
-
-    let prepared =
-        ringleader_engine::spec::prepare(&policy, &inventory, &sources, args.start).await?;
-    let (spec, targets) = (prepared.spec, prepared.targets);
-    // The rollout runs from its spec and targets; the inventory is not needed again.
-    drop(inventory);
-    let (core, now, recovery) = match &store {
-        Some(store) => {
-            let replayed = replay(spec, store, args.start)?;
-            if replayed.records > 0 && !args.json {
-                eprintln!(
-                    "resuming the demo in {}: {} log records replayed, {} steps and {} rollbacks in flight to verify first",
-                    args.data.as_deref().unwrap_or(Path::new(".")).display(),
-                    replayed.records,
-                    replayed.recovery.steps.len(),
-                    replayed.recovery.rollbacks.len(),
-                );
-            }
-            (replayed.core, replayed.now, replayed.recovery)
-        }
-        None => (Core::new(spec), args.start, Recovery::default()),
-    };
+    let session = Session::new(
+        ringleader_daemon::plugins::Chosen::simulated(),
+        &OperatorConfig::default(),
+        devices.clone(),
+        Arc::new(MemoryKv::default()),
+    )?;
+    // The store's only other handle is for the progress lines: once the run returns,
+    // it is closed and opened again below for the whole log's counts.
+    let lines = args.progress_lines.then(|| store.clone());
+    let ready = session.prepare(&inputs, store).await?;
+    if ready.records > 0 && !args.json {
+        eprintln!(
+            "resuming the demo in {}: {} log records replayed, {} steps and {} rollbacks in flight to verify first",
+            args.data.as_deref().unwrap_or(Path::new(".")).display(),
+            ready.records,
+            ready.recovery.steps.len(),
+            ready.recovery.rollbacks.len(),
+        );
+    }
+    let policy_name = ready.policy.name.clone();
 
     let bars = (!args.json && !args.progress_lines && std::io::stderr().is_terminal())
-        .then(|| Progress::new(&core));
-    let lines = args.progress_lines.then(|| store.clone());
-    let executor = Executor {
-        core,
-        installers,
-        targets,
-        timing: Timing::Virtual(demo::timing(&fleet)),
-        concurrency: 64,
+        .then(|| Progress::new(&ready.core));
+    let run = Run {
         auto_approve_after: Some(Duration::from_secs(4 * 3600)),
-        now,
-        store,
-        recovery,
-        devices: Some(devices.clone()),
-        clock: Some(clock.clone()),
-        scheduled: Vec::new(),
-        control: None,
-        metrics: Default::default(),
+        ..Run::default()
     };
-    let (core, report) = executor
-        .run(|core, now| {
+    let (core, report) = ready
+        .run(run, |core, now| {
             if let Some(bars) = &bars {
                 bars.update(core, now);
             }
@@ -211,8 +160,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         );
     }
 
-    let mut summary = DemoV1::new(
-        &policy.name,
+    let mut summary = summary_of(
+        &policy_name,
         &args,
         &core,
         &report,
@@ -243,15 +192,91 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     } else {
         print_summary(&summary);
     }
-    Ok(match summary.final_state {
-        "completed" => ExitCode::SUCCESS,
-        "halted" => ExitCode::from(3),
-        _ => ExitCode::from(1),
+    Ok(ExitCode::from(match summary.final_state {
+        FinalState::Completed => ExitStatus::Success,
+        FinalState::Halted => ExitStatus::Halted,
+        FinalState::Aborted | FinalState::Stalled => ExitStatus::Failure,
+    }))
+}
+
+/// What the demo rolls out: the policy (checked here, so that its problems are said as
+/// for every command), the simulated fleet, virtual time from `--start`.
+fn inputs_of(args: &DemoArgs) -> anyhow::Result<Inputs> {
+    let (policy_name, policy) = match &args.policy {
+        Some(path) => {
+            let text = ringleader_diag::read_file("policy", path).map_err(policy_error)?;
+            let (policy, diags) = Policy::parse(path, &text);
+            if policy.is_none() || diags.has_errors() {
+                return Err(policy_error(PolicyError::Invalid(diags)));
+            }
+            (path.display().to_string(), text)
+        }
+        None => {
+            let name = "bundled:monthly-os.toml";
+            let (policy, diags) = Policy::parse(Path::new(name), POLICY);
+            policy.with_context(|| format!("the bundled policy is invalid:\n{diags}"))?;
+            (name.to_string(), POLICY.to_string())
+        }
+    };
+    Ok(Inputs {
+        policy_name,
+        policy,
+        fleet: Fleet::Simulated {
+            devices: args.devices,
+            seed: args.seed,
+            fail_permille: args.fail_permille,
+            hang_permille: args.hang_permille,
+        },
+        clock: Clock::Virtual {
+            seed: args.seed,
+            hang_permille: args.hang_permille,
+        },
+        start: args.start,
     })
 }
 
-/// What a demo in a data directory was started from; a resume must match it.
-fn inputs_of(args: &DemoArgs) -> String {
+/// A demo in a data directory resumes only with the inputs it was started from; a new
+/// one records them.
+fn resume_check(store: &Store, inputs: &Inputs, args: &DemoArgs, dir: &Path) -> anyhow::Result<()> {
+    let previous = match Inputs::of_store(store) {
+        Ok(None) => return inputs.record(store),
+        Ok(Some(previous)) if previous == *inputs => return Ok(()),
+        Ok(Some(previous)) => arguments_of(&previous),
+        // A demo started before `ringleader.inputs/v1` recorded its arguments as text.
+        Err(_) => match store.inputs()? {
+            Some(text) if text == legacy_arguments(args) => return Ok(()),
+            text => text.unwrap_or_default(),
+        },
+    };
+    anyhow::bail!(
+        "{} holds a demo started with other arguments ({previous}); use another --data directory or the same arguments",
+        dir.display()
+    )
+}
+
+/// A demo's inputs as its arguments, for saying which ones a data directory holds.
+fn arguments_of(inputs: &Inputs) -> String {
+    let fleet = match &inputs.fleet {
+        Fleet::Simulated {
+            devices,
+            seed,
+            fail_permille,
+            hang_permille,
+        } => format!(
+            "devices={devices} seed={seed} fail-permille={fail_permille} hang-permille={hang_permille}"
+        ),
+        Fleet::Inventory { name, .. } => format!("inventory={name}"),
+    };
+    format!(
+        "{fleet} policy={} start={}",
+        ringleader_diag::escape(&inputs.policy_name),
+        inputs.start
+    )
+}
+
+/// What a demo's `meta/inputs` held before `ringleader.inputs/v1`: its arguments as
+/// text. Such a demo still resumes with the same arguments.
+fn legacy_arguments(args: &DemoArgs) -> String {
     let policy = args
         .policy
         .as_ref()
@@ -317,129 +342,76 @@ impl Progress {
     }
 }
 
-/// `ringleader.demo/v1` (docs/schemas/demo.v1.json).
-#[derive(Debug, Serialize)]
-struct DemoV1 {
-    schema: &'static str,
-    policy: String,
-    devices: usize,
-    seed: u64,
-    /// `completed`, `halted`, `aborted` or `stalled`.
-    final_state: &'static str,
-    halt_reason: Option<String>,
-    rings: Vec<RingV1>,
-    outcomes: OutcomesV1,
-    install_calls: u64,
-    rollback_calls: u64,
-    approvals: u64,
+/// The demo's summary, `ringleader.demo/v1`.
+fn summary_of(
+    policy: &str,
+    args: &DemoArgs,
+    core: &Core,
+    report: &ringleader_engine::executor::RunReport,
     duplicate_installs: u64,
-    /// SHA-256 over every device's id and outcome, in order: equal digests mean equal
-    /// per-device outcomes.
-    outcomes_digest: String,
-    virtual_start: Timestamp,
-    virtual_end: Timestamp,
-    virtual_duration_seconds: i64,
-    real_duration_ms: u128,
-    /// Of the real duration, the time spent inside installer plugin calls (the
-    /// simulated devices' own work included), in this process.
-    plugin_call_ms: u128,
-}
-
-#[derive(Debug, Serialize)]
-struct RingV1 {
-    name: String,
-    devices: usize,
-    /// The states at the end, each device once.
-    done: usize,
-    failed: usize,
-    rolled_back: usize,
-    rollback_failed: usize,
-    not_started: usize,
-    /// Devices whose install failed, as failure budgets and halt reasons count them:
-    /// those that had installed a step were rolled back since (`rolled_back`).
-    failures: usize,
-}
-
-#[derive(Debug, Serialize, Default)]
-struct OutcomesV1 {
-    done: usize,
-    failed: usize,
-    rolled_back: usize,
-    rollback_failed: usize,
-    not_started: usize,
-}
-
-impl DemoV1 {
-    fn new(
-        policy: &str,
-        args: &DemoArgs,
-        core: &Core,
-        report: &ringleader_engine::executor::RunReport,
-        duplicate_installs: u64,
-        real: Duration,
-    ) -> DemoV1 {
-        let mut outcomes = OutcomesV1::default();
-        let rings = (0..core.ring_count() as u16)
-            .map(|r| {
-                let c = core.counts(r);
-                outcomes.done += c.done;
-                outcomes.failed += c.failed;
-                outcomes.rolled_back += c.rolled_back;
-                outcomes.rollback_failed += c.rollback_failed;
-                outcomes.not_started += c.pending + c.active + c.rolling_back;
-                RingV1 {
-                    name: core.spec().rings[usize::from(r)].name.clone(),
-                    devices: core.ring_len(r),
-                    done: c.done,
-                    failed: c.failed,
-                    rolled_back: c.rolled_back,
-                    rollback_failed: c.rollback_failed,
-                    not_started: c.pending + c.active + c.rolling_back,
-                    failures: core.failures(r),
-                }
-            })
-            .collect();
-        let mut digest = Sha256::new();
-        for r in 0..core.ring_count() as u16 {
-            for index in 0..core.ring_len(r) as u32 {
-                let job = JobId { ring: r, index };
-                if let (Some(spec), Some(state)) = (core.job_spec(job), core.job(job)) {
-                    let outcome = match state {
-                        JobState::Done => "done",
-                        JobState::Failed { .. } => "failed",
-                        JobState::RolledBack => "rolled-back",
-                        JobState::RollbackFailed => "rollback-failed",
-                        _ => "not-started",
-                    };
-                    digest.update(format!("{}={outcome}\n", spec.device));
-                }
+    real: Duration,
+) -> DemoV1 {
+    let mut outcomes = OutcomesV1::default();
+    let rings = (0..core.ring_count() as u16)
+        .map(|r| {
+            let c = core.counts(r);
+            outcomes.done += c.done;
+            outcomes.failed += c.failed;
+            outcomes.rolled_back += c.rolled_back;
+            outcomes.rollback_failed += c.rollback_failed;
+            outcomes.not_started += c.pending + c.active + c.rolling_back;
+            RingV1 {
+                name: core.spec().rings[usize::from(r)].name.clone(),
+                devices: core.ring_len(r),
+                done: c.done,
+                failed: c.failed,
+                rolled_back: c.rolled_back,
+                rollback_failed: c.rollback_failed,
+                not_started: c.pending + c.active + c.rolling_back,
+                failures: core.failures(r),
+            }
+        })
+        .collect();
+    let mut digest = Sha256::new();
+    for r in 0..core.ring_count() as u16 {
+        for index in 0..core.ring_len(r) as u32 {
+            let job = JobId { ring: r, index };
+            if let (Some(spec), Some(state)) = (core.job_spec(job), core.job(job)) {
+                let outcome = match state {
+                    JobState::Done => "done",
+                    JobState::Failed { .. } => "failed",
+                    JobState::RolledBack => "rolled-back",
+                    JobState::RollbackFailed => "rollback-failed",
+                    _ => "not-started",
+                };
+                digest.update(format!("{}={outcome}\n", spec.device));
             }
         }
-        DemoV1 {
-            schema: "ringleader.demo/v1",
-            outcomes_digest: hex::encode(digest.finalize()),
-            policy: policy.to_string(),
-            devices: args.devices,
-            seed: args.seed,
-            final_state: match &report.phase {
-                Phase::Completed => "completed",
-                Phase::Halted { .. } => "halted",
-                Phase::Aborted => "aborted",
-                _ => "stalled",
-            },
-            halt_reason: report.halt_reason.clone(),
-            rings,
-            outcomes,
-            install_calls: report.install_calls,
-            rollback_calls: report.rollback_calls,
-            approvals: report.approvals,
-            duplicate_installs,
-            virtual_start: report.started,
-            virtual_end: report.finished,
-            virtual_duration_seconds: report.finished.as_second() - report.started.as_second(),
-            real_duration_ms: real.as_millis(),
-            plugin_call_ms: report.plugin_time.as_millis(),
-        }
+    }
+    DemoV1 {
+        schema: Schema::new(),
+        outcomes_digest: hex::encode(digest.finalize()),
+        policy: policy.to_string(),
+        devices: args.devices,
+        seed: args.seed,
+        final_state: match &report.phase {
+            Phase::Completed => FinalState::Completed,
+            Phase::Halted { .. } => FinalState::Halted,
+            Phase::Aborted => FinalState::Aborted,
+            _ => FinalState::Stalled,
+        },
+        halt_reason: report.halt_reason.clone(),
+        rings,
+        outcomes,
+        install_calls: report.install_calls,
+        rollback_calls: report.rollback_calls,
+        approvals: report.approvals,
+        duplicate_installs,
+        virtual_start: report.started,
+        virtual_end: report.finished,
+        virtual_duration_seconds: report.finished.as_second() - report.started.as_second(),
+        real_duration_ms: real.as_millis(),
+        plugin_call_ms: report.plugin_time.as_millis(),
     }
 }
 
@@ -483,9 +455,9 @@ fn print_summary(s: &DemoV1) {
     println!(
         "{}: {:.1} days of virtual time ({} to {}) in {:.1} s real time",
         match s.final_state {
-            "completed" => "completed every ring",
-            "halted" => "HALTED",
-            other => other,
+            FinalState::Completed => "completed every ring",
+            FinalState::Halted => "HALTED",
+            other => other.as_str(),
         },
         virtual_days,
         s.virtual_start,

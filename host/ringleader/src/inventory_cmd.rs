@@ -59,6 +59,6 @@ pub fn run(cmd: InventoryCommand) -> ExitCode {
     if ok {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(1)
+        ExitCode::from(ringleader_api::exit::ExitStatus::Failure)
     }
 }

@@ -3,19 +3,19 @@
 //! This crate is the only one that knows about the command line and JSON output.
 
 mod client;
-mod data_dir;
 mod demo_cmd;
 mod inventory_cmd;
 mod plan_cmd;
 mod plugin_cmd;
 mod plugin_run;
-mod plugins;
 mod policy_cmd;
-mod serve;
+mod serve_cmd;
 mod token_cmd;
 
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use ringleader_api::exit::ExitStatus;
+use ringleader_api::rollout::Action;
 use std::process::ExitCode;
 
 /// Staged patch and firmware rollouts through test rings (lab, canary, pilot, broad),
@@ -47,7 +47,7 @@ enum Command {
     #[command(subcommand)]
     Inventory(inventory_cmd::InventoryCommand),
     Plan(plan_cmd::PlanArgs),
-    Serve(serve::ServeArgs),
+    Serve(serve_cmd::ServeArgs),
     /// Make, list and revoke the daemon's named API tokens.
     #[command(subcommand)]
     Token(token_cmd::TokenCommand),
@@ -121,11 +121,11 @@ fn main() -> ExitCode {
         Command::Status(args) => return client::status(args),
         Command::Devices(args) => return client::devices(args),
         Command::Events(args) => return client::events(args),
-        Command::Approve(args) => return client::act("approve", args),
-        Command::Pause(args) => return client::act("pause", args),
-        Command::Resume(args) => return client::act("resume", args),
-        Command::Abort(args) => return client::act("abort", args),
-        Command::Rollback(args) => return client::act("rollback", args),
+        Command::Approve(args) => return client::act(Action::Approve, args),
+        Command::Pause(args) => return client::act(Action::Pause, args),
+        Command::Resume(args) => return client::act(Action::Resume, args),
+        Command::Abort(args) => return client::act(Action::Abort, args),
+        Command::Rollback(args) => return client::act(Action::Rollback, args),
         Command::Token(cmd) => return token_cmd::run(cmd),
         other => other,
     };
@@ -141,7 +141,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: failed to start the async runtime: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(ExitStatus::Failure);
         }
     };
     runtime.block_on(async {
@@ -151,7 +151,7 @@ fn main() -> ExitCode {
             Command::Policy(cmd) => policy_cmd::run(cmd),
             Command::Inventory(cmd) => inventory_cmd::run(cmd),
             Command::Plan(args) => plan_cmd::run(args).await,
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve_cmd::run(args).await,
             Command::Rollout(_)
             | Command::Status(_)
             | Command::Devices(_)

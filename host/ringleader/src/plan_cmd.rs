@@ -4,13 +4,14 @@
 use anyhow::{Context, bail};
 use clap::Args;
 use jiff::Timestamp;
+use ringleader_api::exit::ExitStatus;
+use ringleader_api::plan::{Decision, ExplainV1, ExplainedV1, PlanV1};
 use ringleader_diag::escape;
 use ringleader_planner::catalog::Catalog;
 use ringleader_planner::inventory::{Inventory, InventoryError};
-use ringleader_planner::plan::{Decision, Plan, Planner, Step};
+use ringleader_planner::plan::Planner;
 use ringleader_planner::policy::{Policy, PolicyError};
-use ringleader_runtime::{Grants, Runtime, RuntimeConfig};
-use serde::Serialize;
+use ringleader_runtime::{OperatorConfig, Runtime, RuntimeConfig};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -68,7 +69,7 @@ pub async fn run(args: PlanArgs) -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(1)
+            ExitCode::from(ExitStatus::Failure)
         }
     }
 }
@@ -95,7 +96,7 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
     }
     // Refused input shows in the exit status, once the plan of the rest is printed.
     let planned = if refused_documents > 0 || !catalog.refused.is_empty() {
-        ExitCode::from(REFUSED_INPUT)
+        ExitCode::from(ExitStatus::RefusedInput)
     } else {
         ExitCode::SUCCESS
     };
@@ -118,7 +119,7 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .find(|d| &d.id == device)
             .context("device vanished")?;
-        let view = ExplainV1::new(&planner, d, explanation);
+        let view = ringleader_daemon::plan_view::explain(&planner, d, explanation);
         if args.json {
             println!("{}", serde_json::to_string_pretty(&view)?);
         } else {
@@ -127,7 +128,7 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         return Ok(planned);
     }
     let plan = planner.plan();
-    let mut view = PlanV1::new(&plan, &planner);
+    let mut view = ringleader_daemon::plan_view::plan(&plan, &planner);
     view.totals.refused_documents = refused_documents;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&view)?);
@@ -136,10 +137,6 @@ async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(planned)
 }
-
-/// Exit status of `plan` when it planned, but some input was refused: documents a
-/// patch source refused, or patches the catalog refused (docs/cli.md).
-const REFUSED_INPUT: u8 = 8;
 
 /// A warning on stderr for each patch the catalog refused (`plugin run ... discover`
 /// prints the same).
@@ -161,17 +158,11 @@ async fn discover(
     config: Option<&Path>,
     inventory: &Inventory,
 ) -> anyhow::Result<(Catalog, usize)> {
-    let chosen = crate::plugins::Chosen::new(sources, &[])?;
-    let grants = match config {
-        Some(path) => {
-            let text = ringleader_diag::read_file("config", path)?;
-            Grants::parse(path, &text)?
-        }
-        None => Grants::default(),
-    };
+    let chosen = ringleader_daemon::plugins::Chosen::new(sources, &[])?;
+    let config = OperatorConfig::load(config)?;
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: ringleader_runtime::cache::ComponentCache::default_dir(),
-        grants,
+        grants: config.grants,
         ..RuntimeConfig::default()
     })?;
     let plugins = chosen.load_sources(&runtime).await?;
@@ -182,181 +173,6 @@ async fn discover(
         Catalog::build(reported)?,
         usize::try_from(refused).unwrap_or(usize::MAX),
     ))
-}
-
-const PLAN_SCHEMA: &str = "ringleader.plan/v1";
-const EXPLAIN_SCHEMA: &str = "ringleader.explain/v1";
-
-/// `ringleader.plan/v1` (docs/schemas/plan.v1.json).
-#[derive(Debug, Serialize)]
-struct PlanV1 {
-    schema: &'static str,
-    policy: String,
-    planned_at: Timestamp,
-    rings: Vec<RingV1>,
-    unassigned: Vec<String>,
-    skipped: Vec<SkipV1>,
-    totals: TotalsV1,
-}
-
-#[derive(Debug, Serialize)]
-struct RingV1 {
-    name: String,
-    earliest_start: Timestamp,
-    soak_seconds: u64,
-    approval: bool,
-    batch_sizes: Vec<usize>,
-    devices: Vec<DeviceV1>,
-}
-
-#[derive(Debug, Serialize)]
-struct DeviceV1 {
-    id: String,
-    site: String,
-    timezone: String,
-    batch: u32,
-    patches: Vec<StepV1>,
-}
-
-#[derive(Debug, Serialize)]
-struct StepV1 {
-    id: String,
-    component: String,
-    from: Option<String>,
-    to: String,
-    /// The scheme `from` and `to` are compared in (docs/policies.md, "Versions").
-    #[serde(skip_serializing_if = "Option::is_none")]
-    scheme: Option<ringleader_planner::version::Scheme>,
-    earliest_start: Timestamp,
-    reboot_after: bool,
-    expedited: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    deferred_until: Option<Timestamp>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    frozen: Option<String>,
-    waited_for_window: bool,
-}
-
-#[derive(Debug, Serialize)]
-struct SkipV1 {
-    device: String,
-    patch: String,
-    reason: &'static str,
-    detail: String,
-}
-
-#[derive(Debug, Serialize)]
-struct TotalsV1 {
-    devices: usize,
-    devices_in_rings: usize,
-    device_patches: usize,
-    skipped: usize,
-    refused_patches: usize,
-    /// Documents (or entries) of their feeds the patch sources refused: each a warning
-    /// the source logged.
-    refused_documents: usize,
-}
-
-fn step_view(
-    planner: &Planner<'_>,
-    device: &ringleader_planner::inventory::Device,
-    step: &Step,
-) -> StepV1 {
-    let cp = planner.catalog.get(step.patch);
-    StepV1 {
-        id: cp.patch.id.clone(),
-        component: cp.patch.component.clone(),
-        from: device
-            .components
-            .get(&cp.patch.component)
-            .map(|v| v.to_string()),
-        to: cp.patch.fixed_version.clone(),
-        scheme: ringleader_planner::plan::scheme_on(device, cp),
-        earliest_start: step.earliest_start(),
-        reboot_after: step.reboot_after,
-        expedited: step.expedited,
-        deferred_until: step.deferred_until(),
-        frozen: step.frozen_by().map(|i| {
-            let f = &planner.policy.freezes[i];
-            if f.reason.is_empty() {
-                format!("{} to {}", f.from, f.to)
-            } else {
-                format!("{} to {} ({})", f.from, f.to, f.reason)
-            }
-        }),
-        waited_for_window: step.waited_for_window,
-    }
-}
-
-impl PlanV1 {
-    fn new(plan: &Plan, planner: &Planner<'_>) -> PlanV1 {
-        let devices = &planner.inventory.devices;
-        let rings: Vec<RingV1> = plan
-            .rings
-            .iter()
-            .map(|ring| RingV1 {
-                name: ring.name.clone(),
-                earliest_start: ring.earliest_start,
-                soak_seconds: ring.soak.as_secs(),
-                approval: ring.approval,
-                batch_sizes: ring.batch_sizes.clone(),
-                devices: ring
-                    .devices
-                    .iter()
-                    .map(|dp| {
-                        let d = &devices[dp.device as usize];
-                        DeviceV1 {
-                            id: d.id.clone(),
-                            site: d.site.clone(),
-                            timezone: d.timezone_name.clone(),
-                            batch: dp.batch,
-                            patches: dp.steps.iter().map(|s| step_view(planner, d, s)).collect(),
-                        }
-                    })
-                    .collect(),
-            })
-            .collect();
-        let skipped: Vec<SkipV1> = plan
-            .skipped
-            .iter()
-            .map(|s| SkipV1 {
-                device: devices[s.device as usize].id.clone(),
-                patch: planner.catalog.get(s.patch).patch.id.clone(),
-                reason: s.reason.code(),
-                detail: s.reason.describe(
-                    planner.policy,
-                    planner.catalog,
-                    &devices[s.device as usize],
-                    s.patch,
-                ),
-            })
-            .collect();
-        let device_patches = rings
-            .iter()
-            .flat_map(|r| &r.devices)
-            .map(|d| d.patches.len())
-            .sum();
-        PlanV1 {
-            schema: PLAN_SCHEMA,
-            policy: plan.policy.clone(),
-            planned_at: plan.planned_at,
-            totals: TotalsV1 {
-                devices: devices.len(),
-                devices_in_rings: devices.len() - plan.unassigned.len(),
-                device_patches,
-                skipped: skipped.len(),
-                refused_patches: planner.catalog.refused.len(),
-                refused_documents: 0,
-            },
-            rings,
-            unassigned: plan
-                .unassigned
-                .iter()
-                .map(|&i| devices[i as usize].id.clone())
-                .collect(),
-            skipped,
-        }
-    }
 }
 
 /// The plan as text; `soak_factor` is the policy's expedite factor, if it has one.
@@ -443,123 +259,6 @@ fn print_plan(p: &PlanV1, soak_factor: Option<f64>) {
     }
 }
 
-/// `ringleader.explain/v1` (docs/schemas/explain.v1.json); also what the daemon's
-/// `GET /v1/rollouts/{id}/explain/{device}` returns.
-#[derive(Debug, Serialize)]
-pub(crate) struct ExplainV1 {
-    schema: &'static str,
-    device: String,
-    site: String,
-    timezone: String,
-    ring: Option<String>,
-    planned_at: Timestamp,
-    patches: Vec<ExplainedV1>,
-}
-
-#[derive(Debug, Serialize)]
-struct ExplainedV1 {
-    patch: String,
-    /// `planned`, `skipped` or `refused`.
-    decision: &'static str,
-    /// For skipped: the reason code; for planned: `planned`; for refused: `refused`.
-    reason: &'static str,
-    detail: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ring: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    batch: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    order: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    step: Option<StepV1>,
-}
-
-impl ExplainV1 {
-    pub(crate) fn new(
-        planner: &Planner<'_>,
-        device: &ringleader_planner::inventory::Device,
-        explanation: ringleader_planner::plan::Explanation,
-    ) -> ExplainV1 {
-        let patches = explanation
-            .decisions
-            .into_iter()
-            .map(|(patch, decision)| match decision {
-                Decision::Planned {
-                    ring,
-                    batch,
-                    order,
-                    step,
-                } => {
-                    let view = step_view(planner, device, &step);
-                    let mut why = vec![format!(
-                        "planned in ring {ring}, batch {}, step {order}, no earlier than {}",
-                        batch + 1,
-                        view.earliest_start
-                    )];
-                    why.extend(ringleader_planner::plan::comparison(
-                        device,
-                        planner.catalog.get(step.patch),
-                    ));
-                    if let Some(until) = view.deferred_until {
-                        why.push(format!("deferred until {until}"));
-                    }
-                    if let Some(f) = &view.frozen {
-                        why.push(format!("after the freeze {f}"));
-                    }
-                    if view.waited_for_window {
-                        why.push("at the next maintenance window".into());
-                    }
-                    if view.expedited {
-                        why.push("expedited".into());
-                    }
-                    ExplainedV1 {
-                        patch,
-                        decision: "planned",
-                        reason: "planned",
-                        detail: why.join("; "),
-                        ring: Some(ring),
-                        batch: Some(batch),
-                        order: Some(order),
-                        step: Some(view),
-                    }
-                }
-                Decision::Skipped {
-                    patch: index,
-                    reason,
-                } => ExplainedV1 {
-                    patch,
-                    decision: "skipped",
-                    reason: reason.code(),
-                    detail: reason.describe(planner.policy, planner.catalog, device, index),
-                    ring: None,
-                    batch: None,
-                    order: None,
-                    step: None,
-                },
-                Decision::Refused { reason } => ExplainedV1 {
-                    patch,
-                    decision: "refused",
-                    reason: "refused",
-                    detail: reason,
-                    ring: None,
-                    batch: None,
-                    order: None,
-                    step: None,
-                },
-            })
-            .collect();
-        ExplainV1 {
-            schema: EXPLAIN_SCHEMA,
-            device: device.id.clone(),
-            site: device.site.clone(),
-            timezone: device.timezone_name.clone(),
-            ring: explanation.ring,
-            planned_at: planner.at,
-            patches,
-        }
-    }
-}
-
 fn print_explain(e: &ExplainV1) {
     println!(
         "device {} (site {}, time zone {}) as of {}",
@@ -569,7 +268,7 @@ fn print_explain(e: &ExplainV1) {
         Some(r) => println!("ring: {r}"),
         None => println!("ring: none (no ring of the policy selects this device)"),
     }
-    for kind in ["planned", "skipped", "refused"] {
+    for &kind in Decision::ALL {
         let entries: Vec<&ExplainedV1> = e.patches.iter().filter(|p| p.decision == kind).collect();
         if entries.is_empty() {
             continue;

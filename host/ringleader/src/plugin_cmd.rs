@@ -3,9 +3,14 @@
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
+use ringleader_api::Schema;
+use ringleader_api::exit::ExitStatus;
+use ringleader_api::plugin::{
+    CacheOutcome as CacheV1, CapabilitiesV1, CheckedPluginV1, LimitsV1, ListedPluginV1,
+    PluginCheckV1, PluginListV1,
+};
 use ringleader_runtime::cache::{CacheOutcome, ComponentCache};
 use ringleader_runtime::{Manifest, Plugin, Runtime, RuntimeConfig};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -102,56 +107,10 @@ pub async fn run(cmd: PluginCommand) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(1)
+            ExitCode::from(ExitStatus::Failure)
         }
     }
 }
-
-/// `ringleader.plugin-check/v1`: what `plugin check --json` prints for each plugin.
-#[derive(Debug, Serialize)]
-struct PluginCheckV1 {
-    schema: &'static str,
-    path: String,
-    valid: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-    #[serde(flatten)]
-    plugin: Option<CheckedPlugin>,
-}
-
-#[derive(Debug, Serialize)]
-struct CheckedPlugin {
-    name: String,
-    version: String,
-    description: String,
-    world: String,
-    wit_version: String,
-    component: String,
-    sha256: String,
-    capabilities: CapabilitiesV1,
-    limits: LimitsV1,
-    imports: Vec<String>,
-    /// `hit`, `miss` or `uncached`.
-    cache: &'static str,
-    /// What is valid but probably not as meant, each `file:line:col: warning: ...`.
-    warnings: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct CapabilitiesV1 {
-    http: Vec<String>,
-    exec: Vec<String>,
-    kv: bool,
-}
-
-#[derive(Debug, Serialize)]
-struct LimitsV1 {
-    timeout_ms: u128,
-    memory_bytes: u64,
-    hostcalls: u64,
-}
-
-const CHECK_SCHEMA: &str = "ringleader.plugin-check/v1";
 
 async fn check(
     paths: Vec<PathBuf>,
@@ -166,7 +125,7 @@ async fn check(
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(ExitStatus::Failure);
         }
     };
     let mut all_valid = true;
@@ -175,7 +134,7 @@ async fn check(
         None => paths
             .into_iter()
             .map(|p| {
-                if crate::plugins::is_path(&p) {
+                if ringleader_daemon::plugins::is_path(&p) {
                     Target::Path(p)
                 } else {
                     Target::Bundled(p.to_string_lossy().into_owned())
@@ -190,14 +149,14 @@ async fn check(
         if json {
             let report = match outcome {
                 Ok(plugin) => PluginCheckV1 {
-                    schema: CHECK_SCHEMA,
+                    schema: Schema::new(),
                     path: shown,
                     valid: true,
                     error: None,
                     plugin: Some(plugin),
                 },
                 Err(e) => PluginCheckV1 {
-                    schema: CHECK_SCHEMA,
+                    schema: Schema::new(),
                     path: shown,
                     valid: false,
                     error: Some(format!("{e:#}")),
@@ -208,7 +167,7 @@ async fn check(
                 Ok(line) => println!("{line}"),
                 Err(e) => {
                     eprintln!("error: failed to write JSON: {e}");
-                    return ExitCode::from(1);
+                    return ExitCode::from(ExitStatus::Failure);
                 }
             }
         } else {
@@ -221,7 +180,7 @@ async fn check(
     if all_valid {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(1)
+        ExitCode::from(ExitStatus::Failure)
     }
 }
 
@@ -239,24 +198,26 @@ impl std::fmt::Display for Target {
     }
 }
 
-async fn check_one(runtime: &Runtime, target: &Target) -> anyhow::Result<CheckedPlugin> {
+async fn check_one(runtime: &Runtime, target: &Target) -> anyhow::Result<CheckedPluginV1> {
     let plugin = match target {
         Target::Bundled(name) => {
             // A name, by the rule of `plugins.rs` (an unknown one also gets the hint
             // about paths); `--bundled` with what looks like a path is no name at all.
-            let plugin = if crate::plugins::is_path(Path::new(name)) {
-                crate::plugins::PluginRef::Bundled(crate::plugins::bundled(name)?)
+            let plugin = if ringleader_daemon::plugins::is_path(Path::new(name)) {
+                ringleader_daemon::plugins::PluginRef::Bundled(ringleader_daemon::plugins::bundled(
+                    name,
+                )?)
             } else {
-                crate::plugins::PluginRef::resolve(Path::new(name))?
+                ringleader_daemon::plugins::PluginRef::resolve(Path::new(name))?
             };
             plugin.load(runtime).await?
         }
         Target::Path(path) => {
-            let manifest = if is_component_path(path) {
+            let manifest = if ringleader_daemon::plugins::is_component_path(path) {
                 // What the component is comes first: "not a component" is the more
                 // useful sentence than "no manifest" for a file that is not a plugin.
                 runtime.inspect(path)?;
-                find_manifest(path)?
+                ringleader_daemon::plugins::find_manifest(path)?
             } else {
                 path.clone()
             };
@@ -273,59 +234,13 @@ async fn check_one(runtime: &Runtime, target: &Target) -> anyhow::Result<Checked
     ))
 }
 
-pub(crate) fn is_component_path(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e == "wasm")
-}
-
-/// The manifest beside component `x_y.wasm`: `x_y.plugin.toml`, else `x-y.plugin.toml`
-/// (Cargo names the component of crate `x-y` with underscores), else `plugin.toml`.
-/// When the first two both exist the component's own name wins, with a warning.
-pub(crate) fn find_manifest(component: &Path) -> anyhow::Result<PathBuf> {
-    let dir = component.parent().unwrap_or(Path::new("."));
-    let stem = component
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut candidates = vec![dir.join(format!("{stem}.plugin.toml"))];
-    if stem.contains('_') {
-        candidates.push(dir.join(format!("{}.plugin.toml", stem.replace('_', "-"))));
-    }
-    candidates.push(dir.join("plugin.toml"));
-    let found: Vec<&PathBuf> = candidates.iter().filter(|c| c.exists()).collect();
-    match found[..] {
-        [] => {
-            let (last, rest) = candidates.split_last().expect("never empty");
-            let rest: Vec<String> = rest.iter().map(|c| c.display().to_string()).collect();
-            bail!(
-                "{} has no manifest beside it (looked for {} and {}); write one as described in docs/plugin-authors.md, then run `ringleader plugin seal`",
-                component.display(),
-                rest.join(", "),
-                last.display()
-            )
-        }
-        [first, ..] => {
-            let both = candidates.len() == 3 && first == &candidates[0] && candidates[1].exists();
-            if both {
-                eprintln!(
-                    "warning: both {} and {} are beside {}: using {} (the component's own name); remove the other",
-                    first.display(),
-                    candidates[1].display(),
-                    component.display(),
-                    first.display()
-                );
-            }
-            Ok(first.clone())
-        }
-    }
-}
-
-fn describe(plugin: &Plugin, imports: Vec<String>) -> CheckedPlugin {
+fn describe(plugin: &Plugin, imports: Vec<String>) -> CheckedPluginV1 {
     let m = plugin.manifest();
-    CheckedPlugin {
+    CheckedPluginV1 {
         name: m.name.clone(),
         version: m.version.to_string(),
         description: m.description.clone(),
-        world: m.world.to_string(),
+        world: ringleader_daemon::plugins::world_v1(m.world),
         wit_version: plugin.wit_version().to_string(),
         component: m.component.display().to_string(),
         sha256: m.sha256.clone(),
@@ -335,21 +250,21 @@ fn describe(plugin: &Plugin, imports: Vec<String>) -> CheckedPlugin {
             kv: m.capabilities.kv,
         },
         limits: LimitsV1 {
-            timeout_ms: m.limits.timeout.as_millis(),
+            timeout_ms: u64::try_from(m.limits.timeout.as_millis()).unwrap_or(u64::MAX),
             memory_bytes: m.limits.memory_bytes,
             hostcalls: m.limits.hostcalls,
         },
         imports,
         cache: match plugin.cache_outcome() {
-            CacheOutcome::Hit => "hit",
-            CacheOutcome::Miss => "miss",
-            CacheOutcome::Uncached => "uncached",
+            CacheOutcome::Hit => CacheV1::Hit,
+            CacheOutcome::Miss => CacheV1::Miss,
+            CacheOutcome::Uncached => CacheV1::Uncached,
         },
         warnings: m.warnings(),
     }
 }
 
-fn print_human(p: &CheckedPlugin) {
+fn print_human(p: &CheckedPluginV1) {
     let list = |v: &[String]| {
         if v.is_empty() {
             "none".to_string()
@@ -375,9 +290,7 @@ fn print_human(p: &CheckedPlugin) {
     );
     println!(
         "  limits        timeout {}, memory {}, host calls {}",
-        humantime::format_duration(std::time::Duration::from_millis(
-            u64::try_from(p.limits.timeout_ms).unwrap_or(u64::MAX)
-        )),
+        humantime::format_duration(std::time::Duration::from_millis(p.limits.timeout_ms)),
         ringleader_runtime::limits::format_size(p.limits.memory_bytes),
         p.limits.hostcalls
     );
@@ -389,32 +302,13 @@ fn print_human(p: &CheckedPlugin) {
     }
 }
 
-/// `ringleader.plugin-list/v1`: what `plugin list --json` prints.
-#[derive(Debug, Serialize)]
-struct PluginListV1 {
-    schema: &'static str,
-    plugins: Vec<ListedPlugin>,
-}
-
-#[derive(Debug, Serialize)]
-struct ListedPlugin {
-    name: &'static str,
-    world: String,
-    version: String,
-    description: String,
-    wit_version: String,
-    sha256: String,
-    /// What the plugin may ask for: the operator grants it (or not) in `[plugins.NAME]`.
-    capabilities: CapabilitiesV1,
-}
-
 fn list(json: bool) -> anyhow::Result<()> {
     let mut plugins = Vec::new();
     for p in ringleader_bundled_plugins::EMBEDDED {
         let m = Manifest::parse(&p.origin(), p.manifest)?;
-        plugins.push(ListedPlugin {
-            name: p.name,
-            world: m.world.to_string(),
+        plugins.push(ListedPluginV1 {
+            name: p.name.to_string(),
+            world: ringleader_daemon::plugins::world_v1(m.world),
             version: m.version.to_string(),
             description: m.description,
             wit_version: m.wit_version.to_string(),
@@ -428,7 +322,7 @@ fn list(json: bool) -> anyhow::Result<()> {
     }
     if json {
         let doc = PluginListV1 {
-            schema: "ringleader.plugin-list/v1",
+            schema: Schema::new(),
             plugins,
         };
         crate::write_stdout(&format!("{}\n", serde_json::to_string(&doc)?))?;
@@ -449,7 +343,7 @@ fn list(json: bool) -> anyhow::Result<()> {
 
 /// Writes the bundled plugin `name`'s sealed manifest and component into `dir`.
 fn export(name: &str, dir: &Path, force: bool) -> anyhow::Result<()> {
-    let plugin = crate::plugins::bundled(name)?;
+    let plugin = ringleader_daemon::plugins::bundled(name)?;
     let manifest = dir.join(format!("{name}.plugin.toml"));
     // The sealed manifest names its component (`component = "NAME.wasm"`), beside it.
     let component = dir.join(

@@ -3,27 +3,28 @@
 //!
 //! Nothing here is a second way of doing what the engine does: devices come from the
 //! planner's inventory parser and reach the plugin through `Device::to_plugin`, exec goes
-//! through the daemon's own route building (`serve::rollouts::routes`), grants and
-//! credentials through `Grants::parse` of the operator's config, and discovery through
+//! through the daemon's own route building (`session::routes`), grants and
+//! credentials through `OperatorConfig`, the operator config's one parser, and discovery through
 //! the engine's `discover_in_chunks`. What is this command's own is the patch file
 //! (`ringleader.patch/v1`) and the result (`ringleader.plugin-run/v1`).
 
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, ValueEnum};
-use jiff::Timestamp;
+use ringleader_api::Schema;
+use ringleader_api::exit::ExitStatus;
+use ringleader_api::plugin::{
+    self, ArtifactV1, DeviceV1, ErrorCase, ErrorKind, ErrorV1, InfoV1, OutcomeV1, PatchV1,
+    ReadinessV1, ResultV1, RunV1, TargetV1, VerifyV1,
+};
 use ringleader_planner::inventory::{Inventory, InventoryError};
 use ringleader_runtime::bindings::{PluginError, PluginInfo};
 use ringleader_runtime::cache::ComponentCache;
 use ringleader_runtime::services::{KvStore, MemoryKv, SledKv, SystemClock};
 use ringleader_runtime::sim_device::SimDevices;
 use ringleader_runtime::{
-    CallError, CallErrorKind, Grants, Runtime, RuntimeConfig, Services, World,
+    CallError, CallErrorKind, Grants, OperatorConfig, Runtime, RuntimeConfig, Services, World,
 };
-use ringleader_types::{
-    Artifact, Device, InstallOutcome, Patch, PatchKind, Readiness, RollbackTarget, Severity,
-    VerifyReport,
-};
-use serde::{Deserialize, Serialize};
+use ringleader_types::{Device, InstallOutcome, Patch, Readiness, RollbackTarget, VerifyReport};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -158,15 +159,20 @@ enum Function {
 }
 
 impl Function {
-    fn name(self) -> &'static str {
+    /// As the result names it.
+    fn v1(self) -> plugin::Function {
         match self {
-            Function::Info => "info",
-            Function::Discover => "discover",
-            Function::Preflight => "preflight",
-            Function::Install => "install",
-            Function::Verify => "verify",
-            Function::Rollback => "rollback",
+            Function::Info => plugin::Function::Info,
+            Function::Discover => plugin::Function::Discover,
+            Function::Preflight => plugin::Function::Preflight,
+            Function::Install => plugin::Function::Install,
+            Function::Verify => plugin::Function::Verify,
+            Function::Rollback => plugin::Function::Rollback,
         }
+    }
+
+    fn name(self) -> &'static str {
+        self.v1().as_str()
     }
 
     /// The world that has this function; `None` for `info`, which both have.
@@ -193,7 +199,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            ExitCode::from(ExitStatus::Usage)
         }
     }
 }
@@ -209,7 +215,7 @@ struct Call {
 /// An error here is an input that cannot be used (exit 2); the call's own failure is
 /// an exit code.
 async fn run_checked(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let plugin_ref = crate::plugins::PluginRef::resolve(&args.manifest)?;
+    let plugin_ref = ringleader_daemon::plugins::PluginRef::resolve(&args.manifest)?;
     let manifest = match plugin_ref.manifest() {
         Ok(m) => m,
         Err(ringleader_runtime::manifest::ManifestError::Invalid(d)) => {
@@ -231,10 +237,11 @@ async fn run_checked(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     check_flags(&args)?;
 
-    let mut grants = match &args.config {
-        Some(path) => {
-            let text = ringleader_diag::read_file("config", path)?;
-            let grants = Grants::parse(path, &text)?;
+    let mut grants = match OperatorConfig::load(args.config.as_deref())? {
+        OperatorConfig {
+            path: Some(path),
+            grants,
+        } => {
             if !grants.plugins.contains_key(&manifest.name) {
                 eprintln!(
                     "warning: {} has no [plugins.{}] table: the plugin is granted no capability (logging, the clock and settings only)",
@@ -244,7 +251,7 @@ async fn run_checked(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
             grants
         }
-        None => {
+        OperatorConfig { path: None, .. } => {
             let mut grants = Grants::default();
             grants.allow_as_declared(&manifest.name, &manifest.capabilities);
             grants
@@ -305,7 +312,7 @@ async fn run_checked(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     if manifest.world == World::Installer && !chosen.devices.is_empty() {
         // The daemon's own route building: the same transports, the same credentials.
-        let routes = crate::serve::rollouts::routes(&chosen, &grants, sim.clone())
+        let routes = ringleader_daemon::session::routes(&chosen, &grants, sim.clone())
             .map_err(anyhow::Error::msg)?;
         let routes = Arc::new(routes);
         services.exec = routes.clone();
@@ -351,11 +358,11 @@ async fn run_checked(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     let ok = result.is_ok();
     let report = RunV1 {
-        schema: RUN_SCHEMA,
+        schema: Schema::new(),
         plugin: plugin.name().to_string(),
         plugin_version: manifest.version.to_string(),
-        world: manifest.world.to_string(),
-        function: function.name(),
+        world: ringleader_daemon::plugins::world_v1(manifest.world),
+        function: function.v1(),
         devices: call.devices.iter().map(DeviceV1::from).collect(),
         patch: call.patch.as_ref().map(PatchV1::from),
         target: call.target.as_ref().map(|t| TargetV1 {
@@ -363,8 +370,8 @@ async fn run_checked(args: RunArgs) -> anyhow::Result<ExitCode> {
             artifact: t.artifact.as_ref().map(ArtifactV1::from),
         }),
         ok,
-        result: result.as_ref().ok().map(ResultV1::from),
-        error: result.as_ref().err().map(ErrorV1::from),
+        result: result.as_ref().ok().map(result_v1),
+        error: result.as_ref().err().map(error_v1),
         duration_ms,
     };
     if args.json {
@@ -378,11 +385,11 @@ async fn run_checked(args: RunArgs) -> anyhow::Result<ExitCode> {
     {
         eprintln!("error: {}", sentence(e));
     }
-    Ok(if ok {
-        ExitCode::SUCCESS
+    Ok(ExitCode::from(if ok {
+        ExitStatus::Success
     } else {
-        ExitCode::from(1)
-    })
+        ExitStatus::Failure
+    }))
 }
 
 /// Refuses flags the function does not use, and requires those it needs.
@@ -560,165 +567,16 @@ fn sentence(e: &CallError) -> String {
     }
 }
 
-fn plugin_error(error: &PluginError) -> (&'static str, &str) {
+fn plugin_error(error: &PluginError) -> (ErrorCase, &str) {
     match error {
-        PluginError::Transient(m) => ("transient", m),
-        PluginError::Permanent(m) => ("permanent", m),
-        PluginError::Denied(m) => ("denied", m),
+        PluginError::Transient(m) => (ErrorCase::Transient, m),
+        PluginError::Permanent(m) => (ErrorCase::Permanent, m),
+        PluginError::Denied(m) => (ErrorCase::Denied, m),
     }
 }
 
-// ---- The patch file: `ringleader.patch/v1` (docs/schemas/patch.v1.json) ----
-
-/// A patch as a file holds it and as this command prints it: the WIT `patch` record with
-/// snake_case keys and `released` in RFC 3339. Optional keys default to empty.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PatchV1 {
-    id: String,
-    vendor: String,
-    #[serde(default)]
-    title: String,
-    component: String,
-    fixed_version: String,
-    #[serde(default)]
-    applies_to: String,
-    /// How the versions are read (WIT 0.2.0 sources name it); left out when none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    scheme: Option<ringleader_types::Scheme>,
-    kind: KindV1,
-    #[serde(default)]
-    severity: SeverityV1,
-    #[serde(default)]
-    cves: Vec<String>,
-    #[serde(default)]
-    prerequisites: Vec<String>,
-    #[serde(default)]
-    supersedes: Vec<String>,
-    #[serde(default)]
-    reboot_required: bool,
-    artifact: ArtifactV1,
-    #[serde(default = "epoch")]
-    released: Timestamp,
-}
-
-fn epoch() -> Timestamp {
-    Timestamp::UNIX_EPOCH
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum KindV1 {
-    Security,
-    Bugfix,
-    Feature,
-    Firmware,
-}
-
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum SeverityV1 {
-    #[default]
-    Unknown,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ArtifactV1 {
-    url: String,
-    sha256: String,
-    size: u64,
-}
-
-impl From<&Artifact> for ArtifactV1 {
-    fn from(a: &Artifact) -> Self {
-        ArtifactV1 {
-            url: a.url.clone(),
-            sha256: a.sha256.clone(),
-            size: a.size,
-        }
-    }
-}
-
-impl From<&Patch> for PatchV1 {
-    fn from(p: &Patch) -> Self {
-        PatchV1 {
-            id: p.id.clone(),
-            vendor: p.vendor.clone(),
-            title: p.title.clone(),
-            component: p.component.clone(),
-            fixed_version: p.fixed_version.clone(),
-            applies_to: p.applies_to.clone(),
-            scheme: p.scheme,
-            kind: match p.kind {
-                PatchKind::Security => KindV1::Security,
-                PatchKind::Bugfix => KindV1::Bugfix,
-                PatchKind::Feature => KindV1::Feature,
-                PatchKind::Firmware => KindV1::Firmware,
-            },
-            severity: match p.severity {
-                Severity::Unknown => SeverityV1::Unknown,
-                Severity::Low => SeverityV1::Low,
-                Severity::Medium => SeverityV1::Medium,
-                Severity::High => SeverityV1::High,
-                Severity::Critical => SeverityV1::Critical,
-            },
-            cves: p.cves.clone(),
-            prerequisites: p.prerequisites.clone(),
-            supersedes: p.supersedes.clone(),
-            reboot_required: p.reboot_required,
-            artifact: ArtifactV1::from(&p.artifact),
-            // A time beyond what RFC 3339 can write (years past 9999) is shown at the
-            // nearest end of the range.
-            released: Timestamp::from_second(p.released).unwrap_or(if p.released < 0 {
-                Timestamp::MIN
-            } else {
-                Timestamp::MAX
-            }),
-        }
-    }
-}
-
-impl PatchV1 {
-    fn into_wit(self) -> Patch {
-        Patch {
-            id: self.id,
-            vendor: self.vendor,
-            title: self.title,
-            component: self.component,
-            fixed_version: self.fixed_version,
-            applies_to: self.applies_to,
-            scheme: self.scheme,
-            kind: match self.kind {
-                KindV1::Security => PatchKind::Security,
-                KindV1::Bugfix => PatchKind::Bugfix,
-                KindV1::Feature => PatchKind::Feature,
-                KindV1::Firmware => PatchKind::Firmware,
-            },
-            severity: match self.severity {
-                SeverityV1::Unknown => Severity::Unknown,
-                SeverityV1::Low => Severity::Low,
-                SeverityV1::Medium => Severity::Medium,
-                SeverityV1::High => Severity::High,
-                SeverityV1::Critical => Severity::Critical,
-            },
-            cves: self.cves,
-            prerequisites: self.prerequisites,
-            supersedes: self.supersedes,
-            reboot_required: self.reboot_required,
-            artifact: Artifact {
-                url: self.artifact.url,
-                sha256: self.artifact.sha256,
-                size: self.artifact.size,
-            },
-            released: self.released.as_second(),
-        }
-    }
-}
+// ---- The patch file: `ringleader.patch/v1` (docs/schemas/patch.v1.json, the type
+// `ringleader_api::plugin::PatchV1`) ----
 
 const PATCH_HINT: &str =
     "a patch file is one JSON object shaped as docs/schemas/patch.v1.json describes";
@@ -751,7 +609,7 @@ fn load_patch(path: &Path) -> anyhow::Result<Patch> {
     match parsed {
         Ok(patch) => {
             json.end().map_err(|e| located(&e, String::new()))?;
-            Ok(patch.into_wit())
+            Ok(Patch::from(patch))
         }
         Err(e) => {
             let inner = e.inner();
@@ -772,194 +630,49 @@ fn load_patch(path: &Path) -> anyhow::Result<Patch> {
     }
 }
 
-// ---- The result: `ringleader.plugin-run/v1` (docs/schemas/plugin-run.v1.json) ----
+// ---- The result: `ringleader.plugin-run/v1` (docs/schemas/plugin-run.v1.json, the
+// type `ringleader_api::plugin::RunV1`) ----
 
-const RUN_SCHEMA: &str = "ringleader.plugin-run/v1";
-
-#[derive(Debug, Serialize)]
-struct RunV1 {
-    schema: &'static str,
-    plugin: String,
-    plugin_version: String,
-    world: String,
-    function: &'static str,
-    /// The devices the call was about, as the plugin saw them.
-    devices: Vec<DeviceV1>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch: Option<PatchV1>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    target: Option<TargetV1>,
-    ok: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    result: Option<ResultV1>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<ErrorV1>,
-    duration_ms: u64,
-}
-
-#[derive(Debug, Serialize)]
-struct DeviceV1 {
-    id: String,
-    hostname: String,
-    tags: Vec<String>,
-    facts: Vec<(String, String)>,
-    components: Vec<ComponentV1>,
-}
-
-#[derive(Debug, Serialize)]
-struct ComponentV1 {
-    name: String,
-    version: String,
-}
-
-impl From<&Device> for DeviceV1 {
-    fn from(d: &Device) -> Self {
-        DeviceV1 {
-            id: d.id.clone(),
-            hostname: d.hostname.clone(),
-            tags: d.tags.clone(),
-            facts: d.facts.clone(),
-            components: d
-                .components
-                .iter()
-                .map(|c| ComponentV1 {
-                    name: c.name.clone(),
-                    version: c.version.clone(),
-                })
-                .collect(),
+/// What the call returned, as the result shows it.
+fn result_v1(r: &Returned) -> ResultV1 {
+    match r {
+        Returned::Info(info) => ResultV1::Info(InfoV1 {
+            name: info.name.clone(),
+            version: info.version.clone(),
+            description: info.description.clone(),
+        }),
+        Returned::Patches(patches) => {
+            ResultV1::Patches(patches.iter().map(PatchV1::from).collect())
         }
+        Returned::Readiness(r) => ResultV1::Readiness(ReadinessV1::from(r)),
+        Returned::Outcome(o) => ResultV1::Outcome(OutcomeV1::from(o)),
+        Returned::Verify(v) => ResultV1::Verify(VerifyV1::from(v)),
     }
 }
 
-#[derive(Debug, Serialize)]
-struct TargetV1 {
-    version: String,
-    artifact: Option<ArtifactV1>,
-}
-
-/// What the function returned; its shape depends on `function` (the schema says which).
-/// Serialize-only, so `untagged` costs no error messages here.
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
-enum ResultV1 {
-    Info {
-        name: String,
-        version: String,
-        description: String,
-    },
-    Patches(Vec<PatchV1>),
-    Readiness(ReadinessV1),
-    Outcome {
-        installed_version: String,
-        reboot_pending: bool,
-        detail: String,
-    },
-    Verify {
-        installed_version: Option<String>,
-        health: HealthV1,
-    },
-}
-
-#[derive(Debug, Serialize)]
-#[serde(tag = "case", rename_all = "kebab-case")]
-enum ReadinessV1 {
-    Ready,
-    AlreadyInstalled { version: String },
-    Blocked { reason: String },
-}
-
-#[derive(Debug, Serialize)]
-struct HealthV1 {
-    healthy: bool,
-    checks: Vec<CheckV1>,
-}
-
-#[derive(Debug, Serialize)]
-struct CheckV1 {
-    name: String,
-    ok: bool,
-    detail: String,
-}
-
-impl From<&Returned> for ResultV1 {
-    fn from(r: &Returned) -> Self {
-        match r {
-            Returned::Info(info) => ResultV1::Info {
-                name: info.name.clone(),
-                version: info.version.clone(),
-                description: info.description.clone(),
-            },
-            Returned::Patches(patches) => {
-                ResultV1::Patches(patches.iter().map(PatchV1::from).collect())
-            }
-            Returned::Readiness(r) => ResultV1::Readiness(match r {
-                Readiness::Ready => ReadinessV1::Ready,
-                Readiness::AlreadyInstalled(version) => ReadinessV1::AlreadyInstalled {
-                    version: version.clone(),
-                },
-                Readiness::Blocked(reason) => ReadinessV1::Blocked {
-                    reason: reason.clone(),
-                },
-            }),
-            Returned::Outcome(o) => ResultV1::Outcome {
-                installed_version: o.installed_version.clone(),
-                reboot_pending: o.reboot_pending,
-                detail: o.detail.clone(),
-            },
-            Returned::Verify(v) => ResultV1::Verify {
-                installed_version: v.installed_version.clone(),
-                health: HealthV1 {
-                    healthy: v.health.healthy,
-                    checks: v
-                        .health
-                        .checks
-                        .iter()
-                        .map(|c| CheckV1 {
-                            name: c.name.clone(),
-                            ok: c.ok,
-                            detail: c.detail.clone(),
-                        })
-                        .collect(),
-                },
-            },
+/// A failed call, as the result shows it.
+fn error_v1(e: &CallError) -> ErrorV1 {
+    let kind = match &e.kind {
+        CallErrorKind::Plugin(error) => {
+            let (case, message) = plugin_error(error);
+            return ErrorV1 {
+                kind: ErrorKind::Plugin,
+                case: Some(case),
+                message: message.to_string(),
+            };
         }
-    }
-}
-
-#[derive(Debug, Serialize)]
-struct ErrorV1 {
-    /// `plugin` (the plugin returned a plugin-error) or what the host stopped it for.
-    kind: &'static str,
-    /// The plugin-error's case, when `kind` is `plugin`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    case: Option<&'static str>,
-    message: String,
-}
-
-impl From<&CallError> for ErrorV1 {
-    fn from(e: &CallError) -> Self {
-        let kind = match &e.kind {
-            CallErrorKind::Plugin(error) => {
-                let (case, message) = plugin_error(error);
-                return ErrorV1 {
-                    kind: "plugin",
-                    case: Some(case),
-                    message: message.to_string(),
-                };
-            }
-            CallErrorKind::Timeout { .. } => "timeout",
-            CallErrorKind::MemoryLimit { .. } => "memory-limit",
-            CallErrorKind::HostcallBudget { .. } => "hostcall-budget",
-            CallErrorKind::StackOverflow => "stack-overflow",
-            CallErrorKind::ResultTooLarge(_) => "result-too-large",
-            CallErrorKind::Trap(_) => "trap",
-            CallErrorKind::Instantiate(_) => "instantiate",
-        };
-        ErrorV1 {
-            kind,
-            case: None,
-            message: e.kind.to_string(),
-        }
+        CallErrorKind::Timeout { .. } => ErrorKind::Timeout,
+        CallErrorKind::MemoryLimit { .. } => ErrorKind::MemoryLimit,
+        CallErrorKind::HostcallBudget { .. } => ErrorKind::HostcallBudget,
+        CallErrorKind::StackOverflow => ErrorKind::StackOverflow,
+        CallErrorKind::ResultTooLarge(_) => ErrorKind::ResultTooLarge,
+        CallErrorKind::Trap(_) => ErrorKind::Trap,
+        CallErrorKind::Instantiate(_) => ErrorKind::Instantiate,
+    };
+    ErrorV1 {
+        kind,
+        case: None,
+        message: e.kind.to_string(),
     }
 }
 
@@ -972,7 +685,9 @@ fn print_human(r: &RunV1) {
     }
     match r.devices.as_slice() {
         [] => {}
-        [one] if r.function != "discover" => head.push_str(&format!(" on {}", one.id)),
+        [one] if r.function != plugin::Function::Discover => {
+            head.push_str(&format!(" on {}", one.id))
+        }
         [one] => head.push_str(&format!(" for {}", one.id)),
         many => head.push_str(&format!(" for {} devices", many.len())),
     }
@@ -983,11 +698,11 @@ fn print_human(r: &RunV1) {
     };
     let yes = |b: bool| if b { "yes" } else { "no" };
     match result {
-        ResultV1::Info {
+        ResultV1::Info(InfoV1 {
             name,
             version,
             description,
-        } => {
+        }) => {
             println!("{name} {version} ({} plugin)", r.world);
             if !description.is_empty() {
                 println!("  {description}");
@@ -996,16 +711,9 @@ fn print_human(r: &RunV1) {
         ResultV1::Patches(patches) => {
             println!("{head}: {} patches ({took})", patches.len());
             for p in patches {
-                let kind = serde_json::to_value(p.kind).unwrap_or_default();
-                let severity = serde_json::to_value(p.severity).unwrap_or_default();
                 println!(
                     "  {}  {} {}  {} {}  {}",
-                    p.id,
-                    p.component,
-                    p.fixed_version,
-                    kind.as_str().unwrap_or(""),
-                    severity.as_str().unwrap_or(""),
-                    p.title
+                    p.id, p.component, p.fixed_version, p.kind, p.severity, p.title
                 );
             }
         }
@@ -1016,11 +724,11 @@ fn print_human(r: &RunV1) {
             }
             ReadinessV1::Blocked { reason } => println!("{head}: blocked: {reason} ({took})"),
         },
-        ResultV1::Outcome {
+        ResultV1::Outcome(OutcomeV1 {
             installed_version,
             reboot_pending,
             detail,
-        } => {
+        }) => {
             println!("{head}: done ({took})");
             if let Some(target) = &r.target {
                 let artifact = target
@@ -1038,10 +746,10 @@ fn print_human(r: &RunV1) {
                 println!("  detail             {detail}");
             }
         }
-        ResultV1::Verify {
+        ResultV1::Verify(VerifyV1 {
             installed_version,
             health,
-        } => {
+        }) => {
             println!("{head}: done ({took})");
             println!(
                 "  installed version  {}",
@@ -1067,6 +775,7 @@ fn print_human(r: &RunV1) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ringleader_types::Severity;
 
     fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
@@ -1112,6 +821,6 @@ mod tests {
         let p = load_patch(&path).unwrap();
         let again: PatchV1 =
             serde_json::from_str(&serde_json::to_string(&PatchV1::from(&p)).unwrap()).unwrap();
-        assert_eq!(again.into_wit(), p);
+        assert_eq!(Patch::from(again), p);
     }
 }

@@ -50,7 +50,7 @@ fn check(files: &[PathBuf]) -> ExitCode {
     if ok {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(1)
+        ExitCode::from(ringleader_api::exit::ExitStatus::Failure)
     }
 }
 

@@ -2,8 +2,11 @@
 //! `DATA/tokens/`. They work on the data directory itself (run them where the daemon
 //! runs, as its user); the daemon picks changes up at the next request.
 
-use crate::serve::auth;
 use clap::Subcommand;
+use ringleader_api::Schema;
+use ringleader_api::exit::ExitStatus;
+use ringleader_api::token::{TokenCreated, TokenV1, TokensV1};
+use ringleader_daemon::serve::auth;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -50,7 +53,7 @@ pub fn run(cmd: TokenCommand) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(1)
+            ExitCode::from(ExitStatus::Failure)
         }
     }
 }
@@ -60,7 +63,10 @@ fn go(cmd: TokenCommand) -> anyhow::Result<()> {
         TokenCommand::New { name, data, json } => {
             let path = auth::create_named(&data, &name)?;
             if json {
-                let out = serde_json::json!({ "name": name, "path": path });
+                let out = TokenCreated {
+                    name,
+                    path: path.display().to_string(),
+                };
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
                 println!("{}", path.display());
@@ -69,23 +75,21 @@ fn go(cmd: TokenCommand) -> anyhow::Result<()> {
         TokenCommand::List { data, json } => {
             let tokens = auth::list_named(&data);
             if json {
-                let list: Vec<serde_json::Value> = tokens
-                    .iter()
-                    .map(|t| {
-                        serde_json::json!({
-                            "name": t.name,
-                            "path": t.path,
-                            "created": t.created.and_then(|c| {
-                                jiff::Timestamp::try_from(c).ok().map(|t| t.to_string())
-                            }),
-                            "ignored": t.ignored,
+                let out = TokensV1 {
+                    schema: Schema::new(),
+                    tokens: tokens
+                        .iter()
+                        .map(|t| TokenV1 {
+                            name: t.name.clone(),
+                            path: t.path.display().to_string(),
+                            created: t.created.and_then(|c| jiff::Timestamp::try_from(c).ok()),
+                            ignored: t.ignored.clone(),
                         })
-                    })
-                    .collect();
-                let out = serde_json::json!({
-                    "schema": "ringleader.tokens/v1",
-                    "tokens": list,
-                });
+                        .collect(),
+                };
+                // Its keys sorted at every level, as this command has always printed
+                // them.
+                let out = serde_json::to_value(&out)?;
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else if tokens.is_empty() {
                 println!(

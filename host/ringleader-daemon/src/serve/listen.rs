@@ -301,6 +301,14 @@ fn is_out_of_files(e: &std::io::Error) -> bool {
     )
 }
 
+/// `ringleader.error/v1` of `error`, as compact JSON with its keys sorted (as these
+/// answers have always been written).
+fn error_body(error: &str) -> String {
+    serde_json::to_value(ringleader_api::error::ErrorV1::new(error, None))
+        .map(|v| v.to_string())
+        .unwrap_or_default()
+}
+
 /// Answers a connection beyond the cap, when every open one is busy: a 503 in
 /// `ringleader.error/v1` (plain HTTP; under TLS the connection is just closed), written
 /// without waiting (it fits the socket's buffer), then closed.
@@ -308,11 +316,9 @@ fn refuse(stream: &tokio::net::TcpStream, tls: bool) {
     if tls {
         return;
     }
-    let body = serde_json::json!({
-        "schema": "ringleader.error/v1",
-        "error": "the daemon has as many connections open as it accepts, all busy; try again in a moment (operators: `ringleader serve --max-connections`, docs/operations.md)",
-    })
-    .to_string();
+    let body = error_body(
+        "the daemon has as many connections open as it accepts, all busy; try again in a moment (operators: `ringleader serve --max-connections`, docs/operations.md)",
+    );
     let answer = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
         body.len()
@@ -459,7 +465,7 @@ fn with_body(head: &[u8]) -> Option<Vec<u8>> {
         431 => format!("the request's header is larger than the {} KiB the daemon reads", MAX_HEADER >> 10),
         _ => return None,
     };
-    let body = serde_json::json!({ "schema": "ringleader.error/v1", "error": error }).to_string();
+    let body = error_body(&error);
     let status_line = head.split("\r\n").next()?;
     Some(
         format!(

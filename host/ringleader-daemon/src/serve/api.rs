@@ -2,7 +2,7 @@
 //! a `schema` key; the JSON Schemas are in `docs/schemas/`.
 
 use super::auth::Tokens;
-use super::rollouts::{Clock, Fleet, Inputs, Rollout, Rollouts, Unreadable, state_name};
+use super::rollouts::{Clock, Fleet, Inputs, Rollout, Rollouts, Unreadable};
 use axum::Router;
 use axum::extract::{Path, Query, State as Extract};
 use axum::http::{StatusCode, header};
@@ -10,11 +10,19 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use jiff::Timestamp;
+use ringleader_api::Schema;
+use ringleader_api::device::{DeviceHistoryV1, DeviceState, DeviceV1, DevicesV1};
+use ringleader_api::error::ErrorV1;
+use ringleader_api::event::{EventKind, EventV1, EventsV1, StallV1};
+use ringleader_api::rollout::{
+    AcceptedV1, Action, Gate, Health, HealthV1, ProblemState, ProblemV1, RingV1, RolloutState,
+    RolloutsV1, StartV1, StatusV1, WaitingV1,
+};
 use ringleader_engine::core::{JobId, JobState};
 use ringleader_engine::executor::{Command, PLUGIN_CALL_BUCKETS};
-use ringleader_engine::store::{Note, Record, Status, StoredEvent};
+use ringleader_engine::store::{Note, PhaseName, Record, Status, StoredEvent};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -147,27 +155,21 @@ async fn json_errors(request: axum::extract::Request, next: axum::middleware::Ne
     (parts, Json(body)).into_response()
 }
 
-/// `ringleader.error/v1`.
-#[derive(Debug, Serialize)]
-struct ErrorV1 {
-    schema: &'static str,
-    error: String,
-    /// The request field concerned, when there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<String>,
-}
-
+/// An error answer: its status and `ringleader.error/v1`.
 type Failure = (StatusCode, Json<ErrorV1>);
 
 fn failure(code: StatusCode, error: impl Into<String>, field: Option<&str>) -> Failure {
-    (
-        code,
-        Json(ErrorV1 {
-            schema: "ringleader.error/v1",
-            error: error.into(),
-            field: field.map(str::to_string),
-        }),
-    )
+    (code, Json(ErrorV1::new(error, field)))
+}
+
+/// A document as the API has always sent the pages it built as a `serde_json::Value`:
+/// with the keys of every object sorted (serde_json's map sorts them), kept so byte for
+/// byte. Documents sent as they are (`status`, `error`, an event on the stream) keep
+/// their fields' order.
+fn sorted_json(doc: &impl Serialize) -> Result<Json<serde_json::Value>, Failure> {
+    serde_json::to_value(doc)
+        .map(Json)
+        .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))
 }
 
 /// Who asks: what a handler needs to authorize a request and to log a refusal.
@@ -267,85 +269,48 @@ fn find(state: &State, id: &str) -> Result<Arc<Rollout>, Failure> {
 
 /// `ok`, or `degraded` with the problems listed: rollouts whose log cannot be written
 /// (stalled) or whose store cannot be read. Always 200: the daemon answers.
-async fn healthz(Extract(state): Extract<State>) -> Json<serde_json::Value> {
+async fn healthz(Extract(state): Extract<State>) -> Result<Json<serde_json::Value>, Failure> {
     let rollouts = state.rollouts.list();
-    let mut problems: Vec<serde_json::Value> = Vec::new();
+    let mut problems = Vec::new();
     for rollout in &rollouts {
         let live = rollout.live.read().unwrap_or_else(|e| e.into_inner());
         if let Some(reason) = &live.stalled {
-            problems.push(serde_json::json!({
-                "rollout": rollout.id, "state": "stalled", "error": reason,
-            }));
+            problems.push(ProblemV1 {
+                rollout: rollout.id.clone(),
+                state: ProblemState::Stalled,
+                error: reason.clone(),
+            });
         }
     }
     for u in state.rollouts.list_unreadable() {
-        problems.push(serde_json::json!({
-            "rollout": u.id, "state": "unreadable", "error": u.error,
-        }));
+        problems.push(ProblemV1 {
+            rollout: u.id,
+            state: ProblemState::Unreadable,
+            error: u.error,
+        });
     }
-    Json(serde_json::json!({
-        "schema": "ringleader.health/v1",
-        "status": if problems.is_empty() { "ok" } else { "degraded" },
-        "rollouts": rollouts.len(),
-        "problems": problems,
-    }))
+    sorted_json(&HealthV1 {
+        schema: Schema::new(),
+        status: if problems.is_empty() {
+            Health::Ok
+        } else {
+            Health::Degraded
+        },
+        rollouts: rollouts.len(),
+        problems,
+    })
 }
 
-/// `ringleader.status/v1`.
-#[derive(Debug, Serialize)]
-pub struct StatusV1 {
-    schema: &'static str,
-    id: String,
-    /// The policy's name (none when the rollout is unreadable).
-    policy: Option<String>,
-    /// `real` or `virtual` (none when the rollout is unreadable).
-    clock: Option<&'static str>,
-    /// When the rollout started (virtual time for virtual-clock rollouts).
-    started: Option<Timestamp>,
-    /// `preparing`, `running`, `soaking`, `awaiting-approval`, `halted`, `completed`,
-    /// `aborted`, `stopped` (the daemon stopped; resumes when it starts), `failed`
-    /// (could not be prepared: see `error`), `stalled` (its log cannot be written:
-    /// see `error`; nothing is dispatched, it goes on once writes succeed) or
-    /// `unreadable` (its store cannot be read: see `error`; left as it is).
-    state: String,
-    /// Completed, halted (and done rolling back), aborted or failed: nothing more will
-    /// happen.
-    ended: bool,
-    paused: bool,
-    /// The ring the state is about.
-    ring: Option<String>,
-    /// Why nothing is starting now, when that is so.
-    waiting: Option<WaitingV1>,
-    halt_reason: Option<String>,
-    error: Option<String>,
-    /// The rollout's time now (virtual or real).
-    time: Option<Timestamp>,
-    rings: Vec<RingV1>,
-    /// Cursor of the next event: `events --since` this to see only what follows.
-    cursor: u64,
-}
-
-#[derive(Debug, Serialize)]
-struct WaitingV1 {
-    /// `approval`, `soak`, `resume` (paused by an operator) or `window` (a
-    /// maintenance window, freeze or deferral).
-    #[serde(rename = "for")]
-    for_: &'static str,
-    ring: Option<String>,
-    until: Option<Timestamp>,
-}
-
-#[derive(Debug, Serialize)]
-struct RingV1 {
-    name: String,
-    devices: usize,
-    pending: usize,
-    active: usize,
-    done: usize,
-    failed: usize,
-    rolling_back: usize,
-    rolled_back: usize,
-    rollback_failed: usize,
+/// The API's state of a rollout in the core's `phase`.
+fn rollout_state(phase: PhaseName) -> RolloutState {
+    match phase {
+        PhaseName::Running => RolloutState::Running,
+        PhaseName::Soaking => RolloutState::Soaking,
+        PhaseName::AwaitingApproval => RolloutState::AwaitingApproval,
+        PhaseName::Halted => RolloutState::Halted,
+        PhaseName::Completed => RolloutState::Completed,
+        PhaseName::Aborted => RolloutState::Aborted,
+    }
 }
 
 fn status_of(rollout: &Rollout) -> StatusV1 {
@@ -360,16 +325,14 @@ fn status_of(rollout: &Rollout) -> StatusV1 {
             .map(|ring| ring.name.clone())
     };
     let state = match status {
-        _ if live.error.is_some() => "failed".to_string(),
-        _ if live.stalled.is_some() => "stalled".to_string(),
-        None => "preparing".to_string(),
-        Some(_) if live.preparing => "preparing".to_string(),
-        Some(s) if rollout.is_running() || live.ended => s.phase.clone(),
-        Some(s) if matches!(s.phase.as_str(), "completed" | "aborted" | "halted") => {
-            s.phase.clone()
-        }
+        _ if live.error.is_some() => RolloutState::Failed,
+        _ if live.stalled.is_some() => RolloutState::Stalled,
+        None => RolloutState::Preparing,
+        Some(_) if live.preparing => RolloutState::Preparing,
+        Some(s) if rollout.is_running() || live.ended => rollout_state(s.phase),
+        Some(s) if s.phase.is_final() => rollout_state(s.phase),
         // Not ended and no executor: the daemon is stopping.
-        Some(_) => "stopped".to_string(),
+        Some(_) => RolloutState::Stopped,
     };
     let waiting = status.and_then(|s| {
         let ring = ring_name(s.ring);
@@ -378,26 +341,26 @@ fn status_of(rollout: &Rollout) -> StatusV1 {
         }
         if s.paused {
             return Some(WaitingV1 {
-                for_: "resume",
+                for_: Gate::Resume,
                 ring,
                 until: None,
             });
         }
-        match s.phase.as_str() {
-            "awaiting-approval" => Some(WaitingV1 {
-                for_: "approval",
+        match s.phase {
+            PhaseName::AwaitingApproval => Some(WaitingV1 {
+                for_: Gate::Approval,
                 ring,
                 until: None,
             }),
-            "soaking" => Some(WaitingV1 {
-                for_: "soak",
+            PhaseName::Soaking => Some(WaitingV1 {
+                for_: Gate::Soak,
                 ring,
                 until: s.until.and_then(|t| Timestamp::from_second(t).ok()),
             }),
-            "running" => {
+            PhaseName::Running => {
                 let r = s.ring.and_then(|r| s.rings.get(usize::from(r)))?;
                 (r.active == 0 && r.pending > 0).then_some(WaitingV1 {
-                    for_: "window",
+                    for_: Gate::Window,
                     ring,
                     until: None,
                 })
@@ -406,12 +369,12 @@ fn status_of(rollout: &Rollout) -> StatusV1 {
         }
     });
     StatusV1 {
-        schema: "ringleader.status/v1",
+        schema: Schema::new(),
         id: rollout.id.clone(),
         policy: Some(rollout.policy.clone()),
         clock: Some(match rollout.inputs.clock {
-            Clock::Real => "real",
-            Clock::Virtual { .. } => "virtual",
+            Clock::Real => ringleader_api::rollout::Clock::Real,
+            Clock::Virtual { .. } => ringleader_api::rollout::Clock::Virtual,
         }),
         started: Some(rollout.inputs.start),
         ended: live.ended || live.error.is_some(),
@@ -447,12 +410,12 @@ fn status_of(rollout: &Rollout) -> StatusV1 {
 /// The status of a rollout whose store cannot be read.
 fn unreadable_status(u: &Unreadable) -> StatusV1 {
     StatusV1 {
-        schema: "ringleader.status/v1",
+        schema: Schema::new(),
         id: u.id.clone(),
         policy: None,
         clock: None,
         started: None,
-        state: "unreadable".into(),
+        state: RolloutState::Unreadable,
         ended: true,
         paused: false,
         ring: None,
@@ -487,10 +450,10 @@ async fn list(Extract(state): Extract<State>, caller: Caller) -> Result<Response
         .collect();
     rollouts.sort_by_key(|(n, _)| *n);
     let rollouts: Vec<StatusV1> = rollouts.into_iter().map(|(_, s)| s).collect();
-    Ok(Json(serde_json::json!({
-        "schema": "ringleader.rollouts/v1",
-        "rollouts": rollouts,
-    }))
+    Ok(sorted_json(&RolloutsV1 {
+        schema: Schema::new(),
+        rollouts,
+    })?
     .into_response())
 }
 
@@ -505,53 +468,6 @@ async fn status(
     }
     let rollout = find(&state, &id)?;
     Ok(Json(status_of(&rollout)))
-}
-
-/// The body of `POST /v1/rollouts`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StartV1 {
-    policy: FileV1,
-    /// An inventory file; or `simulated` for the demo's simulated fleet.
-    inventory: Option<FileV1>,
-    simulated: Option<SimulatedV1>,
-    /// `real` (default) or `virtual` (simulated timing; needs a simulated fleet or
-    /// `sim` devices).
-    #[serde(default)]
-    clock: Option<String>,
-    /// Seed of the simulated timing (virtual clock).
-    #[serde(default)]
-    seed: Option<u64>,
-    /// When a virtual-clock rollout starts (RFC 3339); default now.
-    #[serde(default)]
-    start: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileV1 {
-    name: String,
-    text: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SimulatedV1 {
-    devices: usize,
-    #[serde(default = "one")]
-    seed: u64,
-    #[serde(default = "two")]
-    fail_permille: u64,
-    #[serde(default = "one")]
-    hang_permille: u64,
-}
-
-fn one() -> u64 {
-    1
-}
-
-fn two() -> u64 {
-    2
 }
 
 /// Most simulated devices one rollout may have.
@@ -661,12 +577,21 @@ async fn start(
             ));
         }
     };
-    let clock = match request.clock.as_deref() {
-        None | Some("real") => Clock::Real,
-        Some("virtual") => Clock::Virtual {
+    let named = request
+        .clock
+        .as_deref()
+        .map(|c| (c, ringleader_api::rollout::Clock::from_name(c)));
+    let clock = match named {
+        None | Some((_, Some(ringleader_api::rollout::Clock::Real))) => Clock::Real,
+        Some((_, Some(ringleader_api::rollout::Clock::Virtual))) => Clock::Virtual {
             seed: request.seed.unwrap_or(1),
+            // The simulated fleet's (`--hang-permille`), as the demo's.
+            hang_permille: match &fleet {
+                Fleet::Simulated { hang_permille, .. } => *hang_permille,
+                Fleet::Inventory { .. } => 1,
+            },
         },
-        Some(other) => {
+        Some((other, None)) => {
             return Err(failure(
                 StatusCode::BAD_REQUEST,
                 format!("`clock` is `real` or `virtual`, not `{other}`"),
@@ -738,52 +663,46 @@ async fn act(
     caller: Caller,
 ) -> Result<Response, Failure> {
     let by = actor(authorize(&state, &caller, true)?);
-    let command = match action.as_str() {
-        "approve" => Command::Approve,
-        "pause" => Command::Pause,
-        "resume" => Command::Resume,
-        "abort" => Command::Abort,
-        "rollback" => Command::RollBack,
-        other => {
-            return Err(failure(
-                StatusCode::NOT_FOUND,
-                format!(
-                    "no action `{other}`: the actions are approve, pause, resume, abort and rollback"
-                ),
-                None,
-            ));
-        }
+    let Some(action) = Action::from_name(&action) else {
+        return Err(failure(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no action `{action}`: the actions are approve, pause, resume, abort and rollback"
+            ),
+            None,
+        ));
+    };
+    let command = match action {
+        Action::Approve => Command::Approve,
+        Action::Pause => Command::Pause,
+        Action::Resume => Command::Resume,
+        Action::Abort => Command::Abort,
+        Action::Rollback => Command::RollBack,
     };
     let rollout = find(&state, &id)?;
     rollout
-        .command(command, &action, &by)
+        .command(command, action.as_str(), &by)
         .map_err(|e| failure(StatusCode::CONFLICT, e.to_string(), None))?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(serde_json::json!({
-            "schema": "ringleader.accepted/v1",
-            "rollout": id,
-            "action": action,
-        })),
-    )
-        .into_response())
+    let accepted = AcceptedV1 {
+        schema: Schema::new(),
+        rollout: id,
+        action,
+    };
+    Ok((StatusCode::ACCEPTED, sorted_json(&accepted)?).into_response())
 }
 
-/// A device as the API shows it.
-#[derive(Debug, Serialize)]
-struct DeviceV1 {
-    id: String,
-    ring: String,
-    state: &'static str,
-    /// Why it failed, when it did.
-    reason: Option<String>,
-    /// Component versions now: as inventoried, updated by the steps that succeeded.
-    versions: BTreeMap<String, String>,
-    /// Patches of the rollout not installed on it (yet).
-    pending: Vec<String>,
-    /// How long the oldest of those has been due (released, and past its
-    /// deferral), in seconds; none when nothing is overdue.
-    behind_seconds: Option<i64>,
+/// A job's state as the API names it.
+fn device_state(state: &JobState) -> DeviceState {
+    match state {
+        JobState::Pending => DeviceState::Pending,
+        JobState::Running { .. } => DeviceState::Running,
+        JobState::Between { .. } => DeviceState::BetweenSteps,
+        JobState::Done => DeviceState::Done,
+        JobState::Failed { .. } => DeviceState::Failed,
+        JobState::RollingBack => DeviceState::RollingBack,
+        JobState::RolledBack => DeviceState::RolledBack,
+        JobState::RollbackFailed => DeviceState::RollbackFailed,
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -836,7 +755,7 @@ fn device_view(
             .get(usize::from(job.ring))
             .map(|r| r.name.clone())
             .unwrap_or_default(),
-        state: state_name(state),
+        state: device_state(state),
         reason: match state {
             JobState::Failed { reason } => Some(reason.clone()),
             _ => None,
@@ -875,12 +794,12 @@ async fn devices(
     let Some((devices, now)) = answer else {
         return Err(not_ready(&id));
     };
-    Ok(Json(serde_json::json!({
-        "schema": "ringleader.devices/v1",
-        "rollout": id,
-        "time": now,
-        "devices": devices,
-    }))
+    Ok(sorted_json(&DevicesV1 {
+        schema: Schema::new(),
+        rollout: id,
+        time: now,
+        devices,
+    })?
     .into_response())
 }
 
@@ -929,12 +848,12 @@ async fn device(
         .into_iter()
         .filter_map(|(seq, record)| event_v1(&rollout, seq, record))
         .collect::<Vec<_>>();
-    Ok(Json(serde_json::json!({
-        "schema": "ringleader.device/v1",
-        "rollout": id,
-        "device": view,
-        "history": history,
-    }))
+    Ok(sorted_json(&DeviceHistoryV1 {
+        schema: Schema::new(),
+        rollout: id,
+        device: view,
+        history,
+    })?
     .into_response())
 }
 
@@ -977,50 +896,11 @@ async fn explain(
             .iter()
             .find(|d| d.id == device)
             .ok_or_else(|| failure(StatusCode::NOT_FOUND, "device vanished", None))?;
-        serde_json::to_value(crate::plan_cmd::ExplainV1::new(&planner, d, explanation))
-            .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))
+        sorted_json(&crate::plan_view::explain(&planner, d, explanation))
     })
     .await
     .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))??;
-    Ok(Json(answer).into_response())
-}
-
-/// `ringleader.event/v1`: one entry of a rollout's event log, as scripts read it.
-#[derive(Debug, Serialize)]
-pub struct EventV1 {
-    schema: &'static str,
-    /// Position in the log; `events --since` the last cursor seen to resume.
-    cursor: u64,
-    at: Timestamp,
-    /// What happened: `dispatched`, `step-succeeded`, `step-failed`,
-    /// `rollback-dispatched`, `rollback-finished`, `ring-complete`,
-    /// `awaiting-approval`, `halted`, `completed`, `device-unresponsive`, `approve`,
-    /// `pause`, `resume`, `abort`, `rollback`, `audit`, `resumed`, `devices-joined`.
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ring: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    device: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch: Option<String>,
-    /// For a step (`dispatched`, `step-succeeded`, `step-failed`): the component the
-    /// patch changes, its version on the device before the step, and the patch's.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    component: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    from: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    to: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ok: Option<bool>,
-    /// For `audit`: who, and what they asked for.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    by: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    action: Option<String>,
+    Ok(answer.into_response())
 }
 
 /// The event a script sees for a log record; `None` for records of no interest to
@@ -1041,22 +921,8 @@ fn event_v1(rollout: &Rollout, cursor: u64, record: Record) -> Option<EventV1> {
             .and_then(|s| s.rings.get(usize::from(ring)))
             .map(|r| r.name.clone())
     };
-    let mut e = EventV1 {
-        schema: "ringleader.event/v1",
-        cursor,
-        at: Timestamp::UNIX_EPOCH,
-        kind: "",
-        ring: None,
-        device: None,
-        patch: None,
-        component: None,
-        from: None,
-        to: None,
-        reason: None,
-        ok: None,
-        by: None,
-        action: None,
-    };
+    // Its time and kind are the record's, set below.
+    let mut e = EventV1::new(cursor, Timestamp::UNIX_EPOCH, EventKind::Completed);
     let patch_of = |job: (u16, u32), step: u16| {
         facts
             .steps
@@ -1096,96 +962,86 @@ fn event_v1(rollout: &Rollout, cursor: u64, record: Record) -> Option<EventV1> {
             (e.component, e.from, e.to) = (Some(component), from, Some(to));
         }
     };
-    let at = match record {
+    let (at, kind) = match record {
         Record::Event { at, event } => {
-            match event {
+            let kind = match event {
                 StoredEvent::Tick => return None,
                 StoredEvent::StepSucceeded { job, step } => {
-                    e.kind = "step-succeeded";
                     step_of(&mut e, job, step);
+                    EventKind::StepSucceeded
                 }
                 StoredEvent::StepFailed { job, step, reason } => {
-                    e.kind = "step-failed";
                     step_of(&mut e, job, step);
                     e.reason = Some(reason);
+                    EventKind::StepFailed
                 }
                 StoredEvent::RollbackFinished { job, ok } => {
-                    e.kind = "rollback-finished";
                     e.device = device(job);
                     e.ring = ring_name(job.0);
                     e.ok = Some(ok);
+                    EventKind::RollbackFinished
                 }
-                StoredEvent::Approve => e.kind = "approve",
-                StoredEvent::Pause => e.kind = "pause",
-                StoredEvent::Resume => e.kind = "resume",
-                StoredEvent::Abort => e.kind = "abort",
-                StoredEvent::RollBack => e.kind = "rollback",
+                StoredEvent::Approve => EventKind::Approve,
+                StoredEvent::Pause => EventKind::Pause,
+                StoredEvent::Resume => EventKind::Resume,
+                StoredEvent::Abort => EventKind::Abort,
+                StoredEvent::RollBack => EventKind::Rollback,
                 StoredEvent::DevicesAdded { ring, .. } => {
-                    e.kind = "devices-joined";
                     e.ring = ring_name(ring);
+                    EventKind::DevicesJoined
                 }
-            }
-            at
+            };
+            (at, kind)
         }
         Record::Dispatched { at, job, step } => {
-            e.kind = "dispatched";
             step_of(&mut e, job, step);
-            at
+            (at, EventKind::Dispatched)
         }
         Record::RollbackDispatched { at, job } => {
-            e.kind = "rollback-dispatched";
             e.device = device(job);
             e.ring = ring_name(job.0);
-            at
+            (at, EventKind::RollbackDispatched)
         }
-        Record::Resumed { at } => {
-            e.kind = "resumed";
-            at
-        }
+        Record::Resumed { at } => (at, EventKind::Resumed),
         Record::Joined { at, .. } => {
-            return Some(EventV1 {
-                kind: "devices-joined",
-                at: ts(at),
-                ..e
-            });
+            return Some(EventV1::new(cursor, ts(at), EventKind::DevicesJoined));
         }
         Record::Decided { at, decision } => {
-            match decision {
+            let kind = match decision {
                 Note::RingComplete { ring } => {
-                    e.kind = "ring-complete";
                     e.ring = ring_name(ring);
+                    EventKind::RingComplete
                 }
                 Note::AwaitingApproval { ring } => {
-                    e.kind = "awaiting-approval";
                     e.ring = ring_name(ring);
+                    EventKind::AwaitingApproval
                 }
                 Note::Halted { ring, reason } => {
-                    e.kind = "halted";
                     e.ring = ring_name(ring);
                     e.reason = Some(reason);
+                    EventKind::Halted
                 }
                 Note::DeviceUnresponsive { job, .. } => {
-                    e.kind = "device-unresponsive";
                     e.device = device(job);
                     e.ring = ring_name(job.0);
+                    EventKind::DeviceUnresponsive
                 }
-                Note::Completed => e.kind = "completed",
-            }
-            at
+                Note::Completed => EventKind::Completed,
+            };
+            (at, kind)
         }
         Record::Stalled { at, reason } => {
-            e.kind = "stalled";
             e.reason = Some(reason);
-            at
+            (at, EventKind::Stalled)
         }
         Record::Audit { at, by, action } => {
-            e.kind = "audit";
             e.by = Some(by);
             e.action = Some(action);
-            at
+            (at, EventKind::Audit)
         }
     };
     e.at = ts(at);
+    e.kind = kind;
     Some(e)
 }
 
@@ -1255,19 +1111,17 @@ async fn events(
         }
         (events, next) = read_events(&rollout, query.since, query.limit)?;
     }
-    let mut page = serde_json::json!({
-        "schema": "ringleader.events/v1",
-        "rollout": id,
-        "events": events,
-        "next": next,
-        "ended": ended(&rollout),
-    });
-    // Present only while the rollout stalls: its log cannot be written, so nothing
-    // new can show among the events until it can (then a `stalled` event is logged).
-    if let Some(reason) = stall_of(&rollout) {
-        page["stalled"] = serde_json::Value::String(reason);
-    }
-    Ok(Json(page).into_response())
+    let page = EventsV1 {
+        schema: Schema::new(),
+        rollout: id,
+        events,
+        next,
+        ended: ended(&rollout),
+        // Present only while the rollout stalls: its log cannot be written, so nothing
+        // new can show among the events until it can (then a `stalled` event is logged).
+        stalled: stall_of(&rollout),
+    };
+    Ok(sorted_json(&page)?.into_response())
 }
 
 fn ended(rollout: &Rollout) -> bool {
@@ -1284,13 +1138,15 @@ fn stall_of(rollout: &Rollout) -> Option<String> {
 /// The stream's `stalled` message: sent once when the rollout stalls, without an
 /// `id` (it is no record of the log, so a client's `Last-Event-ID` stays).
 fn stall_message(id: &str, reason: &str) -> SseEvent {
+    let stall = StallV1 {
+        schema: Schema::new(),
+        rollout: id.to_string(),
+        reason: reason.to_string(),
+    };
+    // Its keys sorted, as the stream has always sent them (see `sorted_json`).
     SseEvent::default()
-        .event("stalled")
-        .json_data(serde_json::json!({
-            "schema": "ringleader.stall/v1",
-            "rollout": id,
-            "reason": reason,
-        }))
+        .event(EventKind::Stalled.as_str())
+        .json_data(serde_json::to_value(&stall).unwrap_or_default())
         .unwrap_or_default()
 }
 
@@ -1331,7 +1187,7 @@ async fn stream(
             if let Some(event) = follow.pending.next() {
                 let sse = SseEvent::default()
                     .id(event.cursor.to_string())
-                    .event(event.kind)
+                    .event(event.kind.as_str())
                     .json_data(&event)
                     .unwrap_or_default();
                 return Some((Ok(sse), follow));
@@ -1375,16 +1231,16 @@ struct Follow {
 async fn metrics(Extract(state): Extract<State>, caller: Caller) -> Result<Response, Failure> {
     authorize(&state, &caller, false)?;
     let rollouts = state.rollouts.list();
-    let mut by_state: BTreeMap<String, u64> = BTreeMap::new();
-    let mut waiting: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut by_state: HashMap<RolloutState, u64> = HashMap::new();
+    let mut waiting: HashMap<Gate, u64> = HashMap::new();
     let (mut ok, mut failed, mut calls, mut call_failures, mut nanos, mut rollbacks) =
         (0, 0, 0, 0, 0, 0);
     let mut buckets = [0u64; PLUGIN_CALL_BUCKETS.len() + 1];
-    *by_state.entry("unreadable".into()).or_default() +=
+    *by_state.entry(RolloutState::Unreadable).or_default() +=
         state.rollouts.list_unreadable().len() as u64;
     for rollout in &rollouts {
         let status = status_of(rollout);
-        *by_state.entry(status.state.clone()).or_default() += 1;
+        *by_state.entry(status.state).or_default() += 1;
         if let Some(w) = &status.waiting {
             *waiting.entry(w.for_).or_default() += 1;
         }
@@ -1406,29 +1262,16 @@ async fn metrics(Extract(state): Extract<State>, caller: Caller) -> Result<Respo
             out.push_str(&format!("{name}{labels} {value}\n"));
         }
     };
-    let states = [
-        "preparing",
-        "running",
-        "soaking",
-        "awaiting-approval",
-        "halted",
-        "completed",
-        "aborted",
-        "stopped",
-        "failed",
-        "stalled",
-        "unreadable",
-    ];
     metric(
         "ringleader_rollouts",
         "gauge",
         "Rollouts by state.",
-        &states
+        &RolloutState::ALL
             .iter()
             .map(|s| {
                 (
                     format!("{{state=\"{s}\"}}"),
-                    *by_state.get(*s).unwrap_or(&0) as f64,
+                    *by_state.get(s).unwrap_or(&0) as f64,
                 )
             })
             .collect::<Vec<_>>(),
@@ -1481,7 +1324,7 @@ async fn metrics(Extract(state): Extract<State>, caller: Caller) -> Result<Respo
         "ringleader_gate_waits",
         "gauge",
         "Rollouts waiting at a gate now, by gate.",
-        &["approval", "soak", "window", "resume"]
+        &Gate::ALL
             .iter()
             .map(|g| {
                 (

@@ -1,90 +1,20 @@
 //! The daemon's rollouts: each one a directory under `DATA/rollouts/`, an executor task
 //! while it runs, and what the API reads about it.
 
-use super::Plugins;
+pub use crate::session::{Clock, Fleet, Inputs};
+use crate::session::{Run, Session};
 use jiff::Timestamp;
-use ringleader_engine::clock::VirtualClock;
-use ringleader_engine::core::{Core, JobId, JobState, Phase};
-use ringleader_engine::demo::{self, FleetConfig};
-use ringleader_engine::executor::{Command, Executor, Metrics, Timing, replay};
+use ringleader_engine::core::{Core, JobId, Phase};
+use ringleader_engine::executor::{Command, Metrics};
 use ringleader_engine::store::{Record, Status, Store};
 use ringleader_planner::catalog::Catalog;
-use ringleader_planner::inventory::{Inventory, Transport};
+use ringleader_planner::inventory::Inventory;
 use ringleader_planner::policy::Policy;
-use ringleader_runtime::services::{KvStore, SystemClock};
-use ringleader_runtime::sim_device::SimDevices;
-use ringleader_runtime::transport::{Route, Routes};
-use ringleader_runtime::{Grants, Runtime, RuntimeConfig, Services};
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
-
-/// What a rollout is started from; stored in its log's `inputs` so that a restarted
-/// daemon rebuilds it exactly.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Inputs {
-    /// The policy file's name (for messages) and text.
-    pub policy_name: String,
-    pub policy: String,
-    pub fleet: Fleet,
-    pub clock: Clock,
-    /// When the rollout starts (virtual time), or started (real time).
-    pub start: Timestamp,
-}
-
-/// The devices a rollout covers.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Fleet {
-    /// An inventory file: its name and text.
-    Inventory { name: String, text: String },
-    /// The demo's simulated fleet.
-    Simulated {
-        devices: usize,
-        seed: u64,
-        fail_permille: u64,
-        hang_permille: u64,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Clock {
-    Real,
-    /// Virtual time with the simulated fleet's timing (seeded).
-    Virtual {
-        seed: u64,
-    },
-}
-
-impl Inputs {
-    /// The policy and inventory, validated: errors name the file, line and column.
-    pub fn validate(&self) -> Result<(Policy, Inventory), String> {
-        let (policy, diags) = Policy::parse(Path::new(&self.policy_name), &self.policy);
-        let policy = policy.ok_or_else(|| diags.to_string())?;
-        let inventory = match &self.fleet {
-            Fleet::Inventory { name, text } => {
-                Inventory::parse(Path::new(name), text).map_err(|e| e.to_string())?
-            }
-            Fleet::Simulated {
-                devices,
-                seed,
-                fail_permille,
-                hang_permille,
-            } => demo::inventory(&FleetConfig {
-                devices: *devices,
-                seed: *seed,
-                fail_permille: *fail_permille,
-                hang_permille: *hang_permille,
-                ..FleetConfig::default()
-            }),
-        };
-        Ok((policy, inventory))
-    }
-}
 
 /// What is known about a rollout's patches and devices, for the device views.
 #[derive(Debug, Default)]
@@ -239,12 +169,8 @@ pub struct Unreadable {
 /// A rollout's store, its inputs and its status view, or why they cannot be read.
 fn open_rollout(path: &Path) -> Result<(Store, Inputs, Option<Status>), String> {
     let store = Store::open(path).map_err(|e| e.to_string())?;
-    let text = store
-        .inputs()
-        .map_err(|e| e.to_string())?
+    let inputs = Inputs::of_store(&store)?
         .ok_or("its store holds no inputs (what the rollout was started from)")?;
-    let inputs: Inputs =
-        serde_json::from_str(&text).map_err(|e| format!("its inputs are unreadable: {e}"))?;
     let status = store.status().map_err(|e| e.to_string())?;
     Ok((store, inputs, status))
 }
@@ -254,11 +180,9 @@ pub struct Rollouts {
     /// Rollouts whose store could not be read, by number.
     unreadable: RwLock<BTreeMap<u64, Unreadable>>,
     dir: PathBuf,
-    plugins: Plugins,
-    grants: Grants,
-    devices: Arc<SimDevices>,
-    /// The plugins' kv store, on disk: it survives restarts, as the contract says.
-    kv: Arc<dyn KvStore>,
+    /// What every rollout runs with: plugins, grants, the simulated devices' state and
+    /// the plugins' kv store (on disk: it survives restarts, as the contract says).
+    session: Session,
     all: RwLock<BTreeMap<u64, Arc<Rollout>>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -280,22 +204,13 @@ fn number(id: &str) -> Option<u64> {
 
 impl Rollouts {
     /// Opens every rollout in `data`, and resumes those that had not ended.
-    pub fn open(
-        data: &Path,
-        plugins: Plugins,
-        grants: Grants,
-        devices: Arc<SimDevices>,
-        kv: Arc<dyn KvStore>,
-    ) -> anyhow::Result<Arc<Rollouts>> {
+    pub fn open(data: &Path, session: Session) -> anyhow::Result<Arc<Rollouts>> {
         let dir = data.join("rollouts");
         std::fs::create_dir_all(&dir)
             .map_err(|e| anyhow::anyhow!("failed to create {}: {e}", dir.display()))?;
         let rollouts = Arc::new(Rollouts {
             dir: dir.clone(),
-            plugins,
-            grants,
-            devices,
-            kv,
+            session,
             all: RwLock::new(BTreeMap::new()),
             unreadable: RwLock::new(BTreeMap::new()),
             tasks: Mutex::new(Vec::new()),
@@ -330,9 +245,7 @@ impl Rollouts {
                     continue;
                 }
             };
-            let ended = status
-                .as_ref()
-                .is_some_and(|s| matches!(s.phase.as_str(), "completed" | "aborted" | "halted"));
+            let ended = status.as_ref().is_some_and(|s| s.phase.is_final());
             let rollout = rollouts.insert(n, inputs, store, status);
             if ended {
                 // Finished: read-only, answered from the log and its status view; the
@@ -381,8 +294,7 @@ impl Rollouts {
     /// the operator's config (the credentials it names exist), and the installer it
     /// names is loaded.
     pub fn check_devices(&self, inventory: &Inventory) -> Result<(), String> {
-        routes(inventory, &self.grants, self.devices.clone())?;
-        self.plugins.check_installers(inventory)
+        self.session.check_devices(inventory)
     }
 
     /// Creates a rollout from validated inputs and starts it; `by` (the token's name)
@@ -402,7 +314,7 @@ impl Rollouts {
             by: by.to_string(),
             action: "start".into(),
         })?;
-        store.set_inputs(&serde_json::to_string(&inputs)?)?;
+        inputs.record(&store)?;
         let rollout = self.insert(n, inputs, store, None);
         self.launch(rollout.clone(), true);
         Ok(rollout)
@@ -449,16 +361,11 @@ impl Rollouts {
     /// Prepares the rollout (discover, plan, replay its log) and, when `run`, runs it
     /// to its end in a task; otherwise only rebuilds its core for questions.
     fn launch(&self, rollout: Arc<Rollout>, run: bool) {
-        let plugins = self.plugins.clone();
-        let grants = self.grants.clone();
-        let devices = self.devices.clone();
-        let kv = self.kv.clone();
+        let session = self.session.clone();
         let task = tokio::spawn(async move {
             let mut stalled = None;
             loop {
-                let plugins = plugins.clone();
-                let (grants, sim, kv) = (grants.clone(), devices.clone(), kv.clone());
-                match execute(&rollout, plugins, grants, sim, kv, run, stalled.take()).await {
+                match execute(&rollout, &session, run, stalled.take()).await {
                     Ok(None) => break,
                     // The log could not be written: nothing more was dispatched. Open
                     // the store again until a write succeeds, then go on from the log
@@ -473,7 +380,7 @@ impl Rollouts {
                         loop {
                             tokio::time::sleep(STALL_RETRY).await;
                             let store = rollout.store.clone();
-                            let sim = devices.clone();
+                            let sim = session.devices().clone();
                             let reopened = move || -> Result<(), String> {
                                 // The simulated devices' state shares the disk.
                                 if sim.flush().is_err() {
@@ -536,48 +443,10 @@ impl Rollouts {
                 tracing::warn!("a rollout did not stop within the grace period");
             }
         }
-        if let Err(e) = self.devices.flush() {
+        if let Err(e) = self.session.devices().flush() {
             tracing::error!("failed to flush the simulated devices' state: {e}");
         }
     }
-}
-
-/// How each device of `inventory` is reached: its own transport, with the operator's
-/// credentials; simulated devices through `sim`. An error names the device. Also used
-/// by `ringleader plugin run`, so that a plugin tried alone reaches devices exactly as
-/// in a rollout.
-pub(crate) fn routes(
-    inventory: &Inventory,
-    grants: &Grants,
-    sim: Arc<SimDevices>,
-) -> Result<Routes, String> {
-    let routes = Routes::new(sim);
-    for device in &inventory.devices {
-        let route = device
-            .transport
-            .route(&grants.credentials)
-            .and_then(|route| ca_file_readable(&device.transport, &route).map(|()| route))
-            .map_err(|e| format!("device {}: {e}", device.id))?;
-        routes.set(&device.id, route);
-    }
-    Ok(routes)
-}
-
-/// Refuses an `http` route whose CA file cannot be read, before any plugin is called
-/// (the planner builds routes without I/O; the file is read again at each request).
-fn ca_file_readable(transport: &Transport, route: &Route) -> Result<(), String> {
-    let (Route::Http { ca: Some(ca), .. }, Transport::Http { credentials, .. }) =
-        (route, transport)
-    else {
-        return Ok(());
-    };
-    std::fs::metadata(ca).map(|_| ()).map_err(|e| {
-        format!(
-            "the ca_file {} of credentials `{}` cannot be read: {e}",
-            ca.display(),
-            credentials.as_deref().unwrap_or_default()
-        )
-    })
 }
 
 /// Prepares and (when `run`) runs one rollout. Returns why its log stopped taking
@@ -585,59 +454,30 @@ fn ca_file_readable(transport: &Transport, route: &Route) -> Result<(), String> 
 /// again); `stalled` is why it stalled before, logged before it goes on.
 async fn execute(
     rollout: &Arc<Rollout>,
-    plugins: Plugins,
-    grants: Grants,
-    devices: Arc<SimDevices>,
-    kv: Arc<dyn KvStore>,
+    session: &Session,
     run: bool,
     stalled: Option<String>,
 ) -> anyhow::Result<Option<String>> {
-    let inputs = &rollout.inputs;
-    let (policy, inventory) = inputs.validate().map_err(anyhow::Error::msg)?;
-    let virtual_clock = match inputs.clock {
-        Clock::Virtual { .. } => Some(VirtualClock::new(inputs.start)),
-        Clock::Real => None,
-    };
-    let routes =
-        Arc::new(routes(&inventory, &grants, devices.clone()).map_err(anyhow::Error::msg)?);
-    let runtime = Runtime::new(RuntimeConfig {
-        cache_dir: ringleader_runtime::cache::ComponentCache::default_dir(),
-        grants,
-        services: Services {
-            exec: routes.clone(),
-            auth: routes,
-            kv,
-            clock: match &virtual_clock {
-                Some(clock) => Arc::new(clock.clone()),
-                None => Arc::new(SystemClock),
-            },
-        },
-    })?;
-    plugins
-        .check_installers(&inventory)
-        .map_err(anyhow::Error::msg)?;
-    let (sources, installers) = plugins.load(&runtime).await?;
-    let prepared =
-        ringleader_engine::spec::prepare(&policy, &inventory, &sources, inputs.start).await?;
-    drop(inventory);
-    let (spec, targets) = (prepared.spec, prepared.targets);
+    let ready = session
+        .prepare(&rollout.inputs, Some(rollout.store.clone()))
+        .await?;
     rollout
         .facts
         .write()
         .unwrap_or_else(|e| e.into_inner())
-        .catalog = Some(Arc::new(prepared.catalog));
-    let replayed = replay(spec, &rollout.store, inputs.start)?;
+        .catalog = Some(ready.catalog.clone());
     if let Some(reason) = stalled {
         let mut store = rollout.store.clone();
         store.append(&Record::Stalled {
-            at: replayed.now.as_second(),
+            at: ready.now.as_second(),
             reason,
         })?;
         store.flush()?;
     }
     {
         let mut facts = rollout.facts.write().unwrap_or_else(|e| e.into_inner());
-        facts.patches = targets
+        facts.patches = ready
+            .targets
             .patches
             .values()
             .map(|p| {
@@ -647,7 +487,8 @@ async fn execute(
                 )
             })
             .collect();
-        facts.components = targets
+        facts.components = ready
+            .targets
             .devices
             .values()
             .map(|d| {
@@ -660,7 +501,7 @@ async fn execute(
                 )
             })
             .collect();
-        let core = &replayed.core;
+        let core = &ready.core;
         facts.devices = (0..core.ring_count() as u16)
             .map(|ring| {
                 (0..core.ring_len(ring) as u32)
@@ -702,44 +543,26 @@ async fn execute(
         facts.jobs = jobs;
     }
     if !run {
-        let now = replayed.now;
-        *rollout.last.write().unwrap_or_else(|e| e.into_inner()) = Some((replayed.core, now));
+        let now = ready.now;
+        *rollout.last.write().unwrap_or_else(|e| e.into_inner()) = Some((ready.core, now));
         rollout.set_live(|l| l.preparing = false);
         return Ok(None);
     }
     let (tx, rx) = mpsc::unbounded_channel();
     *rollout.control.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
-    let status = Status::of(&replayed.core, replayed.now, rollout.store.committed_len());
+    let status = Status::of(&ready.core, ready.now, rollout.store.committed_len());
     rollout.set_live(|l| {
         l.preparing = false;
         l.status = Some(status);
     });
-    let timing = match inputs.clock {
-        Clock::Virtual { seed } => Timing::Virtual(demo::timing(&FleetConfig {
-            seed,
-            ..FleetConfig::default()
-        })),
-        Clock::Real => Timing::Real,
-    };
-    let executor = Executor {
-        core: replayed.core,
-        installers,
-        targets,
-        timing,
-        concurrency: 64,
+    let watcher = rollout.clone();
+    let run = Run {
         auto_approve_after: None,
-        now: replayed.now,
-        store: Some(rollout.store.clone()),
-        recovery: replayed.recovery,
-        devices: Some(devices),
-        clock: virtual_clock,
-        scheduled: Vec::new(),
         control: Some(rx),
         metrics: rollout.metrics.clone(),
     };
-    let watcher = rollout.clone();
-    let (core, report) = executor
-        .run(move |core, now| {
+    let (core, report) = ready
+        .run(run, move |core, now| {
             let status = Status::of(core, now, watcher.store.committed_len());
             watcher.set_live(|l| l.status = Some(status));
         })
@@ -761,51 +584,4 @@ async fn execute(
         l.ended = over;
     });
     Ok(None)
-}
-
-/// A job's state as the API names it.
-pub fn state_name(state: &JobState) -> &'static str {
-    match state {
-        JobState::Pending => "pending",
-        JobState::Running { .. } => "running",
-        JobState::Between { .. } => "between-steps",
-        JobState::Done => "done",
-        JobState::Failed { .. } => "failed",
-        JobState::RollingBack => "rolling-back",
-        JobState::RolledBack => "rolled-back",
-        JobState::RollbackFailed => "rollback-failed",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_ca_file_that_cannot_be_read_is_refused_naming_the_device_and_credentials() {
-        let inventory = Inventory::parse(
-            Path::new("i.toml"),
-            "[[devices]]\nid = \"bmc-1\"\ntransport = { kind = \"http\", address = \"https://10.0.0.5\", credentials = \"bmc\" }\n",
-        )
-        .unwrap();
-        let grants = |ca: &str| {
-            Grants::parse(
-                Path::new("c.toml"),
-                &format!("[credentials.bmc]\nca_file = \"{ca}\"\n"),
-            )
-            .unwrap()
-        };
-        let sim = Arc::new(SimDevices::in_memory());
-        let missing = "/nonexistent/ringleader/ca.pem";
-        let err = routes(&inventory, &grants(missing), sim.clone()).unwrap_err();
-        let cause = std::fs::metadata(missing).unwrap_err();
-        assert_eq!(
-            err,
-            format!(
-                "device bmc-1: the ca_file {missing} of credentials `bmc` cannot be read: {cause}"
-            )
-        );
-        let readable = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
-        assert!(routes(&inventory, &grants(readable), sim).is_ok());
-    }
 }

@@ -1,6 +1,5 @@
-//! What the binary's process tests share: a daemon on a loopback port and its
-//! clients, JSON schema checks, paths in the repository.
-#![allow(dead_code)] // each test file uses its own part
+//! What the binary's process tests share (`host/ringleader/tests/it/`): a daemon on a
+//! loopback port and its clients, JSON schema checks, paths in the repository.
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
@@ -9,9 +8,24 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_ringleader");
+/// The `ringleader` binary under test, as Cargo built it for the binary's own tests.
+///
+/// Only the `ringleader` package's test targets know where Cargo put its binary: Cargo
+/// sets `CARGO_BIN_EXE_ringleader` when it compiles them and in their environment when
+/// it runs them, which is what this library (compiled once for every user) reads. To
+/// run a test binary by hand, set it to the binary (`target/debug/ringleader`).
+pub fn bin() -> &'static str {
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("CARGO_BIN_EXE_ringleader").expect(
+            "CARGO_BIN_EXE_ringleader names the binary under test: run the tests with \
+             `cargo test -p ringleader`, or set it to target/debug/ringleader",
+        )
+    })
+}
 
 /// A daemon on a free loopback port, killed when dropped.
+#[derive(Debug)]
 pub struct Daemon {
     pub child: Option<Child>,
     pub url: String,
@@ -27,10 +41,10 @@ impl Daemon {
 
     /// A daemon with more `serve` arguments (plugins, a config).
     pub fn start_with(data: &Path, args: &[&str]) -> Daemon {
-        Daemon::start_in(Command::new(BIN), data, args)
+        Daemon::start_in(Command::new(bin()), data, args)
     }
 
-    /// A daemon run by `command` (`prlimit ... BIN`, say): `serve` and its arguments
+    /// A daemon run by `command` (`prlimit ... ringleader`, say): `serve` and its arguments
     /// are added to it.
     pub fn start_in(mut command: Command, data: &Path, args: &[&str]) -> Daemon {
         let mut child = command
@@ -114,7 +128,7 @@ impl Daemon {
     }
 
     pub fn cli_as(&self, args: &[&str], token: Option<&str>) -> Output {
-        let mut command = Command::new(BIN);
+        let mut command = Command::new(bin());
         command
             .args(args)
             .env("RINGLEADER_URL", &self.url)
@@ -132,7 +146,6 @@ impl Daemon {
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"))
     }
 
-    /// Sends SIGTERM and waits for the daemon to exit; returns its status.
     /// Sends the daemon a signal (`TERM`, `HUP`, ...).
     pub fn signal(&self, name: &str) {
         let pid = self.child.as_ref().unwrap().id().to_string();
@@ -143,6 +156,7 @@ impl Daemon {
         assert!(sent.success(), "kill -{name} {pid}");
     }
 
+    /// Sends SIGTERM and waits for the daemon to exit; returns its status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         self.signal("TERM");
         let mut child = self.child.take().unwrap();
@@ -219,7 +233,7 @@ pub fn text(bytes: &[u8]) -> String {
 
 pub fn schema(name: &str) -> jsonschema::Validator {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../docs/schemas")
+        .join("../docs/schemas")
         .join(name);
     let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     jsonschema::validator_for(&schema).expect("schema compiles")
@@ -234,9 +248,10 @@ pub fn assert_valid(name: &str, doc: &Value) {
     );
 }
 
+/// `path` in the repository, as a string for a command line.
 pub fn repo(path: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
+        .join("..")
         .join(path)
         .display()
         .to_string()

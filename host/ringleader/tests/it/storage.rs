@@ -1,9 +1,8 @@
 //! The daemon's state on disk under faults: a full disk, a damaged rollout store, and
 //! the data directory's modes.
 
-mod common;
-
-use common::*;
+use crate::BIN;
+use ringleader_tests::daemon::*;
 use ringleader_tests::peers::SmallDisk;
 use std::io::Read;
 use std::path::Path;
@@ -411,4 +410,108 @@ fn a_daemon_killed_in_every_phase_ends_as_an_uninterrupted_run() {
     let log = logs::records(&data.join("rollouts/r1"));
     logs::assert_write_ahead(&log);
     logs::assert_same_decisions(&reference_log, &log);
+}
+
+/// A rollout's `meta/inputs` is `ringleader.inputs/v1` (docs/schemas/inputs.v1.json),
+/// written alike by the daemon and the demo; a rollout whose inputs a daemon wrote
+/// before v1 (no `schema`, no `hang_permille`) still opens after an upgrade, and runs
+/// as the same rollout started anew does.
+#[test]
+fn rollout_inputs_are_v1_from_daemon_and_demo_and_those_written_before_still_open() {
+    use ringleader_engine::store::Store;
+    let inputs_of = |dir: &Path| -> serde_json::Value {
+        let text = Store::open(dir).unwrap().inputs().unwrap().unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let before = serde_json::json!({
+        "policy_name": "policy.toml",
+        "policy": THREE_RINGS,
+        "fleet": {"kind": "simulated", "devices": 40, "seed": 1, "fail_permille": 2, "hang_permille": 1},
+        "clock": {"virtual": {"seed": 1}},
+        "start": "2026-11-02T08:00:00Z",
+    });
+    let store = Store::open(&data.join("rollouts/r1")).unwrap();
+    store.set_inputs(&before.to_string()).unwrap();
+    drop(store);
+
+    let daemon = Daemon::start(&data);
+    let policy = policy_file(dir.path(), THREE_RINGS);
+    let again = start(&daemon, &policy, 40);
+    assert_eq!(again, "r2");
+    for id in ["r1", "r2"] {
+        let out = daemon.cli(&["status", id, "--wait"]);
+        assert!(
+            matches!(out.status.code(), Some(0 | 3)),
+            "{id}: {}",
+            text(&out.stdout)
+        );
+    }
+    let (old, new) = (
+        daemon.json(&["status", "r1", "--json"]),
+        daemon.json(&["status", "r2", "--json"]),
+    );
+    for key in ["state", "rings", "time", "halt_reason"] {
+        assert_eq!(old[key], new[key], "{key}");
+    }
+    assert!(daemon.terminate().success());
+    assert_eq!(
+        inputs_of(&data.join("rollouts/r1")),
+        before,
+        "never rewritten"
+    );
+    let written = inputs_of(&data.join("rollouts/r2"));
+    assert_valid("inputs.v1.json", &written);
+    assert_eq!(written["clock"]["virtual"]["hang_permille"], 1, "{written}");
+
+    let demo = |data: &Path, seed: &str| {
+        Command::new(BIN)
+            .args([
+                "demo",
+                "--devices",
+                "20",
+                "--json",
+                "--seed",
+                seed,
+                "--data",
+            ])
+            .arg(data)
+            .env("RINGLEADER_LOG", "error")
+            .output()
+            .unwrap()
+    };
+    let data = dir.path().join("demo");
+    let out = demo(&data, "1");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let written = inputs_of(&data.join("engine"));
+    assert_valid("inputs.v1.json", &written);
+    assert_eq!(
+        written["policy_name"], "bundled:monthly-os.toml",
+        "{written}"
+    );
+    // Other arguments are refused, saying which the directory holds.
+    let out = demo(&data, "2");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("holds a demo started with other arguments (devices=20 seed=1 fail-permille=2 hang-permille=1 policy=bundled:monthly-os.toml start=2026-11-02T08:00:00Z)"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A demo started before v1 recorded its arguments as text: it resumes with them.
+    let data = dir.path().join("demo-before");
+    let store = Store::open(&data.join("engine")).unwrap();
+    let line = "devices=20 seed=1 fail-permille=2 hang-permille=1 policy=bundled:monthly-os start=2026-11-02T08:00:00Z";
+    store.set_inputs(line).unwrap();
+    drop(store);
+    let out = demo(&data, "1");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        Store::open(&data.join("engine"))
+            .unwrap()
+            .inputs()
+            .unwrap()
+            .as_deref(),
+        Some(line)
+    );
 }

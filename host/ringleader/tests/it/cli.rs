@@ -1,14 +1,8 @@
-//! The `ringleader` binary, run as a user or a script would run it.
-//!
-//! The `*_cases` tests are data-driven, one folder per case under `tests/cases/`:
-//! - `plugin-check/<case>/manifest.toml` (`$SHA256` stands for the real checksum of the
-//!   simulated source component);
-//! - `policy-check/<case>/policy.toml`;
-//!
-//! each with the expected `stdout.txt` / `stderr.txt` (`$DIR` stands for the case's
-//! scratch directory) and exit status `status.txt`. Run with `BLESS=1` to write the expected files, then review them.
+//! The `ringleader` binary, run as a user or a script would run it. (The data-driven
+//! cases of `policy check`, `plugin check` and `inventory check` are the `cases` test
+//! binary: `host/ringleader/tests/cases/`.)
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn ringleader(args: &[&str]) -> Output {
@@ -24,10 +18,6 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn cases_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/cases")
-}
-
 fn schema(name: &str) -> jsonschema::Validator {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../docs/schemas")
@@ -40,100 +30,6 @@ fn schema(name: &str) -> jsonschema::Validator {
 fn assert_valid(validator: &jsonschema::Validator, doc: &serde_json::Value) {
     let errors: Vec<String> = validator.iter_errors(doc).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "{doc}\nschema errors: {errors:#?}");
-}
-
-/// Runs every case of `tests/cases/<suite>/`: `run` executes the command for a case
-/// folder (with a scratch directory) and returns its output; stdout and stderr are
-/// compared with the case's `stdout.txt` and `stderr.txt` after `$DIR` replaces the
-/// scratch directory, and the exit status with `status.txt`.
-fn run_cases(suite: &str, run: impl Fn(&Path, &Path) -> Output) {
-    let bless = std::env::var_os("BLESS").is_some();
-    let mut failures = Vec::new();
-    let mut cases: Vec<_> = std::fs::read_dir(cases_dir().join(suite))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    cases.sort();
-    assert!(cases.len() >= 10, "cases of {suite} went missing");
-    for case in cases {
-        let name = case.file_name().unwrap().to_string_lossy().into_owned();
-        let dir = tempfile::tempdir().unwrap();
-        let out = run(&case, dir.path());
-        let dir_text = dir.path().display().to_string();
-        let stdout = text(&out.stdout).replace(&dir_text, "$DIR");
-        let stderr = text(&out.stderr).replace(&dir_text, "$DIR");
-        for (file, actual) in [("stdout.txt", &stdout), ("stderr.txt", &stderr)] {
-            let expected_path = case.join(file);
-            if bless {
-                if actual.is_empty() {
-                    let _ = std::fs::remove_file(&expected_path);
-                } else {
-                    std::fs::write(&expected_path, actual).unwrap();
-                }
-                continue;
-            }
-            let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
-            if &expected != actual {
-                failures.push(format!(
-                    "case {suite}/{name}: {file} differs\n--- expected\n{expected}\n--- actual\n{actual}"
-                ));
-            }
-        }
-        let status_path = case.join("status.txt");
-        let status = out
-            .status
-            .code()
-            .map_or("signal".to_string(), |c| c.to_string());
-        if bless {
-            std::fs::write(&status_path, format!("{status}\n")).unwrap();
-        } else {
-            let expected = std::fs::read_to_string(&status_path).unwrap_or_default();
-            if expected.trim() != status {
-                failures.push(format!(
-                    "case {suite}/{name}: exit status {status}, expected {}\n{stderr}",
-                    expected.trim()
-                ));
-            }
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-}
-
-#[test]
-fn plugin_check_cases() {
-    let component = ringleader_bundled_plugins::component_path("sim-vendor-source");
-    let sha256 = {
-        let manifest = std::fs::read_to_string(ringleader_bundled_plugins::manifest_path(
-            "sim-vendor-source",
-        ))
-        .unwrap();
-        manifest
-            .lines()
-            .find_map(|l| l.strip_prefix("sha256 = \""))
-            .map(|s| s.trim_end_matches('"').to_string())
-            .unwrap()
-    };
-    run_cases("plugin-check", |case, dir| {
-        let name = case.file_name().unwrap().to_string_lossy();
-        std::fs::copy(&component, dir.join("sim-vendor-source.wasm")).unwrap();
-        let manifest = std::fs::read_to_string(case.join("manifest.toml"))
-            .unwrap()
-            .replace("$SHA256", &sha256);
-        let path = dir.join(format!("{name}.plugin.toml"));
-        std::fs::write(&path, manifest).unwrap();
-        ringleader(&["plugin", "check", "--no-cache", path.to_str().unwrap()])
-    });
-}
-
-#[test]
-fn policy_check_cases() {
-    run_cases("policy-check", |case, _dir| {
-        Command::new(env!("CARGO_BIN_EXE_ringleader"))
-            .args(["policy", "check", "policy.toml"])
-            .current_dir(case)
-            .output()
-            .unwrap()
-    });
 }
 
 #[test]
@@ -292,6 +188,7 @@ fn check_bundled_plugins_and_list_them() {
     assert_eq!(
         names,
         [
+            "apt-installer",
             "csaf-source",
             "dpkg-installer",
             "lvfs-source",
@@ -374,7 +271,7 @@ fn bundled_plugins_are_named_by_name_wherever_a_plugin_is_given() {
         assert_eq!(out.status.code(), Some(code), "{args:?}");
         let stderr = text(&out.stderr);
         assert!(
-            stderr.contains("no bundled plugin is named `dpkg`; bundled plugins: csaf-source, dpkg-installer, lvfs-source, redfish-firmware, sim-vendor-installer, sim-vendor-source (a plugin of your own is named by its manifest's path, e.g. `./dpkg.plugin.toml`)"),
+            stderr.contains("no bundled plugin is named `dpkg`; bundled plugins: apt-installer, csaf-source, dpkg-installer, lvfs-source, redfish-firmware, sim-vendor-installer, sim-vendor-source (a plugin of your own is named by its manifest's path, e.g. `./dpkg.plugin.toml`)"),
             "{args:?}: {stderr}"
         );
     }
@@ -492,7 +389,7 @@ fn plugin_export_writes_a_bundled_plugin_that_loads_by_path_and_never_overwrites
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains(
-            "no bundled plugin is named `redfish`; bundled plugins: csaf-source, dpkg-installer, lvfs-source, redfish-firmware"
+            "no bundled plugin is named `redfish`; bundled plugins: apt-installer, csaf-source, dpkg-installer, lvfs-source, redfish-firmware"
         ),
         "{}",
         text(&out.stderr)
@@ -594,21 +491,6 @@ fn help_explains_check() {
         "{help}"
     );
     assert!(help.contains("--json"), "{help}");
-}
-
-#[test]
-fn inventory_check_cases() {
-    run_cases("inventory-check", |case, _dir| {
-        let file = ["inventory.toml", "inventory.json"]
-            .into_iter()
-            .find(|f| case.join(f).exists())
-            .expect("a case has inventory.toml or inventory.json");
-        Command::new(env!("CARGO_BIN_EXE_ringleader"))
-            .args(["inventory", "check", file])
-            .current_dir(case)
-            .output()
-            .unwrap()
-    });
 }
 
 fn repo(path: &str) -> String {
@@ -1324,6 +1206,31 @@ fn manifests_and_configs_that_are_not_utf8_are_located_and_quoted_input_is_escap
             "raw control characters: {stderr:?}"
         );
     }
+}
+
+/// Every problem of the operator config at once, each at its line and column, before
+/// any plugin runs.
+#[test]
+fn an_operator_config_with_two_problems_reports_both_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ringleader.toml");
+    std::fs::write(
+        &config,
+        "[plugins.sim-vendor-source]\nhtp = [\"a.example\"]\n\n[credentials.bmc]\nusername = \"root\"\npassword = \"x\"\n",
+    )
+    .unwrap();
+    let out = plan(&["--config", config.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("error: the operator config is not valid:\n"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("ringleader.toml:2:1: `htp`: unknown field `htp`, expected one of `http`, `exec`, `kv`, `settings` (hint: remove the key or fix its spelling)"), "{stderr}");
+    assert!(
+        stderr.contains("ringleader.toml:6:1: `password`: unknown field `password`"),
+        "{stderr}"
+    );
 }
 
 /// A reader that went away (`ringleader plugin list | head -0`) ends the command

@@ -2,180 +2,74 @@
 //! it), runs its rollouts (resuming unfinished ones on start) and answers the HTTP API
 //! that every other command and script talks to.
 
-mod api;
+pub mod api;
 pub mod auth;
 mod listen;
 pub mod rollouts;
 
 use anyhow::Context;
-use clap::Args;
-use ringleader_engine::executor::Installers;
-use ringleader_planner::inventory::Inventory;
+use ringleader_runtime::OperatorConfig;
 use ringleader_runtime::services::SledKv;
 use ringleader_runtime::sim_device::SimDevices;
-use ringleader_runtime::{Grants, Plugin, Runtime};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Run the daemon: rollouts and the HTTP API.
-///
-/// Rollouts started through the API (`ringleader rollout start`) are kept in
-/// DIR/rollouts/, each with its write-ahead log; unfinished ones resume when the daemon
-/// starts. The API listens on 127.0.0.1:7878 by default.
-///
-/// Security: read endpoints need no token on a loopback address; every change
-/// (starting a rollout, approve, pause, resume, abort, rollback) needs the bearer token
-/// the daemon writes to DIR/api-token (mode 0600) on first start. Listening on a
-/// non-loopback address requires TLS (--tls-cert and --tls-key), or the explicit
-/// --insecure-plaintext-on-network; there, reads need the token too.
-///
-/// SIGTERM or Ctrl-C: stops taking requests, gives plugin calls in flight
-/// --shutdown-grace to finish, flushes, exits; the next start resumes.
-#[derive(Debug, Args)]
-pub struct ServeArgs {
+/// What the daemon runs with: `ringleader serve`'s options (their meaning: its `--help`).
+#[derive(Debug, Clone)]
+pub struct Options {
     /// Data directory: rollouts, the simulated devices' state, the API token.
-    #[arg(long, value_name = "DIR")]
-    data: PathBuf,
+    pub data: PathBuf,
     /// Address and port to listen on.
-    #[arg(long, default_value = "127.0.0.1:7878", value_name = "ADDR")]
-    listen: SocketAddr,
-    /// Operator config with `[plugins.NAME]` capability grants.
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
+    pub listen: SocketAddr,
+    /// Operator config: `[plugins.NAME]` capability grants and settings,
+    /// `[credentials.NAME]` (docs/operations.md, "The operator config"). Read once, at
+    /// start.
+    pub config: Option<PathBuf>,
     /// A patch-source plugin: a bundled plugin's name (`ringleader plugin list`), or a
     /// manifest's path (anything with a `/` or ending in `.toml` or `.wasm`); repeat
     /// for several. Default: the built-in simulated vendor.
-    #[arg(long = "source", value_name = "PLUGIN")]
-    sources: Vec<PathBuf>,
+    pub sources: Vec<PathBuf>,
     /// An installer plugin: a bundled plugin's name or a manifest's path; repeat for
     /// several. The first is the default; a device whose inventory entry has
     /// `installer = "NAME"` uses the one of that name. Default: the built-in simulated
     /// vendor's.
-    #[arg(long = "installer", value_name = "PLUGIN")]
-    installers: Vec<PathBuf>,
+    pub installers: Vec<PathBuf>,
     /// TLS certificate chain (PEM), for listening beyond loopback. Loaded again, with
     /// the key, on SIGHUP and when the files change (checked every 30 s).
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM).
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     /// Listen beyond loopback WITHOUT TLS: tokens and data cross the network in
     /// plain text. Only for a network you trust completely.
-    #[arg(long)]
-    insecure_plaintext_on_network: bool,
+    pub insecure_plaintext_on_network: bool,
     /// How long plugin calls in flight may take to finish when the daemon stops.
-    #[arg(long, default_value = "10s", value_name = "DURATION")]
-    shutdown_grace: humantime::Duration,
+    pub shutdown_grace: Duration,
     /// Most bytes of a rollout start (its policy and inventory, as JSON; about 270
     /// bytes a device: 100,000 devices are ~27 MB). Other requests are capped at 2 MiB.
-    #[arg(long, default_value = "64MiB", value_name = "SIZE", value_parser = parse_size)]
-    max_inventory_size: usize,
+    pub max_inventory_size: usize,
     /// How long a client has, once connected, to send a whole request header (and
     /// finish the TLS handshake).
-    #[arg(long, default_value = "10s", value_name = "DURATION")]
-    header_timeout: humantime::Duration,
+    pub header_timeout: Duration,
     /// How long a kept-alive connection may wait for its next request.
-    #[arg(long, default_value = "60s", value_name = "DURATION")]
-    idle_timeout: humantime::Duration,
+    pub idle_timeout: Duration,
     /// How long a request body may stop arriving before the request fails (408).
-    #[arg(long, default_value = "30s", value_name = "DURATION")]
-    body_timeout: humantime::Duration,
+    pub body_timeout: Duration,
     /// Most connections open at once; lowered to what the file limit (ulimit -n)
     /// allows. Beyond it, the oldest idle connection is closed to make room.
-    #[arg(long, default_value = "1024", value_name = "N")]
-    max_connections: usize,
+    pub max_connections: usize,
     /// Most event streams (`GET /v1/rollouts/ID/events/stream`) open at once; more
     /// are answered 503.
-    #[arg(long, default_value = "64", value_name = "N")]
-    max_event_streams: usize,
+    pub max_event_streams: usize,
     /// How often an event stream with nothing to send gets a keep-alive comment.
-    #[arg(long, default_value = "15s", value_name = "DURATION")]
-    sse_keep_alive: humantime::Duration,
-}
-
-/// A size in bytes: a number, with `KiB`, `MiB` or `GiB` after it when not bytes.
-fn parse_size(text: &str) -> Result<usize, String> {
-    let text = text.trim();
-    let (digits, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let factor: usize = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        other => {
-            return Err(format!(
-                "`{other}` is not a unit: give bytes, or KiB, MiB, GiB (`64MiB`)"
-            ));
-        }
-    };
-    digits
-        .parse::<usize>()
-        .ok()
-        .and_then(|n| n.checked_mul(factor))
-        .filter(|n| *n > 0)
-        .ok_or_else(|| format!("`{text}` is not a size (`64MiB`, `1048576`)"))
-}
-
-/// The plugins rollouts use: those the daemon was started with (bundled or on disk), or
-/// the built-in simulated vendor.
-#[derive(Debug, Clone)]
-pub struct Plugins {
-    chosen: crate::plugins::Chosen,
-    /// The installers' names, the first the default.
-    installer_names: Vec<String>,
-}
-
-impl Plugins {
-    /// Whether every device that names an installer names one of these.
-    pub fn check_installers(&self, inventory: &Inventory) -> Result<(), String> {
-        for device in &inventory.devices {
-            if let Some(name) = &device.installer
-                && !self.installer_names.contains(name)
-            {
-                let how = if ringleader_bundled_plugins::embedded(name).is_some() {
-                    format!("start it with --installer {name}, a bundled plugin")
-                } else {
-                    "start it with --installer for that plugin's manifest".to_string()
-                };
-                return Err(format!(
-                    "device `{}` names the installer `{name}`, which this daemon does not load (it has: {}; {how})",
-                    device.id,
-                    self.installer_names.join(", ")
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Loads the sources and the installers into `runtime`.
-    pub async fn load(&self, runtime: &Runtime) -> anyhow::Result<(Vec<Plugin>, Installers)> {
-        let sources = self.chosen.load_sources(runtime).await?;
-        let installers = self.chosen.load_installers(runtime).await?;
-        Ok((sources, installers))
-    }
-}
-
-pub async fn run(args: ServeArgs) -> ExitCode {
-    match serve(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
-        }
-    }
+    pub sse_keep_alive: Duration,
 }
 
 /// The daemon: refuse a plain listener off loopback, own the data directory, load the
 /// token and the plugins, open the rollouts (resuming those that ran), serve the API
 /// until SIGTERM or Ctrl-C, then stop the rollouts flushed.
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+pub async fn serve(args: Options) -> anyhow::Result<()> {
     let loopback = args.listen.ip().is_loopback();
     let tls = args.tls_cert.is_some();
     if !loopback && !tls && !args.insecure_plaintext_on_network {
@@ -199,20 +93,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         !loopback,
         api::Limits {
             start_body: args.max_inventory_size,
-            body_timeout: args.body_timeout.into(),
+            body_timeout: args.body_timeout,
             event_streams: args.max_event_streams,
-            sse_keep_alive: args.sse_keep_alive.into(),
+            sse_keep_alive: args.sse_keep_alive,
         },
     );
     let app = api::router(state);
     let limits = listen::Limits {
-        header_timeout: args.header_timeout.into(),
-        idle_timeout: args.idle_timeout.into(),
-        body_timeout: args.body_timeout.into(),
+        header_timeout: args.header_timeout,
+        idle_timeout: args.idle_timeout,
+        body_timeout: args.body_timeout,
         max_connections: args.max_connections.max(1),
     };
 
-    let grace: Duration = args.shutdown_grace.into();
+    let grace: Duration = args.shutdown_grace;
     let shutdown = stop_signal(grace);
     bind_and_serve(&args, app, limits, shutdown).await?;
     rollouts.shutdown(grace).await;
@@ -220,21 +114,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The operator's grants (`--config`), the simulated devices' state, the plugins' kv
+/// The operator's config (`--config`), the simulated devices' state, the plugins' kv
 /// store, and the rollouts in the data directory with the plugins chosen.
 fn open_rollouts(
-    args: &ServeArgs,
+    args: &Options,
     chosen: crate::plugins::Chosen,
 ) -> anyhow::Result<Arc<rollouts::Rollouts>> {
-    let mut grants = match &args.config {
-        Some(path) => {
-            let text = ringleader_diag::read_file("config", path)?;
-            Grants::parse(path, &text)?
-        }
-        None => Grants::default(),
-    };
-    let installer_names = chosen.installer_names()?;
-    chosen.grant_defaults(&mut grants)?;
+    let config = OperatorConfig::load(args.config.as_deref())?;
     let devices = Arc::new(
         SimDevices::open(&args.data.join("devices")).map_err(|e| {
             anyhow::anyhow!(
@@ -250,16 +136,8 @@ fn open_rollouts(
             kv_dir.display()
         )
     })?);
-    rollouts::Rollouts::open(
-        &args.data,
-        Plugins {
-            chosen,
-            installer_names,
-        },
-        grants,
-        devices,
-        kv,
-    )
+    let session = crate::session::Session::new(chosen, &config, devices, kv)?;
+    rollouts::Rollouts::open(&args.data, session)
 }
 
 /// Resolves on SIGTERM or Ctrl-C (never, if SIGTERM cannot be listened for).
@@ -281,7 +159,7 @@ async fn stop_signal(grace: Duration) {
 /// Binds `--listen` and serves `app` on it, with TLS when configured (its files
 /// reloaded when they change), until `shutdown` resolves.
 async fn bind_and_serve(
-    args: &ServeArgs,
+    args: &Options,
     app: axum::Router,
     limits: listen::Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,

@@ -8,13 +8,14 @@
 //!
 //! `serve`, `demo`, `plan` and the `plugin` commands resolve what they are given with
 //! [`PluginRef::resolve`], and [`Chosen`] fills in and grants the simulated vendor's
-//! pair when a command is given no plugin.
+//! pair when a command is given no plugin: the one place default plugins are chosen,
+//! granted ([`Chosen::grants`]) and loaded ([`Chosen::load`]).
 
 use anyhow::{anyhow, bail};
 use ringleader_bundled_plugins::Embedded;
 use ringleader_engine::executor::Installers;
 use ringleader_runtime::manifest::ManifestError;
-use ringleader_runtime::{Grants, LoadError, Manifest, Plugin, Runtime};
+use ringleader_runtime::{Grants, LoadError, Manifest, OperatorConfig, Plugin, Runtime};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -29,6 +30,14 @@ pub enum PluginRef {
 
 /// Whether `given` names a file (a manifest or a component) rather than a bundled
 /// plugin: it contains `/`, or ends in `.toml` or `.wasm` (or is not UTF-8).
+/// A plugin's world as the JSON documents name it.
+pub fn world_v1(world: ringleader_runtime::World) -> ringleader_api::plugin::World {
+    match world {
+        ringleader_runtime::World::PatchSource => ringleader_api::plugin::World::PatchSource,
+        ringleader_runtime::World::Installer => ringleader_api::plugin::World::Installer,
+    }
+}
+
 pub fn is_path(given: &Path) -> bool {
     match given.to_str() {
         Some(text) => text.contains('/') || text.ends_with(".toml") || text.ends_with(".wasm"),
@@ -55,6 +64,53 @@ fn bundled_names() -> Vec<&'static str> {
         .collect()
 }
 
+/// Whether `path` names a component (`.wasm`) rather than a manifest.
+pub fn is_component_path(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "wasm")
+}
+
+/// The manifest beside component `x_y.wasm`: `x_y.plugin.toml`, else `x-y.plugin.toml`
+/// (Cargo names the component of crate `x-y` with underscores), else `plugin.toml`.
+/// When the first two both exist the component's own name wins, with a warning.
+pub fn find_manifest(component: &Path) -> anyhow::Result<PathBuf> {
+    let dir = component.parent().unwrap_or(Path::new("."));
+    let stem = component
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut candidates = vec![dir.join(format!("{stem}.plugin.toml"))];
+    if stem.contains('_') {
+        candidates.push(dir.join(format!("{}.plugin.toml", stem.replace('_', "-"))));
+    }
+    candidates.push(dir.join("plugin.toml"));
+    let found: Vec<&PathBuf> = candidates.iter().filter(|c| c.exists()).collect();
+    match found[..] {
+        [] => {
+            let (last, rest) = candidates.split_last().expect("never empty");
+            let rest: Vec<String> = rest.iter().map(|c| c.display().to_string()).collect();
+            bail!(
+                "{} has no manifest beside it (looked for {} and {}); write one as described in docs/plugin-authors.md, then run `ringleader plugin seal`",
+                component.display(),
+                rest.join(", "),
+                last.display()
+            )
+        }
+        [first, ..] => {
+            let both = candidates.len() == 3 && first == &candidates[0] && candidates[1].exists();
+            if both {
+                eprintln!(
+                    "warning: both {} and {} are beside {}: using {} (the component's own name); remove the other",
+                    first.display(),
+                    candidates[1].display(),
+                    component.display(),
+                    first.display()
+                );
+            }
+            Ok(first.clone())
+        }
+    }
+}
+
 impl PluginRef {
     /// What `given` names, by the rule above. A component's path is taken to the
     /// manifest beside it.
@@ -69,10 +125,8 @@ impl PluginRef {
                 )),
             };
         }
-        if crate::plugin_cmd::is_component_path(given) {
-            return Ok(PluginRef::Manifest(crate::plugin_cmd::find_manifest(
-                given,
-            )?));
+        if is_component_path(given) {
+            return Ok(PluginRef::Manifest(find_manifest(given)?));
         }
         Ok(PluginRef::Manifest(given.to_owned()))
     }
@@ -156,15 +210,17 @@ impl Chosen {
         Chosen::new(&[], &[]).expect("no plugin to resolve")
     }
 
-    /// Grants the plugins filled in by default what their manifests declare; the
-    /// plugins named by the operator get what the operator's config grants.
-    pub fn grant_defaults(&self, grants: &mut Grants) -> anyhow::Result<()> {
+    /// What the plugins are granted: what the operator's `config` grants (the plugins
+    /// the operator named get only that), and the plugins filled in by default what
+    /// their manifests declare.
+    pub fn grants(&self, config: &OperatorConfig) -> anyhow::Result<Grants> {
+        let mut grants = config.grants.clone();
         if self.default_installer {
             let installer = &self.installers[0];
             let manifest = installer.manifest()?;
             grants.allow_as_declared(&manifest.name, &manifest.capabilities);
         }
-        Ok(())
+        Ok(grants)
     }
 
     /// The installers' names (from their manifests), the default first.
@@ -185,8 +241,10 @@ impl Chosen {
         Ok(sources)
     }
 
-    /// Loads the installers into `runtime`, the first the default.
-    pub async fn load_installers(&self, runtime: &Runtime) -> Result<Installers, LoadError> {
+    /// Loads the sources and the installers (the first the default) into `runtime`:
+    /// the one place a rollout's plugins are loaded.
+    pub async fn load(&self, runtime: &Runtime) -> Result<(Vec<Plugin>, Installers), LoadError> {
+        let sources = self.load_sources(runtime).await?;
         let (first, rest) = self
             .installers
             .split_first()
@@ -195,7 +253,7 @@ impl Chosen {
         for installer in rest {
             installers = installers.with(installer.load(runtime).await?);
         }
-        Ok(installers)
+        Ok((sources, installers))
     }
 }
 
@@ -235,6 +293,7 @@ mod tests {
             "{err}"
         );
         for name in [
+            "apt-installer",
             "csaf-source",
             "dpkg-installer",
             "lvfs-source",
@@ -248,14 +307,12 @@ mod tests {
     #[test]
     fn the_simulated_vendor_stands_in_for_what_is_not_given_and_only_it_is_granted() {
         let chosen = Chosen::simulated();
-        let mut grants = Grants::default();
-        chosen.grant_defaults(&mut grants).unwrap();
+        let grants = chosen.grants(&OperatorConfig::default()).unwrap();
         assert_eq!(grants.for_plugin("sim-vendor-installer").exec, ["sim-pkg"]);
         assert_eq!(chosen.installer_names().unwrap(), ["sim-vendor-installer"]);
 
         let named = Chosen::new(&[], &["dpkg-installer".into()]).unwrap();
-        let mut grants = Grants::default();
-        named.grant_defaults(&mut grants).unwrap();
+        let grants = named.grants(&OperatorConfig::default()).unwrap();
         assert!(grants.plugins.is_empty(), "{grants:?}");
         assert_eq!(named.installer_names().unwrap(), ["dpkg-installer"]);
         assert_eq!(named.sources[0].to_string(), "bundled:sim-vendor-source");

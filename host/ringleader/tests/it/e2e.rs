@@ -15,9 +15,7 @@
 //! and installs are counted on the peers' side (the emulator's update log, the
 //! packages' own maintainer scripts), never from Ringleader's own records.
 
-mod common;
-
-use common::*;
+use ringleader_tests::daemon::*;
 use ringleader_tests::peers::{self, Deb, Redfish, RedfishOptions, Sshd};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};

@@ -1,9 +1,8 @@
 //! `ringleader serve` and its clients, run as real processes on 127.0.0.1: what a
 //! script or an operator sees. JSON output is validated against `docs/schemas/`.
 
-mod common;
-
-use common::*;
+use crate::BIN;
+use ringleader_tests::daemon::*;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -203,6 +202,41 @@ fn a_script_follows_a_rollout_to_completion_with_status_events_and_exit_codes() 
     assert!(steps > 400.0, "{metrics}");
     assert!(metrics.contains("# TYPE ringleader_plugin_call_duration_seconds histogram"));
     assert!(metrics.contains("ringleader_plugin_call_duration_seconds_bucket{le=\"+Inf\"}"));
+}
+
+/// A simulated fleet started through the daemon in virtual time rolls out as the demo
+/// rolls the same fleet out, devices that never report (`--hang-permille`) included.
+#[test]
+fn a_simulated_rollout_of_the_daemon_ends_as_the_demo_of_the_same_fleet() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = QUICK.replace("max_failures", "unresponsive_after = \"2h\"\nmax_failures");
+    let policy = policy_file(dir.path(), "quick.toml", &policy);
+    let fleet = [
+        "--seed",
+        "3",
+        "--fail-permille",
+        "10",
+        "--hang-permille",
+        "40",
+    ];
+    let daemon = Daemon::start(&dir.path().join("data"));
+    let id = start(&daemon, &policy, 300, &fleet);
+    daemon.cli(&["status", &id, "--wait"]);
+    let status = daemon.json(&["status", &id, "--json"]);
+    let mut args = vec!["demo", "--json", "--devices", "300", "--policy", &policy];
+    args.extend_from_slice(&fleet);
+    let out = Command::new(BIN).args(&args).output().unwrap();
+    let demo: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (ring, ours) in demo["rings"].as_array().unwrap().iter().enumerate() {
+        let theirs = &status["rings"][ring];
+        for key in ["name", "devices", "done", "failed", "rolled_back"] {
+            assert_eq!(
+                ours[key], theirs[key],
+                "ring {ring} `{key}`: {demo} {status}"
+            );
+        }
+    }
+    assert_eq!(demo["virtual_end"], status["time"], "{demo} {status}");
 }
 
 #[test]
@@ -792,7 +826,7 @@ fn an_operator_rollback_rolls_the_last_ring_back() {
 
 #[test]
 fn every_route_of_the_api_is_in_the_openapi_document() {
-    let source = std::fs::read_to_string(repo("host/ringleader/src/serve/api.rs")).unwrap();
+    let source = std::fs::read_to_string(repo("host/ringleader-daemon/src/serve/api.rs")).unwrap();
     let openapi = std::fs::read_to_string(repo("docs/api/openapi.yaml")).unwrap();
     let routes: Vec<&str> = source
         .split(".route(\"")

@@ -1,0 +1,798 @@
+//! Every document: a representative instance validates against its published schema
+//! (docs/schemas), reads back equal to what was written, and its `schema` constant and
+//! enums are the schema's.
+
+use jiff::Timestamp;
+use ringleader_api::demo::{self, DemoV1, FinalState, OutcomesV1};
+use ringleader_api::device::{DeviceHistoryV1, DeviceState, DeviceV1, DevicesV1};
+use ringleader_api::error::ErrorV1;
+use ringleader_api::event::{EventKind, EventV1, EventsV1, StallV1};
+use ringleader_api::plan::{
+    self, Decision, ExplainReason, ExplainV1, ExplainedV1, PlanV1, SkipReason, SkipV1, StepV1,
+    TotalsV1,
+};
+use ringleader_api::plugin::{
+    ArtifactV1, CacheOutcome, CapabilitiesV1, CheckV1, CheckedPluginV1, ComponentV1, ErrorCase,
+    ErrorKind, Function, HealthV1, InfoV1, KindV1, LimitsV1, ListedPluginV1, OutcomeV1, PatchV1,
+    PluginCheckV1, PluginListV1, ReadinessV1, ResultV1, RunV1, SeverityV1, TargetV1, VerifyV1,
+    World,
+};
+use ringleader_api::rollout::{
+    AcceptedV1, Action, Clock, Gate, Health, HealthV1 as DaemonHealthV1, ProblemState, ProblemV1,
+    RingV1, RolloutState, RolloutsV1, StatusV1, WaitingV1,
+};
+use ringleader_api::token::{TokenV1, TokensV1};
+use ringleader_api::{Document, Schema};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+
+fn schemas_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/schemas")
+}
+
+fn load_schema(file: &str) -> serde_json::Value {
+    let path = schemas_dir().join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The validator of `docs/schemas/FILE`, with `patch.v1.json` known by its `$id` (the
+/// run schema refers to it).
+fn validator(file: &str) -> jsonschema::Validator {
+    let patch = jsonschema::Resource::from_contents(load_schema("patch.v1.json")).unwrap();
+    jsonschema::options()
+        .with_resource("https://ringleader.dev/schemas/patch.v1.json", patch)
+        .build(&load_schema(file))
+        .unwrap_or_else(|e| panic!("{file} does not compile: {e}"))
+}
+
+/// The schema file of document `D`: `ringleader.NAME/v1` is `NAME.v1.json`.
+fn file_of<D: Document>() -> String {
+    let name = D::SCHEMA
+        .strip_prefix("ringleader.")
+        .and_then(|s| s.strip_suffix("/v1"))
+        .unwrap_or_else(|| panic!("{} is not ringleader.NAME/v1", D::SCHEMA));
+    format!("{name}.v1.json")
+}
+
+/// `doc` validates against its schema and reads back equal; returns its JSON.
+fn check<D: Document + Serialize + DeserializeOwned + PartialEq + Debug>(
+    doc: &D,
+) -> serde_json::Value {
+    let file = file_of::<D>();
+    let json = serde_json::to_value(doc).unwrap();
+    let errors: Vec<String> = validator(&file)
+        .iter_errors(&json)
+        .map(|e| format!("{e} (at {})", e.instance_path))
+        .collect();
+    assert!(errors.is_empty(), "{file}: {json:#}\n{errors:#?}");
+    let text = serde_json::to_string(doc).unwrap();
+    let again: D = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}\n{text}"));
+    assert_eq!(&again, doc, "{file}");
+    // Written again, byte for byte the same.
+    assert_eq!(serde_json::to_string(&again).unwrap(), text, "{file}");
+    json
+}
+
+fn t(text: &str) -> Timestamp {
+    text.parse().unwrap()
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn status(state: RolloutState, waiting: Option<WaitingV1>) -> StatusV1 {
+    StatusV1 {
+        schema: Schema::new(),
+        id: "r1".into(),
+        policy: Some("monthly-os".into()),
+        clock: Some(Clock::Virtual),
+        started: Some(t("2026-11-02T08:00:00Z")),
+        state,
+        ended: false,
+        paused: false,
+        ring: Some("canary".into()),
+        waiting,
+        halt_reason: None,
+        error: None,
+        time: Some(t("2026-11-03T10:30:00Z")),
+        rings: vec![RingV1 {
+            name: "canary".into(),
+            devices: 10,
+            pending: 2,
+            active: 1,
+            done: 5,
+            failed: 1,
+            rolling_back: 0,
+            rolled_back: 1,
+            rollback_failed: 0,
+        }],
+        cursor: 42,
+    }
+}
+
+fn unreadable() -> StatusV1 {
+    StatusV1 {
+        schema: Schema::new(),
+        id: "r2".into(),
+        policy: None,
+        clock: None,
+        started: None,
+        state: RolloutState::Unreadable,
+        ended: true,
+        paused: false,
+        ring: None,
+        waiting: None,
+        halt_reason: None,
+        error: Some("corrupt log (its files in /data/rollouts/r2 are left as they are)".into()),
+        time: None,
+        rings: Vec::new(),
+        cursor: 0,
+    }
+}
+
+fn step_event(cursor: u64, kind: EventKind) -> EventV1 {
+    EventV1 {
+        ring: Some("canary".into()),
+        device: Some("srv-1".into()),
+        patch: Some("openssl-3.0.15".into()),
+        component: Some("openssl".into()),
+        from: Some("3.0.11-1".into()),
+        to: Some("3.0.15-1".into()),
+        ..EventV1::new(cursor, t("2026-11-02T22:00:00Z"), kind)
+    }
+}
+
+fn events() -> Vec<EventV1> {
+    vec![
+        step_event(3, EventKind::Dispatched),
+        EventV1 {
+            reason: Some("exit status 1".into()),
+            ..step_event(4, EventKind::StepFailed)
+        },
+        EventV1 {
+            device: Some("srv-1".into()),
+            ring: Some("canary".into()),
+            ok: Some(true),
+            ..EventV1::new(5, t("2026-11-02T22:10:00Z"), EventKind::RollbackFinished)
+        },
+        EventV1 {
+            by: Some("ops.alice".into()),
+            action: Some("approve".into()),
+            ..EventV1::new(6, t("2026-11-03T08:00:00Z"), EventKind::Audit)
+        },
+        EventV1::new(7, t("2026-11-03T08:00:00Z"), EventKind::Completed),
+    ]
+}
+
+fn device() -> DeviceV1 {
+    DeviceV1 {
+        id: "srv-1".into(),
+        ring: "canary".into(),
+        state: DeviceState::Failed,
+        reason: Some("exit status 1".into()),
+        versions: BTreeMap::from([("openssl".to_string(), "3.0.11-1".to_string())]),
+        pending: strings(&["openssl-3.0.15"]),
+        behind_seconds: Some(86_400),
+    }
+}
+
+fn step() -> StepV1 {
+    StepV1 {
+        id: "bios-2.19.1".into(),
+        component: "bios".into(),
+        from: Some("2.18.0".into()),
+        to: "2.19.1".into(),
+        scheme: Some(ringleader_types::Scheme::Vendor),
+        earliest_start: t("2026-11-02T22:00:00Z"),
+        reboot_after: true,
+        expedited: false,
+        deferred_until: Some(t("2026-11-02T00:00:00Z")),
+        frozen: Some("2026-11-01 to 2026-11-02 (month end)".into()),
+        waited_for_window: true,
+    }
+}
+
+fn patch() -> PatchV1 {
+    PatchV1 {
+        id: "hello-1.1".into(),
+        vendor: "example".into(),
+        title: "Hello 1.1".into(),
+        component: "hello".into(),
+        fixed_version: "1.1".into(),
+        applies_to: "<1.1".into(),
+        scheme: Some(ringleader_types::Scheme::Deb),
+        kind: KindV1::Bugfix,
+        severity: SeverityV1::High,
+        cves: strings(&["CVE-2026-0001"]),
+        prerequisites: Vec::new(),
+        supersedes: strings(&["hello-1.0"]),
+        reboot_required: false,
+        artifact: ArtifactV1 {
+            url: "file:///srv/debs/hello_1.1_all.deb".into(),
+            sha256: "ab".repeat(32),
+            size: 788,
+        },
+        released: t("2026-10-01T00:00:00Z"),
+    }
+}
+
+fn run(function: Function, result: Option<ResultV1>) -> RunV1 {
+    let installer = !matches!(function, Function::Info | Function::Discover);
+    let error = result.is_none().then(|| ErrorV1Plugin {
+        kind: ErrorKind::Plugin,
+        case: Some(ErrorCase::Transient),
+        message: "the mirror did not answer".into(),
+    });
+    RunV1 {
+        schema: Schema::new(),
+        plugin: "dpkg-installer".into(),
+        plugin_version: "0.1.0".into(),
+        world: if installer || function == Function::Info {
+            World::Installer
+        } else {
+            World::PatchSource
+        },
+        function,
+        // `info` is about no device.
+        devices: [ringleader_api::plugin::DeviceV1 {
+            id: "dev-1".into(),
+            hostname: "dev-1.example".into(),
+            tags: strings(&["lab"]),
+            facts: vec![("os".into(), "debian".into())],
+            components: vec![ComponentV1 {
+                name: "hello".into(),
+                version: "1.0".into(),
+            }],
+        }]
+        .into_iter()
+        .filter(|_| function != Function::Info)
+        .collect(),
+        patch: installer.then(patch),
+        target: (function == Function::Rollback).then(|| TargetV1 {
+            version: "1.0".into(),
+            artifact: None,
+        }),
+        ok: result.is_some(),
+        result,
+        error,
+        duration_ms: 12,
+    }
+}
+
+use ringleader_api::plugin::ErrorV1 as ErrorV1Plugin;
+
+fn checked() -> CheckedPluginV1 {
+    CheckedPluginV1 {
+        name: "dpkg-installer".into(),
+        version: "0.1.0".into(),
+        description: "Installs .deb packages".into(),
+        world: World::Installer,
+        wit_version: "0.2.0".into(),
+        component: "plugins/dpkg_installer.wasm".into(),
+        sha256: "cd".repeat(32),
+        capabilities: CapabilitiesV1 {
+            http: strings(&["{device}"]),
+            exec: strings(&["dpkg", "apt-get"]),
+            kv: true,
+        },
+        limits: LimitsV1 {
+            timeout_ms: 30_000,
+            memory_bytes: 64 << 20,
+            hostcalls: 10_000,
+        },
+        imports: strings(&["ringleader:plugin/exec@0.2.0"]),
+        cache: CacheOutcome::Hit,
+        warnings: Vec::new(),
+    }
+}
+
+#[test]
+fn daemon_documents_validate_and_read_back() {
+    check(&ErrorV1::new("no rollout with id `r9`", None));
+    check(&ErrorV1::new(
+        "`clock` is `real` or `virtual`",
+        Some("clock"),
+    ));
+    check(&status(RolloutState::Running, None));
+    check(&status(
+        RolloutState::Soaking,
+        Some(WaitingV1 {
+            for_: Gate::Soak,
+            ring: Some("canary".into()),
+            until: Some(t("2026-11-04T00:00:00Z")),
+        }),
+    ));
+    check(&unreadable());
+    check(&RolloutsV1 {
+        schema: Schema::new(),
+        rollouts: vec![
+            status(
+                RolloutState::AwaitingApproval,
+                Some(WaitingV1 {
+                    for_: Gate::Approval,
+                    ring: Some("pilot".into()),
+                    until: None,
+                }),
+            ),
+            unreadable(),
+        ],
+    });
+    check(&AcceptedV1 {
+        schema: Schema::new(),
+        rollout: "r1".into(),
+        action: Action::Rollback,
+    });
+    check(&DaemonHealthV1 {
+        schema: Schema::new(),
+        status: Health::Degraded,
+        rollouts: 3,
+        problems: vec![ProblemV1 {
+            rollout: "r2".into(),
+            state: ProblemState::Stalled,
+            error: "No space left on device".into(),
+        }],
+    });
+    for event in events() {
+        check(&event);
+    }
+    check(&EventsV1 {
+        schema: Schema::new(),
+        rollout: "r1".into(),
+        events: events(),
+        next: 8,
+        ended: false,
+        stalled: Some("No space left on device".into()),
+    });
+    check(&StallV1 {
+        schema: Schema::new(),
+        rollout: "r1".into(),
+        reason: "No space left on device".into(),
+    });
+    check(&DevicesV1 {
+        schema: Schema::new(),
+        rollout: "r1".into(),
+        time: t("2026-11-03T10:30:00Z"),
+        devices: vec![
+            device(),
+            DeviceV1 {
+                state: DeviceState::Done,
+                reason: None,
+                pending: Vec::new(),
+                behind_seconds: None,
+                ..device()
+            },
+        ],
+    });
+    check(&DeviceHistoryV1 {
+        schema: Schema::new(),
+        rollout: "r1".into(),
+        device: device(),
+        history: events(),
+    });
+    check(&TokensV1 {
+        schema: Schema::new(),
+        tokens: vec![
+            TokenV1 {
+                name: "ci-bot".into(),
+                path: "/data/tokens/ci-bot".into(),
+                created: Some(t("2026-11-01T09:15:02.123456789Z")),
+                ignored: None,
+            },
+            TokenV1 {
+                name: "ops.alice".into(),
+                path: "/data/tokens/ops.alice".into(),
+                created: None,
+                ignored: Some("others can read the file".into()),
+            },
+        ],
+    });
+}
+
+#[test]
+fn plan_and_demo_documents_validate_and_read_back() {
+    let plan = PlanV1 {
+        schema: Schema::new(),
+        policy: "monthly-os".into(),
+        planned_at: t("2026-11-01T00:00:00Z"),
+        rings: vec![plan::RingV1 {
+            name: "lab".into(),
+            earliest_start: t("2026-11-02T22:00:00Z"),
+            soak_seconds: 86_400,
+            approval: true,
+            batch_sizes: vec![1],
+            devices: vec![plan::DeviceV1 {
+                id: "srv-1".into(),
+                site: "ams".into(),
+                timezone: "Europe/Amsterdam".into(),
+                batch: 0,
+                patches: vec![
+                    step(),
+                    StepV1 {
+                        from: None,
+                        deferred_until: None,
+                        frozen: None,
+                        ..step()
+                    },
+                ],
+            }],
+        }],
+        unassigned: strings(&["ws-9"]),
+        skipped: vec![SkipV1 {
+            device: "srv-1".into(),
+            patch: "bios-2.18.0".into(),
+            reason: SkipReason::Superseded,
+            detail: "superseded by bios-2.19.1".into(),
+        }],
+        totals: TotalsV1 {
+            devices: 2,
+            devices_in_rings: 1,
+            device_patches: 2,
+            skipped: 1,
+            refused_patches: 0,
+            refused_documents: 1,
+        },
+    };
+    check(&plan);
+    let explained = |decision, reason| ExplainedV1 {
+        patch: "bios-2.19.1".into(),
+        decision,
+        reason,
+        detail: "why".into(),
+        ring: None,
+        batch: None,
+        order: None,
+        step: None,
+    };
+    let json = check(&ExplainV1 {
+        schema: Schema::new(),
+        device: "srv-1".into(),
+        site: "ams".into(),
+        timezone: "Europe/Amsterdam".into(),
+        ring: None,
+        planned_at: t("2026-11-01T00:00:00Z"),
+        patches: vec![
+            ExplainedV1 {
+                ring: Some("lab".into()),
+                batch: Some(0),
+                order: Some(1),
+                step: Some(step()),
+                ..explained(Decision::Planned, ExplainReason::Planned)
+            },
+            explained(
+                Decision::Skipped,
+                ExplainReason::Skipped(SkipReason::MissingPrerequisite),
+            ),
+            explained(Decision::Refused, ExplainReason::Refused),
+        ],
+    });
+    assert_eq!(json["patches"][1]["reason"], "missing-prerequisite");
+    check(&DemoV1 {
+        schema: Schema::new(),
+        policy: "monthly-os".into(),
+        devices: 48,
+        seed: 1,
+        final_state: FinalState::Halted,
+        halt_reason: Some("ring canary: 2 of 48 devices failed".into()),
+        rings: vec![demo::RingV1 {
+            name: "canary".into(),
+            devices: 48,
+            done: 20,
+            failed: 1,
+            rolled_back: 24,
+            rollback_failed: 0,
+            not_started: 3,
+            failures: 2,
+        }],
+        outcomes: OutcomesV1 {
+            done: 20,
+            failed: 1,
+            rolled_back: 24,
+            rollback_failed: 0,
+            not_started: 3,
+        },
+        install_calls: 70,
+        rollback_calls: 24,
+        approvals: 1,
+        duplicate_installs: 0,
+        outcomes_digest: "ef".repeat(32),
+        virtual_start: t("2026-11-02T08:00:00Z"),
+        virtual_end: t("2026-11-09T08:00:00Z"),
+        virtual_duration_seconds: 7 * 86_400,
+        real_duration_ms: 1_234,
+        plugin_call_ms: 800,
+    });
+}
+
+#[test]
+fn plugin_documents_validate_and_read_back() {
+    // The patch file: validated and read like the others, though it has no `schema`.
+    let json = serde_json::to_value(patch()).unwrap();
+    assert!(validator("patch.v1.json").is_valid(&json), "{json:#}");
+    let again: PatchV1 = serde_json::from_value(json).unwrap();
+    assert_eq!(again, patch());
+    let minimal: PatchV1 = serde_json::from_str(
+        r#"{"id": "p", "vendor": "v", "component": "c", "fixed_version": "1", "kind": "firmware",
+            "artifact": {"url": "file:///p", "sha256": "ab", "size": 1}}"#,
+    )
+    .unwrap();
+    assert_eq!(minimal.severity, SeverityV1::Unknown);
+    assert_eq!(minimal.released, Timestamp::UNIX_EPOCH);
+    let domain: ringleader_types::Patch = patch().into();
+    assert_eq!(PatchV1::from(&domain), patch());
+
+    check(&run(
+        Function::Info,
+        Some(ResultV1::Info(InfoV1 {
+            name: "dpkg-installer".into(),
+            version: "0.1.0".into(),
+            description: "Installs .deb packages".into(),
+        })),
+    ));
+    check(&run(
+        Function::Discover,
+        Some(ResultV1::Patches(vec![patch()])),
+    ));
+    for readiness in [
+        ReadinessV1::Ready,
+        ReadinessV1::AlreadyInstalled {
+            version: "1.1".into(),
+        },
+        ReadinessV1::Blocked {
+            reason: "dpkg is locked".into(),
+        },
+    ] {
+        check(&run(
+            Function::Preflight,
+            Some(ResultV1::Readiness(readiness)),
+        ));
+    }
+    let outcome = OutcomeV1 {
+        installed_version: "1.1".into(),
+        reboot_pending: false,
+        detail: "installed".into(),
+    };
+    check(&run(
+        Function::Install,
+        Some(ResultV1::Outcome(outcome.clone())),
+    ));
+    check(&run(Function::Rollback, Some(ResultV1::Outcome(outcome))));
+    check(&run(
+        Function::Verify,
+        Some(ResultV1::Verify(VerifyV1 {
+            installed_version: None,
+            health: HealthV1 {
+                healthy: false,
+                checks: vec![CheckV1 {
+                    name: "service".into(),
+                    ok: false,
+                    detail: "hello.service is not running".into(),
+                }],
+            },
+        })),
+    ));
+    check(&run(Function::Install, None));
+
+    check(&PluginCheckV1 {
+        schema: Schema::new(),
+        path: "bundled:dpkg-installer".into(),
+        valid: true,
+        error: None,
+        plugin: Some(checked()),
+    });
+    check(&PluginCheckV1 {
+        schema: Schema::new(),
+        path: "x.plugin.toml".into(),
+        valid: false,
+        error: Some("x.plugin.toml:1:1: `name`: missing".into()),
+        plugin: None,
+    });
+    check(&PluginListV1 {
+        schema: Schema::new(),
+        plugins: vec![ListedPluginV1 {
+            name: "csaf-source".into(),
+            world: World::PatchSource,
+            version: "0.1.0".into(),
+            description: "CSAF advisories".into(),
+            wit_version: "0.2.0".into(),
+            sha256: "12".repeat(32),
+            capabilities: CapabilitiesV1 {
+                http: strings(&["{setting:feed}"]),
+                exec: Vec::new(),
+                kv: false,
+            },
+        }],
+    });
+}
+
+#[test]
+fn a_result_is_read_by_the_function_that_returned_it() {
+    let mut json = serde_json::to_value(run(
+        Function::Install,
+        Some(ResultV1::Outcome(OutcomeV1 {
+            installed_version: "1.1".into(),
+            reboot_pending: false,
+            detail: String::new(),
+        })),
+    ))
+    .unwrap();
+    json["function"] = "verify".into();
+    let e = serde_json::from_value::<RunV1>(json)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`result` is not what `verify` returns"), "{e}");
+    assert!(e.contains("health"), "{e}");
+}
+
+/// Every schema file is some type's, and each type's `schema` is its file's title and
+/// `schema` constant.
+#[test]
+fn schema_constants_are_the_published_ones() {
+    fn constant<D: Document>(seen: &mut BTreeSet<String>) {
+        let file = file_of::<D>();
+        let schema = load_schema(&file);
+        assert_eq!(schema["title"], D::SCHEMA, "{file}");
+        if D::SCHEMA != PatchV1::SCHEMA {
+            assert_eq!(schema["properties"]["schema"]["const"], D::SCHEMA, "{file}");
+        }
+        seen.insert(file);
+    }
+    let mut seen = BTreeSet::new();
+    constant::<ErrorV1>(&mut seen);
+    constant::<StatusV1>(&mut seen);
+    constant::<RolloutsV1>(&mut seen);
+    constant::<AcceptedV1>(&mut seen);
+    constant::<DaemonHealthV1>(&mut seen);
+    constant::<EventV1>(&mut seen);
+    constant::<EventsV1>(&mut seen);
+    constant::<StallV1>(&mut seen);
+    constant::<DevicesV1>(&mut seen);
+    constant::<DeviceHistoryV1>(&mut seen);
+    constant::<PlanV1>(&mut seen);
+    constant::<ExplainV1>(&mut seen);
+    constant::<DemoV1>(&mut seen);
+    constant::<PatchV1>(&mut seen);
+    constant::<RunV1>(&mut seen);
+    constant::<PluginCheckV1>(&mut seen);
+    constant::<PluginListV1>(&mut seen);
+    constant::<TokensV1>(&mut seen);
+    let published: BTreeSet<String> = std::fs::read_dir(schemas_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".v1.json"))
+        // On-disk formats, not documents of the API or the CLI: `meta/inputs` is
+        // `ringleader_daemon::session::Inputs`, validated by the daemon's storage tests.
+        .filter(|name| name != "inputs.v1.json")
+        .collect();
+    assert_eq!(
+        seen, published,
+        "a schema without a type, or a type without one"
+    );
+}
+
+/// The typed enums name exactly what the schemas list.
+#[test]
+fn enums_are_the_schemas_lists() {
+    fn list(file: &str, pointer: &str) -> BTreeSet<String> {
+        let schema = load_schema(file);
+        let values = schema
+            .pointer(pointer)
+            .and_then(|v| v.as_array())
+            .unwrap_or_else(|| panic!("{file} has no list at {pointer}"));
+        values
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    }
+    fn names<T: Copy + std::fmt::Display>(all: &[T]) -> BTreeSet<String> {
+        all.iter().map(|v| v.to_string()).collect()
+    }
+    let cases = [
+        (
+            "status.v1.json",
+            "/properties/state/enum",
+            names(RolloutState::ALL),
+        ),
+        (
+            "status.v1.json",
+            "/properties/waiting/oneOf/1/properties/for/enum",
+            names(Gate::ALL),
+        ),
+        (
+            "event.v1.json",
+            "/properties/type/enum",
+            names(EventKind::ALL),
+        ),
+        (
+            "devices.v1.json",
+            "/$defs/device/properties/state/enum",
+            names(DeviceState::ALL),
+        ),
+        (
+            "device.v1.json",
+            "/$defs/device/properties/state/enum",
+            names(DeviceState::ALL),
+        ),
+        (
+            "accepted.v1.json",
+            "/properties/action/enum",
+            names(Action::ALL),
+        ),
+        (
+            "health.v1.json",
+            "/properties/status/enum",
+            names(Health::ALL),
+        ),
+        (
+            "health.v1.json",
+            "/properties/problems/items/properties/state/enum",
+            names(ProblemState::ALL),
+        ),
+        (
+            "plan.v1.json",
+            "/properties/skipped/items/properties/reason/enum",
+            names(SkipReason::ALL),
+        ),
+        (
+            "explain.v1.json",
+            "/properties/patches/items/properties/decision/enum",
+            names(Decision::ALL),
+        ),
+        (
+            "demo.v1.json",
+            "/properties/final_state/enum",
+            names(FinalState::ALL),
+        ),
+        ("patch.v1.json", "/properties/kind/enum", names(KindV1::ALL)),
+        (
+            "patch.v1.json",
+            "/properties/severity/enum",
+            names(SeverityV1::ALL),
+        ),
+        (
+            "plugin-run.v1.json",
+            "/properties/function/enum",
+            names(Function::ALL),
+        ),
+        (
+            "plugin-run.v1.json",
+            "/properties/world/enum",
+            names(World::ALL),
+        ),
+        (
+            "plugin-run.v1.json",
+            "/properties/error/properties/kind/enum",
+            names(ErrorKind::ALL),
+        ),
+        (
+            "plugin-run.v1.json",
+            "/properties/error/properties/case/enum",
+            names(ErrorCase::ALL),
+        ),
+        (
+            "plugin-check.v1.json",
+            "/properties/cache/enum",
+            names(CacheOutcome::ALL),
+        ),
+    ];
+    for (file, pointer, ours) in cases {
+        assert_eq!(list(file, pointer), ours, "{file} {pointer}");
+    }
+    // `clock` lists null too (an unreadable rollout has none).
+    let clocks = list("status.v1.json", "/properties/clock/enum");
+    assert_eq!(clocks, names(Clock::ALL));
+    // An explanation's reason: planned, refused, or a skip reason.
+    let mut reasons = names(SkipReason::ALL);
+    reasons.extend(["planned".to_string(), "refused".to_string()]);
+    assert_eq!(
+        list(
+            "explain.v1.json",
+            "/properties/patches/items/properties/reason/enum"
+        ),
+        reasons
+    );
+}

@@ -1,0 +1,512 @@
+//! One rollout's path, the same for the daemon's rollouts and `ringleader demo`:
+//! inputs -> runtime -> prepare -> replay -> executor.
+//!
+//! [`Inputs`] is what a rollout is started from, kept in its log's `meta/inputs`
+//! (`ringleader.inputs/v1`, `docs/schemas/inputs.v1.json`) so that it can be rebuilt
+//! exactly. A [`Session`] holds what the rollouts of a process share: the plugins
+//! chosen, the operator's grants and credentials, the simulated devices' state and the
+//! plugins' kv store. [`Session::prepare`] validates the inputs, routes every device,
+//! builds a runtime, loads the plugins, discovers and plans, and replays the log; the
+//! [`Ready`] rollout it returns is run by [`Ready::run`].
+//!
+//! Nothing here knows the command line: what a command chose is passed in.
+
+use crate::plugins::Chosen;
+use jiff::Timestamp;
+use ringleader_engine::clock::VirtualClock;
+use ringleader_engine::core::Core;
+use ringleader_engine::demo::{self, FleetConfig};
+use ringleader_engine::executor::{
+    Command, Executor, Installers, Metrics, Recovery, RunReport, Targets, Timing, replay,
+};
+use ringleader_engine::store::Store;
+use ringleader_planner::catalog::Catalog;
+use ringleader_planner::inventory::{Inventory, Transport};
+use ringleader_planner::policy::Policy;
+use ringleader_runtime::services::{KvStore, SystemClock};
+use ringleader_runtime::sim_device::SimDevices;
+use ringleader_runtime::transport::{Route, Routes};
+use ringleader_runtime::{Grants, OperatorConfig, Runtime, RuntimeConfig, Services};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// The `schema` of a rollout's `meta/inputs`.
+pub const INPUTS_SCHEMA: &str = "ringleader.inputs/v1";
+
+/// What a rollout is started from; stored in its log's `meta/inputs` so that a
+/// restarted daemon (or a demo run again) rebuilds it exactly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inputs {
+    /// The policy file's name (for messages) and text.
+    pub policy_name: String,
+    pub policy: String,
+    pub fleet: Fleet,
+    pub clock: Clock,
+    /// When the rollout starts (virtual time), or started (real time).
+    pub start: Timestamp,
+}
+
+/// The devices a rollout covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Fleet {
+    /// An inventory file: its name and text.
+    Inventory { name: String, text: String },
+    /// The demo's simulated fleet.
+    Simulated {
+        devices: usize,
+        seed: u64,
+        fail_permille: u64,
+        hang_permille: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Clock {
+    Real,
+    /// Virtual time with the simulated fleet's timing: install durations keyed by
+    /// `seed`, and `hang_permille` installs after which the device never reports.
+    Virtual {
+        seed: u64,
+        /// Inputs written before `ringleader.inputs/v1` name none: they ran with 1.
+        #[serde(default = "one")]
+        hang_permille: u64,
+    },
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// `meta/inputs` as written: `ringleader.inputs/v1`.
+#[derive(Serialize)]
+struct StoredV1<'a> {
+    schema: &'static str,
+    policy_name: &'a str,
+    policy: &'a str,
+    fleet: &'a Fleet,
+    clock: &'a Clock,
+    start: Timestamp,
+}
+
+/// `meta/inputs` as read: `ringleader.inputs/v1`, or the shape before it (the same
+/// without `schema` and without the clock's `hang_permille`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Stored {
+    #[serde(default)]
+    schema: Option<String>,
+    policy_name: String,
+    policy: String,
+    fleet: Fleet,
+    clock: Clock,
+    start: Timestamp,
+}
+
+/// Only the `schema` of `meta/inputs`, to name the format of inputs this version
+/// cannot read.
+#[derive(Deserialize)]
+struct SchemaOnly {
+    #[serde(default)]
+    schema: Option<String>,
+}
+
+impl Inputs {
+    /// The policy and inventory, validated: errors name the file, line and column.
+    pub fn validate(&self) -> Result<(Policy, Inventory), String> {
+        let (policy, diags) = Policy::parse(Path::new(&self.policy_name), &self.policy);
+        let policy = policy.ok_or_else(|| diags.to_string())?;
+        let inventory = match &self.fleet {
+            Fleet::Inventory { name, text } => {
+                Inventory::parse(Path::new(name), text).map_err(|e| e.to_string())?
+            }
+            Fleet::Simulated {
+                devices,
+                seed,
+                fail_permille,
+                hang_permille,
+            } => demo::inventory(&FleetConfig {
+                devices: *devices,
+                seed: *seed,
+                fail_permille: *fail_permille,
+                hang_permille: *hang_permille,
+                ..FleetConfig::default()
+            }),
+        };
+        Ok((policy, inventory))
+    }
+
+    /// Writes the inputs to `store`'s `meta/inputs`, as `ringleader.inputs/v1`.
+    pub fn record(&self, store: &Store) -> anyhow::Result<()> {
+        let text = serde_json::to_string(&StoredV1 {
+            schema: INPUTS_SCHEMA,
+            policy_name: &self.policy_name,
+            policy: &self.policy,
+            fleet: &self.fleet,
+            clock: &self.clock,
+            start: self.start,
+        })?;
+        store.set_inputs(&text)?;
+        Ok(())
+    }
+
+    /// The inputs `store` was started from (`None`: it holds none yet), or why they
+    /// cannot be read.
+    pub fn of_store(store: &Store) -> Result<Option<Inputs>, String> {
+        match store.inputs().map_err(|e| e.to_string())? {
+            Some(text) => Inputs::parse(&text).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// `meta/inputs` text: `ringleader.inputs/v1`, or the shape written before it.
+    fn parse(text: &str) -> Result<Inputs, String> {
+        let other = |schema: &str| {
+            format!(
+                "its inputs are `{}`, which this ringleader does not read (it reads {INPUTS_SCHEMA} and the format before it); run it with the ringleader that started it",
+                ringleader_diag::escape(schema)
+            )
+        };
+        let stored: Stored = match serde_json::from_str(text) {
+            Ok(stored) => stored,
+            Err(e) => {
+                return Err(match serde_json::from_str::<SchemaOnly>(text) {
+                    Ok(SchemaOnly {
+                        schema: Some(schema),
+                    }) if schema != INPUTS_SCHEMA => other(&schema),
+                    _ => format!("its inputs are unreadable: {e}"),
+                });
+            }
+        };
+        match stored.schema.as_deref() {
+            None | Some(INPUTS_SCHEMA) => Ok(Inputs {
+                policy_name: stored.policy_name,
+                policy: stored.policy,
+                fleet: stored.fleet,
+                clock: stored.clock,
+                start: stored.start,
+            }),
+            Some(schema) => Err(other(schema)),
+        }
+    }
+}
+
+/// What the rollouts of a process share: the plugins, the operator's grants (with the
+/// plugins filled in by default granted as declared) and credentials, the simulated
+/// devices' state, the plugins' kv store.
+#[derive(Debug, Clone)]
+pub struct Session {
+    plugins: Chosen,
+    /// The installers' names, the first the default.
+    installer_names: Vec<String>,
+    grants: Grants,
+    devices: Arc<SimDevices>,
+    kv: Arc<dyn KvStore>,
+}
+
+/// A rollout prepared and its log replayed: ready to run from where the log left off.
+pub struct Ready {
+    pub policy: Policy,
+    /// The patches as planned, for explaining the plan.
+    pub catalog: Arc<Catalog>,
+    pub targets: Targets,
+    /// The core as the log leaves it, at `now`.
+    pub core: Core,
+    pub now: Timestamp,
+    /// What was under way when the rollout stopped: done first.
+    pub recovery: Recovery,
+    /// Records replayed from the log.
+    pub records: u64,
+    installers: Installers,
+    timing: Timing,
+    clock: Option<VirtualClock>,
+    store: Option<Store>,
+    devices: Arc<SimDevices>,
+}
+
+impl std::fmt::Debug for Ready {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ready")
+            .field("policy", &self.policy.name)
+            .field("now", &self.now)
+            .field("records", &self.records)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a caller runs a [`Ready`] rollout.
+#[derive(Debug, Default)]
+pub struct Run {
+    /// Approve rings that need approval after this delay (a simulated operator).
+    pub auto_approve_after: Option<Duration>,
+    /// Operator commands, while it runs.
+    pub control: Option<mpsc::UnboundedReceiver<Command>>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Session {
+    /// The session of `plugins`, granted what `config` grants (and the plugins filled
+    /// in by default what they declare), with the devices' state and kv store given.
+    pub fn new(
+        plugins: Chosen,
+        config: &OperatorConfig,
+        devices: Arc<SimDevices>,
+        kv: Arc<dyn KvStore>,
+    ) -> anyhow::Result<Session> {
+        Ok(Session {
+            installer_names: plugins.installer_names()?,
+            grants: plugins.grants(config)?,
+            plugins,
+            devices,
+            kv,
+        })
+    }
+
+    /// The simulated devices' state.
+    pub fn devices(&self) -> &Arc<SimDevices> {
+        &self.devices
+    }
+
+    /// Whether every device can be reached and patched: its transport can be used with
+    /// the operator's config (the credentials it names exist), and the installer it
+    /// names is loaded.
+    pub fn check_devices(&self, inventory: &Inventory) -> Result<(), String> {
+        routes(inventory, &self.grants, self.devices.clone())?;
+        self.check_installers(inventory)
+    }
+
+    /// Whether every device that names an installer names one of these.
+    fn check_installers(&self, inventory: &Inventory) -> Result<(), String> {
+        for device in &inventory.devices {
+            if let Some(name) = &device.installer
+                && !self.installer_names.contains(name)
+            {
+                let how = if ringleader_bundled_plugins::embedded(name).is_some() {
+                    format!("start it with --installer {name}, a bundled plugin")
+                } else {
+                    "start it with --installer for that plugin's manifest".to_string()
+                };
+                return Err(format!(
+                    "device `{}` names the installer `{name}`, which this daemon does not load (it has: {}; {how})",
+                    device.id,
+                    self.installer_names.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Prepares the rollout of `inputs`: validates them, routes every device with the
+    /// operator's credentials, builds a runtime (virtual clock or real), loads the
+    /// plugins, discovers and plans, and replays `store`'s log (none: a rollout in
+    /// memory, from its start).
+    pub async fn prepare(&self, inputs: &Inputs, store: Option<Store>) -> anyhow::Result<Ready> {
+        let (policy, inventory) = inputs.validate().map_err(anyhow::Error::msg)?;
+        let clock = match inputs.clock {
+            Clock::Virtual { .. } => Some(VirtualClock::new(inputs.start)),
+            Clock::Real => None,
+        };
+        let routes =
+            routes(&inventory, &self.grants, self.devices.clone()).map_err(anyhow::Error::msg)?;
+        let routes = Arc::new(routes);
+        let runtime = Runtime::new(RuntimeConfig {
+            cache_dir: ringleader_runtime::cache::ComponentCache::default_dir(),
+            grants: self.grants.clone(),
+            services: Services {
+                exec: routes.clone(),
+                auth: routes,
+                kv: self.kv.clone(),
+                clock: match &clock {
+                    Some(clock) => Arc::new(clock.clone()),
+                    None => Arc::new(SystemClock),
+                },
+            },
+        })?;
+        self.check_installers(&inventory)
+            .map_err(anyhow::Error::msg)?;
+        let (sources, installers) = self.plugins.load(&runtime).await?;
+        let prepared =
+            ringleader_engine::spec::prepare(&policy, &inventory, &sources, inputs.start).await?;
+        // The rollout runs from its spec and targets; the inventory is not needed again.
+        drop(inventory);
+        let (core, now, recovery, records) = match &store {
+            Some(store) => {
+                let replayed = replay(prepared.spec, store, inputs.start)?;
+                let (core, now) = (replayed.core, replayed.now);
+                (core, now, replayed.recovery, replayed.records)
+            }
+            None => (
+                Core::new(prepared.spec),
+                inputs.start,
+                Recovery::default(),
+                0,
+            ),
+        };
+        let timing = match inputs.clock {
+            Clock::Virtual {
+                seed,
+                hang_permille,
+            } => Timing::Virtual(demo::timing(&FleetConfig {
+                seed,
+                hang_permille,
+                ..FleetConfig::default()
+            })),
+            Clock::Real => Timing::Real,
+        };
+        Ok(Ready {
+            policy,
+            catalog: Arc::new(prepared.catalog),
+            targets: prepared.targets,
+            core,
+            now,
+            recovery,
+            records,
+            installers,
+            timing,
+            clock,
+            store,
+            devices: self.devices.clone(),
+        })
+    }
+}
+
+impl Ready {
+    /// Runs the rollout to its end (or until it is stopped or its log stalls);
+    /// `progress` sees the core whenever time moves or a command was applied.
+    pub async fn run(self, run: Run, progress: impl FnMut(&Core, Timestamp)) -> (Core, RunReport) {
+        let executor = Executor {
+            core: self.core,
+            installers: self.installers,
+            targets: self.targets,
+            timing: self.timing,
+            concurrency: 64,
+            auto_approve_after: run.auto_approve_after,
+            now: self.now,
+            store: self.store,
+            recovery: self.recovery,
+            devices: Some(self.devices),
+            clock: self.clock,
+            scheduled: Vec::new(),
+            control: run.control,
+            metrics: run.metrics,
+        };
+        executor.run(progress).await
+    }
+}
+
+/// How each device of `inventory` is reached: its own transport, with the operator's
+/// credentials; simulated devices through `sim`. An error names the device. Also used
+/// by `ringleader plugin run`, so that a plugin tried alone reaches devices exactly as
+/// in a rollout.
+pub fn routes(
+    inventory: &Inventory,
+    grants: &Grants,
+    sim: Arc<SimDevices>,
+) -> Result<Routes, String> {
+    let routes = Routes::new(sim);
+    for device in &inventory.devices {
+        let route = device
+            .transport
+            .route(&grants.credentials)
+            .and_then(|route| ca_file_readable(&device.transport, &route).map(|()| route))
+            .map_err(|e| format!("device {}: {e}", device.id))?;
+        routes.set(&device.id, route);
+    }
+    Ok(routes)
+}
+
+/// Refuses an `http` route whose CA file cannot be read, before any plugin is called
+/// (the planner builds routes without I/O; the file is read again at each request).
+fn ca_file_readable(transport: &Transport, route: &Route) -> Result<(), String> {
+    let (Route::Http { ca: Some(ca), .. }, Transport::Http { credentials, .. }) =
+        (route, transport)
+    else {
+        return Ok(());
+    };
+    std::fs::metadata(ca).map(|_| ()).map_err(|e| {
+        format!(
+            "the ca_file {} of credentials `{}` cannot be read: {e}",
+            ca.display(),
+            credentials.as_deref().unwrap_or_default()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_file_that_cannot_be_read_is_refused_naming_the_device_and_credentials() {
+        let inventory = Inventory::parse(
+            Path::new("i.toml"),
+            "[[devices]]\nid = \"bmc-1\"\ntransport = { kind = \"http\", address = \"https://10.0.0.5\", credentials = \"bmc\" }\n",
+        )
+        .unwrap();
+        let grants = |ca: &str| {
+            let text = format!("[credentials.bmc]\nca_file = \"{ca}\"\n");
+            OperatorConfig::parse(Path::new("c.toml"), &text)
+                .unwrap()
+                .grants
+        };
+        let sim = Arc::new(SimDevices::in_memory());
+        let missing = "/nonexistent/ringleader/ca.pem";
+        let err = routes(&inventory, &grants(missing), sim.clone()).unwrap_err();
+        let cause = std::fs::metadata(missing).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "device bmc-1: the ca_file {missing} of credentials `bmc` cannot be read: {cause}"
+            )
+        );
+        let readable = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        assert!(routes(&inventory, &grants(readable), sim).is_ok());
+    }
+
+    fn sample() -> Inputs {
+        Inputs {
+            policy_name: "p.toml".into(),
+            policy: "name = \"p\"\n".into(),
+            fleet: Fleet::Simulated {
+                devices: 10,
+                seed: 3,
+                fail_permille: 2,
+                hang_permille: 5,
+            },
+            clock: Clock::Virtual {
+                seed: 3,
+                hang_permille: 5,
+            },
+            start: "2026-11-02T08:00:00Z".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn inputs_are_written_as_v1_and_read_back_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(Inputs::of_store(&store), Ok(None));
+        sample().record(&store).unwrap();
+        let text = store.inputs().unwrap().unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(doc["schema"], INPUTS_SCHEMA);
+        assert_eq!(Inputs::of_store(&store), Ok(Some(sample())));
+    }
+
+    #[test]
+    fn inputs_of_another_schema_are_refused_naming_it() {
+        let err = Inputs::parse("{\"schema\":\"ringleader.inputs/v9\",\"policy\":1}").unwrap_err();
+        assert!(
+            err.starts_with(
+                "its inputs are `ringleader.inputs/v9`, which this ringleader does not read"
+            ),
+            "{err}"
+        );
+        let err = Inputs::parse("{\"policy\":1}").unwrap_err();
+        assert!(err.starts_with("its inputs are unreadable: "), "{err}");
+    }
+}

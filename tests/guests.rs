@@ -1,0 +1,204 @@
+//! Plugins built from `plugins/`, loaded into a runtime as the host loads them, the
+//! devices and patches they are given, and what they log: what the runtime's tests
+//! (`it/`) and the source plugins' data cases (`case-runner/`) share.
+
+use ringleader_runtime::{Grants, Plugin, Runtime, RuntimeConfig, Services};
+use ringleader_types::{Artifact, Component, Device, Patch, PatchKind, Severity};
+use std::path::PathBuf;
+
+/// The sealed manifest of a plugin built from `plugins/`.
+pub fn manifest(name: &str) -> PathBuf {
+    ringleader_bundled_plugins::manifest_path(name)
+}
+
+/// A runtime granting `grants`, with in-memory kv and no cache.
+pub fn runtime(grants: Grants, services: Services) -> Runtime {
+    Runtime::new(RuntimeConfig {
+        cache_dir: None,
+        grants,
+        services,
+    })
+    .expect("runtime")
+}
+
+/// Loads the plugin `name` into `runtime`.
+pub async fn load(runtime: &Runtime, name: &str) -> Plugin {
+    runtime
+        .load(&manifest(name))
+        .await
+        .unwrap_or_else(|e| panic!("load {name}: {e}"))
+}
+
+pub fn device(id: &str, components: &[(&str, &str)]) -> Device {
+    Device {
+        id: id.into(),
+        hostname: format!("{id}.example"),
+        tags: vec![],
+        facts: vec![],
+        components: components
+            .iter()
+            .map(|(name, version)| Component {
+                name: (*name).into(),
+                version: (*version).into(),
+                scheme: None,
+            })
+            .collect(),
+    }
+}
+
+pub fn patch(id: &str, component: &str, fixed: &str) -> Patch {
+    Patch {
+        id: id.into(),
+        vendor: "test".into(),
+        title: String::new(),
+        component: component.into(),
+        fixed_version: fixed.into(),
+        applies_to: String::new(),
+        scheme: None,
+        kind: PatchKind::Bugfix,
+        severity: Severity::Unknown,
+        cves: vec![],
+        prerequisites: vec![],
+        supersedes: vec![],
+        reboot_required: false,
+        artifact: Artifact {
+            url: String::new(),
+            sha256: String::new(),
+            size: 0,
+        },
+        released: 0,
+    }
+}
+
+/// What `tracing` prints on this thread while a test runs.
+///
+/// One global subscriber (set once, at INFO) routes each line to the buffer of the
+/// thread that logged it. Scoped subscribers per test would be simpler, but tracing
+/// caches per call site whether anyone listens, and two threads racing to register a
+/// call site while scoped subscribers come and go can cache "nobody" and lose lines.
+#[derive(Debug, Clone, Default)]
+pub struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+thread_local! {
+    static SINK: std::cell::RefCell<Option<Logs>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Routes a log line to the current thread's [`Logs`], if it has one.
+struct Router;
+
+impl std::io::Write for Router {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        SINK.with(|sink| {
+            if let Some(logs) = &*sink.borrow() {
+                logs.0.lock().unwrap().extend_from_slice(buf);
+            }
+        });
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Stops capturing on this thread when dropped.
+#[derive(Debug)]
+pub struct Capture;
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        SINK.with(|sink| *sink.borrow_mut() = None);
+    }
+}
+
+impl Logs {
+    /// Captures this thread's log lines (INFO and above) until the guard drops.
+    pub fn capture() -> (Logs, Capture) {
+        static INIT: std::sync::Once = std::sync::Once::new();
+        INIT.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(|| Router)
+                .with_ansi(false)
+                .with_max_level(tracing::Level::INFO)
+                .finish();
+            let _ = tracing::subscriber::set_global_default(subscriber);
+        });
+        let logs = Logs::default();
+        SINK.with(|sink| *sink.borrow_mut() = Some(logs.clone()));
+        (logs, Capture)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// The `csaf-source` plugin and its cases (`tests/cases/csaf/`).
+pub mod csaf {
+    use super::*;
+
+    /// The case folders.
+    pub fn cases() -> PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cases/csaf")
+    }
+
+    /// The plugin, granted as it declares, reading the feed `index` (its `index`
+    /// setting).
+    pub async fn source(index: &str) -> Plugin {
+        let manifest = ringleader_runtime::Manifest::load(&manifest("csaf-source")).unwrap();
+        let mut grants = Grants::default();
+        grants.allow_as_declared("csaf-source", &manifest.capabilities);
+        if let Some(grant) = grants.plugins.get_mut("csaf-source") {
+            grant.settings.insert("index".into(), index.into());
+        }
+        let rt = runtime(grants, Services::default());
+        load(&rt, "csaf-source").await
+    }
+
+    /// The devices the advisories are read for.
+    pub fn fleet() -> Vec<Device> {
+        vec![
+            device(
+                "rhel-1",
+                &[
+                    ("telnet", "1:0.17-64.el7"),
+                    ("telnet-server", "1:0.17-64.el7"),
+                ],
+            ),
+            device(
+                "deb-1",
+                &[
+                    ("openssl", "3.0.11-1"),
+                    ("libssl3", "3.0.11-1"),
+                    ("shim", "15.7"),
+                ],
+            ),
+            device(
+                "deb-2",
+                &[("hello", "1.0"), ("libhello", "1.0"), ("hello-doc", "1.0")],
+            ),
+        ]
+    }
+}
+
+/// The `lvfs-source` plugin and its cases (`tests/cases/lvfs/`).
+pub mod lvfs {
+    use super::*;
+
+    /// The case folders.
+    pub fn cases() -> PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cases/lvfs")
+    }
+
+    /// The plugin, granted as it declares, with `metadata` set when given.
+    pub async fn source(metadata: Option<&str>) -> Plugin {
+        let manifest = ringleader_runtime::Manifest::load(&manifest("lvfs-source")).unwrap();
+        let mut grants = Grants::default();
+        grants.allow_as_declared("lvfs-source", &manifest.capabilities);
+        if let Some(url) = metadata
+            && let Some(grant) = grants.plugins.get_mut("lvfs-source")
+        {
+            grant.settings.insert("metadata".into(), url.into());
+        }
+        load(&runtime(grants, Services::default()), "lvfs-source").await
+    }
+}

@@ -1,0 +1,771 @@
+//! The apt installer against real Debian systems: each device a fresh copy of a Debian 12
+//! root (mmdebstrap, cached) reached over a real OpenSSH server chrooted into it, with
+//! real apt and dpkg inside, installing from a signed APT repository served on
+//! 127.0.0.1 (apt-ftparchive, a throwaway gpg key the device trusts with `signed-by`).
+
+use super::*;
+use ringleader_runtime::CallErrorKind;
+use ringleader_runtime::bindings::PluginError;
+use ringleader_runtime::transport::{Route, Routes};
+use ringleader_tests::peers::{self, AptRepo, DebSpec, DebianDevice, Signing};
+use ringleader_types::{Readiness, RollbackTarget};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The test repository: `hello` in three versions, the last of which fails in its
+/// postinst; `libfoo1` and `foo-tools` (one source package, `foo`) in two, each
+/// `foo-tools` needing the `libfoo1` of its own version.
+fn packages() -> Vec<DebSpec> {
+    let mut all = vec![
+        DebSpec::new("hello", "1.0-1"),
+        DebSpec::new("hello", "1.1-1"),
+        DebSpec::new("hello", "1.2-1").failing(),
+    ];
+    for version in ["1.0-1", "2.0-1"] {
+        all.push(DebSpec::new("libfoo1", version).source("foo"));
+        all.push(
+            DebSpec::new("foo-tools", version)
+                .source("foo")
+                .depends(&format!("libfoo1 (= {version})")),
+        );
+    }
+    all
+}
+
+/// A repository, one device with `installed` from it, and the plugin reaching the
+/// device over its SSH server.
+struct Lab {
+    repo: AptRepo,
+    device: DebianDevice,
+    apt: Plugin,
+    started: Instant,
+}
+
+impl Lab {
+    async fn start(installed: &[&str]) -> Lab {
+        let started = Instant::now();
+        let repo = AptRepo::start(&packages());
+        let device = DebianDevice::start(&repo, installed);
+        eprintln!(
+            "apt lab: repository and device ready in {} ms",
+            started.elapsed().as_millis()
+        );
+        let routes = Routes::new(Arc::new(ringleader_runtime::services::NoExec));
+        routes.set(
+            "deb-1",
+            Route::Ssh {
+                host: "127.0.0.1".into(),
+                port: Some(device.sshd.port),
+                user: Some(device.sshd.user.clone()),
+                key: Some(device.sshd.key.clone()),
+                known_hosts: Some(device.sshd.known_hosts.clone()),
+            },
+        );
+        let manifest = ringleader_runtime::Manifest::load(&manifest("apt-installer")).unwrap();
+        let mut grants = Grants::default();
+        grants.allow_as_declared("apt-installer", &manifest.capabilities);
+        let rt = runtime(
+            grants,
+            Services {
+                exec: Arc::new(routes),
+                ..Services::default()
+            },
+        );
+        let apt = load(&rt, "apt-installer").await;
+        Lab {
+            repo,
+            device,
+            apt,
+            started,
+        }
+    }
+
+    /// The device as the inventory shows it.
+    fn dev(&self, components: &[(&str, &str)]) -> Device {
+        device("deb-1", components)
+    }
+
+    /// `name` `version` as dpkg-query reads it inside the device.
+    fn has(&self, name: &str) -> (String, String) {
+        self.device
+            .package(name)
+            .unwrap_or_else(|| panic!("{name} is not installed"))
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        eprintln!(
+            "apt lab: test took {} ms",
+            self.started.elapsed().as_millis()
+        );
+    }
+}
+
+fn ii(version: &str) -> (String, String) {
+    (version.to_string(), "ii".to_string())
+}
+
+fn permanent(err: &ringleader_runtime::CallError) -> bool {
+    matches!(&err.kind, CallErrorKind::Plugin(PluginError::Permanent(_)))
+}
+
+fn transient(err: &ringleader_runtime::CallError) -> bool {
+    matches!(&err.kind, CallErrorKind::Plugin(PluginError::Transient(_)))
+}
+
+#[tokio::test]
+async fn apt_upgrades_one_package_from_the_signed_repository() {
+    let lab = Lab::start(&["hello=1.0-1"]).await;
+    let dev = lab.dev(&[("hello", "1.0-1")]);
+    let fix = patch("hello-1.1-1", "hello", "1.1-1");
+
+    let (logs, capture) = Logs::capture();
+    assert_eq!(
+        lab.apt.preflight(&dev, &fix).await.unwrap(),
+        Readiness::Ready
+    );
+    drop(capture);
+    // The report names what apt would change and the space it needs.
+    let log = logs.text();
+    assert!(
+        log.contains("apt would change, in one transaction: hello 1.0-1 -> 1.1-1"),
+        "{log}"
+    );
+    assert!(log.contains("free in /var/cache/apt/archives"), "{log}");
+    // The simulation changed nothing.
+    assert_eq!(lab.has("hello"), ii("1.0-1"));
+
+    let outcome = lab.apt.install(&dev, &fix).await.unwrap();
+    assert_eq!(outcome.installed_version, "1.1-1");
+    assert!(
+        outcome.detail.contains("hello 1.0-1 -> 1.1-1"),
+        "{outcome:?}"
+    );
+    assert_eq!(lab.has("hello"), ii("1.1-1"));
+    assert_eq!(
+        peers::installs(&lab.device.root),
+        ["hello 1.0-1", "hello 1.1-1"]
+    );
+    let report = lab.apt.verify(&dev, &fix).await.unwrap();
+    assert_eq!(report.installed_version.as_deref(), Some("1.1-1"));
+    assert!(report.health.healthy, "{report:?}");
+
+    // Installed already: preflight says so, and a second install changes nothing.
+    let now = lab.dev(&[("hello", "1.1-1")]);
+    assert_eq!(
+        lab.apt.preflight(&now, &fix).await.unwrap(),
+        Readiness::AlreadyInstalled("1.1-1".into())
+    );
+    let again = lab.apt.install(&now, &fix).await.unwrap();
+    assert_eq!(again.detail, "already installed");
+    assert_eq!(lab.device.transactions().len(), 2, "setup and the upgrade");
+
+    // A version the repository does not have is blocked, naming what it has.
+    let missing = patch("hello-9", "hello", "9.0-1");
+    match lab.apt.preflight(&now, &missing).await.unwrap() {
+        Readiness::Blocked(why) => {
+            assert!(why.contains("have no hello 9.0-1"), "{why}");
+            assert!(why.contains("1.2-1, 1.1-1, 1.0-1"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A package the device does not have is blocked too.
+    match lab
+        .apt
+        .preflight(&now, &patch("x", "not-here", "1"))
+        .await
+        .unwrap()
+    {
+        Readiness::Blocked(why) => assert!(why.contains("not-here is not installed"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_two_package_update_lands_in_one_transaction_and_rolls_back_in_one() {
+    let lab = Lab::start(&["libfoo1=1.0-1", "foo-tools=1.0-1"]).await;
+    let dev = lab.dev(&[("libfoo1", "1.0-1"), ("foo-tools", "1.0-1")]);
+    // Two patches, as a source reports them: the library first (a prerequisite).
+    let lib = patch("foo-2.0-1/libfoo1", "libfoo1", "2.0-1");
+    let mut tools = patch("foo-2.0-1/foo-tools", "foo-tools", "2.0-1");
+    tools.prerequisites = vec![lib.id.clone()];
+
+    let (logs, capture) = Logs::capture();
+    assert_eq!(
+        lab.apt.preflight(&dev, &lib).await.unwrap(),
+        Readiness::Ready
+    );
+    drop(capture);
+    let log = logs.text();
+    assert!(
+        log.contains("libfoo1 1.0-1 -> 2.0-1") && log.contains("foo-tools 1.0-1 -> 2.0-1"),
+        "{log}"
+    );
+
+    let before = lab.device.transactions().len();
+    let outcome = lab.apt.install(&dev, &lib).await.unwrap();
+    assert_eq!(outcome.installed_version, "2.0-1");
+    // Both packages, read back inside the device, in one apt transaction.
+    assert_eq!(lab.has("libfoo1"), ii("2.0-1"));
+    assert_eq!(lab.has("foo-tools"), ii("2.0-1"));
+    let transactions = lab.device.transactions();
+    assert_eq!(transactions.len(), before + 1, "{transactions:?}");
+    let last = transactions.last().unwrap();
+    assert!(
+        last.contains("libfoo1 (1.0-1, 2.0-1)") && last.contains("foo-tools (1.0-1, 2.0-1)"),
+        "{last}"
+    );
+    // The second patch finds its version there.
+    assert_eq!(
+        lab.apt.preflight(&dev, &tools).await.unwrap(),
+        Readiness::AlreadyInstalled("2.0-1".into())
+    );
+    let report = lab.apt.verify(&dev, &tools).await.unwrap();
+    assert_eq!(report.installed_version.as_deref(), Some("2.0-1"));
+    assert!(report.health.healthy, "{report:?}");
+
+    // Rolled back (last step first, as the host does): both go back together.
+    let back = lab
+        .apt
+        .rollback(
+            &dev,
+            &tools,
+            &RollbackTarget {
+                version: "1.0-1".into(),
+                artifact: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(back.installed_version, "1.0-1");
+    assert_eq!(lab.has("libfoo1"), ii("1.0-1"));
+    assert_eq!(lab.has("foo-tools"), ii("1.0-1"));
+    let last = lab.device.transactions().last().unwrap().clone();
+    assert!(
+        last.starts_with("Downgrade:")
+            && last.contains("libfoo1 (2.0-1, 1.0-1)")
+            && last.contains("foo-tools (2.0-1, 1.0-1)"),
+        "{last}"
+    );
+    let again = lab
+        .apt
+        .rollback(
+            &dev,
+            &lib,
+            &RollbackTarget {
+                version: "1.0-1".into(),
+                artifact: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.detail, "already at the rollback version");
+}
+
+#[tokio::test]
+async fn a_failing_maintainer_script_fails_the_install_and_rollback_uses_the_repository() {
+    let lab = Lab::start(&["hello=1.1-1"]).await;
+    let dev = lab.dev(&[("hello", "1.1-1")]);
+    let bad = patch("hello-1.2-1", "hello", "1.2-1");
+
+    assert_eq!(
+        lab.apt.preflight(&dev, &bad).await.unwrap(),
+        Readiness::Ready
+    );
+    let err = lab.apt.install(&dev, &bad).await.unwrap_err();
+    let message = err.to_string();
+    assert!(permanent(&err), "{err:?}");
+    assert!(message.contains("apt-get install hello=1.2-1"), "{message}");
+    assert!(
+        message.contains("post-installation script subprocess returned error exit status 1"),
+        "{message}"
+    );
+    assert!(message.contains("configuration failed"), "{message}");
+    // dpkg left it half-configured, and verify names that state.
+    assert_eq!(lab.has("hello"), ("1.2-1".into(), "iF".into()));
+    let report = lab.apt.verify(&dev, &bad).await.unwrap();
+    assert!(!report.health.healthy, "{report:?}");
+    let status = &report.health.checks[0];
+    assert!(
+        !status.ok && status.detail.contains("half-configured"),
+        "{status:?}"
+    );
+
+    // Back to the previous version, from the repository.
+    let back = lab
+        .apt
+        .rollback(
+            &dev,
+            &bad,
+            &RollbackTarget {
+                version: "1.1-1".into(),
+                artifact: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(back.installed_version, "1.1-1");
+    assert_eq!(lab.has("hello"), ii("1.1-1"));
+    let report = lab
+        .apt
+        .verify(&dev, &patch("hello-1.1-1", "hello", "1.1-1"))
+        .await
+        .unwrap();
+    assert!(report.health.healthy, "{report:?}");
+}
+
+#[tokio::test]
+async fn rollback_says_so_when_the_repository_no_longer_has_the_old_version() {
+    let lab = Lab::start(&["hello=1.0-1"]).await;
+    let dev = lab.dev(&[("hello", "1.0-1")]);
+    let fix = patch("hello-1.1-1", "hello", "1.1-1");
+    lab.apt.install(&dev, &fix).await.unwrap();
+    lab.repo.remove("hello", "1.0-1");
+
+    let err = lab
+        .apt
+        .rollback(
+            &dev,
+            &fix,
+            &RollbackTarget {
+                version: "1.0-1".into(),
+                artifact: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(permanent(&err), "{err:?}");
+    assert!(
+        message.contains(
+            "cannot roll deb-1 back to hello 1.0-1: its repositories no longer have that version (they have: 1.2-1, 1.1-1)"
+        ),
+        "{message}"
+    );
+    assert_eq!(lab.has("hello"), ii("1.1-1"));
+}
+
+#[tokio::test]
+async fn an_interrupted_dpkg_is_repaired_in_preflight_and_the_report_says_so() {
+    let lab = Lab::start(&["hello=1.0-1"]).await;
+    // Crafted: an upgrade whose postinst failed on this device leaves the package
+    // half-configured; then what made it fail went away.
+    peers::break_device(&lab.device.root);
+    let out = lab.device.run(
+        "apt-get",
+        &[
+            "-q",
+            "-o",
+            "Dpkg::Use-Pty=0",
+            "install",
+            "-y",
+            "hello=1.1-1",
+        ],
+    );
+    assert!(!out.status.success());
+    std::fs::remove_file(lab.device.root.join(peers::FAIL_MARKER)).unwrap();
+    assert_eq!(lab.has("hello"), ("1.1-1".into(), "iF".into()));
+    let audit = lab.device.run("dpkg", &["--audit"]);
+    assert!(!audit.stdout.is_empty());
+
+    let dev = lab.dev(&[("hello", "1.1-1")]);
+    let (logs, capture) = Logs::capture();
+    // Repaired first: hello 1.1-1 is then configured, which is what the patch wants.
+    let readiness = lab
+        .apt
+        .preflight(&dev, &patch("hello-1.1-1", "hello", "1.1-1"))
+        .await
+        .unwrap();
+    drop(capture);
+    assert_eq!(readiness, Readiness::AlreadyInstalled("1.1-1".into()));
+    let log = logs.text();
+    assert!(
+        log.contains("dpkg on deb-1 was interrupted (hello 1.1-1 (half-configured) left half-way)"),
+        "{log}"
+    );
+    assert!(
+        log.contains(
+            "repaired an interrupted dpkg on deb-1 first: dpkg --configure -a configured hello"
+        ),
+        "{log}"
+    );
+    assert_eq!(lab.has("hello"), ii("1.1-1"));
+    assert!(lab.device.run("dpkg", &["--audit"]).stdout.is_empty());
+}
+
+#[tokio::test]
+async fn unsigned_wrongly_signed_and_unreachable_repositories_are_reported() {
+    let lab = Lab::start(&["hello=1.0-1"]).await;
+    let dev = lab.dev(&[("hello", "1.0-1")]);
+    let fix = patch("hello-1.1-1", "hello", "1.1-1");
+
+    lab.repo.publish(Signing::Unsigned);
+    let err = lab.apt.preflight(&dev, &fix).await.unwrap_err();
+    let message = err.to_string();
+    assert!(permanent(&err), "{err:?}");
+    assert!(
+        message.contains("refused an unsigned repository"),
+        "{message}"
+    );
+    // Signed before, so apt says so.
+    assert!(message.contains("is no longer signed"), "{message}");
+    let err = lab.apt.install(&dev, &fix).await.unwrap_err();
+    assert!(err.to_string().contains("unsigned repository"), "{err}");
+
+    lab.repo.publish(Signing::OtherKey);
+    let err = lab.apt.preflight(&dev, &fix).await.unwrap_err();
+    let message = err.to_string();
+    assert!(permanent(&err), "{err:?}");
+    assert!(
+        message.contains("signature does not check out with the key it trusts"),
+        "{message}"
+    );
+    assert!(message.contains("NO_PUBKEY"), "{message}");
+
+    // A repository nothing answers at: transient.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    lab.device
+        .use_repository(&format!("http://127.0.0.1:{closed}/"));
+    let err = lab.apt.preflight(&dev, &fix).await.unwrap_err();
+    let message = err.to_string();
+    assert!(transient(&err), "{err:?}");
+    assert!(message.contains("could not fetch"), "{message}");
+    assert!(
+        message.contains(&format!("127.0.0.1:{closed}")),
+        "{message}"
+    );
+
+    // Nothing was installed through any of it.
+    assert_eq!(lab.has("hello"), ii("1.0-1"));
+    lab.repo.publish(Signing::Key);
+    lab.device.use_repository(&lab.repo.url);
+    assert_eq!(
+        lab.apt.preflight(&dev, &fix).await.unwrap(),
+        Readiness::Ready
+    );
+}
+
+/// A CSAF 2.0 advisory fixing `packages` (name, version) of one source package, with
+/// `pkg:deb` purls, as a distribution publishes one.
+fn advisory(id: &str, packages: &[(&str, &str)], released: &str) -> Vec<u8> {
+    let products: Vec<serde_json::Value> = packages
+        .iter()
+        .map(|(name, version)| {
+            serde_json::json!({
+                "name": format!("{name} {version}"), "product_id": format!("{name}-fixed"),
+                "product_identification_helper": {
+                    "purl": format!("pkg:deb/example/{name}@{version}?arch=all")
+                }
+            })
+        })
+        .collect();
+    let ids: Vec<String> = packages
+        .iter()
+        .map(|(name, _)| format!("{name}-fixed"))
+        .collect();
+    serde_json::to_vec_pretty(&serde_json::json!({
+        "document": {
+            "category": "csaf_security_advisory", "csaf_version": "2.0",
+            "title": format!("{id} security update"),
+            "publisher": {"category": "vendor", "name": "Example Linux", "namespace": "https://example.org"},
+            "tracking": {"id": id, "initial_release_date": released, "current_release_date": released,
+                "status": "final", "version": "1",
+                "revision_history": [{"date": released, "number": "1", "summary": "Initial"}]}
+        },
+        "product_tree": {"full_product_names": products},
+        "vulnerabilities": [{
+            "cve": "CVE-2026-0001",
+            "product_status": {"fixed": ids},
+            "remediations": [{"category": "vendor_fix", "details": "upgrade with apt",
+                "product_ids": ids}]
+        }]
+    }))
+    .unwrap()
+}
+
+/// The whole way: patches from CSAF advisories (`csaf-source`, served on 127.0.0.1)
+/// planned for four real Debian systems and rolled out through lab, canary and broad
+/// in real time by the engine, each device's patches installed by `apt-installer` over
+/// its SSH server from the signed repository. The two-package update lands in one
+/// transaction; a device whose maintainer scripts fail halts the canary ring, and the
+/// canary device that had installed is rolled back to its previous versions from the
+/// repository; broad is never touched.
+#[tokio::test]
+async fn a_rollout_goes_through_the_rings_and_a_failing_canary_is_rolled_back_from_the_repository()
+{
+    use ringleader_engine::core::{Core, JobId, JobState, Phase};
+    use ringleader_engine::executor::{Executor, Installers, Timing};
+    let started = Instant::now();
+    let repo = AptRepo::start(&packages());
+    let old = ["hello=1.0-1", "libfoo1=1.0-1", "foo-tools=1.0-1"];
+    let fleet = [
+        ("lab-1", "lab"),
+        ("canary-1", "canary"),
+        ("canary-2", "canary"),
+        ("broad-1", ""),
+    ];
+    let devices: Vec<DebianDevice> = fleet
+        .iter()
+        .map(|_| DebianDevice::start(&repo, &old))
+        .collect();
+    let by_id = |id: &str| &devices[fleet.iter().position(|(d, _)| *d == id).unwrap()];
+    peers::break_device(&by_id("canary-2").root);
+
+    let mut files = std::collections::HashMap::new();
+    files.insert(
+        "/csaf/index.txt".to_string(),
+        b"2026/exl-2026-0001.json\n2026/exl-2026-0002.json\n".to_vec(),
+    );
+    files.insert(
+        "/csaf/2026/exl-2026-0001.json".to_string(),
+        advisory(
+            "EXL-2026-0001",
+            &[("libfoo1", "2.0-1"), ("foo-tools", "2.0-1")],
+            "2026-10-01T00:00:00Z",
+        ),
+    );
+    files.insert(
+        "/csaf/2026/exl-2026-0002.json".to_string(),
+        advisory(
+            "EXL-2026-0002",
+            &[("hello", "1.1-1")],
+            "2026-10-02T00:00:00Z",
+        ),
+    );
+    let feed = peers::serve_files(files);
+
+    let mut inventory = String::new();
+    let routes = Routes::new(Arc::new(ringleader_runtime::services::NoExec));
+    for ((id, tag), device) in fleet.iter().zip(&devices) {
+        let tags = if tag.is_empty() {
+            String::new()
+        } else {
+            format!("\"{tag}\"")
+        };
+        inventory.push_str(&format!(
+            "[[devices]]\nid = \"{id}\"\ntags = [{tags}]\ncomponents = {{ hello = \"1.0-1\", libfoo1 = \"1.0-1\", foo-tools = \"1.0-1\" }}\n\n"
+        ));
+        routes.set(
+            id,
+            Route::Ssh {
+                host: "127.0.0.1".into(),
+                port: Some(device.sshd.port),
+                user: Some(device.sshd.user.clone()),
+                key: Some(device.sshd.key.clone()),
+                known_hosts: Some(device.sshd.known_hosts.clone()),
+            },
+        );
+    }
+    let inventory = ringleader_planner::inventory::Inventory::parse(
+        std::path::Path::new("fleet.toml"),
+        &inventory,
+    )
+    .unwrap();
+    let (policy, diags) = ringleader_planner::policy::Policy::parse(
+        std::path::Path::new("policy.toml"),
+        r#"
+name = "debian-security"
+
+[[rings]]
+name = "lab"
+select = { tags = ["lab"] }
+soak = "1s"
+
+[[rings]]
+name = "canary"
+select = { tags = ["canary"] }
+soak = "1s"
+max_failures = 0
+
+[[rings]]
+name = "broad"
+select = "rest"
+
+[on_halt]
+rollback = "failed-ring"
+"#,
+    );
+    let policy = policy.unwrap_or_else(|| panic!("{diags}"));
+
+    let mut grants = Grants::default();
+    for name in ["csaf-source", "apt-installer"] {
+        let manifest = ringleader_runtime::Manifest::load(&manifest(name)).unwrap();
+        grants.allow_as_declared(name, &manifest.capabilities);
+    }
+    if let Some(grant) = grants.plugins.get_mut("csaf-source") {
+        grant
+            .settings
+            .insert("index".into(), format!("{feed}/csaf/index.txt"));
+    }
+    let rt = runtime(
+        grants,
+        Services {
+            exec: Arc::new(routes),
+            ..Services::default()
+        },
+    );
+    let source = load(&rt, "csaf-source").await;
+    let apt = load(&rt, "apt-installer").await;
+    let now = jiff::Timestamp::now();
+    let prepared =
+        ringleader_engine::spec::prepare(&policy, &inventory, std::slice::from_ref(&source), now)
+            .await
+            .unwrap();
+    let patches: Vec<&str> = prepared
+        .targets
+        .patches
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(patches.len(), 3, "{patches:?}");
+    let executor = Executor {
+        core: Core::new(prepared.spec),
+        installers: Installers::new(apt),
+        targets: prepared.targets,
+        timing: Timing::Real,
+        concurrency: 4,
+        auto_approve_after: None,
+        now,
+        store: None,
+        recovery: Default::default(),
+        devices: None,
+        clock: None,
+        scheduled: Vec::new(),
+        control: None,
+        metrics: Default::default(),
+    };
+    let (core, _report) =
+        tokio::time::timeout(std::time::Duration::from_secs(300), executor.run(|_, _| {}))
+            .await
+            .expect("the rollout of four Debian devices ends within 5 minutes");
+
+    let state = |id: &str| -> JobState {
+        for ring in 0..core.ring_count() as u16 {
+            for index in 0..core.ring_len(ring) as u32 {
+                let job = JobId { ring, index };
+                if core.job_spec(job).is_some_and(|s| s.device == id) {
+                    return core.job(job).unwrap().clone();
+                }
+            }
+        }
+        panic!("{id} is in no ring")
+    };
+    assert!(
+        matches!(core.phase(), Phase::Halted { ring: 1, .. }),
+        "{:?}",
+        core.phase()
+    );
+    // The lab device is patched, the two-package update in one transaction.
+    let lab = by_id("lab-1");
+    assert_eq!(state("lab-1"), JobState::Done);
+    for (name, version) in [
+        ("hello", "1.1-1"),
+        ("libfoo1", "2.0-1"),
+        ("foo-tools", "2.0-1"),
+    ] {
+        assert_eq!(lab.package(name), Some(ii(version)), "lab-1 {name}");
+    }
+    let transactions = lab.transactions();
+    assert!(
+        transactions.iter().any(|t| t.contains("libfoo1 (1.0-1, 2.0-1)")
+            && t.contains("foo-tools (1.0-1, 2.0-1)")),
+        "{transactions:?}"
+    );
+    // The device whose maintainer scripts fail is a failed install, with apt's error.
+    match state("canary-2") {
+        JobState::Failed { reason } => assert!(
+            reason.contains("configuration failed on this device"),
+            "{reason}"
+        ),
+        other => panic!("canary-2: {other:?}"),
+    }
+    // The canary that had installed is back at its previous versions, from the
+    // repository.
+    let canary = by_id("canary-1");
+    assert_eq!(state("canary-1"), JobState::RolledBack);
+    for name in ["hello", "libfoo1", "foo-tools"] {
+        assert_eq!(canary.package(name), Some(ii("1.0-1")), "canary-1 {name}");
+    }
+    assert!(
+        canary
+            .transactions()
+            .iter()
+            .any(|t| t.starts_with("Downgrade:")),
+        "{:?}",
+        canary.transactions()
+    );
+    // Broad never started.
+    let broad = by_id("broad-1");
+    assert_eq!(state("broad-1"), JobState::Pending);
+    assert_eq!(broad.transactions().len(), 1, "only its setup");
+    eprintln!(
+        "apt rollout: 4 devices through 3 rings in {} ms",
+        started.elapsed().as_millis()
+    );
+}
+
+#[tokio::test]
+async fn preflight_blocks_held_packages_broken_dependencies_and_a_full_disk() {
+    let lab = Lab::start(&["hello=1.0-1", "libfoo1=1.0-1", "foo-tools=1.0-1"]).await;
+    let dev = lab.dev(&[
+        ("hello", "1.0-1"),
+        ("libfoo1", "1.0-1"),
+        ("foo-tools", "1.0-1"),
+    ]);
+    let fix = patch("hello-1.1-1", "hello", "1.1-1");
+
+    // Held by the operator: apt will not change it, and preflight says how to let it.
+    let out = lab.device.run("apt-mark", &["hold", "hello"]);
+    assert!(out.status.success());
+    match lab.apt.preflight(&dev, &fix).await.unwrap() {
+        Readiness::Blocked(why) => {
+            assert!(why.contains("hello held on deb-1"), "{why}");
+            assert!(why.contains("apt-mark unhold hello"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        lab.device
+            .run("apt-mark", &["unhold", "hello"])
+            .status
+            .success()
+    );
+
+    // The library's update without the tools of its version: foo-tools 1.0-1 needs
+    // libfoo1 (= 1.0-1), so apt would have to break or remove it.
+    lab.repo.remove("foo-tools", "2.0-1");
+    match lab
+        .apt
+        .preflight(&dev, &patch("foo-2.0-1/libfoo1", "libfoo1", "2.0-1"))
+        .await
+        .unwrap()
+    {
+        Readiness::Blocked(why) => assert!(why.contains("foo-tools"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(lab.has("libfoo1"), ii("1.0-1"));
+
+    // No room where apt downloads.
+    let full = lab.device.fill_archives();
+    match lab.apt.preflight(&dev, &fix).await.unwrap() {
+        Readiness::Blocked(why) => {
+            assert!(why.contains("not enough disk space on deb-1"), "{why}");
+            assert!(
+                why.contains("/var/cache/apt/archives has 0 B free"),
+                "{why}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(full);
+    assert_eq!(
+        lab.apt.preflight(&dev, &fix).await.unwrap(),
+        Readiness::Ready
+    );
+    assert_eq!(lab.has("hello"), ii("1.0-1"));
+}
