@@ -13,6 +13,7 @@
 
 use super::{expected, input};
 use libtest_mimic::Failed;
+use ringleader_tests::guests::encode::{gzip, zstd};
 use ringleader_tests::guests::lvfs::{cases, source};
 use ringleader_tests::guests::{Logs, device};
 use ringleader_tests::peers::serve_files as serve;
@@ -32,56 +33,6 @@ fn devices(text: &str) -> Vec<ringleader_types::Device> {
             device(id, &components)
         })
         .collect()
-}
-
-/// CRC-32 (IEEE), for the gzip trailer.
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
-        }
-    }
-    !crc
-}
-
-/// `data` as a gzip file of stored (uncompressed) deflate blocks: a valid gzip
-/// stream, without a compressor in the test crate.
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
-    let mut chunks = data.chunks(0xffff).peekable();
-    if chunks.peek().is_none() {
-        out.extend([1, 0, 0, 0xff, 0xff]);
-    }
-    while let Some(chunk) = chunks.next() {
-        out.push(u8::from(chunks.peek().is_none()));
-        let len = chunk.len() as u16;
-        out.extend(len.to_le_bytes());
-        out.extend((!len).to_le_bytes());
-        out.extend(chunk);
-    }
-    out.extend(crc32(data).to_le_bytes());
-    out.extend((data.len() as u32).to_le_bytes());
-    out
-}
-
-/// `data` as a zstd frame of raw (uncompressed) blocks.
-fn zstd(data: &[u8]) -> Vec<u8> {
-    // Magic; frame header: single segment, 8-byte content size, no checksum.
-    let mut out = vec![0x28, 0xb5, 0x2f, 0xfd, 0b1110_0000];
-    out.extend((data.len() as u64).to_le_bytes());
-    let mut chunks = data.chunks(64 << 10).peekable();
-    if chunks.peek().is_none() {
-        out.extend([1, 0, 0]);
-    }
-    while let Some(chunk) = chunks.next() {
-        let last = u32::from(chunks.peek().is_none());
-        // Block header: last flag, type 0 (raw), size.
-        out.extend(((chunk.len() as u32) << 3 | last).to_le_bytes()[..3].iter());
-        out.extend(chunk);
-    }
-    out
 }
 
 /// `Severity::High` as `high`.

@@ -12,8 +12,10 @@
 
 use super::{HANG, MAX_INPUT, Rng, mutate, root};
 use ringleader_runtime::{CallErrorKind, Grants, Plugin, Runtime, RuntimeConfig, Services};
+use ringleader_tests::guests::device;
+use ringleader_tests::guests::encode::{gzip, zstd};
 use ringleader_tests::peers::FileServer;
-use ringleader_types::{Component, Device};
+use ringleader_types::Device;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -24,23 +26,6 @@ const GOOD_EVERY: u64 = 32;
 /// provider's index, next to two good advisories `a.json` and `b.json`); any other
 /// input is an advisory, served as `advisory.json` from an index listing it.
 const INDEX_MARK: &[u8] = b"# fuzz: index.txt\n";
-
-fn device(id: &str, components: &[(&str, &str)]) -> Device {
-    Device {
-        id: id.into(),
-        hostname: format!("{id}.example"),
-        tags: vec![],
-        facts: vec![],
-        components: components
-            .iter()
-            .map(|(name, version)| Component {
-                name: (*name).into(),
-                version: (*version).into(),
-                scheme: None,
-            })
-            .collect(),
-    }
-}
 
 /// `dir`'s case folders (`tests/cases/KIND/`), sorted.
 fn cases(kind: &str) -> Vec<std::path::PathBuf> {
@@ -311,27 +296,8 @@ const CSAF_GOOD: &str = "rpm-names-and-relationships";
 
 pub fn csaf() -> super::Checker {
     let mut h = Harness::new("csaf-source", "index", "/feed/index.txt");
-    h.fleet = vec![
-        device(
-            "rhel-1",
-            &[
-                ("telnet", "1:0.17-64.el7"),
-                ("telnet-server", "1:0.17-64.el7"),
-            ],
-        ),
-        device(
-            "deb-1",
-            &[
-                ("openssl", "3.0.11-1"),
-                ("libssl3", "3.0.11-1"),
-                ("shim", "15.7"),
-            ],
-        ),
-        device(
-            "deb-2",
-            &[("hello", "1.0"), ("libhello", "1.0"), ("hello-doc", "1.0")],
-        ),
-    ];
+    // The fleet the CSAF cases are read for.
+    h.fleet = ringleader_tests::guests::csaf::fleet();
     let dir = root().join("tests/cases/csaf");
     let good = read(&dir.join(CSAF_GOOD).join("advisory.json"));
     let other = read(&dir.join("purls-and-cvss-scores/advisory.json"));
@@ -416,53 +382,4 @@ pub fn lvfs() -> super::Checker {
         let error = h.discover()?.is_err();
         h.still_good(error, &[("/downloads/firmware.xml.gz", &good)])
     })
-}
-
-/// CRC-32 (IEEE), for the gzip trailer.
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
-        }
-    }
-    !crc
-}
-
-/// `data` as a gzip file of stored (uncompressed) deflate blocks (as
-/// `tests/case-runner/lvfs.rs`).
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
-    let mut chunks = data.chunks(0xffff).peekable();
-    if chunks.peek().is_none() {
-        out.extend([1, 0, 0, 0xff, 0xff]);
-    }
-    while let Some(chunk) = chunks.next() {
-        out.push(u8::from(chunks.peek().is_none()));
-        let len = chunk.len() as u16;
-        out.extend(len.to_le_bytes());
-        out.extend((!len).to_le_bytes());
-        out.extend(chunk);
-    }
-    out.extend(crc32(data).to_le_bytes());
-    out.extend((data.len() as u32).to_le_bytes());
-    out
-}
-
-/// `data` as a zstd frame of raw (uncompressed) blocks (as
-/// `tests/case-runner/lvfs.rs`).
-fn zstd(data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x28, 0xb5, 0x2f, 0xfd, 0b1110_0000];
-    out.extend((data.len() as u64).to_le_bytes());
-    let mut chunks = data.chunks(64 << 10).peekable();
-    if chunks.peek().is_none() {
-        out.extend([1, 0, 0]);
-    }
-    while let Some(chunk) = chunks.next() {
-        let last = u32::from(chunks.peek().is_none());
-        out.extend(((chunk.len() as u32) << 3 | last).to_le_bytes()[..3].iter());
-        out.extend(chunk);
-    }
-    out
 }
