@@ -180,6 +180,18 @@ async fn apt_upgrades_one_package_from_the_signed_repository() {
         Readiness::Blocked(why) => assert!(why.contains("not-here is not installed"), "{why}"),
         other => panic!("{other:?}"),
     }
+    // A patch naming another version scheme (WIT 0.2.0) is not apt's to install.
+    let rpm = ringleader_types::Patch {
+        scheme: Some(ringleader_types::Scheme::Rpm),
+        ..patch("hello-rpm", "hello", "1.2-1")
+    };
+    match lab.apt.preflight(&now, &rpm).await.unwrap() {
+        Readiness::Blocked(why) => assert!(
+            why.contains("patch hello-rpm is for rpm versions, and apt installs Debian packages"),
+            "{why}"
+        ),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]

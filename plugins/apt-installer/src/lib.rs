@@ -25,9 +25,12 @@
 //!   --force-confold` (a conffile the operator never changed takes the package's new
 //!   version; one the operator changed is kept, the package's version left beside it as
 //!   `.dpkg-dist`). `--no-remove`: a transaction that would remove a package aborts.
+//! - Built against WIT 0.2.0: a patch whose versions are of another scheme than `deb`
+//!   is `blocked` at preflight, saying so; one that names no scheme is taken as a
+//!   Debian package.
 
 wit_bindgen::generate!({
-    path: "../../wit/ringleader-plugin@0.1.1",
+    path: "../../wit/ringleader-plugin@0.2.0",
     world: "installer",
 });
 
@@ -36,7 +39,7 @@ use ringleader::plugin::exec::{self, Command, Output};
 use ringleader::plugin::log::{Level, log};
 use ringleader::plugin::types::{
     Device, HealthCheck, HealthReport, InstallOutcome, Patch, PluginError, PluginInfo, Readiness,
-    RollbackTarget, VerifyReport,
+    RollbackTarget, VerifyReport, VersionScheme,
 };
 use std::collections::BTreeMap;
 
@@ -617,6 +620,19 @@ impl Guest for AptInstaller {
     }
 
     fn preflight(device: Device, patch: Patch) -> Result<Readiness, PluginError> {
+        if let Some(other) = patch.scheme.filter(|s| *s != VersionScheme::Deb) {
+            return Ok(Readiness::Blocked(format!(
+                "patch {} is for {} versions, and apt installs Debian packages (deb versions)",
+                patch.id,
+                match other {
+                    VersionScheme::Deb => "deb",
+                    VersionScheme::Rpm => "rpm",
+                    VersionScheme::Apk => "apk",
+                    VersionScheme::Semver => "semver",
+                    VersionScheme::Vendor => "vendor",
+                }
+            )));
+        }
         let (before, repaired) = match repair_dpkg(&device) {
             Ok(found) => found,
             Err(PluginError::Permanent(why)) => return Ok(Readiness::Blocked(why)),
