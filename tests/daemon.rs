@@ -239,6 +239,20 @@ pub fn schema(name: &str) -> jsonschema::Validator {
     jsonschema::validator_for(&schema).expect("schema compiles")
 }
 
+/// A policy of two rings, the second of which waits for an operator's approval: what
+/// the daemon's tests approve, pause and audit.
+pub const APPROVAL: &str = r#"
+name = "approval"
+[[rings]]
+name = "lab"
+select = { tags = ["lab"] }
+[[rings]]
+name = "rest"
+select = "rest"
+approval = "required"
+max_failures = "20%"
+"#;
+
 pub fn assert_valid(name: &str, doc: &Value) {
     let validator = schema(name);
     let errors: Vec<String> = validator.iter_errors(doc).map(|e| e.to_string()).collect();

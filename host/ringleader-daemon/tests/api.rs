@@ -15,23 +15,11 @@ use ringleader_daemon::session::Session;
 use ringleader_runtime::OperatorConfig;
 use ringleader_runtime::services::MemoryKv;
 use ringleader_runtime::sim_device::SimDevices;
-use ringleader_tests::daemon::assert_valid;
+use ringleader_tests::daemon::{APPROVAL, assert_valid};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower_service::Service;
-
-const APPROVAL: &str = r#"
-name = "approval"
-[[rings]]
-name = "lab"
-select = { tags = ["lab"] }
-[[rings]]
-name = "rest"
-select = "rest"
-approval = "required"
-max_failures = "20%"
-"#;
 
 /// A daemon's state without its listener: the router, its token, its data directory.
 struct Api {

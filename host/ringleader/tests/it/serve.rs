@@ -21,19 +21,6 @@ select = "rest"
 max_failures = "20%"
 "#;
 
-/// The second ring needs an operator's approval.
-const APPROVAL: &str = r#"
-name = "approval"
-[[rings]]
-name = "lab"
-select = { tags = ["lab"] }
-[[rings]]
-name = "rest"
-select = "rest"
-approval = "required"
-max_failures = "20%"
-"#;
-
 fn policy_file(dir: &Path, name: &str, text: &str) -> String {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();

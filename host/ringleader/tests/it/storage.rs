@@ -8,19 +8,6 @@ use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// The second ring needs an operator's approval.
-const APPROVAL: &str = r#"
-name = "approval"
-[[rings]]
-name = "lab"
-select = { tags = ["lab"] }
-[[rings]]
-name = "rest"
-select = "rest"
-approval = "required"
-max_failures = "20%"
-"#;
-
 fn policy_file(dir: &Path, text: &str) -> String {
     let path = dir.join("policy.toml");
     std::fs::write(&path, text).unwrap();
