@@ -203,6 +203,30 @@ pub mod lvfs {
     }
 }
 
+/// The `debian-security-source` plugin and its cases (`tests/cases/debian-security/`).
+pub mod debsec {
+    use super::*;
+
+    /// The case folders.
+    pub fn cases() -> PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cases/debian-security")
+    }
+
+    /// The plugin, granted as it declares, with `feed` set when given.
+    pub async fn source(feed: Option<&str>) -> Plugin {
+        let name = "debian-security-source";
+        let manifest = ringleader_runtime::Manifest::load(&manifest(name)).unwrap();
+        let mut grants = Grants::default();
+        grants.allow_as_declared(name, &manifest.capabilities);
+        if let Some(url) = feed
+            && let Some(grant) = grants.plugins.get_mut(name)
+        {
+            grant.settings.insert("feed".into(), url.into());
+        }
+        load(&runtime(grants, Services::default()), name).await
+    }
+}
+
 /// Compressed feeds without a compressor in the test crate: valid streams of stored
 /// (uncompressed) blocks, for the LVFS cases and the fuzzer.
 pub mod encode {

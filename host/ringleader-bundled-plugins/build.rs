@@ -23,6 +23,7 @@ const PLUGINS: &[&str] = &[
     "redfish-firmware",
     "csaf-source",
     "lvfs-source",
+    "debian-security-source",
     "test-hostile-source",
     "test-hostile-installer",
     "test-future-wit",
@@ -53,6 +54,12 @@ fn main() {
     println!(
         "cargo:rerun-if-changed={}",
         plugins_dir.join("guest-time").display()
+    );
+    // A host crate a plugin shares (debian-security-source orders Debian versions with
+    // the host's own rule).
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("host/ringleader-version").display()
     );
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
 

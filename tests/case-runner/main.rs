@@ -3,12 +3,14 @@
 //! `tests/cases/README.md`):
 //!
 //! - `csaf`: the CSAF advisory source over `tests/cases/csaf/`;
-//! - `lvfs`: the LVFS firmware source over `tests/cases/lvfs/`.
+//! - `lvfs`: the LVFS firmware source over `tests/cases/lvfs/`;
+//! - `debian-security`: the Debian security source over `tests/cases/debian-security/`.
 //!
 //! Each case serves its files on 127.0.0.1 and runs the real plugin through the
 //! runtime. The harness is libtest-mimic's, so that every case is a test of its own.
 
 mod csaf;
+mod debsec;
 mod lvfs;
 
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -28,6 +30,12 @@ fn main() {
         &ringleader_tests::guests::lvfs::cases(),
         12,
         lvfs::case,
+    ));
+    trials.extend(suite_trials(
+        "debian-security",
+        &ringleader_tests::guests::debsec::cases(),
+        9,
+        debsec::case,
     ));
     libtest_mimic::run(&args, trials).exit();
 }

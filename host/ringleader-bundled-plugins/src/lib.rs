@@ -51,6 +51,7 @@ pub const SIM_VENDOR_INSTALLER: &str = "sim-vendor-installer";
 pub static EMBEDDED: &[Embedded] = &[
     embed!("apt-installer"),
     embed!("csaf-source"),
+    embed!("debian-security-source"),
     embed!("dpkg-installer"),
     embed!("lvfs-source"),
     embed!("redfish-firmware"),
@@ -72,6 +73,7 @@ pub const ALL: &[&str] = &[
     "redfish-firmware",
     "csaf-source",
     "lvfs-source",
+    "debian-security-source",
     "test-hostile-source",
     "test-hostile-installer",
 ];

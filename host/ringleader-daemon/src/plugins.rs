@@ -295,6 +295,7 @@ mod tests {
         for name in [
             "apt-installer",
             "csaf-source",
+            "debian-security-source",
             "dpkg-installer",
             "lvfs-source",
             "redfish-firmware",

@@ -190,6 +190,7 @@ fn check_bundled_plugins_and_list_them() {
         [
             "apt-installer",
             "csaf-source",
+            "debian-security-source",
             "dpkg-installer",
             "lvfs-source",
             "redfish-firmware",
@@ -216,7 +217,12 @@ fn bundled_plugins_are_named_by_name_wherever_a_plugin_is_given() {
         "{stdout}"
     );
     // --bundled: every one of them.
-    for name in ["redfish-firmware", "csaf-source", "lvfs-source"] {
+    for name in [
+        "redfish-firmware",
+        "csaf-source",
+        "lvfs-source",
+        "debian-security-source",
+    ] {
         let out = ringleader(&["plugin", "check", "--bundled", name, "--json"]);
         assert!(out.status.success(), "{name}: {}", text(&out.stderr));
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -271,7 +277,7 @@ fn bundled_plugins_are_named_by_name_wherever_a_plugin_is_given() {
         assert_eq!(out.status.code(), Some(code), "{args:?}");
         let stderr = text(&out.stderr);
         assert!(
-            stderr.contains("no bundled plugin is named `dpkg`; bundled plugins: apt-installer, csaf-source, dpkg-installer, lvfs-source, redfish-firmware, sim-vendor-installer, sim-vendor-source (a plugin of your own is named by its manifest's path, e.g. `./dpkg.plugin.toml`)"),
+            stderr.contains("no bundled plugin is named `dpkg`; bundled plugins: apt-installer, csaf-source, debian-security-source, dpkg-installer, lvfs-source, redfish-firmware, sim-vendor-installer, sim-vendor-source (a plugin of your own is named by its manifest's path, e.g. `./dpkg.plugin.toml`)"),
             "{args:?}: {stderr}"
         );
     }
@@ -389,7 +395,7 @@ fn plugin_export_writes_a_bundled_plugin_that_loads_by_path_and_never_overwrites
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains(
-            "no bundled plugin is named `redfish`; bundled plugins: apt-installer, csaf-source, dpkg-installer, lvfs-source, redfish-firmware"
+            "no bundled plugin is named `redfish`; bundled plugins: apt-installer, csaf-source, debian-security-source, dpkg-installer, lvfs-source, redfish-firmware"
         ),
         "{}",
         text(&out.stderr)
