@@ -19,6 +19,7 @@
 mod apt;
 mod cache;
 mod csaf;
+mod debsec;
 mod dpkg;
 mod engine;
 mod loading;
