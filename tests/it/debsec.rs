@@ -57,3 +57,34 @@ async fn a_missing_tracker_file_is_a_permanent_error_naming_it() {
         "{err:?}"
     );
 }
+
+/// The tracker file of the apt end-to-end test (`tests/fixtures/`) reads as the patches
+/// that test installs: `hello` 1.1-1 (and, once components name their source package,
+/// `libfoo1` and `foo-tools` 2.0-1 of source `foo`).
+#[tokio::test]
+async fn the_apt_end_to_end_fixture_gives_the_test_repositorys_fixes() {
+    let json = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/debian-security-tracker.json"),
+    )
+    .unwrap();
+    let server = FileServer::start(HashMap::from([("/json".to_string(), json)]));
+    let plugin = source(Some(&format!("{}/json", server.url))).await;
+    let mut d = device(
+        "lab-1",
+        &[
+            ("hello", "1.0-1"),
+            ("libfoo1", "1.0-1"),
+            ("foo-tools", "1.0-1"),
+        ],
+    );
+    d.facts.push(("os-codename".into(), "bookworm".into()));
+    let patches = plugin.discover(&[d]).await.unwrap();
+    let hello = patches
+        .iter()
+        .find(|p| p.id == "debian:bookworm:hello:1.1-1:hello")
+        .unwrap_or_else(|| panic!("{patches:?}"));
+    assert_eq!(hello.cves, ["CVE-2026-0001"]);
+    assert_eq!(hello.applies_to, "< 1.1-1");
+    assert_eq!(hello.severity, ringleader_types::Severity::High);
+}
