@@ -41,6 +41,7 @@ pub fn device(id: &str, components: &[(&str, &str)]) -> Device {
                 name: (*name).into(),
                 version: (*version).into(),
                 scheme: None,
+                source: None,
             })
             .collect(),
     }

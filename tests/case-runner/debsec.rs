@@ -6,7 +6,8 @@
 //!   ending in `.gz` is served gzip-compressed);
 //! - `devices.txt`: one device a line, `ID WORD...`, each word `fact:KEY=VALUE` (a
 //!   fact such as `fact:os-codename=bookworm`) or `PACKAGE=VERSION` (a component of no
-//!   scheme), `PACKAGE=VERSION~deb` / `~rpm` (of that scheme);
+//!   scheme), `PACKAGE=VERSION~deb` / `~rpm` (of that scheme), `PACKAGE/SOURCE=...`
+//!   (a binary package built from the source package SOURCE);
 //! - `expected.txt`: the patches (a block each, every field), then what the plugin
 //!   logged at info and warn (`info: ...`, `warn: ...`, the read summary left out), or
 //!   the error `discover` returned (`error: ...`); the server's address is `{base}`.
@@ -48,8 +49,13 @@ fn devices(text: &str) -> Result<Vec<ringleader_types::Device>, String> {
                     _ => (value, None),
                 },
             };
+            let (key, source) = match key.split_once('/') {
+                Some((binary, source)) => (binary, Some(source.to_string())),
+                None => (key, None),
+            };
             let mut c = device("x", &[(key, version)]).components.remove(0);
             c.scheme = scheme;
+            c.source = source;
             d.components.push(c);
         }
         out.push(d);

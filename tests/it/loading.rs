@@ -225,10 +225,11 @@ async fn a_0_1_0_component_links_and_runs_on_a_later_0_1_x_host() {
 }
 
 /// One runtime links every WIT version it implements: plugins built against 0.1.0,
-/// 0.1.1 and 0.2.0 load side by side and run. A 0.1.x source's patches name no scheme;
-/// a 0.2.0 plugin's errors reach the host as 0.1.x ones do.
+/// 0.1.1, 0.2.0 and 0.3.0 load side by side and run. A 0.1.x source's patches name no
+/// scheme; a 0.2.0 plugin's errors reach the host as 0.1.x ones do; what only 0.3.0
+/// has (`scan`) is not called on an older installer, which is said.
 #[tokio::test]
-async fn plugins_of_wit_0_1_0_0_1_1_and_0_2_0_load_and_run_side_by_side() {
+async fn plugins_of_wit_0_1_0_to_0_3_0_load_and_run_side_by_side() {
     let rt = runtime(Grants::default(), Services::default());
     let cases = [
         ("sim-vendor-source", "0.1.0"),
@@ -236,6 +237,7 @@ async fn plugins_of_wit_0_1_0_0_1_1_and_0_2_0_load_and_run_side_by_side() {
         ("csaf-source", "0.2.0"),
         ("dpkg-installer", "0.2.0"),
         ("redfish-firmware", "0.1.1"),
+        ("debian-security-source", "0.3.0"),
     ];
     let mut plugins = Vec::new();
     for (name, wit) in cases {
@@ -259,4 +261,14 @@ async fn plugins_of_wit_0_1_0_0_1_1_and_0_2_0_load_and_run_side_by_side() {
         .preflight(&fleet[0], &patch("ssl", "openssl", "3.0.15"))
         .await;
     assert!(readiness.is_err(), "{readiness:?}");
+    // A 0.2.0 installer cannot scan: the host says so without calling it.
+    let err = plugins[3].scan(&fleet[0]).await.unwrap_err();
+    assert!(
+        matches!(err.kind, ringleader_runtime::CallErrorKind::Unsupported(_)),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("does not support this"), "{err}");
+    // The 0.3.0 source, given no device of a Debian release, has nothing to say.
+    let patches = plugins[5].discover(&fleet).await.unwrap();
+    assert!(patches.is_empty(), "{patches:?}");
 }

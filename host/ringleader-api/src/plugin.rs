@@ -476,6 +476,7 @@ named! {
         ResultTooLarge = "result-too-large",
         Trap = "trap",
         Instantiate = "instantiate",
+        Unsupported = "unsupported",
     }
 }
 

@@ -105,6 +105,10 @@ pub struct StoredDevice {
     /// as every record written before schemes existed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub schemes: Vec<(String, ringleader_types::Scheme)>,
+    /// The components' source packages, where known (left out when none is, as every
+    /// record written before WIT 0.3.0).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<(String, String)>,
 }
 
 impl StoredDevice {
@@ -124,6 +128,11 @@ impl StoredDevice {
                 .iter()
                 .filter_map(|c| Some((c.name.clone(), c.scheme?)))
                 .collect(),
+            sources: device
+                .components
+                .iter()
+                .filter_map(|c| Some((c.name.clone(), c.source.clone()?)))
+                .collect(),
         }
     }
 
@@ -142,6 +151,11 @@ impl StoredDevice {
                         .iter()
                         .find(|(n, _)| *n == name)
                         .map(|(_, s)| *s),
+                    source: self
+                        .sources
+                        .iter()
+                        .find(|(n, _)| *n == name)
+                        .map(|(_, s)| s.clone()),
                     name,
                     version,
                 })
@@ -971,11 +985,13 @@ mod tests {
                     name: "bios".into(),
                     version: "2.10.0".into(),
                     scheme: None,
+                    source: None,
                 },
                 Component {
                     name: "bmc-firmware".into(),
                     version: "7.00.00.00".into(),
                     scheme: None,
+                    source: None,
                 },
             ],
         };

@@ -22,6 +22,10 @@ pub struct Installed {
     /// that names its scheme reads the same text in that one (docs/policies.md,
     /// "Versions").
     pub declared: bool,
+    /// The source package the component (a binary package) was built from, when the
+    /// inventory says (`{ version = "...", source = "glibc" }`); shown to plugins on
+    /// WIT 0.3.0 and later.
+    pub source: Option<Box<str>>,
 }
 
 impl Installed {
@@ -30,6 +34,7 @@ impl Installed {
         Installed {
             version,
             declared: true,
+            source: None,
         }
     }
 
@@ -49,6 +54,7 @@ impl From<Version> for Installed {
         Installed {
             version: AnyVersion::Vendor(v),
             declared: false,
+            source: None,
         }
     }
 }
@@ -208,6 +214,7 @@ impl Device {
                     name: name.clone(),
                     version: installed.as_str().to_string(),
                     scheme: installed.declared_scheme(),
+                    source: installed.source.as_deref().map(str::to_string),
                 })
                 .collect(),
         }
@@ -251,8 +258,9 @@ struct RawDevice {
     components: BTreeMap<String, RawComponent>,
 }
 
-/// A component's value: its version (`"2.19.1"`), or a table with its version and
-/// scheme (`{ version = "2.36-9+deb12u4", scheme = "deb" }`).
+/// A component's value: its version (`"2.19.1"`), or a table with its version,
+/// scheme and source package (`{ version = "2.36-9+deb12u4", scheme = "deb",
+/// source = "glibc" }`).
 enum RawComponent {
     Version(String),
     Table(RawComponentTable),
@@ -263,6 +271,7 @@ enum RawComponent {
 struct RawComponentTable {
     version: String,
     scheme: Option<String>,
+    source: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for RawComponent {
@@ -271,7 +280,7 @@ impl<'de> Deserialize<'de> for RawComponent {
         impl<'de> serde::de::Visitor<'de> for Visit {
             type Value = RawComponent;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a version, or a table with `version` and `scheme`")
+                f.write_str("a version, or a table with `version`, `scheme` and `source`")
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawComponent, E> {
                 Ok(RawComponent::Version(v.to_string()))
@@ -398,15 +407,15 @@ fn validate(raw: RawInventory, diags: &mut Diagnostics) -> Inventory {
                 Seg::Key("components"),
                 Seg::Key(&name),
             ];
-            let (text, scheme, place) = match raw {
-                RawComponent::Version(text) => (text, device_scheme, place.to_vec()),
+            let (text, scheme, place, source) = match raw {
+                RawComponent::Version(text) => (text, device_scheme, place.to_vec(), None),
                 RawComponent::Table(t) => {
                     let mut at_scheme = place.to_vec();
                     at_scheme.push(Seg::Key("scheme"));
                     let scheme = scheme_at(&t.scheme, &at_scheme, diags).or(device_scheme);
                     let mut at_version = place.to_vec();
                     at_version.push(Seg::Key("version"));
-                    (t.version, scheme, at_version)
+                    (t.version, scheme, at_version, t.source)
                 }
             };
             let read = match scheme {
@@ -414,7 +423,8 @@ fn validate(raw: RawInventory, diags: &mut Diagnostics) -> Inventory {
                 None => Version::parse(&text).map(Installed::from),
             };
             match read {
-                Ok(installed) => {
+                Ok(mut installed) => {
+                    installed.source = source.map(String::into_boxed_str);
                     components.insert(name, installed);
                 }
                 Err(e) => diags.error_at(
@@ -521,6 +531,20 @@ components = { openssl = "3.0.11" }
         assert_eq!(inv.devices[1].site, "default");
         let plugin = d.to_plugin();
         assert!(plugin.facts.contains(&("site".into(), "ams".into())));
+    }
+
+    /// A component's source package reaches plugins with the component.
+    #[test]
+    fn a_source_package_reaches_plugins() {
+        let inv = Inventory::parse(
+            Path::new("i.toml"),
+            "version-scheme = \"deb\"\n[[devices]]\nid = \"d\"\ncomponents = { libc6 = { version = \"2.36-9+deb12u4\", source = \"glibc\" }, bash = \"5.2.15-2\" }\n",
+        )
+        .unwrap();
+        let plugin = inv.devices[0].to_plugin();
+        let of = |name: &str| plugin.components.iter().find(|c| c.name == name).unwrap();
+        assert_eq!(of("libc6").source.as_deref(), Some("glibc"));
+        assert_eq!(of("bash").source, None);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The host imports: one `impl` per capability interface, all on [`HostState`]
-//! (0.1.1's; those of 0.2.0 call them, in `v0_2`).
+//! (0.1.1's; those of later versions call them, in `forward`).
 //!
 //! Every import first spends one unit of the call's host-call budget, then asks
 //! [`Access`](crate::grants::Access) whether the plugin may do what it asks. A refusal
@@ -266,7 +266,7 @@ impl clock::Host for HostState {
     }
 }
 
-mod v0_2;
+mod forward;
 
 #[cfg(test)]
 mod tests {

@@ -43,6 +43,10 @@ pub enum CallErrorKind {
     /// A new instance could not be made for the call.
     #[error("could not be instantiated: {0}")]
     Instantiate(String),
+    /// The plugin's contract has no such function (e.g. `scan` before WIT 0.3.0); the
+    /// plugin was not called.
+    #[error("does not support this: {0}")]
+    Unsupported(String),
 }
 
 impl CallErrorKind {

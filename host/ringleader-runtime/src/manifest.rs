@@ -17,11 +17,14 @@ pub const WIT_VERSION: semver::Version = semver::Version::new(0, 2, 0);
 
 /// Every WIT package version this host implements (each links the earlier patch
 /// levels of its minor version: 0.1.0 components run on 0.1.1).
-pub const WIT_VERSIONS: [semver::Version; 2] =
-    [semver::Version::new(0, 1, 1), semver::Version::new(0, 2, 0)];
+pub const WIT_VERSIONS: [semver::Version; 3] = [
+    semver::Version::new(0, 1, 1),
+    semver::Version::new(0, 2, 0),
+    semver::Version::new(0, 3, 0),
+];
 
 /// [`WIT_VERSIONS`] as people read them.
-pub const WIT_VERSIONS_TEXT: &str = "0.1.1 and 0.2.0";
+pub const WIT_VERSIONS_TEXT: &str = "0.1.1, 0.2.0 and 0.3.0";
 
 /// Which world a plugin implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -261,7 +264,7 @@ fn identity(
                 raw.wit.span(),
                 "wit",
                 format!("WIT package version {v} is not supported by this host, which implements {WIT_VERSIONS_TEXT}"),
-                "build the plugin against a 0.1.x or 0.2.x version of the ringleader:plugin WIT package",
+                "build the plugin against a 0.1.x, 0.2.x or 0.3.x version of the ringleader:plugin WIT package",
             );
             v
         }
@@ -717,7 +720,8 @@ hostcalls = 5000
         let v = |s| semver::Version::parse(s).unwrap();
         assert!(wit_compatible(&v("0.1.0")));
         assert!(wit_compatible(&v("0.2.0")));
-        assert!(!wit_compatible(&v("0.3.0")));
+        assert!(wit_compatible(&v("0.3.0")));
+        assert!(!wit_compatible(&v("0.4.0")));
         assert!(!wit_compatible(&v("1.0.0")));
         assert!(
             wit_compatible(&v("0.1.99")),

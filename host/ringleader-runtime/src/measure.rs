@@ -5,7 +5,7 @@
 
 use crate::bindings::PluginInfo;
 use crate::limits::{MAX_RESULT_BYTES, MAX_RESULT_LIST, MAX_RESULT_STRING};
-use ringleader_types::{InstallOutcome, Patch, Readiness, VerifyReport};
+use ringleader_types::{BootState, DeviceScan, InstallOutcome, Patch, Readiness, VerifyReport};
 
 /// Counts the strings and lists of one result.
 #[derive(Debug, Default)]
@@ -88,6 +88,50 @@ impl Measure for Readiness {
             Readiness::AlreadyInstalled(v) => m.string("already-installed", v),
             Readiness::Blocked(why) => m.string("blocked", why),
         }
+    }
+}
+
+impl Measure for String {
+    fn measure(&self, m: &mut Meter) -> Result<(), String> {
+        m.string("text", self)
+    }
+}
+
+impl Measure for BootState {
+    fn measure(&self, m: &mut Meter) -> Result<(), String> {
+        if let Some(id) = &self.boot_id {
+            m.string("boot.boot-id", id)?;
+        }
+        m.strings("boot.pending-reasons", &self.pending_reasons)
+    }
+}
+
+impl Measure for DeviceScan {
+    fn measure(&self, m: &mut Meter) -> Result<(), String> {
+        m.list("components", self.components.len())?;
+        for c in &self.components {
+            m.string("component.name", &c.name)?;
+            m.string("component.version", &c.version)?;
+            if let Some(source) = &c.source {
+                m.string("component.source", source)?;
+            }
+        }
+        if let Some(os) = &self.os {
+            m.string("os.id", &os.id)?;
+            for text in [&os.version_id, &os.codename, &os.pretty_name]
+                .into_iter()
+                .flatten()
+            {
+                m.string("os", text)?;
+            }
+        }
+        self.boot.measure(m)?;
+        m.list("facts", self.facts.len())?;
+        for (key, value) in &self.facts {
+            m.string("fact.key", key)?;
+            m.string("fact.value", value)?;
+        }
+        Ok(())
     }
 }
 

@@ -2,8 +2,9 @@
 //! plugin, and a fresh store for every call.
 
 use crate::bindings::{
-    Installer, Installer2, Installer2Pre, InstallerPre, PatchSource, PatchSource2, PatchSource2Pre,
-    PatchSourcePre, PluginError, PluginInfo, wit, wit2,
+    Installer, Installer2, Installer2Pre, Installer3, Installer3Pre, InstallerPre, PatchSource,
+    PatchSource2, PatchSource2Pre, PatchSource3, PatchSource3Pre, PatchSourcePre, PluginError,
+    PluginInfo, wit, wit2, wit3,
 };
 use crate::cache::{CacheOutcome, ComponentCache};
 use crate::caps::truncate;
@@ -15,7 +16,9 @@ use crate::manifest::{Manifest, World, wit_compatible};
 use crate::measure::{Measure, Meter};
 use crate::services::Services;
 use crate::state::{CallScope, Fault, HostState};
-use ringleader_types::{Device, InstallOutcome, Patch, Readiness, RollbackTarget, VerifyReport};
+use ringleader_types::{
+    BootState, Device, DeviceScan, InstallOutcome, Patch, Readiness, RollbackTarget, VerifyReport,
+};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -163,6 +166,8 @@ impl Runtime {
             .map_err(|e| RuntimeError::Link(chain(&e)))?;
         Installer2::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| RuntimeError::Link(chain(&e)))?;
+        Installer3::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| RuntimeError::Link(chain(&e)))?;
         let cache = config
             .cache_dir
             .and_then(|dir| match ComponentCache::new(&dir) {
@@ -300,11 +305,17 @@ impl Runtime {
             (World::Installer, 1) => {
                 PluginPre::Installer(InstallerPre::new(instance_pre).map_err(link_error)?)
             }
-            (World::PatchSource, _) => {
+            (World::PatchSource, 2) => {
                 PluginPre::PatchSource2(PatchSource2Pre::new(instance_pre).map_err(link_error)?)
             }
-            (World::Installer, _) => {
+            (World::Installer, 2) => {
                 PluginPre::Installer2(Installer2Pre::new(instance_pre).map_err(link_error)?)
+            }
+            (World::PatchSource, _) => {
+                PluginPre::PatchSource3(PatchSource3Pre::new(instance_pre).map_err(link_error)?)
+            }
+            (World::Installer, _) => {
+                PluginPre::Installer3(Installer3Pre::new(instance_pre).map_err(link_error)?)
             }
         };
         let plugin = Plugin {
@@ -416,12 +427,14 @@ fn identify(
     })
 }
 
-/// A plugin ready to instantiate, by world and WIT version (0.1.x, 0.2.x).
+/// A plugin ready to instantiate, by world and WIT version (0.1.x, 0.2.x, 0.3.x).
 enum PluginPre {
     PatchSource(PatchSourcePre<HostState>),
     Installer(InstallerPre<HostState>),
     PatchSource2(PatchSource2Pre<HostState>),
     Installer2(Installer2Pre<HostState>),
+    PatchSource3(PatchSource3Pre<HostState>),
+    Installer3(Installer3Pre<HostState>),
 }
 
 enum Instance {
@@ -429,6 +442,8 @@ enum Instance {
     Installer(Installer),
     PatchSource2(PatchSource2),
     Installer2(Installer2),
+    PatchSource3(PatchSource3),
+    Installer3(Installer3),
 }
 
 /// A loaded plugin, ready to call. Cheap to clone; calls may run concurrently, each in
@@ -527,6 +542,10 @@ impl Plugin {
                 Instance::PatchSource2(pre.instantiate_async(store).await?)
             }
             PluginPre::Installer2(pre) => Instance::Installer2(pre.instantiate_async(store).await?),
+            PluginPre::PatchSource3(pre) => {
+                Instance::PatchSource3(pre.instantiate_async(store).await?)
+            }
+            PluginPre::Installer3(pre) => Instance::Installer3(pre.instantiate_async(store).await?),
         })
     }
 
@@ -631,6 +650,16 @@ impl Plugin {
                     .call_info(store)
                     .await?
                     .into(),
+                Instance::PatchSource3(i) => i
+                    .ringleader_plugin_patch_source_api()
+                    .call_info(store)
+                    .await?
+                    .into(),
+                Instance::Installer3(i) => i
+                    .ringleader_plugin_installer_api()
+                    .call_info(store)
+                    .await?
+                    .into(),
             }))
         })
         .await
@@ -673,7 +702,17 @@ impl Plugin {
                     .map(|patches| patches.into_iter().map(Into::into).collect::<Vec<Patch>>())
                     .map_err(Into::into))
             }
-            Instance::Installer(_) | Instance::Installer2(_) => unreachable_world(),
+            Instance::PatchSource3(i) => {
+                let devices: Vec<wit3::Device> = devices.iter().cloned().map(Into::into).collect();
+                Ok(i.ringleader_plugin_patch_source_api()
+                    .call_discover(store, &devices)
+                    .await?
+                    .map(|patches| patches.into_iter().map(Into::into).collect::<Vec<Patch>>())
+                    .map_err(Into::into))
+            }
+            Instance::Installer(_) | Instance::Installer2(_) | Instance::Installer3(_) => {
+                unreachable_world()
+            }
         })
         .await
     }
@@ -700,7 +739,17 @@ impl Plugin {
                         .map(Into::into)
                         .map_err(Into::into))
                 }
-                Instance::PatchSource(_) | Instance::PatchSource2(_) => unreachable_world(),
+                Instance::Installer3(i) => {
+                    let (d, p) = boundary3(device, patch);
+                    Ok(i.ringleader_plugin_installer_api()
+                        .call_preflight(store, &d, &p)
+                        .await?
+                        .map(Into::into)
+                        .map_err(Into::into))
+                }
+                Instance::PatchSource(_)
+                | Instance::PatchSource2(_)
+                | Instance::PatchSource3(_) => unreachable_world(),
             },
         )
         .await
@@ -732,7 +781,17 @@ impl Plugin {
                         .map(Into::into)
                         .map_err(Into::into))
                 }
-                Instance::PatchSource(_) | Instance::PatchSource2(_) => unreachable_world(),
+                Instance::Installer3(i) => {
+                    let (d, p) = boundary3(device, patch);
+                    Ok(i.ringleader_plugin_installer_api()
+                        .call_install(store, &d, &p)
+                        .await?
+                        .map(Into::into)
+                        .map_err(Into::into))
+                }
+                Instance::PatchSource(_)
+                | Instance::PatchSource2(_)
+                | Instance::PatchSource3(_) => unreachable_world(),
             },
         )
         .await
@@ -760,7 +819,17 @@ impl Plugin {
                         .map(Into::into)
                         .map_err(Into::into))
                 }
-                Instance::PatchSource(_) | Instance::PatchSource2(_) => unreachable_world(),
+                Instance::Installer3(i) => {
+                    let (d, p) = boundary3(device, patch);
+                    Ok(i.ringleader_plugin_installer_api()
+                        .call_verify(store, &d, &p)
+                        .await?
+                        .map(Into::into)
+                        .map_err(Into::into))
+                }
+                Instance::PatchSource(_)
+                | Instance::PatchSource2(_)
+                | Instance::PatchSource3(_) => unreachable_world(),
             },
         )
         .await
@@ -795,10 +864,105 @@ impl Plugin {
                         .map(Into::into)
                         .map_err(Into::into))
                 }
-                Instance::PatchSource(_) | Instance::PatchSource2(_) => unreachable_world(),
+                Instance::Installer3(i) => {
+                    let (d, p) = boundary3(device, patch);
+                    let target = wit3::RollbackTarget::from(target.clone());
+                    Ok(i.ringleader_plugin_installer_api()
+                        .call_rollback(store, &d, &p, &target)
+                        .await?
+                        .map(Into::into)
+                        .map_err(Into::into))
+                }
+                Instance::PatchSource(_)
+                | Instance::PatchSource2(_)
+                | Instance::PatchSource3(_) => unreachable_world(),
             },
         )
         .await
+    }
+
+    /// `installer.scan` (WIT 0.3.0): what is really on `device`, its OS release and its
+    /// boot state. An installer built against an older contract has no `scan`: the
+    /// answer is [`CallErrorKind::Unsupported`], without calling the plugin.
+    pub async fn scan(&self, device: &Device) -> Result<DeviceScan, CallError> {
+        self.installer("scan")?;
+        self.since_0_3("scan")?;
+        self.call(
+            "scan",
+            Some(device),
+            async |store, instance| match instance {
+                Instance::Installer3(i) => {
+                    let d = wit3::Device::from(device.clone());
+                    Ok(i.ringleader_plugin_installer_api()
+                        .call_scan(store, &d)
+                        .await?
+                        .map(Into::into)
+                        .map_err(Into::into))
+                }
+                _ => unreachable_world(),
+            },
+        )
+        .await
+    }
+
+    /// `installer.boot-state` (WIT 0.3.0): the device's boot id and whether it waits
+    /// for a restart. [`CallErrorKind::Unsupported`] for older installers.
+    pub async fn boot_state(&self, device: &Device) -> Result<BootState, CallError> {
+        self.installer("boot-state")?;
+        self.since_0_3("boot-state")?;
+        self.call(
+            "boot-state",
+            Some(device),
+            async |store, instance| match instance {
+                Instance::Installer3(i) => {
+                    let d = wit3::Device::from(device.clone());
+                    Ok(i.ringleader_plugin_installer_api()
+                        .call_boot_state(store, &d)
+                        .await?
+                        .map(Into::into)
+                        .map_err(Into::into))
+                }
+                _ => unreachable_world(),
+            },
+        )
+        .await
+    }
+
+    /// `installer.reboot` (WIT 0.3.0): restart `device`; the answer says what was done.
+    /// [`CallErrorKind::Unsupported`] for older installers.
+    pub async fn reboot(&self, device: &Device) -> Result<String, CallError> {
+        self.installer("reboot")?;
+        self.since_0_3("reboot")?;
+        self.call(
+            "reboot",
+            Some(device),
+            async |store, instance| match instance {
+                Instance::Installer3(i) => {
+                    let d = wit3::Device::from(device.clone());
+                    Ok(i.ringleader_plugin_installer_api()
+                        .call_reboot(store, &d)
+                        .await?
+                        .map_err(Into::into))
+                }
+                _ => unreachable_world(),
+            },
+        )
+        .await
+    }
+
+    /// Refuses a function that only plugins on WIT 0.3.0 and later have.
+    fn since_0_3(&self, func: &'static str) -> Result<(), CallError> {
+        if self.inner.wit_version.minor >= 3 {
+            return Ok(());
+        }
+        Err(CallError {
+            plugin: self.inner.name.to_string(),
+            func,
+            kind: CallErrorKind::Unsupported(format!(
+                "`{func}` is new in WIT 0.3.0, and this plugin is built against WIT {}; rebuild it against wit/ringleader-plugin@0.3.0 to use it",
+                self.inner.wit_version
+            )),
+        })
     }
 
     fn installer(&self, func: &'static str) -> Result<(), CallError> {
@@ -817,6 +981,11 @@ fn boundary(device: &Device, patch: &Patch) -> (wit::Device, wit::Patch) {
 
 /// The same for 0.2.0.
 fn boundary2(device: &Device, patch: &Patch) -> (wit2::Device, wit2::Patch) {
+    (device.clone().into(), patch.clone().into())
+}
+
+/// The same for 0.3.0.
+fn boundary3(device: &Device, patch: &Patch) -> (wit3::Device, wit3::Patch) {
     (device.clone().into(), patch.clone().into())
 }
 

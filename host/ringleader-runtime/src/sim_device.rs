@@ -312,6 +312,7 @@ mod tests {
                 name: "bios".into(),
                 version: "2.0.0".into(),
                 scheme: None,
+                source: None,
             }],
         }
     }

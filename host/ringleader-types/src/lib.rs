@@ -3,8 +3,9 @@
 //! device. Plain data, no I/O, no wasmtime.
 //!
 //! The records and variants mirror the plugin contract's `types` interface
-//! (`wit/ringleader-plugin@0.2.0/types.wit`) field for field (0.1.x lacks the
-//! `scheme` fields: `None` from its plugins, left out towards them); `ringleader-runtime`
+//! (`wit/ringleader-plugin@0.3.0/types.wit`) field for field (older versions lack
+//! some fields, `scheme` before 0.2.0 and `source` before 0.3.0: `None` from their
+//! plugins, left out towards them); `ringleader-runtime`
 //! converts them to and from the types `bindgen!` generates, at the plugin boundary.
 //! Plugin-call errors (`plugin-error`) and what a plugin says about itself
 //! (`plugin-info`) are the runtime's own.
@@ -32,6 +33,10 @@ pub struct Component {
     /// says; `None`: not said (read in the patch's scheme, else `vendor`; see
     /// docs/policies.md, "Versions"). Plugins on WIT 0.1.x never see it.
     pub scheme: Option<Scheme>,
+    /// The source package a binary package was built from (`glibc` for `libc6`), when
+    /// the device's package manager or the inventory says. Plugins before WIT 0.3.0
+    /// never see it.
+    pub source: Option<String>,
 }
 
 /// One managed machine or component holder, as plugins see it. Credentials are never
@@ -173,4 +178,43 @@ pub struct RollbackTarget {
     pub version: String,
     /// Artifact of that version when the host knows it (from the catalog).
     pub artifact: Option<Artifact>,
+}
+
+/// The operating system a device runs, from its `/etc/os-release` (WIT 0.3.0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OsRelease {
+    /// `ID`: `debian`, `ubuntu`, `rhel`.
+    pub id: String,
+    /// `VERSION_ID`: `12`; `None` on rolling releases.
+    pub version_id: Option<String>,
+    /// `VERSION_CODENAME`: `bookworm`.
+    pub codename: Option<String>,
+    /// `PRETTY_NAME`, for people.
+    pub pretty_name: Option<String>,
+}
+
+/// Whether a device has restarted, and whether it needs to (WIT 0.3.0).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BootState {
+    /// Changes at every start of the device and at nothing else; `None` when the
+    /// device cannot tell.
+    pub boot_id: Option<String>,
+    /// When the device last started, when it says.
+    pub booted_at: Option<Timestamp>,
+    /// True when a change waits for a restart to take effect.
+    pub reboot_pending: bool,
+    /// Why, one short line each (`/run/reboot-required: linux-image-...`).
+    pub pending_reasons: Vec<String>,
+}
+
+/// What a device really has, as its installer reads it (`installer.scan`, WIT 0.3.0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceScan {
+    /// Every component the installer manages on the device.
+    pub components: Vec<Component>,
+    /// The operating system, when the installer can read it.
+    pub os: Option<OsRelease>,
+    pub boot: BootState,
+    /// Other facts worth keeping (`model`, `serial`, `arch`).
+    pub facts: Vec<(String, String)>,
 }

@@ -668,6 +668,7 @@ fn error_v1(e: &CallError) -> ErrorV1 {
         CallErrorKind::ResultTooLarge(_) => ErrorKind::ResultTooLarge,
         CallErrorKind::Trap(_) => ErrorKind::Trap,
         CallErrorKind::Instantiate(_) => ErrorKind::Instantiate,
+        CallErrorKind::Unsupported(_) => ErrorKind::Unsupported,
     };
     ErrorV1 {
         kind,

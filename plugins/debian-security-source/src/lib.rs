@@ -55,10 +55,8 @@
 //! file that is not the tracker's JSON fails the call with `plugin-error::permanent`
 //! naming the URL, the path of keys, the line and column, and what was expected.
 
-// TEMPORARY: built against 0.2.0 until the host implements 0.3.0 (then: the path
-// `@0.3.0`, `wit = "0.3.0"` in plugin.toml, and `source: c.source` in `host_of`).
 wit_bindgen::generate!({
-    path: "../../wit/ringleader-plugin@0.2.0",
+    path: "../../wit/ringleader-plugin@0.3.0",
     world: "patch-source",
 });
 
@@ -153,8 +151,7 @@ fn host_of(device: Device) -> mapping::Host {
             .map(|c| mapping::Package {
                 deb: matches!(c.scheme, None | Some(VersionScheme::Deb)),
                 name: c.name,
-                // WIT 0.2.0 components name no source package: the name stands for it.
-                source: None,
+                source: c.source,
             })
             .collect(),
     }

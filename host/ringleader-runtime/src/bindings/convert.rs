@@ -1,14 +1,15 @@
 //! The contract's types as `bindgen!` writes them ([`wit`](super::wit) for 0.1.1,
-//! [`wit2`](super::wit2) for 0.2.0) to and from the host's domain types
+//! [`wit2`](super::wit2) for 0.2.0, [`wit3`](super::wit3) for 0.3.0) to and from the host's domain types
 //! (`ringleader_types`), in both directions. Every impl takes its value apart field by
 //! field, so that a field added on either side is a compile error here rather than a
 //! value silently dropped at the plugin boundary.
 //!
-//! The types both versions have alike are converted by one macro, written once for
-//! both; `Component` and `Patch` differ (0.2.0 has their `scheme`): a 0.1.x plugin's
-//! have no scheme (`None`), and a scheme is left out of what a 0.1.x plugin is given.
+//! The types the versions have alike are converted by macros, written once for all
+//! of them; `Component` and `Patch` differ (0.2.0 has their `scheme`, 0.3.0 the
+//! component's `source`): an older plugin's have none (`None`), and what an older
+//! plugin cannot hold is left out of what it is given.
 
-use super::{wit, wit2};
+use super::{wit, wit2, wit3};
 use ringleader_types as domain;
 
 impl From<domain::Component> for wit::Component {
@@ -17,6 +18,7 @@ impl From<domain::Component> for wit::Component {
             name,
             version,
             scheme: _,
+            source: _,
         } = c;
         wit::Component { name, version }
     }
@@ -29,6 +31,7 @@ impl From<wit::Component> for domain::Component {
             name,
             version,
             scheme: None,
+            source: None,
         }
     }
 }
@@ -109,29 +112,131 @@ impl From<wit::Patch> for domain::Patch {
     }
 }
 
-impl From<domain::Scheme> for wit2::VersionScheme {
-    fn from(s: domain::Scheme) -> Self {
-        match s {
-            domain::Scheme::Deb => wit2::VersionScheme::Deb,
-            domain::Scheme::Rpm => wit2::VersionScheme::Rpm,
-            domain::Scheme::Apk => wit2::VersionScheme::Apk,
-            domain::Scheme::Semver => wit2::VersionScheme::Semver,
-            domain::Scheme::Vendor => wit2::VersionScheme::Vendor,
+/// The conversions of the types that 0.2.0 and later have alike (the scheme, the
+/// patch, what a plugin says about itself), for one version's module.
+macro_rules! schemed {
+    ($wit:ident) => {
+        impl From<domain::Scheme> for $wit::VersionScheme {
+            fn from(s: domain::Scheme) -> Self {
+                match s {
+                    domain::Scheme::Deb => $wit::VersionScheme::Deb,
+                    domain::Scheme::Rpm => $wit::VersionScheme::Rpm,
+                    domain::Scheme::Apk => $wit::VersionScheme::Apk,
+                    domain::Scheme::Semver => $wit::VersionScheme::Semver,
+                    domain::Scheme::Vendor => $wit::VersionScheme::Vendor,
+                }
+            }
         }
-    }
+
+        impl From<$wit::VersionScheme> for domain::Scheme {
+            fn from(s: $wit::VersionScheme) -> Self {
+                match s {
+                    $wit::VersionScheme::Deb => domain::Scheme::Deb,
+                    $wit::VersionScheme::Rpm => domain::Scheme::Rpm,
+                    $wit::VersionScheme::Apk => domain::Scheme::Apk,
+                    $wit::VersionScheme::Semver => domain::Scheme::Semver,
+                    $wit::VersionScheme::Vendor => domain::Scheme::Vendor,
+                }
+            }
+        }
+
+        impl From<domain::Patch> for $wit::Patch {
+            fn from(p: domain::Patch) -> Self {
+                let domain::Patch {
+                    id,
+                    vendor,
+                    title,
+                    component,
+                    fixed_version,
+                    applies_to,
+                    scheme,
+                    kind,
+                    severity,
+                    cves,
+                    prerequisites,
+                    supersedes,
+                    reboot_required,
+                    artifact,
+                    released,
+                } = p;
+                $wit::Patch {
+                    id,
+                    vendor,
+                    title,
+                    component,
+                    fixed_version,
+                    applies_to,
+                    scheme: scheme.map(Into::into),
+                    kind: kind.into(),
+                    severity: severity.into(),
+                    cves,
+                    prerequisites,
+                    supersedes,
+                    reboot_required,
+                    artifact: artifact.into(),
+                    released,
+                }
+            }
+        }
+
+        impl From<$wit::Patch> for domain::Patch {
+            fn from(p: $wit::Patch) -> Self {
+                let $wit::Patch {
+                    id,
+                    vendor,
+                    title,
+                    component,
+                    fixed_version,
+                    applies_to,
+                    scheme,
+                    kind,
+                    severity,
+                    cves,
+                    prerequisites,
+                    supersedes,
+                    reboot_required,
+                    artifact,
+                    released,
+                } = p;
+                domain::Patch {
+                    id,
+                    vendor,
+                    title,
+                    component,
+                    fixed_version,
+                    applies_to,
+                    scheme: scheme.map(Into::into),
+                    kind: kind.into(),
+                    severity: severity.into(),
+                    cves,
+                    prerequisites,
+                    supersedes,
+                    reboot_required,
+                    artifact: artifact.into(),
+                    released,
+                }
+            }
+        }
+
+        impl From<$wit::PluginInfo> for super::PluginInfo {
+            fn from(i: $wit::PluginInfo) -> Self {
+                let $wit::PluginInfo {
+                    name,
+                    version,
+                    description,
+                } = i;
+                super::PluginInfo {
+                    name,
+                    version,
+                    description,
+                }
+            }
+        }
+    };
 }
 
-impl From<wit2::VersionScheme> for domain::Scheme {
-    fn from(s: wit2::VersionScheme) -> Self {
-        match s {
-            wit2::VersionScheme::Deb => domain::Scheme::Deb,
-            wit2::VersionScheme::Rpm => domain::Scheme::Rpm,
-            wit2::VersionScheme::Apk => domain::Scheme::Apk,
-            wit2::VersionScheme::Semver => domain::Scheme::Semver,
-            wit2::VersionScheme::Vendor => domain::Scheme::Vendor,
-        }
-    }
-}
+schemed!(wit2);
+schemed!(wit3);
 
 impl From<domain::Component> for wit2::Component {
     fn from(c: domain::Component) -> Self {
@@ -139,6 +244,7 @@ impl From<domain::Component> for wit2::Component {
             name,
             version,
             scheme,
+            source: _,
         } = c;
         wit2::Component {
             name,
@@ -159,104 +265,97 @@ impl From<wit2::Component> for domain::Component {
             name,
             version,
             scheme: scheme.map(Into::into),
+            source: None,
         }
     }
 }
 
-impl From<domain::Patch> for wit2::Patch {
-    fn from(p: domain::Patch) -> Self {
-        let domain::Patch {
-            id,
-            vendor,
-            title,
-            component,
-            fixed_version,
-            applies_to,
-            scheme,
-            kind,
-            severity,
-            cves,
-            prerequisites,
-            supersedes,
-            reboot_required,
-            artifact,
-            released,
-        } = p;
-        wit2::Patch {
-            id,
-            vendor,
-            title,
-            component,
-            fixed_version,
-            applies_to,
-            scheme: scheme.map(Into::into),
-            kind: kind.into(),
-            severity: severity.into(),
-            cves,
-            prerequisites,
-            supersedes,
-            reboot_required,
-            artifact: artifact.into(),
-            released,
-        }
-    }
-}
-
-impl From<wit2::Patch> for domain::Patch {
-    fn from(p: wit2::Patch) -> Self {
-        let wit2::Patch {
-            id,
-            vendor,
-            title,
-            component,
-            fixed_version,
-            applies_to,
-            scheme,
-            kind,
-            severity,
-            cves,
-            prerequisites,
-            supersedes,
-            reboot_required,
-            artifact,
-            released,
-        } = p;
-        domain::Patch {
-            id,
-            vendor,
-            title,
-            component,
-            fixed_version,
-            applies_to,
-            scheme: scheme.map(Into::into),
-            kind: kind.into(),
-            severity: severity.into(),
-            cves,
-            prerequisites,
-            supersedes,
-            reboot_required,
-            artifact: artifact.into(),
-            released,
-        }
-    }
-}
-
-impl From<wit2::PluginInfo> for super::PluginInfo {
-    fn from(i: wit2::PluginInfo) -> Self {
-        let wit2::PluginInfo {
+impl From<domain::Component> for wit3::Component {
+    fn from(c: domain::Component) -> Self {
+        let domain::Component {
             name,
             version,
-            description,
-        } = i;
-        super::PluginInfo {
+            scheme,
+            source,
+        } = c;
+        wit3::Component {
             name,
             version,
-            description,
+            scheme: scheme.map(Into::into),
+            source,
         }
     }
 }
 
-/// The conversions of the types 0.1.1 and 0.2.0 have alike, for one version's module.
+impl From<wit3::Component> for domain::Component {
+    fn from(c: wit3::Component) -> Self {
+        let wit3::Component {
+            name,
+            version,
+            scheme,
+            source,
+        } = c;
+        domain::Component {
+            name,
+            version,
+            scheme: scheme.map(Into::into),
+            source,
+        }
+    }
+}
+
+impl From<wit3::OsRelease> for domain::OsRelease {
+    fn from(o: wit3::OsRelease) -> Self {
+        let wit3::OsRelease {
+            id,
+            version_id,
+            codename,
+            pretty_name,
+        } = o;
+        domain::OsRelease {
+            id,
+            version_id,
+            codename,
+            pretty_name,
+        }
+    }
+}
+
+impl From<wit3::BootState> for domain::BootState {
+    fn from(b: wit3::BootState) -> Self {
+        let wit3::BootState {
+            boot_id,
+            booted_at,
+            reboot_pending,
+            pending_reasons,
+        } = b;
+        domain::BootState {
+            boot_id,
+            booted_at,
+            reboot_pending,
+            pending_reasons,
+        }
+    }
+}
+
+impl From<wit3::DeviceScan> for domain::DeviceScan {
+    fn from(d: wit3::DeviceScan) -> Self {
+        let wit3::DeviceScan {
+            components,
+            os,
+            boot,
+            facts,
+        } = d;
+        domain::DeviceScan {
+            components: components.into_iter().map(Into::into).collect(),
+            os: os.map(Into::into),
+            boot: boot.into(),
+            facts,
+        }
+    }
+}
+
+/// The conversions of the types every version has alike, for one version's module.
 macro_rules! alike {
     ($wit:ident) => {
         impl From<domain::Device> for $wit::Device {
@@ -491,6 +590,7 @@ macro_rules! alike {
 
 alike!(wit);
 alike!(wit2);
+alike!(wit3);
 
 #[cfg(test)]
 mod tests {
@@ -522,7 +622,7 @@ mod tests {
             wit::InstallOutcome,
             wit::VerifyReport,
             wit::RollbackTarget,
-        >(None);
+        >(None, None);
         for scheme in [
             None,
             Some(domain::Scheme::Deb),
@@ -535,8 +635,86 @@ mod tests {
                 wit2::InstallOutcome,
                 wit2::VerifyReport,
                 wit2::RollbackTarget,
-            >(scheme);
+            >(scheme, None);
+            for source in [None, Some("glibc")] {
+                every_type_survives::<
+                    wit3::Device,
+                    wit3::Patch,
+                    wit3::Readiness,
+                    wit3::InstallOutcome,
+                    wit3::VerifyReport,
+                    wit3::RollbackTarget,
+                >(scheme, source);
+            }
         }
+    }
+
+    /// A plugin before 0.3.0 has no source package: one given to it is left out.
+    #[test]
+    fn a_source_package_is_left_out_before_0_3_and_kept_from_0_3() {
+        let libc = domain::Component {
+            name: "libc6".into(),
+            version: "2.36-9+deb12u4".into(),
+            scheme: Some(domain::Scheme::Deb),
+            source: Some("glibc".into()),
+        };
+        let old = domain::Component::from(wit2::Component::from(libc.clone()));
+        assert_eq!(old.source, None);
+        assert_eq!(old.scheme, libc.scheme);
+        assert_eq!(
+            domain::Component::from(wit3::Component::from(libc.clone())),
+            libc
+        );
+    }
+
+    /// What a 0.3.0 installer's scan says arrives whole.
+    #[test]
+    fn a_scan_arrives_whole() {
+        let scan = wit3::DeviceScan {
+            components: vec![wit3::Component {
+                name: "libc6".into(),
+                version: "2.36-9+deb12u7".into(),
+                scheme: Some(wit3::VersionScheme::Deb),
+                source: Some("glibc".into()),
+            }],
+            os: Some(wit3::OsRelease {
+                id: "debian".into(),
+                version_id: Some("12".into()),
+                codename: Some("bookworm".into()),
+                pretty_name: Some("Debian GNU/Linux 12 (bookworm)".into()),
+            }),
+            boot: wit3::BootState {
+                boot_id: Some("5f0c".into()),
+                booted_at: Some(1_700_000_000),
+                reboot_pending: true,
+                pending_reasons: vec!["/run/reboot-required".into()],
+            },
+            facts: vec![("arch".into(), "amd64".into())],
+        };
+        let got = domain::DeviceScan::from(scan);
+        assert_eq!(
+            got.components,
+            [domain::Component {
+                name: "libc6".into(),
+                version: "2.36-9+deb12u7".into(),
+                scheme: Some(domain::Scheme::Deb),
+                source: Some("glibc".into()),
+            }]
+        );
+        let os = got.os.expect("os kept");
+        assert_eq!(
+            (
+                os.id.as_str(),
+                os.version_id.as_deref(),
+                os.codename.as_deref()
+            ),
+            ("debian", Some("12"), Some("bookworm"))
+        );
+        assert_eq!(got.boot.boot_id.as_deref(), Some("5f0c"));
+        assert_eq!(got.boot.booted_at, Some(1_700_000_000));
+        assert!(got.boot.reboot_pending);
+        assert_eq!(got.boot.pending_reasons, ["/run/reboot-required"]);
+        assert_eq!(got.facts, [("arch".to_string(), "amd64".to_string())]);
     }
 
     /// A 0.1.x plugin has no scheme: one given to it is left out, and what it returns
@@ -547,6 +725,7 @@ mod tests {
             name: "libc6".into(),
             version: "2.36-9+deb12u4".into(),
             scheme: Some(domain::Scheme::Deb),
+            source: None,
         };
         let old = domain::Component::from(wit::Component::from(deb.clone()));
         assert_eq!(old.scheme, None);
@@ -558,8 +737,9 @@ mod tests {
     }
 
     /// Every type through one version's bindings and back, with `scheme` on the
-    /// component and patch (`None` for 0.1.1, which has no scheme).
-    fn every_type_survives<Dev, P, R, O, V, T>(scheme: Option<domain::Scheme>)
+    /// component and patch (`None` for 0.1.1, which has no scheme) and `source` on the
+    /// component (`None` before 0.3.0).
+    fn every_type_survives<Dev, P, R, O, V, T>(scheme: Option<domain::Scheme>, source: Option<&str>)
     where
         Dev: From<domain::Device>,
         domain::Device: From<Dev>,
@@ -583,6 +763,7 @@ mod tests {
                 name: "bios".into(),
                 version: "2.10.0".into(),
                 scheme,
+                source: source.map(Into::into),
             }],
         });
         for (kind, severity) in [
