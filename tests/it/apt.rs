@@ -462,46 +462,9 @@ async fn unsigned_wrongly_signed_and_unreachable_repositories_are_reported() {
     );
 }
 
-/// A CSAF 2.0 advisory fixing `packages` (name, version) of one source package, with
-/// `pkg:deb` purls, as a distribution publishes one.
-fn advisory(id: &str, packages: &[(&str, &str)], released: &str) -> Vec<u8> {
-    let products: Vec<serde_json::Value> = packages
-        .iter()
-        .map(|(name, version)| {
-            serde_json::json!({
-                "name": format!("{name} {version}"), "product_id": format!("{name}-fixed"),
-                "product_identification_helper": {
-                    "purl": format!("pkg:deb/example/{name}@{version}?arch=all")
-                }
-            })
-        })
-        .collect();
-    let ids: Vec<String> = packages
-        .iter()
-        .map(|(name, _)| format!("{name}-fixed"))
-        .collect();
-    serde_json::to_vec_pretty(&serde_json::json!({
-        "document": {
-            "category": "csaf_security_advisory", "csaf_version": "2.0",
-            "title": format!("{id} security update"),
-            "publisher": {"category": "vendor", "name": "Example Linux", "namespace": "https://example.org"},
-            "tracking": {"id": id, "initial_release_date": released, "current_release_date": released,
-                "status": "final", "version": "1",
-                "revision_history": [{"date": released, "number": "1", "summary": "Initial"}]}
-        },
-        "product_tree": {"full_product_names": products},
-        "vulnerabilities": [{
-            "cve": "CVE-2026-0001",
-            "product_status": {"fixed": ids},
-            "remediations": [{"category": "vendor_fix", "details": "upgrade with apt",
-                "product_ids": ids}]
-        }]
-    }))
-    .unwrap()
-}
-
-/// The whole way: patches from CSAF advisories (`csaf-source`, served on 127.0.0.1)
-/// planned for four real Debian systems and rolled out through lab, canary and broad
+/// The whole way: patches from Debian's security data (`debian-security-source`
+/// reading a tracker file served on 127.0.0.1, the source package `foo` matched to its
+/// binaries `libfoo1` and `foo-tools`) planned for four real Debian systems and rolled out through lab, canary and broad
 /// in real time by the engine, each device's patches installed by `apt-installer` over
 /// its SSH server from the signed repository. The two-package update lands in one
 /// transaction; a device whose maintainer scripts fail halts the canary ring, and the
@@ -528,27 +491,15 @@ async fn a_rollout_goes_through_the_rings_and_a_failing_canary_is_rolled_back_fr
     let by_id = |id: &str| &devices[fleet.iter().position(|(d, _)| *d == id).unwrap()];
     peers::break_device(&by_id("canary-2").root);
 
-    let mut files = std::collections::HashMap::new();
-    files.insert(
-        "/csaf/index.txt".to_string(),
-        b"2026/exl-2026-0001.json\n2026/exl-2026-0002.json\n".to_vec(),
-    );
-    files.insert(
-        "/csaf/2026/exl-2026-0001.json".to_string(),
-        advisory(
-            "EXL-2026-0001",
-            &[("libfoo1", "2.0-1"), ("foo-tools", "2.0-1")],
-            "2026-10-01T00:00:00Z",
-        ),
-    );
-    files.insert(
-        "/csaf/2026/exl-2026-0002.json".to_string(),
-        advisory(
-            "EXL-2026-0002",
-            &[("hello", "1.1-1")],
-            "2026-10-02T00:00:00Z",
-        ),
-    );
+    // Debian's security data for the test packages (a tracker file in the published
+    // format, tests/fixtures/debian-security-tracker.json), served as the tracker serves
+    // it: hello fixed in 1.1-1, source package foo (binaries libfoo1, foo-tools) in 2.0-1.
+    let tracker = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/debian-security-tracker.json"),
+    )
+    .unwrap();
+    let files = std::collections::HashMap::from([("/tracker/data/json".to_string(), tracker)]);
     let feed = peers::serve_files(files);
 
     let mut inventory = String::new();
@@ -560,7 +511,7 @@ async fn a_rollout_goes_through_the_rings_and_a_failing_canary_is_rolled_back_fr
             format!("\"{tag}\"")
         };
         inventory.push_str(&format!(
-            "[[devices]]\nid = \"{id}\"\ntags = [{tags}]\ncomponents = {{ hello = \"1.0-1\", libfoo1 = \"1.0-1\", foo-tools = \"1.0-1\" }}\n\n"
+            "[[devices]]\nid = \"{id}\"\ntags = [{tags}]\nversion-scheme = \"deb\"\nfacts = {{ os-codename = \"bookworm\" }}\ncomponents = {{ hello = \"1.0-1\", libfoo1 = {{ version = \"1.0-1\", source = \"foo\" }}, foo-tools = {{ version = \"1.0-1\", source = \"foo\" }} }}\n\n"
         ));
         routes.set(
             id,
@@ -605,14 +556,14 @@ rollback = "failed-ring"
     let policy = policy.unwrap_or_else(|| panic!("{diags}"));
 
     let mut grants = Grants::default();
-    for name in ["csaf-source", "apt-installer"] {
+    for name in ["debian-security-source", "apt-installer"] {
         let manifest = ringleader_runtime::Manifest::load(&manifest(name)).unwrap();
         grants.allow_as_declared(name, &manifest.capabilities);
     }
-    if let Some(grant) = grants.plugins.get_mut("csaf-source") {
+    if let Some(grant) = grants.plugins.get_mut("debian-security-source") {
         grant
             .settings
-            .insert("index".into(), format!("{feed}/csaf/index.txt"));
+            .insert("feed".into(), format!("{feed}/tracker/data/json"));
     }
     let rt = runtime(
         grants,
@@ -621,20 +572,28 @@ rollback = "failed-ring"
             ..Services::default()
         },
     );
-    let source = load(&rt, "csaf-source").await;
+    let source = load(&rt, "debian-security-source").await;
     let apt = load(&rt, "apt-installer").await;
     let now = jiff::Timestamp::now();
     let prepared =
         ringleader_engine::spec::prepare(&policy, &inventory, std::slice::from_ref(&source), now)
             .await
             .unwrap();
-    let patches: Vec<&str> = prepared
+    let mut patches: Vec<&str> = prepared
         .targets
         .patches
         .keys()
         .map(String::as_str)
         .collect();
-    assert_eq!(patches.len(), 3, "{patches:?}");
+    patches.sort_unstable();
+    assert_eq!(
+        patches,
+        [
+            "debian:bookworm:foo:2.0-1:foo-tools",
+            "debian:bookworm:foo:2.0-1:libfoo1",
+            "debian:bookworm:hello:1.1-1:hello",
+        ]
+    );
     let executor = Executor {
         core: Core::new(prepared.spec),
         installers: Installers::new(apt),
