@@ -740,3 +740,86 @@ async fn preflight_blocks_held_packages_broken_dependencies_and_a_full_disk() {
     );
     assert_eq!(lab.has("hello"), ii("1.0-1"));
 }
+
+/// A scan reads what the real Debian system has, whatever the inventory says: every
+/// package with its real version and source package (libc6 from glibc), the release
+/// from /etc/os-release, the boot id, and a restart that /run/reboot-required asks
+/// for, with the packages that asked.
+#[tokio::test]
+async fn a_scan_reads_the_real_packages_release_and_pending_restart() {
+    let lab = Lab::start(&["hello=1.1-1", "libfoo1=1.0-1", "foo-tools=1.0-1"]).await;
+    // The inventory is stale: it still says hello 1.0-1, and lists nothing else.
+    let dev = lab.dev(&[("hello", "1.0-1")]);
+    let scan = lab.apt.scan(&dev).await.unwrap();
+    let of = |name: &str| {
+        scan.components
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("{name} not scanned"))
+    };
+    assert_eq!(of("hello").version, "1.1-1");
+    assert_eq!(of("foo-tools").source.as_deref(), Some("foo"));
+    assert_eq!(of("libfoo1").scheme, Some(ringleader_types::Scheme::Deb));
+    // Every package of the root, each as dpkg-query itself reports it.
+    let libc = of("libc6");
+    assert_eq!(libc.source.as_deref(), Some("glibc"));
+    assert_eq!(
+        Some((libc.version.clone(), "ii".to_string())),
+        lab.device.package("libc6")
+    );
+    assert!(scan.components.len() > 80, "{}", scan.components.len());
+    let os = scan.os.as_ref().expect("os-release read");
+    assert_eq!(os.id, "debian");
+    assert_eq!(os.version_id.as_deref(), Some("12"));
+    assert_eq!(os.codename.as_deref(), Some("bookworm"));
+    assert!(!scan.boot.reboot_pending, "{:?}", scan.boot);
+    assert!(scan.facts.is_empty(), "{:?}", scan.facts);
+
+    // The device's boot id (the peer has no /proc of its own: a file stands for it,
+    // see tests/peers.rs) and a pending restart, as a kernel's postinst leaves it.
+    let root = &lab.device.root;
+    std::fs::create_dir_all(root.join("proc/sys/kernel/random")).unwrap();
+    std::fs::write(root.join("proc/sys/kernel/random/boot_id"), "b-1\n").unwrap();
+    std::fs::create_dir_all(root.join("run")).unwrap();
+    std::fs::write(
+        root.join("run/reboot-required"),
+        "*** System restart required ***\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("run/reboot-required.pkgs"),
+        "linux-image-6.1.0-28-amd64\nlibc6\n",
+    )
+    .unwrap();
+    let boot = lab.apt.boot_state(&dev).await.unwrap();
+    assert_eq!(boot.boot_id.as_deref(), Some("b-1"));
+    assert!(boot.reboot_pending);
+    assert_eq!(
+        boot.pending_reasons,
+        ["/run/reboot-required: libc6, linux-image-6.1.0-28-amd64"]
+    );
+
+    // A package dpkg left half-way (an upgrade whose postinst failed) is named in the
+    // scan's facts, and the scan changed nothing.
+    peers::break_device(root);
+    let out = lab.device.run(
+        "apt-get",
+        &[
+            "-q",
+            "-o",
+            "Dpkg::Use-Pty=0",
+            "install",
+            "-y",
+            "hello=1.2-1",
+        ],
+    );
+    assert!(!out.status.success());
+    let broken = lab.apt.scan(&dev).await.unwrap();
+    let (_, half) = broken
+        .facts
+        .iter()
+        .find(|(k, _)| k == "dpkg.interrupted")
+        .unwrap_or_else(|| panic!("{:?}", broken.facts));
+    assert_eq!(half, "hello 1.2-1 (half-configured)");
+    assert_eq!(lab.has("hello"), ("1.2-1".into(), "iF".into()));
+}

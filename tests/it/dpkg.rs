@@ -164,9 +164,9 @@ async fn dpkg_installs_verifies_fails_and_rolls_back_on_a_local_root() {
         dpkg.preflight(&dev2, &hello("1.1", &remote)).await,
         Ok(Readiness::Blocked(why)) if why.contains("file://")
     ));
-    // The installer is built against WIT 0.2.0 and sees each patch's scheme: an RPM
+    // The installer is built against WIT 0.3.0 and sees each patch's scheme: an RPM
     // package of the same name is not for dpkg; a Debian one is.
-    assert_eq!(dpkg.wit_version().to_string(), "0.2.0");
+    assert_eq!(dpkg.wit_version().to_string(), "0.3.0");
     let mut rpm = hello("1.1", &debs[1]);
     rpm.scheme = Some(ringleader_types::Scheme::Rpm);
     let readiness = dpkg.preflight(&dev2, &rpm).await;
@@ -178,6 +178,33 @@ async fn dpkg_installs_verifies_fails_and_rolls_back_on_a_local_root() {
     let mut deb = hello("1.1", &debs[1]);
     deb.scheme = Some(ringleader_types::Scheme::Deb);
     assert_eq!(dpkg.preflight(&dev2, &deb).await.unwrap(), Readiness::Ready);
+
+    // A scan reads the root's own dpkg database, whatever the inventory says: dev-1
+    // was rolled back to 1.1 above, its inventory still says 1.0.
+    let scan = dpkg.scan(&dev).await.unwrap();
+    let hello = scan
+        .components
+        .iter()
+        .find(|c| c.name == "hello")
+        .unwrap_or_else(|| panic!("{scan:?}"));
+    assert_eq!(
+        (
+            hello.version.as_str(),
+            hello.source.as_deref(),
+            hello.scheme
+        ),
+        ("1.1", Some("hello"), Some(ringleader_types::Scheme::Deb))
+    );
+    // The root has no os-release and no boot id: not known, not an error.
+    assert_eq!(scan.os, None);
+    assert_eq!(scan.boot.boot_id, None);
+    assert!(!scan.boot.reboot_pending);
+    // A directory tree cannot restart, and says so.
+    let err = dpkg.reboot(&dev).await.unwrap_err().to_string();
+    assert!(
+        err.contains("not a system of its own: it cannot restart"),
+        "{err}"
+    );
 }
 
 fn ssh_route(sshd: &Sshd, known_hosts: &Path) -> Route {

@@ -235,9 +235,10 @@ async fn plugins_of_wit_0_1_0_to_0_3_0_load_and_run_side_by_side() {
         ("sim-vendor-source", "0.1.0"),
         ("lvfs-source", "0.1.1"),
         ("csaf-source", "0.2.0"),
-        ("dpkg-installer", "0.2.0"),
-        ("redfish-firmware", "0.1.1"),
+        ("dpkg-installer", "0.3.0"),
+        ("redfish-firmware", "0.3.0"),
         ("debian-security-source", "0.3.0"),
+        ("test-hostile-installer", "0.1.0"),
     ];
     let mut plugins = Vec::new();
     for (name, wit) in cases {
@@ -256,13 +257,13 @@ async fn plugins_of_wit_0_1_0_to_0_3_0_load_and_run_side_by_side() {
         err.contains("permanent error: no advisory index configured"),
         "{err}"
     );
-    // The 0.2.0 installer is called with a device and a patch of 0.2.0's types.
+    // The 0.3.0 installer is called with a device and a patch of 0.3.0's types.
     let readiness = plugins[3]
         .preflight(&fleet[0], &patch("ssl", "openssl", "3.0.15"))
         .await;
     assert!(readiness.is_err(), "{readiness:?}");
-    // A 0.2.0 installer cannot scan: the host says so without calling it.
-    let err = plugins[3].scan(&fleet[0]).await.unwrap_err();
+    // A 0.1.0 installer cannot scan: the host says so without calling it.
+    let err = plugins[6].scan(&fleet[0]).await.unwrap_err();
     assert!(
         matches!(err.kind, ringleader_runtime::CallErrorKind::Unsupported(_)),
         "{err:?}"

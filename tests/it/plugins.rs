@@ -90,6 +90,48 @@ async fn sim_installer_installs_verifies_and_rolls_back_on_the_device() {
     assert_eq!(devices.total("duplicates").unwrap(), 0);
 }
 
+/// A simulated device scans as what it has: the inventory's components where nothing
+/// changed them, the versions it really runs where the inventory is stale
+/// (`sim.drift.COMPONENT`), what an install put there, and a component only it has; a
+/// restart changes its boot id.
+#[tokio::test]
+async fn a_simulated_device_scans_as_what_it_really_has_and_reboots() {
+    let (rt, _) = sim_runtime(true);
+    let installer = load(&rt, "sim-vendor-installer").await;
+    let mut dev = device(
+        "srv-1",
+        &[("bios", "2.10.0"), ("bmc", "7.0"), ("nic", "1.0")],
+    );
+    dev.facts = vec![
+        ("sim.drift.bmc".into(), "7.1".into()),
+        ("sim.drift.agent".into(), "3.2".into()),
+    ];
+    installer
+        .install(&dev, &patch("nic-1.1", "nic", "1.1"))
+        .await
+        .unwrap();
+    let scan = installer.scan(&dev).await.unwrap();
+    let got: Vec<(&str, &str)> = scan
+        .components
+        .iter()
+        .map(|c| (c.name.as_str(), c.version.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("bios", "2.10.0"),
+            ("bmc", "7.1"),
+            ("nic", "1.1"),
+            ("agent", "3.2")
+        ]
+    );
+    let before = installer.boot_state(&dev).await.unwrap();
+    assert_eq!(before.boot_id.as_deref(), Some("sim-boot-0"));
+    installer.reboot(&dev).await.unwrap();
+    let after = installer.boot_state(&dev).await.unwrap();
+    assert_eq!(after.boot_id.as_deref(), Some("sim-boot-1"));
+}
+
 #[tokio::test]
 async fn a_failing_simulated_device_is_a_permanent_plugin_error() {
     let (rt, _) = sim_runtime(true);

@@ -196,6 +196,26 @@ async fn firmware_inventory_components_are_found_flashed_and_rolled_back() {
         ]
     );
 
+    // A scan lists the system's firmware as the BMC reports it: the BIOS, its own
+    // adapter (not node-1's), the BMC's (related to no one system), by SoftwareId;
+    // kept images (`Previous-...`) are not what it runs.
+    let scanned = |scan: &ringleader_types::DeviceScan| -> Vec<(String, String)> {
+        scan.components
+            .iter()
+            .map(|c| (c.name.clone(), c.version.clone()))
+            .collect()
+    };
+    let scan = plugin.scan(&node2).await.unwrap();
+    let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        scanned(&scan),
+        pairs(&[("bios", "1.0.0"), ("bmc", "1.0.0"), ("nic", "1.0.0")])
+    );
+
     // An entry named by the fact redfish.firmware.<component>: the BMC's own firmware,
     // which belongs to no one system, under the operator's component name.
     let mut node1 = bmc(&peer, "bmc-1", "node-1", "1.0.0");
@@ -207,6 +227,12 @@ async fn firmware_inventory_components_are_found_flashed_and_rolled_back() {
     let report = plugin.verify(&node1, &idrac).await.unwrap();
     assert_eq!(report.installed_version.as_deref(), Some("7.0.0"));
     assert_eq!(updates(&peer)[2], update("BMC", "1.0.0", "7.0.0"));
+    // Scanned under the operator's name for it.
+    let scan = plugin.scan(&node1).await.unwrap();
+    assert_eq!(
+        scanned(&scan),
+        pairs(&[("bios", "1.0.0"), ("idrac", "7.0.0"), ("nic", "1.0.0")])
+    );
 
     // A component the BMC does not have: blocked, with what the inventory does list.
     let readiness = plugin

@@ -14,8 +14,12 @@
 //! | `sim.unhealthy-permille` | installs after which the device is unhealthy |
 //! | `sim.bad-patch`, `sim.bad-patch-permille` | one patch that fails more often here |
 //!
+//! | `sim.drift.COMPONENT` | the version the device really has of COMPONENT, whatever the inventory says (until an install or rollback changes it): a stale inventory |
+//!
 //! `sim-pkg` commands: `query COMPONENT`, `install COMPONENT VERSION PATCH`,
-//! `rollback COMPONENT VERSION`, `health PATCH`.
+//! `rollback COMPONENT VERSION`, `health PATCH`, `list` (every component with its
+//! version, a line each: `NAME<TAB>VERSION`), `boot` (the boot id: `sim-boot-N`, N the
+//! restarts so far), `reboot` (one more restart).
 
 use crate::services::{BoxFuture, DeviceExec, ExecError, ExecOutput, ExecRequest};
 use ringleader_types::Device;
@@ -194,6 +198,9 @@ impl SimDevices {
             if let Some(v) = self.get(&format!("{id}/installed/{component}"))? {
                 return Ok(Some(v));
             }
+            if let Some(v) = fact(device, &format!("sim.drift.{component}")) {
+                return Ok(Some(v.to_string()));
+            }
             Ok(device
                 .components
                 .iter()
@@ -231,6 +238,36 @@ impl SimDevices {
                 self.set(&format!("{id}/installed/{component}"), version)?;
                 ok(format!("{component} {version} restored\n"))
             }
+            ["list"] => {
+                let mut lines = String::new();
+                // The inventory's components, and those only the device has.
+                let extra = device.facts.iter().filter_map(|(k, _)| {
+                    k.strip_prefix("sim.drift.")
+                        .filter(|name| !device.components.iter().any(|c| c.name == *name))
+                });
+                let names: Vec<&str> = device
+                    .components
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .chain(extra)
+                    .collect();
+                for name in names {
+                    if let Some(v) = version_of(name)? {
+                        lines.push_str(&format!("{name}\t{v}\n"));
+                    }
+                }
+                ok(lines)
+            }
+            ["boot"] => {
+                let boots = self
+                    .get(&format!("{id}/boots"))?
+                    .unwrap_or_else(|| "0".into());
+                ok(format!("sim-boot-{boots}\n"))
+            }
+            ["reboot"] => {
+                self.bump(&format!("{id}/boots"))?;
+                ok(format!("{id} restarted\n"))
+            }
             ["health", patch] => {
                 if draw(device, patch, "health") < permille(device, "sim.unhealthy-permille") {
                     fail(1, "service degraded after the update\n".into())
@@ -240,7 +277,9 @@ impl SimDevices {
             }
             _ => fail(
                 64,
-                format!("usage: sim-pkg query|install|rollback|health ... (got {args:?})\n"),
+                format!(
+                    "usage: sim-pkg query|install|rollback|health|list|boot|reboot ... (got {args:?})\n"
+                ),
             ),
         })
     }

@@ -25,21 +25,24 @@
 //!   --force-confold` (a conffile the operator never changed takes the package's new
 //!   version; one the operator changed is kept, the package's version left beside it as
 //!   `.dpkg-dist`). `--no-remove`: a transaction that would remove a package aborts.
-//! - Built against WIT 0.2.0: a patch whose versions are of another scheme than `deb`
+//! - Built against WIT 0.3.0: a patch whose versions are of another scheme than `deb`
 //!   is `blocked` at preflight, saying so; one that names no scheme is taken as a
-//!   Debian package.
+//!   Debian package. `scan` reports every package dpkg has (with its source package),
+//!   `/etc/os-release` and the boot state (guest-debian); `reboot` runs
+//!   `systemctl reboot`.
 
 wit_bindgen::generate!({
-    path: "../../wit/ringleader-plugin@0.2.0",
+    path: "../../wit/ringleader-plugin@0.3.0",
     world: "installer",
 });
 
 use exports::ringleader::plugin::installer_api::Guest;
+use guest_debian::{Package as Installed, state_name};
 use ringleader::plugin::exec::{self, Command, Output};
 use ringleader::plugin::log::{Level, log};
 use ringleader::plugin::types::{
-    Device, HealthCheck, HealthReport, InstallOutcome, Patch, PluginError, PluginInfo, Readiness,
-    RollbackTarget, VerifyReport, VersionScheme,
+    BootState, Component, Device, DeviceScan, HealthCheck, HealthReport, InstallOutcome, OsRelease,
+    Patch, PluginError, PluginInfo, Readiness, RollbackTarget, VerifyReport, VersionScheme,
 };
 use std::collections::BTreeMap;
 
@@ -95,92 +98,28 @@ const TRANSACTION: &[&str] = &[
     "Dpkg::Options::=--force-confold",
 ];
 
-/// A package dpkg knows on the device.
-#[derive(Debug, Clone)]
-struct Installed {
-    package: String,
-    source: String,
-    version: String,
-    /// `${db:Status-Abbrev}`: desired action, state, error flag (`ii`, `iF`, `hi`, `iHR`).
-    status: String,
-}
-
-impl Installed {
-    /// Installed and configured (a held package too).
-    fn healthy(&self) -> bool {
-        healthy(&self.status)
-    }
-}
-
-fn healthy(status: &str) -> bool {
-    let mut chars = status.chars();
-    let _want = chars.next();
-    chars.next() == Some('i') && !matches!(chars.next(), Some(c) if c != ' ')
-}
-
-/// dpkg's name of the state in `${db:Status-Abbrev}`.
-fn state_name(status: &str) -> String {
-    let mut chars = status.chars();
-    let want = chars.next();
-    let state = match chars.next() {
-        Some('n') => "not installed",
-        Some('c') => "config-files only",
-        Some('H') => "half-installed",
-        Some('U') => "unpacked",
-        Some('F') => "half-configured",
-        Some('W') => "triggers-awaited",
-        Some('t') => "triggers-pending",
-        Some('i') => "installed",
-        _ => "unknown",
-    };
-    let mut name = state.to_string();
-    if want == Some('h') {
-        name.push_str(", held");
-    }
-    if chars.next() == Some('R') {
-        name.push_str(", reinstall required");
-    }
-    name
-}
-
 /// Every package dpkg knows on the device.
 fn installed(device: &Device) -> Result<Vec<Installed>, PluginError> {
     let out = run(
         "dpkg-query",
-        vec![
-            "-W".into(),
-            "-f=${Package}\t${source:Package}\t${Version}\t${db:Status-Abbrev}\n".into(),
-        ],
+        guest_debian::dpkg_query_args(None),
         QUERY_TIMEOUT_MS,
     )?;
     if out.exit_code != 0 {
-        return Err(PluginError::Permanent(format!(
-            "dpkg-query -W on {} exited with {}: {}",
-            device.id,
-            out.exit_code,
-            tail(&text(&out.stderr))
-        )));
+        return Err(dpkg_query_failed(device, &out));
     }
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split('\t');
-            let package = fields.next()?.to_string();
-            let source = fields.next()?.to_string();
-            let version = fields.next()?.to_string();
-            let status = fields.next()?.to_string();
-            (!version.is_empty()).then_some(Installed {
-                source: if source.is_empty() {
-                    package.clone()
-                } else {
-                    source
-                },
-                package,
-                version,
-                status,
-            })
-        })
-        .collect())
+    Ok(guest_debian::parse_packages(&String::from_utf8_lossy(
+        &out.stdout,
+    )))
+}
+
+fn dpkg_query_failed(device: &Device, out: &Output) -> PluginError {
+    PluginError::Permanent(format!(
+        "dpkg-query -W on {} exited with {}: {}",
+        device.id,
+        out.exit_code,
+        tail(&text(&out.stderr))
+    ))
 }
 
 fn find<'a>(installed: &'a [Installed], package: &str) -> Option<&'a Installed> {
@@ -197,13 +136,7 @@ fn tail(all: &str) -> String {
 /// half-installed, half-configured, awaiting or pending triggers, or needing a
 /// reinstall.
 fn interrupted(installed: &[Installed]) -> Vec<&Installed> {
-    installed
-        .iter()
-        .filter(|p| {
-            let mut chars = p.status.chars().skip(1);
-            matches!(chars.next(), Some('H' | 'U' | 'F' | 'W' | 't')) || chars.next() == Some('R')
-        })
-        .collect()
+    installed.iter().filter(|p| p.interrupted()).collect()
 }
 
 fn half_way(packages: &[&Installed]) -> String {
@@ -610,6 +543,63 @@ fn target<'a>(
         .ok_or_else(|| format!("package {package} is not installed on {}", device.id))
 }
 
+/// What `guest_debian::scan` read, in the contract's types.
+fn device_scan(scan: guest_debian::Scan) -> DeviceScan {
+    DeviceScan {
+        components: scan
+            .packages
+            .into_iter()
+            .map(|p| Component {
+                name: p.package,
+                version: p.version,
+                scheme: Some(VersionScheme::Deb),
+                source: Some(p.source),
+            })
+            .collect(),
+        os: scan.os.map(|o| OsRelease {
+            id: o.id,
+            version_id: o.version_id,
+            codename: o.codename,
+            pretty_name: o.pretty_name,
+        }),
+        boot: boot_of(scan.boot),
+        facts: scan.facts,
+    }
+}
+
+fn boot_of(b: guest_debian::Boot) -> BootState {
+    BootState {
+        boot_id: b.boot_id,
+        booted_at: b.booted_at,
+        reboot_pending: b.reboot_pending,
+        pending_reasons: b.pending_reasons,
+    }
+}
+
+/// The device read through `exec`, as `guest_debian::scan` reads it.
+fn read_device(device: &Device) -> Result<guest_debian::Scan, PluginError> {
+    guest_debian::scan(
+        None,
+        |program, args| {
+            run(program, args, QUERY_TIMEOUT_MS).map(|o| guest_debian::Output {
+                exit_code: o.exit_code,
+                stdout: o.stdout,
+                stderr: o.stderr,
+            })
+        },
+        |out| {
+            dpkg_query_failed(
+                device,
+                &Output {
+                    exit_code: out.exit_code,
+                    stdout: out.stdout.clone(),
+                    stderr: out.stderr.clone(),
+                },
+            )
+        },
+    )
+}
+
 impl Guest for AptInstaller {
     fn info() -> PluginInfo {
         PluginInfo {
@@ -904,6 +894,22 @@ impl Guest for AptInstaller {
             reboot_pending: false,
             detail: format!("rolled back in one apt transaction: {moved}"),
         })
+    }
+
+    fn scan(device: Device) -> Result<DeviceScan, PluginError> {
+        read_device(&device).map(device_scan)
+    }
+
+    fn boot_state(device: Device) -> Result<BootState, PluginError> {
+        read_device(&device).map(|s| boot_of(s.boot))
+    }
+
+    fn reboot(device: Device) -> Result<String, PluginError> {
+        let out = run("systemctl", vec!["reboot".into()], QUERY_TIMEOUT_MS)?;
+        if out.exit_code != 0 {
+            return Err(error_of("systemctl reboot", &device, &out));
+        }
+        Ok(format!("systemctl reboot on {}", device.id))
     }
 }
 

@@ -12,12 +12,16 @@
 //!   independent.
 //! - `rollback` installs the package file of the version to go back to (dpkg
 //!   downgrades); the host passes it when the catalog knows that version.
-//! - Built against WIT 0.2.0: a patch whose versions are of another scheme than `deb`
+//! - Built against WIT 0.3.0: a patch whose versions are of another scheme than `deb`
 //!   (an `rpm` or `apk` package reported for the same name) is `blocked` at preflight,
-//!   saying so; one that names no scheme is taken as a Debian package.
+//!   saying so; one that names no scheme is taken as a Debian package. `scan` reports
+//!   every package dpkg has (with its source package), the os-release file and the
+//!   boot state, under the device's root when it has one (guest-debian); `reboot` runs
+//!   `systemctl reboot` on a device without a separate root (a directory tree cannot
+//!   restart: refused, saying so).
 
 wit_bindgen::generate!({
-    path: "../../wit/ringleader-plugin@0.2.0",
+    path: "../../wit/ringleader-plugin@0.3.0",
     world: "installer",
 });
 
@@ -26,8 +30,9 @@ use ringleader::plugin::clock;
 use ringleader::plugin::exec::{self, Command, Output};
 use ringleader::plugin::log::{Level, log};
 use ringleader::plugin::types::{
-    Artifact, Device, HealthCheck, HealthReport, InstallOutcome, Patch, PluginError, PluginInfo,
-    Readiness, RollbackTarget, VerifyReport, VersionScheme,
+    Artifact, BootState, Component, Device, DeviceScan, HealthCheck, HealthReport, InstallOutcome,
+    OsRelease, Patch, PluginError, PluginInfo, Readiness, RollbackTarget, VerifyReport,
+    VersionScheme,
 };
 
 struct DpkgInstaller;
@@ -185,6 +190,37 @@ fn dpkg_install(
     Ok(())
 }
 
+/// The device read through `exec`, as `guest_debian::scan` reads it (under its root).
+fn read_device(device: &Device) -> Result<guest_debian::Scan, PluginError> {
+    guest_debian::scan(
+        root(device),
+        |program, args| {
+            run(program, args).map(|o| guest_debian::Output {
+                exit_code: o.exit_code,
+                stdout: o.stdout,
+                stderr: o.stderr,
+            })
+        },
+        |out| {
+            PluginError::Permanent(format!(
+                "dpkg-query -W on {} exited with {}: {}",
+                device.id,
+                out.exit_code,
+                tail(&out.stderr)
+            ))
+        },
+    )
+}
+
+fn boot_of(b: guest_debian::Boot) -> BootState {
+    BootState {
+        boot_id: b.boot_id,
+        booted_at: b.booted_at,
+        reboot_pending: b.reboot_pending,
+        pending_reasons: b.pending_reasons,
+    }
+}
+
 impl Guest for DpkgInstaller {
     fn info() -> PluginInfo {
         PluginInfo {
@@ -330,6 +366,53 @@ impl Guest for DpkgInstaller {
             reboot_pending: false,
             detail: format!("rolled back with {path}"),
         })
+    }
+
+    fn scan(device: Device) -> Result<DeviceScan, PluginError> {
+        let scan = read_device(&device)?;
+        Ok(DeviceScan {
+            components: scan
+                .packages
+                .into_iter()
+                .map(|p| Component {
+                    name: p.package,
+                    version: p.version,
+                    scheme: Some(VersionScheme::Deb),
+                    source: Some(p.source),
+                })
+                .collect(),
+            os: scan.os.map(|o| OsRelease {
+                id: o.id,
+                version_id: o.version_id,
+                codename: o.codename,
+                pretty_name: o.pretty_name,
+            }),
+            boot: boot_of(scan.boot),
+            facts: scan.facts,
+        })
+    }
+
+    fn boot_state(device: Device) -> Result<BootState, PluginError> {
+        read_device(&device).map(|s| boot_of(s.boot))
+    }
+
+    fn reboot(device: Device) -> Result<String, PluginError> {
+        if let Some(root) = root(&device) {
+            return Err(PluginError::Permanent(format!(
+                "{} is the directory tree {root} (its dpkg root), not a system of its own: it cannot restart",
+                device.id
+            )));
+        }
+        let out = run("systemctl", vec!["reboot".into()])?;
+        if out.exit_code != 0 {
+            return Err(PluginError::Permanent(format!(
+                "systemctl reboot on {} exited with {}: {}",
+                device.id,
+                out.exit_code,
+                tail(&out.stderr)
+            )));
+        }
+        Ok(format!("systemctl reboot on {}", device.id))
     }
 }
 

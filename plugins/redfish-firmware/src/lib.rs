@@ -43,7 +43,7 @@
 //!   (`[credentials.NAME]` in its config) to requests to the device's hostname.
 
 wit_bindgen::generate!({
-    path: "../../wit/ringleader-plugin@0.1.1",
+    path: "../../wit/ringleader-plugin@0.3.0",
     world: "installer",
 });
 
@@ -54,8 +54,8 @@ use ringleader::plugin::kv;
 use ringleader::plugin::log::{Level, log};
 use ringleader::plugin::settings;
 use ringleader::plugin::types::{
-    Device, HealthCheck, HealthReport, InstallOutcome, Patch, PluginError, PluginInfo, Readiness,
-    RollbackTarget, VerifyReport,
+    BootState, Component, Device, DeviceScan, HealthCheck, HealthReport, InstallOutcome, Patch,
+    PluginError, PluginInfo, Readiness, RollbackTarget, VerifyReport,
 };
 use serde_json::{Value, json};
 
@@ -351,22 +351,7 @@ impl Bmc {
             let what = format!("the firmware inventory entry {path} (the fact {named_fact})");
             return Ok(Ok((self.get(path, &what)?.0, path.to_string())));
         }
-        // Where the system's own parts live: entries related to these belong to it.
-        let mut owners = vec![system_id.trim_end_matches('/').to_string()];
-        owners.extend(
-            system["Links"]["Chassis"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|c| c["@odata.id"].as_str())
-                .map(|c| c.trim_end_matches('/').to_string()),
-        );
-        let belongs = |item: &str| {
-            let item = item.trim_end_matches('/');
-            owners
-                .iter()
-                .any(|o| item == o || item.starts_with(&format!("{o}/")))
-        };
+        let owners = owners(system_id, system);
         let (collection, _) = self.get(&inventory, "the firmware inventory")?;
         let mut found = Vec::new();
         let mut listed = Vec::new();
@@ -401,13 +386,7 @@ impl Bmc {
                 }
                 continue;
             }
-            let related: Vec<&str> = entry["RelatedItem"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|item| item["@odata.id"].as_str())
-                .collect();
-            if !(related.is_empty() || related.iter().any(|item| belongs(item))) {
+            if !belongs(&entry, &owners) {
                 continue;
             }
             listed.push(if software_id.is_empty() {
@@ -465,6 +444,136 @@ impl Bmc {
                 listed.join(", ")
             }
         )))
+    }
+
+    /// Every firmware component of the device's system as the BMC reports it: the BIOS
+    /// (`BiosVersion`, as the component `redfish.bios-component`) and each entry of the
+    /// firmware inventory that belongs to the system (by its `SoftwareId`, else its
+    /// `Id`; kept and staged images left out). Entries the BMC will not show are logged.
+    fn scan(&self, device: &Device) -> Result<Vec<Component>, PluginError> {
+        let (system_id, system) = self.system(device)?;
+        let mut components = Vec::new();
+        if let Some(bios) = system["BiosVersion"].as_str() {
+            components.push(Component {
+                name: bios_component(device).to_string(),
+                version: bios.to_string(),
+                scheme: None,
+                source: None,
+            });
+        }
+        let service = self.service()?;
+        let inventory = service["FirmwareInventory"]["@odata.id"]
+            .as_str()
+            .unwrap_or("/redfish/v1/UpdateService/FirmwareInventory")
+            .to_string();
+        let owners = owners(&system_id, &system);
+        let (collection, _) = self.get(&inventory, "the firmware inventory")?;
+        for member in collection["Members"].as_array().into_iter().flatten() {
+            let Some(path) = member["@odata.id"].as_str() else {
+                continue;
+            };
+            let entry = match self.get(path, "a firmware inventory entry") {
+                Ok((entry, _)) => entry,
+                Err(e) => {
+                    log(Level::Warn, &format!("{}: not scanned: {e}", device.id));
+                    continue;
+                }
+            };
+            let id = entry["Id"].as_str().unwrap_or_default();
+            if id.starts_with("Previous-")
+                || id.starts_with("Available-")
+                || !belongs(&entry, &owners)
+            {
+                continue;
+            }
+            let software_id = entry["SoftwareId"].as_str().unwrap_or_default();
+            // The operator's name for it (the fact redfish.firmware.NAME naming the
+            // entry), else its SoftwareId, else its Id.
+            let named = device.facts.iter().find_map(|(k, v)| {
+                let name = k.strip_prefix("redfish.firmware.")?;
+                (v == path || v == id || v == software_id || id.starts_with(&format!("{v}-")))
+                    .then_some(name)
+            });
+            let name = named
+                .or(Some(software_id).filter(|s| !s.is_empty()))
+                .unwrap_or(id);
+            let (Some(version), false) = (entry["Version"].as_str(), name.is_empty()) else {
+                continue;
+            };
+            if components.iter().any(|c: &Component| c.name == name) {
+                continue;
+            }
+            components.push(Component {
+                name: name.to_string(),
+                version: version.to_string(),
+                scheme: None,
+                source: None,
+            });
+        }
+        Ok(components)
+    }
+
+    /// The system's boot state: `BootProgress.LastStateTime` (Redfish 1.13 and later)
+    /// changes at every start, where the BMC reports it.
+    fn boot(&self, device: &Device) -> Result<BootState, PluginError> {
+        let (_, system) = self.system(device)?;
+        let boot_id = system["BootProgress"]["LastStateTime"].as_str().map(|t| {
+            format!(
+                "{}@{t}",
+                system["BootProgress"]["LastState"].as_str().unwrap_or("")
+            )
+        });
+        Ok(BootState {
+            boot_id,
+            booted_at: None,
+            reboot_pending: false,
+            pending_reasons: Vec::new(),
+        })
+    }
+
+    /// `ComputerSystem.Reset` with the first of [`RESET_TYPES`] the BMC allows
+    /// (`ResetType@Redfish.AllowableValues`; GracefulRestart when it lists none),
+    /// following the task the BMC returns.
+    fn reset(&self, device: &Device) -> Result<String, PluginError> {
+        let (system_id, system) = self.system(device)?;
+        let action = &system["Actions"]["#ComputerSystem.Reset"];
+        let Some(target) = action["target"].as_str() else {
+            return Err(PluginError::Permanent(format!(
+                "the BMC of {} offers no ComputerSystem.Reset action for {system_id}",
+                device.id
+            )));
+        };
+        let allowed: Vec<&str> = action["ResetType@Redfish.AllowableValues"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let Some(kind) = RESET_TYPES
+            .iter()
+            .find(|t| allowed.is_empty() || allowed.contains(t))
+        else {
+            return Err(PluginError::Permanent(format!(
+                "the BMC of {} allows no restart of {system_id} (ResetType@Redfish.AllowableValues: {})",
+                device.id,
+                allowed.join(", ")
+            )));
+        };
+        let response = self.send(Method::Post, target, Some(&json!({ "ResetType": kind })))?;
+        if !matches!(response.status, 200 | 202 | 204) {
+            return Err(refusal(
+                &self.device,
+                &response,
+                &format!("resetting {system_id} ({kind})"),
+            ));
+        }
+        let mut said = format!("ComputerSystem.Reset {kind} of {system_id}");
+        if response.status == 202
+            && let Some(task) = response.header("location").map(str::to_string)
+        {
+            said.push_str(&format!(": {}", self.follow_task(&task)?));
+        }
+        Ok(said)
     }
 
     /// Follows a task until it ends. `Ok` when it completed well.
@@ -857,6 +966,42 @@ fn refusal(device: &str, response: &Response, doing: &str) -> PluginError {
     }
 }
 
+/// Where the system's own parts live (the system and its chassis): firmware entries
+/// related to these belong to it.
+fn owners(system_id: &str, system: &Value) -> Vec<String> {
+    let mut owners = vec![system_id.trim_end_matches('/').to_string()];
+    owners.extend(
+        system["Links"]["Chassis"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["@odata.id"].as_str())
+            .map(|c| c.trim_end_matches('/').to_string()),
+    );
+    owners
+}
+
+/// Whether a firmware inventory entry belongs to the system of `owners`: its
+/// `RelatedItem` is under one of them, or names nothing.
+fn belongs(entry: &Value, owners: &[String]) -> bool {
+    let related: Vec<&str> = entry["RelatedItem"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|item| item["@odata.id"].as_str())
+        .collect();
+    related.is_empty()
+        || related.iter().any(|item| {
+            let item = item.trim_end_matches('/');
+            owners
+                .iter()
+                .any(|o| item == o || item.starts_with(&format!("{o}/")))
+        })
+}
+
+/// Reset types to restart a system with, in the order tried: a clean restart first.
+const RESET_TYPES: &[&str] = &["GracefulRestart", "ForceRestart", "PowerCycle"];
+
 /// The component of `device` this plugin updates.
 fn bios_component(device: &Device) -> &str {
     fact(device, "redfish.bios-component").unwrap_or("bios")
@@ -948,6 +1093,24 @@ impl Guest for RedfishFirmware {
             &target.version,
             patch.reboot_required,
         )
+    }
+
+    fn scan(device: Device) -> Result<DeviceScan, PluginError> {
+        let bmc = Bmc::of(&device)?;
+        Ok(DeviceScan {
+            components: bmc.scan(&device)?,
+            os: None,
+            boot: bmc.boot(&device)?,
+            facts: Vec::new(),
+        })
+    }
+
+    fn boot_state(device: Device) -> Result<BootState, PluginError> {
+        Bmc::of(&device)?.boot(&device)
+    }
+
+    fn reboot(device: Device) -> Result<String, PluginError> {
+        Bmc::of(&device)?.reset(&device)
     }
 }
 

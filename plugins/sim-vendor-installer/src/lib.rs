@@ -7,10 +7,15 @@
 //! - `sim-pkg query COMPONENT` prints the installed version;
 //! - `sim-pkg install COMPONENT VERSION PATCH` installs (and may fail, as devices do);
 //! - `sim-pkg rollback COMPONENT VERSION` restores a version;
-//! - `sim-pkg health PATCH` says whether the device is healthy after the patch.
+//! - `sim-pkg health PATCH` says whether the device is healthy after the patch;
+//! - `sim-pkg list` prints every component with its version (`scan`);
+//! - `sim-pkg boot` prints the boot id, `sim-pkg reboot` restarts the device.
+//!
+//! Built against WIT 0.3.0 (for `scan`, `boot-state` and `reboot`); the simulated
+//! source stays on 0.1.0, so the simulated fleet exercises old and new side by side.
 
 wit_bindgen::generate!({
-    path: "../../wit/ringleader-plugin@0.1.0",
+    path: "../../wit/ringleader-plugin@0.3.0",
     world: "installer",
 });
 
@@ -18,8 +23,8 @@ use exports::ringleader::plugin::installer_api::Guest;
 use ringleader::plugin::exec::{self, Command, Output};
 use ringleader::plugin::log::{Level, log};
 use ringleader::plugin::types::{
-    Device, HealthCheck, HealthReport, InstallOutcome, Patch, PluginError, PluginInfo, Readiness,
-    RollbackTarget, VerifyReport,
+    BootState, Component, Device, DeviceScan, HealthCheck, HealthReport, InstallOutcome, Patch,
+    PluginError, PluginInfo, Readiness, RollbackTarget, VerifyReport,
 };
 
 struct SimVendorInstaller;
@@ -35,6 +40,30 @@ fn sim_pkg(args: &[&str]) -> Result<Output, PluginError> {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).trim().to_string()
+}
+
+/// `sim-pkg CMD` that must succeed, its output.
+fn sim_pkg_ok(device: &Device, args: &[&str]) -> Result<String, PluginError> {
+    let out = sim_pkg(args)?;
+    if out.exit_code != 0 {
+        return Err(PluginError::Permanent(format!(
+            "sim-pkg {} on {} exited with {}: {}",
+            args.join(" "),
+            device.id,
+            out.exit_code,
+            text(&out.stderr)
+        )));
+    }
+    Ok(text(&out.stdout))
+}
+
+fn boot(device: &Device) -> Result<BootState, PluginError> {
+    Ok(BootState {
+        boot_id: Some(sim_pkg_ok(device, &["boot"])?),
+        booted_at: None,
+        reboot_pending: false,
+        pending_reasons: Vec::new(),
+    })
 }
 
 /// The version of `component` the device reports, `None` if it has none.
@@ -124,6 +153,34 @@ impl Guest for SimVendorInstaller {
             reboot_pending: patch.reboot_required,
             detail: text(&out.stdout),
         })
+    }
+
+    fn scan(device: Device) -> Result<DeviceScan, PluginError> {
+        let listed = sim_pkg_ok(&device, &["list"])?;
+        let components = listed
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(name, version)| Component {
+                name: name.into(),
+                version: version.into(),
+                scheme: None,
+                source: None,
+            })
+            .collect();
+        Ok(DeviceScan {
+            components,
+            os: None,
+            boot: boot(&device)?,
+            facts: Vec::new(),
+        })
+    }
+
+    fn boot_state(device: Device) -> Result<BootState, PluginError> {
+        boot(&device)
+    }
+
+    fn reboot(device: Device) -> Result<String, PluginError> {
+        sim_pkg_ok(&device, &["reboot"])
     }
 }
 
