@@ -14,6 +14,7 @@
 //! | [`rollout`] | `status`, `rollouts`, `accepted`, `health`, and the body of a rollout start |
 //! | [`event`] | `event`, `events`, `stall` |
 //! | [`device`] | `devices`, `device` |
+//! | [`fleet`] | `fleet`, `fleet-device`, `fleet-scan`, and the body of a scan |
 //! | [`plan`] | `plan`, `explain` |
 //! | [`demo`] | `demo` |
 //! | [`plugin`] | `patch` (a file), `plugin-run`, `plugin-check`, `plugin-list` |
@@ -70,6 +71,7 @@ pub mod device;
 pub mod error;
 pub mod event;
 pub mod exit;
+pub mod fleet;
 pub mod plan;
 pub mod plugin;
 pub mod rollout;

@@ -7,6 +7,11 @@ use ringleader_api::demo::{self, DemoV1, FinalState, OutcomesV1};
 use ringleader_api::device::{DeviceHistoryV1, DeviceState, DeviceV1, DevicesV1};
 use ringleader_api::error::ErrorV1;
 use ringleader_api::event::{EventKind, EventV1, EventsV1, StallV1};
+use ringleader_api::fleet::{
+    self, BootV1, DifferenceKind, DifferenceV1, FleetDeviceSummaryV1, FleetDeviceV1, FleetScanV1,
+    FleetV1, HistoryKind, HistoryV1, OsV1, RolloutRecordV1, ScanErrorKind, ScanErrorV1, ScanV1,
+    ScannedV1,
+};
 use ringleader_api::plan::{
     self, Decision, ExplainReason, ExplainV1, ExplainedV1, PlanV1, SkipReason, SkipV1, StepV1,
     TotalsV1,
@@ -631,6 +636,129 @@ fn a_result_is_read_by_the_function_that_returned_it() {
 /// Every schema file is some type's, and each type's `schema` is its file's title and
 /// `schema` constant.
 #[test]
+fn fleet_documents_validate_and_read_back() {
+    let error = ScanErrorV1 {
+        kind: ScanErrorKind::Unreachable,
+        message: "ssh: connect to host 10.0.0.9 port 22: Connection refused".into(),
+    };
+    let libc = fleet::ComponentV1 {
+        name: "libc6".into(),
+        version: "2.36-9+deb12u7".into(),
+        scheme: Some("deb".into()),
+        source: Some("glibc".into()),
+    };
+    let scan = ScanV1 {
+        at: t("2026-12-02T10:00:00Z"),
+        duration_ms: 812,
+        installer: "apt-installer".into(),
+        components: vec![libc.clone()],
+        os: Some(OsV1 {
+            id: "debian".into(),
+            version_id: Some("12".into()),
+            codename: Some("bookworm".into()),
+            pretty_name: Some("Debian GNU/Linux 12 (bookworm)".into()),
+        }),
+        boot: BootV1 {
+            boot_id: Some("5f0c".into()),
+            booted_at: Some(t("2026-11-30T08:00:00Z")),
+            reboot_pending: true,
+            pending_reasons: vec!["/run/reboot-required: libc6".into()],
+        },
+        facts: vec![(
+            "dpkg.interrupted".into(),
+            "hello 1.2-1 (half-configured)".into(),
+        )],
+    };
+    for (last_scan, error) in [
+        (Some(t("2026-12-02T10:00:00Z")), None),
+        (None, Some(error.clone())),
+    ] {
+        check(&FleetV1 {
+            schema: Schema::new(),
+            devices: vec![FleetDeviceSummaryV1 {
+                id: "deb-1".into(),
+                inventory: "fleet.toml".into(),
+                tags: strings(&["lab"]),
+                last_scan,
+                last_seen: last_scan,
+                error,
+                components: last_scan.map(|_| 412),
+                differences: 3,
+                drift: true,
+                reboot_pending: false,
+            }],
+            not_scanned_recently: 1,
+        });
+    }
+    for (last_scan, error) in [(Some(scan.clone()), None), (None, Some(error.clone()))] {
+        check(&FleetDeviceV1 {
+            schema: Schema::new(),
+            id: "deb-1".into(),
+            inventory: "fleet.toml".into(),
+            tags: strings(&["lab"]),
+            declared: vec![fleet::ComponentV1 {
+                version: "2.36-9+deb12u4".into(),
+                scheme: None,
+                source: None,
+                ..libc.clone()
+            }],
+            error_at: error.as_ref().map(|_| t("2026-12-02T11:00:00Z")),
+            last_scan,
+            last_seen: Some(t("2026-12-02T10:00:00Z")),
+            error,
+            differences: vec![DifferenceV1 {
+                kind: DifferenceKind::Version,
+                component: "libc6".into(),
+                declared: Some("2.36-9+deb12u4".into()),
+                observed: Some("2.36-9+deb12u7".into()),
+            }],
+            drift: false,
+            history: vec![HistoryV1 {
+                at: t("2026-12-02T10:00:00Z"),
+                kind: HistoryKind::Changed,
+                component: Some("libc6".into()),
+                from: Some("2.36-9+deb12u4".into()),
+                to: Some("2.36-9+deb12u7".into()),
+                detail: "libc6: 2.36-9+deb12u4 -> 2.36-9+deb12u7".into(),
+            }],
+            rollouts: vec![RolloutRecordV1 {
+                rollout: "r2".into(),
+                started_by: "alice".into(),
+                ring: "canary".into(),
+                state: "done".into(),
+                versions: BTreeMap::from([("libc6".into(), "2.36-9+deb12u7".into())]),
+                reason: None,
+            }],
+        });
+    }
+    check(&FleetScanV1 {
+        schema: Schema::new(),
+        scanned: 2,
+        ok: 1,
+        failed: 1,
+        duration_ms: 1500,
+        devices: vec![
+            ScannedV1 {
+                id: "deb-1".into(),
+                ok: true,
+                duration_ms: 812,
+                components: Some(412),
+                changed: 1,
+                error: None,
+            },
+            ScannedV1 {
+                id: "deb-2".into(),
+                ok: false,
+                duration_ms: 5000,
+                components: None,
+                changed: 0,
+                error: Some(error),
+            },
+        ],
+    });
+}
+
+#[test]
 fn schema_constants_are_the_published_ones() {
     fn constant<D: Document>(seen: &mut BTreeSet<String>) {
         let file = file_of::<D>();
@@ -660,6 +788,9 @@ fn schema_constants_are_the_published_ones() {
     constant::<PluginCheckV1>(&mut seen);
     constant::<PluginListV1>(&mut seen);
     constant::<TokensV1>(&mut seen);
+    constant::<FleetV1>(&mut seen);
+    constant::<FleetDeviceV1>(&mut seen);
+    constant::<FleetScanV1>(&mut seen);
     let published: BTreeSet<String> = std::fs::read_dir(schemas_dir())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -777,6 +908,21 @@ fn enums_are_the_schemas_lists() {
             "plugin-check.v1.json",
             "/properties/cache/enum",
             names(CacheOutcome::ALL),
+        ),
+        (
+            "fleet-scan.v1.json",
+            "/properties/devices/items/properties/error/oneOf/1/properties/kind/enum",
+            names(ScanErrorKind::ALL),
+        ),
+        (
+            "fleet-device.v1.json",
+            "/properties/differences/items/properties/kind/enum",
+            names(DifferenceKind::ALL),
+        ),
+        (
+            "fleet-device.v1.json",
+            "/properties/history/items/properties/kind/enum",
+            names(HistoryKind::ALL),
         ),
     ];
     for (file, pointer, ours) in cases {

@@ -16,6 +16,7 @@
 //! - [`data_dir`]: a data directory owned by this process only.
 
 pub mod data_dir;
+pub mod fleet;
 pub mod plan_view;
 pub mod plugins;
 pub mod serve;

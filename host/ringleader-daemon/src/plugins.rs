@@ -241,10 +241,8 @@ impl Chosen {
         Ok(sources)
     }
 
-    /// Loads the sources and the installers (the first the default) into `runtime`:
-    /// the one place a rollout's plugins are loaded.
-    pub async fn load(&self, runtime: &Runtime) -> Result<(Vec<Plugin>, Installers), LoadError> {
-        let sources = self.load_sources(runtime).await?;
+    /// Loads the installers (the first the default) into `runtime`.
+    pub async fn load_installers(&self, runtime: &Runtime) -> Result<Installers, LoadError> {
         let (first, rest) = self
             .installers
             .split_first()
@@ -253,7 +251,14 @@ impl Chosen {
         for installer in rest {
             installers = installers.with(installer.load(runtime).await?);
         }
-        Ok((sources, installers))
+        Ok(installers)
+    }
+
+    /// Loads the sources and the installers (the first the default) into `runtime`:
+    /// the one place a rollout's plugins are loaded.
+    pub async fn load(&self, runtime: &Runtime) -> Result<(Vec<Plugin>, Installers), LoadError> {
+        let sources = self.load_sources(runtime).await?;
+        Ok((sources, self.load_installers(runtime).await?))
     }
 }
 

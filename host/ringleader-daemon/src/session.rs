@@ -28,6 +28,7 @@ use ringleader_runtime::sim_device::SimDevices;
 use ringleader_runtime::transport::{Route, Routes};
 use ringleader_runtime::{Grants, OperatorConfig, Runtime, RuntimeConfig, Services};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +36,19 @@ use tokio::sync::mpsc;
 
 /// The `schema` of a rollout's `meta/inputs`.
 pub const INPUTS_SCHEMA: &str = "ringleader.inputs/v1";
+/// The `schema` of a rollout's `meta/inputs` that plans from scanned components
+/// (`observed`): v1 and the devices' last scans.
+pub const INPUTS_SCHEMA_V2: &str = "ringleader.inputs/v2";
+
+/// What the fleet registry's last scan found on a device, as a rollout started from
+/// it plans with it (`observed` of `ringleader.inputs/v2`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Observed {
+    pub components: Vec<ringleader_api::fleet::ComponentV1>,
+    #[serde(default)]
+    pub os: Option<ringleader_api::fleet::OsV1>,
+}
 
 /// What a rollout is started from; stored in its log's `meta/inputs` so that a
 /// restarted daemon (or a demo run again) rebuilds it exactly.
@@ -47,6 +61,9 @@ pub struct Inputs {
     pub clock: Clock,
     /// When the rollout starts (virtual time), or started (real time).
     pub start: Timestamp,
+    /// Devices whose scanned components the rollout plans with, instead of the
+    /// inventory's (from the fleet registry when the rollout started).
+    pub observed: BTreeMap<String, Observed>,
 }
 
 /// The devices a rollout covers.
@@ -91,6 +108,8 @@ struct StoredV1<'a> {
     fleet: &'a Fleet,
     clock: &'a Clock,
     start: Timestamp,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    observed: &'a BTreeMap<String, Observed>,
 }
 
 /// `meta/inputs` as read: `ringleader.inputs/v1`, or the shape before it (the same
@@ -105,6 +124,8 @@ struct Stored {
     fleet: Fleet,
     clock: Clock,
     start: Timestamp,
+    #[serde(default)]
+    observed: Option<BTreeMap<String, Observed>>,
 }
 
 /// Only the `schema` of `meta/inputs`, to name the format of inputs this version
@@ -122,7 +143,28 @@ impl Inputs {
         let policy = policy.ok_or_else(|| diags.to_string())?;
         let inventory = match &self.fleet {
             Fleet::Inventory { name, text } => {
-                Inventory::parse(Path::new(name), text).map_err(|e| e.to_string())?
+                let mut inventory =
+                    Inventory::parse(Path::new(name), text).map_err(|e| e.to_string())?;
+                for device in &mut inventory.devices {
+                    if let Some(seen) = self.observed.get(&device.id) {
+                        let components: Vec<_> = seen
+                            .components
+                            .iter()
+                            .cloned()
+                            .map(crate::fleet::component_of)
+                            .collect();
+                        let os = seen.os.clone().map(|o| ringleader_types::OsRelease {
+                            id: o.id,
+                            version_id: o.version_id,
+                            codename: o.codename,
+                            pretty_name: o.pretty_name,
+                        });
+                        for problem in device.observe(&components, os.as_ref()) {
+                            tracing::warn!("{problem}; the inventory's version is planned with");
+                        }
+                    }
+                }
+                inventory
             }
             Fleet::Simulated {
                 devices,
@@ -143,12 +185,17 @@ impl Inputs {
     /// Writes the inputs to `store`'s `meta/inputs`, as `ringleader.inputs/v1`.
     pub fn record(&self, store: &Store) -> anyhow::Result<()> {
         let text = serde_json::to_string(&StoredV1 {
-            schema: INPUTS_SCHEMA,
+            schema: if self.observed.is_empty() {
+                INPUTS_SCHEMA
+            } else {
+                INPUTS_SCHEMA_V2
+            },
             policy_name: &self.policy_name,
             policy: &self.policy,
             fleet: &self.fleet,
             clock: &self.clock,
             start: self.start,
+            observed: &self.observed,
         })?;
         store.set_inputs(&text)?;
         Ok(())
@@ -167,7 +214,7 @@ impl Inputs {
     fn parse(text: &str) -> Result<Inputs, String> {
         let other = |schema: &str| {
             format!(
-                "its inputs are `{}`, which this ringleader does not read (it reads {INPUTS_SCHEMA} and the format before it); run it with the ringleader that started it",
+                "its inputs are `{}`, which this ringleader does not read (it reads {INPUTS_SCHEMA}, {INPUTS_SCHEMA_V2} and the format before it); run it with the ringleader that started it",
                 ringleader_diag::escape(schema)
             )
         };
@@ -177,21 +224,31 @@ impl Inputs {
                 return Err(match serde_json::from_str::<SchemaOnly>(text) {
                     Ok(SchemaOnly {
                         schema: Some(schema),
-                    }) if schema != INPUTS_SCHEMA => other(&schema),
+                    }) if schema != INPUTS_SCHEMA && schema != INPUTS_SCHEMA_V2 => other(&schema),
                     _ => format!("its inputs are unreadable: {e}"),
                 });
             }
         };
-        match stored.schema.as_deref() {
-            None | Some(INPUTS_SCHEMA) => Ok(Inputs {
-                policy_name: stored.policy_name,
-                policy: stored.policy,
-                fleet: stored.fleet,
-                clock: stored.clock,
-                start: stored.start,
-            }),
-            Some(schema) => Err(other(schema)),
+        match (stored.schema.as_deref(), &stored.observed) {
+            (None | Some(INPUTS_SCHEMA), None) | (Some(INPUTS_SCHEMA_V2), Some(_)) => {}
+            (Some(INPUTS_SCHEMA_V2), None) => {
+                return Err("its inputs are ringleader.inputs/v2 without `observed`".into());
+            }
+            (None | Some(INPUTS_SCHEMA), Some(_)) => {
+                return Err(
+                    "its inputs are ringleader.inputs/v1 with `observed`, a key of v2".into(),
+                );
+            }
+            (Some(schema), _) => return Err(other(schema)),
         }
+        Ok(Inputs {
+            policy_name: stored.policy_name,
+            policy: stored.policy,
+            fleet: stored.fleet,
+            clock: stored.clock,
+            start: stored.start,
+            observed: stored.observed.unwrap_or_default(),
+        })
     }
 }
 
@@ -206,6 +263,8 @@ pub struct Session {
     grants: Grants,
     devices: Arc<SimDevices>,
     kv: Arc<dyn KvStore>,
+    /// The operator config's `[scan]`.
+    scan: ringleader_runtime::config::ScanConfig,
 }
 
 /// A rollout prepared and its log replayed: ready to run from where the log left off.
@@ -263,7 +322,21 @@ impl Session {
             plugins,
             devices,
             kv,
+            scan: config.scan,
         })
+    }
+
+    /// How fleet scans run (the operator config's `[scan]`).
+    pub fn scan_options(&self) -> ScanOptions {
+        ScanOptions {
+            concurrency: self.scan.concurrency,
+            timeout: self.scan.timeout,
+        }
+    }
+
+    /// How often the registry is scanned on its own (`[scan] every`), if it is.
+    pub fn scan_every(&self) -> Option<Duration> {
+        self.scan.every
     }
 
     /// The simulated devices' state.
@@ -371,6 +444,119 @@ impl Session {
             store,
             devices: self.devices.clone(),
         })
+    }
+}
+
+/// How a fleet scan runs.
+#[derive(Debug, Clone, Copy)]
+pub struct ScanOptions {
+    /// Devices scanned at once.
+    pub concurrency: usize,
+    /// How long one device's scan may take before it counts as failed (`timeout`).
+    pub timeout: Duration,
+}
+
+impl Default for ScanOptions {
+    fn default() -> ScanOptions {
+        ScanOptions {
+            concurrency: 16,
+            timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+impl Session {
+    /// Scans the devices of `inventory` named in `ids` (all when empty), each through
+    /// its installer's `scan`, `options.concurrency` at a time, each within
+    /// `options.timeout`; `busy` devices (a rollout step runs on them) are not scanned
+    /// and come back as `busy`. `record` is given each outcome as it arrives (the
+    /// registry writes it durably), so that a stop mid-scan loses none already done.
+    pub async fn scan(
+        &self,
+        inventory: &Inventory,
+        ids: &[String],
+        busy: &std::collections::HashSet<String>,
+        options: ScanOptions,
+        mut record: impl FnMut(crate::fleet::Outcome),
+    ) -> anyhow::Result<()> {
+        use futures_util::StreamExt;
+        use ringleader_api::fleet::{ScanErrorKind, ScanErrorV1};
+        let routes =
+            routes(inventory, &self.grants, self.devices.clone()).map_err(anyhow::Error::msg)?;
+        let routes = Arc::new(routes);
+        let runtime = Runtime::new(RuntimeConfig {
+            cache_dir: ringleader_runtime::cache::ComponentCache::default_dir(),
+            grants: self.grants.clone(),
+            services: Services {
+                exec: routes.clone(),
+                auth: routes,
+                kv: self.kv.clone(),
+                clock: Arc::new(SystemClock),
+            },
+        })?;
+        let installers = self.plugins.load_installers(&runtime).await?;
+        let devices: Vec<_> = inventory
+            .devices
+            .iter()
+            .filter(|d| ids.is_empty() || ids.contains(&d.id))
+            .map(|d| d.to_plugin())
+            .collect();
+        let installers = &installers;
+        let mut scans = futures_util::stream::iter(devices.into_iter().map(|device| async move {
+            let at = Timestamp::now();
+            let started = std::time::Instant::now();
+            let (installer, result) = if busy.contains(&device.id) {
+                (
+                    String::new(),
+                    Err(ScanErrorV1 {
+                        kind: ScanErrorKind::Busy,
+                        message: "a rollout step runs on it: scanned later".into(),
+                    }),
+                )
+            } else {
+                match installers.for_device(&device) {
+                    Err(e) => (
+                        String::new(),
+                        Err(ScanErrorV1 {
+                            kind: ScanErrorKind::Failed,
+                            message: e,
+                        }),
+                    ),
+                    Ok(plugin) => {
+                        let name = plugin.name().to_string();
+                        let result =
+                            match tokio::time::timeout(options.timeout, plugin.scan(&device)).await
+                            {
+                                Err(_) => Err(ScanErrorV1 {
+                                    kind: ScanErrorKind::Timeout,
+                                    message: format!(
+                                        "the scan took longer than {}s",
+                                        options.timeout.as_secs()
+                                    ),
+                                }),
+                                Ok(Err(e)) => Err(ScanErrorV1 {
+                                    kind: crate::fleet::error_kind(&e),
+                                    message: e.to_string(),
+                                }),
+                                Ok(Ok(scan)) => Ok(scan),
+                            };
+                        (name, result)
+                    }
+                }
+            };
+            crate::fleet::Outcome {
+                id: device.id.clone(),
+                installer,
+                at: Timestamp::from_second(at.as_second()).unwrap_or(at),
+                duration_ms: started.elapsed().as_millis() as u64,
+                result,
+            }
+        }))
+        .buffer_unordered(options.concurrency.max(1));
+        while let Some(outcome) = scans.next().await {
+            record(outcome);
+        }
+        Ok(())
     }
 }
 
@@ -482,6 +668,7 @@ mod tests {
                 hang_permille: 5,
             },
             start: "2026-11-02T08:00:00Z".parse().unwrap(),
+            observed: BTreeMap::new(),
         }
     }
 

@@ -180,6 +180,71 @@ impl Device {
         self.tags.iter().any(|t| t == tag)
     }
 
+    /// Takes what a scan of the device found as its components (observed wins over
+    /// declared, for planning): each read in its own scheme, else in the scheme the
+    /// inventory gave the component of that name, else as a vendor version. The OS
+    /// release becomes the facts `os-id`, `os-version-id` and `os-codename` where the
+    /// inventory sets none. Returns a sentence per component whose version cannot be
+    /// read (the declared version, if any, is kept for it).
+    pub fn observe(
+        &mut self,
+        components: &[Component],
+        os: Option<&ringleader_types::OsRelease>,
+    ) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut observed = SmallMap::new();
+        for c in components {
+            let declared = self.components.get(c.name.as_str());
+            let scheme = c
+                .scheme
+                .or_else(|| declared.and_then(Installed::declared_scheme));
+            let read = match scheme {
+                Some(scheme) => AnyVersion::parse(scheme, &c.version).map(|version| Installed {
+                    version,
+                    declared: true,
+                    source: None,
+                }),
+                None => Version::parse(&c.version).map(Installed::from),
+            };
+            match read {
+                Ok(mut installed) => {
+                    installed.source = c
+                        .source
+                        .as_deref()
+                        .or(declared.and_then(|d| d.source.as_deref()))
+                        .map(Into::into);
+                    observed.insert(c.name.clone(), installed);
+                }
+                Err(e) => {
+                    problems.push(format!(
+                        "device {}: the scanned version `{}` of {} cannot be read as {}: {e}",
+                        self.id,
+                        c.version,
+                        c.name,
+                        scheme.map_or("a vendor version".to_string(), |s| format!("a {s} version"))
+                    ));
+                    if let Some(d) = declared {
+                        observed.insert(c.name.clone(), d.clone());
+                    }
+                }
+            }
+        }
+        self.components = observed;
+        if let Some(os) = os {
+            let mut set = |key: &str, value: Option<&str>| {
+                if let Some(value) = value
+                    && self.facts.get(key).is_none()
+                {
+                    self.facts.insert(key.to_string(), value.to_string());
+                }
+            };
+            set("os-id", Some(os.id.as_str()));
+            set("os-version-id", os.version_id.as_deref());
+            set("os-codename", os.codename.as_deref());
+        }
+        problems
+    }
+
     /// The device as plugins see it (site and time zone are added as facts).
     pub fn to_plugin(&self) -> PluginDevice {
         let mut facts: Vec<(String, String)> = self

@@ -33,7 +33,68 @@ impl From<FileError> for ConfigError {
 }
 
 /// What a problem's hint points to.
-const HINT: &str = "the operator config holds `[plugins.NAME]` tables (http, exec, kv, settings) and `[credentials.NAME]` tables (ssh_key, known_hosts, username, password_file, ca_file): see docs/operations.md, \"The operator config\"";
+const HINT: &str = "the operator config holds `[plugins.NAME]` tables (http, exec, kv, settings), `[credentials.NAME]` tables (ssh_key, known_hosts, username, password_file, ca_file) and a `[scan]` table (every, concurrency, timeout): see docs/operations.md, \"The operator config\"";
+
+/// `[scan]`: the daemon's fleet scans (docs/operations.md, "Fleet scans").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanConfig {
+    /// Scan every device of the registry this often (`every = "6h"`); `None`: only
+    /// when asked (`ringleader fleet scan`).
+    pub every: Option<std::time::Duration>,
+    /// Devices scanned at once.
+    pub concurrency: usize,
+    /// How long one device's scan may take before it counts as failed (`timeout`).
+    pub timeout: std::time::Duration,
+}
+
+impl Default for ScanConfig {
+    fn default() -> ScanConfig {
+        ScanConfig {
+            every: None,
+            concurrency: 16,
+            timeout: std::time::Duration::from_secs(120),
+        }
+    }
+}
+
+/// A duration as people write it (`6h`, `30m`, `2d`).
+#[derive(Debug, Clone, Copy)]
+struct Human(std::time::Duration);
+
+impl<'de> serde::Deserialize<'de> for Human {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Human, D::Error> {
+        let text = String::deserialize(d)?;
+        match humantime::parse_duration(&text) {
+            Ok(v) if !v.is_zero() => Ok(Human(v)),
+            Ok(_) => Err(serde::de::Error::custom(format!(
+                "`{text}` is no time at all: give a duration such as `6h` or `30m`"
+            ))),
+            Err(e) => Err(serde::de::Error::custom(format!(
+                "`{}` is not a duration ({e}): write e.g. `6h`, `30m`, `2d`",
+                ringleader_diag::escape(&text)
+            ))),
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScan {
+    every: Option<Human>,
+    concurrency: Option<std::num::NonZeroUsize>,
+    timeout: Option<Human>,
+}
+
+/// The file as written.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    plugins: std::collections::BTreeMap<String, crate::grants::Grant>,
+    #[serde(default)]
+    credentials: std::collections::BTreeMap<String, crate::transport::Credential>,
+    scan: Option<RawScan>,
+}
 
 /// The operator's config, as parsed: the one value every part of a process that needs
 /// grants, settings or credentials reads.
@@ -45,6 +106,8 @@ pub struct OperatorConfig {
     /// `[plugins.NAME]` (capabilities and settings, by plugin name) and
     /// `[credentials.NAME]`.
     pub grants: Grants,
+    /// `[scan]`.
+    pub scan: ScanConfig,
 }
 
 impl OperatorConfig {
@@ -69,13 +132,25 @@ impl OperatorConfig {
             diags.error(span, "", message, HINT);
             return Err(ConfigError::Invalid(diags));
         }
-        let grants = diags.toml_from_str::<Grants>(text, HINT);
+        let raw = diags.toml_from_str::<RawConfig>(text, HINT);
         diags.sort();
-        match grants {
-            Some(grants) if !diags.has_errors() => Ok(OperatorConfig {
-                path: Some(path.to_owned()),
-                grants,
-            }),
+        match raw {
+            Some(raw) if !diags.has_errors() => {
+                let defaults = ScanConfig::default();
+                let scan = raw.scan.map_or(defaults, |s| ScanConfig {
+                    every: s.every.map(|h| h.0),
+                    concurrency: s.concurrency.map_or(defaults.concurrency, |n| n.get()),
+                    timeout: s.timeout.map_or(defaults.timeout, |h| h.0),
+                });
+                Ok(OperatorConfig {
+                    path: Some(path.to_owned()),
+                    grants: Grants {
+                        plugins: raw.plugins,
+                        credentials: raw.credentials,
+                    },
+                    scan,
+                })
+            }
             _ => Err(ConfigError::Invalid(diags)),
         }
     }
@@ -129,9 +204,37 @@ mod tests {
             "{found:#?}"
         );
         assert!(
-            found[3].starts_with("ringleader.toml:8:2: `plugin`: unknown field `plugin`, expected `plugins` or `credentials`"),
+            found[3].starts_with("ringleader.toml:8:2: `plugin`: unknown field `plugin`, expected one of `plugins`, `credentials`, `scan`"),
             "{found:#?}"
         );
+    }
+
+    #[test]
+    fn the_scan_table_sets_the_periodic_scan_and_bad_values_are_located() {
+        let config = OperatorConfig::parse(
+            Path::new("ringleader.toml"),
+            "[scan]\nevery = \"6h\"\nconcurrency = 4\ntimeout = \"30s\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.scan,
+            ScanConfig {
+                every: Some(std::time::Duration::from_secs(6 * 3600)),
+                concurrency: 4,
+                timeout: std::time::Duration::from_secs(30),
+            }
+        );
+        let found = problems("[scan]\nevery = \"often\"\nconcurrency = 0\nevry = 1\n");
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(
+            found[0].starts_with("ringleader.toml:2:9: `every`: `often` is not a duration"),
+            "{found:#?}"
+        );
+        assert!(
+            found[1].starts_with("ringleader.toml:3:15: `concurrency`: invalid value: integer `0`, expected a nonzero usize"),
+            "{found:#?}"
+        );
+        assert!(found[2].contains("unknown field `evry`"), "{found:#?}");
     }
 
     #[test]

@@ -693,3 +693,292 @@ fn act_inner(action: Action, args: ActionArgs) -> Result<ExitStatus, Exit> {
     }
     Ok(ExitStatus::Success)
 }
+
+/// The fleet registry on the daemon: scan devices, list them, show one.
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Scan devices now: what each really has, through its installer's `scan`.
+    ///
+    /// With --inventory, the file's devices are added to the daemon's registry and
+    /// scanned; without, every device of the registry (every inventory the daemon was
+    /// given). Each device is read by the installer its rollouts use (a plugin built
+    /// against WIT 0.3.0 or later), the daemon's `[scan]` concurrency at a time and
+    /// within its per-device timeout. A device that cannot be scanned keeps its last
+    /// scan, and its error is kept (`fleet list`, `fleet device ID`). Exit code 0 when
+    /// every device was scanned, 1 when one failed.
+    Scan(FleetScanArgs),
+    /// Every device of the registry: last scan, last seen, error, differences with the
+    /// inventory, drift, pending restart.
+    List(FleetListArgs),
+    /// One device: its last scan (components, OS, boot), differences with the
+    /// inventory, its history of changes and failed scans, and what each rollout did
+    /// to it (and who started that rollout).
+    Device(FleetDeviceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FleetScanArgs {
+    /// An inventory (TOML or JSON) whose devices are added to the registry and
+    /// scanned.
+    #[arg(long, value_name = "FILE")]
+    inventory: Option<PathBuf>,
+    /// Only this device (repeat for several).
+    #[arg(long = "device", value_name = "ID")]
+    devices: Vec<String>,
+    /// Print the API's JSON object (schema `ringleader.fleet-scan/v1`).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    server: Server,
+}
+
+#[derive(Debug, Args)]
+pub struct FleetListArgs {
+    /// Print the API's JSON object (schema `ringleader.fleet/v1`).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    server: Server,
+}
+
+#[derive(Debug, Args)]
+pub struct FleetDeviceArgs {
+    /// The device's id.
+    device: String,
+    /// Print the API's JSON object (schema `ringleader.fleet-device/v1`).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    server: Server,
+}
+
+pub fn fleet(cmd: FleetCommand) -> ExitCode {
+    finish(match cmd {
+        FleetCommand::Scan(args) => fleet_scan(args),
+        FleetCommand::List(args) => fleet_list(args),
+        FleetCommand::Device(args) => fleet_device(args),
+    })
+}
+
+/// A time as people read it: RFC 3339 to the second.
+fn when(at: Option<jiff::Timestamp>) -> String {
+    at.map_or_else(
+        || "never".into(),
+        |t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    )
+}
+
+fn fleet_scan(args: FleetScanArgs) -> Result<ExitStatus, Exit> {
+    use ringleader_api::fleet::{FleetScanV1, ScanRequestV1};
+    let mut client = Client::new(&args.server)?;
+    // A scan of a large fleet takes a while: the daemon answers when it is done.
+    client.agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(6 * 60 * 60)))
+            .user_agent(concat!("ringleader/", env!("CARGO_PKG_VERSION")))
+            .build(),
+    );
+    let inventory = match &args.inventory {
+        Some(path) => Some(FileV1 {
+            name: path.display().to_string(),
+            text: std::fs::read_to_string(path)
+                .with_context(|| format!("failed to read the inventory {}", path.display()))?,
+        }),
+        None => None,
+    };
+    if !args.json {
+        eprintln!("scanning (the daemon answers when every device is done)...");
+    }
+    let answer: FleetScanV1 = client.post(
+        "/v1/fleet/scan",
+        &ScanRequestV1 {
+            inventory,
+            devices: args.devices.clone(),
+        },
+    )?;
+    let status = if answer.failed == 0 {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    };
+    if args.json {
+        print_json(&answer)?;
+        return Ok(status);
+    }
+    let mut out = String::new();
+    outln!(
+        out,
+        "{:<24} {:<6} {:>10} {:>8} {:>8}  ERROR",
+        "DEVICE",
+        "OK",
+        "COMPONENTS",
+        "CHANGED",
+        "MS"
+    );
+    for d in &answer.devices {
+        outln!(
+            out,
+            "{:<24} {:<6} {:>10} {:>8} {:>8}  {}",
+            d.id,
+            if d.ok { "yes" } else { "no" },
+            d.components.map_or_else(|| "-".into(), |n| n.to_string()),
+            d.changed,
+            d.duration_ms,
+            d.error
+                .as_ref()
+                .map_or_else(String::new, |e| format!("{}: {}", e.kind, e.message))
+        );
+    }
+    emit(&out)?;
+    eprintln!(
+        "{} scanned in {} ms: {} ok, {} failed",
+        crate::count(answer.scanned, "device", "devices"),
+        answer.duration_ms,
+        answer.ok,
+        answer.failed
+    );
+    Ok(status)
+}
+
+fn fleet_list(args: FleetListArgs) -> Result<ExitStatus, Exit> {
+    use ringleader_api::fleet::FleetV1;
+    let client = Client::new(&args.server)?;
+    let answer: FleetV1 = client.get("/v1/fleet")?;
+    if args.json {
+        print_json(&answer)?;
+        return Ok(ExitStatus::Success);
+    }
+    let mut out = String::new();
+    outln!(
+        out,
+        "{:<24} {:<20} {:<20} {:>10} {:>6} {:<6} {:<7}  ERROR",
+        "DEVICE",
+        "LAST SCAN",
+        "LAST SEEN",
+        "COMPONENTS",
+        "DIFFS",
+        "DRIFT",
+        "REBOOT"
+    );
+    for d in &answer.devices {
+        outln!(
+            out,
+            "{:<24} {:<20} {:<20} {:>10} {:>6} {:<6} {:<7}  {}",
+            d.id,
+            when(d.last_scan),
+            when(d.last_seen),
+            d.components.map_or_else(|| "-".into(), |n| n.to_string()),
+            d.differences,
+            if d.drift { "yes" } else { "-" },
+            if d.reboot_pending { "pending" } else { "-" },
+            d.error
+                .as_ref()
+                .map_or_else(String::new, |e| format!("{}: {}", e.kind, e.message))
+        );
+    }
+    emit(&out)?;
+    eprintln!(
+        "{}; {} not scanned recently",
+        crate::count(answer.devices.len(), "device", "devices"),
+        answer.not_scanned_recently
+    );
+    Ok(ExitStatus::Success)
+}
+
+fn fleet_device(args: FleetDeviceArgs) -> Result<ExitStatus, Exit> {
+    use ringleader_api::fleet::FleetDeviceV1;
+    let client = Client::new(&args.server)?;
+    let d: FleetDeviceV1 = client.get(&format!("/v1/fleet/devices/{}", args.device))?;
+    if args.json {
+        print_json(&d)?;
+        return Ok(ExitStatus::Success);
+    }
+    let mut out = String::new();
+    outln!(out, "device {} (inventory {})", d.id, d.inventory);
+    if let Some(scan) = &d.last_scan {
+        outln!(
+            out,
+            "last scan {} by {} in {} ms: {}",
+            when(Some(scan.at)),
+            scan.installer,
+            scan.duration_ms,
+            crate::count(scan.components.len(), "component", "components")
+        );
+        if let Some(os) = &scan.os {
+            outln!(
+                out,
+                "os: {}",
+                os.pretty_name.clone().unwrap_or_else(|| format!(
+                    "{} {}",
+                    os.id,
+                    os.version_id.clone().unwrap_or_default()
+                ))
+            );
+        }
+        if scan.boot.reboot_pending {
+            outln!(
+                out,
+                "restart pending: {}",
+                scan.boot.pending_reasons.join("; ")
+            );
+        }
+    } else {
+        outln!(out, "never scanned");
+    }
+    if let (Some(at), Some(e)) = (d.error_at, &d.error) {
+        outln!(
+            out,
+            "last scan failed {}: {}: {}",
+            when(Some(at)),
+            e.kind,
+            e.message
+        );
+    }
+    if d.drift {
+        outln!(
+            out,
+            "drift: a component went back to a lower version (see history)"
+        );
+    }
+    if !d.differences.is_empty() {
+        outln!(out, "differences with the inventory:");
+        for diff in &d.differences {
+            outln!(
+                out,
+                "  {:<10} {:<32} inventory {:<20} device {}",
+                diff.kind.as_str(),
+                diff.component,
+                diff.declared.as_deref().unwrap_or("-"),
+                diff.observed.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    if !d.history.is_empty() {
+        outln!(out, "history:");
+        for h in &d.history {
+            outln!(
+                out,
+                "  {} {:<12} {}",
+                when(Some(h.at)),
+                h.kind.as_str(),
+                h.detail
+            );
+        }
+    }
+    for r in &d.rollouts {
+        outln!(
+            out,
+            "rollout {} (started by {}): ring {}, {}{}",
+            r.rollout,
+            r.started_by,
+            r.ring,
+            r.state,
+            r.reason
+                .as_ref()
+                .map_or_else(String::new, |why| format!(": {why}"))
+        );
+    }
+    emit(&out)?;
+    Ok(ExitStatus::Success)
+}

@@ -232,6 +232,7 @@ fn inputs_of(args: &DemoArgs) -> anyhow::Result<Inputs> {
             hang_permille: args.hang_permille,
         },
         start: args.start,
+        observed: Default::default(),
     })
 }
 

@@ -56,6 +56,9 @@ enum Command {
     Rollout(client::RolloutCommand),
     Status(client::StatusArgs),
     Devices(client::DevicesArgs),
+    /// The fleet registry: what each device really has (scans), and its history.
+    #[command(subcommand)]
+    Fleet(client::FleetCommand),
     Events(client::EventsArgs),
     /// Approve the ring that waits for approval.
     Approve(client::ActionArgs),
@@ -120,6 +123,7 @@ fn main() -> ExitCode {
         Command::Rollout(client::RolloutCommand::Start(args)) => return client::start(args),
         Command::Status(args) => return client::status(args),
         Command::Devices(args) => return client::devices(args),
+        Command::Fleet(cmd) => return client::fleet(cmd),
         Command::Events(args) => return client::events(args),
         Command::Approve(args) => return client::act(Action::Approve, args),
         Command::Pause(args) => return client::act(Action::Pause, args),
@@ -155,6 +159,7 @@ fn main() -> ExitCode {
             Command::Rollout(_)
             | Command::Status(_)
             | Command::Devices(_)
+            | Command::Fleet(_)
             | Command::Events(_)
             | Command::Approve(_)
             | Command::Pause(_)

@@ -241,6 +241,7 @@ async fn run_checked(args: RunArgs) -> anyhow::Result<ExitCode> {
         OperatorConfig {
             path: Some(path),
             grants,
+            ..
         } => {
             if !grants.plugins.contains_key(&manifest.name) {
                 eprintln!(

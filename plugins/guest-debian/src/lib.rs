@@ -278,9 +278,9 @@ pub fn dpkg_query_args(root: Option<&str>) -> Vec<String> {
 
 /// Reads the device through `run` (`program`, `args`): `dpkg-query -W` (its failure
 /// fails the scan), then with `cat` the os-release file, the boot id, `/proc/stat`,
-/// `/run/reboot-required` and its `.pkgs` (each absent file is simply not there), and
-/// `needrestart -b` (absent, or refused by the capability: not consulted). Paths are
-/// under `root` when given. `run` errors other than on optional reads are returned.
+/// `/run/reboot-required` and its `.pkgs` (a file that is absent or cannot be read is
+/// simply not known), and `needrestart -b` (absent, or refused by the capability: not
+/// consulted). Paths are under `root` when given.
 pub fn scan<E>(
     root: Option<&str>,
     mut run: impl FnMut(&str, Vec<String>) -> Result<Output, E>,
@@ -298,9 +298,15 @@ pub fn scan<E>(
         .collect();
     let packages: Vec<Package> = all.into_iter().filter(Package::present).collect();
     let at = |path: &str| format!("{}{path}", root.unwrap_or_default());
+    // A file that cannot be read (absent, or `cat` refused: the host logs a refusal
+    // as a warning) is not known; the packages are what a scan must have.
     let mut read = |path: &str| -> Result<Option<String>, E> {
-        let out = run("cat", vec![at(path)])?;
-        Ok((out.exit_code == 0).then(|| String::from_utf8_lossy(&out.stdout).into_owned()))
+        Ok(match run("cat", vec![at(path)]) {
+            Ok(out) if out.exit_code == 0 => {
+                Some(String::from_utf8_lossy(&out.stdout).into_owned())
+            }
+            _ => None,
+        })
     };
     let os = match read("/etc/os-release")? {
         Some(text) => Some(parse_os_release(&text)),

@@ -92,6 +92,9 @@ pub fn router(state: State) -> Router {
         .route("/v1/rollouts/{id}/events", get(events))
         .route("/v1/rollouts/{id}/events/stream", get(stream))
         .route("/v1/rollouts/{id}/{action}", post(act))
+        .route("/v1/fleet", get(fleet_list))
+        .route("/v1/fleet/scan", post(fleet_scan))
+        .route("/v1/fleet/devices/{id}", get(fleet_device))
         .fallback(no_route)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(json_errors))
@@ -624,9 +627,10 @@ async fn start(
         fleet,
         clock,
         start,
+        observed: Default::default(),
     };
     // A large inventory takes a while to parse: not on the threads serving requests.
-    let (inputs, checked) = tokio::task::spawn_blocking(move || {
+    let (mut inputs, checked) = tokio::task::spawn_blocking(move || {
         let checked = inputs.validate();
         (inputs, checked)
     })
@@ -644,6 +648,26 @@ async fn start(
         Ok((_, inventory)) => {
             if let Err(problem) = state.rollouts.check_devices(&inventory) {
                 return Err(failure(StatusCode::BAD_REQUEST, problem, Some("inventory")));
+            }
+            // Every device of every inventory is in the fleet registry; the rollout
+            // plans with what the last scans found where there are scans.
+            if let Fleet::Inventory { name, text } = &inputs.fleet {
+                let registered = state
+                    .rollouts
+                    .fleet()
+                    .register(name, text, &inventory)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|()| state.rollouts.observed(&inventory));
+                match registered {
+                    Ok(observed) => inputs.observed = observed,
+                    Err(e) => {
+                        return Err(failure(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            format!("failed to read the fleet registry: {e:#}"),
+                            None,
+                        ));
+                    }
+                }
             }
         }
     }
@@ -689,6 +713,165 @@ async fn act(
         action,
     };
     Ok((StatusCode::ACCEPTED, sorted_json(&accepted)?).into_response())
+}
+
+/// How long a device may go without a successful scan before `fleet` counts it as not
+/// scanned recently, when no periodic scan is configured.
+const RECENT_SCAN: Duration = Duration::from_secs(24 * 60 * 60);
+
+async fn fleet_scan(
+    Extract(state): Extract<State>,
+    caller: Caller,
+    body: axum::body::Body,
+) -> Result<Response, Failure> {
+    authorize(&state, &caller, true)?;
+    let body = read_start(body, &state.limits).await?;
+    let request: ringleader_api::fleet::ScanRequestV1 = if body.is_empty() {
+        ringleader_api::fleet::ScanRequestV1 {
+            inventory: None,
+            devices: Vec::new(),
+        }
+    } else {
+        let mut json = serde_json::Deserializer::from_slice(&body);
+        serde_path_to_error::deserialize(&mut json).map_err(|e| {
+            let field = e.path().to_string();
+            failure(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "the request body is not a valid fleet scan: {} (at `{field}`)",
+                    e.inner()
+                ),
+                Some(&field),
+            )
+        })?
+    };
+    let inventory = request.inventory.map(|f| (f.name, f.text));
+    let scanned = state
+        .rollouts
+        .scan(inventory, &request.devices, state.rollouts.scan_options())
+        .await
+        .map_err(|e| failure(StatusCode::BAD_REQUEST, format!("{e:#}"), None))?;
+    Ok(sorted_json(&scanned)?.into_response())
+}
+
+async fn fleet_list(Extract(state): Extract<State>, caller: Caller) -> Result<Response, Failure> {
+    use ringleader_api::fleet::{FleetDeviceSummaryV1, FleetV1};
+    authorize(&state, &caller, false)?;
+    let entries = state
+        .rollouts
+        .fleet()
+        .list()
+        .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))?;
+    let recent = state.rollouts.scan_every().unwrap_or(RECENT_SCAN);
+    let now = Timestamp::now();
+    let stale = |e: &crate::fleet::Entry| match e.last_seen {
+        None => true,
+        Some(seen) => now.duration_since(seen).as_secs() > recent.as_secs() as i64,
+    };
+    let not_scanned_recently = entries.iter().filter(|e| stale(e)).count();
+    let devices = entries
+        .into_iter()
+        .map(|e| FleetDeviceSummaryV1 {
+            differences: crate::fleet::differences(&e).len(),
+            components: e.last_scan.as_ref().map(|s| s.components.len()),
+            reboot_pending: e.last_scan.as_ref().is_some_and(|s| s.boot.reboot_pending),
+            last_scan: e.last_scan.as_ref().map(|s| s.at),
+            error: e.error.map(|(_, error)| error),
+            id: e.id,
+            inventory: e.inventory,
+            tags: e.tags,
+            last_seen: e.last_seen,
+            drift: e.drift,
+        })
+        .collect();
+    Ok(sorted_json(&FleetV1 {
+        schema: Schema::new(),
+        devices,
+        not_scanned_recently,
+    })?
+    .into_response())
+}
+
+async fn fleet_device(
+    Extract(state): Extract<State>,
+    Path(id): Path<String>,
+    caller: Caller,
+) -> Result<Response, Failure> {
+    use ringleader_api::fleet::{FleetDeviceV1, RolloutRecordV1};
+    authorize(&state, &caller, false)?;
+    let fleet = state.rollouts.fleet();
+    let internal = |e: crate::fleet::RegistryError| {
+        failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None)
+    };
+    let Some(entry) = fleet.get(&id).map_err(internal)? else {
+        return Err(failure(
+            StatusCode::NOT_FOUND,
+            format!(
+                "the fleet registry has no device `{id}`: give its inventory to `ringleader fleet scan --inventory FILE` or to a rollout"
+            ),
+            None,
+        ));
+    };
+    let history = fleet.history(&id).map_err(internal)?;
+    // What each rollout did to it, from the rollouts' own logs.
+    let mut rollouts = Vec::new();
+    for rollout in state.rollouts.list() {
+        let job = {
+            let facts = rollout.facts.read().unwrap_or_else(|e| e.into_inner());
+            facts.jobs.get(&id).copied()
+        };
+        let Some(job) = job else { continue };
+        let watched = rollout.clone();
+        let Some(view) = rollout
+            .inspect(move |core, now| {
+                let facts = watched.facts.read().unwrap_or_else(|e| e.into_inner());
+                device_view(core, now, &facts, job)
+            })
+            .await
+            .flatten()
+        else {
+            continue;
+        };
+        let started_by = rollout
+            .store
+            .records_from(0, 1)
+            .ok()
+            .and_then(|r| r.into_iter().next())
+            .and_then(|(_, record)| match record {
+                Record::Audit { by, .. } => Some(by),
+                _ => None,
+            })
+            .unwrap_or_else(|| "unknown".into());
+        rollouts.push(RolloutRecordV1 {
+            rollout: rollout.id.clone(),
+            started_by,
+            ring: view.ring,
+            state: view.state.as_str().to_string(),
+            versions: view.versions,
+            reason: view.reason,
+        });
+    }
+    let differences = crate::fleet::differences(&entry);
+    let (error_at, error) = match entry.error {
+        Some((at, e)) => (Some(at), Some(e)),
+        None => (None, None),
+    };
+    Ok(sorted_json(&FleetDeviceV1 {
+        schema: Schema::new(),
+        id: entry.id,
+        inventory: entry.inventory,
+        tags: entry.tags,
+        declared: entry.declared,
+        last_scan: entry.last_scan,
+        last_seen: entry.last_seen,
+        error,
+        error_at,
+        differences,
+        drift: entry.drift,
+        history,
+        rollouts,
+    })?
+    .into_response())
 }
 
 /// A job's state as the API names it.

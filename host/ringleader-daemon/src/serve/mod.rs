@@ -87,6 +87,9 @@ pub async fn serve(args: Options) -> anyhow::Result<()> {
     );
 
     let rollouts = open_rollouts(&args, chosen)?;
+    if let Some(every) = rollouts.scan_every() {
+        tokio::spawn(periodic_scan(rollouts.clone(), every));
+    }
     let state = api::State::new(
         rollouts.clone(),
         tokens,
@@ -138,6 +141,26 @@ fn open_rollouts(
     })?);
     let session = crate::session::Session::new(chosen, &config, devices, kv)?;
     rollouts::Rollouts::open(&args.data, session)
+}
+
+/// Scans every device of the registry every `every` (the operator config's `[scan]`),
+/// the first time one period after the start.
+async fn periodic_scan(rollouts: Arc<rollouts::Rollouts>, every: Duration) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match rollouts.scan(None, &[], rollouts.scan_options()).await {
+            Ok(done) => tracing::info!(
+                "periodic scan: {} devices, {} scanned, {} failed, in {} ms",
+                done.scanned,
+                done.ok,
+                done.failed,
+                done.duration_ms
+            ),
+            Err(e) => tracing::error!("periodic scan failed: {e:#}"),
+        }
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C (never, if SIGTERM cannot be listened for).

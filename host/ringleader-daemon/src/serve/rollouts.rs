@@ -183,6 +183,10 @@ pub struct Rollouts {
     /// What every rollout runs with: plugins, grants, the simulated devices' state and
     /// the plugins' kv store (on disk: it survives restarts, as the contract says).
     session: Session,
+    /// The fleet registry (`DATA/fleet/`): what scans found on each device.
+    fleet: crate::fleet::Registry,
+    /// One fleet scan at a time (an operator's or the periodic one).
+    scanning: tokio::sync::Mutex<()>,
     all: RwLock<BTreeMap<u64, Arc<Rollout>>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -208,9 +212,12 @@ impl Rollouts {
         let dir = data.join("rollouts");
         std::fs::create_dir_all(&dir)
             .map_err(|e| anyhow::anyhow!("failed to create {}: {e}", dir.display()))?;
+        let fleet = crate::fleet::Registry::open(&data.join("fleet"))?;
         let rollouts = Arc::new(Rollouts {
             dir: dir.clone(),
             session,
+            fleet,
+            scanning: tokio::sync::Mutex::new(()),
             all: RwLock::new(BTreeMap::new()),
             unreadable: RwLock::new(BTreeMap::new()),
             tasks: Mutex::new(Vec::new()),
@@ -295,6 +302,142 @@ impl Rollouts {
     /// names is loaded.
     pub fn check_devices(&self, inventory: &Inventory) -> Result<(), String> {
         self.session.check_devices(inventory)
+    }
+
+    /// The fleet registry.
+    pub fn fleet(&self) -> &crate::fleet::Registry {
+        &self.fleet
+    }
+
+    /// How fleet scans run (the operator config's `[scan]`).
+    pub fn scan_options(&self) -> crate::session::ScanOptions {
+        self.session.scan_options()
+    }
+
+    /// How often the registry is scanned on its own, if it is.
+    pub fn scan_every(&self) -> Option<Duration> {
+        self.session.scan_every()
+    }
+
+    /// Devices a step runs on now, in any running rollout.
+    pub async fn busy_devices(&self) -> std::collections::HashSet<String> {
+        let mut busy = std::collections::HashSet::new();
+        for rollout in self.list() {
+            if !rollout.is_running() {
+                continue;
+            }
+            let running = rollout
+                .inspect(|core: &Core, _| {
+                    let mut ids = Vec::new();
+                    for ring in 0..core.ring_count() as u16 {
+                        for index in 0..core.ring_len(ring) as u32 {
+                            let job = JobId { ring, index };
+                            if matches!(
+                                core.job(job),
+                                Some(
+                                    ringleader_engine::core::JobState::Running { .. }
+                                        | ringleader_engine::core::JobState::RollingBack
+                                )
+                            ) && let Some(spec) = core.job_spec(job)
+                            {
+                                ids.push(spec.device.clone());
+                            }
+                        }
+                    }
+                    ids
+                })
+                .await
+                .unwrap_or_default();
+            busy.extend(running);
+        }
+        busy
+    }
+
+    /// Scans devices into the registry: those of `inventory` (name, text; added to the
+    /// registry first), else of every inventory the registry has; only `ids` when some
+    /// are given. One scan at a time; devices a rollout step runs on are skipped
+    /// (`busy`) and scanned next time.
+    pub async fn scan(
+        &self,
+        inventory: Option<(String, String)>,
+        ids: &[String],
+        options: crate::session::ScanOptions,
+    ) -> anyhow::Result<ringleader_api::fleet::FleetScanV1> {
+        use ringleader_api::fleet::{FleetScanV1, ScannedV1};
+        let _one = self.scanning.lock().await;
+        let started = std::time::Instant::now();
+        let files = match inventory {
+            Some(file) => vec![file],
+            None => self.fleet.inventories()?,
+        };
+        let mut devices = Vec::new();
+        let mut found = std::collections::HashSet::new();
+        for (name, text) in files {
+            let parsed =
+                Inventory::parse(Path::new(&name), &text).map_err(|e| anyhow::anyhow!("{e}"))?;
+            self.session
+                .check_devices(&parsed)
+                .map_err(anyhow::Error::msg)?;
+            self.fleet.register(&name, &text, &parsed)?;
+            found.extend(parsed.devices.iter().map(|d| d.id.clone()));
+            let busy = self.busy_devices().await;
+            let fleet = self.fleet.clone();
+            let mut failed_to_record = None;
+            self.session
+                .scan(&parsed, ids, &busy, options, |outcome| {
+                    let mut seen = ScannedV1 {
+                        id: outcome.id.clone(),
+                        ok: outcome.result.is_ok(),
+                        duration_ms: outcome.duration_ms,
+                        components: outcome.result.as_ref().ok().map(|s| s.components.len()),
+                        changed: 0,
+                        error: outcome.result.as_ref().err().cloned(),
+                    };
+                    match fleet.record(outcome) {
+                        Ok(changed) => seen.changed = changed,
+                        Err(e) => failed_to_record = Some(e),
+                    }
+                    devices.push(seen);
+                })
+                .await?;
+            if let Some(e) = failed_to_record {
+                return Err(e.into());
+            }
+        }
+        if let Some(missing) = ids.iter().find(|id| !found.contains(*id)) {
+            anyhow::bail!("no device `{missing}` in the inventory");
+        }
+        devices.sort_by(|a, b| a.id.cmp(&b.id));
+        let ok = devices.iter().filter(|d| d.ok).count();
+        Ok(FleetScanV1 {
+            schema: ringleader_api::Schema::new(),
+            scanned: devices.len(),
+            ok,
+            failed: devices.len() - ok,
+            duration_ms: started.elapsed().as_millis() as u64,
+            devices,
+        })
+    }
+
+    /// What the registry's last scans found on the devices of `inventory` (for a
+    /// rollout to plan with); devices never scanned are left out.
+    pub fn observed(
+        &self,
+        inventory: &Inventory,
+    ) -> anyhow::Result<BTreeMap<String, crate::session::Observed>> {
+        let mut observed = BTreeMap::new();
+        for device in &inventory.devices {
+            if let Some(scan) = self.fleet.get(&device.id)?.and_then(|e| e.last_scan) {
+                observed.insert(
+                    device.id.clone(),
+                    crate::session::Observed {
+                        components: scan.components,
+                        os: scan.os,
+                    },
+                );
+            }
+        }
+        Ok(observed)
     }
 
     /// Creates a rollout from validated inputs and starts it; `by` (the token's name)

@@ -17,6 +17,7 @@
 mod cli;
 mod client;
 mod e2e;
+mod fleet;
 mod plugin_run;
 mod serve;
 mod storage;

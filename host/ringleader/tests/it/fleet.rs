@@ -1,0 +1,176 @@
+//! The fleet registry through the daemon, as an operator uses it: `fleet scan` reads
+//! what simulated devices really have (a stale inventory, a component the file does
+//! not list), an unreachable device keeps its error and counts as not scanned
+//! recently, the registry survives a restart, and a rollout plans from what the scans
+//! found. Every JSON answer is validated against its published schema.
+
+use ringleader_tests::daemon::*;
+use serde_json::Value;
+
+const QUICK: &str = r#"
+name = "quick"
+[[rings]]
+name = "all"
+select = "rest"
+max_failures = "100%"
+"#;
+
+/// Three simulated devices whose real firmware is not what the file says, and one
+/// reached over SSH at a port where nothing listens.
+const INVENTORY: &str = r#"
+[[devices]]
+id = "srv-1"
+tags = ["lab"]
+components = { bmc-firmware = "7.0.0", bios = "2.10.0" }
+# The BIOS was updated by hand: the device runs 2.19.1 (the fix) already.
+facts = { "sim.drift.bios" = "2.19.1" }
+
+[[devices]]
+id = "srv-2"
+components = { bmc-firmware = "7.0.0", bios = "2.10.0" }
+# Someone installed an agent the inventory does not list.
+facts = { "sim.drift.agent" = "3.2" }
+
+[[devices]]
+id = "srv-3"
+components = { bmc-firmware = "7.0.0", bios = "2.10.0" }
+
+[[devices]]
+id = "gone-1"
+transport = { kind = "ssh", address = "127.0.0.1:1" }
+components = { bios = "2.10.0" }
+"#;
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn device<'a>(list: &'a Value, id: &str) -> &'a Value {
+    list["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == id)
+        .unwrap_or_else(|| panic!("{id} not in {list}"))
+}
+
+#[test]
+fn a_scan_records_what_devices_really_have_and_rollouts_plan_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let inventory = write(dir.path(), "fleet.toml", INVENTORY);
+    let policy = write(dir.path(), "quick.toml", QUICK);
+    let daemon = Daemon::start(&data);
+
+    // Scanning needs the token (it reaches devices) and names what it did.
+    let out = daemon.cli_as(&["fleet", "scan", "--inventory", &inventory], None);
+    assert_ne!(out.status.code(), Some(0));
+    let out = daemon.cli(&["fleet", "scan", "--inventory", &inventory, "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "one device failed: {}",
+        text(&out.stderr)
+    );
+    let scan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_valid("fleet-scan.v1.json", &scan);
+    assert_eq!(
+        (scan["scanned"].as_u64(), scan["ok"].as_u64()),
+        (Some(4), Some(3))
+    );
+    let gone = device(&scan, "gone-1");
+    assert_eq!(gone["ok"], false);
+    assert_eq!(gone["error"]["kind"], "unreachable", "{gone}");
+
+    let list = daemon.json(&["fleet", "list", "--json"]);
+    assert_valid("fleet.v1.json", &list);
+    assert_eq!(list["not_scanned_recently"], 1, "{list}");
+    let srv2 = device(&list, "srv-2");
+    assert_eq!(srv2["components"], 3, "{srv2}");
+    assert_eq!(srv2["differences"], 1, "the agent: {srv2}");
+    let gone = device(&list, "gone-1");
+    assert_eq!(gone["last_seen"], Value::Null);
+    assert_eq!(gone["error"]["kind"], "unreachable");
+
+    // One device in detail: what the file says, what the device has, the difference.
+    let srv1 = daemon.json(&["fleet", "device", "srv-1", "--json"]);
+    assert_valid("fleet-device.v1.json", &srv1);
+    let bios = srv1["last_scan"]["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "bios")
+        .unwrap();
+    assert_eq!(bios["version"], "2.19.1");
+    assert_eq!(
+        srv1["differences"],
+        serde_json::json!([{"kind": "version", "component": "bios", "declared": "2.10.0", "observed": "2.19.1"}])
+    );
+    let shown = daemon.cli(&["fleet", "device", "srv-1"]);
+    let shown = text(&shown.stdout);
+    assert!(shown.contains("last scan"), "{shown}");
+    assert!(shown.contains("version    bios"), "{shown}");
+    let missing = daemon.cli(&["fleet", "device", "nope"]);
+    assert_eq!(
+        missing.status.code(),
+        Some(6),
+        "not found: {}",
+        text(&missing.stderr)
+    );
+    assert!(text(&missing.stderr).contains("no device `nope`"));
+
+    // The registry is durable: a restarted daemon has every scan.
+    assert!(daemon.terminate().success());
+    let daemon = Daemon::start(&data);
+    let again = daemon.json(&["fleet", "device", "srv-1", "--json"]);
+    assert_eq!(again["last_scan"], srv1["last_scan"]);
+
+    // A rollout plans from what the devices have: srv-1 runs the BIOS fix already,
+    // so only its BMC update is planned; the others get both.
+    let out = daemon.cli(&[
+        "rollout",
+        "start",
+        "--policy",
+        &policy,
+        "--inventory",
+        &inventory,
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let started: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = started["id"].as_str().unwrap().to_string();
+    daemon.wait_for(&id, |s| s["state"] != "preparing");
+    let reason = |device: &str| {
+        let (code, explain) = daemon.http(
+            "GET",
+            &format!("/v1/rollouts/{id}/explain/{device}"),
+            None,
+            "",
+        );
+        assert_eq!(code, 200, "{explain}");
+        let bios = explain["patches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["patch"] == "acme-bios-2.19.1")
+            .cloned()
+            .unwrap_or_else(|| panic!("{explain}"));
+        (
+            bios["reason"].as_str().unwrap().to_string(),
+            bios["detail"].to_string(),
+        )
+    };
+    let (why, detail) = reason("srv-1");
+    assert_eq!(why, "already-at-or-above", "{detail}");
+    assert!(detail.contains("2.19.1"), "{detail}");
+    assert_eq!(reason("srv-3").0, "planned");
+    // The rollout is part of the device's record, with who started it.
+    let out = daemon.cli(&["status", &id, "--wait"]);
+    assert!(out.status.code().is_some(), "{}", text(&out.stderr));
+    let record = daemon.json(&["fleet", "device", "srv-3", "--json"]);
+    assert_valid("fleet-device.v1.json", &record);
+    assert_eq!(record["rollouts"][0]["rollout"], id.as_str(), "{record}");
+    assert_eq!(record["rollouts"][0]["started_by"], "api-token", "{record}");
+}
