@@ -16,6 +16,7 @@
 //! | [`device`] | `devices`, `device` |
 //! | [`plan`] | `plan`, `explain` |
 //! | [`demo`] | `demo` |
+//! | [`catalog`] | `catalog-check` |
 //! | [`plugin`] | `patch` (a file), `plugin-run`, `plugin-check`, `plugin-list` |
 //! | [`token`] | `tokens` |
 //! | [`error`] | `error` |
@@ -65,6 +66,7 @@ macro_rules! named {
     };
 }
 
+pub mod catalog;
 pub mod demo;
 pub mod device;
 pub mod error;

@@ -294,6 +294,7 @@ mod tests {
         );
         for name in [
             "apt-installer",
+            "catalog-source",
             "csaf-source",
             "debian-security-source",
             "dpkg-installer",

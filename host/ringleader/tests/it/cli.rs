@@ -189,6 +189,7 @@ fn check_bundled_plugins_and_list_them() {
         names,
         [
             "apt-installer",
+            "catalog-source",
             "csaf-source",
             "debian-security-source",
             "dpkg-installer",
@@ -222,6 +223,7 @@ fn bundled_plugins_are_named_by_name_wherever_a_plugin_is_given() {
         "csaf-source",
         "lvfs-source",
         "debian-security-source",
+        "catalog-source",
     ] {
         let out = ringleader(&["plugin", "check", "--bundled", name, "--json"]);
         assert!(out.status.success(), "{name}: {}", text(&out.stderr));
@@ -277,7 +279,7 @@ fn bundled_plugins_are_named_by_name_wherever_a_plugin_is_given() {
         assert_eq!(out.status.code(), Some(code), "{args:?}");
         let stderr = text(&out.stderr);
         assert!(
-            stderr.contains("no bundled plugin is named `dpkg`; bundled plugins: apt-installer, csaf-source, debian-security-source, dpkg-installer, lvfs-source, redfish-firmware, sim-vendor-installer, sim-vendor-source (a plugin of your own is named by its manifest's path, e.g. `./dpkg.plugin.toml`)"),
+            stderr.contains("no bundled plugin is named `dpkg`; bundled plugins: apt-installer, catalog-source, csaf-source, debian-security-source, dpkg-installer, lvfs-source, redfish-firmware, sim-vendor-installer, sim-vendor-source (a plugin of your own is named by its manifest's path, e.g. `./dpkg.plugin.toml`)"),
             "{args:?}: {stderr}"
         );
     }
@@ -395,7 +397,7 @@ fn plugin_export_writes_a_bundled_plugin_that_loads_by_path_and_never_overwrites
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains(
-            "no bundled plugin is named `redfish`; bundled plugins: apt-installer, csaf-source, debian-security-source, dpkg-installer, lvfs-source, redfish-firmware"
+            "no bundled plugin is named `redfish`; bundled plugins: apt-installer, catalog-source, csaf-source, debian-security-source, dpkg-installer, lvfs-source, redfish-firmware"
         ),
         "{}",
         text(&out.stderr)
