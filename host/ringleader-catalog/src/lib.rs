@@ -106,6 +106,7 @@ struct RawPatch {
     kind: Option<String>,
     #[serde(default)]
     cves: Vec<String>,
+    #[serde(default, deserialize_with = "released::string_or_datetime")]
     released: Option<String>,
     artifact: Option<RawArtifact>,
     #[serde(default)]

@@ -5,6 +5,38 @@
 
 use ringleader_types::Timestamp;
 
+/// `released` as written: a string, or a TOML date or date-time written unquoted
+/// (`released = 2026-11-03`), as its text (the `toml` crate hands a datetime to serde
+/// as a map of one private key).
+pub(crate) fn string_or_datetime<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    struct Visit;
+    impl<'de> serde::de::Visitor<'de> for Visit {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a date such as \"2026-11-03\" or an RFC 3339 time")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Option<String>, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Option<String>, A::Error> {
+            let entry: Option<(String, String)> = map.next_entry()?;
+            match entry {
+                Some((_, datetime)) => Ok(Some(datetime)),
+                None => Err(serde::de::Error::invalid_type(
+                    serde::de::Unexpected::Map,
+                    &self,
+                )),
+            }
+        }
+    }
+    d.deserialize_any(Visit)
+}
+
 /// Reads `text` as a date or an RFC 3339 time; the error says what was expected.
 pub fn parse_released(text: &str) -> Result<Timestamp, String> {
     let bad = || {

@@ -44,13 +44,26 @@ fn named<T: Copy>(
     found
 }
 
-/// A value that must be there and not blank, or an error at the patch.
+/// A value that must be there and not blank, or an error at the patch. One the file
+/// has but that was left out for its type (already reported) is not reported again.
 fn required(value: Option<String>, key: &str, at: &[Seg<'_>], diags: &mut Diagnostics) -> String {
+    let mut place = at.to_vec();
+    place.push(Seg::Key(key));
+    if value.is_none() && diags.span_of(&place) != diags.span_of(at) {
+        return String::new();
+    }
+    if let Some(v) = &value
+        && v.chars().any(ringleader_diag::needs_escape)
+    {
+        diags.error_at(
+            &place,
+            format!("`{}` holds control or invisible characters", escape(v)),
+            "write it again with plain characters",
+        );
+    }
     match value {
         Some(v) if !v.trim().is_empty() => v,
         Some(v) => {
-            let mut place = at.to_vec();
-            place.push(Seg::Key(key));
             diags.error_at(&place, format!("`{key}` is empty"), HINTS.hint(key));
             v
         }
@@ -162,14 +175,8 @@ fn artifact(raw: RawArtifact, at: &[Seg<'_>], diags: &mut Diagnostics) -> Artifa
 }
 
 pub(crate) fn validate(raw: RawCatalog, diags: &mut Diagnostics) -> Vec<Patch> {
-    if let Some(vendor) = &raw.vendor
-        && vendor.trim().is_empty()
-    {
-        diags.error_at(
-            &[Seg::Key("vendor")],
-            "`vendor` is empty",
-            HINTS.hint("vendor"),
-        );
+    if let Some(vendor) = &raw.vendor {
+        required(Some(vendor.clone()), "vendor", &[], diags);
     }
     let mut ids: HashMap<String, usize> = HashMap::new();
     let mut patches = Vec::with_capacity(raw.patches.len());
@@ -249,12 +256,7 @@ fn patch(
         ids.insert(id.clone(), first);
     }
     let vendor = match (p.vendor, file_vendor) {
-        (Some(v), _) => {
-            if v.trim().is_empty() {
-                diags.error_at(&at("vendor"), "`vendor` is empty", HINTS.hint("vendor"));
-            }
-            v
-        }
+        (Some(v), _) => required(Some(v), "vendor", &here, diags),
         (None, Some(v)) => v.to_string(),
         (None, None) => {
             diags.error_at(&here, "the patch has no `vendor`", HINTS.hint("vendor"));
