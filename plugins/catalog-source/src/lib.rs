@@ -185,9 +185,10 @@ impl Guest for CatalogSource {
     }
 
     fn discover(devices: Vec<Device>) -> Result<Vec<Patch>, PluginError> {
+        // As set, not trimmed: the host reads a file:// URL only when it is exactly the
+        // operator's setting.
         let url = settings::get("catalog")
-            .map(|u| u.trim().to_string())
-            .filter(|u| !u.is_empty())
+            .filter(|u| !u.trim().is_empty())
             .ok_or_else(|| {
                 PluginError::Permanent(
                     "no catalog: set `catalog` under [plugins.catalog-source] in the operator's config (settings = { catalog = \"file:///etc/ringleader/catalog.toml\" }) and grant it (http = [\"{setting:catalog}\"])".into(),
