@@ -228,6 +228,62 @@ pub mod debsec {
     }
 }
 
+/// The `catalog-source` plugin: an operator's own catalog, at a `file://` or `http://` URL.
+pub mod catalog {
+    use super::*;
+
+    /// The plugin with `settings.catalog = url`, the manifest's `http` declared as
+    /// `declared` (the sealed manifest's when `None`) and granted as `granted`.
+    pub async fn source(url: &str, declared: Option<&[&str]>, granted: &[&str]) -> Plugin {
+        let name = "catalog-source";
+        let dir = std::env::temp_dir().join(format!(
+            "ringleader-catalog-manifest-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let path = match declared {
+            None => manifest(name),
+            Some(hosts) => {
+                // The sealed manifest with other `capabilities.http`: the seal is the
+                // component's checksum, which stays.
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::copy(
+                    ringleader_bundled_plugins::component_path(name),
+                    dir.join(format!("{name}.wasm")),
+                )
+                .unwrap();
+                let text = std::fs::read_to_string(manifest(name)).unwrap();
+                let list: Vec<String> = hosts.iter().map(|h| format!("{h:?}")).collect();
+                let text = text.replace(
+                    "http = [\"{setting:catalog}\"]",
+                    &format!("http = [{}]", list.join(", ")),
+                );
+                let path = dir.join(format!("{name}.plugin.toml"));
+                std::fs::write(&path, text).unwrap();
+                path
+            }
+        };
+        let mut grants = Grants::default();
+        grants.plugins.insert(
+            name.into(),
+            ringleader_runtime::Grant {
+                http: granted.iter().map(|h| h.to_string()).collect(),
+                settings: [("catalog".to_string(), url.to_string())].into(),
+                ..Default::default()
+            },
+        );
+        let rt = runtime(grants, Services::default());
+        let plugin = rt
+            .load(&path)
+            .await
+            .unwrap_or_else(|e| panic!("load {name}: {e}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        plugin
+    }
+
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+}
+
 /// Compressed feeds without a compressor in the test crate: valid streams of stored
 /// (uncompressed) blocks, for the LVFS cases and the fuzzer.
 pub mod encode {

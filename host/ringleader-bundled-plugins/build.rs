@@ -24,6 +24,7 @@ const PLUGINS: &[&str] = &[
     "csaf-source",
     "lvfs-source",
     "debian-security-source",
+    "catalog-source",
     "test-hostile-source",
     "test-hostile-installer",
     "test-future-wit",
@@ -61,6 +62,15 @@ fn main() {
         "cargo:rerun-if-changed={}",
         root.join("host/ringleader-version").display()
     );
+    // And those catalog-source parses and validates the operator's catalog with (the
+    // parser of `ringleader catalog check`).
+    for shared in [
+        "host/ringleader-catalog",
+        "host/ringleader-diag",
+        "host/ringleader-types",
+    ] {
+        println!("cargo:rerun-if-changed={}", root.join(shared).display());
+    }
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
 
     ensure_target_installed();

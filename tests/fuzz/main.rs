@@ -3,7 +3,9 @@
 //! never a hang.
 //!
 //! Targets: `policy` (then planned, so its times go through the scheduler),
-//! `inventory-toml`, `inventory-json`, `manifest`, `config` (the operator config:
+//! `inventory-toml`, `inventory-json`, `catalog-toml`, `catalog-json` (an operator's
+//! catalog, `ringleader-catalog`; valid ones then built into the planner's catalog),
+//! `manifest`, `config` (the operator config:
 //! `[plugins.NAME]`, `[credentials.NAME]`), and `csaf` and `lvfs`: the feed parsers of
 //! the `csaf-source` and `lvfs-source` plugins, through the runtime (`plugins.rs`).
 //! Seeds of the parsers: every file under
@@ -66,6 +68,8 @@ const TARGETS: &[Target] = &[
     parser("policy", || Box::new(policy)),
     parser("inventory-toml", || Box::new(inventory_toml)),
     parser("inventory-json", || Box::new(inventory_json)),
+    parser("catalog-toml", || Box::new(catalog_toml)),
+    parser("catalog-json", || Box::new(catalog_json)),
     parser("manifest", || Box::new(manifest)),
     parser("config", || Box::new(config)),
     Target {
@@ -170,6 +174,31 @@ fn inventory_toml(bytes: &[u8]) -> Result<(), String> {
 
 fn inventory_json(bytes: &[u8]) -> Result<(), String> {
     inventory("inventory.json", bytes)
+}
+
+fn catalog(name: &str, bytes: &[u8]) -> Result<(), String> {
+    let Some(text) = utf8("catalog", bytes)? else {
+        return Ok(());
+    };
+    match ringleader_catalog::parse(Path::new(name), text) {
+        // What the source returns, the planner reads: refusals and cycles are answers.
+        Ok(patches) => {
+            let reported = patches.into_iter().map(|p| (p, "catalog".into())).collect();
+            let _ = Catalog::build(reported);
+            Ok(())
+        }
+        Err(ringleader_catalog::CatalogError::Invalid(d)) if d.has_errors() => located(&d, bytes),
+        Err(ringleader_catalog::CatalogError::Invalid(_)) => Err("refused without an error".into()),
+        Err(e) => Err(format!("unlocated error: {e}")),
+    }
+}
+
+fn catalog_toml(bytes: &[u8]) -> Result<(), String> {
+    catalog("catalog.toml", bytes)
+}
+
+fn catalog_json(bytes: &[u8]) -> Result<(), String> {
+    catalog("catalog.json", bytes)
 }
 
 fn manifest(bytes: &[u8]) -> Result<(), String> {

@@ -18,6 +18,7 @@
 
 mod apt;
 mod cache;
+mod catalog;
 mod csaf;
 mod debsec;
 mod dpkg;

@@ -17,6 +17,7 @@
 //! | [`fleet`] | `fleet`, `fleet-device`, `fleet-scan`, and the body of a scan |
 //! | [`plan`] | `plan`, `explain` |
 //! | [`demo`] | `demo` |
+//! | [`catalog`] | `catalog-check` |
 //! | [`plugin`] | `patch` (a file), `plugin-run`, `plugin-check`, `plugin-list` |
 //! | [`token`] | `tokens` |
 //! | [`error`] | `error` |
@@ -66,6 +67,7 @@ macro_rules! named {
     };
 }
 
+pub mod catalog;
 pub mod demo;
 pub mod device;
 pub mod error;

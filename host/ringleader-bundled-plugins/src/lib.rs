@@ -50,6 +50,7 @@ pub const SIM_VENDOR_INSTALLER: &str = "sim-vendor-installer";
 /// static's are there once.
 pub static EMBEDDED: &[Embedded] = &[
     embed!("apt-installer"),
+    embed!("catalog-source"),
     embed!("csaf-source"),
     embed!("debian-security-source"),
     embed!("dpkg-installer"),
@@ -74,6 +75,7 @@ pub const ALL: &[&str] = &[
     "csaf-source",
     "lvfs-source",
     "debian-security-source",
+    "catalog-source",
     "test-hostile-source",
     "test-hostile-installer",
 ];

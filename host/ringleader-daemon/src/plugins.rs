@@ -299,6 +299,7 @@ mod tests {
         );
         for name in [
             "apt-installer",
+            "catalog-source",
             "csaf-source",
             "debian-security-source",
             "dpkg-installer",

@@ -70,6 +70,9 @@ impl http::Host for HostState {
     ) -> wasmtime::Result<Result<http::Response, PluginError>> {
         self.scope.charge()?;
         let scope = &self.scope;
+        if http_client::is_file_url(&req.url) {
+            return Ok(read_file_url(scope, req).await);
+        }
         let target = match http_client::target_of(&req.url) {
             Ok(t) => t,
             Err(e) => return Ok(Err(PluginError::Permanent(e.to_string()))),
@@ -137,6 +140,39 @@ impl http::Host for HostState {
             Err(HttpFailure::Transient(m)) => Err(PluginError::Transient(m)),
             Err(HttpFailure::Permanent(m)) => Err(PluginError::Permanent(m)),
         })
+    }
+}
+
+/// A `file:///PATH` request: allowed only when the URL is exactly an operator's
+/// setting that both the manifest and the grant name as `{setting:KEY}` in `http`
+/// ([`Access::file_url`](crate::grants::Access::file_url)), and only as a `GET` or
+/// `HEAD`; answered by [`HttpClient::read_file`](http_client::HttpClient::read_file).
+async fn read_file_url(
+    scope: &CallScope,
+    req: http::Request,
+) -> Result<http::Response, PluginError> {
+    let shown = http_client::shown_url(&req.url);
+    if let Err(denial) = scope.access.file_url(&req.url) {
+        return Err(deny(scope, "http", &shown, denial));
+    }
+    let head = match req.method {
+        http::Method::Get => false,
+        http::Method::Head => true,
+        _ => {
+            return Err(PluginError::Permanent(format!(
+                "{shown}: a file:// URL is only read (GET or HEAD)"
+            )));
+        }
+    };
+    match scope.http.read_file(&scope.plugin, &req.url, head).await {
+        Ok(r) => Ok(http::Response {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+            truncated: r.truncated,
+        }),
+        Err(HttpFailure::Transient(m)) => Err(PluginError::Transient(m)),
+        Err(HttpFailure::Permanent(m)) => Err(PluginError::Permanent(m)),
     }
 }
 

@@ -116,6 +116,34 @@ impl Access {
         Ok(())
     }
 
+    /// May the plugin read the `file:///PATH` URL `url`? Only when `url` is exactly the
+    /// operator's setting `KEY` of a `{setting:KEY}` entry of the manifest's `http`,
+    /// and of the grant's: the operator chose the file, the plugin only reads it. A
+    /// host name granted is no file; nothing else of the disk is reachable.
+    pub fn file_url(&self, url: &str) -> Result<(), Denial> {
+        let settings = &self.granted.settings;
+        let named = |patterns: &[String]| {
+            patterns
+                .iter()
+                .filter_map(|p| crate::manifest::setting_key(p))
+                .any(|key| settings.get(key).is_some_and(|v| v == url))
+        };
+        let shown = ringleader_diag::escape(url);
+        if !named(&self.declared.http) {
+            return Err(Denial(format!(
+                "reading {shown} is not declared in the plugin's manifest: a plugin reads a file:// URL only when it is the operator's setting of a `{{setting:KEY}}` entry of capabilities.http{}",
+                settings_said(&self.declared.http, settings)
+            )));
+        }
+        if !named(&self.granted.http) {
+            return Err(Denial(format!(
+                "reading {shown} is not granted to this plugin by the operator: grant the setting that names it (`http = [\"{{setting:KEY}}\"]`){}",
+                settings_said(&self.granted.http, settings)
+            )));
+        }
+        Ok(())
+    }
+
     /// The `{setting:KEY}` entries (declared or granted) whose setting is set but is
     /// not a URL a plugin may reach, each as the sentence saying why. A setting not
     /// set is no problem here: its entry reaches nothing, and the plugin says what to
@@ -133,7 +161,12 @@ impl Access {
         keys.into_iter()
             .filter_map(|key| {
                 let url = self.granted.settings.get(key)?;
-                setting_host(url).err().map(|why| {
+                let refused = if crate::http_client::is_file_url(url) {
+                    crate::http_client::file_url_path(url).err()
+                } else {
+                    setting_host(url).err()
+                };
+                refused.map(|why| {
                     format!(
                         "the setting `{key}` names the host the plugin may reach (`{{setting:{key}}}`), and is refused: {}",
                         ringleader_diag::escape(&why)
@@ -217,6 +250,15 @@ fn settings_said(patterns: &[String], settings: &BTreeMap<String, String>) -> St
         .iter()
         .filter_map(|p| crate::manifest::setting_key(p))
     {
+        if let Some(url) = settings.get(key)
+            && crate::http_client::is_file_url(url)
+        {
+            let url = ringleader_diag::escape(url);
+            said.push_str(&format!(
+                "; `{{setting:{key}}}` is the file {url}, the operator's setting `{key}`"
+            ));
+            continue;
+        }
         let what = match settings.get(key).map(|url| setting_host(url)) {
             Some(Ok(host)) => format!("{host}, the host of the operator's setting `{key}`"),
             Some(Err(why)) => format!(
@@ -442,5 +484,39 @@ mod tests {
             &[("index", "nonsense")],
         );
         assert!(a.setting_problems().is_empty());
+    }
+
+    #[test]
+    fn a_file_url_is_read_only_when_it_is_a_declared_and_granted_setting() {
+        let file = [("catalog", "file:///srv/catalog.toml")];
+        let a = access_with(&["{setting:catalog}"], &["{setting:catalog}"], &file);
+        assert!(a.file_url("file:///srv/catalog.toml").is_ok());
+        assert!(a.setting_problems().is_empty());
+        // Any other file, even beside it or spelled otherwise.
+        for other in [
+            "file:///etc/shadow",
+            "file:///srv/./catalog.toml",
+            "FILE:///srv/catalog.toml",
+        ] {
+            let denied = a.file_url(other).unwrap_err();
+            assert!(denied.0.contains("is not declared"), "{other}: {denied:?}");
+        }
+        // Declared, not granted (a host granted is no file).
+        let a = access_with(&["{setting:catalog}"], &["localhost"], &file);
+        let denied = a.file_url("file:///srv/catalog.toml").unwrap_err();
+        assert!(denied.0.contains("is not granted"), "{denied:?}");
+        // Granted, not declared: the manifest names no setting.
+        let a = access_with(&["feeds.example"], &["{setting:catalog}"], &file);
+        let denied = a.file_url("file:///srv/catalog.toml").unwrap_err();
+        assert!(denied.0.contains("is not declared"), "{denied:?}");
+        // A file URL that is not one is refused at load.
+        let a = access_with(
+            &["{setting:catalog}"],
+            &["{setting:catalog}"],
+            &[("catalog", "file://server/c.toml")],
+        );
+        let problems = a.setting_problems();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("no host"), "{problems:?}");
     }
 }

@@ -7,6 +7,14 @@
 //! same request asks the server with `If-None-Match` / `If-Modified-Since`; a `304`
 //! gives the plugin the kept `200` again. A source plugin's `discover` runs once per
 //! 5,000 devices and reads the same catalog each time: it is downloaded once.
+//!
+//! A `file:///PATH` URL (only one the operator set as a setting the plugin's manifest
+//! and grant name, checked by `grants::Access::file_url` before it gets here) is read
+//! from this machine's disk, at most [`limits::MAX_HTTP_BODY`] bytes, and answered like
+//! an HTTP `200` with an `ETag` (inode, size and modification time, as web servers make
+//! them) and a `Last-Modified`; while the file keeps them, a read again is answered
+//! from what was kept, without reading the file ([`HttpClient::read_file`]): what a
+//! `304` is for an HTTP feed.
 
 use crate::limits;
 use std::collections::{HashMap, VecDeque};
@@ -246,6 +254,146 @@ pub fn shown_url(url: &str) -> String {
     format!("{scheme}{host}{path}{cut}")
 }
 
+/// Whether `url` is a `file:` URL (its scheme in any case).
+pub fn is_file_url(url: &str) -> bool {
+    url.get(..5)
+        .is_some_and(|s| s.eq_ignore_ascii_case("file:"))
+}
+
+/// The path of a `file:///PATH` URL: absolute, `%XX` escapes decoded. A host
+/// (`file://server/...`), a relative path, a query or fragment, or an escape that is
+/// not UTF-8 or stands for NUL is refused.
+pub fn file_url_path(url: &str) -> Result<PathBuf, String> {
+    let shown = ringleader_diag::escape(url);
+    let rest = url
+        .get(..7)
+        .filter(|s| s.eq_ignore_ascii_case("file://"))
+        .map(|_| &url[7..])
+        .ok_or_else(|| format!("`{shown}` is not a file:// URL"))?;
+    if !rest.starts_with('/') {
+        return Err(format!(
+            "`{shown}` is not a file:/// URL: a file URL names a path on this machine (three slashes, then the absolute path), no host"
+        ));
+    }
+    if rest.contains(['?', '#']) {
+        return Err(format!(
+            "`{shown}` has a query or fragment, which a file has not (write `?` as `%3F`, `#` as `%23`)"
+        ));
+    }
+    let mut bytes = Vec::with_capacity(rest.len());
+    let mut input = rest.bytes();
+    while let Some(b) = input.next() {
+        if b != b'%' {
+            bytes.push(b);
+            continue;
+        }
+        let hex = [input.next(), input.next()];
+        let value = match hex {
+            [Some(h), Some(l)] => std::str::from_utf8(&[h, l])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok()),
+            _ => None,
+        };
+        match value {
+            Some(v) if v != 0 => bytes.push(v),
+            _ => {
+                return Err(format!(
+                    "`{shown}` has an escape that is not `%XX` (or is `%00`)"
+                ));
+            }
+        }
+    }
+    let path = String::from_utf8(bytes)
+        .map_err(|_| format!("`{shown}` has escapes that are not UTF-8"))?;
+    Ok(PathBuf::from(path))
+}
+
+/// A file's validators: an `ETag` from its inode, size and modification time (as web
+/// servers make them), and its modification time as an HTTP date.
+fn file_validators(meta: &std::fs::Metadata) -> (String, String) {
+    use std::os::unix::fs::MetadataExt;
+    let etag = format!(
+        "\"{:x}-{:x}-{:x}.{:x}\"",
+        meta.ino(),
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec()
+    );
+    (etag, http_date(meta.mtime()))
+}
+
+/// `seconds` since the epoch as an HTTP date (`Tue, 03 Nov 2026 14:30:00 GMT`).
+fn http_date(seconds: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (days, secs) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    // Howard Hinnant's `civil_from_days`.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize],
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Reads the file at `path` for a `file://` request: its validators, and its content
+/// (at most [`limits::MAX_HTTP_BODY`] bytes) unless `unchanged` says the content kept
+/// under the same `ETag` serves, or `head`.
+fn read_file_blocking(
+    path: &Path,
+    head: bool,
+    unchanged: Option<&str>,
+) -> Result<(Option<HttpResponse>, String), HttpFailure> {
+    let cannot =
+        |e: std::io::Error| HttpFailure::Permanent(format!("cannot read {}: {e}", path.display()));
+    let meta = std::fs::metadata(path).map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(HttpFailure::Permanent(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    let (etag, last_modified) = file_validators(&meta);
+    if unchanged == Some(etag.as_str()) && !head {
+        return Ok((None, etag));
+    }
+    let mut body = Vec::new();
+    if !head {
+        std::fs::File::open(path)
+            .and_then(|f| {
+                f.take(limits::MAX_HTTP_BODY as u64 + 1)
+                    .read_to_end(&mut body)
+            })
+            .map_err(cannot)?;
+    }
+    let truncated = body.len() > limits::MAX_HTTP_BODY;
+    body.truncate(limits::MAX_HTTP_BODY);
+    let response = HttpResponse {
+        status: 200,
+        headers: vec![
+            ("content-length".into(), meta.len().to_string()),
+            ("etag".into(), etag.clone()),
+            ("last-modified".into(), last_modified),
+        ],
+        body,
+        truncated,
+    };
+    Ok((Some(response), etag))
+}
+
 /// The HTTP client shared by all plugins of a runtime: one agent for the public web's
 /// roots, and one per file of certificates an operator gave for devices.
 #[derive(Debug, Clone)]
@@ -385,6 +533,63 @@ impl HttpClient {
         }
         kept.keep(key, &response);
         Ok(response)
+    }
+}
+
+impl HttpClient {
+    /// Answers a `GET` (or, `head`, a `HEAD`) of `file:///PATH` URL `url` for
+    /// `plugin`, whose access to it is already checked: the file's content as a `200`,
+    /// kept for `plugin` beside the HTTP responses. While the file's `ETag` stays what
+    /// it was (the same inode, size and modification time), the kept response is
+    /// given again without reading the file.
+    pub async fn read_file(
+        &self,
+        plugin: &str,
+        url: &str,
+        head: bool,
+    ) -> Result<HttpResponse, HttpFailure> {
+        let method = if head { "HEAD" } else { "GET" };
+        let about = format!("{method} {}", shown_url(url));
+        let path =
+            file_url_path(url).map_err(|e| HttpFailure::Permanent(format!("{about}: {e}")))?;
+        let key = format!("{plugin}\nfile\n{url}");
+        let kept_before = {
+            let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+            kept.by_key
+                .get(&key)
+                .and_then(|k| Some((k.etag.clone()?, k.response.clone())))
+        };
+        let unchanged = kept_before.as_ref().map(|(etag, _)| etag.clone());
+        let (read, etag) = tokio::task::spawn_blocking(move || {
+            read_file_blocking(&path, head, unchanged.as_deref())
+        })
+        .await
+        .map_err(|e| HttpFailure::Transient(format!("{about}: file reader failed: {e}")))?
+        .map_err(|e| e.about(&about))?;
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        match read {
+            Some(response) => {
+                if !head {
+                    kept.keep(key, &response);
+                }
+                Ok(response)
+            }
+            None => {
+                tracing::debug!(
+                    plugin,
+                    url = %shown_url(url),
+                    etag,
+                    "file unchanged since it was read: answered from what was kept"
+                );
+                kept.used(&key);
+                match kept_before {
+                    Some((_, response)) => Ok(response),
+                    None => Err(HttpFailure::Transient(format!(
+                        "{about}: what was kept of it was let go; read it again"
+                    ))),
+                }
+            }
+        }
     }
 }
 
@@ -595,5 +800,77 @@ mod tests {
         }
         assert_eq!(kept.by_key.len(), MAX_KEPT_RESPONSES);
         assert_eq!(kept.order.len(), MAX_KEPT_RESPONSES);
+    }
+
+    #[test]
+    fn file_urls_are_absolute_paths_with_escapes_decoded() {
+        assert_eq!(
+            file_url_path("file:///srv/catalog%20v2.toml").unwrap(),
+            PathBuf::from("/srv/catalog v2.toml")
+        );
+        assert_eq!(file_url_path("FILE:///x").unwrap(), PathBuf::from("/x"));
+        for bad in [
+            "file://server/share/c.toml",
+            "file:relative.toml",
+            "file:///c.toml?x=1",
+            "file:///c%2",
+            "file:///c%00",
+            "file:///c%ff",
+            "https://h/c.toml",
+        ] {
+            assert!(file_url_path(bad).is_err(), "{bad}");
+        }
+        assert!(is_file_url("File:///x") && !is_file_url("https://x"));
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(1_793_716_200), "Tue, 03 Nov 2026 14:30:00 GMT");
+    }
+
+    #[tokio::test]
+    async fn a_file_is_read_again_only_when_it_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.toml");
+        std::fs::write(&path, b"one").unwrap();
+        let url = format!("file://{}", path.display());
+        let client = HttpClient::default();
+        let first = client.read_file("p", &url, false).await.unwrap();
+        assert_eq!((first.status, first.body.as_slice()), (200, &b"one"[..]));
+        assert!(first.headers.iter().any(|(k, _)| k == "etag"));
+        // Rewritten in place with the same size and modification time: not read
+        // again (what a server's ETag says too); the kept content is given.
+        let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::fs::write(&path, b"two").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(modified)
+            .unwrap();
+        let again = client.read_file("p", &url, false).await.unwrap();
+        assert_eq!(again.body, b"one");
+        // Another plugin has its own.
+        let other = client.read_file("q", &url, false).await.unwrap();
+        assert_eq!(other.body, b"two");
+        // Changed: read as it is now.
+        std::fs::write(&path, b"three").unwrap();
+        let now = client.read_file("p", &url, false).await.unwrap();
+        assert_eq!(now.body, b"three");
+        let head = client.read_file("p", &url, true).await.unwrap();
+        assert!(head.body.is_empty());
+        // Gone, or not a file: permanent, naming it.
+        let dir_url = format!("file://{}", dir.path().display());
+        let err = client.read_file("p", &dir_url, false).await.unwrap_err();
+        assert!(
+            matches!(&err, HttpFailure::Permanent(m) if m.contains("not a regular file")),
+            "{err}"
+        );
+        std::fs::remove_file(&path).unwrap();
+        let err = client.read_file("p", &url, false).await.unwrap_err();
+        let HttpFailure::Permanent(message) = &err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            message.starts_with(&format!("GET {url}: cannot read ")),
+            "{message}"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! This crate is the only one that knows about the command line and JSON output.
 
+mod catalog_cmd;
 mod client;
 mod demo_cmd;
 mod inventory_cmd;
@@ -46,6 +47,9 @@ enum Command {
     /// Check inventories.
     #[command(subcommand)]
     Inventory(inventory_cmd::InventoryCommand),
+    /// Check an operator's own catalog of patches (catalog-source's file).
+    #[command(subcommand)]
+    Catalog(catalog_cmd::CatalogCommand),
     Plan(plan_cmd::PlanArgs),
     Serve(serve_cmd::ServeArgs),
     /// Make, list and revoke the daemon's named API tokens.
@@ -154,6 +158,7 @@ fn main() -> ExitCode {
             Command::Plugin(cmd) => plugin_cmd::run(cmd).await,
             Command::Policy(cmd) => policy_cmd::run(cmd),
             Command::Inventory(cmd) => inventory_cmd::run(cmd),
+            Command::Catalog(cmd) => catalog_cmd::run(cmd),
             Command::Plan(args) => plan_cmd::run(args).await,
             Command::Serve(args) => serve_cmd::run(args).await,
             Command::Rollout(_)

@@ -7,6 +7,8 @@
 //! - `policy-check/<case>/policy.toml`, run as `ringleader policy check`;
 //! - `inventory-check/<case>/inventory.toml` or `inventory.json`, run as `ringleader
 //!   inventory check`;
+//! - `catalog-check/<case>/catalog.toml` or `catalog.json`, run as `ringleader catalog
+//!   check`;
 //!
 //! each with the expected `stdout.txt` / `stderr.txt` (`$DIR` stands for the case's
 //! scratch directory; a missing file means no output) and exit status `status.txt`.
@@ -44,6 +46,11 @@ const SUITES: &[Suite] = &[
         name: "inventory-check",
         at_least: 10,
         run: inventory_check,
+    },
+    Suite {
+        name: "catalog-check",
+        at_least: 10,
+        run: catalog_check,
     },
 ];
 
@@ -227,6 +234,18 @@ fn inventory_check(case: &Path, _dir: &Path) -> Result<Output, String> {
         .ok_or("a case has inventory.toml or inventory.json")?;
     Ok(Command::new(env!("CARGO_BIN_EXE_ringleader"))
         .args(["inventory", "check", file])
+        .current_dir(case)
+        .output()
+        .unwrap())
+}
+
+fn catalog_check(case: &Path, _dir: &Path) -> Result<Output, String> {
+    let file = ["catalog.toml", "catalog.json"]
+        .into_iter()
+        .find(|f| case.join(f).exists())
+        .ok_or("a case has catalog.toml or catalog.json")?;
+    Ok(Command::new(env!("CARGO_BIN_EXE_ringleader"))
+        .args(["catalog", "check", file])
         .current_dir(case)
         .output()
         .unwrap())

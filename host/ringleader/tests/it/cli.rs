@@ -189,6 +189,7 @@ fn check_bundled_plugins_and_list_them() {
         names,
         [
             "apt-installer",
+            "catalog-source",
             "csaf-source",
             "debian-security-source",
             "dpkg-installer",
@@ -222,6 +223,7 @@ fn bundled_plugins_are_named_by_name_wherever_a_plugin_is_given() {
         "csaf-source",
         "lvfs-source",
         "debian-security-source",
+        "catalog-source",
     ] {
         let out = ringleader(&["plugin", "check", "--bundled", name, "--json"]);
         assert!(out.status.success(), "{name}: {}", text(&out.stderr));
@@ -277,7 +279,7 @@ fn bundled_plugins_are_named_by_name_wherever_a_plugin_is_given() {
         assert_eq!(out.status.code(), Some(code), "{args:?}");
         let stderr = text(&out.stderr);
         assert!(
-            stderr.contains("no bundled plugin is named `dpkg`; bundled plugins: apt-installer, csaf-source, debian-security-source, dpkg-installer, lvfs-source, redfish-firmware, sim-vendor-installer, sim-vendor-source (a plugin of your own is named by its manifest's path, e.g. `./dpkg.plugin.toml`)"),
+            stderr.contains("no bundled plugin is named `dpkg`; bundled plugins: apt-installer, catalog-source, csaf-source, debian-security-source, dpkg-installer, lvfs-source, redfish-firmware, sim-vendor-installer, sim-vendor-source (a plugin of your own is named by its manifest's path, e.g. `./dpkg.plugin.toml`)"),
             "{args:?}: {stderr}"
         );
     }
@@ -395,7 +397,7 @@ fn plugin_export_writes_a_bundled_plugin_that_loads_by_path_and_never_overwrites
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains(
-            "no bundled plugin is named `redfish`; bundled plugins: apt-installer, csaf-source, debian-security-source, dpkg-installer, lvfs-source, redfish-firmware"
+            "no bundled plugin is named `redfish`; bundled plugins: apt-installer, catalog-source, csaf-source, debian-security-source, dpkg-installer, lvfs-source, redfish-firmware"
         ),
         "{}",
         text(&out.stderr)
@@ -1384,4 +1386,103 @@ fn explain_orders_debian_versions_as_dpkg_does_and_says_so() {
             assert!(human.contains(&why), "{why}\n{human}");
         }
     }
+}
+
+/// The example catalog passes `catalog check`, and its JSON form (and that of every
+/// valid case of tests/cases/catalog-check/) is what docs/schemas/catalog.v1.json
+/// describes; a catalog the schema refuses is refused by the check too.
+#[test]
+fn the_example_catalog_is_valid_and_the_catalog_schema_describes_the_file() {
+    let example = repo("docs/examples/catalog.toml");
+    let out = ringleader(&["catalog", "check", &example]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{example}: ok: 2 patches\n"));
+    let validator = schema("catalog.v1.json");
+    let toml_text = std::fs::read_to_string(&example).unwrap();
+    let as_json: serde_json::Value = toml::from_str(&toml_text).unwrap();
+    assert_valid(&validator, &as_json);
+    let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/cases/catalog-check");
+    let mut judged = 0;
+    for case in std::fs::read_dir(&cases).unwrap() {
+        let case = case.unwrap().path();
+        let json = case.join("catalog.json");
+        let Ok(body) = std::fs::read_to_string(&json) else {
+            continue;
+        };
+        let Ok(doc) = serde_json::from_str::<serde_json::Value>(&body) else {
+            continue;
+        };
+        let status = std::fs::read_to_string(case.join("status.txt")).unwrap();
+        let schema_says = validator.is_valid(&doc);
+        if status.trim() == "0" {
+            assert!(
+                schema_says,
+                "{}: valid, but not by the schema",
+                case.display()
+            );
+        } else if !schema_says {
+            judged += 1;
+        }
+    }
+    assert!(judged >= 1, "no invalid JSON case the schema refuses");
+}
+
+/// `catalog check --json`: a document per file, valid or not, each what
+/// docs/schemas/catalog-check.v1.json describes, read back as the API's type.
+#[test]
+fn catalog_check_json_matches_the_schema() {
+    let validator = schema("catalog-check.v1.json");
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(
+        &broken,
+        "[[patches]]\nid = \"a\"\nvendor = \"v\"\ncomponent = \"x\"\nfixed-version = \"latest\"\nkind = \"hotfix\"\n",
+    )
+    .unwrap();
+    let missing = dir.path().join("missing.json");
+    let example = repo("docs/examples/catalog.toml");
+    let out = ringleader(&[
+        "catalog",
+        "check",
+        "--json",
+        &example,
+        broken.to_str().unwrap(),
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let docs: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(docs.len(), 3, "{stdout}");
+    for doc in &docs {
+        assert_valid(&validator, doc);
+    }
+    let read: Vec<ringleader_api::catalog::CatalogCheckV1> = docs
+        .into_iter()
+        .map(|d| serde_json::from_value(d).unwrap())
+        .collect();
+    assert!(read[0].valid);
+    assert_eq!(
+        read[0].patches,
+        ["msp-agent-4.2.1-1", "r650-bios-2.19.1-hotfix"]
+    );
+    assert!(!read[1].valid);
+    let keys: Vec<&str> = read[1].problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["patches[0].fixed-version", "patches[0].kind"]);
+    assert_eq!(
+        (read[1].problems[0].line, read[1].problems[0].column),
+        (5, 17)
+    );
+    assert!(read[1].problems[1].text.starts_with(&format!(
+        "{}:6:8: `patches[0].kind`: unknown kind `hotfix`",
+        broken.display()
+    )));
+    assert!(!read[2].valid);
+    assert!(
+        read[2].error.as_deref().unwrap().contains("missing.json"),
+        "{:?}",
+        read[2]
+    );
 }

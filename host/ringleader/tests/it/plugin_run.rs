@@ -880,3 +880,66 @@ fn discover_says_why_a_document_gave_no_patch() {
     }
     assert!(stderr.contains("INFO"), "at info: {stderr}");
 }
+
+/// `catalog-source` by name, the operator's config naming a catalog file: the example
+/// catalog's patches for the inventory's components; a broken catalog is the plugin's
+/// permanent error naming the file, line and column.
+#[test]
+fn the_catalog_source_reads_the_operators_catalog_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("inventory.toml");
+    std::fs::write(
+        &inventory,
+        "[[devices]]\nid = \"app1\"\ncomponents = { msp-agent = { version = \"4.1.0-1\", scheme = \"deb\" } }\n",
+    )
+    .unwrap();
+    let config = |catalog: &Path| {
+        let file = dir.path().join("ringleader.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[plugins.catalog-source]\nhttp = [\"{{setting:catalog}}\"]\nsettings = {{ catalog = \"file://{}\" }}\n",
+                catalog.display()
+            ),
+        )
+        .unwrap();
+        file.display().to_string()
+    };
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/examples/catalog.toml");
+    let example = example.canonicalize().unwrap();
+    let inv = inventory.to_str().unwrap();
+    let cfg = config(&example);
+    let report = run_json(
+        &run_args(
+            "catalog-source",
+            "discover",
+            &["--inventory", inv, "--config", &cfg],
+        ),
+        0,
+    );
+    let ids: Vec<&str> = report["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["msp-agent-4.2.1-1"], "{report}");
+
+    let broken = dir.path().join("catalog.toml");
+    std::fs::write(&broken, "[[patches]]\nid = \"a\"\n").unwrap();
+    let cfg = config(&broken);
+    let out = ringleader(&run_args(
+        "catalog-source",
+        "discover",
+        &["--inventory", inv, "--config", &cfg],
+    ));
+    expect_status(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}:1:1: `patches[0]`: the patch has no `vendor`",
+            broken.display()
+        )),
+        "{stderr}"
+    );
+}
