@@ -641,3 +641,148 @@ fn a_package_rollout_runs_through_the_bundled_plugins_named_by_name() {
         .collect();
     assert_eq!(rings, ["lab", "canary", "broad"], "{status}");
 }
+
+/// Issue 14: the inventory is stale. Two devices really run hello 0.9 (upgraded down by
+/// hand, restored from an old image) while the file says 1.0. A fleet scan through the
+/// daemon reads the real versions with dpkg-query (locally and over SSH); the rollout
+/// plans from them; the canary ring fails on its broken device and halts, and the
+/// canary device that had installed is rolled back to the version it really had
+/// (0.9), not to the file's 1.0.
+#[test]
+fn a_scan_corrects_a_stale_inventory_and_the_rollback_returns_to_the_real_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    let sshd = Sshd::start(&path);
+    let debs = path.join("debs");
+    std::fs::create_dir_all(&debs).unwrap();
+    let old = peers::deb(&debs, "hello", "0.9", false);
+    let declared = peers::deb(&debs, "hello", "1.0", false);
+    let fix = peers::deb(&debs, "hello", "1.1", false);
+    let mut files = HashMap::new();
+    files.insert(
+        "/csaf/index.txt".to_string(),
+        b"2022/exl-2022-0001.json\n2023/exl-2023-0001.json\n2024/exl-2024-0001.json\n".to_vec(),
+    );
+    for (id, version, deb, at) in [
+        ("EXL-2022-0001", "0.9", &old, "2022-03-01T00:00:00Z"),
+        ("EXL-2023-0001", "1.0", &declared, "2023-03-01T00:00:00Z"),
+        ("EXL-2024-0001", "1.1", &fix, "2024-09-10T00:00:00Z"),
+    ] {
+        let year = &at[..4];
+        files.insert(
+            format!("/csaf/{year}/{}.json", id.to_lowercase()),
+            advisory(id, version, deb, at),
+        );
+    }
+    let feeds = peers::serve_files(files);
+    // (id, ring tag, over SSH, really installed)
+    let fleet = [
+        ("lab-1", "lab", false, &old),
+        ("canary-1", "canary", true, &old),
+        ("canary-2", "canary", false, &declared),
+    ];
+    let mut roots = BTreeMap::new();
+    let mut inventory = String::new();
+    for (id, tag, ssh, real) in fleet {
+        let root = peers::device_root(&path, id, real);
+        let transport = if ssh {
+            format!(
+                "{{ kind = \"ssh\", address = \"127.0.0.1:{}\", user = {}, credentials = \"test-ssh\" }}\nfacts = {{ \"dpkg.root\" = {} }}",
+                sshd.port,
+                toml_str(&sshd.user),
+                toml_str(&root.display().to_string())
+            )
+        } else {
+            format!(
+                "{{ kind = \"local\", root = {} }}",
+                toml_str(&root.display().to_string())
+            )
+        };
+        // The file says 1.0 everywhere.
+        inventory.push_str(&format!(
+            "[[devices]]\nid = \"{id}\"\ntags = [\"{tag}\"]\nversion-scheme = \"deb\"\ntransport = {transport}\ncomponents = {{ hello = \"1.0\" }}\n\n"
+        ));
+        roots.insert(id, root);
+    }
+    peers::break_device(&roots["canary-2"]);
+    let config = format!(
+        "[credentials.test-ssh]\nssh_key = {}\nknown_hosts = {}\n\n[plugins.dpkg-installer]\nexec = [\"dpkg\", \"dpkg-query\", \"sha256sum\", \"cat\"]\n\n[plugins.csaf-source]\nhttp = [\"{{setting:index}}\"]\nsettings = {{ index = \"{feeds}/csaf/index.txt\" }}\n",
+        toml_str(&sshd.key.display().to_string()),
+        toml_str(&sshd.known_hosts.display().to_string()),
+    );
+    let write = |name: &str, text: &str| {
+        let file = path.join(name);
+        std::fs::write(&file, text).unwrap();
+        file.display().to_string()
+    };
+    let config = write("ringleader.toml", &config);
+    let inventory = write("inventory.toml", &inventory);
+    let policy = write(
+        "policy.toml",
+        "name = \"stale\"\n[[rings]]\nname = \"lab\"\nselect = { tags = [\"lab\"] }\n[[rings]]\nname = \"canary\"\nselect = { tags = [\"canary\"] }\nmax_failures = 0\n[on_halt]\nrollback = \"failed-ring\"\n",
+    );
+    let daemon = Daemon::start_with(
+        &path.join("data"),
+        &[
+            "--config",
+            &config,
+            "--source",
+            "csaf-source",
+            "--installer",
+            "dpkg-installer",
+        ],
+    );
+
+    // The scan reads what dpkg has on each root, and names the difference.
+    let out = daemon.cli(&["fleet", "scan", "--inventory", &inventory, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let scan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_valid("fleet-scan.v1.json", &scan);
+    assert_eq!(scan["ok"], 3, "{scan}");
+    for (id, real) in [("lab-1", "0.9"), ("canary-1", "0.9"), ("canary-2", "1.0")] {
+        let device = daemon.json(&["fleet", "device", id, "--json"]);
+        assert_valid("fleet-device.v1.json", &device);
+        let hello = device["last_scan"]["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "hello")
+            .unwrap_or_else(|| panic!("{device}"));
+        assert_eq!(hello["version"], real, "{id}");
+        assert_eq!(hello["scheme"], "deb", "{id}");
+        let differs = device["differences"].as_array().unwrap();
+        assert_eq!(differs.len(), usize::from(real != "1.0"), "{id}: {device}");
+    }
+
+    // The rollout plans from the scans and rolls back to what the device really had.
+    let out = daemon.cli(&[
+        "rollout",
+        "start",
+        "--policy",
+        &policy,
+        "--inventory",
+        &inventory,
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let started: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = started["id"].as_str().unwrap().to_string();
+    wait(&daemon, &id, 3);
+    let states = device_states(&daemon, &id);
+    assert_eq!(states["lab-1"].0, "done", "{states:?}");
+    assert_eq!(states["canary-2"].0, "failed", "{states:?}");
+    assert_eq!(states["canary-1"].0, "rolled-back", "{states:?}");
+    assert_eq!(
+        peers::dpkg_version(&roots["lab-1"], "hello").as_deref(),
+        Some("1.1")
+    );
+    assert_eq!(
+        peers::dpkg_version(&roots["canary-1"], "hello").as_deref(),
+        Some("0.9"),
+        "back at the version it really had, not the inventory's 1.0"
+    );
+    // Its record in the registry names the rollout and who started it.
+    let record = daemon.json(&["fleet", "device", "canary-1", "--json"]);
+    assert_eq!(record["rollouts"][0]["rollout"], id.as_str(), "{record}");
+    assert_eq!(record["rollouts"][0]["state"], "rolled-back", "{record}");
+}
