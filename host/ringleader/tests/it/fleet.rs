@@ -174,3 +174,77 @@ fn a_scan_records_what_devices_really_have_and_rollouts_plan_from_it() {
     assert_eq!(record["rollouts"][0]["rollout"], id.as_str(), "{record}");
     assert_eq!(record["rollouts"][0]["started_by"], "api-token", "{record}");
 }
+
+/// A daemon killed (SIGKILL) in the middle of its periodic scan keeps every device the
+/// scan had recorded: each is flushed as it is written. After the restart every
+/// record reads back, none older than it was seen before the kill.
+#[test]
+fn a_kill_during_a_periodic_scan_loses_nothing_already_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut inventory = String::new();
+    for i in 0..1500 {
+        inventory.push_str(&format!(
+            "[[devices]]\nid = \"srv-{i:04}\"\ncomponents = {{ bios = \"2.10.0\" }}\nfacts = {{ \"sim.drift.bios\" = \"2.1{}.0\" }}\n\n",
+            i % 10
+        ));
+    }
+    let inventory = write(dir.path(), "fleet.toml", &inventory);
+    let config = write(
+        dir.path(),
+        "ringleader.toml",
+        "[scan]\nevery = \"1s\"\nconcurrency = 1\n",
+    );
+    let daemon = Daemon::start_with(&data, &["--config", &config]);
+    let out = daemon.cli(&["fleet", "scan", "--inventory", &inventory, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let first: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(first["ok"], 1500);
+    let last_scans = |list: &Value| -> std::collections::BTreeMap<String, String> {
+        list["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["id"].as_str().unwrap().to_string(),
+                    d["last_scan"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+    let before = last_scans(&daemon.json(&["fleet", "list", "--json"]));
+    // Wait until the periodic scan has rescanned some devices but not all, then kill.
+    let started = std::time::Instant::now();
+    let seen = loop {
+        let now = last_scans(&daemon.json(&["fleet", "list", "--json"]));
+        let newer = now.iter().filter(|(id, at)| **at > before[*id]).count();
+        if newer > 0 && newer < now.len() {
+            break now;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "the periodic scan never ran part way: {newer} of {} newer",
+            now.len()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut daemon = daemon;
+    let mut child = daemon.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(daemon);
+    let daemon = Daemon::start(&data);
+    let after = daemon.json(&["fleet", "list", "--json"]);
+    assert_valid("fleet.v1.json", &after);
+    let after = last_scans(&after);
+    assert_eq!(after.len(), 1500);
+    for (id, at) in &seen {
+        assert!(
+            after[id] >= *at,
+            "{id}: {} before the kill, {} after",
+            at,
+            after[id]
+        );
+    }
+}
