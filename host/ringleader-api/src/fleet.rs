@@ -172,6 +172,24 @@ pub struct RolloutRecordV1 {
     /// the steps that succeeded).
     pub versions: std::collections::BTreeMap<String, String>,
     pub reason: Option<String>,
+    /// What the rollout did to the device, oldest first: each install dispatched,
+    /// step succeeded or failed, rollback, with its time, patch and versions.
+    pub changes: Vec<ChangeV1>,
+}
+
+/// One thing a rollout did to a device (from the rollout's log).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeV1 {
+    pub at: Timestamp,
+    /// The event's kind, as `ringleader.event/v1` names it (`dispatched`,
+    /// `step-succeeded`, `step-failed`, `rollback-finished`, ...).
+    pub kind: String,
+    pub patch: Option<String>,
+    pub component: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub reason: Option<String>,
+    pub ok: Option<bool>,
 }
 
 /// `ringleader.fleet-device/v1` (docs/schemas/fleet-device.v1.json): one device, its

@@ -729,6 +729,16 @@ fn fleet_documents_validate_and_read_back() {
                 state: "done".into(),
                 versions: BTreeMap::from([("libc6".into(), "2.36-9+deb12u7".into())]),
                 reason: None,
+                changes: vec![fleet::ChangeV1 {
+                    at: t("2026-12-02T10:05:00Z"),
+                    kind: "step-succeeded".into(),
+                    patch: Some("debian:bookworm:glibc:2.36-9+deb12u7:libc6".into()),
+                    component: Some("libc6".into()),
+                    from: Some("2.36-9+deb12u4".into()),
+                    to: Some("2.36-9+deb12u7".into()),
+                    reason: None,
+                    ok: None,
+                }],
             }],
         });
     }

@@ -978,6 +978,22 @@ fn fleet_device(args: FleetDeviceArgs) -> Result<ExitStatus, Exit> {
                 .as_ref()
                 .map_or_else(String::new, |why| format!(": {why}"))
         );
+        for c in &r.changes {
+            let versions = match (&c.component, &c.from, &c.to) {
+                (Some(component), Some(from), Some(to)) => format!(" {component} {from} -> {to}"),
+                _ => String::new(),
+            };
+            outln!(
+                out,
+                "  {} {:<18} {}{versions}{}",
+                when(Some(c.at)),
+                c.kind,
+                c.patch.as_deref().unwrap_or("-"),
+                c.reason
+                    .as_ref()
+                    .map_or_else(String::new, |why| format!(": {why}"))
+            );
+        }
     }
     emit(&out)?;
     Ok(ExitStatus::Success)

@@ -842,7 +842,25 @@ async fn fleet_device(
                 _ => None,
             })
             .unwrap_or_else(|| "unknown".into());
+        let changes = rollout
+            .store
+            .records_of_job((job.ring, job.index))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(seq, record)| event_v1(&rollout, seq, record))
+            .map(|e| ringleader_api::fleet::ChangeV1 {
+                at: e.at,
+                kind: e.kind.as_str().to_string(),
+                patch: e.patch,
+                component: e.component,
+                from: e.from,
+                to: e.to,
+                reason: e.reason,
+                ok: e.ok,
+            })
+            .collect();
         rollouts.push(RolloutRecordV1 {
+            changes,
             rollout: rollout.id.clone(),
             started_by,
             ring: view.ring,

@@ -785,4 +785,13 @@ fn a_scan_corrects_a_stale_inventory_and_the_rollback_returns_to_the_real_versio
     let record = daemon.json(&["fleet", "device", "canary-1", "--json"]);
     assert_eq!(record["rollouts"][0]["rollout"], id.as_str(), "{record}");
     assert_eq!(record["rollouts"][0]["state"], "rolled-back", "{record}");
+    assert_valid("fleet-device.v1.json", &record);
+    let kinds: Vec<&str> = record["rollouts"][0]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"step-succeeded"), "{kinds:?}");
+    assert!(kinds.iter().any(|k| k.starts_with("rollback")), "{kinds:?}");
 }
