@@ -218,6 +218,8 @@ struct Job {
     /// Its install failed (a step failed or the device went silent), whatever came
     /// after; cleared when an operator retries it.
     failed: bool,
+    /// Why its install failed, kept when it is rolled back after.
+    failure: Option<String>,
 }
 
 /// One ring's jobs, with indices kept in step with them so that every event costs
@@ -301,6 +303,7 @@ impl RingState {
             state: JobState::Pending,
             done: 0,
             failed: false,
+            failure: None,
         });
     }
 
@@ -346,11 +349,16 @@ impl RingState {
         if new.is_terminal() {
             self.unfinished[batch] -= 1;
         }
-        let failed = matches!(new, JobState::Failed { .. });
+        let failure = match new {
+            JobState::Failed { reason } => Some(reason.clone()),
+            _ => None,
+        };
         *self.counts.slot(new) += 1;
-        if failed {
+        if failure.is_some() {
             self.failures += 1;
-            self.jobs[index as usize].failed = true;
+            let job = &mut self.jobs[index as usize];
+            job.failed = true;
+            job.failure = failure;
         }
     }
 
@@ -547,6 +555,14 @@ impl Core {
                 let failed = matches!(j.state, JobState::RollingBack) && j.failed;
                 (j.done + u16::from(failed)).min(j.spec.steps.len() as u16)
             })
+    }
+
+    /// Why the job's install failed, whatever came after (a rollback, say).
+    pub fn job_failure(&self, job: JobId) -> Option<&str> {
+        self.rings
+            .get(usize::from(job.ring))
+            .and_then(|r| r.jobs.get(job.index as usize))
+            .and_then(|j| j.failure.as_deref())
     }
 
     /// The job's install failed (whatever came after).
@@ -980,6 +996,7 @@ impl Core {
             }
             let j = &mut r.jobs[index as usize];
             j.failed = false;
+            j.failure = None;
             j.done = next;
             let state = if next == 0 {
                 JobState::Pending

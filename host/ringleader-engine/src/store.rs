@@ -191,6 +191,11 @@ pub struct Status {
     pub rings: Vec<RingStatus>,
     /// Log records written so far.
     pub records: u64,
+    /// Halted with rollbacks running or waiting to start (an operator's, say): not
+    /// over yet, a restart runs it on (left out when false, as in views written
+    /// before it existed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsettled: bool,
 }
 
 /// The core's [`Phase`] without its data, as [`Status`] keeps it (stored as its
@@ -299,6 +304,7 @@ impl Status {
                 })
                 .collect(),
             records,
+            unsettled: matches!(core.phase(), Phase::Halted { .. }) && !core.is_settled(),
         }
     }
 }
