@@ -13,6 +13,7 @@
 //! | `sim.fail-permille` | installs that fail |
 //! | `sim.unhealthy-permille` | installs after which the device is unhealthy |
 //! | `sim.bad-patch`, `sim.bad-patch-permille` | one patch that fails more often here |
+//! | `sim.rollback-fail-permille` | rollbacks that fail (keyed by seed, device and component) |
 //!
 //! `sim-pkg` commands: `query COMPONENT`, `install COMPONENT VERSION PATCH`,
 //! `rollback COMPONENT VERSION`, `health PATCH`.
@@ -228,6 +229,14 @@ impl SimDevices {
                 ok(format!("{component} {version} installed\n"))
             }
             ["rollback", component, version] => {
+                let key = format!("rollback:{component}");
+                if draw(device, &key, "rollback") < permille(device, "sim.rollback-fail-permille") {
+                    return Ok(fail(
+                        2,
+                        format!("restoring {component} {version} failed: the previous image is corrupt
+"),
+                    ));
+                }
                 self.set(&format!("{id}/installed/{component}"), version)?;
                 ok(format!("{component} {version} restored\n"))
             }
