@@ -696,7 +696,10 @@ rollback = "failed-ring"
         .find(|job| core.job_spec(*job).is_some_and(|s| s.device == "canary-2"))
         .unwrap();
     let reason = core.job_failure(job).unwrap_or_default();
-    assert!(reason.contains("configuration failed on this device"), "{reason}");
+    assert!(
+        reason.contains("configuration failed on this device"),
+        "{reason}"
+    );
     match state("canary-2") {
         JobState::RollbackFailed { reason } => assert!(
             reason.contains("back to 1.0-1") && reason.contains("post-installation script"),

@@ -448,11 +448,18 @@ failed_devices = "rollback"
     for index in 0..core.ring_len(0) as u32 {
         let job = JobId { ring: 0, index };
         assert_eq!(core.job(job), Some(&JobState::RolledBack), "{job:?}");
-        assert!(core.job_failure(job).unwrap().contains("flash verification error"));
+        assert!(
+            core.job_failure(job)
+                .unwrap()
+                .contains("flash verification error")
+        );
     }
     // Every component as the device ran it before, never the inventory's version.
     for (device, component, actual) in &ran {
-        assert_eq!(&sim_pkg(&devices, device, &["query", component]).await, actual);
+        assert_eq!(
+            &sim_pkg(&devices, device, &["query", component]).await,
+            actual
+        );
     }
     // The observed versions are in the log, before each install.
     let observed: Vec<Option<String>> = Store::open(dir.path())
@@ -466,7 +473,11 @@ failed_devices = "rollback"
         })
         .collect();
     assert_eq!(observed.len(), core.ring_len(0), "{observed:?}");
-    assert!(observed.iter().all(|v| v.as_deref().is_some_and(|v| v.ends_with(".7"))));
+    assert!(
+        observed
+            .iter()
+            .all(|v| v.as_deref().is_some_and(|v| v.ends_with(".7")))
+    );
 }
 
 #[tokio::test]

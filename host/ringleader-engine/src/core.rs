@@ -361,7 +361,6 @@ impl RingState {
             job.failure = failure;
         }
     }
-
 }
 
 /// The state machine. Build it with [`Core::new`], feed it with [`Core::handle`].

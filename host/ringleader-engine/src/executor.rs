@@ -1317,7 +1317,10 @@ impl Executor {
         let Some(spec) = self.core.job_spec(job) else {
             return;
         };
-        let steps = self.core.job_rollback_steps(job).min(spec.steps.len() as u16);
+        let steps = self
+            .core
+            .job_rollback_steps(job)
+            .min(spec.steps.len() as u16);
         let mut work = Vec::new();
         for step in (0..steps).rev() {
             if let Some((device, patch)) = self.lookup(job, step) {

@@ -233,8 +233,10 @@ impl SimDevices {
                 if draw(device, &key, "rollback") < permille(device, "sim.rollback-fail-permille") {
                     return Ok(fail(
                         2,
-                        format!("restoring {component} {version} failed: the previous image is corrupt
-"),
+                        format!(
+                            "restoring {component} {version} failed: the previous image is corrupt
+"
+                        ),
                     ));
                 }
                 self.set(&format!("{id}/installed/{component}"), version)?;
@@ -359,6 +361,19 @@ mod tests {
         assert_eq!(sim.total("installs").unwrap(), 2);
         run(&sim, &d, &["rollback", "bios", "2.0.0"]);
         assert_eq!(run(&sim, &d, &["query", "bios"]).stdout, b"2.0.0\n");
+    }
+
+    #[test]
+    fn rollbacks_fail_at_their_own_rate_and_leave_the_version() {
+        let sim = SimDevices::in_memory();
+        let mut d = device("0");
+        run(&sim, &d, &["install", "bios", "2.19.1", "p"]);
+        d.facts
+            .push(("sim.rollback-fail-permille".into(), "1000".into()));
+        let out = run(&sim, &d, &["rollback", "bios", "2.0.0"]);
+        assert_eq!(out.exit_code, 2);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("previous image is corrupt"));
+        assert_eq!(run(&sim, &d, &["query", "bios"]).stdout, b"2.19.1\n");
     }
 
     #[test]

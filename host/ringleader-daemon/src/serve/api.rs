@@ -692,7 +692,9 @@ fn scope_check(
     match action {
         Action::Rollback => {
             if matches!(core.phase(), Phase::Completed | Phase::Aborted) {
-                return Err("the rollout is over (completed or aborted): nothing to roll back".into());
+                return Err(
+                    "the rollout is over (completed or aborted): nothing to roll back".into(),
+                );
             }
             if core.rollback_candidates(ring_index, job).is_empty() {
                 let what = match (ring, job) {
@@ -793,9 +795,7 @@ async fn act(
     // Approve, pause and resume need a rollout that runs; abort, rollback and retry
     // also act on one that halted.
     let result = if matches!(action, Action::Abort | Action::Rollback | Action::Retry) {
-        state
-            .rollouts
-            .operate(&rollout, command, &described, &by)
+        state.rollouts.operate(&rollout, command, &described, &by)
     } else {
         rollout.command(command, &described, &by)
     };

@@ -113,7 +113,14 @@ fn failures_still_count_a_failed_device_once_it_is_rolled_back() {
         if reason.starts_with("1 of 2 devices failed in ring canary"))));
     for index in [0, 1] {
         let job = id(0, index);
-        core.handle(t(T0), Event::RollbackFinished { job, ok: true, reason: None });
+        core.handle(
+            t(T0),
+            Event::RollbackFinished {
+                job,
+                ok: true,
+                reason: None,
+            },
+        );
     }
     let c = core.counts(0);
     assert_eq!((c.failed, c.rolled_back), (0, 2), "{c:?}");
@@ -196,7 +203,14 @@ fn the_rollout_halts_when_failures_exceed_the_budget_and_rolls_back_at_the_rings
     // is left to roll back: d5 still runs, then reports, and is rolled back too.
     let back = |core: &mut Core, index| {
         let job = id(0, index);
-        core.handle(t(T0), Event::RollbackFinished { job, ok: true, reason: None })
+        core.handle(
+            t(T0),
+            Event::RollbackFinished {
+                job,
+                ok: true,
+                reason: None,
+            },
+        )
     };
     back(&mut core, 1);
     assert!(!core.is_settled(), "d2 waits for its rollback, d5 runs");
@@ -506,7 +520,13 @@ fn an_operator_rollback_halts_the_ring_and_rolls_it_back_even_when_the_policy_on
     ok(&mut core, T0, 0, 0, 0);
     ok(&mut core, T0, 0, 1, 0);
     // d2 and d3 are running now; the operator asks for a rollback.
-    let d = core.handle(t(T0), Event::RollBack { ring: None, job: None });
+    let d = core.handle(
+        t(T0),
+        Event::RollBack {
+            ring: None,
+            job: None,
+        },
+    );
     assert!(d.iter().any(|d| matches!(
         d,
         Decision::Halt { ring: 0, reason } if reason == "an operator asked for a rollback"
@@ -696,13 +716,25 @@ fn after_a_halt_an_operator_rolls_back_one_device_one_ring_or_every_ring_that_in
     let mut core = halted();
     let c1 = Some(id(1, 1));
     assert_eq!(core.rollback_candidates(None, c1), [id(1, 1)]);
-    let d = core.handle(t(T0), Event::RollBack { ring: None, job: c1 });
+    let d = core.handle(
+        t(T0),
+        Event::RollBack {
+            ring: None,
+            job: c1,
+        },
+    );
     assert_eq!(rollbacks_of(&d), [(1, 1)]);
     assert!(!core.is_settled());
     back(&mut core, 1, 1, false);
     // A failed rollback may be tried again.
     assert_eq!(core.rollback_candidates(None, c1), [id(1, 1)]);
-    let d = core.handle(t(T0), Event::RollBack { ring: None, job: c1 });
+    let d = core.handle(
+        t(T0),
+        Event::RollBack {
+            ring: None,
+            job: c1,
+        },
+    );
     assert_eq!(rollbacks_of(&d), [(1, 1)]);
     back(&mut core, 1, 1, true);
     assert_eq!(core.job(id(1, 1)), Some(&JobState::RolledBack));
@@ -719,7 +751,13 @@ fn after_a_halt_an_operator_rolls_back_one_device_one_ring_or_every_ring_that_in
     assert_eq!(rollbacks_of(&d), [(0, 0), (0, 1)]);
     // Every ring that installed, each at its own pace.
     let mut core = halted();
-    let d = core.handle(t(T0), Event::RollBack { ring: None, job: None });
+    let d = core.handle(
+        t(T0),
+        Event::RollBack {
+            ring: None,
+            job: None,
+        },
+    );
     assert_eq!(rollbacks_of(&d), [(0, 0), (0, 1), (1, 0), (1, 1)]);
     for (r, i) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
         back(&mut core, r, i, true);
@@ -740,7 +778,10 @@ fn a_retry_after_a_halt_runs_the_ring_again_and_it_can_complete() {
     assert!(core.retry_candidates(None).is_err(), "rollbacks still run");
     back(&mut core, 0, 0, true);
     back(&mut core, 0, 1, true);
-    assert!(core.retry_candidates(Some(id(0, 0))).is_err(), "c0 did not fail");
+    assert!(
+        core.retry_candidates(Some(id(0, 0))).is_err(),
+        "c0 did not fail"
+    );
     assert_eq!(core.retry_candidates(None), Ok(vec![id(0, 1)]));
     let d = core.handle(t(T0), Event::Retry { job: None });
     // c1 from its first step (it was rolled back), c0 installs again.
@@ -756,7 +797,11 @@ fn a_retry_after_a_halt_runs_the_ring_again_and_it_can_complete() {
 fn a_retry_that_leaves_the_ring_over_its_budget_is_refused() {
     let canary = ring(
         "canary",
-        vec![job("c0", 0, &["p"]), job("c1", 0, &["p"]), job("c2", 0, &["p"])],
+        vec![
+            job("c0", 0, &["p"]),
+            job("c1", 0, &["p"]),
+            job("c2", 0, &["p"]),
+        ],
     );
     let mut rollout = spec(vec![canary]);
     rollout.on_halt = OnHalt::Stop;

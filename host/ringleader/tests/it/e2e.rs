@@ -571,7 +571,10 @@ fn a_package_failing_in_the_canary_ring_halts_it_and_rolls_its_devices_back() {
             .find(|d| d["id"] == device)
             .unwrap();
         let why = shown["rollback_reason"].as_str().unwrap_or_default();
-        assert!(why.contains("configuration failed on this device"), "{device}: {why}");
+        assert!(
+            why.contains("configuration failed on this device"),
+            "{device}: {why}"
+        );
     }
     // After a fix on one of them, the operator rolls that device back: at 1.0,
     // configured.

@@ -203,7 +203,10 @@ fn after_a_halt_an_operator_rolls_back_one_device_one_ring_or_all_and_retries() 
     );
     let id = start(&daemon, &policy, &inventory);
     let status = halted(&daemon, &id);
-    assert_eq!(status["rings"][0]["rolled_back"], 0, "the policy only stops");
+    assert_eq!(
+        status["rings"][0]["rolled_back"], 0,
+        "the policy only stops"
+    );
     assert_eq!(status["rings"][0]["failed"], 1, "{status}");
 
     // Nothing applies: a 409 with the reason, and nothing is logged.
@@ -213,7 +216,10 @@ fn after_a_halt_an_operator_rolls_back_one_device_one_ring_or_all_and_retries() 
         assert!(text(&out.stderr).contains(why), "{}", text(&out.stderr));
     };
     refused(&["retry", &id, "--device", "ws-0"], "did not fail");
-    refused(&["rollback", &id, "--device", "ws-3"], "nothing to roll back");
+    refused(
+        &["rollback", &id, "--device", "ws-3"],
+        "nothing to roll back",
+    );
     refused(&["rollback", &id, "--ring", "nope"], "no ring `nope`");
     let (code, answer) = daemon.http(
         "POST",
@@ -233,7 +239,10 @@ fn after_a_halt_an_operator_rolls_back_one_device_one_ring_or_all_and_retries() 
     );
     let status = halted(&daemon, &id);
     assert_eq!(status["rings"][0]["rolled_back"], 1, "{status}");
-    assert_eq!(device(&devices(&daemon, &id), "ws-0")["state"], "rolled-back");
+    assert_eq!(
+        device(&devices(&daemon, &id), "ws-0")["state"],
+        "rolled-back"
+    );
     assert_eq!(device(&devices(&daemon, &id), "ws-2")["state"], "done");
 
     // Retry the failed device: it runs again (and, its failure being for good here,
@@ -242,7 +251,11 @@ fn after_a_halt_an_operator_rolls_back_one_device_one_ring_or_all_and_retries() 
     assert!(out.status.success(), "{}", text(&out.stderr));
     let status = halted(&daemon, &id);
     let lab = &status["rings"][0];
-    assert_eq!((&lab["done"], &lab["failed"]), (&2.into(), &1.into()), "{status}");
+    assert_eq!(
+        (&lab["done"], &lab["failed"]),
+        (&2.into(), &1.into()),
+        "{status}"
+    );
 
     // Every ring that installed: the lab (the rest never started).
     let out = daemon.cli(&["rollback", &id]);
@@ -260,7 +273,12 @@ fn after_a_halt_an_operator_rolls_back_one_device_one_ring_or_all_and_retries() 
         .collect();
     assert_eq!(
         audits,
-        ["start", "rollback device=ws-0", "retry device=ws-1", "rollback"],
+        [
+            "start",
+            "rollback device=ws-0",
+            "retry device=ws-1",
+            "rollback"
+        ],
         "{events:?}"
     );
     let retried = events.iter().filter(|e| e["type"] == "retry").count();
@@ -298,7 +316,11 @@ fn a_daemon_killed_during_an_operator_rollback_resumes_it_after_a_restart() {
     daemon.wait_for(&id, |s| s["state"] == "halted");
     // Its core is rebuilt from the log in the background: devices answer once it is.
     let started = std::time::Instant::now();
-    while daemon.http("GET", &format!("/v1/rollouts/{id}/devices"), None, "").0 != 200 {
+    while daemon
+        .http("GET", &format!("/v1/rollouts/{id}/devices"), None, "")
+        .0
+        != 200
+    {
         assert!(started.elapsed() < std::time::Duration::from_secs(60));
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
