@@ -1205,14 +1205,14 @@ impl Executor {
     /// next flush.
     fn observed(&mut self, run: &mut Run, work: InFlight, version: Option<String>) {
         let key = (work.job, work.step);
-        if !run.observed.contains_key(&key) {
+        if let std::collections::hash_map::Entry::Vacant(entry) = run.observed.entry(key) {
+            entry.insert(version.clone());
             self.log(Record::Observed {
                 at: work.since.as_second(),
                 job: (work.job.ring, work.job.index),
                 step: work.step,
-                version: version.clone(),
+                version,
             });
-            run.observed.insert(key, version);
         }
         run.installs.push(work);
     }
