@@ -62,6 +62,7 @@ pub fn assert_same_decisions(reference: &[Record], resumed: &[Record]) {
                 Record::Event { at, .. }
                 | Record::Dispatched { at, .. }
                 | Record::RollbackDispatched { at, .. }
+                | Record::Observed { at, .. }
                 | Record::Joined { at, .. }
                 | Record::Decided { at, .. }
                 | Record::Audit { at, .. }

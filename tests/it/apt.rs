@@ -647,10 +647,21 @@ rollback = "failed-ring"
             && t.contains("foo-tools (1.0-1, 2.0-1)")),
         "{transactions:?}"
     );
-    // The device whose maintainer scripts fail is a failed install, with apt's error.
+    // The device whose maintainer scripts fail is a failed install, with apt's error;
+    // it is rolled back too (`failed_devices` defaults to `rollback`), and since every
+    // postinst fails on it (`break_device`), so does its rollback, the reason kept.
+    let job = (0..core.ring_len(1) as u32)
+        .map(|index| JobId { ring: 1, index })
+        .find(|job| core.job_spec(*job).is_some_and(|s| s.device == "canary-2"))
+        .unwrap();
+    let reason = core.job_failure(job).unwrap_or_default();
+    assert!(
+        reason.contains("configuration failed on this device"),
+        "{reason}"
+    );
     match state("canary-2") {
-        JobState::Failed { reason } => assert!(
-            reason.contains("configuration failed on this device"),
+        JobState::RollbackFailed { reason } => assert!(
+            reason.contains("back to 1.0-1") && reason.contains("post-installation script"),
             "{reason}"
         ),
         other => panic!("canary-2: {other:?}"),

@@ -31,6 +31,8 @@ struct Run {
     real_time: bool,
     /// An operator's channel.
     control: Option<mpsc::UnboundedReceiver<Command>>,
+    /// The simulated devices (a fresh set when none).
+    devices: Option<Arc<SimDevices>>,
 }
 
 const START: &str = "2026-11-02T08:00:00Z";
@@ -66,7 +68,10 @@ async fn run(fleet: FleetConfig, policy: &str, mut how: Run) -> (Core, RunReport
         ringleader_runtime::Manifest::load(&manifest("sim-vendor-installer")).unwrap();
     let mut grants = Grants::default();
     grants.allow_as_declared("sim-vendor-installer", &installer_manifest.capabilities);
-    let devices = Arc::new(SimDevices::in_memory());
+    let devices = how
+        .devices
+        .take()
+        .unwrap_or_else(|| Arc::new(SimDevices::in_memory()));
     let rt = runtime(
         grants,
         Services {
@@ -196,11 +201,12 @@ async fn devices_that_never_report_fail_at_the_deadline_and_halt_the_ring() {
             .unwrap()
             .contains("failed in ring lab, over its failure budget of 0")
     );
-    let first = core.job(JobId { ring: 0, index: 0 }).unwrap();
-    assert!(
-        matches!(first, JobState::Failed { reason } if reason.contains("unresponsive")),
-        "{first:?}"
-    );
+    // Failed, then (the policy rolls failed devices back) rolled back; the reason
+    // it failed is kept.
+    let first = JobId { ring: 0, index: 0 };
+    assert_eq!(core.job(first), Some(&JobState::RolledBack));
+    let reason = core.job_failure(first).unwrap();
+    assert!(reason.contains("unresponsive"), "{reason}");
     // Nobody reported, and the deadline is 2 h after the first install started.
     assert!(report.finished.as_second() - report.started.as_second() >= 2 * 3600);
 }
@@ -384,6 +390,94 @@ soak_factor = 0.25
     let first_ordinary = *ordinary.iter().min().expect("ordinary steps ran");
     assert_eq!(first_expedited, quarter, "a quarter of the 96 h soak");
     assert!(first_ordinary >= full, "{first_ordinary} before {full}");
+}
+
+/// What `sim-pkg` says on `device`.
+async fn sim_pkg(devices: &SimDevices, device: &ringleader_types::Device, args: &[&str]) -> String {
+    use ringleader_runtime::services::{DeviceExec, ExecRequest};
+    let request = ExecRequest {
+        program: "sim-pkg".into(),
+        args: args.iter().map(|a| a.to_string()).collect(),
+        stdin: Vec::new(),
+        timeout: Duration::from_secs(5),
+    };
+    let out = devices.run(device, request).await.unwrap();
+    assert_eq!(out.exit_code, 0, "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[tokio::test]
+async fn a_failed_device_is_rolled_back_to_the_version_it_ran_not_the_stale_inventory_s() {
+    let policy = r#"
+name = "failed-devices"
+[[rings]]
+name = "canary"
+select = "rest"
+max_failures = 0
+[on_halt]
+rollback = "failed-ring"
+failed_devices = "rollback"
+"#;
+    let mut config = fleet(3);
+    config.fail_permille = 1000;
+    // The devices run other versions than the inventory says (it is stale).
+    let devices = Arc::new(SimDevices::in_memory());
+    let inventory = demo::inventory(&config);
+    let mut ran = Vec::new();
+    for d in &inventory.devices {
+        let mut device = d.to_plugin();
+        // Set up without the failure rate.
+        device.facts.retain(|(k, _)| !k.starts_with("sim.fail"));
+        for c in device.components.clone() {
+            let actual = format!("{}.7", c.version);
+            sim_pkg(&devices, &device, &["rollback", &c.name, &actual]).await;
+            ran.push((device.clone(), c.name.clone(), actual));
+        }
+    }
+    let (core, report, devices, dir) = run_logged(
+        config,
+        policy,
+        Run {
+            devices: Some(devices),
+            ..Run::default()
+        },
+    )
+    .await;
+    assert!(matches!(core.phase(), Phase::Halted { ring: 0, .. }));
+    assert!(report.rollback_calls > 0);
+    for index in 0..core.ring_len(0) as u32 {
+        let job = JobId { ring: 0, index };
+        assert_eq!(core.job(job), Some(&JobState::RolledBack), "{job:?}");
+        assert!(
+            core.job_failure(job)
+                .unwrap()
+                .contains("flash verification error")
+        );
+    }
+    // Every component as the device ran it before, never the inventory's version.
+    for (device, component, actual) in &ran {
+        assert_eq!(
+            &sim_pkg(&devices, device, &["query", component]).await,
+            actual
+        );
+    }
+    // The observed versions are in the log, before each install.
+    let observed: Vec<Option<String>> = Store::open(dir.path())
+        .unwrap()
+        .records()
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Observed { version, .. } => Some(version),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(observed.len(), core.ring_len(0), "{observed:?}");
+    assert!(
+        observed
+            .iter()
+            .all(|v| v.as_deref().is_some_and(|v| v.ends_with(".7")))
+    );
 }
 
 #[tokio::test]

@@ -30,8 +30,11 @@ pub struct DeviceV1 {
     pub id: String,
     pub ring: String,
     pub state: DeviceState,
-    /// Why it failed, when it did.
+    /// Why its install failed, when it did (kept once it is rolled back).
     pub reason: Option<String>,
+    /// Why its rollback failed, when it did (`rollback-failed`).
+    #[serde(default)]
+    pub rollback_reason: Option<String>,
     /// Component versions now: as inventoried, updated by the steps that succeeded.
     pub versions: BTreeMap<String, String>,
     /// Patches of the rollout not installed on it (yet).

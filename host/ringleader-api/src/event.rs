@@ -29,6 +29,8 @@ named! {
         Resume = "resume",
         Abort = "abort",
         Rollback = "rollback",
+        /// An operator retried failed devices (`device`: only that one).
+        Retry = "retry",
         /// Who asked for what (`by`, `action`).
         Audit = "audit",
         /// The log could not be written for a while.

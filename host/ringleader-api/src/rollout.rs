@@ -68,8 +68,12 @@ named! {
         Resume = "resume",
         /// Nothing new starts, ever.
         Abort = "abort",
-        /// Halt the ring running now and roll it back.
+        /// Halt the ring running now and roll it back; after a halt, roll back every
+        /// ring that installed (or, with `ring` or `device`, one ring or one device).
         Rollback = "rollback",
+        /// After a halt: run the halted ring's failed devices again (or, with
+        /// `device`, one of them).
+        Retry = "retry",
     }
 }
 

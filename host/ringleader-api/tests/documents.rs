@@ -172,6 +172,17 @@ fn events() -> Vec<EventV1> {
             ..EventV1::new(6, t("2026-11-03T08:00:00Z"), EventKind::Audit)
         },
         EventV1::new(7, t("2026-11-03T08:00:00Z"), EventKind::Completed),
+        EventV1 {
+            device: Some("srv-2".into()),
+            ring: Some("canary".into()),
+            ok: Some(false),
+            reason: Some("hello-1.1 back to 1.0-1: dpkg: error processing package".into()),
+            ..EventV1::new(8, t("2026-11-03T08:01:00Z"), EventKind::RollbackFinished)
+        },
+        EventV1 {
+            device: Some("srv-2".into()),
+            ..EventV1::new(9, t("2026-11-03T08:02:00Z"), EventKind::Retry)
+        },
     ]
 }
 
@@ -181,6 +192,7 @@ fn device() -> DeviceV1 {
         ring: "canary".into(),
         state: DeviceState::Failed,
         reason: Some("exit status 1".into()),
+        rollback_reason: None,
         versions: BTreeMap::from([("openssl".to_string(), "3.0.11-1".to_string())]),
         pending: strings(&["openssl-3.0.15"]),
         behind_seconds: Some(86_400),
@@ -370,6 +382,11 @@ fn daemon_documents_validate_and_read_back() {
                 reason: None,
                 pending: Vec::new(),
                 behind_seconds: None,
+                ..device()
+            },
+            DeviceV1 {
+                state: DeviceState::RollbackFailed,
+                rollback_reason: Some("hello-1.0: dpkg: error processing package".into()),
                 ..device()
             },
         ],

@@ -9,7 +9,7 @@
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use ringleader_planner::policy::{Amount, Freeze, OnHalt, Window};
+use ringleader_planner::policy::{Amount, FailedDevices, Freeze, OnHalt, Window};
 use ringleader_planner::schedule::{self, NEVER};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -20,6 +20,9 @@ pub struct RolloutSpec {
     pub rings: Vec<RingSpec>,
     pub freezes: Vec<Freeze>,
     pub on_halt: OnHalt,
+    /// Whether the rollback after a halt takes the devices whose install failed back
+    /// too (an operator's rollback always may).
+    pub failed_devices: FailedDevices,
     /// Soak multiplier for expedited steps (1.0 when the policy has no expedite rule).
     pub expedite_soak_factor: f64,
     /// Expedited steps may start outside windows.
@@ -85,20 +88,35 @@ pub enum Event {
         step: u16,
         reason: String,
     },
-    /// A rollback the core asked for finished.
+    /// A rollback the core asked for finished; `reason` says why it failed.
     RollbackFinished {
         job: JobId,
         ok: bool,
+        reason: Option<String>,
     },
     /// An operator approved the ring waiting for approval.
     Approve,
     Pause,
     Resume,
     Abort,
-    /// An operator asked to roll back: the ring running (or the one that ran last, if
-    /// the next waits for its soak or approval) halts and is rolled back at its own
-    /// pace, whatever the policy's `on_halt` says.
-    RollBack,
+    /// An operator asked to roll back. Without a scope: the ring running (or the one
+    /// that ran last, if the next waits for its soak or approval) halts and is rolled
+    /// back at its own pace, whatever the policy's `on_halt` says; once halted, every
+    /// ring that installed is. With a scope: only the ring `ring`, or only the job
+    /// `job` (a rollout still running halts first). Each ring at its own pace; devices
+    /// whose install failed are rolled back too, and those whose rollback failed are
+    /// tried again. See [`Core::rollback_candidates`].
+    RollBack {
+        ring: Option<u16>,
+        job: Option<JobId>,
+    },
+    /// An operator retries the failed devices of the halted ring (all, or only `job`)
+    /// after a fix: the ring runs again, those devices starting from the step that
+    /// failed (from the first when they were rolled back), and the devices the halt
+    /// rolled back installing again. See [`Core::retry_candidates`].
+    Retry {
+        job: Option<JobId>,
+    },
     /// Devices that joined the inventory while the rollout runs, already assigned to a
     /// ring (and batch) by the policy's rules; see [`Core::add_devices`].
     DevicesAdded {
@@ -147,12 +165,22 @@ pub enum JobState {
     },
     RollingBack,
     RolledBack,
-    RollbackFailed,
+    /// The rollback failed, for `reason`.
+    RollbackFailed {
+        reason: String,
+    },
 }
 
 impl JobState {
+    /// Nothing more happens to the job by itself: its batch may be passed.
     fn is_terminal(&self) -> bool {
-        matches!(self, JobState::Done | JobState::Failed { .. })
+        matches!(
+            self,
+            JobState::Done
+                | JobState::Failed { .. }
+                | JobState::RolledBack
+                | JobState::RollbackFailed { .. }
+        )
     }
 }
 
@@ -187,6 +215,11 @@ struct Job {
     state: JobState,
     /// Steps that succeeded.
     done: u16,
+    /// Its install failed (a step failed or the device went silent), whatever came
+    /// after; cleared when an operator retries it.
+    failed: bool,
+    /// Why its install failed, kept when it is rolled back after.
+    failure: Option<String>,
 }
 
 /// One ring's jobs, with indices kept in step with them so that every event costs
@@ -269,6 +302,8 @@ impl RingState {
             spec,
             state: JobState::Pending,
             done: 0,
+            failed: false,
+            failure: None,
         });
     }
 
@@ -314,15 +349,17 @@ impl RingState {
         if new.is_terminal() {
             self.unfinished[batch] -= 1;
         }
-        if matches!(new, JobState::Failed { .. }) {
-            self.failures += 1;
-        }
+        let failure = match new {
+            JobState::Failed { reason } => Some(reason.clone()),
+            _ => None,
+        };
         *self.counts.slot(new) += 1;
-    }
-
-    /// Jobs done or failed.
-    fn terminal(&self) -> usize {
-        self.counts.done + self.counts.failed
+        if failure.is_some() {
+            self.failures += 1;
+            let job = &mut self.jobs[index as usize];
+            job.failed = true;
+            job.failure = failure;
+        }
     }
 }
 
@@ -335,8 +372,9 @@ pub struct Core {
     paused: bool,
     /// Decisions already emitted that must not repeat (approval requests, halts).
     announced_approval: Option<u16>,
-    /// An operator asked for the rollback: done whatever `on_halt` says.
-    rollback_asked: bool,
+    /// The halt rolls back its ring (the policy's `on_halt`, or an operator asked):
+    /// jobs that finish a step after it join its rollback.
+    halt_rolls_back: bool,
 }
 
 impl Core {
@@ -357,7 +395,7 @@ impl Core {
             phase: Phase::Running { ring: 0 },
             paused: false,
             announced_approval: None,
-            rollback_asked: false,
+            halt_rolls_back: false,
         }
     }
 
@@ -373,14 +411,114 @@ impl Core {
     /// running or waiting to start. Its wake-ups (deadlines of steps long finished) are
     /// then not worth waiting for; only an operator can move it.
     pub fn is_settled(&self) -> bool {
-        let rolling_back = self.spec.on_halt == OnHalt::RollbackFailedRing || self.rollback_asked;
         matches!(self.phase, Phase::Halted { .. })
             && !self.paused
             && self.rings.iter().all(|r| {
-                r.running.is_empty()
-                    && r.counts.rolling_back == 0
-                    && (!rolling_back || r.rollback_queue.is_empty())
+                r.running.is_empty() && r.counts.rolling_back == 0 && r.rollback_queue.is_empty()
             })
+    }
+
+    /// Jobs an operator's rollback with this scope would roll back now (see
+    /// [`Event::RollBack`]): once halted, those of the scope that changed the device
+    /// (a step installed, or one failed) and are not rolled back or rolling back yet,
+    /// or whose rollback failed. Before a halt: those of the ring the halt would be in.
+    pub fn rollback_candidates(&self, ring: Option<u16>, job: Option<JobId>) -> Vec<JobId> {
+        let halted = match &self.phase {
+            Phase::Halted { .. } => true,
+            Phase::Completed | Phase::Aborted => return Vec::new(),
+            _ => false,
+        };
+        let rings: Vec<u16> = match (ring, job) {
+            (_, Some(job)) => vec![job.ring],
+            (Some(ring), None) => vec![ring],
+            (None, None) if halted => (0..self.rings.len() as u16).collect(),
+            (None, None) => self.operator_ring().into_iter().collect(),
+        };
+        let mut out = Vec::new();
+        for ring in rings {
+            let Some(r) = self.rings.get(usize::from(ring)) else {
+                continue;
+            };
+            for (index, j) in r.jobs.iter().enumerate() {
+                let id = JobId {
+                    ring,
+                    index: index as u32,
+                };
+                if job.is_some_and(|job| job != id) {
+                    continue;
+                }
+                let changed = j.done > 0 || j.failed;
+                let eligible = match j.state {
+                    JobState::Done | JobState::Between { .. } | JobState::Failed { .. } => changed,
+                    JobState::RollbackFailed { .. } => true,
+                    _ => false,
+                };
+                if eligible {
+                    out.push(id);
+                }
+            }
+        }
+        out
+    }
+
+    /// Jobs an operator's retry would run again now (see [`Event::Retry`]): once
+    /// halted, with nothing running or rolling back in the halted ring, its jobs whose
+    /// install failed (all, or only `job`); or why there are none, or why retrying
+    /// them would halt again at once (the failures left out still exceed the ring's
+    /// budget).
+    pub fn retry_candidates(&self, job: Option<JobId>) -> Result<Vec<JobId>, String> {
+        let Phase::Halted { ring, .. } = self.phase else {
+            return Err("only a halted rollout can be retried".into());
+        };
+        let spec = &self.spec.rings[usize::from(ring)];
+        let r = &self.rings[usize::from(ring)];
+        if !r.running.is_empty() || r.counts.rolling_back > 0 || !r.rollback_queue.is_empty() {
+            return Err(format!(
+                "ring {} still has steps or rollbacks running; retry once they finish",
+                spec.name
+            ));
+        }
+        if job.is_some_and(|job| job.ring != ring) {
+            return Err(format!(
+                "the device is not in ring {}, the ring that halted",
+                spec.name
+            ));
+        }
+        let failed: Vec<JobId> = (0..r.jobs.len() as u32)
+            .map(|index| JobId { ring, index })
+            .filter(|id| r.jobs[id.index as usize].failed)
+            .collect();
+        let chosen: Vec<JobId> = failed
+            .iter()
+            .copied()
+            .filter(|id| job.is_none_or(|job| job == *id))
+            .collect();
+        if chosen.is_empty() {
+            return Err(match job {
+                Some(_) => "the device did not fail: nothing to retry".into(),
+                None => format!("no device failed in ring {}: nothing to retry", spec.name),
+            });
+        }
+        let left = failed.len() - chosen.len();
+        let budget = spec.max_failures.of(r.jobs.len());
+        if left > budget {
+            return Err(format!(
+                "{left} other failed devices keep ring {} over its failure budget of {budget}: retry them all",
+                spec.name
+            ));
+        }
+        Ok(chosen)
+    }
+
+    /// The ring an operator's rollback halts: the one running, or the one that ran
+    /// last if the next waits for its soak or approval.
+    fn operator_ring(&self) -> Option<u16> {
+        match &self.phase {
+            Phase::Running { ring } | Phase::Soaking { ring, .. } => Some(*ring),
+            Phase::AwaitingApproval { ring } => ring.checked_sub(1),
+            Phase::Halted { ring, .. } => Some(*ring),
+            Phase::Completed | Phase::Aborted => None,
+        }
     }
 
     /// The rollout's gates (its rings' `devices` are empty: see [`Core::new`]).
@@ -404,6 +542,34 @@ impl Core {
             .jobs
             .get(job.index as usize)
             .map(|j| &j.spec)
+    }
+
+    /// How many steps a rollback of `job` takes back: those that succeeded, and the
+    /// one that failed (a failed install may have changed the device half way).
+    pub fn job_rollback_steps(&self, job: JobId) -> u16 {
+        self.rings
+            .get(usize::from(job.ring))
+            .and_then(|r| r.jobs.get(job.index as usize))
+            .map_or(0, |j| {
+                let failed = matches!(j.state, JobState::RollingBack) && j.failed;
+                (j.done + u16::from(failed)).min(j.spec.steps.len() as u16)
+            })
+    }
+
+    /// Why the job's install failed, whatever came after (a rollback, say).
+    pub fn job_failure(&self, job: JobId) -> Option<&str> {
+        self.rings
+            .get(usize::from(job.ring))
+            .and_then(|r| r.jobs.get(job.index as usize))
+            .and_then(|j| j.failure.as_deref())
+    }
+
+    /// The job's install failed (whatever came after).
+    pub fn job_failed(&self, job: JobId) -> bool {
+        self.rings
+            .get(usize::from(job.ring))
+            .and_then(|r| r.jobs.get(job.index as usize))
+            .is_some_and(|j| j.failed)
     }
 
     /// How many steps of a job succeeded.
@@ -475,7 +641,7 @@ impl Core {
                     self.queue_rollback_if_halted(job);
                 }
             }
-            Event::RollbackFinished { job, ok } => {
+            Event::RollbackFinished { job, ok, reason } => {
                 if let Some(j) = self.job_mut(job)
                     && j.state == JobState::RollingBack
                 {
@@ -484,7 +650,9 @@ impl Core {
                     let state = if ok {
                         JobState::RolledBack
                     } else {
-                        JobState::RollbackFailed
+                        JobState::RollbackFailed {
+                            reason: reason.unwrap_or_else(|| "the rollback failed".into()),
+                        }
                     };
                     self.rings[r].set(job.index, state, deadline);
                 }
@@ -496,20 +664,32 @@ impl Core {
             }
             Event::Pause => self.paused = true,
             Event::Resume => self.paused = false,
-            Event::RollBack => {
-                let ring = match &self.phase {
-                    Phase::Running { ring } | Phase::Soaking { ring, .. } => Some(*ring),
-                    Phase::AwaitingApproval { ring } => ring.checked_sub(1),
-                    Phase::Halted { ring, .. } => Some(*ring),
-                    Phase::Completed | Phase::Aborted => None,
-                };
-                if let Some(ring) = ring {
-                    self.rollback_asked = true;
-                    if !matches!(self.phase, Phase::Halted { .. }) {
-                        self.halt(ring, "an operator asked for a rollback".into(), &mut out);
+            Event::RollBack { ring, job } => {
+                let halted = matches!(self.phase, Phase::Halted { .. });
+                if let Some(halt_ring) = self.operator_ring() {
+                    let candidates = self.rollback_candidates(ring, job);
+                    if !halted {
+                        // Without a scope the halt rolls its ring back as the
+                        // policy's would; with one, only what the scope names.
+                        let whole = ring.is_none() && job.is_none();
+                        self.halt(
+                            halt_ring,
+                            "an operator asked for a rollback".into(),
+                            whole,
+                            &mut out,
+                        );
+                    }
+                    if halted || ring.is_some() || job.is_some() {
+                        for id in candidates {
+                            let queue = &mut self.rings[usize::from(id.ring)].rollback_queue;
+                            if !queue.contains(&id.index) {
+                                queue.push_back(id.index);
+                            }
+                        }
                     }
                 }
             }
+            Event::Retry { job } => self.retry(job),
             Event::Abort => {
                 if !matches!(self.phase, Phase::Completed) {
                     self.phase = Phase::Aborted;
@@ -536,11 +716,13 @@ impl Core {
         matches!(state, JobState::Running { step: s, .. } if *s == step).then_some((r, j))
     }
 
-    /// A job that finishes a step after its ring halted is rolled back too.
+    /// A job that finishes a step after its ring halted is rolled back too, when the
+    /// halt rolls back (a failed one only when failed devices are).
     fn queue_rollback_if_halted(&mut self, job: JobId) {
         if let Phase::Halted { ring, .. } = self.phase
             && ring == job.ring
-            && self.rings[usize::from(ring)].jobs[job.index as usize].done > 0
+            && self.halt_rolls_back
+            && self.rolls_back(&self.rings[usize::from(ring)].jobs[job.index as usize])
         {
             self.rings[usize::from(ring)]
                 .rollback_queue
@@ -588,8 +770,8 @@ impl Core {
         for _ in 0..(self.spec.rings.len() * 3 + 3) {
             match self.phase.clone() {
                 Phase::Completed | Phase::Aborted => break,
-                Phase::Halted { ring, .. } => {
-                    self.roll_back(ring, out);
+                Phase::Halted { .. } => {
+                    self.roll_back(out);
                     break;
                 }
                 Phase::AwaitingApproval { ring } => {
@@ -633,13 +815,14 @@ impl Core {
                         self.rings[usize::from(ring)].opened = Some([now, now]);
                     }
                     self.check_unresponsive(ring, now, out, &mut wake);
+                    let rolls_back = self.spec.on_halt == OnHalt::RollbackFailedRing;
                     if let Some(reason) = self.budget_exceeded(ring) {
-                        self.halt(ring, reason, out);
+                        self.halt(ring, reason, rolls_back, out);
                         continue;
                     }
                     if self.ring_finished(ring) {
                         if let Some(reason) = self.threshold_missed(ring) {
-                            self.halt(ring, reason, out);
+                            self.halt(ring, reason, rolls_back, out);
                             continue;
                         }
                         self.rings[usize::from(ring)].completed = Some(now);
@@ -675,9 +858,11 @@ impl Core {
                 .any(|j| j.spec.steps.iter().any(|s| s.expedited))
     }
 
+    /// Nothing left to run in the ring: every job done, failed, or (a failed one left
+    /// out of an operator's retry) rolled back.
     fn ring_finished(&self, ring: u16) -> bool {
-        let r = &self.rings[usize::from(ring)];
-        r.terminal() == r.jobs.len()
+        let c = &self.rings[usize::from(ring)].counts;
+        c.pending + c.active + c.rolling_back == 0
     }
 
     /// Failures beyond the ring's budget: the rollout halts.
@@ -686,10 +871,10 @@ impl Core {
         let budget = self.spec.rings[usize::from(ring)]
             .max_failures
             .of(r.jobs.len());
-        (r.counts.failed > budget).then(|| {
+        (r.failures > budget).then(|| {
             format!(
                 "{} of {} devices failed in ring {}, over its failure budget of {budget}",
-                r.counts.failed,
+                r.failures,
                 r.jobs.len(),
                 self.spec.rings[usize::from(ring)].name
             )
@@ -711,49 +896,120 @@ impl Core {
         })
     }
 
-    fn halt(&mut self, ring: u16, reason: String, out: &mut Vec<Decision>) {
+    /// Whether the halt's rollback takes `job` back: it installed a step (and is not
+    /// running one), or its install failed and the policy rolls failed devices back.
+    fn rolls_back(&self, job: &Job) -> bool {
+        match job.state {
+            JobState::Failed { .. } => self.spec.failed_devices == FailedDevices::Rollback,
+            JobState::Done | JobState::Between { .. } => job.done > 0,
+            _ => false,
+        }
+    }
+
+    /// Halts in `ring`; with `roll_back` (the policy's `on_halt`, or an operator's
+    /// rollback of the whole ring) queues the ring's jobs to roll back.
+    fn halt(&mut self, ring: u16, reason: String, roll_back: bool, out: &mut Vec<Decision>) {
         out.push(Decision::Halt {
             ring,
             reason: reason.clone(),
         });
         self.phase = Phase::Halted { ring, reason };
-        // Devices that installed at least one step, in rollout order; those still
-        // running join the queue when they report.
-        let r = &mut self.rings[usize::from(ring)];
-        r.rollback_queue = (0..r.jobs.len() as u32)
-            .filter(|&i| {
-                let job = &r.jobs[i as usize];
-                job.done > 0
-                    && matches!(
-                        job.state,
-                        JobState::Done | JobState::Failed { .. } | JobState::Between { .. }
-                    )
-            })
-            .collect();
-    }
-
-    /// Rolls back the halted ring's devices that changed, at the ring's own pace.
-    fn roll_back(&mut self, ring: u16, out: &mut Vec<Decision>) {
-        if (self.spec.on_halt != OnHalt::RollbackFailedRing && !self.rollback_asked) || self.paused
-        {
+        self.halt_rolls_back = roll_back;
+        if !roll_back {
             return;
         }
-        let spec = &self.spec.rings[usize::from(ring)];
-        let limit = spec.max_parallel.map_or(usize::MAX, |m| m as usize);
-        let deadline = spec.unresponsive_after;
-        let r = &mut self.rings[usize::from(ring)];
-        while r.counts.rolling_back + r.counts.active < limit {
-            let Some(index) = r.rollback_queue.pop_front() else {
-                break;
-            };
-            if r.jobs[index as usize].state == JobState::RollingBack {
-                continue;
-            }
-            r.set(index, JobState::RollingBack, deadline);
-            out.push(Decision::StartRollback {
-                job: JobId { ring, index },
-            });
+        // Devices that installed at least one step (and, per policy, those whose
+        // install failed), in rollout order; those still running join the queue when
+        // they report.
+        let r = &self.rings[usize::from(ring)];
+        let queue = (0..r.jobs.len() as u32)
+            .filter(|&i| self.rolls_back(&r.jobs[i as usize]))
+            .collect();
+        self.rings[usize::from(ring)].rollback_queue = queue;
+    }
+
+    /// Rolls back the queued jobs of every ring, each ring at its own pace.
+    fn roll_back(&mut self, out: &mut Vec<Decision>) {
+        if self.paused {
+            return;
         }
+        for ring in 0..self.rings.len() as u16 {
+            let spec = &self.spec.rings[usize::from(ring)];
+            let limit = spec.max_parallel.map_or(usize::MAX, |m| m as usize);
+            let deadline = spec.unresponsive_after;
+            let r = &mut self.rings[usize::from(ring)];
+            while r.counts.rolling_back + r.counts.active < limit {
+                let Some(index) = r.rollback_queue.pop_front() else {
+                    break;
+                };
+                if matches!(
+                    r.jobs[index as usize].state,
+                    JobState::RollingBack
+                        | JobState::RolledBack
+                        | JobState::Pending
+                        | JobState::Running { .. }
+                ) {
+                    continue;
+                }
+                r.set(index, JobState::RollingBack, deadline);
+                out.push(Decision::StartRollback {
+                    job: JobId { ring, index },
+                });
+            }
+        }
+    }
+
+    /// An operator's retry of the halted ring's failed jobs (all, or only `job`): the
+    /// ring runs again.
+    fn retry(&mut self, job: Option<JobId>) {
+        let Ok(candidates) = self.retry_candidates(job) else {
+            return;
+        };
+        let Phase::Halted { ring, .. } = self.phase else {
+            return;
+        };
+        let deadline = self.spec.rings[usize::from(ring)].unresponsive_after;
+        let r = &mut self.rings[usize::from(ring)];
+        r.rollback_queue.clear();
+        let retried: BTreeSet<u32> = candidates.iter().map(|id| id.index).collect();
+        for index in 0..r.jobs.len() as u32 {
+            let j = &r.jobs[index as usize];
+            let rolled = matches!(
+                j.state,
+                JobState::RolledBack | JobState::RollbackFailed { .. }
+            );
+            let next = if retried.contains(&index) {
+                // From the step that failed, or from the first once rolled back.
+                Some(if rolled { 0 } else { j.done })
+            } else if rolled && !j.failed {
+                // Rolled back because of the halt: it installs again.
+                Some(0)
+            } else {
+                None
+            };
+            let Some(next) = next else {
+                continue;
+            };
+            if j.failed {
+                r.failures = r.failures.saturating_sub(1);
+            }
+            let j = &mut r.jobs[index as usize];
+            j.failed = false;
+            j.failure = None;
+            j.done = next;
+            let state = if next == 0 {
+                JobState::Pending
+            } else {
+                JobState::Between { next }
+            };
+            r.set(index, state, deadline);
+            if next == 0 {
+                r.ready.insert(index);
+            }
+        }
+        self.rings[usize::from(ring)].completed = None;
+        self.halt_rolls_back = false;
+        self.phase = Phase::Running { ring };
     }
 
     /// Running steps past the unresponsive deadline count as failed.
@@ -936,7 +1192,7 @@ impl RingCounts {
             JobState::Failed { .. } => &mut self.failed,
             JobState::RollingBack => &mut self.rolling_back,
             JobState::RolledBack => &mut self.rolled_back,
-            JobState::RollbackFailed => &mut self.rollback_failed,
+            JobState::RollbackFailed { .. } => &mut self.rollback_failed,
         }
     }
 }

@@ -168,8 +168,16 @@ pub enum Command {
     Pause,
     Resume,
     Abort,
-    /// Halt the ring and roll it back (see [`Event::RollBack`]).
-    RollBack,
+    /// Roll back: the running ring (halting it), or after a halt every ring that
+    /// installed; or only ring `ring`, or only job `job` (see [`Event::RollBack`]).
+    RollBack {
+        ring: Option<u16>,
+        job: Option<JobId>,
+    },
+    /// Retry the halted ring's failed devices, or only `job` (see [`Event::Retry`]).
+    Retry {
+        job: Option<JobId>,
+    },
     /// Devices added to the inventory, already placed in rings by the policy's rules
     /// (see [`crate::spec::join`]).
     Join(Joining),
@@ -201,7 +209,12 @@ impl std::fmt::Debug for Command {
             Command::Pause => f.write_str("Pause"),
             Command::Resume => f.write_str("Resume"),
             Command::Abort => f.write_str("Abort"),
-            Command::RollBack => f.write_str("RollBack"),
+            Command::RollBack { ring, job } => f
+                .debug_struct("RollBack")
+                .field("ring", ring)
+                .field("job", job)
+                .finish(),
+            Command::Retry { job } => f.debug_struct("Retry").field("job", job).finish(),
             Command::Join(joining) => f.debug_tuple("Join").field(joining).finish(),
             Command::Audit { by, action } => f
                 .debug_struct("Audit")
@@ -296,6 +309,17 @@ impl Metrics {
     }
 }
 
+/// What a plugin call task returns: a result, or (a step's first half) the version
+/// the device runs before its install, which is logged before the install is made.
+#[derive(Debug)]
+enum Finished {
+    Result(Outcome),
+    Observed {
+        work: InFlight,
+        version: Option<String>,
+    },
+}
+
 /// The result of a plugin call, waiting for its delivery time.
 #[derive(Debug)]
 struct Outcome {
@@ -372,6 +396,9 @@ pub struct Recovery {
     /// When the ring now waiting for approval asked for it (a simulated operator
     /// approves that long after it, not after the restart).
     pub approval_asked: Option<Timestamp>,
+    /// The versions devices reported right before each step's install (`observed`
+    /// records): what a rollback of the step returns to.
+    pub observed: HashMap<(JobId, u16), Option<String>>,
 }
 
 impl Recovery {
@@ -431,6 +458,7 @@ pub fn replay(spec: RolloutSpec, store: &Store, start: Timestamp) -> Result<Repl
     // Notes the core's decisions call for that the log has not shown yet, in order.
     let mut notes: Vec<(i64, Note)> = Vec::new();
     let mut approval_asked = None;
+    let mut observed = HashMap::new();
     let job_id = |(ring, index): (u16, u32)| JobId { ring, index };
     let records = store.replay(|record| match record {
         Record::Event { at, event } => {
@@ -470,11 +498,17 @@ pub fn replay(spec: RolloutSpec, store: &Store, start: Timestamp) -> Result<Repl
                 notes.remove(i);
             }
         }
+        Record::Observed {
+            job, step, version, ..
+        } => {
+            observed.insert((job_id(job), step), version);
+        }
         Record::Audit { .. } | Record::Stalled { .. } => {}
     })?;
     let mut recovery = Recovery {
         notes,
         approval_asked,
+        observed,
         ..Recovery::default()
     };
     for ring in 0..core.ring_count() as u16 {
@@ -539,7 +573,12 @@ struct Run {
     next_command: u64,
     /// When the core asked to be woken (windows, soaks).
     wake: BTreeSet<Timestamp>,
-    calls: JoinSet<Outcome>,
+    calls: JoinSet<Finished>,
+    /// Steps whose device was observed, to install once the observations are
+    /// durable (one flush for all observed at once).
+    installs: Vec<InFlight>,
+    /// The versions observed before each step's install (see [`Recovery::observed`]).
+    observed: HashMap<(JobId, u16), Option<String>>,
     limit: Arc<tokio::sync::Semaphore>,
     spent: Arc<Metrics>,
     plugin_time_before: Duration,
@@ -610,6 +649,12 @@ impl Executor {
             if !run.queue.is_empty() || run.stop.is_some() {
                 continue;
             }
+            if !run.installs.is_empty()
+                && (matches!(self.timing, Timing::Real) || run.calls.is_empty())
+            {
+                self.start_installs(&mut run);
+                continue;
+            }
             if run.calls.is_empty()
                 && matches!(self.core.phase(), Phase::Completed | Phase::Aborted)
             {
@@ -650,6 +695,8 @@ impl Executor {
             next_command: 0,
             wake: BTreeSet::new(),
             calls: JoinSet::new(),
+            installs: Vec::new(),
+            observed: HashMap::new(),
             limit: Arc::new(tokio::sync::Semaphore::new(self.concurrency.max(1))),
             plugin_time_before: spent.plugin_time(),
             spent,
@@ -672,7 +719,8 @@ impl Executor {
     /// and rollbacks that were running (verified or run again), an approval already
     /// asked for; then the commands sent before the run began and a first tick.
     fn resume(&mut self, run: &mut Run) {
-        let recovery = std::mem::take(&mut self.recovery);
+        let mut recovery = std::mem::take(&mut self.recovery);
+        run.observed = std::mem::take(&mut recovery.observed);
         if !recovery.is_empty() || self.store.as_ref().is_some_and(Store::has_run) {
             self.log(Record::Resumed {
                 at: self.now.as_second(),
@@ -709,13 +757,7 @@ impl Executor {
                 self.spawn_step(&mut run.calls, &run.limit, &run.spent, *step, true);
             }
             for rollback in &recovery.rollbacks {
-                self.spawn_rollback(
-                    &mut run.calls,
-                    &run.limit,
-                    &run.spent,
-                    rollback.job,
-                    rollback.since,
-                );
+                self.spawn_rollback(run, rollback.job, rollback.since);
             }
         }
         if let Phase::AwaitingApproval { .. } = self.core.phase() {
@@ -797,7 +839,7 @@ impl Executor {
                 Decision::StartRollback { job } => {
                     run.report.rollback_calls += 1;
                     let now = self.now;
-                    self.spawn_rollback(&mut run.calls, &run.limit, &run.spent, job, now);
+                    self.spawn_rollback(run, job, now);
                 }
                 Decision::WakeAt(t) => {
                     run.wake.insert(t);
@@ -856,9 +898,10 @@ impl Executor {
                 Some(done) = run.calls.join_next(), if !run.calls.is_empty() => {
                     self.now = self.now.max(real_now());
                     match done {
+                        Ok(Finished::Observed { work, version }) => self.observed(run, work, version),
                         // A device that never reports: the core's deadline fails it.
-                        Ok(Outcome { after: None, .. }) => {}
-                        Ok(outcome) => run.queue.extend(self.feed(outcome.event)),
+                        Ok(Finished::Result(Outcome { after: None, .. })) => {}
+                        Ok(Finished::Result(outcome)) => run.queue.extend(self.feed(outcome.event)),
                         Err(e) => tracing::error!("plugin call task failed: {e}"),
                     }
                 }
@@ -878,7 +921,8 @@ impl Executor {
         // Every call in flight returns before time may move.
         if let Some(done) = run.calls.join_next().await {
             match done {
-                Ok(outcome) => {
+                Ok(Finished::Observed { work, version }) => self.observed(run, work, version),
+                Ok(Finished::Result(outcome)) => {
                     if let (Some(after), Timing::Virtual(timing)) = (outcome.after, &self.timing) {
                         let kind =
                             u8::from(matches!(outcome.event, Event::RollbackFinished { .. }));
@@ -984,7 +1028,8 @@ impl Executor {
             Command::Pause => self.feed(Event::Pause),
             Command::Resume => self.feed(Event::Resume),
             Command::Abort => self.feed(Event::Abort),
-            Command::RollBack => self.feed(Event::RollBack),
+            Command::RollBack { ring, job } => self.feed(Event::RollBack { ring, job }),
+            Command::Retry { job } => self.feed(Event::Retry { job }),
             Command::Audit { by, action } => {
                 self.log(Record::Audit {
                     at: self.now.as_second(),
@@ -1100,11 +1145,14 @@ impl Executor {
         Some((device, patch))
     }
 
-    /// Installs and verifies a step; with `verify_first` (after a restart), verifies
-    /// first and installs only when the device does not report the patch installed.
+    /// The first half of a step: the installer's `verify` says which version the
+    /// device runs before the install (logged as an `observed` record, durable before
+    /// the install is made: see [`Executor::start_installs`]). With `verify_first`
+    /// (after a restart), a device that reports the patch installed and healthy is
+    /// not installed again.
     fn spawn_step(
         &self,
-        calls: &mut JoinSet<Outcome>,
+        calls: &mut JoinSet<Finished>,
         limit: &Arc<tokio::sync::Semaphore>,
         spent: &Arc<Metrics>,
         work: InFlight,
@@ -1116,52 +1164,106 @@ impl Executor {
             since: from,
             ..
         } = work;
-        // A step that cannot even start fails at once.
-        let refuse = |calls: &mut JoinSet<Outcome>, reason: String| {
-            calls.spawn(async move {
-                Outcome {
-                    job,
-                    from,
-                    event: Event::StepFailed { job, step, reason },
-                    after: Some(Duration::ZERO),
-                }
-            });
-        };
         let Some((device, patch)) = self.lookup(job, step) else {
             let reason = "the device or patch vanished from the rollout's inputs".to_string();
-            return refuse(calls, reason);
+            return refuse(calls, job, step, from, reason);
         };
         let after = self.takes(&device.id, &patch.id);
         let installer = match self.installers.for_device(&device) {
             Ok(installer) => installer.clone(),
-            Err(reason) => return refuse(calls, reason),
+            Err(reason) => return refuse(calls, job, step, from, reason),
         };
         let spent = spent.clone();
         let limit = limit.clone();
         calls.spawn(async move {
             let _permit = limit.acquire_owned().await;
+            let report = spent.time(installer.verify(&device, &patch)).await;
             // After a restart: a step the device reports done (the fixed version, and
             // healthy) is not installed again. One that is not healthy (an install cut
             // off half way, say) goes through the installer again: its install is safe
             // to repeat, and finishes the work or fails for a reason of its own.
             if verify_first
-                && let Ok(report) = spent.time(installer.verify(&device, &patch)).await
+                && let Ok(report) = &report
                 && report.installed_version.as_deref() == Some(patch.fixed_version.as_str())
                 && report.health.healthy
             {
                 let event = Event::StepSucceeded { job, step };
-                return Outcome {
+                return Finished::Result(Outcome {
                     job,
                     from,
                     event,
                     after,
-                };
+                });
             }
-            let failed = |reason: String| Outcome {
-                job,
-                from,
-                event: Event::StepFailed { job, step, reason },
-                after,
+            let version = report.ok().and_then(|r| r.installed_version);
+            Finished::Observed { work, version }
+        });
+    }
+
+    /// A step's device was observed: its version is logged (once: a step resumed
+    /// after a restart keeps the first observation), and its install waits for the
+    /// next flush.
+    fn observed(&mut self, run: &mut Run, work: InFlight, version: Option<String>) {
+        let key = (work.job, work.step);
+        if let std::collections::hash_map::Entry::Vacant(entry) = run.observed.entry(key) {
+            entry.insert(version.clone());
+            self.log(Record::Observed {
+                at: work.since.as_second(),
+                job: (work.job.ring, work.job.index),
+                step: work.step,
+                version,
+            });
+        }
+        run.installs.push(work);
+    }
+
+    /// Installs the steps observed so far, once their observations are durable.
+    fn start_installs(&mut self, run: &mut Run) {
+        self.flush();
+        if self.fault().is_some() {
+            // Not installed: the next run verifies these steps again.
+            run.installs.clear();
+            return;
+        }
+        for work in std::mem::take(&mut run.installs) {
+            self.spawn_install(&mut run.calls, &run.limit, &run.spent, work);
+        }
+    }
+
+    /// The second half of a step: preflight, install and verify.
+    fn spawn_install(
+        &self,
+        calls: &mut JoinSet<Finished>,
+        limit: &Arc<tokio::sync::Semaphore>,
+        spent: &Arc<Metrics>,
+        work: InFlight,
+    ) {
+        let InFlight {
+            job,
+            step,
+            since: from,
+            ..
+        } = work;
+        let Some((device, patch)) = self.lookup(job, step) else {
+            let reason = "the device or patch vanished from the rollout's inputs".to_string();
+            return refuse(calls, job, step, from, reason);
+        };
+        let after = self.takes(&device.id, &patch.id);
+        let installer = match self.installers.for_device(&device) {
+            Ok(installer) => installer.clone(),
+            Err(reason) => return refuse(calls, job, step, from, reason),
+        };
+        let spent = spent.clone();
+        let limit = limit.clone();
+        calls.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let failed = |reason: String| {
+                Finished::Result(Outcome {
+                    job,
+                    from,
+                    event: Event::StepFailed { job, step, reason },
+                    after,
+                })
             };
             match spent.time(installer.preflight(&device, &patch)).await {
                 Ok(Readiness::Blocked(why)) => return failed(format!("preflight: {why}")),
@@ -1199,36 +1301,41 @@ impl Executor {
                 },
                 Ok(_) => Event::StepSucceeded { job, step },
             };
-            Outcome {
+            Finished::Result(Outcome {
                 job,
                 from,
                 event,
                 after,
-            }
+            })
         });
     }
 
-    fn spawn_rollback(
-        &self,
-        calls: &mut JoinSet<Outcome>,
-        limit: &Arc<tokio::sync::Semaphore>,
-        spent: &Arc<Metrics>,
-        job: JobId,
-        from: Timestamp,
-    ) {
+    /// Rolls a job back: every step it installed (and the one that failed), last
+    /// first, each to the version the device reported right before its install (the
+    /// `observed` record), else to the inventory's.
+    fn spawn_rollback(&self, run: &mut Run, job: JobId, from: Timestamp) {
         let Some(spec) = self.core.job_spec(job) else {
             return;
         };
-        let done = self.core.job_steps_done(job).min(spec.steps.len() as u16);
+        let steps = self
+            .core
+            .job_rollback_steps(job)
+            .min(spec.steps.len() as u16);
         let mut work = Vec::new();
-        for step in (0..done).rev() {
+        for step in (0..steps).rev() {
             if let Some((device, patch)) = self.lookup(job, step) {
-                let previous = device
+                let inventoried = device
                     .components
                     .iter()
                     .find(|c| c.name == patch.component)
                     .map(|c| c.version.clone())
                     .unwrap_or_default();
+                let previous = run
+                    .observed
+                    .get(&(job, step))
+                    .cloned()
+                    .flatten()
+                    .unwrap_or(inventoried);
                 // The package of the version to go back to, when a source published it.
                 let artifact = self
                     .targets
@@ -1247,42 +1354,70 @@ impl Executor {
             Some(Ok(installer)) => installer.clone(),
             None => self.installers.default.clone(),
             Some(Err(reason)) => {
-                tracing::warn!("cannot roll back job {job:?}: {reason}");
-                calls.spawn(async move {
-                    Outcome {
+                tracing::info!("rollback of job {job:?} failed: {reason}");
+                run.calls.spawn(async move {
+                    Finished::Result(Outcome {
                         job,
                         from,
-                        event: Event::RollbackFinished { job, ok: false },
+                        event: Event::RollbackFinished {
+                            job,
+                            ok: false,
+                            reason: Some(reason),
+                        },
                         after,
-                    }
+                    })
                 });
                 return;
             }
         };
-        let spent = spent.clone();
-        let limit = limit.clone();
-        calls.spawn(async move {
+        let spent = run.spent.clone();
+        let limit = run.limit.clone();
+        run.calls.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            let mut ok = true;
+            let mut errors = Vec::new();
+            let mut device_id = None;
             for (device, patch, previous, artifact) in work {
                 let target = RollbackTarget {
-                    version: previous,
+                    version: previous.clone(),
                     artifact,
                 };
-                if spent
+                if let Err(e) = spent
                     .time(installer.rollback(&device, &patch, &target))
                     .await
-                    .is_err()
                 {
-                    ok = false;
+                    errors.push(format!("{} back to {previous}: {e}", patch.id));
                 }
+                device_id = Some(device.id);
             }
-            Outcome {
+            let reason = (!errors.is_empty()).then(|| errors.join("; "));
+            if let Some(reason) = &reason {
+                tracing::info!(
+                    "rollback of {} failed: {reason}",
+                    device_id.as_deref().unwrap_or("a device")
+                );
+            }
+            Finished::Result(Outcome {
                 job,
                 from,
-                event: Event::RollbackFinished { job, ok },
+                event: Event::RollbackFinished {
+                    job,
+                    ok: reason.is_none(),
+                    reason,
+                },
                 after,
-            }
+            })
         });
     }
+}
+
+/// A step that cannot even start fails at once.
+fn refuse(calls: &mut JoinSet<Finished>, job: JobId, step: u16, from: Timestamp, reason: String) {
+    calls.spawn(async move {
+        Finished::Result(Outcome {
+            job,
+            from,
+            event: Event::StepFailed { job, step, reason },
+            after: Some(Duration::ZERO),
+        })
+    });
 }

@@ -69,6 +69,7 @@ pub fn from_plan(
         rings,
         freezes: policy.freezes.clone(),
         on_halt: policy.on_halt,
+        failed_devices: policy.failed_devices,
         expedite_soak_factor: policy.expedite.as_ref().map_or(1.0, |e| e.soak_factor),
         expedite_skips_window: policy.expedite.as_ref().is_some_and(|e| e.skip_window),
     }

@@ -45,6 +45,16 @@ pub enum Record {
     Dispatched { at: i64, job: (u16, u32), step: u16 },
     /// The executor set out to roll `job` back.
     RollbackDispatched { at: i64, job: (u16, u32) },
+    /// The version of the step's component the device reported right before the
+    /// step's install (`at` is the step's start; none when the installer's `verify`
+    /// failed or named none): what a rollback of the step returns to. Durable before
+    /// the install is made.
+    Observed {
+        at: i64,
+        job: (u16, u32),
+        step: u16,
+        version: Option<String>,
+    },
     /// The engine restarted here; in-flight steps are verified before anything else.
     Resumed { at: i64 },
     /// Devices joined the rollout (their jobs follow as a `devices-added` event): what
@@ -65,7 +75,9 @@ impl Record {
     /// The device job this record is about, if it is about one: `(ring, index)`.
     pub fn job(&self) -> Option<(u16, u32)> {
         match self {
-            Record::Dispatched { job, .. } | Record::RollbackDispatched { job, .. } => Some(*job),
+            Record::Dispatched { job, .. }
+            | Record::RollbackDispatched { job, .. }
+            | Record::Observed { job, .. } => Some(*job),
             Record::Event {
                 event:
                     StoredEvent::StepSucceeded { job, .. }
@@ -179,6 +191,11 @@ pub struct Status {
     pub rings: Vec<RingStatus>,
     /// Log records written so far.
     pub records: u64,
+    /// Halted with rollbacks running or waiting to start (an operator's, say): not
+    /// over yet, a restart runs it on (left out when false, as in views written
+    /// before it existed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsettled: bool,
 }
 
 /// The core's [`Phase`] without its data, as [`Status`] keeps it (stored as its
@@ -287,6 +304,7 @@ impl Status {
                 })
                 .collect(),
             records,
+            unsettled: matches!(core.phase(), Phase::Halted { .. }) && !core.is_settled(),
         }
     }
 }
@@ -308,12 +326,28 @@ pub enum StoredEvent {
     RollbackFinished {
         job: (u16, u32),
         ok: bool,
+        /// Why it failed (left out when it did not, as in records written before
+        /// reasons were kept).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     Approve,
     Pause,
     Resume,
     Abort,
-    RollBack,
+    /// An operator's rollback; its scope left out when it has none (as every record
+    /// written before scopes existed).
+    RollBack {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ring: Option<u16>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        job: Option<(u16, u32)>,
+    },
+    /// An operator's retry of failed devices (all of the halted ring's, or `job`).
+    Retry {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        job: Option<(u16, u32)>,
+    },
     DevicesAdded {
         ring: u16,
         jobs: Vec<StoredJob>,
@@ -390,15 +424,22 @@ impl StoredEvent {
                 step: *step,
                 reason: reason.clone(),
             },
-            Event::RollbackFinished { job, ok } => StoredEvent::RollbackFinished {
+            Event::RollbackFinished { job, ok, reason } => StoredEvent::RollbackFinished {
                 job: j(job),
                 ok: *ok,
+                reason: reason.clone(),
             },
             Event::Approve => StoredEvent::Approve,
             Event::Pause => StoredEvent::Pause,
             Event::Resume => StoredEvent::Resume,
             Event::Abort => StoredEvent::Abort,
-            Event::RollBack => StoredEvent::RollBack,
+            Event::RollBack { ring, job } => StoredEvent::RollBack {
+                ring: *ring,
+                job: job.as_ref().map(j),
+            },
+            Event::Retry { job } => StoredEvent::Retry {
+                job: job.as_ref().map(j),
+            },
             Event::DevicesAdded { ring, jobs } => StoredEvent::DevicesAdded {
                 ring: *ring,
                 jobs: jobs.iter().map(StoredJob::from_job).collect(),
@@ -416,14 +457,20 @@ impl StoredEvent {
                 step,
                 reason,
             },
-            StoredEvent::RollbackFinished { job, ok } => {
-                Event::RollbackFinished { job: j(job), ok }
-            }
+            StoredEvent::RollbackFinished { job, ok, reason } => Event::RollbackFinished {
+                job: j(job),
+                ok,
+                reason,
+            },
             StoredEvent::Approve => Event::Approve,
             StoredEvent::Pause => Event::Pause,
             StoredEvent::Resume => Event::Resume,
             StoredEvent::Abort => Event::Abort,
-            StoredEvent::RollBack => Event::RollBack,
+            StoredEvent::RollBack { ring, job } => Event::RollBack {
+                ring,
+                job: job.map(j),
+            },
+            StoredEvent::Retry { job } => Event::Retry { job: job.map(j) },
             StoredEvent::DevicesAdded { ring, jobs } => Event::DevicesAdded {
                 ring,
                 jobs: jobs.into_iter().map(StoredJob::into_job).collect(),
@@ -1007,6 +1054,32 @@ mod tests {
             devices: vec![StoredDevice::from_device(&device)],
         };
         assert_eq!(serde_json::to_string(&written).unwrap(), JOINED_V1);
+    }
+
+    #[test]
+    fn records_of_before_reasons_and_scopes_read_back_and_are_written_the_same() {
+        for old in [
+            r#"{"type":"event","at":5,"event":{"kind":"roll-back"}}"#,
+            r#"{"type":"event","at":5,"event":{"kind":"rollback-finished","job":[0,1],"ok":false}}"#,
+        ] {
+            let record: Record = serde_json::from_str(old).unwrap();
+            assert_eq!(serde_json::to_string(&record).unwrap(), old);
+        }
+        let record: Record = serde_json::from_str(
+            r#"{"type":"event","at":5,"event":{"kind":"rollback-finished","job":[0,1],"ok":false,"reason":"x"}}"#,
+        )
+        .unwrap();
+        let Record::Event { event, .. } = record else {
+            panic!("not an event");
+        };
+        assert_eq!(
+            event.into_event(),
+            Event::RollbackFinished {
+                job: JobId { ring: 0, index: 1 },
+                ok: false,
+                reason: Some("x".into())
+            }
+        );
     }
 
     #[test]

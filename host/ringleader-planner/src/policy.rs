@@ -27,6 +27,9 @@ pub struct Policy {
     /// patches to a listed version are rolled out, whatever the vendor publishes.
     pub approved: BTreeMap<String, Approved>,
     pub on_halt: OnHalt,
+    /// `[on_halt] failed_devices`: whether a rollback after a halt takes the devices
+    /// whose install failed back too.
+    pub failed_devices: FailedDevices,
 }
 
 /// The versions of one component the operator approved (their known-good list).
@@ -182,6 +185,16 @@ pub enum OnHalt {
     Stop,
 }
 
+/// What a rollback after a halt does with the devices whose install failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailedDevices {
+    /// Return them to the version they ran before their install, as the devices that
+    /// installed (the installer repairs first where it can, e.g. `dpkg --configure -a`).
+    Rollback,
+    /// Leave them as the failure left them, for inspection.
+    Leave,
+}
+
 /// A policy that could not be read or is not valid.
 pub type PolicyError = ringleader_diag::FileError;
 
@@ -274,7 +287,8 @@ struct RawDeferral {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawOnHalt {
-    rollback: String,
+    rollback: Option<String>,
+    failed_devices: Option<String>,
 }
 
 /// The longest deferral, in days: [`crate::schedule::MAX_DURATION`].
@@ -461,6 +475,7 @@ fn validate(raw: RawPolicy, d: &mut Diagnostics) -> Policy {
     let deferrals = deferrals(&raw.defer, d);
     let approved = approved(&raw.approved, d);
     let on_halt = on_halt(raw.on_halt.as_ref(), d);
+    let failed_devices = failed_devices(raw.on_halt.as_ref(), d);
 
     Policy {
         name: raw.name,
@@ -472,6 +487,7 @@ fn validate(raw: RawPolicy, d: &mut Diagnostics) -> Policy {
         deferrals,
         approved,
         on_halt,
+        failed_devices,
     }
 }
 
@@ -738,7 +754,7 @@ fn approved(raw: &[RawApproved], d: &mut Diagnostics) -> BTreeMap<String, Approv
 
 /// `[on_halt]`: what a halt rolls back.
 fn on_halt(raw: Option<&RawOnHalt>, d: &mut Diagnostics) -> OnHalt {
-    match raw.map(|h| h.rollback.as_str()) {
+    match raw.and_then(|h| h.rollback.as_deref()) {
         None | Some("failed-ring") => OnHalt::RollbackFailedRing,
         Some("none") => OnHalt::Stop,
         Some(other) => {
@@ -748,6 +764,22 @@ fn on_halt(raw: Option<&RawOnHalt>, d: &mut Diagnostics) -> OnHalt {
                 "use `failed-ring` (roll back the failing ring) or `none` (stop only)",
             );
             OnHalt::Stop
+        }
+    }
+}
+
+/// `[on_halt] failed_devices`: whether the rollback takes failed devices back too.
+fn failed_devices(raw: Option<&RawOnHalt>, d: &mut Diagnostics) -> FailedDevices {
+    match raw.and_then(|h| h.failed_devices.as_deref()) {
+        None | Some("rollback") => FailedDevices::Rollback,
+        Some("leave") => FailedDevices::Leave,
+        Some(other) => {
+            d.error_at(
+                &[Seg::Key("on_halt"), Seg::Key("failed_devices")],
+                format!("`{other}` is not a rule for failed devices"),
+                "use `rollback` (return them to their previous version) or `leave` (keep them as they are, for inspection)",
+            );
+            FailedDevices::Rollback
         }
     }
 }

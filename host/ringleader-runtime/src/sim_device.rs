@@ -13,6 +13,7 @@
 //! | `sim.fail-permille` | installs that fail |
 //! | `sim.unhealthy-permille` | installs after which the device is unhealthy |
 //! | `sim.bad-patch`, `sim.bad-patch-permille` | one patch that fails more often here |
+//! | `sim.rollback-fail-permille` | rollbacks that fail (keyed by seed, device and component) |
 //!
 //! | `sim.drift.COMPONENT` | the version the device really has of COMPONENT, whatever the inventory says (until an install or rollback changes it): a stale inventory |
 //!
@@ -235,6 +236,16 @@ impl SimDevices {
                 ok(format!("{component} {version} installed\n"))
             }
             ["rollback", component, version] => {
+                let key = format!("rollback:{component}");
+                if draw(device, &key, "rollback") < permille(device, "sim.rollback-fail-permille") {
+                    return Ok(fail(
+                        2,
+                        format!(
+                            "restoring {component} {version} failed: the previous image is corrupt
+"
+                        ),
+                    ));
+                }
                 self.set(&format!("{id}/installed/{component}"), version)?;
                 ok(format!("{component} {version} restored\n"))
             }
@@ -389,6 +400,19 @@ mod tests {
         assert_eq!(sim.total("installs").unwrap(), 2);
         run(&sim, &d, &["rollback", "bios", "2.0.0"]);
         assert_eq!(run(&sim, &d, &["query", "bios"]).stdout, b"2.0.0\n");
+    }
+
+    #[test]
+    fn rollbacks_fail_at_their_own_rate_and_leave_the_version() {
+        let sim = SimDevices::in_memory();
+        let mut d = device("0");
+        run(&sim, &d, &["install", "bios", "2.19.1", "p"]);
+        d.facts
+            .push(("sim.rollback-fail-permille".into(), "1000".into()));
+        let out = run(&sim, &d, &["rollback", "bios", "2.0.0"]);
+        assert_eq!(out.exit_code, 2);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("previous image is corrupt"));
+        assert_eq!(run(&sim, &d, &["query", "bios"]).stdout, b"2.19.1\n");
     }
 
     #[test]

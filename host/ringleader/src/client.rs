@@ -161,6 +161,29 @@ pub struct ActionArgs {
     server: Server,
 }
 
+/// `ringleader rollback`: an action with a scope.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    action: ActionArgs,
+    /// Roll back only this ring (by name).
+    #[arg(long)]
+    ring: Option<String>,
+    /// Roll back only this device (by id).
+    #[arg(long)]
+    device: Option<String>,
+}
+
+/// `ringleader retry`.
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    #[command(flatten)]
+    action: ActionArgs,
+    /// Retry only this failed device (by id).
+    #[arg(long)]
+    device: Option<String>,
+}
+
 /// A failure with its exit code.
 struct Exit(ExitStatus, anyhow::Error);
 
@@ -516,19 +539,20 @@ fn render_status(s: &StatusV1) -> String {
     }
     outln!(
         out,
-        "{:<12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>12}",
+        "{:<12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>12} {:>16}",
         "RING",
         "DEVICES",
         "DONE",
         "FAILED",
         "ACTIVE",
         "PENDING",
-        "ROLLED BACK"
+        "ROLLED BACK",
+        "ROLLBACK FAILED"
     );
     for r in &s.rings {
         outln!(
             out,
-            "{:<12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>12}",
+            "{:<12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>12} {:>16}",
             r.name,
             r.devices,
             r.done,
@@ -536,6 +560,7 @@ fn render_status(s: &StatusV1) -> String {
             r.active + r.rolling_back,
             r.pending,
             r.rolled_back,
+            r.rollback_failed,
         );
     }
     out
@@ -597,6 +622,15 @@ fn devices_inner(args: DevicesArgs) -> Result<ExitStatus, Exit> {
             versions,
             d.pending.join(", ")
         );
+    }
+    // Why devices failed, and why their rollbacks did, below the table.
+    for d in devices {
+        if let Some(reason) = &d.reason {
+            outln!(out, "{}: failed: {reason}", d.id);
+        }
+        if let Some(reason) = &d.rollback_reason {
+            outln!(out, "{}: rollback failed: {reason}", d.id);
+        }
     }
     emit(&out)?;
     eprintln!("{}", crate::count(devices.len(), "device", "devices"));
@@ -675,15 +709,53 @@ fn events_inner(args: EventsArgs) -> Result<ExitStatus, Exit> {
     }
 }
 
-/// An operator's action: approve, pause, resume, abort or rollback.
+/// An operator's action: approve, pause, resume or abort.
 pub fn act(action: Action, args: ActionArgs) -> ExitCode {
-    finish(act_inner(action, args))
+    finish(act_inner(action, args, &[]))
 }
 
-fn act_inner(action: Action, args: ActionArgs) -> Result<ExitStatus, Exit> {
+/// `ringleader rollback ID [--ring R] [--device D]`.
+pub fn rollback(args: RollbackArgs) -> ExitCode {
+    let scope = [("ring", args.ring), ("device", args.device)];
+    finish(act_inner(Action::Rollback, args.action, &scope))
+}
+
+/// `ringleader retry ID [--device D]`.
+pub fn retry(args: RetryArgs) -> ExitCode {
+    let scope = [("device", args.device)];
+    finish(act_inner(Action::Retry, args.action, &scope))
+}
+
+/// `s` as a URL query value (RFC 3986 unreserved characters kept).
+fn query_value(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn act_inner(
+    action: Action,
+    args: ActionArgs,
+    scope: &[(&str, Option<String>)],
+) -> Result<ExitStatus, Exit> {
     let client = Client::new(&args.server)?;
+    let query: Vec<String> = scope
+        .iter()
+        .filter_map(|(key, value)| Some(format!("{key}={}", query_value(value.as_deref()?))))
+        .collect();
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", query.join("&"))
+    };
     let answer: AcceptedV1 = client.post(
-        &format!("/v1/rollouts/{}/{action}", args.rollout),
+        &format!("/v1/rollouts/{}/{action}{query}", args.rollout),
         &serde_json::json!({}),
     )?;
     if args.json {

@@ -382,7 +382,7 @@ fn summary_of(
                     JobState::Done => "done",
                     JobState::Failed { .. } => "failed",
                     JobState::RolledBack => "rolled-back",
-                    JobState::RollbackFailed => "rollback-failed",
+                    JobState::RollbackFailed { .. } => "rollback-failed",
                     _ => "not-started",
                 };
                 digest.update(format!("{}={outcome}\n", spec.device));

@@ -70,10 +70,13 @@ enum Command {
     Pause(client::ActionArgs),
     /// Resume a paused rollout.
     Resume(client::ActionArgs),
-    /// Abort a rollout: nothing new starts, ever.
+    /// Abort a rollout: nothing new starts, ever (a halted one too: abandon it).
     Abort(client::ActionArgs),
-    /// Halt the ring running now and roll it back, at the ring's own pace.
-    Rollback(client::ActionArgs),
+    /// Halt the ring running now and roll it back, at the ring's own pace; after a
+    /// halt, roll back every ring that installed, one ring or one device.
+    Rollback(client::RollbackArgs),
+    /// After a halt, run the halted ring's failed devices again (after a fix).
+    Retry(client::RetryArgs),
 }
 
 /// `n` and the noun for it: `1 device`, `2 devices`, `0 devices`.
@@ -133,7 +136,8 @@ fn main() -> ExitCode {
         Command::Pause(args) => return client::act(Action::Pause, args),
         Command::Resume(args) => return client::act(Action::Resume, args),
         Command::Abort(args) => return client::act(Action::Abort, args),
-        Command::Rollback(args) => return client::act(Action::Rollback, args),
+        Command::Rollback(args) => return client::rollback(args),
+        Command::Retry(args) => return client::retry(args),
         Command::Token(cmd) => return token_cmd::run(cmd),
         other => other,
     };
@@ -171,6 +175,7 @@ fn main() -> ExitCode {
             | Command::Resume(_)
             | Command::Abort(_)
             | Command::Rollback(_)
+            | Command::Retry(_)
             | Command::Token(_) => unreachable!("handled above"),
         }
     })

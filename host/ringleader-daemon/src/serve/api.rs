@@ -18,7 +18,7 @@ use ringleader_api::rollout::{
     AcceptedV1, Action, Gate, Health, HealthV1, ProblemState, ProblemV1, RingV1, RolloutState,
     RolloutsV1, StartV1, StatusV1, WaitingV1,
 };
-use ringleader_engine::core::{JobId, JobState};
+use ringleader_engine::core::{JobId, JobState, Phase};
 use ringleader_engine::executor::{Command, PLUGIN_CALL_BUCKETS};
 use ringleader_engine::store::{Note, PhaseName, Record, Status, StoredEvent};
 use serde::{Deserialize, Serialize};
@@ -681,9 +681,71 @@ async fn start(
     Ok((StatusCode::CREATED, Json(status_of(&rollout))).into_response())
 }
 
+/// The scope of a `rollback` or `retry`: a ring by name, a device by id.
+#[derive(Debug, Default, Deserialize)]
+struct ActQuery {
+    ring: Option<String>,
+    device: Option<String>,
+}
+
+/// What a rollback or retry would act on in `core`, or why nothing (the API's 409).
+fn scope_check(
+    core: &ringleader_engine::core::Core,
+    action: Action,
+    ring: Option<&str>,
+    job: Option<JobId>,
+) -> Result<(Option<u16>, Option<JobId>), String> {
+    let ring_index = match ring {
+        None => None,
+        Some(name) => match core.spec().rings.iter().position(|r| r.name == name) {
+            Some(i) => Some(i as u16),
+            None => {
+                let names: Vec<&str> = core.spec().rings.iter().map(|r| r.name.as_str()).collect();
+                return Err(format!(
+                    "the rollout has no ring `{name}` (its rings: {})",
+                    names.join(", ")
+                ));
+            }
+        },
+    };
+    if let (Some(r), Some(j)) = (ring_index, job)
+        && r != j.ring
+    {
+        return Err("the device is not in that ring".into());
+    }
+    match action {
+        Action::Rollback => {
+            if matches!(core.phase(), Phase::Completed | Phase::Aborted) {
+                return Err(
+                    "the rollout is over (completed or aborted): nothing to roll back".into(),
+                );
+            }
+            if core.rollback_candidates(ring_index, job).is_empty() {
+                let what = match (ring, job) {
+                    (_, Some(_)) => "the device".to_string(),
+                    (Some(ring), None) => format!("ring {ring}"),
+                    (None, None) if matches!(core.phase(), Phase::Halted { .. }) => {
+                        "any ring".to_string()
+                    }
+                    (None, None) => "the ring running".to_string(),
+                };
+                return Err(format!(
+                    "nothing to roll back in {what}: no device there installed or failed that is not rolled back (or rolling back) already"
+                ));
+            }
+        }
+        Action::Retry => {
+            core.retry_candidates(job)?;
+        }
+        _ => {}
+    }
+    Ok((ring_index, job))
+}
+
 async fn act(
     Extract(state): Extract<State>,
     Path((id, action)): Path<(String, String)>,
+    Query(query): Query<ActQuery>,
     caller: Caller,
 ) -> Result<Response, Failure> {
     let by = actor(authorize(&state, &caller, true)?);
@@ -691,22 +753,77 @@ async fn act(
         return Err(failure(
             StatusCode::NOT_FOUND,
             format!(
-                "no action `{action}`: the actions are approve, pause, resume, abort and rollback"
+                "no action `{action}`: the actions are approve, pause, resume, abort, rollback and retry"
             ),
             None,
         ));
+    };
+    let rollout = find(&state, &id)?;
+    let scoped = matches!(action, Action::Rollback | Action::Retry);
+    if !scoped && (query.ring.is_some() || query.device.is_some()) {
+        return Err(failure(
+            StatusCode::BAD_REQUEST,
+            format!("`{action}` takes no ring or device: only rollback and retry do"),
+            None,
+        ));
+    }
+    if action == Action::Retry && query.ring.is_some() {
+        return Err(failure(
+            StatusCode::BAD_REQUEST,
+            "retry takes no ring: it retries the ring that halted (or one `device` of it)",
+            Some("ring"),
+        ));
+    }
+    let job = match &query.device {
+        None => None,
+        Some(device) => {
+            let facts = rollout.facts.read().unwrap_or_else(|e| e.into_inner());
+            match facts.jobs.get(device) {
+                Some(job) => Some(*job),
+                None => {
+                    return Err(failure(
+                        StatusCode::NOT_FOUND,
+                        format!("rollout {id} has no device `{device}`"),
+                        Some("device"),
+                    ));
+                }
+            }
+        }
+    };
+    let (ring, job) = if scoped {
+        let ring = query.ring.clone();
+        let checked = rollout
+            .inspect(move |core, _| scope_check(core, action, ring.as_deref(), job))
+            .await
+            .ok_or_else(|| not_ready(&id))?;
+        checked.map_err(|e| failure(StatusCode::CONFLICT, format!("rollout {id}: {e}"), None))?
+    } else {
+        (None, None)
     };
     let command = match action {
         Action::Approve => Command::Approve,
         Action::Pause => Command::Pause,
         Action::Resume => Command::Resume,
         Action::Abort => Command::Abort,
-        Action::Rollback => Command::RollBack,
+        Action::Rollback => Command::RollBack { ring, job },
+        Action::Retry => Command::Retry { job },
     };
-    let rollout = find(&state, &id)?;
-    rollout
-        .command(command, action.as_str(), &by)
-        .map_err(|e| failure(StatusCode::CONFLICT, e.to_string(), None))?;
+    // The audit record names the scope too.
+    let mut described = action.as_str().to_string();
+    if let Some(ring) = &query.ring {
+        described.push_str(&format!(" ring={ring}"));
+    }
+    if let Some(device) = &query.device {
+        described.push_str(&format!(" device={device}"));
+    }
+    // Approve, pause and resume need a rollout that runs; abort, rollback and retry
+    // also act on one that halted.
+    let result = if matches!(action, Action::Abort | Action::Rollback | Action::Retry) {
+        state.rollouts.operate(&rollout, command, &described, &by)
+    } else {
+        rollout.command(command, &described, &by)
+    };
+    result.map_err(|e| failure(StatusCode::CONFLICT, e.to_string(), None))?;
     let accepted = AcceptedV1 {
         schema: Schema::new(),
         rollout: id,
@@ -902,7 +1019,7 @@ fn device_state(state: &JobState) -> DeviceState {
         JobState::Failed { .. } => DeviceState::Failed,
         JobState::RollingBack => DeviceState::RollingBack,
         JobState::RolledBack => DeviceState::RolledBack,
-        JobState::RollbackFailed => DeviceState::RollbackFailed,
+        JobState::RollbackFailed { .. } => DeviceState::RollbackFailed,
     }
 }
 
@@ -959,6 +1076,10 @@ fn device_view(
         state: device_state(state),
         reason: match state {
             JobState::Failed { reason } => Some(reason.clone()),
+            _ => core.job_failure(job).map(str::to_string),
+        },
+        rollback_reason: match state {
+            JobState::RollbackFailed { reason } => Some(reason.clone()),
             _ => None,
         },
         versions,
@@ -1176,17 +1297,26 @@ fn event_v1(rollout: &Rollout, cursor: u64, record: Record) -> Option<EventV1> {
                     e.reason = Some(reason);
                     EventKind::StepFailed
                 }
-                StoredEvent::RollbackFinished { job, ok } => {
+                StoredEvent::RollbackFinished { job, ok, reason } => {
                     e.device = device(job);
                     e.ring = ring_name(job.0);
                     e.ok = Some(ok);
+                    e.reason = reason;
                     EventKind::RollbackFinished
                 }
                 StoredEvent::Approve => EventKind::Approve,
                 StoredEvent::Pause => EventKind::Pause,
                 StoredEvent::Resume => EventKind::Resume,
                 StoredEvent::Abort => EventKind::Abort,
-                StoredEvent::RollBack => EventKind::Rollback,
+                StoredEvent::RollBack { ring, job } => {
+                    e.ring = ring.and_then(ring_name);
+                    e.device = job.and_then(device);
+                    EventKind::Rollback
+                }
+                StoredEvent::Retry { job } => {
+                    e.device = job.and_then(device);
+                    EventKind::Retry
+                }
                 StoredEvent::DevicesAdded { ring, .. } => {
                     e.ring = ring_name(ring);
                     EventKind::DevicesJoined
@@ -1204,6 +1334,8 @@ fn event_v1(rollout: &Rollout, cursor: u64, record: Record) -> Option<EventV1> {
             (at, EventKind::RollbackDispatched)
         }
         Record::Resumed { at } => (at, EventKind::Resumed),
+        // What a device ran before a step: kept for its rollback, not an event.
+        Record::Observed { .. } => return None,
         Record::Joined { at, .. } => {
             return Some(EventV1::new(cursor, ts(at), EventKind::DevicesJoined));
         }

@@ -6,7 +6,7 @@ use crate::session::{Run, Session};
 use jiff::Timestamp;
 use ringleader_engine::core::{Core, JobId, Phase};
 use ringleader_engine::executor::{Command, Metrics};
-use ringleader_engine::store::{Record, Status, Store};
+use ringleader_engine::store::{PhaseName, Record, Status, Store};
 use ringleader_planner::catalog::Catalog;
 use ringleader_planner::inventory::Inventory;
 use ringleader_planner::policy::Policy;
@@ -81,6 +81,16 @@ pub enum CommandError {
     Ended(String),
     #[error("rollout {0} is still being prepared; try again in a moment")]
     Preparing(String),
+}
+
+impl Rollout {
+    /// Over with nothing left to run: completed, aborted, or halted with every
+    /// rollback finished.
+    fn settled(status: &Status) -> bool {
+        status.phase.is_final()
+            && !status.unsettled
+            && status.rings.iter().all(|r| r.rolling_back == 0)
+    }
 }
 
 impl Rollout {
@@ -252,7 +262,9 @@ impl Rollouts {
                     continue;
                 }
             };
-            let ended = status.as_ref().is_some_and(|s| s.phase.is_final());
+            // Halted with rollbacks still to finish (an operator's rollback cut off by
+            // a restart, say): run on.
+            let ended = status.as_ref().is_some_and(Rollout::settled);
             let rollout = rollouts.insert(n, inputs, store, status);
             if ended {
                 // Finished: read-only, answered from the log and its status view; the
@@ -262,7 +274,7 @@ impl Rollouts {
                     l.ended = true;
                 });
             }
-            rollouts.launch(rollout, !ended);
+            rollouts.launch(rollout, !ended, None);
         }
         Ok(rollouts)
     }
@@ -459,7 +471,7 @@ impl Rollouts {
         })?;
         inputs.record(&store)?;
         let rollout = self.insert(n, inputs, store, None);
-        self.launch(rollout.clone(), true);
+        self.launch(rollout.clone(), true, None);
         Ok(rollout)
     }
 
@@ -501,14 +513,71 @@ impl Rollouts {
             .collect()
     }
 
+    /// An operator's command to a rollout: sent to its executor when it runs; a halted
+    /// rollout whose executor ended (nothing left to do by itself) is run again from
+    /// its log, the command (after its audit record) first. Whether the command
+    /// applies is the caller's to check.
+    pub fn operate(
+        &self,
+        rollout: &Arc<Rollout>,
+        command: Command,
+        action: &str,
+        by: &str,
+    ) -> Result<(), CommandError> {
+        let rx = {
+            let mut guard = rollout.control.lock().unwrap_or_else(|e| e.into_inner());
+            if guard.is_some() {
+                drop(guard);
+                return rollout.command(command, action, by);
+            }
+            let halted = {
+                let live = rollout.live.read().unwrap_or_else(|e| e.into_inner());
+                if live.preparing {
+                    return Err(CommandError::Preparing(rollout.id.clone()));
+                }
+                live.ended
+                    && live.error.is_none()
+                    && live
+                        .status
+                        .as_ref()
+                        .is_some_and(|s| s.phase == PhaseName::Halted)
+            };
+            if !halted {
+                return Err(CommandError::Ended(rollout.id.clone()));
+            }
+            let (tx, rx) = mpsc::unbounded_channel();
+            let audit = Command::Audit {
+                by: by.to_string(),
+                action: action.to_string(),
+            };
+            let _ = tx.send(audit);
+            let _ = tx.send(command);
+            *guard = Some(tx);
+            rx
+        };
+        rollout.set_live(|l| {
+            l.ended = false;
+            l.preparing = true;
+        });
+        self.launch(rollout.clone(), true, Some(rx));
+        Ok(())
+    }
+
     /// Prepares the rollout (discover, plan, replay its log) and, when `run`, runs it
-    /// to its end in a task; otherwise only rebuilds its core for questions.
-    fn launch(&self, rollout: Arc<Rollout>, run: bool) {
+    /// to its end in a task; otherwise only rebuilds its core for questions. `control`:
+    /// the channel of commands already sent to it (an operator acting on a halted
+    /// rollout), else a new one.
+    fn launch(
+        &self,
+        rollout: Arc<Rollout>,
+        run: bool,
+        mut control: Option<mpsc::UnboundedReceiver<Command>>,
+    ) {
         let session = self.session.clone();
         let task = tokio::spawn(async move {
             let mut stalled = None;
             loop {
-                match execute(&rollout, &session, run, stalled.take()).await {
+                match execute(&rollout, &session, run, stalled.take(), control.take()).await {
                     Ok(None) => break,
                     // The log could not be written: nothing more was dispatched. Open
                     // the store again until a write succeeds, then go on from the log
@@ -551,6 +620,7 @@ impl Rollouts {
                     }
                     Err(e) => {
                         tracing::error!("rollout {}: {e:#}", rollout.id);
+                        *rollout.control.lock().unwrap_or_else(|e| e.into_inner()) = None;
                         rollout.set_live(|l| {
                             l.preparing = false;
                             l.ended = true;
@@ -600,6 +670,7 @@ async fn execute(
     session: &Session,
     run: bool,
     stalled: Option<String>,
+    control: Option<mpsc::UnboundedReceiver<Command>>,
 ) -> anyhow::Result<Option<String>> {
     let ready = session
         .prepare(&rollout.inputs, Some(rollout.store.clone()))
@@ -691,8 +762,15 @@ async fn execute(
         rollout.set_live(|l| l.preparing = false);
         return Ok(None);
     }
-    let (tx, rx) = mpsc::unbounded_channel();
-    *rollout.control.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+    let rx = match control {
+        // Its sender is already the rollout's.
+        Some(rx) => rx,
+        None => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            *rollout.control.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+            rx
+        }
+    };
     let status = Status::of(&ready.core, ready.now, rollout.store.committed_len());
     rollout.set_live(|l| {
         l.preparing = false;

@@ -2,6 +2,7 @@
 
 use super::*;
 use jiff::civil::time;
+use ringleader_planner::policy::FailedDevices;
 
 fn t(s: &str) -> Timestamp {
     s.parse().unwrap()
@@ -45,6 +46,7 @@ fn spec(rings: Vec<RingSpec>) -> RolloutSpec {
         rings,
         freezes: vec![],
         on_halt: OnHalt::RollbackFailedRing,
+        failed_devices: FailedDevices::Rollback,
         expedite_soak_factor: 1.0,
         expedite_skips_window: false,
     }
@@ -111,7 +113,14 @@ fn failures_still_count_a_failed_device_once_it_is_rolled_back() {
         if reason.starts_with("1 of 2 devices failed in ring canary"))));
     for index in [0, 1] {
         let job = id(0, index);
-        core.handle(t(T0), Event::RollbackFinished { job, ok: true });
+        core.handle(
+            t(T0),
+            Event::RollbackFinished {
+                job,
+                ok: true,
+                reason: None,
+            },
+        );
     }
     let c = core.counts(0);
     assert_eq!((c.failed, c.rolled_back), (0, 2), "{c:?}");
@@ -182,6 +191,7 @@ fn the_rollout_halts_when_failures_exceed_the_budget_and_rolls_back_at_the_rings
         Event::RollbackFinished {
             job: id(0, 0),
             ok: true,
+            reason: None,
         },
     );
     assert!(d.contains(&Decision::StartRollback { job: id(0, 1) }));
@@ -193,7 +203,14 @@ fn the_rollout_halts_when_failures_exceed_the_budget_and_rolls_back_at_the_rings
     // is left to roll back: d5 still runs, then reports, and is rolled back too.
     let back = |core: &mut Core, index| {
         let job = id(0, index);
-        core.handle(t(T0), Event::RollbackFinished { job, ok: true })
+        core.handle(
+            t(T0),
+            Event::RollbackFinished {
+                job,
+                ok: true,
+                reason: None,
+            },
+        )
     };
     back(&mut core, 1);
     assert!(!core.is_settled(), "d2 waits for its rollback, d5 runs");
@@ -503,7 +520,13 @@ fn an_operator_rollback_halts_the_ring_and_rolls_it_back_even_when_the_policy_on
     ok(&mut core, T0, 0, 0, 0);
     ok(&mut core, T0, 0, 1, 0);
     // d2 and d3 are running now; the operator asks for a rollback.
-    let d = core.handle(t(T0), Event::RollBack);
+    let d = core.handle(
+        t(T0),
+        Event::RollBack {
+            ring: None,
+            job: None,
+        },
+    );
     assert!(d.iter().any(|d| matches!(
         d,
         Decision::Halt { ring: 0, reason } if reason == "an operator asked for a rollback"
@@ -615,4 +638,179 @@ fn an_unresponsive_deadline_past_the_calendar_never_fails_the_device() {
             .is_empty()
     );
     assert!(matches!(core.job(id(0, 0)), Some(JobState::Running { .. })));
+}
+
+fn rollbacks_of(decisions: &[Decision]) -> Vec<(u16, u32)> {
+    decisions
+        .iter()
+        .filter_map(|d| match d {
+            Decision::StartRollback { job } => Some((job.ring, job.index)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn back(core: &mut Core, ring: u16, index: u32, ok: bool) -> Vec<Decision> {
+    let reason = (!ok).then(|| "dpkg: error processing package hello".to_string());
+    core.handle(
+        t(T0),
+        Event::RollbackFinished {
+            job: id(ring, index),
+            ok,
+            reason,
+        },
+    )
+}
+
+#[test]
+fn a_device_whose_install_failed_is_rolled_back_too_unless_the_policy_leaves_it() {
+    for (rule, expected) in [
+        (FailedDevices::Rollback, vec![(0, 0), (0, 1)]),
+        (FailedDevices::Leave, vec![(0, 1)]),
+    ] {
+        let mut rollout = spec(vec![ring(
+            "canary",
+            vec![job("a", 0, &["p1"]), job("b", 0, &["p1"])],
+        )]);
+        rollout.failed_devices = rule;
+        let mut core = Core::new(rollout);
+        core.handle(t(T0), Event::Tick);
+        ok(&mut core, T0, 0, 1, 0);
+        let d = fail(&mut core, T0, 0, 0, 0);
+        assert_eq!(rollbacks_of(&d), expected, "{rule:?}");
+        if rule == FailedDevices::Rollback {
+            // The failed step itself is taken back: the install may have got half way.
+            assert_eq!(core.job_rollback_steps(id(0, 0)), 1);
+            assert_eq!(core.job_rollback_steps(id(0, 1)), 1);
+            back(&mut core, 0, 0, false);
+            assert_eq!(
+                core.job(id(0, 0)),
+                Some(&JobState::RollbackFailed {
+                    reason: "dpkg: error processing package hello".into()
+                })
+            );
+        } else {
+            assert!(matches!(core.job(id(0, 0)), Some(JobState::Failed { .. })));
+        }
+    }
+}
+
+#[test]
+fn after_a_halt_an_operator_rolls_back_one_device_one_ring_or_every_ring_that_installed() {
+    let lab = ring("lab", vec![job("l0", 0, &["p"]), job("l1", 0, &["p"])]);
+    let canary = ring("canary", vec![job("c0", 0, &["p"]), job("c1", 0, &["p"])]);
+    let mut rollout = spec(vec![lab, canary]);
+    rollout.on_halt = OnHalt::Stop;
+    let halted = || {
+        let mut core = Core::new(rollout.clone());
+        core.handle(t(T0), Event::Tick);
+        ok(&mut core, T0, 0, 0, 0);
+        ok(&mut core, T0, 0, 1, 0);
+        ok(&mut core, T0, 1, 0, 0);
+        let d = fail(&mut core, T0, 1, 1, 0);
+        assert!(rollbacks_of(&d).is_empty(), "the policy only stops");
+        assert!(core.is_settled());
+        core
+    };
+    // One device.
+    let mut core = halted();
+    let c1 = Some(id(1, 1));
+    assert_eq!(core.rollback_candidates(None, c1), [id(1, 1)]);
+    let d = core.handle(
+        t(T0),
+        Event::RollBack {
+            ring: None,
+            job: c1,
+        },
+    );
+    assert_eq!(rollbacks_of(&d), [(1, 1)]);
+    assert!(!core.is_settled());
+    back(&mut core, 1, 1, false);
+    // A failed rollback may be tried again.
+    assert_eq!(core.rollback_candidates(None, c1), [id(1, 1)]);
+    let d = core.handle(
+        t(T0),
+        Event::RollBack {
+            ring: None,
+            job: c1,
+        },
+    );
+    assert_eq!(rollbacks_of(&d), [(1, 1)]);
+    back(&mut core, 1, 1, true);
+    assert_eq!(core.job(id(1, 1)), Some(&JobState::RolledBack));
+    assert!(core.rollback_candidates(None, c1).is_empty());
+    // One ring (the one that completed before the halt).
+    let mut core = halted();
+    let d = core.handle(
+        t(T0),
+        Event::RollBack {
+            ring: Some(0),
+            job: None,
+        },
+    );
+    assert_eq!(rollbacks_of(&d), [(0, 0), (0, 1)]);
+    // Every ring that installed, each at its own pace.
+    let mut core = halted();
+    let d = core.handle(
+        t(T0),
+        Event::RollBack {
+            ring: None,
+            job: None,
+        },
+    );
+    assert_eq!(rollbacks_of(&d), [(0, 0), (0, 1), (1, 0), (1, 1)]);
+    for (r, i) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+        back(&mut core, r, i, true);
+    }
+    assert!(core.is_settled());
+    assert!(core.rollback_candidates(None, None).is_empty());
+}
+
+#[test]
+fn a_retry_after_a_halt_runs_the_ring_again_and_it_can_complete() {
+    let canary = ring("canary", vec![job("c0", 0, &["p"]), job("c1", 0, &["p"])]);
+    let broad = ring("broad", vec![job("b0", 0, &["p"])]);
+    let mut core = Core::new(spec(vec![canary, broad]));
+    core.handle(t(T0), Event::Tick);
+    ok(&mut core, T0, 0, 0, 0);
+    let d = fail(&mut core, T0, 0, 1, 0);
+    assert_eq!(rollbacks_of(&d), [(0, 0), (0, 1)]);
+    assert!(core.retry_candidates(None).is_err(), "rollbacks still run");
+    back(&mut core, 0, 0, true);
+    back(&mut core, 0, 1, true);
+    assert!(
+        core.retry_candidates(Some(id(0, 0))).is_err(),
+        "c0 did not fail"
+    );
+    assert_eq!(core.retry_candidates(None), Ok(vec![id(0, 1)]));
+    let d = core.handle(t(T0), Event::Retry { job: None });
+    // c1 from its first step (it was rolled back), c0 installs again.
+    assert_eq!(starts(&d), [(0, 0, 0), (0, 1, 0)]);
+    assert_eq!(core.failures(0), 0);
+    ok(&mut core, T0, 0, 0, 0);
+    let d = ok(&mut core, T0, 0, 1, 0);
+    assert!(d.contains(&Decision::RingComplete { ring: 0 }), "{d:?}");
+    assert_eq!(starts(&d), [(1, 0, 0)]);
+}
+
+#[test]
+fn a_retry_that_leaves_the_ring_over_its_budget_is_refused() {
+    let canary = ring(
+        "canary",
+        vec![
+            job("c0", 0, &["p"]),
+            job("c1", 0, &["p"]),
+            job("c2", 0, &["p"]),
+        ],
+    );
+    let mut rollout = spec(vec![canary]);
+    rollout.on_halt = OnHalt::Stop;
+    let mut core = Core::new(rollout);
+    core.handle(t(T0), Event::Tick);
+    fail(&mut core, T0, 0, 0, 0);
+    fail(&mut core, T0, 0, 1, 0);
+    fail(&mut core, T0, 0, 2, 0);
+    let refused = core.retry_candidates(Some(id(0, 0))).unwrap_err();
+    assert!(refused.contains("over its failure budget"), "{refused}");
+    assert_eq!(core.retry_candidates(None).unwrap().len(), 3);
 }

@@ -552,15 +552,43 @@ fn a_package_failing_in_the_canary_ring_halts_it_and_rolls_its_devices_back() {
             "{device}: set up, then rolled back"
         );
     }
-    // The failures are real dpkg failures, named.
+    // The failures are real dpkg failures, named. The failed devices are rolled back
+    // too, and since every postinst fails on them, so are their rollbacks, with
+    // dpkg's error.
+    let devices = daemon.json(&["devices", &id, "--json"]);
+    assert_valid("devices.v1.json", &devices);
     for device in ["canary-pkg-3", "canary-pkg-4"] {
         let (state, reason) = &states[device];
-        assert_eq!(state, "failed", "{device}");
+        assert_eq!(state, "rollback-failed", "{device}");
         assert!(
             reason.contains("configuration failed on this device"),
             "{device}: {reason}"
         );
+        let shown = devices["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == device)
+            .unwrap();
+        let why = shown["rollback_reason"].as_str().unwrap_or_default();
+        assert!(
+            why.contains("configuration failed on this device"),
+            "{device}: {why}"
+        );
     }
+    // After a fix on one of them, the operator rolls that device back: at 1.0,
+    // configured.
+    std::fs::remove_file(fleet.root("canary-pkg-3").join(peers::FAIL_MARKER)).unwrap();
+    let out = daemon.cli(&["rollback", &id, "--device", "canary-pkg-3"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    wait(&daemon, &id, 3);
+    let states = device_states(&daemon, &id);
+    assert_eq!(states["canary-pkg-3"].0, "rolled-back", "{states:?}");
+    assert_eq!(states["canary-pkg-4"].0, "rollback-failed", "{states:?}");
+    assert_eq!(
+        peers::dpkg_version(fleet.root("canary-pkg-3"), "hello").as_deref(),
+        Some("1.0")
+    );
     // The broad ring never started: nothing touched its devices.
     assert_eq!(fleet.bios(3), "1.0.0");
     assert!(fleet.flashes(3).is_empty());

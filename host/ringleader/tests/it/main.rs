@@ -7,6 +7,8 @@
 //! - `serve`: the daemon and its clients, real processes on 127.0.0.1;
 //! - `storage`: the daemon's state on disk under faults;
 //! - `e2e`: rollouts through real peers with the real plugins;
+//! - `failures`: failures handled to the last device: reasons in every view, an
+//!   operator's rollback and retry after a halt, a restart during one;
 //! - `plugin_run`: `ringleader plugin run`, as a plugin author runs it;
 //! - `walkthrough`: the plugin authors' guide, done as a reader would.
 //!
@@ -17,6 +19,7 @@
 mod cli;
 mod client;
 mod e2e;
+mod failures;
 mod fleet;
 mod plugin_run;
 mod serve;

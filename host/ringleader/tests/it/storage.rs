@@ -109,7 +109,9 @@ fn a_full_disk_stalls_a_rollout_which_goes_on_once_space_is_freed() {
     disk.free();
     // The rollout goes on from where its durable log left it: with the approval if
     // it reached the disk before the disk filled, else waiting for it again.
-    let after = daemon.wait_for(&id, |s| s["state"] != "stalled");
+    let after = daemon.wait_for(&id, |s| {
+        s["state"] != "stalled" && s["state"] != "preparing"
+    });
     if after["state"] == "awaiting-approval" {
         let out = daemon.cli(&["approve", &id]);
         assert!(out.status.success(), "{}", text(&out.stderr));
