@@ -798,7 +798,13 @@ fn a_scan_corrects_a_stale_inventory_and_the_rollback_returns_to_the_real_versio
     wait(&daemon, &id, 3);
     let states = device_states(&daemon, &id);
     assert_eq!(states["lab-1"].0, "done", "{states:?}");
-    assert_eq!(states["canary-2"].0, "failed", "{states:?}");
+    // The broken device fails, and its own rollback fails too (every maintainer script
+    // fails on it), the reason kept.
+    assert_eq!(states["canary-2"].0, "rollback-failed", "{states:?}");
+    assert!(
+        states["canary-2"].1.contains("configuration failed on this device"),
+        "{states:?}"
+    );
     assert_eq!(states["canary-1"].0, "rolled-back", "{states:?}");
     assert_eq!(
         peers::dpkg_version(&roots["lab-1"], "hello").as_deref(),
