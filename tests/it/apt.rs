@@ -607,6 +607,7 @@ rollback = "failed-ring"
         devices: None,
         clock: None,
         scheduled: Vec::new(),
+        leases: None,
         control: None,
         metrics: Default::default(),
     };

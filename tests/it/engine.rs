@@ -115,6 +115,7 @@ async fn run(fleet: FleetConfig, policy: &str, mut how: Run) -> (Core, RunReport
         devices: Some(devices.clone()),
         clock: None,
         scheduled,
+        leases: None,
         control: how.control.take(),
         metrics: Default::default(),
     };

@@ -17,7 +17,8 @@ use ringleader_engine::clock::VirtualClock;
 use ringleader_engine::core::Core;
 use ringleader_engine::demo::{self, FleetConfig};
 use ringleader_engine::executor::{
-    Command, Executor, Installers, Metrics, Recovery, RunReport, Targets, Timing, replay,
+    Command, DeviceLeases, Executor, Installers, Metrics, Recovery, RunReport, Targets, Timing,
+    replay,
 };
 use ringleader_engine::store::Store;
 use ringleader_planner::catalog::Catalog;
@@ -265,6 +266,8 @@ pub struct Session {
     kv: Arc<dyn KvStore>,
     /// The operator config's `[scan]`.
     scan: ringleader_runtime::config::ScanConfig,
+    /// Who works on each device now: the rollouts' steps and the fleet scans.
+    leases: Arc<DeviceLeases>,
 }
 
 /// A rollout prepared and its log replayed: ready to run from where the log left off.
@@ -285,6 +288,7 @@ pub struct Ready {
     clock: Option<VirtualClock>,
     store: Option<Store>,
     devices: Arc<SimDevices>,
+    leases: Arc<DeviceLeases>,
 }
 
 impl std::fmt::Debug for Ready {
@@ -323,6 +327,7 @@ impl Session {
             devices,
             kv,
             scan: config.scan,
+            leases: Arc::default(),
         })
     }
 
@@ -443,6 +448,7 @@ impl Session {
             clock,
             store,
             devices: self.devices.clone(),
+            leases: self.leases.clone(),
         })
     }
 }
@@ -468,14 +474,13 @@ impl Default for ScanOptions {
 impl Session {
     /// Scans the devices of `inventory` named in `ids` (all when empty), each through
     /// its installer's `scan`, `options.concurrency` at a time, each within
-    /// `options.timeout`; `busy` devices (a rollout step runs on them) are not scanned
-    /// and come back as `busy`. `record` is given each outcome as it arrives (the
+    /// `options.timeout`; a device a rollout step works on is not scanned and comes
+    /// back as `busy` (and no step starts on a device while it is scanned). `record` is given each outcome as it arrives (the
     /// registry writes it durably), so that a stop mid-scan loses none already done.
     pub async fn scan(
         &self,
         inventory: &Inventory,
         ids: &[String],
-        busy: &std::collections::HashSet<String>,
         options: ScanOptions,
         mut record: impl FnMut(crate::fleet::Outcome),
     ) -> anyhow::Result<()> {
@@ -505,7 +510,8 @@ impl Session {
         let mut scans = futures_util::stream::iter(devices.into_iter().map(|device| async move {
             let at = Timestamp::now();
             let started = std::time::Instant::now();
-            let (installer, result) = if busy.contains(&device.id) {
+            let lease = self.leases.for_scan(&device.id);
+            let (installer, result) = if lease.is_none() {
                 (
                     String::new(),
                     Err(ScanErrorV1 {
@@ -577,6 +583,7 @@ impl Ready {
             devices: Some(self.devices),
             clock: self.clock,
             scheduled: Vec::new(),
+            leases: Some(self.leases),
             control: run.control,
             metrics: run.metrics,
         };

@@ -363,6 +363,96 @@ pub struct Executor {
     pub control: Option<mpsc::UnboundedReceiver<Command>>,
     /// Counters, shared with whoever reports metrics.
     pub metrics: Arc<Metrics>,
+    /// Who works on each device now, shared with the fleet scans of the same process:
+    /// a step waits while a scan reads its device, and a scan skips a device a step
+    /// runs on. `None`: no one else touches the devices.
+    pub leases: Option<Arc<DeviceLeases>>,
+}
+
+/// Who works on a device now: rollout steps (calls of `verify`, `preflight`,
+/// `install`, `rollback`) or one scan, never both at once. Shared by every rollout of a
+/// daemon and its fleet scans.
+#[derive(Debug, Default)]
+pub struct DeviceLeases {
+    held: std::sync::Mutex<HashMap<String, Holder>>,
+    freed: tokio::sync::Notify,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Holder {
+    /// Steps of rollouts, this many.
+    Steps(usize),
+    Scan,
+}
+
+/// A device held for a step (or a scan) until dropped.
+#[derive(Debug)]
+pub struct Lease {
+    leases: Arc<DeviceLeases>,
+    device: String,
+}
+
+impl DeviceLeases {
+    /// Holds `device` for a step: waits while a scan reads it.
+    pub async fn for_step(self: &Arc<Self>, device: &str) -> Lease {
+        loop {
+            let freed = self.freed.notified();
+            {
+                let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+                match held.get_mut(device) {
+                    None => {
+                        held.insert(device.to_string(), Holder::Steps(1));
+                        break;
+                    }
+                    Some(Holder::Steps(n)) => {
+                        *n += 1;
+                        break;
+                    }
+                    Some(Holder::Scan) => {}
+                }
+            }
+            freed.await;
+        }
+        Lease {
+            leases: self.clone(),
+            device: device.to_string(),
+        }
+    }
+
+    /// Holds `device` for a scan, unless a step (or another scan) works on it now.
+    pub fn for_scan(self: &Arc<Self>, device: &str) -> Option<Lease> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if held.contains_key(device) {
+            return None;
+        }
+        held.insert(device.to_string(), Holder::Scan);
+        Some(Lease {
+            leases: self.clone(),
+            device: device.to_string(),
+        })
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let mut held = self.leases.held.lock().unwrap_or_else(|e| e.into_inner());
+        match held.get_mut(&self.device) {
+            Some(Holder::Steps(n)) if *n > 1 => *n -= 1,
+            _ => {
+                held.remove(&self.device);
+            }
+        }
+        drop(held);
+        self.leases.freed.notify_waiters();
+    }
+}
+
+/// Holds `device` for a step when there are leases.
+async fn hold(leases: &Option<Arc<DeviceLeases>>, device: &str) -> Option<Lease> {
+    match leases {
+        Some(leases) => Some(leases.for_step(device).await),
+        None => None,
+    }
 }
 
 /// A rollout rebuilt from its log.
@@ -1175,8 +1265,10 @@ impl Executor {
         };
         let spent = spent.clone();
         let limit = limit.clone();
+        let leases = self.leases.clone();
         calls.spawn(async move {
             let _permit = limit.acquire_owned().await;
+            let _lease = hold(&leases, &device.id).await;
             let report = spent.time(installer.verify(&device, &patch)).await;
             // After a restart: a step the device reports done (the fixed version, and
             // healthy) is not installed again. One that is not healthy (an install cut
@@ -1255,8 +1347,10 @@ impl Executor {
         };
         let spent = spent.clone();
         let limit = limit.clone();
+        let leases = self.leases.clone();
         calls.spawn(async move {
             let _permit = limit.acquire_owned().await;
+            let _lease = hold(&leases, &device.id).await;
             let failed = |reason: String| {
                 Finished::Result(Outcome {
                     job,
@@ -1372,8 +1466,11 @@ impl Executor {
         };
         let spent = run.spent.clone();
         let limit = run.limit.clone();
+        let leases = self.leases.clone();
+        let holder = work.first().map(|(d, ..)| d.id.clone()).unwrap_or_default();
         run.calls.spawn(async move {
             let _permit = limit.acquire_owned().await;
+            let _lease = hold(&leases, &holder).await;
             let mut errors = Vec::new();
             let mut device_id = None;
             for (device, patch, previous, artifact) in work {
@@ -1420,4 +1517,40 @@ fn refuse(calls: &mut JoinSet<Finished>, job: JobId, step: u16, from: Timestamp,
             after: Some(Duration::ZERO),
         })
     });
+}
+
+#[cfg(test)]
+mod lease_tests {
+    use super::*;
+
+    /// A scan never reads a device a step works on, and a step waits for a scan.
+    #[tokio::test]
+    async fn steps_and_scans_never_share_a_device() {
+        let leases = Arc::new(DeviceLeases::default());
+        let step = leases.for_step("d1").await;
+        let second = leases.for_step("d1").await;
+        assert!(leases.for_scan("d1").is_none(), "steps hold it");
+        let other = leases.for_scan("d2").expect("nothing works on d2");
+        drop(step);
+        assert!(leases.for_scan("d1").is_none(), "one step still holds it");
+        drop(second);
+        let scan = leases.for_scan("d1").expect("free again");
+        assert!(leases.for_scan("d1").is_none(), "one scan at a time");
+        // A step on a scanned device waits until the scan ends.
+        let waiting = tokio::spawn({
+            let leases = leases.clone();
+            async move {
+                let _lease = leases.for_step("d1").await;
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "the step waited for the scan");
+        drop(scan);
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the step started once the scan ended")
+            .unwrap();
+        drop(other);
+        assert!(leases.held.lock().unwrap().is_empty());
+    }
 }

@@ -331,40 +331,6 @@ impl Rollouts {
         self.session.scan_every()
     }
 
-    /// Devices a step runs on now, in any running rollout.
-    pub async fn busy_devices(&self) -> std::collections::HashSet<String> {
-        let mut busy = std::collections::HashSet::new();
-        for rollout in self.list() {
-            if !rollout.is_running() {
-                continue;
-            }
-            let running = rollout
-                .inspect(|core: &Core, _| {
-                    let mut ids = Vec::new();
-                    for ring in 0..core.ring_count() as u16 {
-                        for index in 0..core.ring_len(ring) as u32 {
-                            let job = JobId { ring, index };
-                            if matches!(
-                                core.job(job),
-                                Some(
-                                    ringleader_engine::core::JobState::Running { .. }
-                                        | ringleader_engine::core::JobState::RollingBack
-                                )
-                            ) && let Some(spec) = core.job_spec(job)
-                            {
-                                ids.push(spec.device.clone());
-                            }
-                        }
-                    }
-                    ids
-                })
-                .await
-                .unwrap_or_default();
-            busy.extend(running);
-        }
-        busy
-    }
-
     /// Scans devices into the registry: those of `inventory` (name, text; added to the
     /// registry first), else of every inventory the registry has; only `ids` when some
     /// are given. One scan at a time; devices a rollout step runs on are skipped
@@ -392,11 +358,10 @@ impl Rollouts {
                 .map_err(anyhow::Error::msg)?;
             self.fleet.register(&name, &text, &parsed)?;
             found.extend(parsed.devices.iter().map(|d| d.id.clone()));
-            let busy = self.busy_devices().await;
             let fleet = self.fleet.clone();
             let mut failed_to_record = None;
             self.session
-                .scan(&parsed, ids, &busy, options, |outcome| {
+                .scan(&parsed, ids, options, |outcome| {
                     let mut seen = ScannedV1 {
                         id: outcome.id.clone(),
                         ok: outcome.result.is_ok(),

@@ -802,7 +802,9 @@ fn a_scan_corrects_a_stale_inventory_and_the_rollback_returns_to_the_real_versio
     // fails on it), the reason kept.
     assert_eq!(states["canary-2"].0, "rollback-failed", "{states:?}");
     assert!(
-        states["canary-2"].1.contains("configuration failed on this device"),
+        states["canary-2"]
+            .1
+            .contains("configuration failed on this device"),
         "{states:?}"
     );
     assert_eq!(states["canary-1"].0, "rolled-back", "{states:?}");
