@@ -468,11 +468,11 @@ fn print_summary(s: &DemoV1) {
     if let Some(reason) = &s.halt_reason {
         println!("halted because {reason}");
         // The reason counts failures when the ring halted; the rollback moves failed
-        // devices that had installed a step out of `failed`.
+        // devices (the policy's `on_halt.failed_devices`) out of `failed`.
         for r in s.rings.iter().filter(|r| r.failures > r.failed) {
             let back = r.failures - r.failed;
             println!(
-                "  ring {}: {} {} failed, of which {back} had installed a step and {} rolled back with the ring's other devices (the table counts {} under rolled back or rollback failed)",
+                "  ring {}: {} {} failed, of which {back} {} rolled back with the ring's other devices (the table counts {} under rolled back or rollback failed)",
                 r.name,
                 r.failures,
                 if r.failures == 1 { "device" } else { "devices" },

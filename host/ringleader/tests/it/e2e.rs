@@ -600,6 +600,25 @@ fn a_package_failing_in_the_canary_ring_halts_it_and_rolls_its_devices_back() {
             Some("1.0")
         );
     }
+
+    // The other fixed too, the operator retries the failed devices: the canary ring
+    // runs again (the devices the halt rolled back install again) and the rollout
+    // goes on to the end.
+    std::fs::remove_file(fleet.root("canary-pkg-4").join(peers::FAIL_MARKER)).unwrap();
+    let out = daemon.cli(&["retry", &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    wait(&daemon, &id, 0);
+    for (device, (state, reason)) in device_states(&daemon, &id) {
+        assert_eq!(state, "done", "{device}: {reason}");
+    }
+    for device in ["canary-pkg-3", "canary-pkg-4", "broad-pkg-1"] {
+        assert_eq!(
+            peers::dpkg_version(fleet.root(device), "hello").as_deref(),
+            Some("1.1"),
+            "{device}"
+        );
+    }
+    assert_eq!(fleet.bios(3), "1.1.0");
 }
 
 #[test]

@@ -108,7 +108,7 @@ fn events(daemon: &Daemon, id: &str) -> Vec<Value> {
 #[test]
 fn a_failed_device_is_rolled_back_and_a_failed_rollback_keeps_its_reason_in_every_view() {
     let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(&dir.path().join("data"));
+    let daemon = Daemon::start_with(&dir.path().join("data"), &["--log", "info"]);
     let policy = policy(dir.path(), "failed-ring");
     // ws-1's install fails; ws-2's install fails and so does its rollback.
     let inventory = inventory(
@@ -171,6 +171,14 @@ fn a_failed_device_is_rolled_back_and_a_failed_rollback_keeps_its_reason_in_ever
     let out = daemon.cli(&["events", &id]);
     let shown = text(&out.stdout);
     assert!(shown.contains("the previous image is corrupt"), "{shown}");
+    // The daemon's log says it at info, with the device.
+    let log = daemon.log();
+    assert!(
+        log.lines().any(|l| l.contains("INFO")
+            && l.contains("rollback of ws-2 failed")
+            && l.contains("the previous image is corrupt")),
+        "{log}"
+    );
     // The device's own history says it too.
     let (code, history) = daemon.http("GET", &format!("/v1/rollouts/{id}/devices/ws-2"), None, "");
     assert_eq!(code, 200, "{history}");
