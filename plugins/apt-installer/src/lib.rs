@@ -543,38 +543,7 @@ fn target<'a>(
         .ok_or_else(|| format!("package {package} is not installed on {}", device.id))
 }
 
-/// What `guest_debian::scan` read, in the contract's types.
-fn device_scan(scan: guest_debian::Scan) -> DeviceScan {
-    DeviceScan {
-        components: scan
-            .packages
-            .into_iter()
-            .map(|p| Component {
-                name: p.package,
-                version: p.version,
-                scheme: Some(VersionScheme::Deb),
-                source: Some(p.source),
-            })
-            .collect(),
-        os: scan.os.map(|o| OsRelease {
-            id: o.id,
-            version_id: o.version_id,
-            codename: o.codename,
-            pretty_name: o.pretty_name,
-        }),
-        boot: boot_of(scan.boot),
-        facts: scan.facts,
-    }
-}
-
-fn boot_of(b: guest_debian::Boot) -> BootState {
-    BootState {
-        boot_id: b.boot_id,
-        booted_at: b.booted_at,
-        reboot_pending: b.reboot_pending,
-        pending_reasons: b.pending_reasons,
-    }
-}
+guest_debian::wit_conversions!();
 
 /// The device read through `exec`, as `guest_debian::scan` reads it.
 fn read_device(device: &Device) -> Result<guest_debian::Scan, PluginError> {
@@ -901,7 +870,7 @@ impl Guest for AptInstaller {
     }
 
     fn boot_state(device: Device) -> Result<BootState, PluginError> {
-        read_device(&device).map(|s| boot_of(s.boot))
+        read_device(&device).map(|s| boot_state(s.boot))
     }
 
     fn reboot(device: Device) -> Result<String, PluginError> {

@@ -212,14 +212,7 @@ fn read_device(device: &Device) -> Result<guest_debian::Scan, PluginError> {
     )
 }
 
-fn boot_of(b: guest_debian::Boot) -> BootState {
-    BootState {
-        boot_id: b.boot_id,
-        booted_at: b.booted_at,
-        reboot_pending: b.reboot_pending,
-        pending_reasons: b.pending_reasons,
-    }
-}
+guest_debian::wit_conversions!();
 
 impl Guest for DpkgInstaller {
     fn info() -> PluginInfo {
@@ -369,31 +362,11 @@ impl Guest for DpkgInstaller {
     }
 
     fn scan(device: Device) -> Result<DeviceScan, PluginError> {
-        let scan = read_device(&device)?;
-        Ok(DeviceScan {
-            components: scan
-                .packages
-                .into_iter()
-                .map(|p| Component {
-                    name: p.package,
-                    version: p.version,
-                    scheme: Some(VersionScheme::Deb),
-                    source: Some(p.source),
-                })
-                .collect(),
-            os: scan.os.map(|o| OsRelease {
-                id: o.id,
-                version_id: o.version_id,
-                codename: o.codename,
-                pretty_name: o.pretty_name,
-            }),
-            boot: boot_of(scan.boot),
-            facts: scan.facts,
-        })
+        read_device(&device).map(device_scan)
     }
 
     fn boot_state(device: Device) -> Result<BootState, PluginError> {
-        read_device(&device).map(|s| boot_of(s.boot))
+        read_device(&device).map(|s| boot_state(s.boot))
     }
 
     fn reboot(device: Device) -> Result<String, PluginError> {

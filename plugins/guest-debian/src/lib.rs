@@ -467,3 +467,47 @@ mod tests {
         );
     }
 }
+
+/// The conversions of a [`Scan`] and a [`Boot`] into a plugin's own WIT 0.3.0 types
+/// (`DeviceScan`, `Component`, `OsRelease`, `BootState`, `VersionScheme`, which
+/// `wit_bindgen::generate!` makes per plugin), written once: `device_scan(Scan) ->
+/// DeviceScan` and `boot_state(Boot) -> BootState`. Invoke it where those types are in
+/// scope.
+#[macro_export]
+macro_rules! wit_conversions {
+    () => {
+        /// What `guest_debian::scan` read, in the contract's types.
+        fn device_scan(scan: $crate::Scan) -> DeviceScan {
+            DeviceScan {
+                components: scan
+                    .packages
+                    .into_iter()
+                    .map(|p| Component {
+                        name: p.package,
+                        version: p.version,
+                        scheme: Some(VersionScheme::Deb),
+                        source: Some(p.source),
+                    })
+                    .collect(),
+                os: scan.os.map(|o| OsRelease {
+                    id: o.id,
+                    version_id: o.version_id,
+                    codename: o.codename,
+                    pretty_name: o.pretty_name,
+                }),
+                boot: boot_state(scan.boot),
+                facts: scan.facts,
+            }
+        }
+
+        /// The boot state `guest_debian::scan` read, in the contract's type.
+        fn boot_state(b: $crate::Boot) -> BootState {
+            BootState {
+                boot_id: b.boot_id,
+                booted_at: b.booted_at,
+                reboot_pending: b.reboot_pending,
+                pending_reasons: b.pending_reasons,
+            }
+        }
+    };
+}

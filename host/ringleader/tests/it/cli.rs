@@ -305,7 +305,14 @@ fn plugin_list_says_what_each_bundled_plugin_is_and_asks_for() {
     assert_eq!(dpkg["world"], "installer", "{dpkg}");
     assert_eq!(
         dpkg["capabilities"]["exec"],
-        serde_json::json!(["dpkg", "dpkg-query", "sha256sum", "cat", "needrestart", "systemctl"])
+        serde_json::json!([
+            "dpkg",
+            "dpkg-query",
+            "sha256sum",
+            "cat",
+            "needrestart",
+            "systemctl"
+        ])
     );
     assert_eq!(of("csaf-source")["world"], "patch-source");
     assert_eq!(of("csaf-source")["wit_version"], "0.2.0");
