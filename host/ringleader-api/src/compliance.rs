@@ -109,6 +109,7 @@ pub struct DeviceComplianceV1 {
     pub missing_by_severity: BySeverityV1,
     /// Age in days of the oldest missing fix; none when nothing is missing.
     pub oldest_missing_days: Option<u64>,
+    /// Most severe first, then by patch id.
     pub missing: Vec<MissingV1>,
 }
 

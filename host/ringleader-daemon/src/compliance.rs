@@ -226,9 +226,19 @@ pub fn document(
         for s in compliance::SEVERITIES {
             *by.get_mut(s.into()) = d.by_severity[rank(s)];
         }
-        let missing = d
-            .missing
-            .iter()
+        let mut missing: Vec<&compliance::Missing> = d.missing.iter().collect();
+        // Most severe first, then by id.
+        missing.sort_by(|a, b| {
+            rank(b.severity).cmp(&rank(a.severity)).then_with(|| {
+                catalog
+                    .get(a.patch)
+                    .patch
+                    .id
+                    .cmp(&catalog.get(b.patch).patch.id)
+            })
+        });
+        let missing = missing
+            .into_iter()
             .map(|m| {
                 let cp = &catalog.get(m.patch).patch;
                 let mut cves: Vec<String> = std::iter::once(m.patch)

@@ -15,6 +15,7 @@
 //! test binary, one test per case folder.
 
 mod cli;
+mod compliance;
 mod client;
 mod e2e;
 mod fleet;
