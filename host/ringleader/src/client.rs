@@ -112,14 +112,20 @@ pub struct StatusArgs {
 
 /// Devices of a rollout: ring, state, versions now, patches still pending.
 ///
-/// Without ROLLOUT, the latest rollout.
+/// Without ROLLOUT, the latest rollout. With --fleet, every device of the fleet
+/// registry instead, with the fixes it lacks (as `ringleader compliance`).
 #[derive(Debug, Args)]
 pub struct DevicesArgs {
+    #[arg(conflicts_with = "fleet")]
     rollout: Option<String>,
     /// Only devices missing a patch that is due (released and past its deferral), with
-    /// how long it has been due.
+    /// how long it has been due; with --fleet, those missing an applicable fix.
     #[arg(long)]
     behind: bool,
+    /// Every device of the daemon's fleet registry (its last scan's versions), not a
+    /// rollout's; --json prints `ringleader.compliance/v1`.
+    #[arg(long)]
+    fleet: bool,
     /// Print the API's JSON object (schema `ringleader.devices/v1`).
     #[arg(long)]
     json: bool,
@@ -547,6 +553,9 @@ pub fn devices(args: DevicesArgs) -> ExitCode {
 
 fn devices_inner(args: DevicesArgs) -> Result<ExitStatus, Exit> {
     let client = Client::new(&args.server)?;
+    if args.fleet {
+        return fleet_devices(&client, args.behind, args.json);
+    }
     let id = client.rollout_or_latest(&args.rollout)?;
     let path = format!(
         "/v1/rollouts/{id}/devices{}",
@@ -1226,4 +1235,50 @@ fn render_compliance(doc: &ringleader_api::compliance::ComplianceV1) -> String {
         );
     }
     out
+}
+
+/// `devices --fleet [--behind]`: the fleet registry's devices with the fixes each
+/// lacks (the compliance document's devices; `--behind`: only those lacking one).
+fn fleet_devices(client: &Client, behind: bool, json: bool) -> Result<ExitStatus, Exit> {
+    use ringleader_api::compliance::ComplianceV1;
+    let mut doc: ComplianceV1 = client.get("/v1/compliance")?;
+    if behind {
+        doc.devices.retain(|d| !d.fully_patched);
+    }
+    if json {
+        print_json(&doc)?;
+        return Ok(ExitStatus::Success);
+    }
+    let mut out = String::new();
+    outln!(
+        out,
+        "{:<24} {:>7}  {:<20} {:<9}  MISSING",
+        "DEVICE",
+        "BEHIND",
+        "LAST SCAN",
+        "REACHABLE"
+    );
+    for d in &doc.devices {
+        outln!(
+            out,
+            "{:<24} {:>7}  {:<20} {:<9}  {}",
+            d.id,
+            d.oldest_missing_days
+                .map_or_else(|| "-".into(), |n| format!("{n}d")),
+            when(d.last_scan),
+            match d.reachable {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "-",
+            },
+            d.missing
+                .iter()
+                .map(|m| format!("{} ({})", m.patch, m.severity))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    emit(&out)?;
+    eprintln!("{}", crate::count(doc.devices.len(), "device", "devices"));
+    Ok(ExitStatus::Success)
 }

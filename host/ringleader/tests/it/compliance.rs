@@ -209,6 +209,21 @@ fn compliance_of_a_scanned_fleet_by_severity_cve_and_tag_as_json_csv_and_metrics
     let out = daemon.cli(&["compliance", "--at", "yesterday"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 
+    // `devices --fleet --behind`: the devices lacking a fix, across the fleet.
+    let behind = daemon.json(&["devices", "--fleet", "--behind", "--json"]);
+    assert_valid("compliance.v1.json", &behind);
+    let ids: Vec<&str> = behind["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["bmc-1", "gone-1", "web-1", "web-2"]);
+    let out = daemon.cli(&["devices", "--fleet", "--behind"]);
+    let shown = text(&out.stdout);
+    assert!(shown.contains("debian-sim-openssl-3.0.15 (critical)"), "{shown}");
+    assert!(!shown.contains("web-3"), "{shown}");
+
     // Gauges.
     let (code, metrics) = daemon.http("GET", "/metrics", None, "");
     assert_eq!(code, 200);
