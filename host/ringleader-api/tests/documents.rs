@@ -777,8 +777,8 @@ fn compliance_document_validates_and_reads_back() {
         released: t("2026-10-01T00:00:00Z"),
         age_days: 62,
     };
-    let device = |id: &str, error: Option<ScanErrorV1>, missing: Vec<MissingV1>| {
-        DeviceComplianceV1 {
+    let device =
+        |id: &str, error: Option<ScanErrorV1>, missing: Vec<MissingV1>| DeviceComplianceV1 {
             id: id.into(),
             tags: strings(&["lab"]),
             observed: error.is_none(),
@@ -794,8 +794,7 @@ fn compliance_document_validates_and_reads_back() {
             },
             oldest_missing_days: missing.first().map(|m| m.age_days),
             missing,
-        }
-    };
+        };
     for filter in [
         FilterV1::default(),
         FilterV1 {

@@ -314,9 +314,12 @@ pub fn document(
     }
 }
 
+/// One gauge of `/metrics`: name, help, and samples (labels, value).
+pub type Gauge = (&'static str, &'static str, Vec<(String, f64)>);
+
 /// The fleet's compliance gauges for `/metrics`, from a document computed without a
-/// filter: (name, help, samples).
-pub fn gauges(doc: &ComplianceV1) -> Vec<(&'static str, &'static str, Vec<(String, f64)>)> {
+/// filter.
+pub fn gauges(doc: &ComplianceV1) -> Vec<Gauge> {
     let oldest_critical = doc
         .summary
         .by_severity

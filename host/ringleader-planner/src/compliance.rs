@@ -219,8 +219,7 @@ impl Fleet<'_> {
             .enumerate()
             .filter(|(i, (affected, patched))| {
                 let p = &self.catalog.patches[*i].patch;
-                (*affected > 0 || *patched > 0)
-                    && self.filter.selects(p.severity, p.cves.iter())
+                (*affected > 0 || *patched > 0) && self.filter.selects(p.severity, p.cves.iter())
             })
             .map(|(i, (affected, patched))| PatchCompliance {
                 patch: i as PatchIndex,

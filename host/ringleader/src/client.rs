@@ -1080,14 +1080,15 @@ fn compliance_csv(doc: &ringleader_api::compliance::ComplianceV1) -> Result<Stri
                 &when(Some(m.released)),
                 &m.age_days.to_string(),
                 &d.last_scan.map_or_else(String::new, |t| when(Some(t))),
-                d.reachable
-                    .map_or("", |r| if r { "yes" } else { "no" }),
+                d.reachable.map_or("", |r| if r { "yes" } else { "no" }),
                 if d.reboot_pending { "yes" } else { "no" },
             ])
             .context("failed to write CSV")?;
         }
     }
-    let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("failed to write CSV: {e}"))?;
+    let bytes = w
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("failed to write CSV: {e}"))?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
@@ -1164,7 +1165,14 @@ fn render_compliance(doc: &ringleader_api::compliance::ComplianceV1) -> String {
         crate::count(doc.catalog.patches, "patch", "patches"),
         when(Some(doc.catalog.discovered_at))
     );
-    outln!(out, "\n{:<10} {:>8} {:>9} {:>8}", "SEVERITY", "MISSING", "PATCHED", "OLDEST");
+    outln!(
+        out,
+        "\n{:<10} {:>8} {:>9} {:>8}",
+        "SEVERITY",
+        "MISSING",
+        "PATCHED",
+        "OLDEST"
+    );
     for b in &s.by_severity {
         outln!(
             out,

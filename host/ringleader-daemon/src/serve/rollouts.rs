@@ -431,16 +431,14 @@ impl Rollouts {
         refresh: bool,
     ) -> anyhow::Result<ringleader_api::compliance::ComplianceV1> {
         let (entries, inventory) = crate::compliance::devices(&self.fleet)?;
-        let (catalog, discovered_at) = self
-            .catalog
-            .get(&self.session, &inventory, refresh)
-            .await?;
+        let (catalog, discovered_at) = self.catalog.get(&self.session, &inventory, refresh).await?;
         let request = crate::compliance::Request {
             filter,
-            at: at.unwrap_or_else(|| Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH)),
-            interval: self
-                .scan_every()
-                .unwrap_or(crate::compliance::RECENT_SCAN),
+            at: at.unwrap_or_else(|| {
+                Timestamp::from_second(Timestamp::now().as_second())
+                    .unwrap_or(Timestamp::UNIX_EPOCH)
+            }),
+            interval: self.scan_every().unwrap_or(crate::compliance::RECENT_SCAN),
         };
         tokio::task::spawn_blocking(move || {
             crate::compliance::document(&entries, &inventory, &catalog, discovered_at, &request)

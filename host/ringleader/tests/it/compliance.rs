@@ -86,7 +86,12 @@ fn compliance_of_a_scanned_fleet_by_severity_cve_and_tag_as_json_csv_and_metrics
     let inventory = path.display().to_string();
     let daemon = Daemon::start(&dir.path().join("data"));
     let out = daemon.cli(&["fleet", "scan", "--inventory", &inventory, "--json"]);
-    assert_eq!(out.status.code(), Some(1), "gone-1 fails: {}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "gone-1 fails: {}",
+        text(&out.stderr)
+    );
 
     let doc = daemon.json(&["compliance", "--at", AT, "--json"]);
     assert_valid("compliance.v1.json", &doc);
@@ -98,7 +103,10 @@ fn compliance_of_a_scanned_fleet_by_severity_cve_and_tag_as_json_csv_and_metrics
     assert_eq!(summary["unreachable"], 1, "gone-1: {summary}");
     let share = |name: &str| {
         let s = severity(&doc, name);
-        (s["devices_missing"].as_u64().unwrap(), s["share_patched"].as_f64().unwrap())
+        (
+            s["devices_missing"].as_u64().unwrap(),
+            s["share_patched"].as_f64().unwrap(),
+        )
     };
     assert_eq!(share("critical"), (3, 0.4));
     assert_eq!(share("high"), (1, 0.8));
@@ -119,11 +127,17 @@ fn compliance_of_a_scanned_fleet_by_severity_cve_and_tag_as_json_csv_and_metrics
     assert_eq!(web1["missing_by_severity"]["medium"], 1);
     assert_eq!(web1["oldest_missing_days"], 50);
     let ssl = &web1["missing"][0];
-    assert_eq!(ssl["covers"], serde_json::json!(["debian-sim-openssl-3.0.14"]));
+    assert_eq!(
+        ssl["covers"],
+        serde_json::json!(["debian-sim-openssl-3.0.14"])
+    );
     assert_eq!(ssl["installed"], "3.0.11");
     assert_eq!(missing(&doc, "web-2"), ["debian-sim-openssl-3.0.15"]);
     assert_eq!(device(&doc, "web-2")["missing"][0]["installed"], "3.0.14");
-    assert_eq!(device(&doc, "web-2")["missing"][0]["covers"], serde_json::json!([]));
+    assert_eq!(
+        device(&doc, "web-2")["missing"][0]["covers"],
+        serde_json::json!([])
+    );
     assert_eq!(device(&doc, "web-3")["fully_patched"], true);
     assert_eq!(
         missing(&doc, "bmc-1"),
@@ -139,7 +153,10 @@ fn compliance_of_a_scanned_fleet_by_severity_cve_and_tag_as_json_csv_and_metrics
     // Per patch: affected and patched devices.
     let counts = |id: &str| {
         let p = patch(&doc, id);
-        (p["affected"].as_u64().unwrap(), p["patched"].as_u64().unwrap())
+        (
+            p["affected"].as_u64().unwrap(),
+            p["patched"].as_u64().unwrap(),
+        )
     };
     assert_eq!(counts("debian-sim-openssl-3.0.14"), (2, 2));
     assert_eq!(counts("debian-sim-openssl-3.0.15"), (3, 1));
@@ -155,7 +172,11 @@ fn compliance_of_a_scanned_fleet_by_severity_cve_and_tag_as_json_csv_and_metrics
     assert_valid("compliance.v1.json", &cve);
     assert_eq!(missing(&cve, "web-1"), ["debian-sim-openssl-3.0.15"]);
     assert_eq!(missing(&cve, "gone-1"), ["debian-sim-openssl-3.0.15"]);
-    assert_eq!(device(&cve, "web-2")["fully_patched"], true, "it has 3.0.14");
+    assert_eq!(
+        device(&cve, "web-2")["fully_patched"],
+        true,
+        "it has 3.0.14"
+    );
     let ids: Vec<&str> = cve["patches"]
         .as_array()
         .unwrap()
@@ -172,9 +193,7 @@ fn compliance_of_a_scanned_fleet_by_severity_cve_and_tag_as_json_csv_and_metrics
     assert!(out.status.success(), "{}", text(&out.stderr));
     let csv_text = text(&out.stdout);
     assert!(
-        csv_text.contains(
-            "\"CVE-2024-5535, CVE-2024-6119, CVE-2024-4603, CVE-2024-4741\""
-        ),
+        csv_text.contains("\"CVE-2024-5535, CVE-2024-6119, CVE-2024-4603, CVE-2024-4741\""),
         "{csv_text}"
     );
     let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
@@ -205,7 +224,10 @@ fn compliance_of_a_scanned_fleet_by_severity_cve_and_tag_as_json_csv_and_metrics
     assert_eq!(api["summary"], doc["summary"]);
     let (code, error) = daemon.http("GET", "/v1/compliance?severity=urgent", None, "");
     assert_eq!(code, 400, "{error}");
-    assert!(error["error"].as_str().unwrap().contains("not a severity"), "{error}");
+    assert!(
+        error["error"].as_str().unwrap().contains("not a severity"),
+        "{error}"
+    );
     let out = daemon.cli(&["compliance", "--at", "yesterday"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 
@@ -221,7 +243,10 @@ fn compliance_of_a_scanned_fleet_by_severity_cve_and_tag_as_json_csv_and_metrics
     assert_eq!(ids, ["bmc-1", "gone-1", "web-1", "web-2"]);
     let out = daemon.cli(&["devices", "--fleet", "--behind"]);
     let shown = text(&out.stdout);
-    assert!(shown.contains("debian-sim-openssl-3.0.15 (critical)"), "{shown}");
+    assert!(
+        shown.contains("debian-sim-openssl-3.0.15 (critical)"),
+        "{shown}"
+    );
     assert!(!shown.contains("web-3"), "{shown}");
 
     // Gauges.

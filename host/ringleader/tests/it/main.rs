@@ -15,8 +15,8 @@
 //! test binary, one test per case folder.
 
 mod cli;
-mod compliance;
 mod client;
+mod compliance;
 mod e2e;
 mod fleet;
 mod plugin_run;
