@@ -124,8 +124,12 @@ impl CatalogCache {
         inventory: &Inventory,
         refresh: bool,
     ) -> anyhow::Result<(Arc<Catalog>, Timestamp)> {
-        let mut slot = self.slot.lock().await;
         let now = Timestamp::now();
+        if inventory.devices.is_empty() {
+            // No device, no patch: the sources are not loaded for nothing.
+            return Ok((Arc::new(Catalog::default()), now));
+        }
+        let mut slot = self.slot.lock().await;
         let fingerprint = fingerprint(inventory);
         if let Some(c) = slot.as_ref()
             && !refresh
