@@ -246,7 +246,7 @@ pub fn document(
             .map(|m| {
                 let cp = &catalog.get(m.patch).patch;
                 let mut cves: Vec<String> = std::iter::once(m.patch)
-                    .chain(m.covers.iter().copied())
+                    .chain(d.covers(m))
                     .flat_map(|p| catalog.get(p).patch.cves.iter().cloned())
                     .collect();
                 cves.dedup();
@@ -262,7 +262,7 @@ pub fn document(
                     fixed_version: cp.fixed_version.clone(),
                     severity: m.severity.into(),
                     cves,
-                    covers: ids(&mut m.covers.iter().copied()),
+                    covers: ids(&mut d.covers(m)),
                     released: ts(m.released),
                     age_days: age_days(m.released, at),
                 }

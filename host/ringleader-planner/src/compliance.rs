@@ -80,13 +80,11 @@ pub struct Fleet<'a> {
     pub filter: &'a Filter,
 }
 
-/// A fix a device lacks.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A fix a device lacks (the patches it covers: [`DeviceCompliance::covers`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Missing {
     /// The patch to install.
     pub patch: PatchIndex,
-    /// Applicable patches it supersedes on this device (their fixes are in it).
-    pub covers: Vec<PatchIndex>,
     /// The highest severity of the patch and those it covers.
     pub severity: Severity,
     /// The earliest release of the patch and those it covers: the fix has been
@@ -101,6 +99,10 @@ pub struct DeviceCompliance {
     pub device: u32,
     /// By patch index.
     pub missing: Vec<Missing>,
+    /// Applicable patches superseded on this device, each with the missing patch that
+    /// stands for it (its fix is in it): (missing, covered), sorted (one vector per
+    /// device, not one per missing patch: a fleet has millions of these).
+    pub covered: Vec<(PatchIndex, PatchIndex)>,
     /// Missing fixes of each severity (by [`rank`]).
     pub by_severity: [u32; 5],
     /// The release of the oldest missing fix.
@@ -110,6 +112,11 @@ pub struct DeviceCompliance {
 impl DeviceCompliance {
     pub fn fully_patched(&self) -> bool {
         self.missing.is_empty()
+    }
+
+    /// The applicable patches `missing` supersedes on this device.
+    pub fn covers(&self, missing: &Missing) -> impl Iterator<Item = PatchIndex> + '_ {
+        covers(&self.covered, missing.patch)
     }
 }
 
@@ -268,43 +275,44 @@ impl Fleet<'_> {
     fn device(&self, device: u32, applicable: &[PatchIndex]) -> DeviceCompliance {
         let catalog = self.catalog;
         let mut successors: Vec<(PatchIndex, PatchIndex)> = Vec::new();
-        let mut kept: Vec<PatchIndex> = Vec::with_capacity(applicable.len());
+        let mut missing: Vec<Missing> = Vec::with_capacity(applicable.len());
         for &p in applicable {
             match superseding(catalog, p, applicable) {
                 Some(q) => successors.push((p, q)),
-                None => kept.push(p),
+                None => {
+                    let cp = &catalog.get(p).patch;
+                    missing.push(Missing {
+                        patch: p,
+                        severity: cp.severity,
+                        released: cp.released,
+                    });
+                }
             }
         }
-        let mut missing: Vec<Missing> = kept
+        // (stand-in, covered), by stand-in.
+        let mut covered: Vec<(PatchIndex, PatchIndex)> = successors
             .iter()
-            .map(|&p| {
-                let cp = &catalog.get(p).patch;
-                Missing {
-                    patch: p,
-                    covers: Vec::new(),
-                    severity: cp.severity,
-                    released: cp.released,
-                }
-            })
+            .map(|&(p, _)| (stand_in(&successors, p), p))
             .collect();
-        for &(p, _) in &successors {
-            let q = stand_in(&successors, p);
-            if let Ok(k) = kept.binary_search(&q) {
+        covered.sort_unstable();
+        for &(q, p) in &covered {
+            if let Ok(k) = missing.binary_search_by_key(&q, |m| m.patch) {
                 let cp = &catalog.get(p).patch;
                 let m = &mut missing[k];
-                m.covers.push(p);
                 if rank(cp.severity) > rank(m.severity) {
                     m.severity = cp.severity;
                 }
                 m.released = m.released.min(cp.released);
             }
         }
-        missing.retain(|m| {
-            let cves = std::iter::once(m.patch)
-                .chain(m.covers.iter().copied())
-                .flat_map(|p| catalog.get(p).patch.cves.iter());
-            self.filter.selects(m.severity, cves)
-        });
+        if self.filter.severity.is_some() || self.filter.cve.is_some() {
+            missing.retain(|m| {
+                let cves = std::iter::once(m.patch)
+                    .chain(covers(&covered, m.patch))
+                    .flat_map(|p| catalog.get(p).patch.cves.iter());
+                self.filter.selects(m.severity, cves)
+            });
+        }
         let mut by_severity = [0u32; 5];
         for m in &missing {
             by_severity[rank(m.severity)] += 1;
@@ -313,9 +321,22 @@ impl Fleet<'_> {
             device,
             oldest_missing: missing.iter().map(|m| m.released).min(),
             missing,
+            covered,
             by_severity,
         }
     }
+}
+
+/// The patches `patch` covers, from (stand-in, covered) pairs sorted by stand-in.
+fn covers(
+    covered: &[(PatchIndex, PatchIndex)],
+    patch: PatchIndex,
+) -> impl Iterator<Item = PatchIndex> + '_ {
+    let first = covered.partition_point(|c| c.0 < patch);
+    covered[first..]
+        .iter()
+        .take_while(move |c| c.0 == patch)
+        .map(|c| c.1)
 }
 
 #[cfg(test)]
