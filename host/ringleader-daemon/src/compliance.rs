@@ -249,7 +249,9 @@ pub fn document(
                     .chain(d.covers(m))
                     .flat_map(|p| catalog.get(p).patch.cves.iter().cloned())
                     .collect();
-                cves.dedup();
+                // Once each, in the order the patches name them.
+                let mut seen = std::collections::HashSet::new();
+                cves.retain(|c| seen.insert(c.clone()));
                 MissingV1 {
                     patch: cp.id.clone(),
                     title: cp.title.clone(),
