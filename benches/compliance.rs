@@ -5,8 +5,8 @@
 //! Run: `cargo bench -p ringleader-benches --bench compliance`
 //!
 //! Measured 2026-12-02 on the shared 2-core build machine under load (load average
-//! 3 to 5, other builds running): 100,000 x 1,000 in 1.20 s (vendor) and 1.46 s (deb);
-//! 10,000 x 1,000 in about 0.1 s. The planner bench's 100,000 x 1,000 took 2.31 s in
+//! 3 to 5, other builds running): 100,000 x 1,000 in 1.20 s (vendor) and 1.46 s (deb).
+//! The planner bench's 100,000 x 1,000 took 2.31 s in
 //! the same run, so compliance costs about half a plan; on an idle machine expect it
 //! under 1 s.
 
