@@ -15,6 +15,7 @@
 //! | [`event`] | `event`, `events`, `stall` |
 //! | [`device`] | `devices`, `device` |
 //! | [`fleet`] | `fleet`, `fleet-device`, `fleet-scan`, and the body of a scan |
+//! | [`compliance`] | `compliance` |
 //! | [`plan`] | `plan`, `explain` |
 //! | [`demo`] | `demo` |
 //! | [`catalog`] | `catalog-check` |
@@ -68,6 +69,7 @@ macro_rules! named {
 }
 
 pub mod catalog;
+pub mod compliance;
 pub mod demo;
 pub mod device;
 pub mod error;

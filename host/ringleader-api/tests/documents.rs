@@ -4,6 +4,10 @@
 
 use jiff::Timestamp;
 use ringleader_api::catalog::CatalogCheckV1;
+use ringleader_api::compliance::{
+    BySeverityV1, CatalogInfoV1, ComplianceSummaryV1, ComplianceV1, DeviceComplianceV1, FilterV1,
+    MissingV1, PatchComplianceV1, SeveritySummaryV1,
+};
 use ringleader_api::demo::{self, DemoV1, FinalState, OutcomesV1};
 use ringleader_api::device::{DeviceHistoryV1, DeviceState, DeviceV1, DevicesV1};
 use ringleader_api::error::ErrorV1;
@@ -787,6 +791,95 @@ fn fleet_documents_validate_and_read_back() {
 }
 
 #[test]
+fn compliance_document_validates_and_reads_back() {
+    let missing = MissingV1 {
+        patch: "debian-sim-openssl-3.0.15".into(),
+        title: "openssl security update 3.0.15".into(),
+        component: "openssl".into(),
+        installed: "3.0.11".into(),
+        fixed_version: "3.0.15".into(),
+        severity: SeverityV1::Critical,
+        cves: strings(&["CVE-2024-5535", "CVE-2024-4603"]),
+        covers: strings(&["debian-sim-openssl-3.0.14"]),
+        released: t("2026-10-01T00:00:00Z"),
+        age_days: 62,
+    };
+    let device =
+        |id: &str, error: Option<ScanErrorV1>, missing: Vec<MissingV1>| DeviceComplianceV1 {
+            id: id.into(),
+            tags: strings(&["lab"]),
+            observed: error.is_none(),
+            last_scan: error.is_none().then(|| t("2026-12-02T10:00:00Z")),
+            reachable: Some(error.is_none()),
+            scan_overdue: error.is_some(),
+            error,
+            reboot_pending: false,
+            fully_patched: missing.is_empty(),
+            missing_by_severity: BySeverityV1 {
+                critical: missing.len() as u32,
+                ..BySeverityV1::default()
+            },
+            oldest_missing_days: missing.first().map(|m| m.age_days),
+            missing,
+        };
+    for filter in [
+        FilterV1::default(),
+        FilterV1 {
+            severity: Some(SeverityV1::High),
+            cve: Some("CVE-2024-5535".into()),
+            tag: Some("lab".into()),
+        },
+    ] {
+        check(&ComplianceV1 {
+            schema: Schema::new(),
+            at: t("2026-12-02T12:00:00Z"),
+            filter,
+            scan_interval_secs: 86_400,
+            catalog: CatalogInfoV1 {
+                discovered_at: t("2026-12-02T11:58:00Z"),
+                patches: 6,
+                refused: 0,
+            },
+            summary: ComplianceSummaryV1 {
+                devices: 2,
+                fully_patched: 1,
+                not_scanned_recently: 1,
+                unreachable: 1,
+                reboot_pending: 0,
+                by_severity: vec![SeveritySummaryV1 {
+                    severity: SeverityV1::Critical,
+                    devices_missing: 1,
+                    share_patched: 0.5,
+                    oldest_missing_days: Some(62),
+                }],
+            },
+            devices: vec![
+                device("deb-1", None, vec![missing.clone()]),
+                device(
+                    "deb-2",
+                    Some(ScanErrorV1 {
+                        kind: ScanErrorKind::Unreachable,
+                        message: "ssh: connection refused".into(),
+                    }),
+                    Vec::new(),
+                ),
+            ],
+            patches: vec![PatchComplianceV1 {
+                id: missing.patch.clone(),
+                title: missing.title.clone(),
+                component: "openssl".into(),
+                fixed_version: "3.0.15".into(),
+                severity: SeverityV1::Critical,
+                cves: strings(&["CVE-2024-5535"]),
+                released: t("2026-10-01T00:00:00Z"),
+                affected: 1,
+                patched: 0,
+            }],
+        });
+    }
+}
+
+#[test]
 fn schema_constants_are_the_published_ones() {
     fn constant<D: Document>(seen: &mut BTreeSet<String>) {
         let file = file_of::<D>();
@@ -820,6 +913,7 @@ fn schema_constants_are_the_published_ones() {
     constant::<FleetDeviceV1>(&mut seen);
     constant::<FleetScanV1>(&mut seen);
     constant::<CatalogCheckV1>(&mut seen);
+    constant::<ComplianceV1>(&mut seen);
     let published: BTreeSet<String> = std::fs::read_dir(schemas_dir())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -955,6 +1049,16 @@ fn enums_are_the_schemas_lists() {
             "fleet-device.v1.json",
             "/properties/history/items/properties/kind/enum",
             names(HistoryKind::ALL),
+        ),
+        (
+            "compliance.v1.json",
+            "/properties/patches/items/properties/severity/enum",
+            names(SeverityV1::ALL),
+        ),
+        (
+            "compliance.v1.json",
+            "/properties/devices/items/properties/error/oneOf/1/properties/kind/enum",
+            names(ScanErrorKind::ALL),
         ),
     ];
     for (file, pointer, ours) in cases {

@@ -13,8 +13,10 @@
 //! - [`plugins`]: plugins as commands name them (bundled by name, or a path), the one
 //!   place default plugins are chosen, granted and loaded.
 //! - [`plan_view`]: the planner's plan and explanations as the API's documents.
+//! - [`compliance`]: the fleet registry's compliance against the kept catalog.
 //! - [`data_dir`]: a data directory owned by this process only.
 
+pub mod compliance;
 pub mod data_dir;
 pub mod fleet;
 pub mod plan_view;

@@ -566,6 +566,33 @@ impl Session {
     }
 }
 
+impl Session {
+    /// The catalog the patch sources report for `inventory`'s devices (for
+    /// compliance): every source asked as a rollout asks them, with the real clock.
+    pub async fn discover(
+        &self,
+        inventory: &Inventory,
+    ) -> anyhow::Result<ringleader_planner::catalog::Catalog> {
+        let routes =
+            routes(inventory, &self.grants, self.devices.clone()).map_err(anyhow::Error::msg)?;
+        let routes = Arc::new(routes);
+        let runtime = Runtime::new(RuntimeConfig {
+            cache_dir: ringleader_runtime::cache::ComponentCache::default_dir(),
+            grants: self.grants.clone(),
+            services: Services {
+                exec: routes.clone(),
+                auth: routes,
+                kv: self.kv.clone(),
+                clock: Arc::new(SystemClock),
+            },
+        })?;
+        let sources = self.plugins.load_sources(&runtime).await?;
+        let devices: Vec<_> = inventory.devices.iter().map(|d| d.to_plugin()).collect();
+        let reported = ringleader_engine::spec::discover_all(&sources, &devices).await?;
+        Ok(ringleader_planner::catalog::Catalog::build(reported)?)
+    }
+}
+
 impl Ready {
     /// Runs the rollout to its end (or until it is stopped or its log stalls);
     /// `progress` sees the core whenever time moves or a command was applied.

@@ -5,6 +5,7 @@
 //! - [`inventory`]: devices (TOML or JSON);
 //! - [`policy`]: the rollout policy language;
 //! - [`catalog`]: patches from patch-source plugins, checked, with the prerequisite DAG;
+//! - [`compliance`]: which devices lack which applicable fixes, by severity and age;
 //! - [`version`]: the documented rule for vendor versions and ranges (the
 //!   `ringleader-version` crate, re-exported);
 //! - [`schedule`]: maintenance windows and freezes in each device's time zone;
@@ -12,6 +13,7 @@
 //!   and explanations.
 
 pub mod catalog;
+pub mod compliance;
 pub mod inventory;
 pub mod plan;
 pub mod policy;

@@ -165,6 +165,51 @@ fn pair<'a>(
     Ok((version, reading))
 }
 
+/// What a device with a component at `installed` needs of a patch for it, by the
+/// versions alone (the policy's approved versions aside).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// The installed version is at or above the fixed version: the device has the fix.
+    AtOrAbove,
+    /// Below the fixed version and inside `applies-to`: the patch applies.
+    Applies,
+    /// Below the fixed version but outside `applies-to`.
+    OutOfRange,
+}
+
+/// Whether the patch applies to a component at `installed`, compared in their
+/// [`pair_scheme`] (the rule the plan and compliance both use), with the patch read
+/// in that scheme; the error is why the pair cannot be compared.
+pub fn need<'a>(
+    installed: &'a Installed,
+    patch: &'a CatalogPatch,
+) -> Result<(Need, &'a Reading), SkipReason> {
+    let (installed, reading) = pair(installed, patch)?;
+    let need = if at_or_above(&installed, reading) {
+        Need::AtOrAbove
+    } else if reading.applies_to.matches(&installed).unwrap_or(false) {
+        Need::Applies
+    } else {
+        Need::OutOfRange
+    };
+    Ok((need, reading))
+}
+
+/// The patch of `applicable` (sorted) that supersedes `p` on a device, if one does:
+/// `p` is then not installed (nor counted missing), its successor is.
+pub fn superseding(
+    catalog: &Catalog,
+    p: PatchIndex,
+    applicable: &[PatchIndex],
+) -> Option<PatchIndex> {
+    catalog
+        .get(p)
+        .superseded_by
+        .iter()
+        .find(|q| applicable.binary_search(q).is_ok())
+        .copied()
+}
+
 /// Whether `installed` is at or above the fixed version (both of one scheme).
 #[inline]
 fn at_or_above(installed: &AnyVersion, reading: &Reading) -> bool {
@@ -651,18 +696,18 @@ impl Planner<'_> {
             };
             for &p in patches {
                 let cp = catalog.get(p);
-                let (installed, reading) = match pair(installed, cp) {
-                    Ok(pair) => pair,
+                let (need, reading) = match need(installed, cp) {
+                    Ok(need) => need,
                     Err(reason) => {
                         skips.push(skip(device, p, reason));
                         continue;
                     }
                 };
-                if at_or_above(&installed, reading) {
+                if need == Need::AtOrAbove {
                     if explain {
                         skips.push(skip(device, p, SkipReason::AlreadyAtOrAbove));
                     }
-                } else if !reading.applies_to.matches(&installed).unwrap_or(false) {
+                } else if need == Need::OutOfRange {
                     skips.push(skip(device, p, SkipReason::NotApplicable));
                 } else if self
                     .policy
@@ -700,14 +745,8 @@ impl Planner<'_> {
         let mut planned: Vec<PatchIndex> = Vec::with_capacity(applicable.len());
         let mut successors: Vec<(PatchIndex, PatchIndex)> = Vec::new();
         for &p in applicable {
-            match self
-                .catalog
-                .get(p)
-                .superseded_by
-                .iter()
-                .find(|q| applicable.binary_search(q).is_ok())
-            {
-                Some(&q) => {
+            match superseding(self.catalog, p, applicable) {
+                Some(q) => {
                     successors.push((p, q));
                     skips.push(skip(device, p, SkipReason::Superseded { by: q }));
                 }
@@ -898,7 +937,7 @@ fn skip(device: DeviceIndex, patch: PatchIndex, reason: SkipReason) -> Skip {
 
 /// The patch that stands in for `p` on a device: `p`, or the applicable patch that
 /// supersedes it (transitively), from `successors` sorted by the superseded patch.
-fn stand_in(successors: &[(PatchIndex, PatchIndex)], mut p: PatchIndex) -> PatchIndex {
+pub fn stand_in(successors: &[(PatchIndex, PatchIndex)], mut p: PatchIndex) -> PatchIndex {
     for _ in 0..=successors.len() {
         match successors.binary_search_by_key(&p, |s| s.0) {
             Ok(i) => p = successors[i].1,

@@ -112,14 +112,20 @@ pub struct StatusArgs {
 
 /// Devices of a rollout: ring, state, versions now, patches still pending.
 ///
-/// Without ROLLOUT, the latest rollout.
+/// Without ROLLOUT, the latest rollout. With --fleet, every device of the fleet
+/// registry instead, with the fixes it lacks (as `ringleader compliance`).
 #[derive(Debug, Args)]
 pub struct DevicesArgs {
+    #[arg(conflicts_with = "fleet")]
     rollout: Option<String>,
     /// Only devices missing a patch that is due (released and past its deferral), with
-    /// how long it has been due.
+    /// how long it has been due; with --fleet, those missing an applicable fix.
     #[arg(long)]
     behind: bool,
+    /// Every device of the daemon's fleet registry (its last scan's versions), not a
+    /// rollout's; --json prints `ringleader.compliance/v1`.
+    #[arg(long)]
+    fleet: bool,
     /// Print the API's JSON object (schema `ringleader.devices/v1`).
     #[arg(long)]
     json: bool,
@@ -572,6 +578,9 @@ pub fn devices(args: DevicesArgs) -> ExitCode {
 
 fn devices_inner(args: DevicesArgs) -> Result<ExitStatus, Exit> {
     let client = Client::new(&args.server)?;
+    if args.fleet {
+        return fleet_devices(&client, args.behind, args.json);
+    }
     let id = client.rollout_or_latest(&args.rollout)?;
     let path = format!(
         "/v1/rollouts/{id}/devices{}",
@@ -1068,5 +1077,291 @@ fn fleet_device(args: FleetDeviceArgs) -> Result<ExitStatus, Exit> {
         }
     }
     emit(&out)?;
+    Ok(ExitStatus::Success)
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("format").args(["json", "csv"]))]
+pub struct ComplianceArgs {
+    /// Only fixes of at least this severity: critical, high, medium, low, unknown.
+    #[arg(long, value_name = "S")]
+    severity: Option<String>,
+    /// Only fixes of this CVE (case-insensitive).
+    #[arg(long, value_name = "ID")]
+    cve: Option<String>,
+    /// Only devices with this tag.
+    #[arg(long, value_name = "T")]
+    tag: Option<String>,
+    /// When ages and overdue scans are measured (RFC 3339, e.g. 2026-12-01T00:00:00Z);
+    /// default now.
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
+    /// Ask the patch sources again now (else the daemon's catalog is at most 5
+    /// minutes old).
+    #[arg(long)]
+    refresh: bool,
+    /// Print the API's JSON object (schema `ringleader.compliance/v1`).
+    #[arg(long)]
+    json: bool,
+    /// Print CSV for spreadsheets: a header row, then one row per device and missing
+    /// patch (RFC 4180 quoting).
+    #[arg(long)]
+    csv: bool,
+    #[command(flatten)]
+    server: Server,
+}
+
+pub fn compliance(args: ComplianceArgs) -> ExitCode {
+    finish(compliance_inner(args))
+}
+
+/// The header of `compliance --csv`.
+pub const COMPLIANCE_CSV_HEADER: [&str; 15] = [
+    "device",
+    "tags",
+    "patch",
+    "title",
+    "component",
+    "installed",
+    "fixed_version",
+    "severity",
+    "cves",
+    "covers",
+    "released",
+    "age_days",
+    "last_scan",
+    "reachable",
+    "reboot_pending",
+];
+
+/// `compliance --csv`: one row per device and missing patch.
+fn compliance_csv(doc: &ringleader_api::compliance::ComplianceV1) -> Result<String, Exit> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(COMPLIANCE_CSV_HEADER)
+        .context("failed to write CSV")?;
+    for d in &doc.devices {
+        for m in &d.missing {
+            w.write_record([
+                d.id.as_str(),
+                &d.tags.join(" "),
+                &m.patch,
+                &m.title,
+                &m.component,
+                &m.installed,
+                &m.fixed_version,
+                m.severity.as_str(),
+                &m.cves.join(", "),
+                &m.covers.join(", "),
+                &when(Some(m.released)),
+                &m.age_days.to_string(),
+                &d.last_scan.map_or_else(String::new, |t| when(Some(t))),
+                d.reachable.map_or("", |r| if r { "yes" } else { "no" }),
+                if d.reboot_pending { "yes" } else { "no" },
+            ])
+            .context("failed to write CSV")?;
+        }
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("failed to write CSV: {e}"))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn compliance_inner(args: ComplianceArgs) -> Result<ExitStatus, Exit> {
+    use ringleader_api::compliance::ComplianceV1;
+    use ringleader_api::plugin::SeverityV1;
+    let mut query: Vec<String> = Vec::new();
+    if let Some(s) = &args.severity {
+        if SeverityV1::from_name(s).is_none() {
+            return Err(Exit(
+                ExitStatus::Usage,
+                anyhow::anyhow!(
+                    "--severity is `{s}`, not a severity (one of: critical, high, medium, low, unknown)"
+                ),
+            ));
+        }
+        query.push(format!("severity={}", query_value(s)));
+    }
+    if let Some(at) = &args.at {
+        let t: jiff::Timestamp = at.parse().map_err(|e| {
+            Exit(
+                ExitStatus::Usage,
+                anyhow::anyhow!(
+                    "--at is `{at}`, not an RFC 3339 time like 2026-12-01T00:00:00Z: {e}"
+                ),
+            )
+        })?;
+        query.push(format!("at={}", query_value(&t.to_string())));
+    }
+    for (key, value) in [("cve", &args.cve), ("tag", &args.tag)] {
+        if let Some(v) = value {
+            query.push(format!("{key}={}", query_value(v)));
+        }
+    }
+    if args.refresh {
+        query.push("refresh=true".into());
+    }
+    let path = if query.is_empty() {
+        "/v1/compliance".to_string()
+    } else {
+        format!("/v1/compliance?{}", query.join("&"))
+    };
+    let client = Client::new(&args.server)?;
+    let doc: ComplianceV1 = client.get(&path)?;
+    if args.json {
+        print_json(&doc)?;
+        return Ok(ExitStatus::Success);
+    }
+    if args.csv {
+        emit(&compliance_csv(&doc)?)?;
+        return Ok(ExitStatus::Success);
+    }
+    emit(&render_compliance(&doc))?;
+    Ok(ExitStatus::Success)
+}
+
+/// `compliance` for people: the fleet's summary, then each device, then each patch.
+fn render_compliance(doc: &ringleader_api::compliance::ComplianceV1) -> String {
+    let s = &doc.summary;
+    let mut out = String::new();
+    outln!(
+        out,
+        "compliance at {} ({} of {} fully patched; {} not scanned recently, {} unreachable, {} reboot pending)",
+        when(Some(doc.at)),
+        s.fully_patched,
+        crate::count(s.devices as usize, "device", "devices"),
+        s.not_scanned_recently,
+        s.unreachable,
+        s.reboot_pending
+    );
+    outln!(
+        out,
+        "catalog: {} discovered {}",
+        crate::count(doc.catalog.patches, "patch", "patches"),
+        when(Some(doc.catalog.discovered_at))
+    );
+    outln!(
+        out,
+        "\n{:<10} {:>8} {:>9} {:>8}",
+        "SEVERITY",
+        "MISSING",
+        "PATCHED",
+        "OLDEST"
+    );
+    for b in &s.by_severity {
+        outln!(
+            out,
+            "{:<10} {:>8} {:>8.1}% {:>8}",
+            b.severity.as_str(),
+            b.devices_missing,
+            b.share_patched * 100.0,
+            b.oldest_missing_days
+                .map_or_else(|| "-".into(), |d| format!("{d}d"))
+        );
+    }
+    outln!(
+        out,
+        "\n{:<24} {:>4} {:>4} {:>4} {:>4} {:>7}  {:<20} {:<9} {:<7}  MISSING",
+        "DEVICE",
+        "CRIT",
+        "HIGH",
+        "MED",
+        "LOW",
+        "OLDEST",
+        "LAST SCAN",
+        "REACHABLE",
+        "REBOOT"
+    );
+    for d in &doc.devices {
+        let m = &d.missing_by_severity;
+        outln!(
+            out,
+            "{:<24} {:>4} {:>4} {:>4} {:>4} {:>7}  {:<20} {:<9} {:<7}  {}",
+            d.id,
+            m.critical,
+            m.high,
+            m.medium,
+            m.low + m.unknown,
+            d.oldest_missing_days
+                .map_or_else(|| "-".into(), |n| format!("{n}d")),
+            when(d.last_scan),
+            match d.reachable {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "-",
+            },
+            if d.reboot_pending { "pending" } else { "-" },
+            d.missing
+                .iter()
+                .map(|m| m.patch.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    outln!(
+        out,
+        "\n{:<32} {:<10} {:>8} {:>8}  CVES",
+        "PATCH",
+        "SEVERITY",
+        "AFFECTED",
+        "PATCHED"
+    );
+    for p in &doc.patches {
+        outln!(
+            out,
+            "{:<32} {:<10} {:>8} {:>8}  {}",
+            p.id,
+            p.severity.as_str(),
+            p.affected,
+            p.patched,
+            p.cves.join(", ")
+        );
+    }
+    out
+}
+
+/// `devices --fleet [--behind]`: the fleet registry's devices with the fixes each
+/// lacks (the compliance document's devices; `--behind`: only those lacking one).
+fn fleet_devices(client: &Client, behind: bool, json: bool) -> Result<ExitStatus, Exit> {
+    use ringleader_api::compliance::ComplianceV1;
+    let mut doc: ComplianceV1 = client.get("/v1/compliance")?;
+    if behind {
+        doc.devices.retain(|d| !d.fully_patched);
+    }
+    if json {
+        print_json(&doc)?;
+        return Ok(ExitStatus::Success);
+    }
+    let mut out = String::new();
+    outln!(
+        out,
+        "{:<24} {:>7}  {:<20} {:<9}  MISSING",
+        "DEVICE",
+        "BEHIND",
+        "LAST SCAN",
+        "REACHABLE"
+    );
+    for d in &doc.devices {
+        outln!(
+            out,
+            "{:<24} {:>7}  {:<20} {:<9}  {}",
+            d.id,
+            d.oldest_missing_days
+                .map_or_else(|| "-".into(), |n| format!("{n}d")),
+            when(d.last_scan),
+            match d.reachable {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "-",
+            },
+            d.missing
+                .iter()
+                .map(|m| format!("{} ({})", m.patch, m.severity))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    emit(&out)?;
+    eprintln!("{}", crate::count(doc.devices.len(), "device", "devices"));
     Ok(ExitStatus::Success)
 }

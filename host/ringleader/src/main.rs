@@ -63,6 +63,10 @@ enum Command {
     /// The fleet registry: what each device really has (scans), and its history.
     #[command(subcommand)]
     Fleet(client::FleetCommand),
+    /// Compliance across the fleet registry: per device the applicable fixes it lacks
+    /// by severity and the age of the oldest; per patch the devices affected and
+    /// patched; the share of devices fully patched per severity (docs/compliance.md).
+    Compliance(client::ComplianceArgs),
     Events(client::EventsArgs),
     /// Approve the ring that waits for approval.
     Approve(client::ActionArgs),
@@ -131,6 +135,7 @@ fn main() -> ExitCode {
         Command::Status(args) => return client::status(args),
         Command::Devices(args) => return client::devices(args),
         Command::Fleet(cmd) => return client::fleet(cmd),
+        Command::Compliance(args) => return client::compliance(args),
         Command::Events(args) => return client::events(args),
         Command::Approve(args) => return client::act(Action::Approve, args),
         Command::Pause(args) => return client::act(Action::Pause, args),
@@ -169,6 +174,7 @@ fn main() -> ExitCode {
             | Command::Status(_)
             | Command::Devices(_)
             | Command::Fleet(_)
+            | Command::Compliance(_)
             | Command::Events(_)
             | Command::Approve(_)
             | Command::Pause(_)

@@ -95,6 +95,7 @@ pub fn router(state: State) -> Router {
         .route("/v1/fleet", get(fleet_list))
         .route("/v1/fleet/scan", post(fleet_scan))
         .route("/v1/fleet/devices/{id}", get(fleet_device))
+        .route("/v1/compliance", get(compliance))
         .fallback(no_route)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(json_errors))
@@ -909,6 +910,67 @@ async fn fleet_list(Extract(state): Extract<State>, caller: Caller) -> Result<Re
     .into_response())
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ComplianceQuery {
+    severity: Option<String>,
+    cve: Option<String>,
+    tag: Option<String>,
+    at: Option<String>,
+    #[serde(default)]
+    refresh: bool,
+}
+
+async fn compliance(
+    Extract(state): Extract<State>,
+    Query(query): Query<ComplianceQuery>,
+    caller: Caller,
+) -> Result<Response, Failure> {
+    use ringleader_api::plugin::SeverityV1;
+    authorize(&state, &caller, false)?;
+    let severity = match query.severity.as_deref() {
+        None | Some("") => None,
+        Some(name) => Some(SeverityV1::from_name(name).ok_or_else(|| {
+            let names: Vec<&str> = SeverityV1::ALL.iter().map(|s| s.as_str()).collect();
+            failure(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "`severity` is `{name}`, not a severity (one of: {})",
+                    names.join(", ")
+                ),
+                Some("severity"),
+            )
+        })?),
+    };
+    let at = match query.at.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(text.parse::<Timestamp>().map_err(|e| {
+            failure(
+                StatusCode::BAD_REQUEST,
+                format!("`at` is `{text}`, not an RFC 3339 time like 2026-12-01T00:00:00Z: {e}"),
+                Some("at"),
+            )
+        })?),
+    };
+    let filter = ringleader_api::compliance::FilterV1 {
+        severity,
+        cve: query.cve.filter(|c| !c.is_empty()),
+        tag: query.tag.filter(|t| !t.is_empty()),
+    };
+    let doc = state
+        .rollouts
+        .compliance(filter, at, query.refresh)
+        .await
+        .map_err(|e| {
+            failure(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("failed to compute compliance: {e:#}"),
+                None,
+            )
+        })?;
+    Ok(sorted_json(&doc)?.into_response())
+}
+
 async fn fleet_device(
     Extract(state): Extract<State>,
     Path(id): Path<String>,
@@ -1667,5 +1729,19 @@ async fn metrics(Extract(state): Extract<State>, caller: Caller) -> Result<Respo
             })
             .collect::<Vec<_>>(),
     );
+    // The fleet's compliance, against the kept catalog (discovered when stale); a
+    // registry or sources that fail leave the gauges out, never the other metrics.
+    match state
+        .rollouts
+        .compliance(Default::default(), None, false)
+        .await
+    {
+        Ok(doc) => {
+            for (name, help, samples) in crate::compliance::gauges(&doc) {
+                metric(name, "gauge", help, &samples);
+            }
+        }
+        Err(e) => tracing::warn!("/metrics leaves out the compliance gauges: {e:#}"),
+    }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }

@@ -197,6 +197,8 @@ pub struct Rollouts {
     fleet: crate::fleet::Registry,
     /// One fleet scan at a time (an operator's or the periodic one).
     scanning: tokio::sync::Mutex<()>,
+    /// The last catalog discovered for compliance.
+    catalog: crate::compliance::CatalogCache,
     all: RwLock<BTreeMap<u64, Arc<Rollout>>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -228,6 +230,7 @@ impl Rollouts {
             session,
             fleet,
             scanning: tokio::sync::Mutex::new(()),
+            catalog: crate::compliance::CatalogCache::default(),
             all: RwLock::new(BTreeMap::new()),
             unreadable: RwLock::new(BTreeMap::new()),
             tasks: Mutex::new(Vec::new()),
@@ -394,6 +397,31 @@ impl Rollouts {
             duration_ms: started.elapsed().as_millis() as u64,
             devices,
         })
+    }
+
+    /// The fleet registry's compliance (`ringleader.compliance/v1`): against the kept
+    /// catalog, discovered again when stale or when `refresh`.
+    pub async fn compliance(
+        &self,
+        filter: ringleader_api::compliance::FilterV1,
+        at: Option<Timestamp>,
+        refresh: bool,
+    ) -> anyhow::Result<ringleader_api::compliance::ComplianceV1> {
+        let (entries, inventory) = crate::compliance::devices(&self.fleet)?;
+        let (catalog, discovered_at) = self.catalog.get(&self.session, &inventory, refresh).await?;
+        let request = crate::compliance::Request {
+            filter,
+            at: at.unwrap_or_else(|| {
+                Timestamp::from_second(Timestamp::now().as_second())
+                    .unwrap_or(Timestamp::UNIX_EPOCH)
+            }),
+            interval: self.scan_every().unwrap_or(crate::compliance::RECENT_SCAN),
+        };
+        tokio::task::spawn_blocking(move || {
+            crate::compliance::document(&entries, &inventory, &catalog, discovered_at, &request)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("compliance: {e}"))
     }
 
     /// What the registry's last scans found on the devices of `inventory` (for a

@@ -18,6 +18,7 @@
 
 mod cli;
 mod client;
+mod compliance;
 mod e2e;
 mod failures;
 mod fleet;
