@@ -453,6 +453,27 @@ impl Session {
     }
 }
 
+impl Session {
+    /// A runtime on the real clock whose plugins reach `inventory`'s devices (each by
+    /// its transport, with the operator's credentials): what scans and compliance's
+    /// discovery run in.
+    fn runtime_now(&self, inventory: &Inventory) -> anyhow::Result<Runtime> {
+        let routes =
+            routes(inventory, &self.grants, self.devices.clone()).map_err(anyhow::Error::msg)?;
+        let routes = Arc::new(routes);
+        Ok(Runtime::new(RuntimeConfig {
+            cache_dir: ringleader_runtime::cache::ComponentCache::default_dir(),
+            grants: self.grants.clone(),
+            services: Services {
+                exec: routes.clone(),
+                auth: routes,
+                kv: self.kv.clone(),
+                clock: Arc::new(SystemClock),
+            },
+        })?)
+    }
+}
+
 /// How a fleet scan runs.
 #[derive(Debug, Clone, Copy)]
 pub struct ScanOptions {
@@ -486,19 +507,7 @@ impl Session {
     ) -> anyhow::Result<()> {
         use futures_util::StreamExt;
         use ringleader_api::fleet::{ScanErrorKind, ScanErrorV1};
-        let routes =
-            routes(inventory, &self.grants, self.devices.clone()).map_err(anyhow::Error::msg)?;
-        let routes = Arc::new(routes);
-        let runtime = Runtime::new(RuntimeConfig {
-            cache_dir: ringleader_runtime::cache::ComponentCache::default_dir(),
-            grants: self.grants.clone(),
-            services: Services {
-                exec: routes.clone(),
-                auth: routes,
-                kv: self.kv.clone(),
-                clock: Arc::new(SystemClock),
-            },
-        })?;
+        let runtime = self.runtime_now(inventory)?;
         let installers = self.plugins.load_installers(&runtime).await?;
         let devices: Vec<_> = inventory
             .devices
@@ -573,19 +582,7 @@ impl Session {
         &self,
         inventory: &Inventory,
     ) -> anyhow::Result<ringleader_planner::catalog::Catalog> {
-        let routes =
-            routes(inventory, &self.grants, self.devices.clone()).map_err(anyhow::Error::msg)?;
-        let routes = Arc::new(routes);
-        let runtime = Runtime::new(RuntimeConfig {
-            cache_dir: ringleader_runtime::cache::ComponentCache::default_dir(),
-            grants: self.grants.clone(),
-            services: Services {
-                exec: routes.clone(),
-                auth: routes,
-                kv: self.kv.clone(),
-                clock: Arc::new(SystemClock),
-            },
-        })?;
+        let runtime = self.runtime_now(inventory)?;
         let sources = self.plugins.load_sources(&runtime).await?;
         let devices: Vec<_> = inventory.devices.iter().map(|d| d.to_plugin()).collect();
         let reported = ringleader_engine::spec::discover_all(&sources, &devices).await?;
