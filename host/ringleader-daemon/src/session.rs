@@ -715,6 +715,54 @@ mod tests {
         assert_eq!(Inputs::of_store(&store), Ok(Some(sample())));
     }
 
+    /// Inputs that plan with scans are `ringleader.inputs/v2` (docs/schemas/
+    /// inputs.v2.json) and read back the same; without scans they stay v1.
+    #[test]
+    fn inputs_with_scans_are_written_as_v2_and_read_back_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut inputs = sample();
+        inputs.policy = "name = \"p\"\n[[rings]]\nname = \"all\"\nselect = \"rest\"\n".into();
+        inputs.fleet = Fleet::Inventory {
+            name: "fleet.toml".into(),
+            text: "[[devices]]\nid = \"d1\"\ncomponents = { libc6 = \"2.36-9\" }\n".into(),
+        };
+        inputs.observed.insert(
+            "d1".into(),
+            Observed {
+                components: vec![ringleader_api::fleet::ComponentV1 {
+                    name: "libc6".into(),
+                    version: "2.36-9+deb12u7".into(),
+                    scheme: Some("deb".into()),
+                    source: Some("glibc".into()),
+                }],
+                os: Some(ringleader_api::fleet::OsV1 {
+                    id: "debian".into(),
+                    version_id: Some("12".into()),
+                    codename: Some("bookworm".into()),
+                    pretty_name: None,
+                }),
+            },
+        );
+        inputs.record(&store).unwrap();
+        let text = store.inputs().unwrap().unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(doc["schema"], INPUTS_SCHEMA_V2);
+        ringleader_tests::daemon::assert_valid("inputs.v2.json", &doc);
+        assert_eq!(Inputs::of_store(&store), Ok(Some(inputs.clone())));
+        // The rollout plans with what the scan found, and the release it read.
+        let (_, inventory) = inputs.validate().unwrap();
+        let d1 = &inventory.devices[0];
+        assert_eq!(
+            d1.components.get("libc6").unwrap().as_str(),
+            "2.36-9+deb12u7"
+        );
+        assert_eq!(
+            d1.facts.get("os-codename").map(String::as_str),
+            Some("bookworm")
+        );
+    }
+
     #[test]
     fn inputs_of_another_schema_are_refused_naming_it() {
         let err = Inputs::parse("{\"schema\":\"ringleader.inputs/v9\",\"policy\":1}").unwrap_err();
