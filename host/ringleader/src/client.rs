@@ -218,6 +218,12 @@ struct Client {
 
 impl Client {
     fn new(server: &Server) -> Result<Client, Exit> {
+        Client::with_timeout(server, Duration::from_secs(120))
+    }
+
+    /// A client whose requests may each take up to `timeout` (a fleet scan answers
+    /// when every device is done).
+    fn with_timeout(server: &Server, timeout: Duration) -> Result<Client, Exit> {
         let token = match (&server.token_file, std::env::var("RINGLEADER_TOKEN").ok()) {
             (Some(path), _) => Some(
                 std::fs::read_to_string(path)
@@ -230,7 +236,7 @@ impl Client {
         };
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(120)))
+            .timeout_global(Some(timeout))
             .user_agent(concat!("ringleader/", env!("CARGO_PKG_VERSION")))
             .build();
         Ok(Client {
@@ -851,15 +857,8 @@ fn when(at: Option<jiff::Timestamp>) -> String {
 
 fn fleet_scan(args: FleetScanArgs) -> Result<ExitStatus, Exit> {
     use ringleader_api::fleet::{FleetScanV1, ScanRequestV1};
-    let mut client = Client::new(&args.server)?;
     // A scan of a large fleet takes a while: the daemon answers when it is done.
-    client.agent = ureq::Agent::new_with_config(
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(6 * 60 * 60)))
-            .user_agent(concat!("ringleader/", env!("CARGO_PKG_VERSION")))
-            .build(),
-    );
+    let client = Client::with_timeout(&args.server, Duration::from_secs(6 * 60 * 60))?;
     let inventory = match &args.inventory {
         Some(path) => Some(FileV1 {
             name: path.display().to_string(),

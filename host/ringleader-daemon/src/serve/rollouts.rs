@@ -347,6 +347,9 @@ impl Rollouts {
         use ringleader_api::fleet::{FleetScanV1, ScannedV1};
         let _one = self.scanning.lock().await;
         let started = std::time::Instant::now();
+        // An inventory given is added to the registry; the registry's own files
+        // (a periodic scan) are already in it.
+        let given = inventory.is_some();
         let files = match inventory {
             Some(file) => vec![file],
             None => self.fleet.inventories()?,
@@ -359,7 +362,9 @@ impl Rollouts {
             self.session
                 .check_devices(&parsed)
                 .map_err(anyhow::Error::msg)?;
-            self.fleet.register(&name, &text, &parsed)?;
+            if given {
+                self.fleet.register(&name, &text, &parsed)?;
+            }
             found.extend(parsed.devices.iter().map(|d| d.id.clone()));
             let fleet = self.fleet.clone();
             let mut failed_to_record = None;
