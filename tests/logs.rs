@@ -17,6 +17,7 @@ pub fn records(dir: &Path) -> Vec<Record> {
 pub fn assert_write_ahead(log: &[Record]) {
     let mut dispatched = std::collections::HashSet::new();
     let mut rollbacks = std::collections::HashSet::new();
+    let mut reboots = std::collections::HashSet::new();
     for (seq, record) in log.iter().enumerate() {
         match record {
             Record::Dispatched { job, step, .. } => {
@@ -25,9 +26,20 @@ pub fn assert_write_ahead(log: &[Record]) {
             Record::RollbackDispatched { job, .. } => {
                 rollbacks.insert(*job);
             }
+            Record::RebootDispatched { job, .. } => {
+                reboots.insert(*job);
+            }
+            Record::Event {
+                event: StoredEvent::RebootFinished { job, .. },
+                ..
+            } => assert!(
+                reboots.contains(job),
+                "record {seq}: the reboot of job {job:?} has no dispatch before it"
+            ),
             Record::Event {
                 event:
-                    StoredEvent::StepSucceeded { job, step } | StoredEvent::StepFailed { job, step, .. },
+                    StoredEvent::StepSucceeded { job, step, .. }
+                    | StoredEvent::StepFailed { job, step, .. },
                 ..
             } => assert!(
                 dispatched.contains(&(*job, *step)),
@@ -62,6 +74,8 @@ pub fn assert_same_decisions(reference: &[Record], resumed: &[Record]) {
                 Record::Event { at, .. }
                 | Record::Dispatched { at, .. }
                 | Record::RollbackDispatched { at, .. }
+                | Record::RebootDispatched { at, .. }
+                | Record::BootObserved { at, .. }
                 | Record::Observed { at, .. }
                 | Record::Joined { at, .. }
                 | Record::Decided { at, .. }

@@ -60,6 +60,12 @@ pub struct RingV1 {
     /// Devices whose install failed, as failure budgets and halt reasons count them:
     /// those that had installed a step were rolled back since (`rolled_back`).
     pub failures: usize,
+    /// Reboots started in the ring (devices restarted after their steps).
+    #[serde(default)]
+    pub reboots: usize,
+    /// Of `done`: installed, a restart left pending (`reboot = "never"`).
+    #[serde(default)]
+    pub reboot_pending: usize,
 }
 
 /// Every device once, by its state at the end.

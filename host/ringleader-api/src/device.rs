@@ -16,6 +16,8 @@ named! {
         Running = "running",
         /// Between two of its steps (the next waits, e.g. for a window).
         BetweenSteps = "between-steps",
+        /// Restarting after its steps (or waiting for the reboot window), then verified.
+        Rebooting = "rebooting",
         Done = "done",
         Failed = "failed",
         RollingBack = "rolling-back",
@@ -42,6 +44,11 @@ pub struct DeviceV1 {
     /// How long the oldest of those has been due (released, and past its deferral), in
     /// seconds; none when nothing is overdue.
     pub behind_seconds: Option<i64>,
+    /// Its steps are installed and a restart the ring's `reboot = "never"` left
+    /// pending (`done`: "installed, reboot pending"). Absent (false) in answers from
+    /// before reboots.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reboot_pending: bool,
 }
 
 /// `ringleader.devices/v1` (docs/schemas/devices.v1.json).

@@ -17,6 +17,11 @@ named! {
         RollbackDispatched = "rollback-dispatched",
         /// A device's rollback ended (`ok` says how).
         RollbackFinished = "rollback-finished",
+        /// A device was asked to restart after its steps.
+        RebootDispatched = "reboot-dispatched",
+        /// A device's reboot ended: back with another boot id and its steps verified
+        /// (`ok`), or `reason` says what failed.
+        RebootFinished = "reboot-finished",
         RingComplete = "ring-complete",
         AwaitingApproval = "awaiting-approval",
         Halted = "halted",

@@ -132,6 +132,15 @@ pub struct RingV1 {
     pub rolling_back: usize,
     pub rolled_back: usize,
     pub rollback_failed: usize,
+    /// Of `active`: restarting, or waiting for the reboot window.
+    #[serde(default)]
+    pub rebooting: usize,
+    /// Reboots started so far.
+    #[serde(default)]
+    pub reboots: usize,
+    /// Of `done`: installed, a restart left pending (`reboot = "never"`).
+    #[serde(default)]
+    pub reboot_pending: usize,
 }
 
 /// `ringleader.rollouts/v1` (docs/schemas/rollouts.v1.json): every rollout, by id.

@@ -120,6 +120,9 @@ fn status(state: RolloutState, waiting: Option<WaitingV1>) -> StatusV1 {
             rolling_back: 0,
             rolled_back: 1,
             rollback_failed: 0,
+            rebooting: 1,
+            reboots: 3,
+            reboot_pending: 0,
         }],
         cursor: 42,
     }
@@ -200,6 +203,7 @@ fn device() -> DeviceV1 {
         versions: BTreeMap::from([("openssl".to_string(), "3.0.11-1".to_string())]),
         pending: strings(&["openssl-3.0.15"]),
         behind_seconds: Some(86_400),
+        reboot_pending: false,
     }
 }
 
@@ -514,6 +518,8 @@ fn plan_and_demo_documents_validate_and_read_back() {
             rollback_failed: 0,
             not_started: 3,
             failures: 2,
+            reboots: 20,
+            reboot_pending: 0,
         }],
         outcomes: OutcomesV1 {
             done: 20,

@@ -6,10 +6,16 @@
 //! starts and stays active until its last step succeeds (done) or one fails (failed);
 //! `max_parallel` caps active devices, and batch `b + 1` starts only when every device
 //! of batch `b` is done or failed. Steps of one device run one after another.
+//!
+//! Reboots: a device restarts after its last step that needs it (the patch says so,
+//! or the installer reported the change pending a restart), once per run of such
+//! steps (the planner groups them last), when the ring's `reboot` allows it and
+//! inside its `reboot_window`. The executor reboots it, waits for another boot id and
+//! verifies every step installed; a device not back within `reboot_timeout` fails.
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use ringleader_planner::policy::{Amount, FailedDevices, Freeze, OnHalt, Window};
+use ringleader_planner::policy::{Amount, FailedDevices, Freeze, OnHalt, Reboot, Window};
 use ringleader_planner::schedule::{self, NEVER};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -43,6 +49,12 @@ pub struct RingSpec {
     pub unresponsive_after: Duration,
     pub approval: bool,
     pub window: Option<Window>,
+    /// Whether devices restart for the steps that need it.
+    pub reboot: Reboot,
+    /// Where reboots must start (the ring's `window` when the policy names none).
+    pub reboot_window: Option<Window>,
+    /// A rebooting device not back and verified within this counts as failed.
+    pub reboot_timeout: Duration,
     pub devices: Vec<DeviceJob>,
 }
 
@@ -63,6 +75,11 @@ pub struct StepSpec {
     /// Not before this (a deferral by patch kind).
     pub not_before: Option<Timestamp>,
     pub expedited: bool,
+    /// The patch takes effect only after a restart.
+    pub reboot_required: bool,
+    /// The planner's place for a restart: after this step (the last of a run of
+    /// patches that need one).
+    pub reboot_after: bool,
 }
 
 /// Identifies a device job: ring index and position in the ring.
@@ -81,6 +98,9 @@ pub enum Event {
     StepSucceeded {
         job: JobId,
         step: u16,
+        /// The installer said the change waits for a restart (a staged firmware
+        /// update, say): verified after the reboot.
+        reboot_pending: bool,
     },
     /// A step failed (install error, verify mismatch, unhealthy afterwards).
     StepFailed {
@@ -90,6 +110,13 @@ pub enum Event {
     },
     /// A rollback the core asked for finished; `reason` says why it failed.
     RollbackFinished {
+        job: JobId,
+        ok: bool,
+        reason: Option<String>,
+    },
+    /// A reboot the core asked for finished: the device came back with another boot
+    /// id and every step it installed verified (`ok`), or `reason` says what failed.
+    RebootFinished {
         job: JobId,
         ok: bool,
         reason: Option<String>,
@@ -132,6 +159,8 @@ pub enum Decision {
     StartStep { job: JobId, step: u16 },
     /// Roll `job` back (every step it installed).
     StartRollback { job: JobId },
+    /// Restart `job`'s device, wait for it to come back, verify its steps.
+    StartReboot { job: JobId },
     /// A device did not report within the ring's unresponsive deadline: counted failed.
     DeviceUnresponsive { job: JobId, step: u16 },
     /// A ring finished and passed its gates.
@@ -158,6 +187,17 @@ pub enum JobState {
     /// Between steps: step `next` is due.
     Between {
         next: u16,
+    },
+    /// The steps before `next` are installed and the device must restart before step
+    /// `next` (or, when none is left, before it is done); waits for the reboot window.
+    RebootDue {
+        next: u16,
+    },
+    /// The device was asked to restart at `since`; step `next` (or done) follows once
+    /// it is back and verified.
+    Rebooting {
+        next: u16,
+        since: Timestamp,
     },
     Done,
     Failed {
@@ -220,6 +260,14 @@ struct Job {
     failed: bool,
     /// Why its install failed, kept when it is rolled back after.
     failure: Option<String>,
+    /// The failure came in the middle of a step (the step may have changed the
+    /// device half way: its rollback takes it back too), not at a reboot.
+    failed_mid_step: bool,
+    /// A step since the last restart needs one.
+    needs_reboot: bool,
+    /// Its steps are installed and a restart the ring's `reboot = "never"` did not do
+    /// is pending.
+    reboot_pending: bool,
 }
 
 /// One ring's jobs, with indices kept in step with them so that every event costs
@@ -250,6 +298,11 @@ struct RingState {
     blocked: BTreeMap<Timestamp, Vec<u32>>,
     /// Running steps, by unresponsive deadline.
     running: BTreeSet<(Timestamp, u32)>,
+    /// Rebooting devices, by their `reboot_timeout` deadline.
+    rebooting: BTreeSet<(Timestamp, u32)>,
+    reboot_timeout: Duration,
+    /// Reboots started.
+    reboots: usize,
     /// After a halt: jobs to roll back, in order.
     rollback_queue: VecDeque<u32>,
 }
@@ -274,6 +327,9 @@ impl RingState {
             between: BTreeSet::new(),
             blocked: BTreeMap::new(),
             running: BTreeSet::new(),
+            rebooting: BTreeSet::new(),
+            reboot_timeout: spec.reboot_timeout,
+            reboots: 0,
             rollback_queue: VecDeque::new(),
         };
         for d in devices {
@@ -304,6 +360,9 @@ impl RingState {
             done: 0,
             failed: false,
             failure: None,
+            failed_mid_step: false,
+            needs_reboot: false,
+            reboot_pending: false,
         });
     }
 
@@ -323,13 +382,24 @@ impl RingState {
         let job = &mut self.jobs[index as usize];
         let old = std::mem::replace(&mut job.state, state);
         let batch = job.spec.batch as usize;
+        let pending_reboot = job.reboot_pending;
         match old {
             JobState::Running { since, .. } => {
                 self.running.remove(&(add(since, deadline), index));
             }
+            JobState::Rebooting { since, .. } => {
+                self.rebooting
+                    .remove(&(add(since, self.reboot_timeout), index));
+                self.counts.rebooting -= 1;
+            }
+            JobState::RebootDue { .. } => {
+                self.between.remove(&index);
+                self.counts.rebooting -= 1;
+            }
             JobState::Between { .. } => {
                 self.between.remove(&index);
             }
+            JobState::Done if pending_reboot => self.counts.reboot_pending -= 1,
             _ => {}
         }
         if old.is_terminal() {
@@ -341,9 +411,19 @@ impl RingState {
             JobState::Running { since, .. } => {
                 self.running.insert((add(*since, deadline), index));
             }
+            JobState::Rebooting { since, .. } => {
+                self.rebooting
+                    .insert((add(*since, self.reboot_timeout), index));
+                self.counts.rebooting += 1;
+            }
+            JobState::RebootDue { .. } => {
+                self.between.insert(index);
+                self.counts.rebooting += 1;
+            }
             JobState::Between { .. } => {
                 self.between.insert(index);
             }
+            JobState::Done if pending_reboot => self.counts.reboot_pending += 1,
             _ => {}
         }
         if new.is_terminal() {
@@ -414,7 +494,10 @@ impl Core {
         matches!(self.phase, Phase::Halted { .. })
             && !self.paused
             && self.rings.iter().all(|r| {
-                r.running.is_empty() && r.counts.rolling_back == 0 && r.rollback_queue.is_empty()
+                r.running.is_empty()
+                    && r.rebooting.is_empty()
+                    && r.counts.rolling_back == 0
+                    && r.rollback_queue.is_empty()
             })
     }
 
@@ -449,7 +532,10 @@ impl Core {
                 }
                 let changed = j.done > 0 || j.failed;
                 let eligible = match j.state {
-                    JobState::Done | JobState::Between { .. } | JobState::Failed { .. } => changed,
+                    JobState::Done
+                    | JobState::Between { .. }
+                    | JobState::RebootDue { .. }
+                    | JobState::Failed { .. } => changed,
                     JobState::RollbackFailed { .. } => true,
                     _ => false,
                 };
@@ -472,9 +558,13 @@ impl Core {
         };
         let spec = &self.spec.rings[usize::from(ring)];
         let r = &self.rings[usize::from(ring)];
-        if !r.running.is_empty() || r.counts.rolling_back > 0 || !r.rollback_queue.is_empty() {
+        if !r.running.is_empty()
+            || !r.rebooting.is_empty()
+            || r.counts.rolling_back > 0
+            || !r.rollback_queue.is_empty()
+        {
             return Err(format!(
-                "ring {} still has steps or rollbacks running; retry once they finish",
+                "ring {} still has steps, reboots or rollbacks running; retry once they finish",
                 spec.name
             ));
         }
@@ -551,9 +641,23 @@ impl Core {
             .get(usize::from(job.ring))
             .and_then(|r| r.jobs.get(job.index as usize))
             .map_or(0, |j| {
-                let failed = matches!(j.state, JobState::RollingBack) && j.failed;
+                let failed = matches!(j.state, JobState::RollingBack) && j.failed_mid_step;
                 (j.done + u16::from(failed)).min(j.spec.steps.len() as u16)
             })
+    }
+
+    /// The job's steps are installed and a restart the ring's `reboot = "never"`
+    /// did not do is pending.
+    pub fn job_reboot_pending(&self, job: JobId) -> bool {
+        self.rings
+            .get(usize::from(job.ring))
+            .and_then(|r| r.jobs.get(job.index as usize))
+            .is_some_and(|j| j.reboot_pending)
+    }
+
+    /// Reboots started in ring `ring` so far.
+    pub fn reboots(&self, ring: u16) -> usize {
+        self.rings.get(usize::from(ring)).map_or(0, |r| r.reboots)
     }
 
     /// Why the job's install failed, whatever came after (a rollback, say).
@@ -619,13 +723,36 @@ impl Core {
         let mut out = Vec::new();
         match event {
             Event::Tick => {}
-            Event::StepSucceeded { job, step } => {
+            Event::StepSucceeded {
+                job,
+                step,
+                reboot_pending,
+            } => {
                 if let Some((r, j)) = self.running_job(job, step) {
-                    let deadline = self.spec.rings[r].unresponsive_after;
+                    let spec = &self.spec.rings[r];
+                    let (deadline, policy) = (spec.unresponsive_after, spec.reboot);
                     let ring = &mut self.rings[r];
+                    let jb = &mut ring.jobs[j];
                     let done = step + 1;
-                    ring.jobs[j].done = done;
-                    let next = if usize::from(done) >= ring.jobs[j].spec.steps.len() {
+                    jb.done = done;
+                    let last = usize::from(done) >= jb.spec.steps.len();
+                    let this = &jb.spec.steps[usize::from(step)];
+                    let planned = this.reboot_after;
+                    if reboot_pending || this.reboot_required {
+                        jb.needs_reboot = true;
+                    }
+                    let reboot = match policy {
+                        Reboot::Never => {
+                            jb.reboot_pending |= jb.needs_reboot;
+                            false
+                        }
+                        Reboot::IfNeeded => jb.needs_reboot && (last || planned),
+                        Reboot::Always => last || (jb.needs_reboot && planned),
+                    };
+                    let next = if reboot {
+                        jb.needs_reboot = true;
+                        JobState::RebootDue { next: done }
+                    } else if last {
                         JobState::Done
                     } else {
                         JobState::Between { next: done }
@@ -635,9 +762,33 @@ impl Core {
                 }
             }
             Event::StepFailed { job, step, reason } => {
-                if let Some((r, _)) = self.running_job(job, step) {
+                if let Some((r, j)) = self.running_job(job, step) {
                     let deadline = self.spec.rings[r].unresponsive_after;
+                    self.rings[r].jobs[j].failed_mid_step = true;
                     self.rings[r].set(job.index, JobState::Failed { reason }, deadline);
+                    self.queue_rollback_if_halted(job);
+                }
+            }
+            Event::RebootFinished { job, ok, reason } => {
+                let r = usize::from(job.ring);
+                if let Some(j) = self.job_mut(job)
+                    && let JobState::Rebooting { next, .. } = j.state
+                {
+                    let last = usize::from(next) >= j.spec.steps.len();
+                    let state = if !ok {
+                        JobState::Failed {
+                            reason: reason.unwrap_or_else(|| "the reboot failed".into()),
+                        }
+                    } else {
+                        j.needs_reboot = false;
+                        if last {
+                            JobState::Done
+                        } else {
+                            JobState::Between { next }
+                        }
+                    };
+                    let deadline = self.spec.rings[r].unresponsive_after;
+                    self.rings[r].set(job.index, state, deadline);
                     self.queue_rollback_if_halted(job);
                 }
             }
@@ -901,7 +1052,7 @@ impl Core {
     fn rolls_back(&self, job: &Job) -> bool {
         match job.state {
             JobState::Failed { .. } => self.spec.failed_devices == FailedDevices::Rollback,
-            JobState::Done | JobState::Between { .. } => job.done > 0,
+            JobState::Done | JobState::Between { .. } | JobState::RebootDue { .. } => job.done > 0,
             _ => false,
         }
     }
@@ -948,6 +1099,7 @@ impl Core {
                         | JobState::RolledBack
                         | JobState::Pending
                         | JobState::Running { .. }
+                        | JobState::Rebooting { .. }
                 ) {
                     continue;
                 }
@@ -994,11 +1146,20 @@ impl Core {
                 r.failures = r.failures.saturating_sub(1);
             }
             let j = &mut r.jobs[index as usize];
+            // A device that failed at its reboot (not in a step) reboots again first.
+            let reboot = next > 0 && j.needs_reboot && !j.failed_mid_step && !rolled;
             j.failed = false;
             j.failure = None;
+            j.failed_mid_step = false;
             j.done = next;
+            if next == 0 {
+                j.needs_reboot = false;
+                j.reboot_pending = false;
+            }
             let state = if next == 0 {
                 JobState::Pending
+            } else if reboot {
+                JobState::RebootDue { next }
             } else {
                 JobState::Between { next }
             };
@@ -1043,9 +1204,37 @@ impl Core {
                 },
                 deadline,
             );
+            r.jobs[index as usize].failed_mid_step = true;
             out.push(Decision::DeviceUnresponsive {
                 job: JobId { ring, index },
                 step,
+            });
+        }
+        let timeout = r.reboot_timeout;
+        while let Some(&(due, index)) = r.rebooting.first() {
+            if due > now || due >= NEVER {
+                if due < NEVER && wake.is_none_or(|w| due < w) {
+                    *wake = Some(due);
+                }
+                break;
+            }
+            let JobState::Rebooting { next, .. } = r.jobs[index as usize].state else {
+                r.rebooting.remove(&(due, index));
+                continue;
+            };
+            r.set(
+                index,
+                JobState::Failed {
+                    reason: format!(
+                        "not back from its reboot within {} (unresponsive)",
+                        humantime::format_duration(timeout)
+                    ),
+                },
+                deadline,
+            );
+            out.push(Decision::DeviceUnresponsive {
+                job: JobId { ring, index },
+                step: next.saturating_sub(1),
             });
         }
     }
@@ -1080,7 +1269,7 @@ impl Core {
                     JobState::Pending => {
                         r.ready.insert(index);
                     }
-                    JobState::Between { .. } => {
+                    JobState::Between { .. } | JobState::RebootDue { .. } => {
                         r.between.insert(index);
                     }
                     _ => {}
@@ -1099,12 +1288,36 @@ impl Core {
             };
             Some(schedule::earliest(t, &job.spec.timezone, window, freezes).at)
         };
+        // When may `job` restart: inside the reboot window (the ring's when the
+        // policy names none; none for a job with an expedited step when expedited
+        // steps skip windows), outside freezes.
+        let reboot_window = spec.reboot_window.as_ref().or(spec.window.as_ref());
+        let reboot_allowed = |job: &Job| -> Timestamp {
+            let expedited = skip_window && job.spec.steps.iter().any(|s| s.expedited);
+            let window = if expedited { None } else { reboot_window };
+            schedule::earliest(now, &job.spec.timezone, window, freezes).at
+        };
         // Devices between steps already hold a slot.
         let between: Vec<u32> = r.between.iter().copied().collect();
         for index in between {
             let job = &r.jobs[index as usize];
-            let JobState::Between { next } = job.state else {
-                continue;
+            let next = match job.state {
+                JobState::Between { next } => next,
+                JobState::RebootDue { next } => {
+                    let t = reboot_allowed(job);
+                    if t > now || t >= NEVER {
+                        r.between.remove(&index);
+                        r.blocked.entry(t).or_default().push(index);
+                    } else {
+                        r.set(index, JobState::Rebooting { next, since: now }, deadline);
+                        r.reboots += 1;
+                        out.push(Decision::StartReboot {
+                            job: JobId { ring, index },
+                        });
+                    }
+                    continue;
+                }
+                _ => continue,
             };
             match allowed(job, next) {
                 Some(t) if t > now || t >= NEVER => {
@@ -1161,7 +1374,8 @@ impl Core {
         }
         let next_blocked = r.blocked.keys().next().copied();
         let next_due = r.running.first().map(|(due, _)| *due);
-        for t in [next_blocked, next_due].into_iter().flatten() {
+        let next_back = r.rebooting.first().map(|(due, _)| *due);
+        for t in [next_blocked, next_due, next_back].into_iter().flatten() {
             if t > now && t < NEVER && wake.is_none_or(|w| t < w) {
                 *wake = Some(t);
             }
@@ -1180,6 +1394,10 @@ pub struct RingCounts {
     pub rolling_back: usize,
     pub rolled_back: usize,
     pub rollback_failed: usize,
+    /// Of `active`: restarting, or waiting for the reboot window.
+    pub rebooting: usize,
+    /// Of `done`: installed, with a restart the ring's `reboot = "never"` left pending.
+    pub reboot_pending: usize,
 }
 
 impl RingCounts {
@@ -1187,7 +1405,10 @@ impl RingCounts {
     fn slot(&mut self, state: &JobState) -> &mut usize {
         match state {
             JobState::Pending => &mut self.pending,
-            JobState::Running { .. } | JobState::Between { .. } => &mut self.active,
+            JobState::Running { .. }
+            | JobState::Between { .. }
+            | JobState::RebootDue { .. }
+            | JobState::Rebooting { .. } => &mut self.active,
             JobState::Done => &mut self.done,
             JobState::Failed { .. } => &mut self.failed,
             JobState::RollingBack => &mut self.rolling_back,

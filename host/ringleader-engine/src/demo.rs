@@ -138,14 +138,18 @@ pub fn inventory(config: &FleetConfig) -> Inventory {
     Inventory { devices }
 }
 
-/// The fleet's timing: installs take 5 to 40 minutes; some devices never report; the
-/// engine polls devices for results every minute.
+/// The fleet's timing: installs take 5 to 40 minutes; some devices never report;
+/// reboots take 2 to 12 minutes (a server's POST), and after as many as installs hang
+/// the device never comes back; the engine polls devices for results every minute.
 pub fn timing(config: &FleetConfig) -> SimTiming {
     SimTiming {
         seed: config.seed,
         min_duration: Duration::from_secs(5 * 60),
         max_duration: Duration::from_secs(40 * 60),
         hang_permille: config.hang_permille,
+        reboot_min: Duration::from_secs(2 * 60),
+        reboot_max: Duration::from_secs(12 * 60),
+        reboot_hang_permille: config.hang_permille,
         poll: Duration::from_secs(60),
     }
 }

@@ -17,6 +17,7 @@
 
 use crate::clock::VirtualClock;
 use crate::core::{Core, Decision, DeviceJob, Event, JobId, JobState, Phase, RolloutSpec, add};
+use ringleader_planner::policy::Reboot;
 use crate::store::{Note, Record, Status, Store, StoreError, StoredDevice, StoredEvent};
 use jiff::Timestamp;
 use ringleader_runtime::Plugin;
@@ -28,6 +29,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+
+mod reboot;
+pub use reboot::REBOOT_POLL;
 
 /// The next command, or never when there is no channel (for `select!`).
 async fn recv(control: &mut Option<mpsc::UnboundedReceiver<Command>>) -> Option<Command> {
@@ -47,6 +51,11 @@ pub struct SimTiming {
     pub max_duration: Duration,
     /// Installs (per mille) after which the device never reports back.
     pub hang_permille: u64,
+    /// Reboots take between these.
+    pub reboot_min: Duration,
+    pub reboot_max: Duration,
+    /// Reboots (per mille) after which the device never comes back.
+    pub reboot_hang_permille: u64,
     /// How often the engine polls devices for results: a step that ends between two
     /// polls is seen at the next one (at a multiple of this since the Unix epoch).
     /// Results that arrive together are logged and acted on together, one flush for
@@ -77,6 +86,20 @@ impl SimTiming {
             .as_secs()
             .max(1);
         Some(self.min_duration + Duration::from_secs(self.draw(device, patch, "duration") % span))
+    }
+
+    /// How long a device's reboot at `since` takes, or `None` if it never comes back.
+    pub fn reboot(&self, device: &str, since: Timestamp) -> Option<Duration> {
+        let at = since.as_second().to_string();
+        if self.draw(device, &at, "reboot-hang") % 1000 < self.reboot_hang_permille {
+            return None;
+        }
+        let span = self
+            .reboot_max
+            .saturating_sub(self.reboot_min)
+            .as_secs()
+            .max(1);
+        Some(self.reboot_min + Duration::from_secs(self.draw(device, &at, "reboot") % span))
     }
 
     /// When the engine sees a result that is ready at `ready`: at the next poll.
@@ -246,6 +269,8 @@ pub struct RunReport {
     pub finished: Timestamp,
     pub install_calls: u64,
     pub rollback_calls: u64,
+    /// Devices the run set out to reboot.
+    pub reboots: u64,
     pub approvals: u64,
     pub halt_reason: Option<String>,
     /// Real time spent inside installer plugin calls (the simulated devices' work
@@ -279,6 +304,8 @@ pub struct Metrics {
     pub steps_failed: AtomicU64,
     /// Rollbacks that finished.
     pub rollbacks: AtomicU64,
+    /// Reboots that finished (back and verified, or not).
+    pub reboots: AtomicU64,
 }
 
 impl Metrics {
@@ -317,6 +344,11 @@ enum Finished {
     Observed {
         work: InFlight,
         version: Option<String>,
+    },
+    /// A reboot's first half: the boot id before it, logged before the reboot.
+    BootObserved {
+        work: InFlight,
+        boot_id: Option<String>,
     },
 }
 
@@ -489,11 +521,21 @@ pub struct Recovery {
     /// The versions devices reported right before each step's install (`observed`
     /// records): what a rollback of the step returns to.
     pub observed: HashMap<(JobId, u16), Option<String>>,
+    /// Reboots under way when the engine stopped (`step`: the step after it): a device
+    /// whose boot id before it is known (`boot_ids`) is rebooted only if it still
+    /// reports that id.
+    pub reboots: Vec<InFlight>,
+    /// The boot id each device reported before its reboot (`boot-observed` records),
+    /// by job and the reboot's start (seconds).
+    pub boot_ids: HashMap<(JobId, i64), Option<String>>,
 }
 
 impl Recovery {
     pub fn is_empty(&self) -> bool {
-        self.steps.is_empty() && self.rollbacks.is_empty() && self.notes.is_empty()
+        self.steps.is_empty()
+            && self.rollbacks.is_empty()
+            && self.reboots.is_empty()
+            && self.notes.is_empty()
     }
 }
 
@@ -525,7 +567,10 @@ fn note_of(decision: &Decision) -> Option<Note> {
         },
         Decision::RingComplete { ring } => Note::RingComplete { ring: *ring },
         Decision::Completed => Note::Completed,
-        Decision::StartStep { .. } | Decision::StartRollback { .. } | Decision::WakeAt(_) => {
+        Decision::StartStep { .. }
+        | Decision::StartRollback { .. }
+        | Decision::StartReboot { .. }
+        | Decision::WakeAt(_) => {
             return None;
         }
     })
@@ -545,6 +590,8 @@ pub fn replay(spec: RolloutSpec, store: &Store, start: Timestamp) -> Result<Repl
     // What the core started, and when: (job, step) -> (time, logged); rollbacks by job.
     let mut started: HashMap<(JobId, u16), (Timestamp, bool)> = HashMap::new();
     let mut rollbacks: HashMap<JobId, (Timestamp, bool)> = HashMap::new();
+    let mut reboots: HashMap<JobId, (Timestamp, bool)> = HashMap::new();
+    let mut boot_ids = HashMap::new();
     // Notes the core's decisions call for that the log has not shown yet, in order.
     let mut notes: Vec<(i64, Note)> = Vec::new();
     let mut approval_asked = None;
@@ -560,6 +607,9 @@ pub fn replay(spec: RolloutSpec, store: &Store, start: Timestamp) -> Result<Repl
                     }
                     Decision::StartRollback { job } => {
                         rollbacks.insert(*job, (now, false));
+                    }
+                    Decision::StartReboot { job } => {
+                        reboots.insert(*job, (now, false));
                     }
                     Decision::AwaitApproval { .. } => approval_asked = Some(now),
                     _ => {}
@@ -583,6 +633,14 @@ pub fn replay(spec: RolloutSpec, store: &Store, start: Timestamp) -> Result<Repl
                 entry.1 = true;
             }
         }
+        Record::RebootDispatched { job, .. } => {
+            if let Some(entry) = reboots.get_mut(&job_id(job)) {
+                entry.1 = true;
+            }
+        }
+        Record::BootObserved { at, job, boot_id } => {
+            boot_ids.insert((job_id(job), at), boot_id);
+        }
         Record::Decided { decision, .. } => {
             if let Some(i) = notes.iter().position(|(_, n)| *n == decision) {
                 notes.remove(i);
@@ -599,6 +657,7 @@ pub fn replay(spec: RolloutSpec, store: &Store, start: Timestamp) -> Result<Repl
         notes,
         approval_asked,
         observed,
+        boot_ids,
         ..Recovery::default()
     };
     for ring in 0..core.ring_count() as u16 {
@@ -610,6 +669,17 @@ pub fn replay(spec: RolloutSpec, store: &Store, start: Timestamp) -> Result<Repl
                     recovery.steps.push(InFlight {
                         job,
                         step: *step,
+                        since: *since,
+                        logged,
+                    });
+                }
+                Some(JobState::Rebooting { next, since }) => {
+                    let logged = reboots
+                        .get(&job)
+                        .is_none_or(|(at, logged)| *logged || at != since);
+                    recovery.reboots.push(InFlight {
+                        job,
+                        step: *next,
                         since: *since,
                         logged,
                     });
@@ -669,6 +739,13 @@ struct Run {
     installs: Vec<InFlight>,
     /// The versions observed before each step's install (see [`Recovery::observed`]).
     observed: HashMap<(JobId, u16), Option<String>>,
+    /// Reboots whose boot id before was observed, to start once that is durable.
+    reboots: Vec<InFlight>,
+    /// The boot ids before each reboot (see [`Recovery::boot_ids`]).
+    boot_ids: HashMap<(JobId, i64), Option<String>>,
+    /// Reboots resumed after a stop with their boot id before known: the device may
+    /// have been asked already.
+    reboot_resumed: std::collections::HashSet<(JobId, i64)>,
     limit: Arc<tokio::sync::Semaphore>,
     spent: Arc<Metrics>,
     plugin_time_before: Duration,
@@ -739,7 +816,7 @@ impl Executor {
             if !run.queue.is_empty() || run.stop.is_some() {
                 continue;
             }
-            if !run.installs.is_empty()
+            if (!run.installs.is_empty() || !run.reboots.is_empty())
                 && (matches!(self.timing, Timing::Real) || run.calls.is_empty())
             {
                 self.start_installs(&mut run);
@@ -772,6 +849,7 @@ impl Executor {
                 finished: started,
                 install_calls: 0,
                 rollback_calls: 0,
+                reboots: 0,
                 approvals: 0,
                 halt_reason: None,
                 plugin_time: Duration::ZERO,
@@ -787,6 +865,9 @@ impl Executor {
             calls: JoinSet::new(),
             installs: Vec::new(),
             observed: HashMap::new(),
+            reboots: Vec::new(),
+            boot_ids: HashMap::new(),
+            reboot_resumed: Default::default(),
             limit: Arc::new(tokio::sync::Semaphore::new(self.concurrency.max(1))),
             plugin_time_before: spent.plugin_time(),
             spent,
@@ -811,6 +892,7 @@ impl Executor {
     fn resume(&mut self, run: &mut Run) {
         let mut recovery = std::mem::take(&mut self.recovery);
         run.observed = std::mem::take(&mut recovery.observed);
+        run.boot_ids = std::mem::take(&mut recovery.boot_ids);
         if !recovery.is_empty() || self.store.as_ref().is_some_and(Store::has_run) {
             self.log(Record::Resumed {
                 at: self.now.as_second(),
@@ -838,6 +920,12 @@ impl Executor {
                 job: (rollback.job.ring, rollback.job.index),
             });
         }
+        for reboot in recovery.reboots.iter().filter(|s| !s.logged) {
+            self.log(Record::RebootDispatched {
+                at: reboot.since.as_second(),
+                job: (reboot.job.ring, reboot.job.index),
+            });
+        }
         self.flush();
         if self.fault().is_none() {
             // Steps that may have run before a restart: verify first, install only if
@@ -848,6 +936,14 @@ impl Executor {
             }
             for rollback in &recovery.rollbacks {
                 self.spawn_rollback(run, rollback.job, rollback.since);
+            }
+            // Reboots: one whose boot id before is durable may have been asked for.
+            for reboot in &recovery.reboots {
+                let key = (reboot.job, reboot.since.as_second());
+                if run.boot_ids.contains_key(&key) {
+                    run.reboot_resumed.insert(key);
+                }
+                self.spawn_reboot(run, *reboot);
             }
         }
         if let Phase::AwaitingApproval { .. } = self.core.phase() {
@@ -904,6 +1000,10 @@ impl Executor {
                     at: self.now.as_second(),
                     job: (job.ring, job.index),
                 }),
+                Decision::StartReboot { job } => self.log(Record::RebootDispatched {
+                    at: self.now.as_second(),
+                    job: (job.ring, job.index),
+                }),
                 _ => continue,
             }
             dispatches = true;
@@ -930,6 +1030,16 @@ impl Executor {
                     run.report.rollback_calls += 1;
                     let now = self.now;
                     self.spawn_rollback(run, job, now);
+                }
+                Decision::StartReboot { job } => {
+                    run.report.reboots += 1;
+                    let work = InFlight {
+                        job,
+                        step: 0,
+                        since: self.now,
+                        logged: true,
+                    };
+                    self.spawn_reboot(run, work);
                 }
                 Decision::WakeAt(t) => {
                     run.wake.insert(t);
@@ -989,6 +1099,7 @@ impl Executor {
                     self.now = self.now.max(real_now());
                     match done {
                         Ok(Finished::Observed { work, version }) => self.observed(run, work, version),
+                        Ok(Finished::BootObserved { work, boot_id }) => self.boot_observed(run, work, boot_id),
                         // A device that never reports: the core's deadline fails it.
                         Ok(Finished::Result(Outcome { after: None, .. })) => {}
                         Ok(Finished::Result(outcome)) => run.queue.extend(self.feed(outcome.event)),
@@ -1012,10 +1123,16 @@ impl Executor {
         if let Some(done) = run.calls.join_next().await {
             match done {
                 Ok(Finished::Observed { work, version }) => self.observed(run, work, version),
+                Ok(Finished::BootObserved { work, boot_id }) => {
+                    self.boot_observed(run, work, boot_id)
+                }
                 Ok(Finished::Result(outcome)) => {
                     if let (Some(after), Timing::Virtual(timing)) = (outcome.after, &self.timing) {
-                        let kind =
-                            u8::from(matches!(outcome.event, Event::RollbackFinished { .. }));
+                        let kind = match outcome.event {
+                            Event::RollbackFinished { .. } => 1,
+                            Event::RebootFinished { .. } => 2,
+                            _ => 0,
+                        };
                         // Due `after` its start; a step started before a restart whose
                         // time has passed is seen now.
                         let at = timing.seen_at(add(outcome.from, after)).max(self.now);
@@ -1158,6 +1275,7 @@ impl Executor {
     /// Logs `event` (when durable), then gives it to the core.
     fn feed(&mut self, event: Event) -> Vec<Decision> {
         let counter = match &event {
+            Event::RebootFinished { .. } => Some(&self.metrics.reboots),
             Event::StepSucceeded { .. } => Some(&self.metrics.steps_succeeded),
             Event::StepFailed { .. } => Some(&self.metrics.steps_failed),
             Event::RollbackFinished { .. } => Some(&self.metrics.rollbacks),
@@ -1279,7 +1397,11 @@ impl Executor {
                 && report.installed_version.as_deref() == Some(patch.fixed_version.as_str())
                 && report.health.healthy
             {
-                let event = Event::StepSucceeded { job, step };
+                let event = Event::StepSucceeded {
+                    job,
+                    step,
+                    reboot_pending: false,
+                };
                 return Finished::Result(Outcome {
                     job,
                     from,
@@ -1320,6 +1442,122 @@ impl Executor {
         for work in std::mem::take(&mut run.installs) {
             self.spawn_install(&mut run.calls, &run.limit, &run.spent, work);
         }
+        for work in std::mem::take(&mut run.reboots) {
+            self.spawn_reboot(run, work);
+        }
+    }
+
+    /// A rebooting device's boot id before the reboot: logged, and its reboot waits
+    /// for the next flush (as a step's install does).
+    fn boot_observed(&mut self, run: &mut Run, work: InFlight, boot_id: Option<String>) {
+        let key = (work.job, work.since.as_second());
+        self.log(Record::BootObserved {
+            at: key.1,
+            job: (work.job.ring, work.job.index),
+            boot_id: boot_id.clone(),
+        });
+        run.boot_ids.insert(key, boot_id);
+        run.reboots.push(work);
+    }
+
+    /// A reboot, in two halves: the boot id before it (logged, durable before the
+    /// reboot is asked for: see [`Executor::boot_observed`]), then the reboot, the
+    /// wait for another boot id and the verification of every step the job
+    /// installed. A reboot whose boot id before is durable already (a resumed one, or
+    /// the second half) goes straight to the second half.
+    fn spawn_reboot(&self, run: &mut Run, work: InFlight) {
+        let InFlight {
+            job, since: from, ..
+        } = work;
+        let fail = |calls: &mut JoinSet<Finished>, reason: String| {
+            calls.spawn(async move {
+                Finished::Result(Outcome {
+                    job,
+                    from,
+                    event: Event::RebootFinished {
+                        job,
+                        ok: false,
+                        reason: Some(reason),
+                    },
+                    after: Some(Duration::ZERO),
+                })
+            });
+        };
+        let Some(spec) = self.core.job_spec(job) else {
+            return;
+        };
+        let Some(device) = self.targets.devices.get(&spec.device).cloned() else {
+            let reason = "the device vanished from the rollout's inputs".to_string();
+            return fail(&mut run.calls, reason);
+        };
+        let installer = match self.installers.for_device(&device) {
+            Ok(installer) => installer.clone(),
+            Err(reason) => return fail(&mut run.calls, reason),
+        };
+        let (limit, spent, leases) = (run.limit.clone(), run.spent.clone(), self.leases.clone());
+        let key = (job, from.as_second());
+        let Some(before) = run.boot_ids.get(&key).cloned() else {
+            run.calls.spawn(async move {
+                let _lease = hold(&leases, &device.id).await;
+                match reboot::boot_id(&installer, &device, &spent, &limit).await {
+                    Ok(boot_id) => Finished::BootObserved { work, boot_id },
+                    Err(reason) => Finished::Result(Outcome {
+                        job,
+                        from,
+                        event: Event::RebootFinished {
+                            job,
+                            ok: false,
+                            reason: Some(reason),
+                        },
+                        after: Some(Duration::ZERO),
+                    }),
+                }
+            });
+            return;
+        };
+        // Resumed: the reboot may have been asked for before the stop.
+        let resumed = run.reboot_resumed.remove(&key);
+        let installed = match self.core.job(job) {
+            Some(JobState::Rebooting { next, .. }) => *next,
+            _ => self.core.job_steps_done(job),
+        };
+        let checks: Vec<reboot::Check> = (0..installed)
+            .filter_map(|step| self.lookup(job, step))
+            .map(|(_, patch)| reboot::Check {
+                expect: patch.fixed_version.clone(),
+                patch,
+            })
+            .collect();
+        let (wait, after) = match &self.timing {
+            Timing::Virtual(timing) => (reboot::Wait::Virtual, timing.reboot(&device.id, from)),
+            Timing::Real => (
+                reboot::Wait::Real {
+                    poll: REBOOT_POLL,
+                    timeout: self.core.spec().rings[usize::from(job.ring)].reboot_timeout,
+                },
+                Some(Duration::ZERO),
+            ),
+        };
+        run.calls.spawn(async move {
+            let _lease = hold(&leases, &device.id).await;
+            let result = reboot::reboot_and_verify(
+                &installer, &device, before, resumed, wait, &checks, &spent, &limit,
+            )
+            .await;
+            if let Err(reason) = &result {
+                tracing::info!("reboot of {} failed: {reason}", device.id);
+            }
+            Finished::Result(Outcome {
+                job,
+                from,
+                event: Event::RebootFinished {
+                    job,
+                    ok: result.is_ok(),
+                    reason: result.err(),
+                },
+                after,
+            })
+        });
     }
 
     /// The second half of a step: preflight, install and verify.
@@ -1359,16 +1597,18 @@ impl Executor {
                     after,
                 })
             };
+            // The install's change waits for a restart (a firmware update staged until
+            // the next reset, say): the version is verified after the reboot.
+            let mut staged = false;
             match spent.time(installer.preflight(&device, &patch)).await {
                 Ok(Readiness::Blocked(why)) => return failed(format!("preflight: {why}")),
                 // Nothing to install: the device already runs the fixed version. Its
                 // health is verified all the same.
                 Ok(Readiness::AlreadyInstalled(_)) => {}
-                Ok(Readiness::Ready) => {
-                    if let Err(e) = spent.time(installer.install(&device, &patch)).await {
-                        return failed(e.to_string());
-                    }
-                }
+                Ok(Readiness::Ready) => match spent.time(installer.install(&device, &patch)).await {
+                    Ok(outcome) => staged = outcome.reboot_pending,
+                    Err(e) => return failed(e.to_string()),
+                },
                 Err(e) => return failed(e.to_string()),
             }
             let event = match spent.time(installer.verify(&device, &patch)).await {
@@ -1377,6 +1617,17 @@ impl Executor {
                     step,
                     reason: e.to_string(),
                 },
+                Ok(report)
+                    if staged
+                        && report.health.healthy
+                        && report.installed_version.as_deref() != Some(&patch.fixed_version) =>
+                {
+                    Event::StepSucceeded {
+                        job,
+                        step,
+                        reboot_pending: true,
+                    }
+                }
                 Ok(report) if report.installed_version.as_deref() != Some(&patch.fixed_version) => {
                     Event::StepFailed {
                         job,
@@ -1393,7 +1644,11 @@ impl Executor {
                     step,
                     reason: "verify: the device is unhealthy after the install".into(),
                 },
-                Ok(_) => Event::StepSucceeded { job, step },
+                Ok(_) => Event::StepSucceeded {
+                    job,
+                    step,
+                    reboot_pending: staged,
+                },
             };
             Finished::Result(Outcome {
                 job,
@@ -1468,23 +1723,73 @@ impl Executor {
         let limit = run.limit.clone();
         let leases = self.leases.clone();
         let holder = work.first().map(|(d, ..)| d.id.clone()).unwrap_or_default();
+        // A rollback of a patch that needs a restart restarts the device too (unless
+        // the ring never reboots), waits for it and verifies the versions it went
+        // back to. Not recorded as a reboot of its own: a rollback cut off by a stop
+        // runs again whole, its reboot with it.
+        let ring = &self.core.spec().rings[usize::from(job.ring)];
+        let wait = match &self.timing {
+            _ if ring.reboot == Reboot::Never => None,
+            Timing::Virtual(_) => Some(reboot::Wait::Virtual),
+            Timing::Real => Some(reboot::Wait::Real {
+                poll: REBOOT_POLL,
+                timeout: ring.reboot_timeout,
+            }),
+        };
+        let after = match (after, &self.timing) {
+            (Some(after), Timing::Virtual(timing))
+                if wait.is_some() && work.iter().any(|(_, p, ..)| p.reboot_required) =>
+            {
+                // A rollback's reboot always comes back in the model: the rollback
+                // has no deadline of its own.
+                let back = timing.reboot(&holder, from).unwrap_or(timing.reboot_max);
+                Some(after + back)
+            }
+            (after, _) => after,
+        };
         run.calls.spawn(async move {
-            let _permit = limit.acquire_owned().await;
             let _lease = hold(&leases, &holder).await;
             let mut errors = Vec::new();
             let mut device_id = None;
+            let mut checks = Vec::new();
+            let mut restart = false;
+            let mut last_device = None;
             for (device, patch, previous, artifact) in work {
                 let target = RollbackTarget {
                     version: previous.clone(),
                     artifact,
                 };
-                if let Err(e) = spent
+                let permit = limit.acquire().await;
+                match spent
                     .time(installer.rollback(&device, &patch, &target))
                     .await
                 {
-                    errors.push(format!("{} back to {previous}: {e}", patch.id));
+                    Err(e) => errors.push(format!("{} back to {previous}: {e}", patch.id)),
+                    Ok(outcome) => restart |= outcome.reboot_pending || patch.reboot_required,
                 }
-                device_id = Some(device.id);
+                drop(permit);
+                device_id = Some(device.id.clone());
+                checks.push(reboot::Check {
+                    patch,
+                    expect: previous,
+                });
+                last_device = Some(device);
+            }
+            if let (true, Some(wait), Some(device), true) =
+                (restart, wait, &last_device, errors.is_empty())
+            {
+                let result = match reboot::boot_id(&installer, device, &spent, &limit).await {
+                    Ok(before) => {
+                        reboot::reboot_and_verify(
+                            &installer, device, before, false, wait, &checks, &spent, &limit,
+                        )
+                        .await
+                    }
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = result {
+                    errors.push(format!("the rollback's reboot: {e}"));
+                }
             }
             let reason = (!errors.is_empty()).then(|| errors.join("; "));
             if let Some(reason) = &reason {

@@ -42,6 +42,13 @@ pub fn from_plan(
                 .as_ref()
                 .and_then(|w| policy.windows.get(w))
                 .cloned(),
+            reboot: ring.reboot,
+            reboot_window: ring
+                .reboot_window
+                .as_ref()
+                .and_then(|w| policy.windows.get(w))
+                .cloned(),
+            reboot_timeout: ring.reboot_timeout,
             devices: planned
                 .devices
                 .iter()
@@ -58,6 +65,8 @@ pub fn from_plan(
                                 patch: catalog.get(s.patch).patch.id.clone(),
                                 not_before: s.deferred_until(),
                                 expedited: s.expedited,
+                                reboot_required: catalog.get(s.patch).patch.reboot_required,
+                                reboot_after: s.reboot_after,
                             })
                             .collect(),
                     }

@@ -45,6 +45,16 @@ pub enum Record {
     Dispatched { at: i64, job: (u16, u32), step: u16 },
     /// The executor set out to roll `job` back.
     RollbackDispatched { at: i64, job: (u16, u32) },
+    /// The executor set out to restart `job`'s device.
+    RebootDispatched { at: i64, job: (u16, u32) },
+    /// The boot id the device reported right before its reboot (none when it cannot
+    /// tell), durable before the reboot is asked for: after a restart of the engine, a
+    /// device that reports another one is back and is not rebooted again.
+    BootObserved {
+        at: i64,
+        job: (u16, u32),
+        boot_id: Option<String>,
+    },
     /// The version of the step's component the device reported right before the
     /// step's install (`at` is the step's start; none when the installer's `verify`
     /// failed or named none): what a rollback of the step returns to. Durable before
@@ -77,11 +87,14 @@ impl Record {
         match self {
             Record::Dispatched { job, .. }
             | Record::RollbackDispatched { job, .. }
+            | Record::RebootDispatched { job, .. }
+            | Record::BootObserved { job, .. }
             | Record::Observed { job, .. } => Some(*job),
             Record::Event {
                 event:
                     StoredEvent::StepSucceeded { job, .. }
                     | StoredEvent::StepFailed { job, .. }
+                    | StoredEvent::RebootFinished { job, .. }
                     | StoredEvent::RollbackFinished { job, .. },
                 ..
             } => Some(*job),
@@ -270,6 +283,20 @@ pub struct RingStatus {
     pub rolling_back: usize,
     pub rolled_back: usize,
     pub rollback_failed: usize,
+    /// Of `active`: restarting or waiting for the reboot window (left out when 0, as
+    /// in views written before reboots).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rebooting: usize,
+    /// Reboots started so far.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reboots: usize,
+    /// Of `done`: installed, a restart left pending (`reboot = "never"`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reboot_pending: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Status {
@@ -300,6 +327,9 @@ impl Status {
                         rolling_back: c.rolling_back,
                         rolled_back: c.rolled_back,
                         rollback_failed: c.rollback_failed,
+                        rebooting: c.rebooting,
+                        reboots: core.reboots(r),
+                        reboot_pending: c.reboot_pending,
                     }
                 })
                 .collect(),
@@ -317,6 +347,10 @@ pub enum StoredEvent {
     StepSucceeded {
         job: (u16, u32),
         step: u16,
+        /// The change waits for a restart (left out when not, as in records written
+        /// before reboots).
+        #[serde(default, skip_serializing_if = "is_false")]
+        reboot_pending: bool,
     },
     StepFailed {
         job: (u16, u32),
@@ -328,6 +362,13 @@ pub enum StoredEvent {
         ok: bool,
         /// Why it failed (left out when it did not, as in records written before
         /// reasons were kept).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A reboot finished: back and verified (`ok`), or why not.
+    RebootFinished {
+        job: (u16, u32),
+        ok: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
@@ -370,6 +411,15 @@ pub struct StoredStep {
     /// Seconds since the Unix epoch.
     pub not_before: Option<i64>,
     pub expedited: bool,
+    /// Left out when false (as in records written before reboots).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub reboot_required: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub reboot_after: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 impl StoredJob {
@@ -385,6 +435,8 @@ impl StoredJob {
                     patch: s.patch.clone(),
                     not_before: s.not_before.map(|t| t.as_second()),
                     expedited: s.expedited,
+                    reboot_required: s.reboot_required,
+                    reboot_after: s.reboot_after,
                 })
                 .collect(),
         }
@@ -402,6 +454,8 @@ impl StoredJob {
                     patch: s.patch,
                     not_before: s.not_before.and_then(|t| Timestamp::from_second(t).ok()),
                     expedited: s.expedited,
+                    reboot_required: s.reboot_required,
+                    reboot_after: s.reboot_after,
                 })
                 .collect(),
         }
@@ -415,9 +469,19 @@ impl StoredEvent {
         let j = |job: &JobId| (job.ring, job.index);
         match event {
             Event::Tick => StoredEvent::Tick,
-            Event::StepSucceeded { job, step } => StoredEvent::StepSucceeded {
+            Event::StepSucceeded {
+                job,
+                step,
+                reboot_pending,
+            } => StoredEvent::StepSucceeded {
                 job: j(job),
                 step: *step,
+                reboot_pending: *reboot_pending,
+            },
+            Event::RebootFinished { job, ok, reason } => StoredEvent::RebootFinished {
+                job: j(job),
+                ok: *ok,
+                reason: reason.clone(),
             },
             Event::StepFailed { job, step, reason } => StoredEvent::StepFailed {
                 job: j(job),
@@ -451,7 +515,20 @@ impl StoredEvent {
         let j = |(ring, index): (u16, u32)| JobId { ring, index };
         match self {
             StoredEvent::Tick => Event::Tick,
-            StoredEvent::StepSucceeded { job, step } => Event::StepSucceeded { job: j(job), step },
+            StoredEvent::StepSucceeded {
+                job,
+                step,
+                reboot_pending,
+            } => Event::StepSucceeded {
+                job: j(job),
+                step,
+                reboot_pending,
+            },
+            StoredEvent::RebootFinished { job, ok, reason } => Event::RebootFinished {
+                job: j(job),
+                ok,
+                reason,
+            },
             StoredEvent::StepFailed { job, step, reason } => Event::StepFailed {
                 job: j(job),
                 step,
@@ -898,6 +975,7 @@ mod tests {
             event: StoredEvent::StepSucceeded {
                 job: (ring, index),
                 step: 0,
+                reboot_pending: false,
             },
         }
     }
@@ -1087,7 +1165,25 @@ mod tests {
         let e = Event::StepSucceeded {
             job: JobId { ring: 2, index: 9 },
             step: 1,
+            reboot_pending: true,
         };
         assert_eq!(StoredEvent::from_event(&e).into_event(), e);
+        let e = Event::RebootFinished {
+            job: JobId { ring: 0, index: 3 },
+            ok: false,
+            reason: Some("not back".into()),
+        };
+        assert_eq!(StoredEvent::from_event(&e).into_event(), e);
+        // A record written before reboots reads as no reboot pending.
+        let old: StoredEvent =
+            serde_json::from_str(r#"{"kind":"step-succeeded","job":[0,1],"step":0}"#).unwrap();
+        assert_eq!(
+            old,
+            StoredEvent::StepSucceeded {
+                job: (0, 1),
+                step: 0,
+                reboot_pending: false
+            }
+        );
     }
 }

@@ -157,6 +157,38 @@ pub struct Ring {
     pub approval: bool,
     /// Name of the maintenance window installs must start in.
     pub window: Option<String>,
+    /// Whether devices restart after the steps that need it (`reboot`).
+    pub reboot: Reboot,
+    /// Name of the window reboots must start in (`reboot_window`); the ring's own
+    /// `window` when not given.
+    pub reboot_window: Option<String>,
+    /// A device that has not come back (another boot id, answering, verified) this
+    /// long after its reboot started counts as failed, unresponsive (`reboot_timeout`).
+    pub reboot_timeout: Duration,
+}
+
+/// A ring's `reboot`: whether devices restart for the patches that need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reboot {
+    /// After the last step that needs a restart (the patch says `reboot-required`, or
+    /// the installer reported the change pending a restart), once.
+    #[default]
+    IfNeeded,
+    /// After the device's last step, whether or not one asked.
+    Always,
+    /// Never: steps that need a restart stay "installed, reboot pending".
+    Never,
+}
+
+impl Reboot {
+    /// The policy's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reboot::IfNeeded => "if-needed",
+            Reboot::Always => "always",
+            Reboot::Never => "never",
+        }
+    }
 }
 
 /// Faster handling of urgent patches.
@@ -200,6 +232,10 @@ pub type PolicyError = ringleader_diag::FileError;
 
 /// Default time after which a silent device counts as failed.
 pub const DEFAULT_UNRESPONSIVE_AFTER: Duration = Duration::from_secs(4 * 60 * 60);
+
+/// How long a device may take to come back from a reboot when the ring does not say
+/// (`reboot_timeout`): servers with long firmware POSTs take 10-20 minutes.
+pub const DEFAULT_REBOOT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -261,6 +297,9 @@ struct RawRing {
     unresponsive_after: Option<String>,
     approval: Option<String>,
     window: Option<String>,
+    reboot: Option<String>,
+    reboot_window: Option<String>,
+    reboot_timeout: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -950,20 +989,50 @@ fn ring(
             false
         }
     };
-    if let Some(w) = &r.window
-        && !windows.contains_key(w)
-    {
-        let known: Vec<&str> = windows.keys().map(String::as_str).collect();
-        d.error_at(
-            &at("window"),
-            format!("no window is named `{w}`"),
-            &if known.is_empty() {
-                "define it under [windows.NAME]".to_string()
-            } else {
-                format!("defined windows: {}", known.join(", "))
-            },
-        );
+    for (key, name) in [("window", &r.window), ("reboot_window", &r.reboot_window)] {
+        if let Some(w) = name
+            && !windows.contains_key(w)
+        {
+            let known: Vec<&str> = windows.keys().map(String::as_str).collect();
+            d.error_at(
+                &at(key),
+                format!("no window is named `{w}`"),
+                &if known.is_empty() {
+                    "define it under [windows.NAME]".to_string()
+                } else {
+                    format!("defined windows: {}", known.join(", "))
+                },
+            );
+        }
     }
+    let reboot = match r.reboot.as_deref() {
+        None | Some("if-needed") => Reboot::IfNeeded,
+        Some("always") => Reboot::Always,
+        Some("never") => Reboot::Never,
+        Some(other) => {
+            d.error_at(
+                &at("reboot"),
+                format!("`{other}` is not a reboot rule"),
+                "use `if-needed` (the default), `always` or `never`",
+            );
+            Reboot::IfNeeded
+        }
+    };
+    let reboot_timeout = match &r.reboot_timeout {
+        Some(s) => match duration(s, &at("reboot_timeout"), d) {
+            Some(t) if t.is_zero() => {
+                d.error_at(
+                    &at("reboot_timeout"),
+                    "no device comes back from a reboot in no time",
+                    "e.g. reboot_timeout = \"20m\"",
+                );
+                DEFAULT_REBOOT_TIMEOUT
+            }
+            Some(t) => t,
+            None => DEFAULT_REBOOT_TIMEOUT,
+        },
+        None => DEFAULT_REBOOT_TIMEOUT,
+    };
     Some(Ring {
         name: r.name.clone(),
         select: select?,
@@ -975,6 +1044,9 @@ fn ring(
         unresponsive_after,
         approval,
         window: r.window.clone(),
+        reboot,
+        reboot_window: r.reboot_window.clone(),
+        reboot_timeout,
     })
 }
 

@@ -370,6 +370,8 @@ fn summary_of(
                 rollback_failed: c.rollback_failed,
                 not_started: c.pending + c.active + c.rolling_back,
                 failures: core.failures(r),
+                reboots: core.reboots(r),
+                reboot_pending: c.reboot_pending,
             }
         })
         .collect();

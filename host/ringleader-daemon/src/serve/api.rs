@@ -402,6 +402,9 @@ fn status_of(rollout: &Rollout) -> StatusV1 {
                         rolling_back: r.rolling_back,
                         rolled_back: r.rolled_back,
                         rollback_failed: r.rollback_failed,
+                        rebooting: r.rebooting,
+                        reboots: r.reboots,
+                        reboot_pending: r.reboot_pending,
                     })
                     .collect()
             })
@@ -1077,6 +1080,7 @@ fn device_state(state: &JobState) -> DeviceState {
         JobState::Pending => DeviceState::Pending,
         JobState::Running { .. } => DeviceState::Running,
         JobState::Between { .. } => DeviceState::BetweenSteps,
+        JobState::RebootDue { .. } | JobState::Rebooting { .. } => DeviceState::Rebooting,
         JobState::Done => DeviceState::Done,
         JobState::Failed { .. } => DeviceState::Failed,
         JobState::RollingBack => DeviceState::RollingBack,
@@ -1147,6 +1151,7 @@ fn device_view(
         versions,
         pending,
         behind_seconds: behind,
+        reboot_pending: core.job_reboot_pending(job) && matches!(state, JobState::Done),
     })
 }
 
@@ -1350,7 +1355,7 @@ fn event_v1(rollout: &Rollout, cursor: u64, record: Record) -> Option<EventV1> {
         Record::Event { at, event } => {
             let kind = match event {
                 StoredEvent::Tick => return None,
-                StoredEvent::StepSucceeded { job, step } => {
+                StoredEvent::StepSucceeded { job, step, .. } => {
                     step_of(&mut e, job, step);
                     EventKind::StepSucceeded
                 }
@@ -1365,6 +1370,13 @@ fn event_v1(rollout: &Rollout, cursor: u64, record: Record) -> Option<EventV1> {
                     e.ok = Some(ok);
                     e.reason = reason;
                     EventKind::RollbackFinished
+                }
+                StoredEvent::RebootFinished { job, ok, reason } => {
+                    e.device = device(job);
+                    e.ring = ring_name(job.0);
+                    e.ok = Some(ok);
+                    e.reason = reason;
+                    EventKind::RebootFinished
                 }
                 StoredEvent::Approve => EventKind::Approve,
                 StoredEvent::Pause => EventKind::Pause,
@@ -1395,6 +1407,13 @@ fn event_v1(rollout: &Rollout, cursor: u64, record: Record) -> Option<EventV1> {
             e.ring = ring_name(job.0);
             (at, EventKind::RollbackDispatched)
         }
+        Record::RebootDispatched { at, job } => {
+            e.device = device(job);
+            e.ring = ring_name(job.0);
+            (at, EventKind::RebootDispatched)
+        }
+        // The boot id before a reboot: kept for a resumed wait, not an event.
+        Record::BootObserved { .. } => return None,
         Record::Resumed { at } => (at, EventKind::Resumed),
         // What a device ran before a step: kept for its rollback, not an event.
         Record::Observed { .. } => return None,

@@ -21,6 +21,8 @@ fn job(id: &str, batch: u32, steps: &[&str]) -> DeviceJob {
                 patch: (*p).into(),
                 not_before: None,
                 expedited: false,
+                reboot_required: false,
+                reboot_after: false,
             })
             .collect(),
     }
@@ -37,6 +39,9 @@ fn ring(name: &str, devices: Vec<DeviceJob>) -> RingSpec {
         unresponsive_after: Duration::from_secs(3600),
         approval: false,
         window: None,
+        reboot: Reboot::IfNeeded,
+        reboot_window: None,
+        reboot_timeout: Duration::from_secs(1800),
         devices,
     }
 }
@@ -72,6 +77,7 @@ fn ok(core: &mut Core, now: &str, ring: u16, index: u32, step: u16) -> Vec<Decis
         Event::StepSucceeded {
             job: id(ring, index),
             step,
+            reboot_pending: false,
         },
     )
 }
@@ -494,7 +500,11 @@ fn replaying_the_same_events_gives_the_same_decisions() {
                 reason: "x".into(),
             }
         } else {
-            Event::StepSucceeded { job, step }
+            Event::StepSucceeded {
+                job,
+                step,
+                reboot_pending: false,
+            }
         };
         log.push((t(T0), event.clone()));
         first = core.handle(t(T0), event);
@@ -813,4 +823,168 @@ fn a_retry_that_leaves_the_ring_over_its_budget_is_refused() {
     let refused = core.retry_candidates(Some(id(0, 0))).unwrap_err();
     assert!(refused.contains("over its failure budget"), "{refused}");
     assert_eq!(core.retry_candidates(None).unwrap().len(), 3);
+}
+
+/// A job whose steps need a restart, the planner's reboot after the last.
+fn reboot_job(id: &str, steps: &[&str]) -> DeviceJob {
+    let mut j = job(id, 0, steps);
+    for s in &mut j.steps {
+        s.reboot_required = true;
+    }
+    if let Some(last) = j.steps.last_mut() {
+        last.reboot_after = true;
+    }
+    j
+}
+
+fn reboots(decisions: &[Decision]) -> Vec<u32> {
+    decisions
+        .iter()
+        .filter_map(|d| match d {
+            Decision::StartReboot { job } => Some(job.index),
+            _ => None,
+        })
+        .collect()
+}
+
+fn rebooted(core: &mut Core, now: &str, index: u32, ok: bool) -> Vec<Decision> {
+    core.handle(
+        t(now),
+        Event::RebootFinished {
+            job: id(0, index),
+            ok,
+            reason: (!ok).then(|| "after the reboot: bios reports 1.0".into()),
+        },
+    )
+}
+
+#[test]
+fn a_device_reboots_once_after_its_last_step_that_needs_it_and_is_done_when_back() {
+    let mut core = Core::new(spec(vec![ring(
+        "only",
+        vec![reboot_job("a", &["bios", "nic"])],
+    )]));
+    core.handle(t(T0), Event::Tick);
+    // Not after the first: the planner grouped both before one reboot.
+    let d = ok(&mut core, T0, 0, 0, 0);
+    assert_eq!((starts(&d), reboots(&d)), (vec![(0, 0, 1)], vec![]));
+    let d = ok(&mut core, T0, 0, 0, 1);
+    assert_eq!(reboots(&d), [0]);
+    assert!(matches!(core.job(id(0, 0)), Some(JobState::Rebooting { next: 2, .. })));
+    assert_eq!((core.counts(0).rebooting, core.reboots(0)), (1, 1));
+    let d = rebooted(&mut core, "2026-11-30T00:05:00Z", 0, true);
+    assert_eq!(d, [Decision::RingComplete { ring: 0 }, Decision::Completed]);
+    assert_eq!(core.reboots(0), 1, "once");
+    assert_eq!(core.counts(0).rebooting, 0);
+}
+
+#[test]
+fn no_reboot_without_a_step_that_needs_one_unless_the_ring_always_reboots() {
+    let mut core = Core::new(spec(vec![ring("only", vec![job("a", 0, &["p"])])]));
+    core.handle(t(T0), Event::Tick);
+    let d = ok(&mut core, T0, 0, 0, 0);
+    assert!(reboots(&d).is_empty());
+    assert_eq!(core.phase(), &Phase::Completed);
+
+    let mut r = ring("only", vec![job("a", 0, &["p1", "p2"])]);
+    r.reboot = Reboot::Always;
+    let mut core = Core::new(spec(vec![r]));
+    core.handle(t(T0), Event::Tick);
+    assert!(reboots(&ok(&mut core, T0, 0, 0, 0)).is_empty());
+    assert_eq!(reboots(&ok(&mut core, T0, 0, 0, 1)), [0]);
+}
+
+#[test]
+fn an_install_the_installer_left_pending_a_restart_reboots_too() {
+    let mut core = Core::new(spec(vec![ring("only", vec![job("a", 0, &["bios"])])]));
+    core.handle(t(T0), Event::Tick);
+    let d = core.handle(
+        t(T0),
+        Event::StepSucceeded {
+            job: id(0, 0),
+            step: 0,
+            reboot_pending: true,
+        },
+    );
+    assert_eq!(reboots(&d), [0]);
+}
+
+#[test]
+fn never_leaves_the_device_installed_with_its_reboot_pending() {
+    let mut r = ring("only", vec![reboot_job("a", &["bios"]), job("b", 0, &["p"])]);
+    r.reboot = Reboot::Never;
+    let mut core = Core::new(spec(vec![r]));
+    core.handle(t(T0), Event::Tick);
+    assert!(reboots(&ok(&mut core, T0, 0, 0, 0)).is_empty());
+    ok(&mut core, T0, 0, 1, 0);
+    assert_eq!(core.phase(), &Phase::Completed);
+    assert!(core.job_reboot_pending(id(0, 0)));
+    assert!(!core.job_reboot_pending(id(0, 1)));
+    let c = core.counts(0);
+    assert_eq!((c.done, c.reboot_pending, core.reboots(0)), (2, 1, 0));
+}
+
+#[test]
+fn a_reboot_waits_for_its_window() {
+    let mut r = ring("only", vec![reboot_job("a", &["bios"])]);
+    // Installs any time; reboots only 02:00-04:00.
+    r.reboot_window = Some(Window {
+        days: [true; 7],
+        start: time(2, 0, 0, 0),
+        end: time(4, 0, 0, 0),
+    });
+    let mut core = Core::new(spec(vec![r]));
+    core.handle(t(T0), Event::Tick);
+    let d = ok(&mut core, "2026-11-30T00:30:00Z", 0, 0, 0);
+    assert!(reboots(&d).is_empty());
+    assert!(d.contains(&Decision::WakeAt(t("2026-11-30T02:00:00Z"))), "{d:?}");
+    assert!(matches!(core.job(id(0, 0)), Some(JobState::RebootDue { next: 1 })));
+    let d = core.handle(t("2026-11-30T02:00:00Z"), Event::Tick);
+    assert_eq!(reboots(&d), [0]);
+}
+
+#[test]
+fn a_device_not_back_within_the_reboot_timeout_fails_and_the_ring_halts() {
+    let mut r = ring("canary", vec![reboot_job("a", &["bios"])]);
+    r.reboot_timeout = Duration::from_secs(600);
+    let mut core = Core::new(spec(vec![r, ring("broad", vec![job("b", 0, &["p"])])]));
+    core.handle(t(T0), Event::Tick);
+    let d = ok(&mut core, T0, 0, 0, 0);
+    assert_eq!(reboots(&d), [0]);
+    assert!(d.contains(&Decision::WakeAt(t("2026-11-30T00:10:00Z"))), "{d:?}");
+    let d = core.handle(t("2026-11-30T00:10:00Z"), Event::Tick);
+    assert!(d.contains(&Decision::DeviceUnresponsive {
+        job: id(0, 0),
+        step: 0
+    }));
+    assert!(d.iter().any(|d| matches!(d, Decision::Halt { .. })), "{d:?}");
+    assert_eq!(
+        core.job_failure(id(0, 0)),
+        Some("not back from its reboot within 10m (unresponsive)")
+    );
+    // Its installed step is rolled back (it changed the device), the step only once.
+    assert!(d.contains(&Decision::StartRollback { job: id(0, 0) }));
+    assert_eq!(core.job_rollback_steps(id(0, 0)), 1);
+    // A late answer changes nothing.
+    rebooted(&mut core, "2026-11-30T00:11:00Z", 0, true);
+    assert!(matches!(core.job(id(0, 0)), Some(JobState::RollingBack)));
+}
+
+#[test]
+fn a_device_that_failed_its_reboot_reboots_again_when_retried() {
+    let mut core = Core::new(spec(vec![ring("canary", vec![reboot_job("a", &["bios"])])]));
+    core.spec.failed_devices = FailedDevices::Leave;
+    core.handle(t(T0), Event::Tick);
+    ok(&mut core, T0, 0, 0, 0);
+    let d = rebooted(&mut core, T0, 0, false);
+    assert!(d.iter().any(|d| matches!(d, Decision::Halt { .. })), "{d:?}");
+    assert_eq!(
+        core.job_failure(id(0, 0)),
+        Some("after the reboot: bios reports 1.0")
+    );
+    let d = core.handle(t(T0), Event::Retry { job: None });
+    assert_eq!(reboots(&d), [0], "the reboot again, not the install: {d:?}");
+    assert!(starts(&d).is_empty());
+    let d = rebooted(&mut core, T0, 0, true);
+    assert!(d.contains(&Decision::Completed), "{d:?}");
 }
