@@ -17,9 +17,9 @@
 
 use crate::clock::VirtualClock;
 use crate::core::{Core, Decision, DeviceJob, Event, JobId, JobState, Phase, RolloutSpec, add};
-use ringleader_planner::policy::Reboot;
 use crate::store::{Note, Record, Status, Store, StoreError, StoredDevice, StoredEvent};
 use jiff::Timestamp;
+use ringleader_planner::policy::Reboot;
 use ringleader_runtime::Plugin;
 use ringleader_runtime::sim_device::SimDevices;
 use ringleader_types::{Device, Patch, Readiness, RollbackTarget};
@@ -1605,10 +1605,12 @@ impl Executor {
                 // Nothing to install: the device already runs the fixed version. Its
                 // health is verified all the same.
                 Ok(Readiness::AlreadyInstalled(_)) => {}
-                Ok(Readiness::Ready) => match spent.time(installer.install(&device, &patch)).await {
-                    Ok(outcome) => staged = outcome.reboot_pending,
-                    Err(e) => return failed(e.to_string()),
-                },
+                Ok(Readiness::Ready) => {
+                    match spent.time(installer.install(&device, &patch)).await {
+                        Ok(outcome) => staged = outcome.reboot_pending,
+                        Err(e) => return failed(e.to_string()),
+                    }
+                }
                 Err(e) => return failed(e.to_string()),
             }
             let event = match spent.time(installer.verify(&device, &patch)).await {

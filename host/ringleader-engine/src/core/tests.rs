@@ -870,7 +870,10 @@ fn a_device_reboots_once_after_its_last_step_that_needs_it_and_is_done_when_back
     assert_eq!((starts(&d), reboots(&d)), (vec![(0, 0, 1)], vec![]));
     let d = ok(&mut core, T0, 0, 0, 1);
     assert_eq!(reboots(&d), [0]);
-    assert!(matches!(core.job(id(0, 0)), Some(JobState::Rebooting { next: 2, .. })));
+    assert!(matches!(
+        core.job(id(0, 0)),
+        Some(JobState::Rebooting { next: 2, .. })
+    ));
     assert_eq!((core.counts(0).rebooting, core.reboots(0)), (1, 1));
     let d = rebooted(&mut core, "2026-11-30T00:05:00Z", 0, true);
     assert_eq!(d, [Decision::RingComplete { ring: 0 }, Decision::Completed]);
@@ -911,7 +914,10 @@ fn an_install_the_installer_left_pending_a_restart_reboots_too() {
 
 #[test]
 fn never_leaves_the_device_installed_with_its_reboot_pending() {
-    let mut r = ring("only", vec![reboot_job("a", &["bios"]), job("b", 0, &["p"])]);
+    let mut r = ring(
+        "only",
+        vec![reboot_job("a", &["bios"]), job("b", 0, &["p"])],
+    );
     r.reboot = Reboot::Never;
     let mut core = Core::new(spec(vec![r]));
     core.handle(t(T0), Event::Tick);
@@ -937,8 +943,14 @@ fn a_reboot_waits_for_its_window() {
     core.handle(t(T0), Event::Tick);
     let d = ok(&mut core, "2026-11-30T00:30:00Z", 0, 0, 0);
     assert!(reboots(&d).is_empty());
-    assert!(d.contains(&Decision::WakeAt(t("2026-11-30T02:00:00Z"))), "{d:?}");
-    assert!(matches!(core.job(id(0, 0)), Some(JobState::RebootDue { next: 1 })));
+    assert!(
+        d.contains(&Decision::WakeAt(t("2026-11-30T02:00:00Z"))),
+        "{d:?}"
+    );
+    assert!(matches!(
+        core.job(id(0, 0)),
+        Some(JobState::RebootDue { next: 1 })
+    ));
     let d = core.handle(t("2026-11-30T02:00:00Z"), Event::Tick);
     assert_eq!(reboots(&d), [0]);
 }
@@ -951,13 +963,19 @@ fn a_device_not_back_within_the_reboot_timeout_fails_and_the_ring_halts() {
     core.handle(t(T0), Event::Tick);
     let d = ok(&mut core, T0, 0, 0, 0);
     assert_eq!(reboots(&d), [0]);
-    assert!(d.contains(&Decision::WakeAt(t("2026-11-30T00:10:00Z"))), "{d:?}");
+    assert!(
+        d.contains(&Decision::WakeAt(t("2026-11-30T00:10:00Z"))),
+        "{d:?}"
+    );
     let d = core.handle(t("2026-11-30T00:10:00Z"), Event::Tick);
     assert!(d.contains(&Decision::DeviceUnresponsive {
         job: id(0, 0),
         step: 0
     }));
-    assert!(d.iter().any(|d| matches!(d, Decision::Halt { .. })), "{d:?}");
+    assert!(
+        d.iter().any(|d| matches!(d, Decision::Halt { .. })),
+        "{d:?}"
+    );
     assert_eq!(
         core.job_failure(id(0, 0)),
         Some("not back from its reboot within 10m (unresponsive)")
@@ -977,7 +995,10 @@ fn a_device_that_failed_its_reboot_reboots_again_when_retried() {
     core.handle(t(T0), Event::Tick);
     ok(&mut core, T0, 0, 0, 0);
     let d = rebooted(&mut core, T0, 0, false);
-    assert!(d.iter().any(|d| matches!(d, Decision::Halt { .. })), "{d:?}");
+    assert!(
+        d.iter().any(|d| matches!(d, Decision::Halt { .. })),
+        "{d:?}"
+    );
     assert_eq!(
         core.job_failure(id(0, 0)),
         Some("after the reboot: bios reports 1.0")
