@@ -42,6 +42,29 @@ open(sys.argv[3] + ".per-device", "w").write(str(seconds / int(n)))
 PY
 done
 
+# Reboots: the same demo with reboots on (four-rings.toml: a device reboots once after
+# its last step when a patch needs it, its simulated POST 2-12 minutes of virtual time)
+# and off (four-rings-no-reboots.toml: reboot = "never").
+reboot_sizes=${REBOOT_SIZES:-100000}
+echo
+echo "reboots on and off (REBOOT_SIZES=\"$reboot_sizes\")"
+printf "%10s %12s %10s %9s %10s %9s\n" devices policy reboots seconds "peak MiB" state
+for n in $reboot_sizes; do
+    for policy in four-rings four-rings-no-reboots; do
+        /usr/bin/time -f "%e %M" -o "$work/rtime$n$policy" "$bin" demo --devices "$n" --seed 1 \
+            --policy "benches/policies/$policy.toml" --data "$work/rdata$n$policy" --json \
+            > "$work/rout$n$policy.json" || true
+        python3 - "$n" "$policy" "$work/rout$n$policy.json" "$work/rtime$n$policy" <<'PY'
+import json, sys
+n, policy, out, timing = sys.argv[1], sys.argv[2], json.load(open(sys.argv[3])), open(sys.argv[4]).read().split()
+seconds, rss_kib = float(timing[-2]), int(timing[-1])
+reboots = sum(r.get("reboots", 0) for r in out.get("rings", []))
+print(f"{n:>10} {policy[11:] or 'on':>12} {reboots:>10} {seconds:>9.2f} {rss_kib/1024:>10.0f} {out['final_state']:>9}")
+PY
+        rm -rf "$work/rdata$n$policy"
+    done
+done
+
 echo
 echo "ansible-core, set_fact over local hosts, serial [1%, 10%, 100%]"
 python3 -m venv "$work/venv" >&2

@@ -277,7 +277,9 @@ pub fn dpkg_version(root: &Path, package: &str) -> Option<String> {
 /// An OpenSSH server on 127.0.0.1 with throwaway keys, stopped when dropped.
 #[derive(Debug)]
 pub struct Sshd {
-    child: Child,
+    /// The listening server; `None` while it is down ([`Sshd::stop`]).
+    child: Arc<Mutex<Option<Child>>>,
+    config: PathBuf,
     pub port: u16,
     /// The client's private key, authorized on the server.
     pub key: PathBuf,
@@ -325,8 +327,24 @@ impl Sshd {
             ),
         )
         .unwrap();
+        let child = Sshd::spawn(&config, port);
+        let host_pub = std::fs::read_to_string(dir.join("host_key.pub")).unwrap();
+        let known_hosts = dir.join("known_hosts");
+        std::fs::write(&known_hosts, format!("[127.0.0.1]:{port} {host_pub}")).unwrap();
+        Sshd {
+            child: Arc::new(Mutex::new(Some(child))),
+            config,
+            port,
+            key,
+            known_hosts,
+            user: sh("id", &["-un"]).trim().to_string(),
+        }
+    }
+
+    /// Starts the server with `config` and waits until it listens on `port`.
+    fn spawn(config: &Path, port: u16) -> Child {
         let _ = std::fs::create_dir_all("/run/sshd");
-        let child = Command::new(sshd)
+        let child = Command::new("/usr/sbin/sshd")
             .args(["-D", "-e", "-f", config.to_str().unwrap()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -340,23 +358,34 @@ impl Sshd {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        let host_pub = std::fs::read_to_string(dir.join("host_key.pub")).unwrap();
-        let known_hosts = dir.join("known_hosts");
-        std::fs::write(&known_hosts, format!("[127.0.0.1]:{port} {host_pub}")).unwrap();
-        Sshd {
-            child,
-            port,
-            key,
-            known_hosts,
-            user: sh("id", &["-un"]).trim().to_string(),
+        child
+    }
+
+    /// Stops listening (connections are refused) until [`Sshd::resume`]; sessions
+    /// already open end on their own.
+    pub fn stop(&self) {
+        Sshd::kill(&self.child);
+    }
+
+    /// Listens again on the same port, with the same keys.
+    pub fn resume(&self) {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        if child.is_none() {
+            *child = Some(Sshd::spawn(&self.config, self.port));
+        }
+    }
+
+    fn kill(child: &Mutex<Option<Child>>) {
+        if let Some(mut c) = child.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = c.kill();
+            let _ = c.wait();
         }
     }
 }
 
 impl Drop for Sshd {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        Sshd::kill(&self.child);
     }
 }
 
@@ -400,6 +429,14 @@ pub struct RedfishOptions {
     pub task_seconds: f64,
     /// With `task_seconds`: images whose URI contains this fail (task `Exception`).
     pub fail_images: Option<String>,
+    /// BIOS updates are staged until the system's next `ComputerSystem.Reset` (as iDRAC
+    /// and iLO do), and SimpleUpdate lists `OnReset` in its
+    /// `@Redfish.OperationApplyTimeSupport`.
+    pub apply_on_reset: bool,
+    /// After a reset, a system is in its POST (not up) for this many seconds.
+    pub reset_seconds: f64,
+    /// Systems (by name) that never come back from a reset.
+    pub stuck_systems: Vec<String>,
     /// Serve HTTPS with a certificate for 127.0.0.1 signed by a CA made for the test,
     /// [`Redfish::ca`] (what an operator gives as the device's `ca_file`).
     pub tls: bool,
@@ -434,6 +471,15 @@ impl Redfish {
         }
         if let Some(text) = &options.fail_images {
             command.args(["--fail-images", text]);
+        }
+        if options.apply_on_reset {
+            command.arg("--apply-on-reset");
+        }
+        if options.reset_seconds > 0.0 {
+            command.args(["--reset-seconds", &options.reset_seconds.to_string()]);
+        }
+        if !options.stuck_systems.is_empty() {
+            command.args(["--stuck-systems", &options.stuck_systems.join(",")]);
         }
         let ca = options.tls.then(|| {
             // A small CA of the operator's, and the BMC's certificate signed by it.
@@ -543,6 +589,20 @@ impl Redfish {
                 let field = |name: &str| update[name].as_str().map(str::to_string);
                 let target = field("system").or_else(|| field("item"))?;
                 Some((target, field("from")?, field("to")?))
+            })
+            .collect()
+    }
+
+    /// The BIOS updates the emulator staged for a reset (`apply_on_reset`), `(system,
+    /// image)`, in order.
+    pub fn staged(&self) -> Vec<(String, String)> {
+        std::fs::read_to_string(&self.update_log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| {
+                let update: serde_json::Value = serde_json::from_str(line).ok()?;
+                let field = |name: &str| update[name].as_str().map(str::to_string);
+                Some((field("system")?, field("staged")?))
             })
             .collect()
     }
@@ -969,6 +1029,10 @@ pub const DEVICES_DIR: &str = "/var/cache/ringleader-peers/devices";
 pub struct DebianDevice {
     pub root: PathBuf,
     pub sshd: Sshd,
+    /// With [`DebianDevice::enable_reboot`]: the restarts its reboot command made, and
+    /// the flag that stops the thread acting them out.
+    reboots: Arc<std::sync::atomic::AtomicUsize>,
+    stop_reboots: Arc<std::sync::atomic::AtomicBool>,
     /// The root's filesystem, unmounted when the device drops (after its sshd stops).
     _tmpfs: Tmpfs,
     /// Holds the root and the sshd's files; removed last.
@@ -1037,6 +1101,8 @@ impl DebianDevice {
         std::fs::create_dir(&ssh).unwrap();
         let device = DebianDevice {
             sshd: Sshd::start_chrooted(&ssh, &root),
+            reboots: Arc::default(),
+            stop_reboots: Arc::default(),
             root,
             _tmpfs: tmpfs,
             _dir: dir,
@@ -1174,8 +1240,99 @@ fn without_architectures(line: &str) -> String {
         .join(" ")
 }
 
+/// Where a [`DebianDevice`]'s reboot command asks for its restart (inside its root).
+const REBOOT_REQUEST: &str = "run/ringleader-peer/reboot-requested";
+
+impl DebianDevice {
+    /// Gives the device a reboot that can be observed from outside, as a real one: its
+    /// `systemctl reboot` (what the Debian installers run; a chroot has no systemd)
+    /// asks for a restart and returns; the device then stops answering SSH (its sshd
+    /// stops, so connections are refused) for `down`, or for good with `None` (a
+    /// machine that never comes back), and comes back with a new boot id
+    /// (`/proc/sys/kernel/random/boot_id`, a plain file in this root, which has no
+    /// `/proc`) and without `/run/reboot-required` (a tmpfs on a real system). It
+    /// starts with the boot id `boot-0`.
+    pub fn enable_reboot(&self, down: Option<Duration>) {
+        use std::sync::atomic::Ordering;
+        let random = self.root.join("proc/sys/kernel/random");
+        std::fs::create_dir_all(&random).unwrap();
+        std::fs::write(random.join("boot_id"), "boot-0\n").unwrap();
+        std::fs::create_dir_all(self.root.join("run/ringleader-peer")).unwrap();
+        let systemctl = self.root.join("usr/bin/systemctl");
+        std::fs::write(
+            &systemctl,
+            format!(
+                "#!/bin/sh\n# A Ringleader test device's restart: tests/peers.rs DebianDevice::enable_reboot.\n\
+                 case \"$*\" in\n  reboot) : > /{REBOOT_REQUEST}; echo 'rebooting'; exit 0 ;;\n  \
+                 *) echo \"systemctl: only 'systemctl reboot' works on this test device (got: $*)\" >&2; exit 1 ;;\nesac\n"
+            ),
+        )
+        .unwrap();
+        sh("chmod", &["755", systemctl.to_str().unwrap()]);
+        let (root, child, config, port) = (
+            self.root.clone(),
+            self.sshd.child.clone(),
+            self.sshd.config.clone(),
+            self.sshd.port,
+        );
+        let (reboots, stop) = (self.reboots.clone(), self.stop_reboots.clone());
+        std::thread::spawn(move || {
+            let request = root.join(REBOOT_REQUEST);
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+                if !request.exists() {
+                    continue;
+                }
+                // Let the command's session end as `systemctl reboot` returns, then go
+                // down.
+                std::thread::sleep(Duration::from_millis(300));
+                Sshd::kill(&child);
+                let n = reboots.fetch_add(1, Ordering::Relaxed) + 1;
+                let _ = std::fs::write(
+                    root.join("proc/sys/kernel/random/boot_id"),
+                    format!("boot-{n}\n"),
+                );
+                for file in ["run/reboot-required", "run/reboot-required.pkgs"] {
+                    let _ = std::fs::remove_file(root.join(file));
+                }
+                let _ = std::fs::remove_file(&request);
+                let Some(down) = down else {
+                    return;
+                };
+                let until = Instant::now() + down;
+                while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                // Under the lock, as the device's drop stops the server under it.
+                let mut c = child.lock().unwrap_or_else(|e| e.into_inner());
+                if c.is_none() && !stop.load(Ordering::Relaxed) {
+                    *c = Some(Sshd::spawn(&config, port));
+                }
+            }
+        });
+    }
+
+    /// The restarts the device's reboot command made so far.
+    pub fn reboots(&self) -> usize {
+        self.reboots.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The device's boot id (`/proc/sys/kernel/random/boot_id` in its root).
+    pub fn boot_id(&self) -> String {
+        std::fs::read_to_string(self.root.join("proc/sys/kernel/random/boot_id"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+}
+
 impl Drop for DebianDevice {
     fn drop(&mut self) {
+        self.stop_reboots
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         // Whatever still runs inside the device (a command its sshd started).
         if let Ok(procs) = std::fs::read_dir("/proc") {
             for entry in procs.flatten() {

@@ -835,3 +835,186 @@ async fn a_scan_reads_the_real_packages_release_and_pending_restart() {
     assert_eq!(half, "hello 1.2-1 (half-configured)");
     assert_eq!(lab.has("hello"), ("1.2-1".into(), "iF".into()));
 }
+
+/// The state of `id`'s job in `core`.
+fn job_of(core: &ringleader_engine::core::Core, id: &str) -> ringleader_engine::core::JobId {
+    use ringleader_engine::core::JobId;
+    for ring in 0..core.ring_count() as u16 {
+        for index in 0..core.ring_len(ring) as u32 {
+            let job = JobId { ring, index };
+            if core.job_spec(job).is_some_and(|s| s.device == id) {
+                return job;
+            }
+        }
+    }
+    panic!("{id} is in no ring")
+}
+
+#[tokio::test]
+async fn patches_that_need_a_restart_reboot_the_device_once_and_are_verified_after_it() {
+    use ringleader_engine::core::{Core, JobState, Phase};
+    use ringleader_engine::executor::{Executor, Installers, Timing};
+    let started = Instant::now();
+    let (logs, _capture) = Logs::capture();
+    let repo = AptRepo::start(&[
+        DebSpec::new("hello", "1.0-1"),
+        DebSpec::new("hello", "1.1-1"),
+        DebSpec::new("bar", "1.0-1"),
+        DebSpec::new("bar", "1.1-1"),
+    ]);
+    let old = ["hello=1.0-1", "bar=1.0-1"];
+    // lab-1 is down for 3 s after its reboot; canary-1 never comes back.
+    let lab = DebianDevice::start(&repo, &old);
+    lab.enable_reboot(Some(std::time::Duration::from_secs(3)));
+    let canary = DebianDevice::start(&repo, &old);
+    canary.enable_reboot(None);
+    // What a package's postinst leaves on Debian (update-notifier-common): a pending
+    // restart, which the reboot clears.
+    std::fs::write(
+        lab.root.join("run/reboot-required"),
+        "*** System restart required ***\n",
+    )
+    .unwrap();
+
+    // Both fixes need a restart (an operator's catalog says so).
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog.toml");
+    let mut text = String::from("vendor = \"debian\"\n");
+    for name in ["hello", "bar"] {
+        text.push_str(&format!(
+            "[[patches]]\nid = \"{name}-1.1-1\"\ntitle = \"{name} 1.1-1\"\ncomponent = \"{name}\"\nfixed-version = \"1.1-1\"\nscheme = \"deb\"\napplies-to = \"< 1.1-1\"\nkind = \"security\"\nseverity = \"high\"\nreleased = \"2026-11-01\"\nreboot = true\n\n"
+        ));
+    }
+    std::fs::write(&catalog, text).unwrap();
+
+    let routes = Routes::new(Arc::new(ringleader_runtime::services::NoExec));
+    let mut inventory = String::new();
+    for (id, tag, device) in [("lab-1", "lab", &lab), ("canary-1", "canary", &canary)] {
+        inventory.push_str(&format!(
+            "[[devices]]\nid = \"{id}\"\ntags = [\"{tag}\"]\nversion-scheme = \"deb\"\ncomponents = {{ hello = \"1.0-1\", bar = \"1.0-1\" }}\n\n"
+        ));
+        routes.set(
+            id,
+            Route::Ssh {
+                host: "127.0.0.1".into(),
+                port: Some(device.sshd.port),
+                user: Some(device.sshd.user.clone()),
+                key: Some(device.sshd.key.clone()),
+                known_hosts: Some(device.sshd.known_hosts.clone()),
+            },
+        );
+    }
+    let inventory = ringleader_planner::inventory::Inventory::parse(
+        std::path::Path::new("fleet.toml"),
+        &inventory,
+    )
+    .unwrap();
+    let (policy, diags) = ringleader_planner::policy::Policy::parse(
+        std::path::Path::new("policy.toml"),
+        r#"
+name = "restarts"
+
+[[rings]]
+name = "lab"
+select = { tags = ["lab"] }
+soak = "1s"
+reboot = "if-needed"
+# Back and verified: the reboot, the wait and a verify per step, over SSH.
+reboot_timeout = "60s"
+
+[[rings]]
+name = "canary"
+select = { tags = ["canary"] }
+soak = "1s"
+max_failures = 0
+reboot_timeout = "10s"
+"#,
+    );
+    let policy = policy.unwrap_or_else(|| panic!("{diags}"));
+
+    let mut grants = Grants::default();
+    for name in ["catalog-source", "apt-installer"] {
+        let manifest = ringleader_runtime::Manifest::load(&manifest(name)).unwrap();
+        grants.allow_as_declared(name, &manifest.capabilities);
+    }
+    if let Some(grant) = grants.plugins.get_mut("catalog-source") {
+        grant
+            .settings
+            .insert("catalog".into(), format!("file://{}", catalog.display()));
+    }
+    let rt = runtime(
+        grants,
+        Services {
+            exec: Arc::new(routes),
+            ..Services::default()
+        },
+    );
+    let source = load(&rt, "catalog-source").await;
+    let apt = load(&rt, "apt-installer").await;
+    let now = jiff::Timestamp::now();
+    let prepared =
+        ringleader_engine::spec::prepare(&policy, &inventory, std::slice::from_ref(&source), now)
+            .await
+            .unwrap();
+    let executor = Executor {
+        core: Core::new(prepared.spec),
+        installers: Installers::new(apt.clone()),
+        targets: prepared.targets,
+        timing: Timing::Real,
+        concurrency: 4,
+        auto_approve_after: None,
+        now,
+        store: None,
+        recovery: Default::default(),
+        devices: None,
+        clock: None,
+        scheduled: Vec::new(),
+        leases: None,
+        control: None,
+        metrics: Default::default(),
+    };
+    let (core, _report) =
+        tokio::time::timeout(std::time::Duration::from_secs(240), executor.run(|_, _| {}))
+            .await
+            .expect("the rollout of two Debian devices ends within 4 minutes");
+
+    // lab-1: both packages installed, then one reboot; back with another boot id and
+    // verified, its pending restart gone.
+    assert_eq!(
+        core.job(job_of(&core, "lab-1")),
+        Some(&JobState::Done),
+        "{:?} {:?} reboots {} {}",
+        core.phase(),
+        core.job_failure(job_of(&core, "lab-1")),
+        lab.reboots(),
+        logs.text()
+    );
+    assert_eq!(lab.reboots(), 1, "one reboot after the last step");
+    assert_eq!(lab.boot_id(), "boot-1");
+    assert_eq!(core.reboots(0), 1);
+    for name in ["hello", "bar"] {
+        assert_eq!(lab.package(name), Some(ii("1.1-1")), "lab-1 {name}");
+    }
+    let scan = apt.scan(&device("lab-1", &[])).await.unwrap();
+    assert_eq!(scan.boot.boot_id.as_deref(), Some("boot-1"));
+    assert!(!scan.boot.reboot_pending, "{:?}", scan.boot);
+
+    // canary-1 restarted and never answered again: failed, unresponsive, at its
+    // reboot_timeout; the ring halts.
+    assert_eq!(canary.reboots(), 1);
+    let job = job_of(&core, "canary-1");
+    let reason = core.job_failure(job).unwrap_or_default();
+    assert!(
+        reason.contains("not back from its reboot within 10s (unresponsive)"),
+        "{reason}"
+    );
+    assert!(
+        matches!(core.phase(), Phase::Halted { ring: 1, .. }),
+        "{:?}",
+        core.phase()
+    );
+    eprintln!(
+        "apt reboots: 2 devices in {} ms",
+        started.elapsed().as_millis()
+    );
+}

@@ -491,3 +491,162 @@ async fn a_bmc_s_certificate_is_trusted_only_with_the_operator_s_ca() {
     let report = plugin.verify(&node1, &firmware("1.1.0")).await.unwrap();
     assert_eq!(report.installed_version.as_deref(), Some("1.1.0"));
 }
+
+/// Asks the device's boot state until it answers with a boot id other than `before`
+/// (up to `tries` times, 100 ms apart); every answer on the way, errors included.
+async fn wait_for_boot(
+    plugin: &Plugin,
+    device: &Device,
+    before: &Option<String>,
+    tries: usize,
+) -> (Option<String>, Vec<String>) {
+    let mut seen = Vec::new();
+    for _ in 0..tries {
+        match plugin.boot_state(device).await {
+            Ok(b) if b.boot_id != *before => return (b.boot_id, seen),
+            Ok(b) => seen.push(format!("same boot id {:?}", b.boot_id)),
+            Err(e) => seen.push(e.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (None, seen)
+}
+
+/// A request's `Payload.JsonBody` as the BMC's task keeps it.
+fn task_request(peer: &Redfish, task: &str) -> serde_json::Value {
+    let text = ureq::get(&format!("{}/redfish/v1/TaskService/Tasks/{task}", peer.url))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+    serde_json::from_str(body["Payload"]["JsonBody"].as_str().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn a_bios_update_the_bmc_stages_takes_effect_at_the_reset_and_is_read_back_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // As iDRAC and iLO: BIOS images wait for the system's next reset; a reset keeps the
+    // system in its POST for a second.
+    let options = RedfishOptions {
+        apply_on_reset: true,
+        reset_seconds: 1.0,
+        task_seconds: 0.2,
+        ..RedfishOptions::default()
+    };
+    let peer = Redfish::start_with(dir.path(), 2, &options);
+    let plugin = installer().await;
+    let node1 = bmc(&peer, "bmc-1", "node-1", "1.0.0");
+    let mut fix = firmware("1.1.0");
+    fix.reboot_required = true;
+
+    let before = plugin.boot_state(&node1).await.unwrap().boot_id;
+    let id = before.clone().expect("the emulator reports BootProgress");
+    assert!(id.starts_with("OSRunning@"), "{id}");
+
+    // Staged: the BMC still runs 1.0.0, and says the install waits for a restart.
+    let outcome = plugin.install(&node1, &fix).await.unwrap();
+    assert!(outcome.reboot_pending, "{outcome:?}");
+    assert_eq!(outcome.installed_version, "1.0.0");
+    assert_eq!(
+        plugin
+            .verify(&node1, &fix)
+            .await
+            .unwrap()
+            .installed_version
+            .as_deref(),
+        Some("1.0.0")
+    );
+    assert_eq!(updates(&peer), []);
+    assert_eq!(
+        peer.staged(),
+        [("node-1".to_string(), fix.artifact.url.clone())]
+    );
+    // The plugin asked for it: the BMC lists OnReset among its apply times.
+    assert_eq!(
+        task_request(&peer, "rl1")["@Redfish.OperationApplyTime"],
+        "OnReset"
+    );
+
+    // The reset: the system goes through its POST (not up: a transient error) and comes
+    // back with another boot id, running the new BIOS.
+    let said = plugin.reboot(&node1).await.unwrap();
+    assert!(
+        said.contains("ComputerSystem.Reset GracefulRestart"),
+        "{said}"
+    );
+    let (after, seen) = wait_for_boot(&plugin, &node1, &before, 50).await;
+    assert!(after.is_some(), "never came back: {seen:?}");
+    assert!(
+        seen.iter()
+            .any(|s| s.contains("is not up yet")
+                && s.contains("PrimaryProcessorInitializationStarted")),
+        "the POST was not seen: {seen:?}"
+    );
+    assert_eq!(
+        plugin
+            .verify(&node1, &fix)
+            .await
+            .unwrap()
+            .installed_version
+            .as_deref(),
+        Some("1.1.0")
+    );
+    assert_eq!(updates(&peer), [update("node-1", "1.0.0", "1.1.0")]);
+
+    // A patch that does not say it needs a restart is not asked to wait for one; the
+    // BMC stages the BIOS image anyway, and the install says it waits for a restart.
+    let node2 = bmc(&peer, "bmc-2", "node-2", "1.0.0");
+    let plain = firmware("1.1.0");
+    let outcome = plugin.install(&node2, &plain).await.unwrap();
+    assert!(outcome.reboot_pending, "{outcome:?}");
+    assert_eq!(outcome.installed_version, "1.0.0");
+    assert!(
+        task_request(&peer, "rl2")
+            .get("@Redfish.OperationApplyTime")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_bmc_that_applies_at_once_still_resets_and_one_that_never_comes_back_stays_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = RedfishOptions {
+        stuck_systems: vec!["node-2".into()],
+        ..RedfishOptions::default()
+    };
+    let peer = Redfish::start_with(dir.path(), 2, &options);
+    let plugin = installer().await;
+    let node1 = bmc(&peer, "bmc-1", "node-1", "1.0.0");
+    let mut fix = firmware("1.1.0");
+    fix.reboot_required = true;
+
+    // Applied at once (sushy's own behaviour): nothing pending, the version is new.
+    let outcome = plugin.install(&node1, &fix).await.unwrap();
+    assert!(!outcome.reboot_pending, "{outcome:?}");
+    assert_eq!(outcome.installed_version, "1.1.0");
+    assert_eq!(updates(&peer), [update("node-1", "1.0.0", "1.1.0")]);
+    let before = plugin.boot_state(&node1).await.unwrap().boot_id;
+    plugin.reboot(&node1).await.unwrap();
+    let (after, seen) = wait_for_boot(&plugin, &node1, &before, 50).await;
+    assert!(after.is_some(), "never came back: {seen:?}");
+    assert_eq!(
+        plugin
+            .verify(&node1, &fix)
+            .await
+            .unwrap()
+            .installed_version
+            .as_deref(),
+        Some("1.1.0")
+    );
+
+    // node-2 never leaves its POST: every answer after the reset is "not up yet".
+    let node2 = bmc(&peer, "bmc-2", "node-2", "1.0.0");
+    let before = plugin.boot_state(&node2).await.unwrap().boot_id;
+    plugin.reboot(&node2).await.unwrap();
+    let (after, seen) = wait_for_boot(&plugin, &node2, &before, 10).await;
+    assert_eq!(after, None);
+    assert_eq!(seen.len(), 10);
+    assert!(seen.iter().all(|s| s.contains("is not up yet")), "{seen:?}");
+}

@@ -10,6 +10,7 @@ use ringleader_api::plan::{
 };
 use ringleader_planner::inventory::Device;
 use ringleader_planner::plan::{self, Explanation, Plan, Planner, Step};
+use ringleader_planner::policy::Reboot;
 
 /// The planner's reason for not planning a patch, as JSON names it.
 fn skip_reason(reason: &plan::SkipReason) -> SkipReason {
@@ -156,6 +157,21 @@ pub fn explain(planner: &Planner<'_>, device: &Device, explanation: Explanation)
                 }
                 if view.expedited {
                     why.push("expedited".into());
+                }
+                let rule = planner
+                    .policy
+                    .rings
+                    .iter()
+                    .find(|r| r.name == ring)
+                    .map(|r| r.reboot);
+                if planner.catalog.get(planned.patch).patch.reboot_required {
+                    why.push(match rule {
+                        Some(Reboot::Never) => "needs a restart: left installed, reboot pending (the ring's reboot = \"never\")".into(),
+                        _ if view.reboot_after => "needs a restart: the device reboots after this step".into(),
+                        _ => "needs a restart: the device reboots once, after its last step".into(),
+                    });
+                } else if view.reboot_after {
+                    why.push("then the device reboots".into());
                 }
                 ExplainedV1 {
                     patch,

@@ -4,7 +4,7 @@
 
 use crate::catalog::{Catalog, CatalogPatch, PatchIndex, Reading};
 use crate::inventory::{Device, Installed, Inventory};
-use crate::policy::{Amount, Policy, Select};
+use crate::policy::{Amount, Policy, Reboot, Select};
 use crate::schedule;
 use crate::version::{AnyVersion, Scheme};
 use jiff::Timestamp;
@@ -66,7 +66,8 @@ pub struct Step {
     frozen: u16,
     /// Soaks shortened (and maybe windows skipped) by the policy's expedite rule.
     pub expedited: bool,
-    /// The device reboots after this step (once for a run of reboot-needing patches).
+    /// The device reboots after this step: its last, when any of its patches needs a
+    /// restart (once per device and rollout).
     pub reboot_after: bool,
     /// Pushed later to the next maintenance window opening.
     pub waited_for_window: bool,
@@ -675,7 +676,7 @@ impl Planner<'_> {
         let (mut planned, successors) = self.supersede(device, &applicable, &mut skips);
         self.drop_blocked(d, device, &mut planned, &successors, &mut skips);
         let order = self.install_order(prep, r, &planned, &successors);
-        let steps = self.schedule_steps(prep, d, r, order, &successors);
+        let steps = self.schedule_steps(prep, d, r, order);
         (steps, skips)
     }
 
@@ -852,14 +853,13 @@ impl Planner<'_> {
 
     /// 5. Times and reboots: each step's earliest start (after the one before, its
     ///    own start, inside the ring's window, outside freezes), and a reboot after
-    ///    the last step before one whose prerequisite needs it, and after the last.
+    ///    the last step when any step needs one.
     fn schedule_steps(
         &self,
         prep: &Prepared,
         d: &Device,
         r: usize,
         order: Vec<PatchIndex>,
-        successors: &[(PatchIndex, PatchIndex)],
     ) -> Vec<Step> {
         let catalog = self.catalog;
         let ring = &self.policy.rings[r];
@@ -871,7 +871,7 @@ impl Planner<'_> {
         let mut steps: Vec<Step> = Vec::with_capacity(order.len());
         let mut previous = self.at;
         let mut cache: Vec<((Timestamp, bool), schedule::Earliest)> = Vec::new();
-        let mut pending_reboot: Vec<PatchIndex> = Vec::new();
+        let mut pending_reboot = false;
         for p in order {
             let cp = catalog.get(p);
             let expedited = prep.expedited[p as usize];
@@ -891,18 +891,11 @@ impl Planner<'_> {
                     e
                 }
             };
-            if cp
-                .prerequisites
-                .iter()
-                .any(|pre| pending_reboot.contains(&stand_in(successors, *pre)))
-                && let Some(last) = steps.last_mut()
-            {
-                last.reboot_after = true;
-                pending_reboot.clear();
-            }
-            if cp.patch.reboot_required {
-                pending_reboot.push(p);
-            }
+            // One restart per device and rollout, after its last step: a patch whose
+            // prerequisite needs a restart is installed before it (a BMC stages both
+            // and applies them in order at the reset, as a package manager configures
+            // both before the reboot), which prerequisite order already gives.
+            pending_reboot |= cp.patch.reboot_required;
             previous = earliest.at;
             steps.push(Step {
                 patch: p,
@@ -917,9 +910,12 @@ impl Planner<'_> {
                 waited_for_window: earliest.waited_for_window,
             });
         }
-        if !pending_reboot.is_empty()
-            && let Some(last) = steps.last_mut()
-        {
+        let reboot = match ring.reboot {
+            Reboot::IfNeeded => pending_reboot,
+            Reboot::Always => true,
+            Reboot::Never => false,
+        };
+        if reboot && let Some(last) = steps.last_mut() {
             last.reboot_after = true;
         }
         steps

@@ -14,13 +14,14 @@
 //! | `sim.unhealthy-permille` | installs after which the device is unhealthy |
 //! | `sim.bad-patch`, `sim.bad-patch-permille` | one patch that fails more often here |
 //! | `sim.rollback-fail-permille` | rollbacks that fail (keyed by seed, device and component) |
-//!
+//! | `sim.reboot-seconds` | how long a restart takes, real time (`boot` fails, "restarting", until then); `never`: it never comes back |
 //! | `sim.drift.COMPONENT` | the version the device really has of COMPONENT, whatever the inventory says (until an install or rollback changes it): a stale inventory |
 //!
-//! `sim-pkg` commands: `query COMPONENT`, `install COMPONENT VERSION PATCH`,
-//! `rollback COMPONENT VERSION`, `health PATCH`, `list` (every component with its
-//! version, a line each: `NAME<TAB>VERSION`), `boot` (the boot id: `sim-boot-N`, N the
-//! restarts so far), `reboot` (one more restart).
+//! `sim-pkg` commands: `query COMPONENT`, `install COMPONENT VERSION PATCH [reboot]`,
+//! `rollback COMPONENT VERSION [reboot]`, `health PATCH`, `list` (every component with
+//! its version, a line each: `NAME<TAB>VERSION`), `boot` (the boot id: `sim-boot-N`, N
+//! the restarts so far; then `pending P1,P2` while installs or rollbacks given `reboot`
+//! wait for a restart), `reboot` (one more restart, nothing pending after it).
 
 use crate::services::{BoxFuture, DeviceExec, ExecError, ExecOutput, ExecRequest};
 use ringleader_types::Device;
@@ -30,6 +31,14 @@ use std::sync::Mutex;
 
 /// Page cache of the devices' database: their state is small.
 const SLED_CACHE_BYTES: u64 = 64 << 20;
+
+/// Milliseconds since the Unix epoch, real time (a restart's length is real time: the
+/// engine waits for it with real timing; virtual timing models it itself).
+fn now_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
 
 /// Where simulated devices keep their state.
 #[derive(Debug)]
@@ -153,6 +162,20 @@ impl SimDevices {
         }
     }
 
+    /// Notes that `what` waits for a restart of device `id` (`boot` says so until
+    /// `reboot`).
+    fn pend(&self, id: &str, what: &str) -> Result<(), ExecError> {
+        let key = format!("{id}/pending");
+        let mut pending = self.get(&key)?.unwrap_or_default();
+        if !pending.split(',').any(|p| p == what) {
+            if !pending.is_empty() {
+                pending.push(',');
+            }
+            pending.push_str(what);
+        }
+        self.set(&key, &pending)
+    }
+
     fn bump(&self, key: &str) -> Result<(), ExecError> {
         let n: u64 = self.get(key)?.and_then(|v| v.parse().ok()).unwrap_or(0);
         self.set(key, &(n + 1).to_string())
@@ -214,7 +237,8 @@ impl SimDevices {
                 Some(v) => ok(format!("{v}\n")),
                 None => fail(1, format!("{component} is not installed\n")),
             },
-            ["install", component, version, patch] => {
+            ["install", component, version, patch, rest @ ..] => {
+                let restart = rest == ["reboot"];
                 let Some(current) = version_of(component)? else {
                     return Ok(fail(1, format!("{component} is not installed\n")));
                 };
@@ -233,9 +257,13 @@ impl SimDevices {
                     ));
                 }
                 self.set(&format!("{id}/installed/{component}"), version)?;
+                if restart {
+                    self.pend(id, patch)?;
+                }
                 ok(format!("{component} {version} installed\n"))
             }
-            ["rollback", component, version] => {
+            ["rollback", component, version, rest @ ..] => {
+                let restart = rest == ["reboot"];
                 let key = format!("rollback:{component}");
                 if draw(device, &key, "rollback") < permille(device, "sim.rollback-fail-permille") {
                     return Ok(fail(
@@ -247,6 +275,9 @@ impl SimDevices {
                     ));
                 }
                 self.set(&format!("{id}/installed/{component}"), version)?;
+                if restart {
+                    self.pend(id, &format!("rollback of {component}"))?;
+                }
                 ok(format!("{component} {version} restored\n"))
             }
             ["list"] => {
@@ -270,13 +301,44 @@ impl SimDevices {
                 ok(lines)
             }
             ["boot"] => {
+                // Restarting (`sim.reboot-seconds`): not up yet.
+                match self.get(&format!("{id}/up-at"))?.as_deref() {
+                    Some("never") => return Ok(fail(75, format!("{id} is restarting\n"))),
+                    Some(at) if at.parse::<u128>().is_ok_and(|at| at > now_ms()) => {
+                        return Ok(fail(75, format!("{id} is restarting\n")));
+                    }
+                    _ => {}
+                }
                 let boots = self
                     .get(&format!("{id}/boots"))?
                     .unwrap_or_else(|| "0".into());
-                ok(format!("sim-boot-{boots}\n"))
+                let pending = self.get(&format!("{id}/pending"))?.unwrap_or_default();
+                if pending.is_empty() {
+                    ok(format!("sim-boot-{boots}\n"))
+                } else {
+                    ok(format!("sim-boot-{boots}\npending {pending}\n"))
+                }
             }
             ["reboot"] => {
                 self.bump(&format!("{id}/boots"))?;
+                self.set(&format!("{id}/pending"), "")?;
+                let up_at = match fact(device, "sim.reboot-seconds") {
+                    Some("never") => "never".to_string(),
+                    Some(s) => {
+                        let ms = s
+                            .parse::<f64>()
+                            .map_or(0, |s| (s.max(0.0) * 1000.0) as u128);
+                        (now_ms() + ms).to_string()
+                    }
+                    None => "0".to_string(),
+                };
+                self.set(&format!("{id}/up-at"), &up_at)?;
+                // A restart that takes real time is not undone by a crash of the host
+                // while it waits for it: durable now. (An instant one, as the demo's,
+                // is made durable with the engine's next flush.)
+                if fact(device, "sim.reboot-seconds").is_some() {
+                    self.flush()?;
+                }
                 ok(format!("{id} restarted\n"))
             }
             ["health", patch] => {

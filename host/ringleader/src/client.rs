@@ -551,7 +551,7 @@ fn render_status(s: &StatusV1) -> String {
     }
     outln!(
         out,
-        "{:<12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>12} {:>16}",
+        "{:<12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>12} {:>16} {:>8} {:>15}",
         "RING",
         "DEVICES",
         "DONE",
@@ -559,12 +559,14 @@ fn render_status(s: &StatusV1) -> String {
         "ACTIVE",
         "PENDING",
         "ROLLED BACK",
-        "ROLLBACK FAILED"
+        "ROLLBACK FAILED",
+        "REBOOTS",
+        "REBOOT PENDING"
     );
     for r in &s.rings {
         outln!(
             out,
-            "{:<12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>12} {:>16}",
+            "{:<12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>12} {:>16} {:>8} {:>15}",
             r.name,
             r.devices,
             r.done,
@@ -573,6 +575,8 @@ fn render_status(s: &StatusV1) -> String {
             r.pending,
             r.rolled_back,
             r.rollback_failed,
+            r.reboots,
+            r.reboot_pending,
         );
     }
     out

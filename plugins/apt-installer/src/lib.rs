@@ -874,7 +874,15 @@ impl Guest for AptInstaller {
     }
 
     fn reboot(device: Device) -> Result<String, PluginError> {
-        let out = run("systemctl", vec!["reboot".into()], QUERY_TIMEOUT_MS)?;
+        let out = match run("systemctl", vec!["reboot".into()], QUERY_TIMEOUT_MS) {
+            Err(PluginError::Transient(why)) if guest_debian::cut_by_the_restart(&why) => {
+                return Ok(format!(
+                    "systemctl reboot on {}: the connection closed as it went down",
+                    device.id
+                ));
+            }
+            out => out?,
+        };
         if out.exit_code != 0 {
             return Err(error_of("systemctl reboot", &device, &out));
         }

@@ -376,7 +376,15 @@ impl Guest for DpkgInstaller {
                 device.id
             )));
         }
-        let out = run("systemctl", vec!["reboot".into()])?;
+        let out = match run("systemctl", vec!["reboot".into()]) {
+            Err(PluginError::Transient(why)) if guest_debian::cut_by_the_restart(&why) => {
+                return Ok(format!(
+                    "systemctl reboot on {}: the connection closed as it went down",
+                    device.id
+                ));
+            }
+            out => out?,
+        };
         if out.exit_code != 0 {
             return Err(PluginError::Permanent(format!(
                 "systemctl reboot on {} exited with {}: {}",

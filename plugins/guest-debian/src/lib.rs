@@ -187,6 +187,16 @@ pub fn boot_time(proc_stat: &str) -> Option<i64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// Whether a failed `systemctl reboot` over SSH failed only because the device went
+/// down under it: ssh reports the session cut (`closed by remote host`, a reset
+/// connection) when the restart is quicker than the command's return. The reboot has
+/// started; the engine's wait for another boot id tells whether it came back.
+pub fn cut_by_the_restart(error: &str) -> bool {
+    ["closed by remote host", "Connection reset", "Broken pipe"]
+        .iter()
+        .any(|said| error.contains(said))
+}
+
 /// A boot id as `/proc/sys/kernel/random/boot_id` holds it: one line; `None` when empty.
 pub fn boot_id(text: &str) -> Option<String> {
     let id = text.trim();

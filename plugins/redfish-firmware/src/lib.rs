@@ -29,6 +29,15 @@
 //!   fetches the image) and one target, follows the task the BMC returns until it
 //!   ends, then reads the version back. `rollback` does the same with the image of the
 //!   version to go back to (the host passes it when the catalog has it).
+//! - A patch that needs a restart (`reboot-required`) is asked to apply at the next
+//!   reset (`@Redfish.OperationApplyTime: OnReset`) when the SimpleUpdate action lists
+//!   `OnReset` in its `@Redfish.OperationApplyTimeSupport`; an update the BMC staged
+//!   (the version read back is still the old one, as iDRAC and iLO do with BIOS images)
+//!   is reported `reboot-pending`, and the engine verifies it after the reset.
+//! - `reboot` posts `ComputerSystem.Reset` with the first of GracefulRestart,
+//!   ForceRestart, PowerCycle that the BMC allows, following its task; `boot-state`'s
+//!   boot id is `BootProgress.LastState@LastStateTime`, and a system powered off or in
+//!   its POST is "not up yet" (a transient error).
 //! - Redirects (301, 302, 303, 307, 308) are followed, each checked by the host like
 //!   any request. Redfish error bodies (`error.message`, `@Message.ExtendedInfo`) are
 //!   quoted in errors; 5xx and 429 are transient, other refusals permanent.
@@ -72,6 +81,16 @@ const TASK_DEADLINE_SECONDS: i64 = 25 * 60;
 /// One request to the BMC.
 const REQUEST_TIMEOUT_MS: u32 = 60_000;
 const SERVICE_ROOT: &str = "/redfish/v1/";
+/// `BootProgress.LastState` values of a system still starting: the firmware's POST,
+/// before the OS boots.
+const STARTING: &[&str] = &[
+    "PrimaryProcessorInitializationStarted",
+    "BusInitializationStarted",
+    "MemoryInitializationStarted",
+    "SecondaryProcessorInitializationStarted",
+    "PCIResourceConfigStarted",
+    "SystemHardwareInitializationComplete",
+];
 /// Task states after which a task never changes again.
 const TERMINAL: &[&str] = &["Completed", "Exception", "Killed", "Cancelled"];
 
@@ -232,9 +251,10 @@ impl Bmc {
         Ok((id, system))
     }
 
-    /// Where SimpleUpdate is posted, and the transfer protocols the service accepts
-    /// (empty: it does not say).
-    fn update_service(&self) -> Result<(String, Vec<String>), PluginError> {
+    /// Where SimpleUpdate is posted, the transfer protocols the service accepts (empty:
+    /// it does not say), and whether it can stage an update until the next reset
+    /// (`@Redfish.OperationApplyTimeSupport` lists `OnReset`).
+    fn update_service(&self) -> Result<UpdateAction, PluginError> {
         let service = self.service()?;
         if service["ServiceEnabled"] == Value::Bool(false) {
             return Err(PluginError::Transient(format!(
@@ -258,7 +278,14 @@ impl Bmc {
                     .collect()
             })
             .unwrap_or_default();
-        Ok((target.to_string(), protocols))
+        let on_reset = action["@Redfish.OperationApplyTimeSupport"]["SupportedValues"]
+            .as_array()
+            .is_some_and(|values| values.iter().any(|v| v.as_str() == Some("OnReset")));
+        Ok(UpdateAction {
+            target: target.to_string(),
+            protocols,
+            on_reset,
+        })
     }
 
     /// The update service resource.
@@ -514,9 +541,25 @@ impl Bmc {
     }
 
     /// The system's boot state: `BootProgress.LastStateTime` (Redfish 1.13 and later)
-    /// changes at every start, where the BMC reports it.
+    /// changes at every start, where the BMC reports it. A system that is powered off
+    /// or still starting (`PowerState` other than `On`, or a `LastState` of the
+    /// firmware's start before the OS boots) is not up yet: a transient error, which a
+    /// reboot wait keeps asking through.
     fn boot(&self, device: &Device) -> Result<BootState, PluginError> {
-        let (_, system) = self.system(device)?;
+        let (system_id, system) = self.system(device)?;
+        let power = system["PowerState"].as_str().unwrap_or("On");
+        let state = system["BootProgress"]["LastState"].as_str().unwrap_or("");
+        if power != "On" || STARTING.contains(&state) {
+            return Err(PluginError::Transient(format!(
+                "the system {system_id} of {} is not up yet (PowerState {power}, BootProgress.LastState {})",
+                device.id,
+                if state.is_empty() {
+                    "not reported"
+                } else {
+                    state
+                }
+            )));
+        }
         let boot_id = system["BootProgress"]["LastStateTime"].as_str().map(|t| {
             format!(
                 "{}@{t}",
@@ -628,7 +671,10 @@ impl Bmc {
         }
     }
 
-    /// Posts SimpleUpdate for `target` and follows the task the BMC answers with.
+    /// Posts SimpleUpdate for `target` and follows the task the BMC answers with. With
+    /// `staged` (the patch needs a restart anyway) and a BMC that can apply updates at
+    /// the next reset, asks for that (`@Redfish.OperationApplyTime: OnReset`): the
+    /// engine resets the system once after its last such update.
     fn start_update(
         &self,
         device: &Device,
@@ -636,9 +682,14 @@ impl Bmc {
         target: &str,
         image: &str,
         version: &str,
+        staged: bool,
     ) -> Result<String, PluginError> {
         check_image(image)?;
-        let (action, protocols) = self.update_service()?;
+        let UpdateAction {
+            target: action,
+            protocols,
+            on_reset,
+        } = self.update_service()?;
         // Remembered before it is posted: a host stop from here on is recovered from.
         let key = task_key(device, component);
         remember_task(&key, version, "")?;
@@ -650,6 +701,9 @@ impl Bmc {
             .to_ascii_uppercase();
         if protocols.contains(&scheme) {
             request["TransferProtocol"] = Value::String(scheme);
+        }
+        if staged && on_reset {
+            request["@Redfish.OperationApplyTime"] = Value::String("OnReset".into());
         }
         let response = self.send(Method::Post, &action, Some(&request))?;
         if !matches!(response.status, 200 | 201 | 202 | 204) {
@@ -782,7 +836,9 @@ impl Bmc {
         };
         let detail = match task {
             Some(task) => self.resume(device, &key, &task)?,
-            None => self.start_update(device, component, &reading.target, image, version)?,
+            None => {
+                self.start_update(device, component, &reading.target, image, version, reboot)?
+            }
         };
         self.installed(device, component, version, reboot, detail)
     }
@@ -813,7 +869,12 @@ impl Bmc {
             .read(device, component)?
             .map_err(PluginError::Permanent)?;
         let installed = after.version.unwrap_or_default();
-        if installed != version && !reboot {
+        // Another version read back is a staged update when the patch needs a restart,
+        // or when the BMC stages updates until a reset (it lists OnReset): iDRAC and iLO
+        // stage BIOS images whatever the request asked.
+        let staged = installed != version
+            && (reboot || self.update_service().is_ok_and(|action| action.on_reset));
+        if installed != version && !staged {
             return Err(PluginError::Permanent(format!(
                 "the BMC of {} reports {} version {installed} after the update to {version} ({detail})",
                 device.id, after.what
@@ -829,6 +890,16 @@ impl Bmc {
             detail,
         })
     }
+}
+
+/// The update service's SimpleUpdate action.
+struct UpdateAction {
+    /// Where it is posted.
+    target: String,
+    /// `TransferProtocol@Redfish.AllowableValues` (empty: the BMC does not say).
+    protocols: Vec<String>,
+    /// Whether the BMC can stage an update until the system's next reset.
+    on_reset: bool,
 }
 
 /// A component of a device's system as its BMC reports it.

@@ -5,11 +5,14 @@
 //! exactly as a real installer runs `dpkg` or a vendor flash tool:
 //!
 //! - `sim-pkg query COMPONENT` prints the installed version;
-//! - `sim-pkg install COMPONENT VERSION PATCH` installs (and may fail, as devices do);
-//! - `sim-pkg rollback COMPONENT VERSION` restores a version;
+//! - `sim-pkg install COMPONENT VERSION PATCH [reboot]` installs (and may fail, as
+//!   devices do); with `reboot` (the patch needs a restart) the device reports a
+//!   pending restart until it reboots;
+//! - `sim-pkg rollback COMPONENT VERSION [reboot]` restores a version;
 //! - `sim-pkg health PATCH` says whether the device is healthy after the patch;
 //! - `sim-pkg list` prints every component with its version (`scan`);
-//! - `sim-pkg boot` prints the boot id, `sim-pkg reboot` restarts the device.
+//! - `sim-pkg boot` prints the boot id (and `pending ...` while a restart is due),
+//!   `sim-pkg reboot` restarts the device.
 //!
 //! Built against WIT 0.3.0 (for `scan`, `boot-state` and `reboot`); the simulated
 //! source stays on 0.1.0, so the simulated fleet exercises old and new side by side.
@@ -57,12 +60,22 @@ fn sim_pkg_ok(device: &Device, args: &[&str]) -> Result<String, PluginError> {
     Ok(text(&out.stdout))
 }
 
+/// The device's boot id, and what waits for its restart (`sim-pkg boot`'s `pending`
+/// line: installs done with `reboot` since the last restart).
 fn boot(device: &Device) -> Result<BootState, PluginError> {
+    let said = sim_pkg_ok(device, &["boot"])?;
+    let mut lines = said.lines();
+    let boot_id = lines.next().map(str::to_string);
+    let pending: Vec<String> = lines
+        .filter_map(|l| l.strip_prefix("pending "))
+        .flat_map(|p| p.split(','))
+        .map(|p| format!("{p} waits for a restart"))
+        .collect();
     Ok(BootState {
-        boot_id: Some(sim_pkg_ok(device, &["boot"])?),
+        boot_id,
         booted_at: None,
-        reboot_pending: false,
-        pending_reasons: Vec::new(),
+        reboot_pending: !pending.is_empty(),
+        pending_reasons: pending,
     })
 }
 
@@ -90,7 +103,11 @@ impl Guest for SimVendorInstaller {
     }
 
     fn install(device: Device, patch: Patch) -> Result<InstallOutcome, PluginError> {
-        let out = sim_pkg(&["install", &patch.component, &patch.fixed_version, &patch.id])?;
+        let mut args = vec!["install", &patch.component, &patch.fixed_version, &patch.id];
+        if patch.reboot_required {
+            args.push("reboot");
+        }
+        let out = sim_pkg(&args)?;
         if out.exit_code != 0 {
             return Err(PluginError::Permanent(format!(
                 "sim-pkg install on {} exited with {}: {}",
@@ -139,7 +156,11 @@ impl Guest for SimVendorInstaller {
         patch: Patch,
         target: RollbackTarget,
     ) -> Result<InstallOutcome, PluginError> {
-        let out = sim_pkg(&["rollback", &patch.component, &target.version])?;
+        let mut args = vec!["rollback", &patch.component, &target.version];
+        if patch.reboot_required {
+            args.push("reboot");
+        }
+        let out = sim_pkg(&args)?;
         if out.exit_code != 0 {
             return Err(PluginError::Permanent(format!(
                 "sim-pkg rollback on {} exited with {}: {}",

@@ -46,11 +46,21 @@ updates that entry's Version the same way (image version, serialized, tasks), an
 lists the version it replaced as `Previous-<id>` (same SoftwareId), as Dell's
 iDRAC does.
 
+Reboots (what sushy lacks, see NOTES.md): every system shows BootProgress
+(LastState OSRunning, LastStateTime its last start), and ComputerSystem.Reset
+restarts it: a new LastStateTime, and with --reset-seconds S, S seconds in its POST
+first (LastState PrimaryProcessorInitializationStarted); --stuck-systems names
+systems that never come back. With --apply-on-reset, BIOS updates are staged until
+the system's next reset, as iDRAC and iLO do: SimpleUpdate succeeds, BiosVersion
+stays the old one, and the reset applies the image (SimpleUpdate lists OnReset in
+its @Redfish.OperationApplyTimeSupport).
+
 With --update-log FILE, every applied update appends one JSON line
 {"system": NAME, "from": OLD, "to": NEW, "image": URI} (a firmware inventory
 entry: {"item": ID, "component": SOFTWAREID, ...} instead of "system") to FILE
 (flushed before the response is sent): what tests count installs on the peer's
-side with.
+side with. A staged BIOS update appends {"system": NAME, "from": OLD, "staged": URI}
+when it is staged, and its usual line when the reset applies it.
 
 Optional HTTP basic auth: --htpasswd FILE (bcrypt entries only, e.g. made with
 `htpasswd -nbB user pass` or the bcrypt module in the venv; see NOTES.md).
@@ -129,6 +139,17 @@ def parse_args(argv):
     p.add_argument("--fail-images", metavar="TEXT",
                    help="with --task-seconds: an image whose URI contains TEXT fails, its "
                         "task ends in Exception and nothing changes")
+    p.add_argument("--apply-on-reset", action="store_true",
+                   help="stage BIOS updates until the system's next ComputerSystem.Reset, "
+                        "as iDRAC and iLO do (SimpleUpdate then lists OnReset in its "
+                        "@Redfish.OperationApplyTimeSupport)")
+    p.add_argument("--reset-seconds", type=float, default=0, metavar="S",
+                   help="after a reset, the system is in its POST for S seconds "
+                        "(BootProgress.LastState PrimaryProcessorInitializationStarted) "
+                        "before it runs again with a new BootProgress.LastStateTime")
+    p.add_argument("--stuck-systems", metavar="NAMES", default="",
+                   help="comma-separated system names that never come back from a reset "
+                        "(they stay in their POST)")
     p.add_argument("--tls-cert", metavar="FILE",
                    help="serve HTTPS with this certificate (PEM); needs --tls-key")
     p.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")
@@ -199,16 +220,20 @@ def firmware_inventory(names):
     return entries
 
 
-def install_update_hooks(app, update_log, inventory, task_seconds=0, fail_images=None):
+def install_update_hooks(app, update_log, inventory, task_seconds=0, fail_images=None,
+                         apply_on_reset=False, reset_seconds=0, stuck_systems=()):
     """Wraps sushy's SimpleUpdate view: one update at a time, the image's version;
     with task_seconds, updates run as tasks (a real BMC's 202 and task monitor).
-    Serves the firmware inventory and updates its entries."""
+    Serves the firmware inventory and updates its entries. Adds BootProgress to the
+    systems and wraps ComputerSystem.Reset (see install_reset_hooks)."""
     import flask
 
     endpoint = "UpdateService.update_service_simple_update"
     original = app.view_functions[endpoint]
     lock = threading.Lock()
     tasks = {}
+    # BIOS updates waiting for their system's reset (--apply-on-reset): uuid -> image.
+    staged = {}
 
     def json_response(body, status=200):
         return flask.Response(json.dumps(body), status, content_type="application/json")
@@ -259,9 +284,23 @@ def install_update_hooks(app, update_log, inventory, task_seconds=0, fail_images
             return inventory[name]["version"]
         return app.systems.get_versions(name).get("BiosVersion")
 
-    def apply(key, old, image):
-        """Gives the target the image's version (or sushy's bump); logs the update."""
+    def apply(key, old, image, staging=True):
+        """Gives the target the image's version (or sushy's bump); logs the update.
+        With --apply-on-reset, a system's BIOS image is staged instead, until the
+        system's next reset (which calls this again with staging=False)."""
         kind, name = key
+        if staging and apply_on_reset and kind == "system":
+            # sushy's own view may have bumped the version already: undo that.
+            app.systems.set_versions(name, {"BiosVersion": old})
+            staged[name] = image
+            if update_log:
+                line = json.dumps({"system": app.systems.name(name), "from": old,
+                                   "staged": image})
+                with open(update_log, "a") as f:
+                    f.write(line + "\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+            return
         wanted = image_version(image)
         if wanted is None:
             parts = str(old).split(".")
@@ -416,6 +455,106 @@ def install_update_hooks(app, update_log, inventory, task_seconds=0, fail_images
             return response
 
     app.view_functions[endpoint] = simple_update
+    install_reset_hooks(app, lock, staged, apply, version_of, apply_on_reset,
+                        reset_seconds, stuck_systems)
+
+
+def install_reset_hooks(app, lock, staged, apply, version_of, apply_on_reset,
+                        reset_seconds, stuck_systems):
+    """What sushy lacks for reboots (see NOTES.md):
+      * every system shows BootProgress (Redfish 1.13): LastState OSRunning with a
+        LastStateTime that a reset changes, the boot id a client compares;
+      * ComputerSystem.Reset applies the BIOS images staged for the system, then puts
+        it in its POST for reset_seconds (PowerState On, LastState
+        PrimaryProcessorInitializationStarted) before it runs again; a system named in
+        stuck_systems never leaves its POST;
+      * with apply_on_reset, SimpleUpdate advertises @Redfish.OperationApplyTimeSupport
+        with OnReset."""
+    import datetime
+    import time
+
+    import flask
+
+    started = datetime.datetime.now(datetime.timezone.utc)
+    # uuid -> (monotonic time the POST ends or None for never, boot time)
+    boots = {}
+
+    def boot_of(uuid):
+        ends, at = boots.get(uuid, (0, started))
+        running = ends is not None and time.monotonic() >= ends
+        return running, at
+
+    def as_response(result):
+        return flask.make_response(result)
+
+    system_view = app.view_functions["system_resource"]
+
+    def system_resource(*args, **kwargs):
+        response = as_response(system_view(*args, **kwargs))
+        if flask.request.method != "GET" or response.status_code != 200:
+            return response
+        try:
+            body = json.loads(response.get_data())
+        except ValueError:
+            return response
+        with lock:
+            running, at = boot_of(str(body.get("UUID") or body.get("Id")))
+        body["BootProgress"] = {
+            "LastState": "OSRunning" if running else "PrimaryProcessorInitializationStarted",
+            "LastStateTime": at.isoformat(timespec="microseconds"),
+        }
+        response.set_data(json.dumps(body))
+        return response
+
+    app.view_functions["system_resource"] = system_resource
+
+    reset_view = app.view_functions["system_reset_action"]
+
+    def system_reset(identity, *args, **kwargs):
+        response = as_response(reset_view(identity, *args, **kwargs))
+        if response.status_code not in (200, 202, 204):
+            return response
+        reset_type = (flask.request.get_json(silent=True) or {}).get("ResetType")
+        if reset_type in ("ForceOff", "GracefulShutdown", "PushPowerButton", "Nmi"):
+            return response
+        try:
+            uuid = app.systems.uuid(identity)
+        except Exception as exc:  # sushy's alias error carries the uuid
+            uuid = str(exc)
+        with lock:
+            image = staged.pop(uuid, None)
+            if image is not None:
+                key = ("system", uuid)
+                apply(key, version_of(key), image, staging=False)
+            name = app.systems.name(uuid)
+            ends = None if name in stuck_systems else time.monotonic() + reset_seconds
+            at = datetime.datetime.now(datetime.timezone.utc)
+            boots[uuid] = (ends, at + datetime.timedelta(seconds=reset_seconds))
+        return response
+
+    app.view_functions["system_reset_action"] = system_reset
+
+    if apply_on_reset:
+        service_endpoint = "UpdateService.update_service_resource"
+        service_view = app.view_functions[service_endpoint]
+
+        def update_service(*args, **kwargs):
+            response = as_response(service_view(*args, **kwargs))
+            if response.status_code != 200:
+                return response
+            try:
+                body = json.loads(response.get_data())
+            except ValueError:
+                return response
+            action = body.setdefault("Actions", {}).setdefault("#UpdateService.SimpleUpdate", {})
+            action["@Redfish.OperationApplyTimeSupport"] = {
+                "@odata.type": "#Settings.v1_3_5.OperationApplyTimeSupport",
+                "SupportedValues": ["Immediate", "OnReset"],
+            }
+            response.set_data(json.dumps(body))
+            return response
+
+        app.view_functions[service_endpoint] = update_service
 
 
 def main(argv=None):
@@ -468,7 +607,9 @@ def main(argv=None):
         sushy_main.app.config["SUSHY_EMULATOR_AUTH_FILE"] = os.path.abspath(args.htpasswd)
 
     install_update_hooks(sushy_main.app, args.update_log and os.path.abspath(args.update_log),
-                         firmware_inventory(names), args.task_seconds, args.fail_images)
+                         firmware_inventory(names), args.task_seconds, args.fail_images,
+                         args.apply_on_reset, args.reset_seconds,
+                         {n for n in args.stuck_systems.split(",") if n})
 
     stop = threading.Event()
 

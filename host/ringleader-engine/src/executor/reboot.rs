@@ -68,6 +68,8 @@ pub(super) async fn boot_id(
 /// waits until it answers with a boot id other than `before` (with no id to compare,
 /// the first answer after the reboot), then verifies `checks`. The reason on failure
 /// names what failed: the reboot call, the device not coming back, a version.
+// One call site (the executor's spawn_reboot), each argument a different thing.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn reboot_and_verify(
     installer: &Plugin,
     device: &Device,
@@ -103,8 +105,9 @@ pub(super) async fn reboot_and_verify(
     }
     if ask {
         let _permit = limit.acquire().await;
-        if let Err(e) = spent.time(installer.reboot(device)).await {
-            return Err(format!("reboot: {}", why(&e)));
+        match spent.time(installer.reboot(device)).await {
+            Ok(said) => tracing::info!("{}: restarting ({said})", device.id),
+            Err(e) => return Err(format!("reboot: {}", why(&e))),
         }
     }
     match wait {

@@ -210,8 +210,8 @@ impl Fleet {
         let options = RedfishOptions {
             login: Some(("ringleader".into(), "bmc-s3cret".into())),
             task_seconds: 0.5,
-            fail_images: None,
             tls: true,
+            ..RedfishOptions::default()
         };
         let redfish = bmcs.then(|| Redfish::start_with(&path, 3, &options));
         std::fs::write(path.join("bmc-password"), "bmc-s3cret\n").unwrap();

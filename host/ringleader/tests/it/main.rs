@@ -23,6 +23,7 @@ mod e2e;
 mod failures;
 mod fleet;
 mod plugin_run;
+mod reboots;
 mod serve;
 mod storage;
 mod walkthrough;
