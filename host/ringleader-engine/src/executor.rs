@@ -1397,10 +1397,12 @@ impl Executor {
                 && report.installed_version.as_deref() == Some(patch.fixed_version.as_str())
                 && report.health.healthy
             {
+                // Whether its install left a restart pending is not known any more:
+                // the patch says (the core restarts for either alike).
                 let event = Event::StepSucceeded {
                     job,
                     step,
-                    reboot_pending: false,
+                    reboot_pending: patch.reboot_required,
                 };
                 return Finished::Result(Outcome {
                     job,
