@@ -501,9 +501,12 @@ rollback = "failed-ring"
         config,
         policy,
         Run {
+            // A rollback of steps that needed a restart reboots the device, which
+            // is active (rebooting) meanwhile: both take a place of max_parallel.
             watch: Some(Box::new(move |core, _| {
+                let c = core.counts(0);
                 most.fetch_max(
-                    core.counts(0).rolling_back,
+                    c.rolling_back + c.active,
                     std::sync::atomic::Ordering::SeqCst,
                 );
             })),
