@@ -653,6 +653,23 @@ async fn in_real_time_a_ring_waits_for_an_operator_and_goes_on_when_approved() {
     assert_eq!(devices.total("duplicates").unwrap(), 0);
 }
 
+/// [`APPROVAL`] without restarts: a device whose steps are done is done at once, so
+/// that an abort finds devices whose steps have not all run (with restarts, every
+/// device would be through its steps and waiting for its reboot by then).
+const APPROVAL_NO_REBOOTS: &str = r#"
+name = "real-time"
+[[rings]]
+name = "lab"
+select = { tags = ["lab"] }
+reboot = "never"
+[[rings]]
+name = "rest"
+select = "rest"
+approval = "required"
+max_failures = "20%"
+reboot = "never"
+"#;
+
 #[tokio::test]
 async fn in_real_time_an_operator_can_pause_resume_and_abort() {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -660,7 +677,7 @@ async fn in_real_time_an_operator_can_pause_resume_and_abort() {
     let mut running_when_paused = usize::MAX;
     let run = run(
         fleet(300),
-        APPROVAL,
+        APPROVAL_NO_REBOOTS,
         Run {
             real_time: true,
             auto_approve: Some(Duration::ZERO),
