@@ -189,6 +189,51 @@ impl Daemon {
         }
     }
 
+    /// `rollout start --policy POLICY --inventory INVENTORY`; the new rollout's id.
+    pub fn start_rollout(&self, policy: &str, inventory: &str) -> String {
+        let out = self.cli(&[
+            "rollout",
+            "start",
+            "--policy",
+            policy,
+            "--inventory",
+            inventory,
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim().to_string()
+    }
+
+    /// Waits for the rollout to end with exit code `code` (0 completed, 3 halted); its
+    /// status, validated against its schema.
+    pub fn ended(&self, id: &str, code: i32) -> Value {
+        let out = self.cli(&["status", id, "--wait", "--json"]);
+        assert_eq!(out.status.code(), Some(code), "{}", text(&out.stdout));
+        let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_valid("status.v1.json", &status);
+        status
+    }
+
+    /// `devices ID --json`, validated against its schema.
+    pub fn devices(&self, id: &str) -> Value {
+        let devices = self.json(&["devices", id, "--json"]);
+        assert_valid("devices.v1.json", &devices);
+        devices
+    }
+
+    /// `events ID --json`, each event validated against its schema.
+    pub fn events(&self, id: &str) -> Vec<Value> {
+        let out = self.cli(&["events", id, "--json"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+            .lines()
+            .map(|l| {
+                let event: Value = serde_json::from_str(l).unwrap();
+                assert_valid("event.v1.json", &event);
+                event
+            })
+            .collect()
+    }
+
     /// A raw HTTP request; returns status and JSON body.
     pub fn http(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
         let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -225,6 +270,16 @@ impl Drop for Daemon {
             let _ = child.wait();
         }
     }
+}
+
+/// The device `id` in a `devices --json` document.
+pub fn device_in<'a>(devices: &'a Value, id: &str) -> &'a Value {
+    devices["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == id)
+        .unwrap_or_else(|| panic!("no {id} in {devices}"))
 }
 
 pub fn text(bytes: &[u8]) -> String {

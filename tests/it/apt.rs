@@ -4,6 +4,8 @@
 //! 127.0.0.1 (apt-ftparchive, a throwaway gpg key the device trusts with `signed-by`).
 
 use super::*;
+use ringleader_engine::core::Core;
+use ringleader_engine::executor::{Executor, Installers, Timing};
 use ringleader_runtime::CallErrorKind;
 use ringleader_runtime::bindings::PluginError;
 use ringleader_runtime::transport::{Route, Routes};
@@ -51,16 +53,7 @@ impl Lab {
             started.elapsed().as_millis()
         );
         let routes = Routes::new(Arc::new(ringleader_runtime::services::NoExec));
-        routes.set(
-            "deb-1",
-            Route::Ssh {
-                host: "127.0.0.1".into(),
-                port: Some(device.sshd.port),
-                user: Some(device.sshd.user.clone()),
-                key: Some(device.sshd.key.clone()),
-                known_hosts: Some(device.sshd.known_hosts.clone()),
-            },
-        );
+        routes.set("deb-1", ssh_route(&device));
         let manifest = ringleader_runtime::Manifest::load(&manifest("apt-installer")).unwrap();
         let mut grants = Grants::default();
         grants.allow_as_declared("apt-installer", &manifest.capabilities);
@@ -100,6 +93,75 @@ impl Drop for Lab {
             self.started.elapsed().as_millis()
         );
     }
+}
+
+fn ssh_route(device: &DebianDevice) -> Route {
+    Route::Ssh {
+        host: "127.0.0.1".into(),
+        port: Some(device.sshd.port),
+        user: Some(device.sshd.user.clone()),
+        key: Some(device.sshd.key.clone()),
+        known_hosts: Some(device.sshd.known_hosts.clone()),
+    }
+}
+
+/// A rollout of `inventory` under `policy` through the real executor, in real time: the
+/// `source` plugin (given its one setting) finds the patches, `apt-installer` installs
+/// them over `routes`. The patches planned (sorted), the core once the rollout ended
+/// and the installer; `None` when it does not end within `limit`.
+async fn roll_out(
+    source: &str,
+    (key, value): (&str, String),
+    routes: Routes,
+    policy: &ringleader_planner::policy::Policy,
+    inventory: &ringleader_planner::inventory::Inventory,
+    limit: std::time::Duration,
+) -> Option<(Vec<String>, Core, Plugin)> {
+    let mut grants = Grants::default();
+    for name in [source, "apt-installer"] {
+        let manifest = ringleader_runtime::Manifest::load(&manifest(name)).unwrap();
+        grants.allow_as_declared(name, &manifest.capabilities);
+    }
+    if let Some(grant) = grants.plugins.get_mut(source) {
+        grant.settings.insert(key.into(), value);
+    }
+    let rt = runtime(
+        grants,
+        Services {
+            exec: Arc::new(routes),
+            ..Services::default()
+        },
+    );
+    let source = load(&rt, source).await;
+    let apt = load(&rt, "apt-installer").await;
+    let now = jiff::Timestamp::now();
+    let prepared =
+        ringleader_engine::spec::prepare(policy, inventory, std::slice::from_ref(&source), now)
+            .await
+            .unwrap();
+    let mut patches: Vec<String> = prepared.targets.patches.keys().cloned().collect();
+    patches.sort_unstable();
+    let executor = Executor {
+        core: Core::new(prepared.spec),
+        installers: Installers::new(apt.clone()),
+        targets: prepared.targets,
+        timing: Timing::Real,
+        concurrency: 4,
+        auto_approve_after: None,
+        now,
+        store: None,
+        recovery: Default::default(),
+        devices: None,
+        clock: None,
+        scheduled: Vec::new(),
+        leases: None,
+        control: None,
+        metrics: Default::default(),
+    };
+    let (core, _report) = tokio::time::timeout(limit, executor.run(|_, _| {}))
+        .await
+        .ok()?;
+    Some((patches, core, apt))
 }
 
 fn ii(version: &str) -> (String, String) {
@@ -473,8 +535,7 @@ async fn unsigned_wrongly_signed_and_unreachable_repositories_are_reported() {
 #[tokio::test]
 async fn a_rollout_goes_through_the_rings_and_a_failing_canary_is_rolled_back_from_the_repository()
 {
-    use ringleader_engine::core::{Core, JobId, JobState, Phase};
-    use ringleader_engine::executor::{Executor, Installers, Timing};
+    use ringleader_engine::core::{JobId, JobState, Phase};
     let started = Instant::now();
     let repo = AptRepo::start(&packages());
     let old = ["hello=1.0-1", "libfoo1=1.0-1", "foo-tools=1.0-1"];
@@ -513,16 +574,7 @@ async fn a_rollout_goes_through_the_rings_and_a_failing_canary_is_rolled_back_fr
         inventory.push_str(&format!(
             "[[devices]]\nid = \"{id}\"\ntags = [{tags}]\nversion-scheme = \"deb\"\nfacts = {{ os-codename = \"bookworm\" }}\ncomponents = {{ hello = \"1.0-1\", libfoo1 = {{ version = \"1.0-1\", source = \"foo\" }}, foo-tools = {{ version = \"1.0-1\", source = \"foo\" }} }}\n\n"
         ));
-        routes.set(
-            id,
-            Route::Ssh {
-                host: "127.0.0.1".into(),
-                port: Some(device.sshd.port),
-                user: Some(device.sshd.user.clone()),
-                key: Some(device.sshd.key.clone()),
-                known_hosts: Some(device.sshd.known_hosts.clone()),
-            },
-        );
+        routes.set(id, ssh_route(&device));
     }
     let inventory = ringleader_planner::inventory::Inventory::parse(
         std::path::Path::new("fleet.toml"),
@@ -555,37 +607,16 @@ rollback = "failed-ring"
     );
     let policy = policy.unwrap_or_else(|| panic!("{diags}"));
 
-    let mut grants = Grants::default();
-    for name in ["debian-security-source", "apt-installer"] {
-        let manifest = ringleader_runtime::Manifest::load(&manifest(name)).unwrap();
-        grants.allow_as_declared(name, &manifest.capabilities);
-    }
-    if let Some(grant) = grants.plugins.get_mut("debian-security-source") {
-        grant
-            .settings
-            .insert("feed".into(), format!("{feed}/tracker/data/json"));
-    }
-    let rt = runtime(
-        grants,
-        Services {
-            exec: Arc::new(routes),
-            ..Services::default()
-        },
-    );
-    let source = load(&rt, "debian-security-source").await;
-    let apt = load(&rt, "apt-installer").await;
-    let now = jiff::Timestamp::now();
-    let prepared =
-        ringleader_engine::spec::prepare(&policy, &inventory, std::slice::from_ref(&source), now)
-            .await
-            .unwrap();
-    let mut patches: Vec<&str> = prepared
-        .targets
-        .patches
-        .keys()
-        .map(String::as_str)
-        .collect();
-    patches.sort_unstable();
+    let (patches, core, _) = roll_out(
+        "debian-security-source",
+        ("feed", format!("{feed}/tracker/data/json")),
+        routes,
+        &policy,
+        &inventory,
+        std::time::Duration::from_secs(300),
+    )
+    .await
+    .expect("the rollout of four Debian devices ends within 5 minutes");
     assert_eq!(
         patches,
         [
@@ -594,27 +625,6 @@ rollback = "failed-ring"
             "debian:bookworm:hello:1.1-1:hello",
         ]
     );
-    let executor = Executor {
-        core: Core::new(prepared.spec),
-        installers: Installers::new(apt),
-        targets: prepared.targets,
-        timing: Timing::Real,
-        concurrency: 4,
-        auto_approve_after: None,
-        now,
-        store: None,
-        recovery: Default::default(),
-        devices: None,
-        clock: None,
-        scheduled: Vec::new(),
-        leases: None,
-        control: None,
-        metrics: Default::default(),
-    };
-    let (core, _report) =
-        tokio::time::timeout(std::time::Duration::from_secs(300), executor.run(|_, _| {}))
-            .await
-            .expect("the rollout of four Debian devices ends within 5 minutes");
 
     let state = |id: &str| -> JobState {
         for ring in 0..core.ring_count() as u16 {
@@ -852,8 +862,7 @@ fn job_of(core: &ringleader_engine::core::Core, id: &str) -> ringleader_engine::
 
 #[tokio::test]
 async fn patches_that_need_a_restart_reboot_the_device_once_and_are_verified_after_it() {
-    use ringleader_engine::core::{Core, JobState, Phase};
-    use ringleader_engine::executor::{Executor, Installers, Timing};
+    use ringleader_engine::core::{JobState, Phase};
     let started = Instant::now();
     let (logs, _capture) = Logs::capture();
     let repo = AptRepo::start(&[
@@ -893,16 +902,7 @@ async fn patches_that_need_a_restart_reboot_the_device_once_and_are_verified_aft
         inventory.push_str(&format!(
             "[[devices]]\nid = \"{id}\"\ntags = [\"{tag}\"]\nversion-scheme = \"deb\"\ncomponents = {{ hello = \"1.0-1\", bar = \"1.0-1\" }}\n\n"
         ));
-        routes.set(
-            id,
-            Route::Ssh {
-                host: "127.0.0.1".into(),
-                port: Some(device.sshd.port),
-                user: Some(device.sshd.user.clone()),
-                key: Some(device.sshd.key.clone()),
-                known_hosts: Some(device.sshd.known_hosts.clone()),
-            },
-        );
+        routes.set(id, ssh_route(&device));
     }
     let inventory = ringleader_planner::inventory::Inventory::parse(
         std::path::Path::new("fleet.toml"),
@@ -932,51 +932,16 @@ reboot_timeout = "10s"
     );
     let policy = policy.unwrap_or_else(|| panic!("{diags}"));
 
-    let mut grants = Grants::default();
-    for name in ["catalog-source", "apt-installer"] {
-        let manifest = ringleader_runtime::Manifest::load(&manifest(name)).unwrap();
-        grants.allow_as_declared(name, &manifest.capabilities);
-    }
-    if let Some(grant) = grants.plugins.get_mut("catalog-source") {
-        grant
-            .settings
-            .insert("catalog".into(), format!("file://{}", catalog.display()));
-    }
-    let rt = runtime(
-        grants,
-        Services {
-            exec: Arc::new(routes),
-            ..Services::default()
-        },
-    );
-    let source = load(&rt, "catalog-source").await;
-    let apt = load(&rt, "apt-installer").await;
-    let now = jiff::Timestamp::now();
-    let prepared =
-        ringleader_engine::spec::prepare(&policy, &inventory, std::slice::from_ref(&source), now)
-            .await
-            .unwrap();
-    let executor = Executor {
-        core: Core::new(prepared.spec),
-        installers: Installers::new(apt.clone()),
-        targets: prepared.targets,
-        timing: Timing::Real,
-        concurrency: 4,
-        auto_approve_after: None,
-        now,
-        store: None,
-        recovery: Default::default(),
-        devices: None,
-        clock: None,
-        scheduled: Vec::new(),
-        leases: None,
-        control: None,
-        metrics: Default::default(),
-    };
-    let (core, _report) =
-        tokio::time::timeout(std::time::Duration::from_secs(240), executor.run(|_, _| {}))
-            .await
-            .expect("the rollout of two Debian devices ends within 4 minutes");
+    let (_, core, apt) = roll_out(
+        "catalog-source",
+        ("catalog", format!("file://{}", catalog.display())),
+        routes,
+        &policy,
+        &inventory,
+        std::time::Duration::from_secs(240),
+    )
+    .await
+    .expect("the rollout of two Debian devices ends within 4 minutes");
 
     // lab-1: both packages installed, then one reboot; back with another boot id and
     // verified, its pending restart gone.

@@ -55,56 +55,6 @@ fn inventory(dir: &Path, lab: usize, facts: &[(&str, &str)]) -> String {
     path.display().to_string()
 }
 
-fn start(daemon: &Daemon, policy: &str, inventory: &str) -> String {
-    let out = daemon.cli(&[
-        "rollout",
-        "start",
-        "--policy",
-        policy,
-        "--inventory",
-        inventory,
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    text(&out.stdout).trim().to_string()
-}
-
-/// Waits for the rollout to end; its status (exit 3: halted).
-fn halted(daemon: &Daemon, id: &str) -> Value {
-    let out = daemon.cli(&["status", id, "--wait", "--json"]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stdout));
-    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_valid("status.v1.json", &status);
-    status
-}
-
-fn device<'a>(devices: &'a Value, id: &str) -> &'a Value {
-    devices["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["id"] == id)
-        .unwrap_or_else(|| panic!("no {id} in {devices}"))
-}
-
-fn devices(daemon: &Daemon, id: &str) -> Value {
-    let devices = daemon.json(&["devices", id, "--json"]);
-    assert_valid("devices.v1.json", &devices);
-    devices
-}
-
-fn events(daemon: &Daemon, id: &str) -> Vec<Value> {
-    let out = daemon.cli(&["events", id, "--json"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    text(&out.stdout)
-        .lines()
-        .map(|l| {
-            let event: Value = serde_json::from_str(l).unwrap();
-            assert_valid("event.v1.json", &event);
-            event
-        })
-        .collect()
-}
-
 #[test]
 fn a_failed_device_is_rolled_back_and_a_failed_rollback_keeps_its_reason_in_every_view() {
     let dir = tempfile::tempdir().unwrap();
@@ -122,8 +72,8 @@ fn a_failed_device_is_rolled_back_and_a_failed_rollback_keeps_its_reason_in_ever
             ),
         ],
     );
-    let id = start(&daemon, &policy, &inventory);
-    let status = halted(&daemon, &id);
+    let id = daemon.start_rollout(&policy, &inventory);
+    let status = daemon.ended(&id, 3);
     let lab = &status["rings"][0];
     assert_eq!(lab["rolled_back"], 2, "{status}");
     assert_eq!(lab["rollback_failed"], 1, "{status}");
@@ -131,9 +81,9 @@ fn a_failed_device_is_rolled_back_and_a_failed_rollback_keeps_its_reason_in_ever
     let shown = text(&out.stdout);
     assert!(shown.contains("ROLLBACK FAILED"), "{shown}");
 
-    let devices = devices(&daemon, &id);
+    let devices = daemon.devices(&id);
     // The failed device went back too, its reason kept.
-    let failed = device(&devices, "ws-1");
+    let failed = device_in(&devices, "ws-1");
     assert_eq!(failed["state"], "rolled-back", "{failed}");
     assert_eq!(failed["versions"]["openssl"], "3.0.11", "{failed}");
     assert!(
@@ -143,7 +93,7 @@ fn a_failed_device_is_rolled_back_and_a_failed_rollback_keeps_its_reason_in_ever
             .contains("flash verification error"),
         "{failed}"
     );
-    let broken = device(&devices, "ws-2");
+    let broken = device_in(&devices, "ws-2");
     assert_eq!(broken["state"], "rollback-failed", "{broken}");
     let why = broken["rollback_reason"].as_str().unwrap();
     assert!(why.contains("the previous image is corrupt"), "{why}");
@@ -155,7 +105,7 @@ fn a_failed_device_is_rolled_back_and_a_failed_rollback_keeps_its_reason_in_ever
         "{shown}"
     );
 
-    let events = events(&daemon, &id);
+    let events = daemon.events(&id);
     let finished: Vec<&Value> = events
         .iter()
         .filter(|e| e["type"] == "rollback-finished" && e["ok"] == false)
@@ -209,8 +159,8 @@ fn after_a_halt_an_operator_rolls_back_one_device_one_ring_or_all_and_retries() 
         3,
         &[("ws-1", "\"sim.fail-permille\" = \"1000\"")],
     );
-    let id = start(&daemon, &policy, &inventory);
-    let status = halted(&daemon, &id);
+    let id = daemon.start_rollout(&policy, &inventory);
+    let status = daemon.ended(&id, 3);
     assert_eq!(
         status["rings"][0]["rolled_back"], 0,
         "the policy only stops"
@@ -245,19 +195,19 @@ fn after_a_halt_an_operator_rolls_back_one_device_one_ring_or_all_and_retries() 
         "accepted.v1.json",
         &serde_json::from_slice(&out.stdout).unwrap(),
     );
-    let status = halted(&daemon, &id);
+    let status = daemon.ended(&id, 3);
     assert_eq!(status["rings"][0]["rolled_back"], 1, "{status}");
     assert_eq!(
-        device(&devices(&daemon, &id), "ws-0")["state"],
+        device_in(&daemon.devices(&id), "ws-0")["state"],
         "rolled-back"
     );
-    assert_eq!(device(&devices(&daemon, &id), "ws-2")["state"], "done");
+    assert_eq!(device_in(&daemon.devices(&id), "ws-2")["state"], "done");
 
     // Retry the failed device: it runs again (and, its failure being for good here,
     // fails again and halts the ring again); ws-0, rolled back, installs again.
     let out = daemon.cli(&["retry", &id, "--device", "ws-1"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let status = halted(&daemon, &id);
+    let status = daemon.ended(&id, 3);
     let lab = &status["rings"][0];
     assert_eq!(
         (&lab["done"], &lab["failed"]),
@@ -268,12 +218,12 @@ fn after_a_halt_an_operator_rolls_back_one_device_one_ring_or_all_and_retries() 
     // Every ring that installed: the lab (the rest never started).
     let out = daemon.cli(&["rollback", &id]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let status = halted(&daemon, &id);
+    let status = daemon.ended(&id, 3);
     assert_eq!(status["rings"][0]["rolled_back"], 3, "{status}");
     refused(&["rollback", &id], "nothing to roll back");
 
     // Each command audited before it, by the token's name.
-    let events = events(&daemon, &id);
+    let events = daemon.events(&id);
     let audits: Vec<&str> = events
         .iter()
         .filter(|e| e["type"] == "audit")
@@ -310,8 +260,8 @@ fn a_daemon_killed_during_an_operator_rollback_resumes_it_after_a_restart() {
         &[("ws-1", "\"sim.fail-permille\" = \"1000\"")],
     );
     let daemon = Daemon::start(&data);
-    let id = start(&daemon, &policy, &inventory);
-    let status = halted(&daemon, &id);
+    let id = daemon.start_rollout(&policy, &inventory);
+    let status = daemon.ended(&id, 3);
     let length = status["cursor"].as_u64().unwrap();
     assert!(daemon.terminate().success());
 
@@ -351,9 +301,9 @@ fn a_daemon_killed_during_an_operator_rollback_resumes_it_after_a_restart() {
     daemon.child = None;
 
     let daemon = Daemon::start(&data);
-    let status = halted(&daemon, &id);
+    let status = daemon.ended(&id, 3);
     assert_eq!(status["rings"][0]["rolled_back"], 4, "{status}");
-    let events = events(&daemon, &id);
+    let events = daemon.events(&id);
     assert!(events.iter().any(|e| e["type"] == "resumed"));
     // Each device's rollback dispatched once before the kill; those cut off are run
     // again (a rollback is safe to repeat), none lost.

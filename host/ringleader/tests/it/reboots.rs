@@ -9,7 +9,6 @@
 //! prerequisite). `sim.reboot-seconds` makes a device's restart take that long.
 
 use ringleader_tests::daemon::*;
-use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -30,43 +29,6 @@ fn inventory(dir: &Path, devices: &[(&str, &str, &str)]) -> String {
     write(dir, "fleet.toml", &out)
 }
 
-fn start(daemon: &Daemon, policy: &str, inventory: &str) -> String {
-    let out = daemon.cli(&[
-        "rollout",
-        "start",
-        "--policy",
-        policy,
-        "--inventory",
-        inventory,
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    text(&out.stdout).trim().to_string()
-}
-
-/// Waits for the rollout to end with exit code `code` (0 completed, 3 halted).
-fn ended(daemon: &Daemon, id: &str, code: i32) -> Value {
-    let out = daemon.cli(&["status", id, "--wait", "--json"]);
-    assert_eq!(out.status.code(), Some(code), "{}", text(&out.stdout));
-    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_valid("status.v1.json", &status);
-    status
-}
-
-fn devices(daemon: &Daemon, id: &str) -> Value {
-    let devices = daemon.json(&["devices", id, "--json"]);
-    assert_valid("devices.v1.json", &devices);
-    devices
-}
-
-fn device<'a>(devices: &'a Value, id: &str) -> &'a Value {
-    devices["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["id"] == id)
-        .unwrap_or_else(|| panic!("no {id} in {devices}"))
-}
-
 /// The boot id a fresh scan of `id` reads, and whether it says a restart is pending.
 fn scanned_boot(daemon: &Daemon, id: &str) -> (String, bool) {
     let out = daemon.cli(&["fleet", "scan", "--device", id, "--json"]);
@@ -78,17 +40,6 @@ fn scanned_boot(daemon: &Daemon, id: &str) -> (String, bool) {
         boot["boot_id"].as_str().unwrap_or_default().to_string(),
         boot["reboot_pending"].as_bool().unwrap(),
     )
-}
-
-fn reboot_events(daemon: &Daemon, id: &str, kind: &str) -> Vec<Value> {
-    let out = daemon.cli(&["events", id, "--json"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .inspect(|e| assert_valid("event.v1.json", e))
-        .filter(|e| e["type"] == kind)
-        .collect()
 }
 
 #[test]
@@ -157,8 +108,8 @@ reboot = "never"
         "BIOS and NIC: {plan}"
     );
 
-    let id = start(&daemon, &policy, &inventory);
-    let status = ended(&daemon, &id, 0);
+    let id = daemon.start_rollout(&policy, &inventory);
+    let status = daemon.ended(&id, 0);
     let (lab, rest) = (&status["rings"][0], &status["rings"][1]);
     assert_eq!(
         (&lab["done"], &lab["reboots"]),
@@ -175,9 +126,9 @@ reboot = "never"
     let shown = text(&daemon.cli(&["status", &id]).stdout);
     assert!(shown.contains("REBOOT PENDING"), "{shown}");
 
-    let devices = devices(&daemon, &id);
+    let devices = daemon.devices(&id);
     for (id, pending) in [("srv-1", false), ("srv-2", false), ("srv-3", true)] {
-        let d = device(&devices, id);
+        let d = device_in(&devices, id);
         assert_eq!(d["state"], "done", "{d}");
         assert_eq!(
             d["reboot_pending"].as_bool().unwrap_or(false),
@@ -187,7 +138,11 @@ reboot = "never"
         assert_eq!(d["versions"]["nic-firmware"], "22.31.6", "{d}");
     }
     // One reboot per lab device, after its last step, each back with another boot id.
-    let finished = reboot_events(&daemon, &id, "reboot-finished");
+    let finished = daemon
+        .events(&id)
+        .into_iter()
+        .filter(|e| e["type"] == "reboot-finished")
+        .collect::<Vec<_>>();
     assert_eq!(finished.len(), 2, "{finished:?}");
     assert!(finished.iter().all(|e| e["ok"] == true), "{finished:?}");
     assert_eq!(scanned_boot(&daemon, "srv-1"), ("sim-boot-1".into(), false));
@@ -238,11 +193,11 @@ rollback = "none"
             ("srv-2", "pilot", ", \"sim.reboot-seconds\" = \"never\""),
         ],
     );
-    let id = start(&daemon, &policy, &inventory);
-    let status = ended(&daemon, &id, 3);
+    let id = daemon.start_rollout(&policy, &inventory);
+    let status = daemon.ended(&id, 3);
     assert_eq!(status["rings"][0]["reboots"], 1, "{status}");
     assert_eq!(status["rings"][1]["failed"], 1, "{status}");
-    let reason = device(&devices(&daemon, &id), "srv-2")["reason"]
+    let reason = device_in(&daemon.devices(&id), "srv-2")["reason"]
         .as_str()
         .unwrap()
         .to_string();
@@ -261,9 +216,9 @@ rollback = "none"
     assert_eq!(scanned_boot(&daemon, "srv-1").0, "sim-boot-1");
     let out = daemon.cli(&["rollback", &id, "--ring", "lab"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let status = ended(&daemon, &id, 3);
+    let status = daemon.ended(&id, 3);
     assert_eq!(status["rings"][0]["rolled_back"], 1, "{status}");
-    let d = device(&devices(&daemon, &id), "srv-1").clone();
+    let d = device_in(&daemon.devices(&id), "srv-1").clone();
     assert_eq!(d["state"], "rolled-back", "{d}");
     assert_eq!(d["versions"]["bios"], "2.10.0", "{d}");
     assert_eq!(d["versions"]["nic-firmware"], "22.0.0", "{d}");
@@ -291,7 +246,7 @@ reboot_timeout = "2m"
         &[("srv-1", "lab", ", \"sim.reboot-seconds\" = \"8\"")],
     );
     let mut daemon = Daemon::start_with(&data, &["--log", "info"]);
-    let id = start(&daemon, &policy, &inventory);
+    let id = daemon.start_rollout(&policy, &inventory);
     let started = Instant::now();
     while !daemon.log().contains("srv-1: restarting") {
         assert!(
@@ -306,7 +261,7 @@ reboot_timeout = "2m"
     child.wait().unwrap();
 
     let daemon = Daemon::start_with(&data, &["--log", "info"]);
-    let status = ended(&daemon, &id, 0);
+    let status = daemon.ended(&id, 0);
     assert_eq!(status["rings"][0]["done"], 1, "{status}");
     // Resumed, it found the device restarting, waited, and saw it come back: one
     // restart in all, not two.
@@ -323,6 +278,6 @@ reboot_timeout = "2m"
         daemon.log()
     );
     assert_eq!(scanned_boot(&daemon, "srv-1"), ("sim-boot-1".into(), false));
-    let d = device(&devices(&daemon, &id), "srv-1").clone();
+    let d = device_in(&daemon.devices(&id), "srv-1").clone();
     assert_eq!(d["versions"]["nic-firmware"], "22.31.6", "{d}");
 }
