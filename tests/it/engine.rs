@@ -724,3 +724,73 @@ async fn in_real_time_an_operator_can_pause_resume_and_abort() {
     );
     assert_eq!(devices.total("duplicates").unwrap(), 0);
 }
+
+#[tokio::test]
+async fn each_device_reboots_once_after_its_last_step_and_only_inside_the_reboot_window() {
+    // Installs any time; restarts only Monday to Thursday 22:00-04:00, in the device's
+    // own zone. The simulated vendor's BIOS and NIC updates need a restart.
+    let policy = r#"
+name = "reboot-window"
+[windows.nights]
+days = ["mon", "tue", "wed", "thu"]
+start = "22:00"
+end = "04:00"
+[[rings]]
+name = "lab"
+select = { tags = ["lab"] }
+reboot_window = "nights"
+[[rings]]
+name = "rest"
+select = "rest"
+max_parallel = 50
+max_failures = "20%"
+reboot_window = "nights"
+"#;
+    let (core, _, _, dir) = run_logged(fleet(300), policy, Run { ..Run::default() }).await;
+    assert_eq!(core.phase(), &Phase::Completed);
+    let records = Store::open(dir.path()).unwrap().records().unwrap();
+    let job = |(ring, index): (u16, u32)| JobId { ring, index };
+    let mut last_step = std::collections::HashMap::<JobId, i64>::new();
+    let mut reboots = std::collections::HashMap::<JobId, usize>::new();
+    let mut outside_window_steps = 0;
+    for record in records {
+        match record {
+            Record::Dispatched { at, job: j, .. } => {
+                let j = job(j);
+                assert!(
+                    !reboots.contains_key(&j),
+                    "{j:?}: a step dispatched after its reboot"
+                );
+                last_step.insert(j, at);
+                let tz = core.job_spec(j).unwrap().timezone.clone();
+                if !in_weeknight_window(&Timestamp::from_second(at).unwrap().to_zoned(tz)) {
+                    outside_window_steps += 1;
+                }
+            }
+            Record::RebootDispatched { at, job: j } => {
+                let j = job(j);
+                let tz = core.job_spec(j).unwrap().timezone.clone();
+                let local = Timestamp::from_second(at).unwrap().to_zoned(tz);
+                assert!(
+                    in_weeknight_window(&local),
+                    "{j:?} restarted at {local}, outside Mon-Thu 22:00-04:00"
+                );
+                assert!(
+                    last_step.get(&j).is_some_and(|step| *step <= at),
+                    "{j:?} restarted before its steps"
+                );
+                *reboots.entry(j).or_default() += 1;
+            }
+            _ => {}
+        }
+    }
+    // Installs did not wait for the window; restarts did, once per device.
+    assert!(outside_window_steps > 0);
+    assert!(reboots.len() > 250, "{} devices restarted", reboots.len());
+    assert!(reboots.values().all(|n| *n == 1), "{reboots:?}");
+    assert_eq!(
+        core.reboots(0) + core.reboots(1),
+        reboots.len(),
+        "the status counts every restart"
+    );
+}
