@@ -35,9 +35,14 @@ pub struct Entry {
     pub last_seen: Option<Timestamp>,
     /// The last scan's error and when, while the last scan failed.
     pub error: Option<(Timestamp, ScanErrorV1)>,
-    /// A component was seen at a lower version than before.
+    /// A component was seen at a lower version than before, and is not back at the
+    /// version it went down from: `!drifted.is_empty()`.
     #[serde(default)]
     pub drift: bool,
+    /// The components that drifted, each with the version it went down from. A later
+    /// scan that finds it at that version or higher clears it.
+    #[serde(default)]
+    pub drifted: BTreeMap<String, String>,
 }
 
 /// What one scan of one device gave.
@@ -110,6 +115,7 @@ impl Registry {
                 last_seen: None,
                 error: None,
                 drift: false,
+                drifted: BTreeMap::new(),
             });
             entry.inventory = name.to_string();
             entry.tags = device.tags.clone();
@@ -163,9 +169,18 @@ impl Registry {
 
     /// Records a scan's outcome for its device (durable when this returns): a
     /// success replaces the last scan, with a history entry per component that
-    /// changed (and `drift` when one went down); a failure keeps the last scan and
-    /// records the error. Returns how many components changed.
-    pub fn record(&self, outcome: Outcome) -> Result<usize, RegistryError> {
+    /// changed; a failure keeps the last scan and records the error. Returns how many
+    /// components changed.
+    ///
+    /// A component found at a lower version than the scan before is drift, unless
+    /// `rolled_back(component, since)` names a rollout that rolled this device's
+    /// component back after `since` (the scan before). A drifted component found
+    /// again at the version it went down from, or higher, is no longer drift.
+    pub fn record(
+        &self,
+        outcome: Outcome,
+        rolled_back: impl Fn(&str, Timestamp) -> Option<String>,
+    ) -> Result<usize, RegistryError> {
         let Some(mut entry) = self.get(&outcome.id)? else {
             return Ok(0);
         };
@@ -175,23 +190,46 @@ impl Registry {
                 let components: Vec<ComponentV1> =
                     scan.components.into_iter().map(component_v1).collect();
                 if let Some(before) = &entry.last_scan {
-                    for (kind, name, from, to) in changes(&before.components, &components) {
+                    for (mut kind, name, from, to) in changes(&before.components, &components) {
                         changed += 1;
-                        if kind == HistoryKind::Drift {
-                            entry.drift = true;
-                        }
-                        let detail = match kind {
-                            HistoryKind::Drift => format!(
-                                "{name} went back from {} to {}: restored or downgraded outside Ringleader, or rolled back by a rollout (see the device's rollouts)",
-                                from.as_deref().unwrap_or("-"),
-                                to.as_deref().unwrap_or("-")
-                            ),
-                            _ => format!(
-                                "{name}: {} -> {}",
-                                from.as_deref().unwrap_or("(none)"),
-                                to.as_deref().unwrap_or("(gone)")
-                            ),
+                        let was = from.as_deref().unwrap_or("(none)");
+                        let now = to.as_deref().unwrap_or("(gone)");
+                        let by = match kind {
+                            HistoryKind::Drift => rolled_back(&name, before.at),
+                            _ => None,
                         };
+                        let mut detail = match (&kind, &by) {
+                            (HistoryKind::Drift, Some(rollout)) => {
+                                format!("{name}: {was} -> {now} (rolled back by rollout {rollout})")
+                            }
+                            (HistoryKind::Drift, None) => format!(
+                                "{name} went back from {was} to {now}: restored or downgraded outside Ringleader"
+                            ),
+                            _ => format!("{name}: {was} -> {now}"),
+                        };
+                        if by.is_some() {
+                            kind = HistoryKind::Changed;
+                        } else if kind == HistoryKind::Drift {
+                            // The highest version it went down from is kept.
+                            entry
+                                .drifted
+                                .entry(name.clone())
+                                .or_insert_with(|| was.into());
+                        } else if let Some(high) = entry.drifted.get(&name)
+                            && let Some(now) = components.iter().find(|c| c.name == name)
+                            && order(
+                                now,
+                                &ComponentV1 {
+                                    version: high.clone(),
+                                    ..now.clone()
+                                },
+                            )
+                            .is_some_and(|o| o != Ordering::Less)
+                        {
+                            detail
+                                .push_str(&format!(" (back at {high} or later: no longer drift)"));
+                            entry.drifted.remove(&name);
+                        }
                         self.append(
                             &outcome.id,
                             &HistoryV1 {
@@ -229,6 +267,7 @@ impl Registry {
                 });
                 entry.last_seen = Some(outcome.at);
                 entry.error = None;
+                entry.drift = !entry.drifted.is_empty();
             }
             Err(error) => {
                 if error.kind != ScanErrorKind::Busy {
@@ -473,6 +512,7 @@ mod tests {
             boot: Default::default(),
             facts: Vec::new(),
         };
+        let none = |_: &str, _: Timestamp| None;
         let ok = |s: i64, version: &str| Outcome {
             id: "d1".into(),
             installer: "sim-vendor-installer".into(),
@@ -480,7 +520,7 @@ mod tests {
             duration_ms: 3,
             result: Ok(scan(version)),
         };
-        assert_eq!(registry.record(ok(0, "2.19.1")).unwrap(), 0);
+        assert_eq!(registry.record(ok(0, "2.19.1"), none).unwrap(), 0);
         let entry = registry.get("d1").unwrap().unwrap();
         assert_eq!(
             differences(&entry),
@@ -492,16 +532,19 @@ mod tests {
             }]
         );
         registry
-            .record(Outcome {
-                id: "d1".into(),
-                installer: "sim-vendor-installer".into(),
-                at: at(60),
-                duration_ms: 5000,
-                result: Err(ScanErrorV1 {
-                    kind: ScanErrorKind::Unreachable,
-                    message: "ssh: connection refused".into(),
-                }),
-            })
+            .record(
+                Outcome {
+                    id: "d1".into(),
+                    installer: "sim-vendor-installer".into(),
+                    at: at(60),
+                    duration_ms: 5000,
+                    result: Err(ScanErrorV1 {
+                        kind: ScanErrorKind::Unreachable,
+                        message: "ssh: connection refused".into(),
+                    }),
+                },
+                none,
+            )
             .unwrap();
         // Reopened: everything recorded is there.
         drop(registry);
@@ -514,7 +557,7 @@ mod tests {
         );
         let (when, error) = entry.error.clone().unwrap();
         assert_eq!((when, error.kind), (at(60), ScanErrorKind::Unreachable));
-        assert_eq!(registry.record(ok(120, "2.10.0")).unwrap(), 1);
+        assert_eq!(registry.record(ok(120, "2.10.0"), none).unwrap(), 1);
         let entry = registry.get("d1").unwrap().unwrap();
         assert!(entry.drift);
         assert_eq!(entry.error, None);
@@ -526,5 +569,39 @@ mod tests {
         // Planning sees what the device has.
         let scan = registry.get("d1").unwrap().unwrap().last_scan.unwrap();
         assert_eq!(scan.components[0].version, "2.10.0");
+
+        // Up again, but not as far as it was: still drift.
+        registry.record(ok(180, "2.15.0"), none).unwrap();
+        let entry = registry.get("d1").unwrap().unwrap();
+        assert!(entry.drift);
+        assert_eq!(entry.drifted["bios"], "2.19.1");
+        // Back at the version it went down from: no longer drift, and the history
+        // says so.
+        registry.record(ok(240, "2.19.1"), none).unwrap();
+        let entry = registry.get("d1").unwrap().unwrap();
+        assert!(!entry.drift);
+        assert!(entry.drifted.is_empty());
+        let last = registry.history("d1").unwrap().pop().unwrap();
+        assert_eq!(last.kind, HistoryKind::Changed);
+        assert!(last.detail.contains("no longer drift"), "{}", last.detail);
+
+        // Down again, rolled back by a rollout since the scan before: a change, not
+        // drift.
+        let asked = std::cell::Cell::new(None);
+        registry
+            .record(ok(300, "2.10.0"), |component: &str, since: Timestamp| {
+                asked.set(Some((component.to_string(), since)));
+                Some("r7".into())
+            })
+            .unwrap();
+        assert_eq!(asked.take(), Some(("bios".to_string(), at(240))));
+        let entry = registry.get("d1").unwrap().unwrap();
+        assert!(!entry.drift);
+        let last = registry.history("d1").unwrap().pop().unwrap();
+        assert_eq!(last.kind, HistoryKind::Changed);
+        assert_eq!(
+            last.detail,
+            "bios: 2.19.1 -> 2.10.0 (rolled back by rollout r7)"
+        );
     }
 }

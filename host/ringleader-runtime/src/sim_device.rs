@@ -151,6 +151,14 @@ impl SimDevices {
         }
     }
 
+    /// Sets the version of `component` installed on device `id`, durable at once: what
+    /// an administrator does by hand on the device (restores a snapshot, downgrades a
+    /// package), behind the engine's back.
+    pub fn set_installed(&self, id: &str, component: &str, version: &str) -> Result<(), ExecError> {
+        self.set(&format!("{id}/installed/{component}"), version)?;
+        self.flush()
+    }
+
     /// Makes every device's state durable.
     pub fn flush(&self) -> Result<(), ExecError> {
         match &self.backing {

@@ -6,7 +6,7 @@ use crate::session::{Run, Session};
 use jiff::Timestamp;
 use ringleader_engine::core::{Core, JobId, Phase};
 use ringleader_engine::executor::{Command, Metrics};
-use ringleader_engine::store::{PhaseName, Record, Status, Store};
+use ringleader_engine::store::{PhaseName, Record, Status, Store, StoredEvent};
 use ringleader_planner::catalog::Catalog;
 use ringleader_planner::inventory::Inventory;
 use ringleader_planner::policy::Policy;
@@ -329,6 +329,44 @@ impl Rollouts {
         self.session.scan_options()
     }
 
+    /// The rollout that rolled `device`'s `component` back after `since`, if one did:
+    /// one whose steps on the device changed the component and whose log has a
+    /// rollback of the device that succeeded since then. A scan that finds such a
+    /// component lower than before records a change, not drift.
+    fn rolled_back(&self, device: &str, component: &str, since: Timestamp) -> Option<String> {
+        let since = since.as_second();
+        self.list().into_iter().find_map(|rollout| {
+            let job = {
+                let facts = rollout.facts.read().unwrap_or_else(|e| e.into_inner());
+                let job = *facts.jobs.get(device)?;
+                let steps = facts
+                    .steps
+                    .get(usize::from(job.ring))?
+                    .get(job.index as usize)?;
+                let touched = steps.iter().any(|patch| {
+                    facts
+                        .patches
+                        .get(patch)
+                        .is_some_and(|(c, _, _)| c == component)
+                });
+                touched.then_some(job)?
+            };
+            let records = rollout.store.records_of_job((job.ring, job.index)).ok()?;
+            records
+                .into_iter()
+                .any(|(_, record)| {
+                    matches!(
+                        record,
+                        Record::Event {
+                            at,
+                            event: StoredEvent::RollbackFinished { ok: true, .. },
+                        } if at >= since
+                    )
+                })
+                .then(|| rollout.id.clone())
+        })
+    }
+
     /// How often the registry is scanned on its own, if it is.
     pub fn scan_every(&self) -> Option<Duration> {
         self.session.scan_every()
@@ -378,7 +416,11 @@ impl Rollouts {
                         changed: 0,
                         error: outcome.result.as_ref().err().cloned(),
                     };
-                    match fleet.record(outcome) {
+                    let device = outcome.id.clone();
+                    let rolled_back = |component: &str, since: Timestamp| {
+                        self.rolled_back(&device, component, since)
+                    };
+                    match fleet.record(outcome, rolled_back) {
                         Ok(changed) => seen.changed = changed,
                         Err(e) => failed_to_record = Some(e),
                     }

@@ -248,3 +248,138 @@ fn a_kill_during_a_periodic_scan_loses_nothing_already_recorded() {
         );
     }
 }
+
+/// Sets what device `id` has of `component` behind the daemon's back (stopped), as an
+/// administrator restoring a snapshot would.
+fn by_hand(data: &std::path::Path, id: &str, component: &str, version: &str) {
+    let devices = ringleader_runtime::sim_device::SimDevices::open(&data.join("devices")).unwrap();
+    devices.set_installed(id, component, version).unwrap();
+}
+
+fn scanned(daemon: &Daemon, id: &str) -> Value {
+    let out = daemon.cli(&["fleet", "scan", "--device", id, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc = daemon.json(&["fleet", "device", id, "--json"]);
+    assert_valid("fleet-device.v1.json", &doc);
+    doc
+}
+
+/// The last history entry about the BIOS.
+fn last_bios(doc: &Value) -> Value {
+    doc["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rfind(|h| h["component"] == "bios")
+        .cloned()
+        .unwrap_or_else(|| panic!("no BIOS history in {doc}"))
+}
+
+fn bios(doc: &Value) -> &str {
+    doc["last_scan"]["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "bios")
+        .and_then(|c| c["version"].as_str())
+        .unwrap()
+}
+
+#[test]
+fn a_downgrade_behind_ringleaders_back_is_drift_until_the_version_is_back_and_a_rollback_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let inventory = write(
+        dir.path(),
+        "fleet.toml",
+        r#"
+[[devices]]
+id = "srv-1"
+tags = ["lab"]
+components = { bmc-firmware = "7.0.0", bios = "2.10.0" }
+
+[[devices]]
+id = "srv-2"
+tags = ["lab"]
+components = { bmc-firmware = "7.0.0", bios = "2.10.0" }
+
+[[devices]]
+id = "srv-3"
+components = { bmc-firmware = "7.0.0", bios = "2.10.0" }
+"#,
+    );
+    let policy = write(
+        dir.path(),
+        "policy.toml",
+        r#"
+name = "firmware"
+[[rings]]
+name = "lab"
+select = { tags = ["lab"] }
+[[rings]]
+name = "rest"
+select = "rest"
+approval = "required"
+"#,
+    );
+    let daemon = Daemon::start(&data);
+    let out = daemon.cli(&["fleet", "scan", "--inventory", &inventory, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let id = daemon.start_rollout(&policy, &inventory);
+    daemon.wait_for(&id, |s| s["state"] == "awaiting-approval");
+    for device in ["srv-1", "srv-2"] {
+        assert_eq!(bios(&scanned(&daemon, device)), "2.19.1", "{device}");
+    }
+
+    // The operator rolls srv-1 back: its BIOS goes down, and that is no drift.
+    let out = daemon.cli(&["rollback", &id, "--device", "srv-1"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    daemon.wait_for(&id, |_| {
+        device_in(&daemon.devices(&id), "srv-1")["state"] == "rolled-back"
+    });
+    let doc = scanned(&daemon, "srv-1");
+    assert_eq!(bios(&doc), "2.10.0");
+    assert_eq!(doc["drift"], false, "{doc}");
+    let last = last_bios(&doc);
+    assert_eq!(last["kind"], "changed", "{last}");
+    assert_eq!(
+        last["detail"],
+        format!("bios: 2.19.1 -> 2.10.0 (rolled back by rollout {id})")
+    );
+
+    // srv-2's BIOS goes back by hand: drift, both versions in its history.
+    drop(daemon);
+    by_hand(&data, "srv-2", "bios", "2.10.0");
+    let daemon = Daemon::start(&data);
+    let doc = scanned(&daemon, "srv-2");
+    assert_eq!(doc["drift"], true, "{doc}");
+    let last = last_bios(&doc);
+    assert_eq!(
+        (&last["kind"], &last["from"], &last["to"]),
+        (&"drift".into(), &"2.19.1".into(), &"2.10.0".into()),
+        "{last}"
+    );
+    let list = daemon.json(&["fleet", "list", "--json"]);
+    assert_valid("fleet.v1.json", &list);
+    assert_eq!(device(&list, "srv-2")["drift"], true);
+    assert_eq!(device(&list, "srv-1")["drift"], false);
+    let out = daemon.cli(&["fleet", "device", "srv-2"]);
+    assert!(
+        text(&out.stdout).contains("drift: a component went back to a lower version"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Patched again (by hand here): no longer drift, and the history says so.
+    drop(daemon);
+    by_hand(&data, "srv-2", "bios", "2.19.1");
+    let daemon = Daemon::start(&data);
+    let doc = scanned(&daemon, "srv-2");
+    assert_eq!(doc["drift"], false, "{doc}");
+    let last = last_bios(&doc);
+    assert_eq!(last["kind"], "changed", "{last}");
+    assert!(
+        last["detail"].as_str().unwrap().contains("no longer drift"),
+        "{last}"
+    );
+}
