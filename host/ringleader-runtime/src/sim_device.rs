@@ -15,6 +15,7 @@
 //! | `sim.bad-patch`, `sim.bad-patch-permille` | one patch that fails more often here |
 //! | `sim.rollback-fail-permille` | rollbacks that fail (keyed by seed, device and component) |
 //! | `sim.reboot-seconds` | how long a restart takes, real time (`boot` fails, "restarting", until then); `never`: it never comes back |
+//! | `sim.install-ms` | how long an install takes, real time; a scan (`list`, `boot`) that comes meanwhile is counted (`total("overlaps")`): the engine must never scan a device a step runs on |
 //! | `sim.drift.COMPONENT` | the version the device really has of COMPONENT, whatever the inventory says (until an install or rollback changes it): a stale inventory |
 //!
 //! `sim-pkg` commands: `query COMPONENT`, `install COMPONENT VERSION PATCH [reboot]`,
@@ -63,6 +64,9 @@ fn open_tree(dir: &Path) -> Result<sled::Tree, ExecError> {
 #[derive(Debug)]
 pub struct SimDevices {
     backing: Backing,
+    /// Devices an install runs on now (with `sim.install-ms`), to count the scans
+    /// that come meanwhile.
+    installing: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl SimDevices {
@@ -70,6 +74,7 @@ impl SimDevices {
     pub fn in_memory() -> SimDevices {
         SimDevices {
             backing: Backing::Memory(Mutex::new(BTreeMap::new())),
+            installing: Mutex::default(),
         }
     }
 
@@ -84,6 +89,7 @@ impl SimDevices {
                 dir: dir.to_owned(),
                 tree: std::sync::RwLock::new(Some(open_tree(dir)?)),
             },
+            installing: Mutex::default(),
         })
     }
 
@@ -157,6 +163,13 @@ impl SimDevices {
     pub fn set_installed(&self, id: &str, component: &str, version: &str) -> Result<(), ExecError> {
         self.set(&format!("{id}/installed/{component}"), version)?;
         self.flush()
+    }
+
+    fn is_installing(&self, id: &str) -> bool {
+        self.installing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(id)
     }
 
     /// Makes every device's state durable.
@@ -373,6 +386,27 @@ impl DeviceExec for SimDevices {
         request: ExecRequest,
     ) -> BoxFuture<'a, Result<ExecOutput, ExecError>> {
         let result = if request.program == "sim-pkg" {
+            let install_ms = fact(device, "sim.install-ms").and_then(|v| v.parse::<u64>().ok());
+            if let (Some(ms), Some("install")) =
+                (install_ms, request.args.first().map(String::as_str))
+            {
+                // An install that takes real time: the device is busy meanwhile.
+                return Box::pin(async move {
+                    let _busy = Installing::new(self, &device.id);
+                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                    self.run_sim_pkg(device, &request.args)
+                });
+            }
+            if matches!(
+                request.args.first().map(String::as_str),
+                Some("list" | "boot")
+            ) && self.is_installing(&device.id)
+            {
+                // A scan while an install runs: what the engine must never do.
+                if let Err(e) = self.bump(&format!("{}/overlaps/scan", device.id)) {
+                    return Box::pin(async move { Err(e) });
+                }
+            }
             self.run_sim_pkg(device, &request.args)
         } else {
             Err(ExecError::Permanent(format!(
@@ -381,6 +415,33 @@ impl DeviceExec for SimDevices {
             )))
         };
         Box::pin(async move { result })
+    }
+}
+
+/// A device marked as installing until dropped (also when the install is cut off).
+struct Installing<'a> {
+    devices: &'a SimDevices,
+    id: &'a str,
+}
+
+impl<'a> Installing<'a> {
+    fn new(devices: &'a SimDevices, id: &'a str) -> Installing<'a> {
+        devices
+            .installing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string());
+        Installing { devices, id }
+    }
+}
+
+impl Drop for Installing<'_> {
+    fn drop(&mut self) {
+        self.devices
+            .installing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(self.id);
     }
 }
 
@@ -452,6 +513,31 @@ mod tests {
             .build()
             .unwrap()
             .block_on(f)
+    }
+
+    #[tokio::test]
+    async fn a_scan_while_an_install_takes_its_time_is_counted() {
+        let sim = SimDevices::in_memory();
+        let mut d = device("0");
+        d.facts.push(("sim.install-ms".into(), "300".into()));
+        let request = |args: &[&str]| ExecRequest {
+            program: "sim-pkg".into(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            stdin: vec![],
+            timeout: Duration::from_secs(1),
+        };
+        let install = sim.run(&d, request(&["install", "bios", "2.19.1", "p"]));
+        let scan_meanwhile = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            sim.run(&d, request(&["list"])).await
+        };
+        let (installed, listed) = tokio::join!(install, scan_meanwhile);
+        assert_eq!(installed.unwrap().exit_code, 0);
+        assert_eq!(listed.unwrap().exit_code, 0);
+        assert_eq!(sim.total("overlaps").unwrap(), 1);
+        // After it: not counted.
+        sim.run(&d, request(&["list"])).await.unwrap();
+        assert_eq!(sim.total("overlaps").unwrap(), 1);
     }
 
     #[test]

@@ -383,3 +383,69 @@ approval = "required"
         "{last}"
     );
 }
+
+#[test]
+fn scans_never_run_on_a_device_while_a_rollout_step_does() {
+    // Installs take 300 ms of real time on each device; the daemon scans every second
+    // on its own and the operator asks for scans all along. Each simulated device
+    // counts a scan that reaches it while an install runs: there must be none.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut inventory = String::new();
+    for i in 0..24 {
+        inventory.push_str(&format!(
+            "[[devices]]\nid = \"srv-{i:02}\"\ncomponents = {{ bmc-firmware = \"7.0.0\" }}\nfacts = {{ \"sim.install-ms\" = \"300\" }}\n\n"
+        ));
+    }
+    let inventory = write(dir.path(), "fleet.toml", &inventory);
+    let policy = write(
+        dir.path(),
+        "policy.toml",
+        "name = \"slow\"\n[[rings]]\nname = \"all\"\nselect = \"rest\"\nmax_parallel = 6\n",
+    );
+    let config = write(
+        dir.path(),
+        "ringleader.toml",
+        "[scan]\nevery = \"1s\"\nconcurrency = 4\n",
+    );
+    let daemon = Daemon::start_with(&data, &["--config", &config]);
+    let out = daemon.cli(&["fleet", "scan", "--inventory", &inventory, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let id = daemon.start_rollout(&policy, &inventory);
+    let mut busy = 0;
+    let mut scans = 0;
+    loop {
+        let status = daemon.json(&["status", &id, "--json"]);
+        if status["state"] == "completed" {
+            break;
+        }
+        // Exit 1 when a device was not scanned (busy here).
+        let out = daemon.cli(&["fleet", "scan", "--json"]);
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{}",
+            text(&out.stderr)
+        );
+        let scan: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_valid("fleet-scan.v1.json", &scan);
+        scans += 1;
+        busy += scan["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["error"]["kind"] == "busy")
+            .count();
+    }
+    let status = daemon.ended(&id, 0);
+    assert_eq!(status["rings"][0]["done"], 24, "{status}");
+    assert_eq!(daemon.terminate().code(), Some(0));
+    let devices = ringleader_runtime::sim_device::SimDevices::open(&data.join("devices")).unwrap();
+    assert_eq!(devices.total("installs").unwrap(), 24);
+    assert_eq!(
+        devices.total("overlaps").unwrap(),
+        0,
+        "a scan reached a device while an install ran on it"
+    );
+    // Scans met running steps, and left those devices for later.
+    assert!(busy > 0, "{scans} scans, none found a device busy");
+}
