@@ -501,16 +501,86 @@ fn device_states(daemon: &Daemon, id: &str) -> BTreeMap<String, (String, String)
         .collect()
 }
 
+impl Fleet {
+    /// `fleet scan` of the whole fleet through the daemon; then what the registry has
+    /// for each device: component name -> version.
+    fn scan(&self, daemon: &Daemon) -> BTreeMap<String, BTreeMap<String, String>> {
+        let out = daemon.cli(&["fleet", "scan", "--inventory", &self.inventory, "--json"]);
+        assert!(
+            out.status.success(),
+            "{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        let scan: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_valid("fleet-scan.v1.json", &scan);
+        assert_eq!(scan["ok"], self.devices.len(), "{scan}");
+        let list = daemon.json(&["fleet", "list", "--json"]);
+        assert_valid("fleet.v1.json", &list);
+        self.devices
+            .iter()
+            .map(|(id, _, _)| {
+                let doc = daemon.json(&["fleet", "device", id, "--json"]);
+                assert_valid("fleet-device.v1.json", &doc);
+                let components = doc["last_scan"]["components"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{doc}"))
+                    .iter()
+                    .map(|c| {
+                        (
+                            c["name"].as_str().unwrap().to_string(),
+                            c["version"].as_str().unwrap().to_string(),
+                        )
+                    })
+                    .collect();
+                (id.to_string(), components)
+            })
+            .collect()
+    }
+}
+
 #[test]
 fn a_mixed_fleet_of_real_peers_goes_through_every_ring_to_the_fixed_versions() {
     let fleet = Fleet::new();
     let daemon = fleet.daemon();
+    // Scanned through the daemon first: the BMCs' BIOS (named by the device's
+    // `redfish.bios-component`) and firmware inventory, the roots' packages.
+    let before = fleet.scan(&daemon);
+    let check = |scanned: &BTreeMap<String, BTreeMap<String, String>>, bios: &str, hello: &str| {
+        for &(id, _, via) in &fleet.devices {
+            let components = &scanned[id];
+            match via {
+                Via::Bmc(n) => {
+                    assert_eq!(
+                        components.get(FIRMWARE).map(String::as_str),
+                        Some(bios),
+                        "{id}: {components:?}"
+                    );
+                    assert_eq!(fleet.bios(n), bios, "{id}: the emulator's own BiosVersion");
+                    assert!(
+                        components.keys().any(|c| c != FIRMWARE),
+                        "{id}: nothing from the firmware inventory: {components:?}"
+                    );
+                }
+                Via::Local | Via::Ssh => {
+                    assert_eq!(
+                        components.get("hello").map(String::as_str),
+                        Some(hello),
+                        "{id}: {components:?}"
+                    );
+                }
+            }
+        }
+    };
+    check(&before, "1.0.0", "1.0");
     let id = fleet.start(&daemon);
     wait(&daemon, &id, 0);
     for (device, (state, reason)) in device_states(&daemon, &id) {
         assert_eq!(state, "done", "{device}: {reason}");
     }
     fleet.assert_all_fixed_once();
+    // A scan after it reads the fixed versions back from the peers.
+    check(&fleet.scan(&daemon), "1.1.0", "1.1");
 }
 
 #[test]
