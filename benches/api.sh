@@ -4,15 +4,18 @@
 # Starts `ringleader serve` on 127.0.0.1, runs a simulated rollout of DEVICES devices
 # (virtual time, benches/policies/four-rings-unattended.toml) once with no readers, then
 # the same rollout again while READERS concurrent clients read its status and follow
-# its events (benches/bin/api_load.rs). Reports the request rate, latency percentiles
-# and errors, and checks that the rollout's virtual duration and outcome are unchanged
-# by the load, and times one device's history on the finished rollout.
+# its events, and COMPLIANCE_READERS more read `GET /v1/compliance` over a fleet
+# registry of DEVICES scanned simulated devices (benches/bin/api_load.rs). Reports the
+# request rate, latency percentiles and errors per kind of reader, checks that the
+# rollout's virtual duration and outcome are unchanged by the load, and times one
+# device's history on the finished rollout.
 #
-# Usage: benches/api.sh      (DEVICES=10000 READERS=32)
+# Usage: benches/api.sh      (DEVICES=10000 READERS=32 COMPLIANCE_READERS=4)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 devices=${DEVICES:-10000}
 readers=${READERS:-32}
+compliance_readers=${COMPLIANCE_READERS:-4}
 target=${CARGO_TARGET_DIR:-target}
 cargo build --release -p ringleader -p ringleader-benches --bin ringleader --bin api-load >&2
 bin=$target/release/ringleader
@@ -36,6 +39,22 @@ serve() {
     RINGLEADER_TOKEN=$(cat "$work/$1/api-token")
 }
 
+# The fleet registry compliance is read from: DEVICES scanned simulated servers (one in
+# ten with a BIOS updated by hand), the simulated vendor's catalog applying to them.
+python3 - "$devices" > "$work/fleet.toml" <<'PY'
+import sys
+n = int(sys.argv[1])
+for i in range(n):
+    drift = f'facts = {{ "sim.drift.bios" = "2.19.1" }}\n' if i % 10 == 0 else ""
+    print(f'[[devices]]\nid = "reg-{i:05}"\ntags = ["{"lab" if i < 10 else "fleet"}"]\n'
+          f'components = {{ bmc-firmware = "7.0.0", bios = "2.10.0", openssl = "3.0.11" }}\n{drift}')
+PY
+registry() {
+    "$bin" fleet scan --inventory "$work/fleet.toml" --json > /dev/null
+    # Once, so the catalog is discovered before the clock starts.
+    "$bin" compliance --json > "$work/compliance.json"
+}
+
 start() {
     "$bin" rollout start --policy benches/policies/four-rings-unattended.toml \
         --simulate "$devices" --virtual-time --start 2026-11-02T08:00:00Z 2>/dev/null
@@ -51,6 +70,7 @@ print(s["state"], int((t(s["time"]) - t(s["started"])).total_seconds()),
 
 echo "API load: $devices-device simulated rollout (virtual time), $readers readers of status and events"
 serve alone
+registry
 alone=$(start)
 begin=$(date +%s.%N)
 "$bin" status "$alone" --wait > /dev/null || true
@@ -74,8 +94,15 @@ print(f"one device's history ({history} events): p50 {times[25] * 1000:.2f} ms, 
 PY
 
 serve loaded
+registry
+python3 - "$work/compliance.json" <<'PY'
+import json, os, sys
+c = json.load(open(sys.argv[1]))
+size = os.path.getsize(sys.argv[1]) / 1e6
+print(f"compliance: {len(c['devices'])} devices, {len(c['patches'])} patches, {size:.1f} MB of JSON")
+PY
 loaded=$(start)
-"$load" "$url" "$loaded" "$readers"
+"$load" "$url" "$loaded" "$readers" "$compliance_readers"
 read -r state2 virtual2 done2 failed2 <<< "$(summary "$loaded")"
 echo "with readers:    state $state2, virtual $virtual2 s, done $done2, failed $failed2"
 if [ "$virtual1 $done1 $failed1 $state1" = "$virtual2 $done2 $failed2 $state2" ]; then

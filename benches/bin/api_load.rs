@@ -1,12 +1,14 @@
 //! Drives the daemon's API with concurrent readers while a rollout runs, and reports
 //! the request rate and latency percentiles.
 //!
-//! Usage: api-load URL ROLLOUT READERS
+//! Usage: api-load URL ROLLOUT READERS [COMPLIANCE-READERS]
 //!
 //! Each reader loops over `GET /v1/rollouts/ROLLOUT` (status) and
 //! `GET /v1/rollouts/ROLLOUT/events?since=CURSOR` (advancing its cursor, as a script
-//! following the rollout would) until the rollout has ended. Any non-2xx answer or
-//! transport error counts as an error. Prints one line of results.
+//! following the rollout would) until the rollout has ended; each compliance reader
+//! loops over `GET /v1/compliance` (the fleet registry's compliance, as a dashboard
+//! would). Any non-2xx answer or transport error counts as an error. Prints a line of
+//! results per kind of reader.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -34,47 +36,55 @@ fn main() {
         std::process::exit(2);
     };
     let readers: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(32);
+    let compliance_readers: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(0);
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
+    let compliance_errors = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
-    let workers: Vec<_> = (0..readers)
-        .map(|_| {
-            let (base, rollout, stop, errors) =
-                (base.clone(), rollout.clone(), stop.clone(), errors.clone());
-            std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .timeout_global(Some(Duration::from_secs(30)))
-                    .build()
-                    .into();
-                let mut latencies: Vec<u32> = Vec::new();
-                let mut cursor = 0u64;
-                let mut turn = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    turn += 1;
-                    let url = if turn.is_multiple_of(2) {
-                        format!("{base}/v1/rollouts/{rollout}")
-                    } else {
-                        format!("{base}/v1/rollouts/{rollout}/events?since={cursor}&limit=500")
-                    };
-                    let t = Instant::now();
-                    match get(&agent, &url) {
-                        Ok(body) => {
-                            if let Some(next) = body["next"].as_u64() {
-                                cursor = next;
-                            }
-                        }
-                        Err(e) => {
-                            if errors.fetch_add(1, Ordering::Relaxed) < 5 {
-                                eprintln!("reader error: {e}");
-                            }
+    let spawn = |compliance: bool| {
+        let (base, rollout, stop) = (base.clone(), rollout.clone(), stop.clone());
+        let errors = if compliance {
+            compliance_errors.clone()
+        } else {
+            errors.clone()
+        };
+        std::thread::spawn(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .timeout_global(Some(Duration::from_secs(30)))
+                .build()
+                .into();
+            let mut latencies: Vec<u32> = Vec::new();
+            let mut cursor = 0u64;
+            let mut turn = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                turn += 1;
+                let url = if compliance {
+                    format!("{base}/v1/compliance")
+                } else if turn.is_multiple_of(2) {
+                    format!("{base}/v1/rollouts/{rollout}")
+                } else {
+                    format!("{base}/v1/rollouts/{rollout}/events?since={cursor}&limit=500")
+                };
+                let t = Instant::now();
+                match get(&agent, &url) {
+                    Ok(body) => {
+                        if let Some(next) = body["next"].as_u64() {
+                            cursor = next;
                         }
                     }
-                    latencies.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
+                    Err(e) => {
+                        if errors.fetch_add(1, Ordering::Relaxed) < 5 {
+                            eprintln!("reader error: {e}");
+                        }
+                    }
                 }
-                latencies
-            })
+                latencies.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
+            }
+            latencies
         })
-        .collect();
+    };
+    let workers: Vec<_> = (0..readers).map(|_| spawn(false)).collect();
+    let compliance_workers: Vec<_> = (0..compliance_readers).map(|_| spawn(true)).collect();
     // Until the rollout ends.
     let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
     loop {
@@ -90,6 +100,26 @@ fn main() {
     }
     stop.store(true, Ordering::Relaxed);
     let elapsed = started.elapsed();
+    report("readers", readers, workers, elapsed, &errors);
+    if compliance_readers > 0 {
+        report(
+            "compliance readers",
+            compliance_readers,
+            compliance_workers,
+            elapsed,
+            &compliance_errors,
+        );
+    }
+}
+
+/// One line: the readers' request count, rate and latency percentiles.
+fn report(
+    what: &str,
+    readers: usize,
+    workers: Vec<std::thread::JoinHandle<Vec<u32>>>,
+    elapsed: Duration,
+    errors: &AtomicU64,
+) {
     let mut all: Vec<u32> = workers
         .into_iter()
         .flat_map(|w| w.join().unwrap_or_default())
@@ -100,7 +130,7 @@ fn main() {
             .map_or(0.0, |us| f64::from(*us) / 1000.0)
     };
     println!(
-        "readers {readers}  requests {}  seconds {:.1}  rate {:.0}/s  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  errors {}",
+        "{what} {readers}  requests {}  seconds {:.1}  rate {:.0}/s  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  errors {}",
         all.len(),
         elapsed.as_secs_f64(),
         all.len() as f64 / elapsed.as_secs_f64(),

@@ -12,6 +12,7 @@
 //! | module | documents |
 //! |---|---|
 //! | [`rollout`] | `status`, `rollouts`, `accepted`, `health`, and the body of a rollout start |
+//! | [`schedule`] | `schedules`, `schedule-runs`: standing schedules and their next runs |
 //! | [`event`] | `event`, `events`, `stall` |
 //! | [`device`] | `devices`, `device` |
 //! | [`fleet`] | `fleet`, `fleet-device`, `fleet-scan`, and the body of a scan |
@@ -79,6 +80,7 @@ pub mod fleet;
 pub mod plan;
 pub mod plugin;
 pub mod rollout;
+pub mod schedule;
 mod schema;
 pub mod token;
 

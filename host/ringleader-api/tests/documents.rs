@@ -31,6 +31,9 @@ use ringleader_api::rollout::{
     AcceptedV1, Action, Clock, Gate, Health, HealthV1 as DaemonHealthV1, ProblemState, ProblemV1,
     RingV1, RolloutState, RolloutsV1, StatusV1, WaitingV1,
 };
+use ringleader_api::schedule::{
+    OnFreezeV1, PatchFilterV1, RunOutcomeV1, ScheduleRunV1, ScheduleRunsV1, ScheduleV1, SchedulesV1,
+};
 use ringleader_api::token::{TokenV1, TokensV1};
 use ringleader_api::{Document, Schema};
 use serde::Serialize;
@@ -404,6 +407,46 @@ fn daemon_documents_validate_and_read_back() {
         rollout: "r1".into(),
         device: device(),
         history: events(),
+    });
+    check(&SchedulesV1 {
+        schema: Schema::new(),
+        file: "/etc/ringleader/schedules.toml".into(),
+        schedules: vec![ScheduleV1 {
+            name: "patch-tuesday".into(),
+            when: "second tuesday of the month + 2 days at 22:00 Europe/Amsterdam".into(),
+            zone: "Europe/Amsterdam".into(),
+            inventory: "/etc/ringleader/fleet.toml".into(),
+            policy: "/etc/ringleader/monthly.toml".into(),
+            on_freeze: OnFreezeV1::Move,
+            patches: PatchFilterV1 {
+                kinds: strings(&["security"]),
+                severities: strings(&["high", "critical"]),
+                cves: Vec::new(),
+                include: Vec::new(),
+                exclude: strings(&["dell-bios-2.19.1"]),
+            },
+            next: Some("2026-12-12T22:00:00+01:00[Europe/Amsterdam]".into()),
+        }],
+    });
+    check(&ScheduleRunsV1 {
+        schema: Schema::new(),
+        after: t("2026-12-01T00:00:00Z"),
+        runs: vec![
+            ScheduleRunV1 {
+                schedule: "patch-tuesday".into(),
+                planned: "2026-12-10T22:00:00+01:00[Europe/Amsterdam]".into(),
+                at: Some("2026-12-12T22:00:00+01:00[Europe/Amsterdam]".into()),
+                outcome: RunOutcomeV1::Moved,
+                freeze: Some("freeze 2026-12-09 to 2026-12-11 (year-end)".into()),
+            },
+            ScheduleRunV1 {
+                schedule: "weekly".into(),
+                planned: "2026-12-14T20:00:00+00:00[UTC]".into(),
+                at: Some("2026-12-14T20:00:00+00:00[UTC]".into()),
+                outcome: RunOutcomeV1::Runs,
+                freeze: None,
+            },
+        ],
     });
     check(&TokensV1 {
         schema: Schema::new(),
@@ -915,6 +958,8 @@ fn schema_constants_are_the_published_ones() {
     constant::<PluginCheckV1>(&mut seen);
     constant::<PluginListV1>(&mut seen);
     constant::<TokensV1>(&mut seen);
+    constant::<SchedulesV1>(&mut seen);
+    constant::<ScheduleRunsV1>(&mut seen);
     constant::<FleetV1>(&mut seen);
     constant::<FleetDeviceV1>(&mut seen);
     constant::<FleetScanV1>(&mut seen);
@@ -984,6 +1029,16 @@ fn enums_are_the_schemas_lists() {
             "accepted.v1.json",
             "/properties/action/enum",
             names(Action::ALL),
+        ),
+        (
+            "schedules.v1.json",
+            "/properties/schedules/items/properties/on_freeze/enum",
+            names(OnFreezeV1::ALL),
+        ),
+        (
+            "schedule-runs.v1.json",
+            "/properties/runs/items/properties/outcome/enum",
+            names(RunOutcomeV1::ALL),
         ),
         (
             "health.v1.json",

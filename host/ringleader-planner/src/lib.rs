@@ -9,6 +9,8 @@
 //! - [`version`]: the documented rule for vendor versions and ranges (the
 //!   `ringleader-version` crate, re-exported);
 //! - [`schedule`]: maintenance windows and freezes in each device's time zone;
+//! - [`standing`]: standing schedules (`schedules.toml`): when each runs, through
+//!   freezes;
 //! - [`plan`]: ring assignment, applicability, supersedence, ordering, start times,
 //!   and explanations.
 
@@ -19,4 +21,5 @@ pub mod plan;
 pub mod policy;
 pub mod schedule;
 pub mod small_map;
+pub mod standing;
 pub use ringleader_version as version;

@@ -10,6 +10,7 @@ mod plan_cmd;
 mod plugin_cmd;
 mod plugin_run;
 mod policy_cmd;
+mod schedule_cmd;
 mod serve_cmd;
 mod token_cmd;
 
@@ -51,6 +52,10 @@ enum Command {
     #[command(subcommand)]
     Catalog(catalog_cmd::CatalogCommand),
     Plan(plan_cmd::PlanArgs),
+    /// Standing schedules: when each runs, in its zone, through its policy's freezes
+    /// (docs/schedules.md).
+    #[command(subcommand)]
+    Schedule(schedule_cmd::ScheduleCommand),
     Serve(serve_cmd::ServeArgs),
     /// Make, list and revoke the daemon's named API tokens.
     #[command(subcommand)]
@@ -168,6 +173,7 @@ fn main() -> ExitCode {
             Command::Policy(cmd) => policy_cmd::run(cmd),
             Command::Inventory(cmd) => inventory_cmd::run(cmd),
             Command::Catalog(cmd) => catalog_cmd::run(cmd),
+            Command::Schedule(cmd) => schedule_cmd::run(cmd),
             Command::Plan(args) => plan_cmd::run(args).await,
             Command::Serve(args) => serve_cmd::run(args).await,
             Command::Rollout(_)

@@ -10,6 +10,9 @@
 //! - `catalog-check/<case>/catalog.toml` or `catalog.json`, run as `ringleader catalog
 //!   check`;
 //!
+//! - `schedule-next/<case>/schedules.toml` (with the policies it names), run as
+//!   `ringleader schedule next --count 6 --after 2026-11-01T00:00:00Z`;
+//!
 //! each with the expected `stdout.txt` / `stderr.txt` (`$DIR` stands for the case's
 //! scratch directory; a missing file means no output) and exit status `status.txt`.
 //! Run with `BLESS=1` to write the expected files, then review them.
@@ -51,6 +54,11 @@ const SUITES: &[Suite] = &[
         name: "catalog-check",
         at_least: 10,
         run: catalog_check,
+    },
+    Suite {
+        name: "schedule-next",
+        at_least: 6,
+        run: schedule_next,
     },
 ];
 
@@ -246,6 +254,26 @@ fn catalog_check(case: &Path, _dir: &Path) -> Result<Output, String> {
         .ok_or("a case has catalog.toml or catalog.json")?;
     Ok(Command::new(env!("CARGO_BIN_EXE_ringleader"))
         .args(["catalog", "check", file])
+        .current_dir(case)
+        .output()
+        .unwrap())
+}
+
+fn schedule_next(case: &Path, _dir: &Path) -> Result<Output, String> {
+    if !case.join("schedules.toml").exists() {
+        return Err("no schedules.toml".into());
+    }
+    Ok(Command::new(env!("CARGO_BIN_EXE_ringleader"))
+        .args([
+            "schedule",
+            "next",
+            "--schedules",
+            "schedules.toml",
+            "--count",
+            "6",
+            "--after",
+            "2026-11-01T00:00:00Z",
+        ])
         .current_dir(case)
         .output()
         .unwrap())

@@ -1493,3 +1493,63 @@ fn catalog_check_json_matches_the_schema() {
         read[2]
     );
 }
+
+#[test]
+fn schedule_list_and_next_print_their_published_documents() {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/cases/schedule-next/freeze-moves-the-run");
+    let file = case.join("schedules.toml");
+    let file = file.to_str().unwrap();
+    let out = ringleader(&["schedule", "list", "--schedules", file, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_valid(&schema("schedules.v1.json"), &doc);
+    let s = &doc["schedules"][0];
+    assert_eq!(s["name"], "patch-tuesday");
+    assert_eq!(s["zone"], "Europe/Amsterdam");
+    assert_eq!(s["on_freeze"], "move");
+    assert!(
+        s["policy"]
+            .as_str()
+            .unwrap()
+            .ends_with("freeze-moves-the-run/policy.toml")
+    );
+
+    let out = ringleader(&[
+        "schedule",
+        "next",
+        "--schedules",
+        file,
+        "--count",
+        "2",
+        "--after",
+        "2026-12-01T00:00:00Z",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_valid(&schema("schedule-runs.v1.json"), &doc);
+    let runs = doc["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{doc}");
+    assert_eq!(runs[0]["outcome"], "moved");
+    assert_eq!(
+        runs[0]["planned"],
+        "2026-12-10T22:00:00+01:00[Europe/Amsterdam]"
+    );
+    assert_eq!(runs[0]["at"], "2026-12-14T22:00:00+01:00[Europe/Amsterdam]");
+    assert_eq!(runs[1]["outcome"], "runs");
+
+    // A file that is not there: said so, exit 1.
+    let out = ringleader(&[
+        "schedule",
+        "next",
+        "--schedules",
+        "/nonexistent/schedules.toml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("/nonexistent/schedules.toml"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -1,0 +1,91 @@
+//! Standing schedules: `ringleader.schedules/v1` (`ringleader schedule list --json`)
+//! and `ringleader.schedule-runs/v1` (`ringleader schedule next --json`).
+
+use crate::{Document, Schema};
+use serde::{Deserialize, Serialize};
+
+/// `ringleader.schedules/v1` (docs/schemas/schedules.v1.json): every schedule of a
+/// schedules file, in file order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchedulesV1 {
+    pub schema: Schema<SchedulesV1>,
+    /// The schedules file.
+    pub file: String,
+    pub schedules: Vec<ScheduleV1>,
+}
+
+impl Document for SchedulesV1 {
+    const SCHEMA: &'static str = "ringleader.schedules/v1";
+}
+
+/// One schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleV1 {
+    pub name: String,
+    /// The recurrence as written.
+    pub when: String,
+    /// Its IANA time zone (`UTC` when it names none).
+    pub zone: String,
+    /// Paths, resolved against the schedules file's directory.
+    pub inventory: String,
+    pub policy: String,
+    pub on_freeze: OnFreezeV1,
+    pub patches: PatchFilterV1,
+    /// Its next run (RFC 3339 with offset and zone), through its policy's freezes;
+    /// `null` when it has none within 100 years.
+    pub next: Option<String>,
+}
+
+named! {
+    /// What a run that falls into one of the policy's freezes does.
+    pub enum OnFreezeV1 {
+        Move = "move",
+        Skip = "skip",
+    }
+}
+
+/// Which applicable patches a run rolls out; an empty list does not filter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatchFilterV1 {
+    pub kinds: Vec<String>,
+    pub severities: Vec<String>,
+    pub cves: Vec<String>,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+/// `ringleader.schedule-runs/v1` (docs/schemas/schedule-runs.v1.json): the next runs
+/// of every schedule of a file, in time order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleRunsV1 {
+    pub schema: Schema<ScheduleRunsV1>,
+    /// Runs after this instant (RFC 3339, UTC).
+    pub after: jiff::Timestamp,
+    pub runs: Vec<ScheduleRunV1>,
+}
+
+impl Document for ScheduleRunsV1 {
+    const SCHEMA: &'static str = "ringleader.schedule-runs/v1";
+}
+
+/// One run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleRunV1 {
+    pub schedule: String,
+    /// When the recurrence puts it (RFC 3339 with offset and zone).
+    pub planned: String,
+    /// When it runs: `planned`, or where a freeze moved it; `null` when skipped.
+    pub at: Option<String>,
+    pub outcome: RunOutcomeV1,
+    /// The freeze that moved or skipped it.
+    pub freeze: Option<String>,
+}
+
+named! {
+    /// What becomes of a run.
+    pub enum RunOutcomeV1 {
+        Runs = "runs",
+        Moved = "moved",
+        Skipped = "skipped",
+    }
+}
