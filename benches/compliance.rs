@@ -4,11 +4,15 @@
 //!
 //! Run: `cargo bench -p ringleader-benches --bench compliance`
 //!
-//! Measured 2026-12-02 on the shared 2-core build machine under load (load average
-//! 3 to 5, other builds running): 100,000 x 1,000 in 1.20 s (vendor) and 1.46 s (deb).
-//! The planner bench's 100,000 x 1,000 took 2.31 s in
-//! the same run, so compliance costs about half a plan; on an idle machine expect it
-//! under 1 s.
+//! Measured 2026-12-03 on the 2-core build machine, idle (load average 0): 100,000 x
+//! 1,000 in 1.25 s (vendor) and 1.20 s (deb); 10,000 x 1,000 in 119 ms and 131 ms. The
+//! target of 1 s is not met yet. A profile (`perf record` of this bench) puts the time
+//! in the comparisons themselves: range checks (`Comparators::matches`, 17%), the
+//! scheme pairing (`plan::pair`, 13%), `plan::need` and `try_cmp` (13%), the per-device
+//! loop (14%), and allocation (about 10%). The way down is fewer comparisons: each
+//! component's patches sorted by fixed version, so that one binary search per device
+//! and component splits those at or below the installed version (counted as patched)
+//! from those that may apply.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ringleader_benches::{Versions, world_of};

@@ -15,18 +15,25 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-fn get(agent: &ureq::Agent, url: &str) -> Result<serde_json::Value, String> {
+/// The body of a 2xx answer, read to its end.
+fn fetch(agent: &ureq::Agent, url: &str) -> Result<Vec<u8>, String> {
     let response = agent.get(url).call().map_err(|e| e.to_string())?;
     if !response.status().is_success() {
         return Err(format!("{url}: HTTP {}", response.status()));
     }
-    let mut text = String::new();
+    let mut body = Vec::new();
     response
         .into_body()
-        .into_reader()
-        .read_to_string(&mut text)
+        .with_config()
+        .limit(1 << 30)
+        .reader()
+        .read_to_end(&mut body)
         .map_err(|e| e.to_string())?;
-    serde_json::from_str(&text).map_err(|e| e.to_string())
+    Ok(body)
+}
+
+fn get(agent: &ureq::Agent, url: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_slice(&fetch(agent, url)?).map_err(|e| e.to_string())
 }
 
 fn main() {
@@ -66,7 +73,14 @@ fn main() {
                     format!("{base}/v1/rollouts/{rollout}/events?since={cursor}&limit=500")
                 };
                 let t = Instant::now();
-                match get(&agent, &url) {
+                // A compliance answer is read to its end, not parsed: its latency is the
+                // daemon's, not this client's JSON parser's (17 MB at 10,000 devices).
+                let answer = if compliance {
+                    fetch(&agent, &url).map(|_| serde_json::Value::Null)
+                } else {
+                    get(&agent, &url)
+                };
+                match answer {
                     Ok(body) => {
                         if let Some(next) = body["next"].as_u64() {
                             cursor = next;

@@ -115,6 +115,11 @@ fn fingerprint(inventory: &Inventory) -> [u8; 32] {
 }
 
 impl CatalogCache {
+    /// When the kept catalog was discovered, if one is kept.
+    pub async fn kept_at(&self) -> Option<Timestamp> {
+        self.slot.lock().await.as_ref().map(|c| c.at)
+    }
+
     /// The catalog for `inventory`: the kept one while it is younger than
     /// [`CATALOG_MAX_AGE`] and was discovered for the same devices, unless `refresh`;
     /// else discovered now (and kept). Returns it with when it was discovered.

@@ -62,6 +62,9 @@ pub struct Registry {
     devices: sled::Tree,
     inventories: sled::Tree,
     history: sled::Tree,
+    /// Bumped at every write: what was computed from the registry at one generation
+    /// (compliance) is still right while it stays.
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +95,7 @@ impl Registry {
             inventories: db.open_tree("inventories")?,
             history: db.open_tree("history")?,
             db,
+            generation: Default::default(),
         })
     }
 
@@ -128,7 +132,19 @@ impl Registry {
             self.devices.insert(device.id.as_bytes(), json(&entry))?;
         }
         self.db.flush()?;
+        self.bump();
         Ok(())
+    }
+
+    /// How many writes this process made to the registry: equal generations, the same
+    /// registry.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn bump(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// The inventory files given so far: (name, text).
@@ -288,6 +304,7 @@ impl Registry {
         }
         self.devices.insert(outcome.id.as_bytes(), json(&entry))?;
         self.db.flush()?;
+        self.bump();
         Ok(changed)
     }
 

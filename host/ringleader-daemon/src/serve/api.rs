@@ -960,7 +960,7 @@ async fn compliance(
         cve: query.cve.filter(|c| !c.is_empty()),
         tag: query.tag.filter(|t| !t.is_empty()),
     };
-    let doc = state
+    let (_, body) = state
         .rollouts
         .compliance(filter, at, query.refresh)
         .await
@@ -971,7 +971,7 @@ async fn compliance(
                 None,
             )
         })?;
-    Ok(sorted_json(&doc)?.into_response())
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 async fn fleet_device(
@@ -1755,7 +1755,7 @@ async fn metrics(Extract(state): Extract<State>, caller: Caller) -> Result<Respo
         .compliance(Default::default(), None, false)
         .await
     {
-        Ok(doc) => {
+        Ok((doc, _)) => {
             for (name, help, samples) in crate::compliance::gauges(&doc) {
                 metric(name, "gauge", help, &samples);
             }

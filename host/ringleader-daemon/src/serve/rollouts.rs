@@ -199,8 +199,28 @@ pub struct Rollouts {
     scanning: tokio::sync::Mutex<()>,
     /// The last catalog discovered for compliance.
     catalog: crate::compliance::CatalogCache,
+    /// The last compliance computed "now", and its JSON: answered again for
+    /// [`COMPLIANCE_REUSE`] while the registry and the catalog stay the same.
+    compliance: tokio::sync::Mutex<Option<CachedCompliance>>,
     all: RwLock<BTreeMap<u64, Arc<Rollout>>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// How long a compliance computed for "now" is answered again, while the registry and
+/// the catalog stay the same (its `at` says when it was computed; ages are in days).
+pub const COMPLIANCE_REUSE: Duration = Duration::from_secs(10);
+
+/// A compliance document, its JSON (keys sorted, as the API writes it), and what it
+/// was computed from.
+#[derive(Debug)]
+struct CachedCompliance {
+    /// The filter (as JSON) and the registry's generation.
+    key: (String, u64),
+    /// When the catalog it was computed against was discovered.
+    discovered_at: Timestamp,
+    computed: std::time::Instant,
+    doc: Arc<ringleader_api::compliance::ComplianceV1>,
+    body: axum::body::Bytes,
 }
 
 impl std::fmt::Debug for Rollouts {
@@ -231,6 +251,7 @@ impl Rollouts {
             fleet,
             scanning: tokio::sync::Mutex::new(()),
             catalog: crate::compliance::CatalogCache::default(),
+            compliance: tokio::sync::Mutex::new(None),
             all: RwLock::new(BTreeMap::new()),
             unreadable: RwLock::new(BTreeMap::new()),
             tasks: Mutex::new(Vec::new()),
@@ -446,15 +467,46 @@ impl Rollouts {
         })
     }
 
-    /// The fleet registry's compliance (`ringleader.compliance/v1`): against the kept
-    /// catalog, discovered again when stale or when `refresh`.
+    /// The fleet registry's compliance (`ringleader.compliance/v1`) and its JSON:
+    /// against the kept catalog, discovered again when stale or when `refresh`. For
+    /// "now" (no `at`), one computed within [`COMPLIANCE_REUSE`] from the same
+    /// registry, catalog and filter is answered again, and callers that come while it
+    /// is computed wait for it: a dashboard polling a large fleet costs one computation
+    /// every few seconds, not one per request. The work runs off the async threads.
     pub async fn compliance(
         &self,
         filter: ringleader_api::compliance::FilterV1,
         at: Option<Timestamp>,
         refresh: bool,
-    ) -> anyhow::Result<ringleader_api::compliance::ComplianceV1> {
-        let (entries, inventory) = crate::compliance::devices(&self.fleet)?;
+    ) -> anyhow::Result<(
+        Arc<ringleader_api::compliance::ComplianceV1>,
+        axum::body::Bytes,
+    )> {
+        let fleet = self.fleet.clone();
+        let generation = fleet.generation();
+        let key = (
+            serde_json::to_string(&filter).unwrap_or_default(),
+            generation,
+        );
+        // Checked before anything is read: a reused answer costs a lock and a clone.
+        let mut cache = if at.is_none() {
+            let cache = self.compliance.lock().await;
+            if let Some(c) = cache.as_ref()
+                && !refresh
+                && c.key == key
+                && c.computed.elapsed() < COMPLIANCE_REUSE
+                && self.catalog.kept_at().await == Some(c.discovered_at)
+            {
+                return Ok((c.doc.clone(), c.body.clone()));
+            }
+            Some(cache)
+        } else {
+            None
+        };
+        let (entries, inventory) =
+            tokio::task::spawn_blocking(move || crate::compliance::devices(&fleet))
+                .await
+                .map_err(|e| anyhow::anyhow!("compliance: {e}"))??;
         let (catalog, discovered_at) = self.catalog.get(&self.session, &inventory, refresh).await?;
         let request = crate::compliance::Request {
             filter,
@@ -464,11 +516,32 @@ impl Rollouts {
             }),
             interval: self.scan_every().unwrap_or(crate::compliance::RECENT_SCAN),
         };
-        tokio::task::spawn_blocking(move || {
-            crate::compliance::document(&entries, &inventory, &catalog, discovered_at, &request)
+        let (doc, body) = tokio::task::spawn_blocking(move || {
+            let doc = crate::compliance::document(
+                &entries,
+                &inventory,
+                &catalog,
+                discovered_at,
+                &request,
+            );
+            // Keys sorted, as every other answer of the API.
+            let body = serde_json::to_value(&doc)
+                .and_then(|v| serde_json::to_vec(&v))
+                .map_err(|e| anyhow::anyhow!("compliance: {e}"))?;
+            anyhow::Ok((Arc::new(doc), axum::body::Bytes::from(body)))
         })
         .await
-        .map_err(|e| anyhow::anyhow!("compliance: {e}"))
+        .map_err(|e| anyhow::anyhow!("compliance: {e}"))??;
+        if let Some(cache) = cache.as_mut() {
+            **cache = Some(CachedCompliance {
+                key,
+                discovered_at,
+                computed: std::time::Instant::now(),
+                doc: doc.clone(),
+                body: body.clone(),
+            });
+        }
+        Ok((doc, body))
     }
 
     /// What the registry's last scans found on the devices of `inventory` (for a

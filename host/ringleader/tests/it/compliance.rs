@@ -268,3 +268,46 @@ fn compliance_of_a_scanned_fleet_by_severity_cve_and_tag_as_json_csv_and_metrics
         "{metrics}"
     );
 }
+
+#[test]
+fn compliance_for_now_is_reused_until_a_scan_changes_the_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("fleet.toml");
+    std::fs::write(&inventory, INVENTORY).unwrap();
+    let inventory = inventory.display().to_string();
+    let daemon = Daemon::start(&dir.path().join("data"));
+    let scan = |args: &[&str]| {
+        let out = daemon.cli(args);
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{}",
+            text(&out.stderr)
+        );
+    };
+    scan(&["fleet", "scan", "--inventory", &inventory, "--json"]);
+    let now = || {
+        let doc = daemon.json(&["compliance", "--json"]);
+        assert_valid("compliance.v1.json", &doc);
+        doc
+    };
+    let first = now();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // The same registry and catalog, a second later: the same answer, computed once.
+    let again = now();
+    assert_eq!(again["at"], first["at"], "reused within 10 s");
+    assert_eq!(again, first);
+    // A scan changes the registry: computed afresh.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    scan(&["fleet", "scan", "--device", "web-1", "--json"]);
+    let after = now();
+    assert_ne!(after["at"], first["at"], "{after}");
+    // An explicit time is never a reused answer.
+    let (status, at) = daemon.http(
+        "GET",
+        &format!("/v1/compliance?at={AT}"),
+        Some(&daemon.token()),
+        "",
+    );
+    assert_eq!(status, 200, "{at}");
+    assert_eq!(at["at"], AT);
+}
