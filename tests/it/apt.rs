@@ -574,7 +574,7 @@ async fn a_rollout_goes_through_the_rings_and_a_failing_canary_is_rolled_back_fr
         inventory.push_str(&format!(
             "[[devices]]\nid = \"{id}\"\ntags = [{tags}]\nversion-scheme = \"deb\"\nfacts = {{ os-codename = \"bookworm\" }}\ncomponents = {{ hello = \"1.0-1\", libfoo1 = {{ version = \"1.0-1\", source = \"foo\" }}, foo-tools = {{ version = \"1.0-1\", source = \"foo\" }} }}\n\n"
         ));
-        routes.set(id, ssh_route(&device));
+        routes.set(id, ssh_route(device));
     }
     let inventory = ringleader_planner::inventory::Inventory::parse(
         std::path::Path::new("fleet.toml"),
@@ -902,7 +902,7 @@ async fn patches_that_need_a_restart_reboot_the_device_once_and_are_verified_aft
         inventory.push_str(&format!(
             "[[devices]]\nid = \"{id}\"\ntags = [\"{tag}\"]\nversion-scheme = \"deb\"\ncomponents = {{ hello = \"1.0-1\", bar = \"1.0-1\" }}\n\n"
         ));
-        routes.set(id, ssh_route(&device));
+        routes.set(id, ssh_route(device));
     }
     let inventory = ringleader_planner::inventory::Inventory::parse(
         std::path::Path::new("fleet.toml"),
