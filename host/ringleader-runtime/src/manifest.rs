@@ -564,7 +564,7 @@ fn looks_numeric(host: &str) -> bool {
     (!last.is_empty() && last.chars().all(|c| c.is_ascii_digit()))
         || host
             .split('.')
-            .any(|label| label.len() > 1 && label[..2].eq_ignore_ascii_case("0x"))
+            .any(|label| label.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("0x")))
 }
 
 /// What a special-purpose address is, when a plugin must not declare it: no HTTP
