@@ -334,8 +334,12 @@ approval = "required"
     // The operator rolls srv-1 back: its BIOS goes down, and that is no drift.
     let out = daemon.cli(&["rollback", &id, "--device", "srv-1"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // (`devices` answers once the rollout is prepared; until then it says so.)
     daemon.wait_for(&id, |_| {
-        device_in(&daemon.devices(&id), "srv-1")["state"] == "rolled-back"
+        let out = daemon.cli(&["devices", &id, "--json"]);
+        out.status.success()
+            && serde_json::from_slice::<Value>(&out.stdout)
+                .is_ok_and(|d| device_in(&d, "srv-1")["state"] == "rolled-back")
     });
     let doc = scanned(&daemon, "srv-1");
     assert_eq!(bios(&doc), "2.10.0");
