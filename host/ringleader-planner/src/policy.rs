@@ -477,7 +477,8 @@ fn date(text: &str, path: &[Seg<'_>], d: &mut Diagnostics) -> Option<jiff::civil
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
-pub(crate) fn severity_name(s: Severity) -> &'static str {
+/// A severity as files and JSON name it.
+pub fn severity_name(s: Severity) -> &'static str {
     match s {
         Severity::Unknown => "unknown",
         Severity::Low => "low",
@@ -487,7 +488,8 @@ pub(crate) fn severity_name(s: Severity) -> &'static str {
     }
 }
 
-pub(crate) fn kind_name(k: PatchKind) -> &'static str {
+/// A patch kind as files and JSON name it.
+pub fn kind_name(k: PatchKind) -> &'static str {
     match k {
         PatchKind::Security => "security",
         PatchKind::Bugfix => "bugfix",

@@ -112,13 +112,6 @@ struct RawSchedule {
     exclude: Vec<String>,
 }
 
-const SEVERITIES: [Severity; 5] = [
-    Severity::Unknown,
-    Severity::Low,
-    Severity::Medium,
-    Severity::High,
-    Severity::Critical,
-];
 const KINDS: [PatchKind; 4] = [
     PatchKind::Security,
     PatchKind::Bugfix,
@@ -218,7 +211,10 @@ impl Schedules {
                 }
             }
             for (j, v) in s.severities.iter().enumerate() {
-                match SEVERITIES.into_iter().find(|s| severity_name(*s) == v) {
+                match crate::compliance::SEVERITIES
+                    .into_iter()
+                    .find(|s| severity_name(*s) == v)
+                {
                     Some(s) => patches.severities.push(s),
                     None => d.error_at(
                         &[
@@ -322,27 +318,19 @@ impl Schedule {
                 },
             };
             // A run moved to or past the recurrence's next one is that run.
-            if let RunOutcome::Moved { to, .. } = &outcome
-                && self
-                    .when
-                    .next_after(t)
-                    .is_some_and(|next| next.timestamp() <= to.timestamp())
-            {
-                out.push(Run {
-                    schedule: self.name.clone(),
-                    planned,
-                    outcome: RunOutcome::Skipped {
-                        freeze: format!(
-                            "{}; the next run comes first",
-                            match &outcome {
-                                RunOutcome::Moved { freeze, .. } => freeze.as_str(),
-                                _ => "",
-                            }
-                        ),
-                    },
-                });
-                continue;
-            }
+            let outcome = match outcome {
+                RunOutcome::Moved { to, freeze }
+                    if self
+                        .when
+                        .next_after(t)
+                        .is_some_and(|next| next.timestamp() <= to.timestamp()) =>
+                {
+                    RunOutcome::Skipped {
+                        freeze: format!("{freeze}; the next run comes first"),
+                    }
+                }
+                other => other,
+            };
             if !matches!(outcome, RunOutcome::Skipped { .. }) {
                 running += 1;
             }

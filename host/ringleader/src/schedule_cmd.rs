@@ -8,9 +8,8 @@ use ringleader_api::exit::ExitStatus;
 use ringleader_api::schedule::{
     OnFreezeV1, PatchFilterV1, RunOutcomeV1, ScheduleRunV1, ScheduleRunsV1, ScheduleV1, SchedulesV1,
 };
-use ringleader_planner::policy::{Freeze, Policy};
+use ringleader_planner::policy::{Freeze, Policy, kind_name, severity_name};
 use ringleader_planner::standing::{OnFreeze, Run, RunOutcome, Schedule, Schedules};
-use ringleader_types::{PatchKind, Severity};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -101,25 +100,6 @@ fn load(path: &std::path::Path) -> Result<Vec<(Schedule, Vec<Freeze>)>, String> 
         }
     }
     if ok { Ok(out) } else { Err(String::new()) }
-}
-
-fn kind_name(k: PatchKind) -> &'static str {
-    match k {
-        PatchKind::Security => "security",
-        PatchKind::Bugfix => "bugfix",
-        PatchKind::Feature => "feature",
-        PatchKind::Firmware => "firmware",
-    }
-}
-
-fn severity_name(s: Severity) -> &'static str {
-    match s {
-        Severity::Unknown => "unknown",
-        Severity::Low => "low",
-        Severity::Medium => "medium",
-        Severity::High => "high",
-        Severity::Critical => "critical",
-    }
 }
 
 fn run_v1(run: &Run) -> ScheduleRunV1 {

@@ -47,15 +47,6 @@ fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
     path.display().to_string()
 }
 
-fn device<'a>(list: &'a Value, id: &str) -> &'a Value {
-    list["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["id"] == id)
-        .unwrap_or_else(|| panic!("{id} not in {list}"))
-}
-
 #[test]
 fn a_scan_records_what_devices_really_have_and_rollouts_plan_from_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -80,17 +71,17 @@ fn a_scan_records_what_devices_really_have_and_rollouts_plan_from_it() {
         (scan["scanned"].as_u64(), scan["ok"].as_u64()),
         (Some(4), Some(3))
     );
-    let gone = device(&scan, "gone-1");
+    let gone = device_in(&scan, "gone-1");
     assert_eq!(gone["ok"], false);
     assert_eq!(gone["error"]["kind"], "unreachable", "{gone}");
 
     let list = daemon.json(&["fleet", "list", "--json"]);
     assert_valid("fleet.v1.json", &list);
     assert_eq!(list["not_scanned_recently"], 1, "{list}");
-    let srv2 = device(&list, "srv-2");
+    let srv2 = device_in(&list, "srv-2");
     assert_eq!(srv2["components"], 3, "{srv2}");
     assert_eq!(srv2["differences"], 1, "the agent: {srv2}");
-    let gone = device(&list, "gone-1");
+    let gone = device_in(&list, "gone-1");
     assert_eq!(gone["last_seen"], Value::Null);
     assert_eq!(gone["error"]["kind"], "unreachable");
 
@@ -365,8 +356,8 @@ approval = "required"
     );
     let list = daemon.json(&["fleet", "list", "--json"]);
     assert_valid("fleet.v1.json", &list);
-    assert_eq!(device(&list, "srv-2")["drift"], true);
-    assert_eq!(device(&list, "srv-1")["drift"], false);
+    assert_eq!(device_in(&list, "srv-2")["drift"], true);
+    assert_eq!(device_in(&list, "srv-1")["drift"], false);
     let out = daemon.cli(&["fleet", "device", "srv-2"]);
     assert!(
         text(&out.stdout).contains("drift: a component went back to a lower version"),
