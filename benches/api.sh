@@ -5,17 +5,19 @@
 # (virtual time, benches/policies/four-rings-unattended.toml) once with no readers, then
 # the same rollout again while READERS concurrent clients read its status and follow
 # its events, and COMPLIANCE_READERS more read `GET /v1/compliance` over a fleet
-# registry of DEVICES scanned simulated devices (benches/bin/api_load.rs). Reports the
+# registry of DEVICES scanned simulated devices, accepting gzip as a browser or
+# `curl --compressed` does (COMPLIANCE_ENCODING=identity: not), (benches/bin/api_load.rs). Reports the
 # request rate, latency percentiles and errors per kind of reader, checks that the
 # rollout's virtual duration and outcome are unchanged by the load, and times one
 # device's history on the finished rollout.
 #
-# Usage: benches/api.sh      (DEVICES=10000 READERS=32 COMPLIANCE_READERS=4)
+# Usage: benches/api.sh      (DEVICES=10000 READERS=32 COMPLIANCE_READERS=4 COMPLIANCE_ENCODING=gzip)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 devices=${DEVICES:-10000}
 readers=${READERS:-32}
 compliance_readers=${COMPLIANCE_READERS:-4}
+compliance_encoding=${COMPLIANCE_ENCODING:-gzip}
 target=${CARGO_TARGET_DIR:-target}
 cargo build --release -p ringleader -p ringleader-benches --bin ringleader --bin api-load >&2
 bin=$target/release/ringleader
@@ -95,14 +97,18 @@ PY
 
 serve loaded
 registry
-python3 - "$work/compliance.json" <<'PY'
-import json, os, sys
+python3 - "$work/compliance.json" "$url" "$RINGLEADER_TOKEN" <<'PY'
+import json, os, sys, urllib.request
 c = json.load(open(sys.argv[1]))
 size = os.path.getsize(sys.argv[1]) / 1e6
-print(f"compliance: {len(c['devices'])} devices, {len(c['patches'])} patches, {size:.1f} MB of JSON")
+request = urllib.request.Request(f"{sys.argv[2]}/v1/compliance", headers={
+    "Accept-Encoding": "gzip", "Authorization": f"Bearer {sys.argv[3]}"})
+gzip = len(urllib.request.urlopen(request).read()) / 1e6
+print(f"compliance: {len(c['devices'])} devices, {len(c['patches'])} patches, "
+      f"{size:.1f} MB of JSON ({gzip:.2f} MB gzip)")
 PY
 loaded=$(start)
-"$load" "$url" "$loaded" "$readers" "$compliance_readers"
+"$load" "$url" "$loaded" "$readers" "$compliance_readers" "$compliance_encoding"
 read -r state2 virtual2 done2 failed2 <<< "$(summary "$loaded")"
 echo "with readers:    state $state2, virtual $virtual2 s, done $done2, failed $failed2"
 if [ "$virtual1 $done1 $failed1 $state1" = "$virtual2 $done2 $failed2 $state2" ]; then

@@ -4,15 +4,12 @@
 //!
 //! Run: `cargo bench -p ringleader-benches --bench compliance`
 //!
-//! Measured 2026-12-03 on the 2-core build machine, idle (load average 0): 100,000 x
-//! 1,000 in 1.25 s (vendor) and 1.20 s (deb); 10,000 x 1,000 in 119 ms and 131 ms. The
-//! target of 1 s is not met yet. A profile (`perf record` of this bench) puts the time
-//! in the comparisons themselves: range checks (`Comparators::matches`, 17%), the
-//! scheme pairing (`plan::pair`, 13%), `plan::need` and `try_cmp` (13%), the per-device
-//! loop (14%), and allocation (about 10%). The way down is fewer comparisons: each
-//! component's patches sorted by fixed version, so that one binary search per device
-//! and component splits those at or below the installed version (counted as patched)
-//! from those that may apply.
+//! Measured 2026-12-03 on the 2-core build machine, idle: 100,000 x 1,000 in 482 ms
+//! (vendor) and 486 ms (deb); 10,000 x 1,000 in 41 ms and 57 ms. Before each
+//! component's patches were kept sorted by fixed version (the ladders of
+//! `ringleader_planner::compliance`), it was 1.25 s and 1.20 s: every pair went through
+//! the range check, now one binary search per device and component finds the patches
+//! at or below the installed version, and only those above it are checked.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ringleader_benches::{Versions, world_of};

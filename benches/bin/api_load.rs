@@ -1,13 +1,14 @@
 //! Drives the daemon's API with concurrent readers while a rollout runs, and reports
 //! the request rate and latency percentiles.
 //!
-//! Usage: api-load URL ROLLOUT READERS [COMPLIANCE-READERS]
+//! Usage: api-load URL ROLLOUT READERS [COMPLIANCE-READERS [ENCODING]]
 //!
 //! Each reader loops over `GET /v1/rollouts/ROLLOUT` (status) and
 //! `GET /v1/rollouts/ROLLOUT/events?since=CURSOR` (advancing its cursor, as a script
 //! following the rollout would) until the rollout has ended; each compliance reader
 //! loops over `GET /v1/compliance` (the fleet registry's compliance, as a dashboard
-//! would). Any non-2xx answer or transport error counts as an error. Prints a line of
+//! would), accepting gzip unless ENCODING is `identity` (the answer is read to its
+//! end, not unpacked: the latency is the daemon's). Any non-2xx answer or transport error counts as an error. Prints a line of
 //! results per kind of reader.
 
 use std::io::Read;
@@ -15,9 +16,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// The body of a 2xx answer, read to its end.
-fn fetch(agent: &ureq::Agent, url: &str) -> Result<Vec<u8>, String> {
-    let response = agent.get(url).call().map_err(|e| e.to_string())?;
+/// The body of a 2xx answer, read to its end (as it came: compressed if it was).
+fn fetch(agent: &ureq::Agent, url: &str, gzip: bool) -> Result<Vec<u8>, String> {
+    let mut request = agent.get(url);
+    if gzip {
+        request = request.header("Accept-Encoding", "gzip");
+    }
+    let response = request.call().map_err(|e| e.to_string())?;
     if !response.status().is_success() {
         return Err(format!("{url}: HTTP {}", response.status()));
     }
@@ -33,7 +38,7 @@ fn fetch(agent: &ureq::Agent, url: &str) -> Result<Vec<u8>, String> {
 }
 
 fn get(agent: &ureq::Agent, url: &str) -> Result<serde_json::Value, String> {
-    serde_json::from_slice(&fetch(agent, url)?).map_err(|e| e.to_string())
+    serde_json::from_slice(&fetch(agent, url, false)?).map_err(|e| e.to_string())
 }
 
 fn main() {
@@ -44,6 +49,7 @@ fn main() {
     };
     let readers: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(32);
     let compliance_readers: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(0);
+    let gzip = args.next().is_none_or(|e| e != "identity");
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
     let compliance_errors = Arc::new(AtomicU64::new(0));
@@ -76,7 +82,7 @@ fn main() {
                 // A compliance answer is read to its end, not parsed: its latency is the
                 // daemon's, not this client's JSON parser's (17 MB at 10,000 devices).
                 let answer = if compliance {
-                    fetch(&agent, &url).map(|_| serde_json::Value::Null)
+                    fetch(&agent, &url, gzip).map(|_| serde_json::Value::Null)
                 } else {
                     get(&agent, &url)
                 };

@@ -19,10 +19,15 @@
 //! - the fleet: devices with nothing missing, and per severity the devices missing a
 //!   fix of it (the share fully patched is the rest) and the oldest such fix.
 
-use crate::catalog::{Catalog, PatchIndex};
-use crate::inventory::Device;
-use crate::plan::{self, Need, stand_in, superseding};
+use crate::catalog::{Catalog, PatchIndex, Reading};
+use crate::inventory::{Device, Installed};
+use crate::plan::{stand_in, superseding};
+use crate::version::{AnyVersion, Scheme};
 use ringleader_types::{Severity, Timestamp};
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::sync::OnceLock;
 
 /// Severities from lowest to highest: the index of each in the per-severity arrays.
 pub const SEVERITIES: [Severity; 5] = [
@@ -175,7 +180,7 @@ pub fn age_days(released: Timestamp, at: Timestamp) -> u64 {
 /// What one worker found: its devices, and per patch (affected, patched).
 type Part = (Vec<DeviceCompliance>, Vec<(u32, u32)>);
 
-impl Fleet<'_> {
+impl<'a> Fleet<'a> {
     /// Computes the fleet's compliance; devices are looked at in parallel and the
     /// result does not depend on how many threads ran.
     pub fn compute(&self) -> Compliance {
@@ -184,10 +189,11 @@ impl Fleet<'_> {
             .collect();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let chunk = selected.len().div_ceil(threads).max(1);
+        let ladders = &Ladders::of(self.catalog);
         let parts: Vec<Part> = std::thread::scope(|scope| {
             let workers: Vec<_> = selected
                 .chunks(chunk)
-                .map(|devices| scope.spawn(move || self.part(devices)))
+                .map(|devices| scope.spawn(move || self.part(ladders, devices)))
                 .collect();
             workers
                 .into_iter()
@@ -243,7 +249,7 @@ impl Fleet<'_> {
     }
 
     /// The devices of one worker, and its per-patch counts.
-    fn part(&self, devices: &[u32]) -> Part {
+    fn part(&self, ladders: &HashMap<&str, Ladders<'a>>, devices: &[u32]) -> Part {
         let mut counts = vec![(0u32, 0u32); self.catalog.patches.len()];
         let mut out = Vec::with_capacity(devices.len());
         let mut applicable: Vec<PatchIndex> = Vec::new();
@@ -251,17 +257,17 @@ impl Fleet<'_> {
             applicable.clear();
             let d = &self.devices[i as usize];
             for (component, installed) in &d.components {
-                let Some(patches) = self.catalog.by_component.get(component) else {
+                let Some(ladders) = ladders.get(component.as_str()) else {
                     continue;
                 };
-                for &p in patches {
-                    match plan::need(installed, self.catalog.get(p)) {
-                        Ok((Need::Applies, _)) => {
-                            counts[p as usize].0 += 1;
-                            applicable.push(p);
+                match installed.declared_scheme() {
+                    Some(scheme) => ladders
+                        .declared(self.catalog, scheme)
+                        .climb(installed, &mut counts, &mut applicable),
+                    None => {
+                        for ladder in &ladders.undeclared {
+                            ladder.climb(installed, &mut counts, &mut applicable);
                         }
-                        Ok((Need::AtOrAbove, _)) => counts[p as usize].1 += 1,
-                        Ok((Need::OutOfRange, _)) | Err(_) => {}
                     }
                 }
             }
@@ -324,6 +330,115 @@ impl Fleet<'_> {
             covered,
             by_severity,
         }
+    }
+}
+
+/// A component's patches read in one scheme, in the order of their fixed versions: the
+/// patches a device's version is at or above are the ladder's first rungs, found by
+/// one binary search, and only those above it are checked against `applies-to`. The
+/// outcome is [`plan::need`]'s for each pair (the rule the plan uses; a test holds the
+/// two together), in fewer comparisons.
+///
+/// [`plan::need`]: crate::plan::need
+struct Ladder<'c> {
+    scheme: Scheme,
+    /// The patches readable in `scheme`, by fixed version (then index).
+    rungs: Vec<(PatchIndex, &'c Reading)>,
+}
+
+impl<'c> Ladder<'c> {
+    fn of(catalog: &'c Catalog, patches: impl Iterator<Item = PatchIndex>, scheme: Scheme) -> Self {
+        let mut rungs: Vec<(PatchIndex, &Reading)> = patches
+            .filter_map(|p| catalog.get(p).reading(scheme).ok().map(|r| (p, r)))
+            .collect();
+        rungs.sort_by(|a, b| {
+            a.1.fixed
+                .try_cmp(&b.1.fixed)
+                .unwrap_or(Ordering::Equal)
+                .then(a.0.cmp(&b.0))
+        });
+        Ladder { scheme, rungs }
+    }
+
+    /// Counts a component at `installed` against every rung: patched for those at or
+    /// below it, affected (and `applicable`) for those above whose `applies-to` holds
+    /// it. A version that cannot be read in the ladder's scheme compares with none.
+    fn climb(
+        &self,
+        installed: &Installed,
+        counts: &mut [(u32, u32)],
+        applicable: &mut Vec<PatchIndex>,
+    ) {
+        let version = if installed.version.scheme() == self.scheme {
+            Cow::Borrowed(&installed.version)
+        } else {
+            match AnyVersion::parse(self.scheme, installed.as_str()) {
+                Ok(v) => Cow::Owned(v),
+                Err(_) => return,
+            }
+        };
+        let below = self.rungs.partition_point(|(_, r)| {
+            version
+                .try_cmp(&r.fixed)
+                .is_ok_and(std::cmp::Ordering::is_ge)
+        });
+        for &(p, _) in &self.rungs[..below] {
+            counts[p as usize].1 += 1;
+        }
+        for &(p, r) in &self.rungs[below..] {
+            if r.applies_to.matches(&version).unwrap_or(false) {
+                counts[p as usize].0 += 1;
+                applicable.push(p);
+            }
+        }
+    }
+}
+
+/// One component's ladders, by [`crate::plan::pair_scheme`]'s rule: a component
+/// whose scheme the inventory names is compared with the patches that name none or
+/// the same one, read in it (one ladder per scheme, made when a device first needs
+/// it); one whose scheme the inventory leaves open is compared with every patch in
+/// the patch's own scheme (one ladder per scheme the patches name).
+struct Ladders<'c> {
+    patches: &'c [PatchIndex],
+    declared: [OnceLock<Ladder<'c>>; Scheme::ALL.len()],
+    undeclared: Vec<Ladder<'c>>,
+}
+
+impl<'c> Ladders<'c> {
+    /// Every component's, by name.
+    fn of(catalog: &'c Catalog) -> HashMap<&'c str, Ladders<'c>> {
+        catalog
+            .by_component
+            .iter()
+            .map(|(component, patches)| {
+                let own = |p: PatchIndex| catalog.get(p).own().fixed.scheme();
+                let mut schemes: Vec<Scheme> = patches.iter().map(|&p| own(p)).collect();
+                schemes.sort_unstable_by_key(|s| *s as usize);
+                schemes.dedup();
+                let undeclared = schemes
+                    .into_iter()
+                    .map(|s| Ladder::of(catalog, patches.iter().copied().filter(|&p| own(p) == s), s))
+                    .collect();
+                let ladders = Ladders {
+                    patches,
+                    declared: Default::default(),
+                    undeclared,
+                };
+                (component.as_str(), ladders)
+            })
+            .collect()
+    }
+
+    fn declared(&self, catalog: &'c Catalog, scheme: Scheme) -> &Ladder<'c> {
+        self.declared[scheme as usize].get_or_init(|| {
+            let comparable = self
+                .patches
+                .iter()
+                .copied()
+                .filter(|&p| catalog.get(p).scheme().is_none_or(|s| s == scheme));
+            Ladder::of(catalog, comparable, scheme)
+        })
     }
 }
 

@@ -5,7 +5,7 @@ use super::auth::Tokens;
 use super::rollouts::{Clock, Fleet, Inputs, Rollout, Rollouts, Unreadable};
 use axum::Router;
 use axum::extract::{Path, Query, State as Extract};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
@@ -927,6 +927,7 @@ struct ComplianceQuery {
 async fn compliance(
     Extract(state): Extract<State>,
     Query(query): Query<ComplianceQuery>,
+    headers: HeaderMap,
     caller: Caller,
 ) -> Result<Response, Failure> {
     use ringleader_api::plugin::SeverityV1;
@@ -960,7 +961,7 @@ async fn compliance(
         cve: query.cve.filter(|c| !c.is_empty()),
         tag: query.tag.filter(|t| !t.is_empty()),
     };
-    let (_, body) = state
+    let answer = state
         .rollouts
         .compliance(filter, at, query.refresh)
         .await
@@ -971,7 +972,44 @@ async fn compliance(
                 None,
             )
         })?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    // Compressed once when computed, not per request: given to clients that accept it.
+    let vary = (header::VARY, "accept-encoding");
+    if accepts_gzip(&headers) {
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CONTENT_ENCODING, "gzip"),
+                vary,
+            ],
+            answer.gzip,
+        )
+            .into_response());
+    }
+    Ok((
+        [(header::CONTENT_TYPE, "application/json"), vary],
+        answer.json,
+    )
+        .into_response())
+}
+
+/// Whether the request's `Accept-Encoding` takes gzip (`gzip` or `*`, not at `q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
 }
 
 async fn fleet_device(
@@ -1755,8 +1793,8 @@ async fn metrics(Extract(state): Extract<State>, caller: Caller) -> Result<Respo
         .compliance(Default::default(), None, false)
         .await
     {
-        Ok((doc, _)) => {
-            for (name, help, samples) in crate::compliance::gauges(&doc) {
+        Ok(answer) => {
+            for (name, help, samples) in crate::compliance::gauges(&answer.doc) {
                 metric(name, "gauge", help, &samples);
             }
         }

@@ -188,3 +188,108 @@ fn versions_are_compared_in_the_pair_s_scheme() {
     assert!(c.devices[0].fully_patched());
     assert_eq!(missing_ids(&c, &catalog, 1), ["libc-7"]);
 }
+
+/// [`Fleet::part`] the slow way: every pair through [`plan::need`], the plan's rule.
+fn part_by_need(fleet: &Fleet<'_>, devices: &[u32]) -> Part {
+    use crate::plan::{Need, need};
+    let mut counts = vec![(0u32, 0u32); fleet.catalog.patches.len()];
+    let mut out = Vec::new();
+    for &i in devices {
+        let mut applicable = Vec::new();
+        for (component, installed) in &fleet.devices[i as usize].components {
+            for &p in fleet.catalog.by_component.get(component).into_iter().flatten() {
+                match need(installed, fleet.catalog.get(p)) {
+                    Ok((Need::Applies, _)) => {
+                        counts[p as usize].0 += 1;
+                        applicable.push(p);
+                    }
+                    Ok((Need::AtOrAbove, _)) => counts[p as usize].1 += 1,
+                    Ok((Need::OutOfRange, _)) | Err(_) => {}
+                }
+            }
+        }
+        applicable.sort_unstable();
+        out.push(fleet.device(i, &applicable));
+    }
+    (out, counts)
+}
+
+#[test]
+fn the_ladders_agree_with_the_plan_s_rule_for_every_pair_of_every_scheme() {
+    use crate::version::{AnyVersion, Scheme};
+    // Versions that some schemes read and others refuse, or order differently.
+    const VERSIONS: [&str; 12] = [
+        "1.2.3", "1.10.0", "1.9", "2.0-1", "1:1.0-1", "2.36-9+deb12u7", "2.36-9+deb12u10",
+        "1.2.3-rc.1", "3.0.0+build.5", "0.9~beta", "10", "2.0.0",
+    ];
+    const RANGES: [&str; 6] = ["", ">=1.2.3", "<2.0", ">=1.0, <3", "*", ">=2.36-9"];
+    const SCHEMES: [Option<Scheme>; 6] = [
+        None,
+        Some(Scheme::Deb),
+        Some(Scheme::Rpm),
+        Some(Scheme::Apk),
+        Some(Scheme::Semver),
+        Some(Scheme::Vendor),
+    ];
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    let mut patches = Vec::new();
+    for i in 0..240 {
+        let mut p = patch(
+            &format!("p{i}"),
+            &format!("c{}", i % 3),
+            VERSIONS[next(VERSIONS.len())],
+            Severity::Medium,
+            1,
+        );
+        p.scheme = SCHEMES[next(SCHEMES.len())];
+        p.applies_to = RANGES[next(RANGES.len())].into();
+        if i >= 3 && next(3) == 0 {
+            p.supersedes = vec![format!("p{}", i - 3)];
+        }
+        patches.push((p, "test".to_string()));
+    }
+    let catalog = Catalog::build(patches).unwrap();
+    assert!(catalog.patches.len() > 100, "{:?}", catalog.refused);
+    let mut text = String::new();
+    for d in 0..300 {
+        text += &format!("[[devices]]\nid = \"d{d}\"\n[devices.components]\n");
+        for c in 0..3 {
+            let version = VERSIONS[next(VERSIONS.len())];
+            match SCHEMES[next(SCHEMES.len())] {
+                Some(s) if AnyVersion::parse(s, version).is_ok() => {
+                    text += &format!("c{c} = {{ version = \"{version}\", scheme = \"{s}\" }}\n");
+                }
+                _ if AnyVersion::parse(Scheme::Vendor, version).is_ok() => {
+                    text += &format!("c{c} = \"{version}\"\n");
+                }
+                _ => {}
+            }
+        }
+    }
+    let inventory = inventory(&text);
+    let filter = Filter::default();
+    let fleet = Fleet {
+        devices: &inventory.devices,
+        catalog: &catalog,
+        at: AT,
+        filter: &filter,
+    };
+    let all: Vec<u32> = (0..inventory.devices.len() as u32).collect();
+    let (devices, counts) = fleet.part(&Ladders::of(&catalog), &all);
+    let (expected_devices, expected_counts) = part_by_need(&fleet, &all);
+    for (d, e) in devices.iter().zip(&expected_devices) {
+        assert_eq!(d, e, "device {}", inventory.devices[d.device as usize].id);
+    }
+    assert_eq!(counts, expected_counts);
+    // The fleet is a real mix: pairs of each kind, and pairs that cannot be compared.
+    let (affected, patched): (u32, u32) = counts
+        .iter()
+        .fold((0, 0), |(a, p), c| (a + c.0, p + c.1));
+    assert!(affected > 300 && patched > 300, "{affected} {patched}");
+}

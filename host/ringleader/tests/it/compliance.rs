@@ -290,12 +290,33 @@ fn compliance_for_now_is_reused_until_a_scan_changes_the_registry() {
         assert_valid("compliance.v1.json", &doc);
         doc
     };
+    let began = std::time::Instant::now();
     let first = now();
+    // Compressed for a client that accepts it: the same document.
+    let (encoding, vary, body) = gzip_get(&daemon, "/v1/compliance");
+    assert_eq!(encoding.as_deref(), Some("gzip"));
+    assert_eq!(vary.as_deref(), Some("accept-encoding"));
+    let unpacked: Value = serde_json::from_slice(&gunzip(&body)).unwrap();
+    assert_eq!(unpacked, first);
     std::thread::sleep(std::time::Duration::from_millis(1100));
     // The same registry and catalog, a second later: the same answer, computed once.
     let again = now();
     assert_eq!(again["at"], first["at"], "reused within 10 s");
     assert_eq!(again, first);
+    // Past the reuse time: answered at once with the last one, while a newer one is
+    // computed in the background, and then the newer one.
+    std::thread::sleep(std::time::Duration::from_secs(10).saturating_sub(began.elapsed()));
+    let stale = now();
+    assert_eq!(stale["at"], first["at"], "the last answer, while a newer is computed");
+    let newer = (0..100)
+        .map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            now()
+        })
+        .find(|doc| doc["at"] != first["at"])
+        .expect("a newer answer within 10 s");
+    assert_eq!(newer["summary"], first["summary"]);
+    let first = newer;
     // A scan changes the registry: computed afresh.
     std::thread::sleep(std::time::Duration::from_millis(1100));
     scan(&["fleet", "scan", "--device", "web-1", "--json"]);
@@ -310,4 +331,34 @@ fn compliance_for_now_is_reused_until_a_scan_changes_the_registry() {
     );
     assert_eq!(status, 200, "{at}");
     assert_eq!(at["at"], AT);
+}
+
+/// `GET path` accepting gzip: the answer's `Content-Encoding`, `Vary` and body.
+fn gzip_get(daemon: &Daemon, path: &str) -> (Option<String>, Option<String>, Vec<u8>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+    let request = ureq::http::Request::builder()
+        .uri(format!("{}{path}", daemon.url))
+        .header("Authorization", format!("Bearer {}", daemon.token()))
+        .header("Accept-Encoding", "br;q=1, gzip;q=0.5")
+        .body(Vec::new())
+        .unwrap();
+    let response = agent.run(request).unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let (encoding, vary) = (header("content-encoding"), header("vary"));
+    let body = response.into_body().read_to_vec().unwrap();
+    (encoding, vary, body)
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
 }
