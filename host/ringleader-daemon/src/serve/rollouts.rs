@@ -116,39 +116,50 @@ impl Rollout {
     }
 
     /// Answers `look` from the rollout's core: the running executor's (between two
-    /// events) or the last one's. `None` while the rollout is being prepared.
+    /// events) or the last one's. `None` while the rollout is being prepared. An
+    /// executor that ends while asked leaves its last core a moment later: `look` is
+    /// answered from that one (never "being prepared" for a rollout that ran).
     pub async fn inspect<T: Send + 'static>(
         &self,
         look: impl FnOnce(&Core, Timestamp) -> T + Send + 'static,
     ) -> Option<T> {
-        let receiver = {
-            let guard = self.control.lock().unwrap_or_else(|e| e.into_inner());
-            match guard.as_ref() {
-                Some(control) => {
-                    let (tx, rx) = oneshot::channel();
-                    let inspector = Box::new(move |core: &Core, now: Timestamp| {
-                        let _ = tx.send(look(core, now));
-                    });
-                    if control.send(Command::Inspect(inspector)).is_err() {
-                        None
-                    } else {
-                        Some(rx)
+        // Shared with the executor's inspector: taken by whichever runs it.
+        let look = Arc::new(Mutex::new(Some(look)));
+        for _ in 0..500 {
+            let receiver = {
+                let guard = self.control.lock().unwrap_or_else(|e| e.into_inner());
+                match guard.as_ref() {
+                    Some(control) => {
+                        let (tx, rx) = oneshot::channel();
+                        let shared = look.clone();
+                        let inspector = Box::new(move |core: &Core, now: Timestamp| {
+                            let look = shared.lock().unwrap_or_else(|e| e.into_inner()).take();
+                            if let Some(look) = look {
+                                let _ = tx.send(look(core, now));
+                            }
+                        });
+                        control.send(Command::Inspect(inspector)).is_ok().then_some(rx)
+                    }
+                    None => {
+                        let last = self.last.read().unwrap_or_else(|e| e.into_inner());
+                        let look = look.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+                        return last.as_ref().map(|(core, now)| look(core, *now));
                     }
                 }
-                None => {
-                    let last = self.last.read().unwrap_or_else(|e| e.into_inner());
-                    return last.as_ref().map(|(core, now)| look(core, *now));
+            };
+            if let Some(rx) = receiver {
+                match tokio::time::timeout(Duration::from_secs(30), rx).await {
+                    Ok(Ok(value)) => return Some(value),
+                    // The executor ended before it answered.
+                    Ok(Err(_)) => {}
+                    Err(_) => return None,
                 }
             }
-        };
-        match receiver {
-            Some(rx) => match tokio::time::timeout(Duration::from_secs(30), rx).await {
-                Ok(Ok(value)) => Some(value),
-                // The executor ended meanwhile: ask its last core.
-                _ => None,
-            },
-            None => None,
+            // The executor is ending: its last core is kept before it stops taking
+            // commands, in a moment.
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        None
     }
 
     /// An executor runs it now (it takes commands).
@@ -1019,14 +1030,15 @@ async fn execute(
             watcher.set_live(|l| l.status = Some(status));
         })
         .await;
-    // Commands from here on find the rollout ended.
-    *rollout.control.lock().unwrap_or_else(|e| e.into_inner()) = None;
     let status = Status::of(&core, report.finished, rollout.store.committed_len());
     let over = matches!(
         core.phase(),
         Phase::Completed | Phase::Aborted | Phase::Halted { .. }
     );
+    // The last core first: a reader that found the executor gone answers from it.
     *rollout.last.write().unwrap_or_else(|e| e.into_inner()) = Some((core, report.finished));
+    // Commands from here on find the rollout ended.
+    *rollout.control.lock().unwrap_or_else(|e| e.into_inner()) = None;
     if let Some(reason) = report.stalled {
         rollout.set_live(|l| l.status = Some(status));
         return Ok(Some(reason));
