@@ -51,32 +51,64 @@ struct Cached {
     catalog: Arc<Catalog>,
 }
 
+/// The registry's inventory files as compliance last parsed them, by name, with their
+/// text: a file whose text is the same is not parsed again (at 100,000 devices a parse
+/// takes a second; scans change the registry's entries, not its files).
+#[derive(Debug, Default)]
+pub struct ParsedInventories {
+    files: HashMap<String, (String, Arc<HashMap<String, Device>>)>,
+}
+
+impl ParsedInventories {
+    /// The devices of each of `registry`'s files, by id; a file that cannot be parsed
+    /// is left out, with a warning.
+    fn of(
+        &mut self,
+        registry: &Registry,
+    ) -> anyhow::Result<HashMap<String, Arc<HashMap<String, Device>>>> {
+        let mut now = HashMap::new();
+        for (name, text) in registry.inventories()? {
+            if let Some((kept, devices)) = self.files.get(&name)
+                && *kept == text
+            {
+                now.insert(name, devices.clone());
+                continue;
+            }
+            match Inventory::parse(Path::new(&name), &text) {
+                Ok(inventory) => {
+                    let devices: Arc<HashMap<String, Device>> = Arc::new(
+                        inventory
+                            .devices
+                            .into_iter()
+                            .map(|d| (d.id.clone(), d))
+                            .collect(),
+                    );
+                    self.files.insert(name.clone(), (text, devices.clone()));
+                    now.insert(name, devices);
+                }
+                Err(e) => tracing::warn!("compliance leaves out the devices of {name}: {e}"),
+            }
+        }
+        self.files.retain(|name, _| now.contains_key(name));
+        Ok(now)
+    }
+}
+
 /// The registry's devices as the planner sees them: each from the inventory file it
 /// was last given in, with its last scan's components (observed wins), beside its
 /// registry entry. Devices whose file no longer names them are left out.
-pub fn devices(registry: &Registry) -> anyhow::Result<(Vec<Entry>, Inventory)> {
-    let mut files: HashMap<String, HashMap<String, Device>> = HashMap::new();
-    for (name, text) in registry.inventories()? {
-        match Inventory::parse(Path::new(&name), &text) {
-            Ok(inventory) => {
-                files.insert(
-                    name,
-                    inventory
-                        .devices
-                        .into_iter()
-                        .map(|d| (d.id.clone(), d))
-                        .collect(),
-                );
-            }
-            Err(e) => tracing::warn!("compliance leaves out the devices of {name}: {e}"),
-        }
-    }
+pub fn devices(
+    registry: &Registry,
+    parsed: &mut ParsedInventories,
+) -> anyhow::Result<(Vec<Entry>, Inventory)> {
+    let files = parsed.of(registry)?;
     let mut entries = Vec::new();
     let mut inventory = Inventory::default();
     for entry in registry.list()? {
         let Some(mut device) = files
-            .get_mut(&entry.inventory)
-            .and_then(|f| f.remove(&entry.id))
+            .get(&entry.inventory)
+            .and_then(|f| f.get(&entry.id))
+            .cloned()
         else {
             continue;
         };

@@ -261,9 +261,11 @@ impl<'a> Fleet<'a> {
                     continue;
                 };
                 match installed.declared_scheme() {
-                    Some(scheme) => ladders
-                        .declared(self.catalog, scheme)
-                        .climb(installed, &mut counts, &mut applicable),
+                    Some(scheme) => ladders.declared(self.catalog, scheme).climb(
+                        installed,
+                        &mut counts,
+                        &mut applicable,
+                    ),
                     None => {
                         for ladder in &ladders.undeclared {
                             ladder.climb(installed, &mut counts, &mut applicable);
@@ -418,7 +420,9 @@ impl<'c> Ladders<'c> {
                 schemes.dedup();
                 let undeclared = schemes
                     .into_iter()
-                    .map(|s| Ladder::of(catalog, patches.iter().copied().filter(|&p| own(p) == s), s))
+                    .map(|s| {
+                        Ladder::of(catalog, patches.iter().copied().filter(|&p| own(p) == s), s)
+                    })
                     .collect();
                 let ladders = Ladders {
                     patches,

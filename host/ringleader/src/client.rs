@@ -209,6 +209,17 @@ fn finish(result: Result<ExitStatus, Exit>) -> ExitCode {
     }
 }
 
+/// The error for an answer that is not the document `T`.
+fn not_a_document<T: Document>(method: &str, url: &str, e: impl std::fmt::Display) -> Exit {
+    Exit(
+        ExitStatus::Failure,
+        anyhow::anyhow!(
+            "the answer to {method} {url} is not a `{}` document: {e}\nis --server (RINGLEADER_URL) a ringleader daemon of this version?",
+            T::SCHEMA
+        ),
+    )
+}
+
 /// A connection to the daemon.
 struct Client {
     base: String,
@@ -268,7 +279,18 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<T, Exit> {
-        let url = format!("{}{path}", self.base);
+        let text = self.call_text(method, path, body)?;
+        serde_json::from_str(&text).map_err(|e| not_a_document::<T>(method, &self.url(path), e))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends a request; returns the text of a 2xx answer, or the error with its exit
+    /// code.
+    fn call_text(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<String, Exit> {
+        let url = self.url(path);
         // Large answers (a fleet's compliance) come compressed.
         let mut builder = ureq::http::Request::builder()
             .method(method)
@@ -316,15 +338,7 @@ impl Client {
             )
         })?;
         if (200..300).contains(&status) {
-            return serde_json::from_str(&text).map_err(|e| {
-                Exit(
-                    ExitStatus::Failure,
-                    anyhow::anyhow!(
-                        "the answer to {method} {url} is not a `{}` document: {e}\nis --server (RINGLEADER_URL) a ringleader daemon of this version?",
-                        T::SCHEMA
-                    ),
-                )
-            });
+            return Ok(text);
         }
         let message = match serde_json::from_str::<ErrorV1>(&text) {
             Ok(error) => error.error,
@@ -383,13 +397,56 @@ fn sorted(doc: &impl Serialize) -> Result<serde_json::Value, Exit> {
     Ok(serde_json::to_value(doc)?)
 }
 
-/// [`print_json`] for a document whose fields are declared in the order of their keys
-/// (`ringleader.compliance/v1`, a test holds it): written as it serializes, without
-/// the sorted copy (a large fleet's compliance is tens of megabytes).
-fn print_json_in_key_order(doc: &impl Serialize) -> Result<(), Exit> {
-    let mut text = serde_json::to_string_pretty(doc)?;
-    text.push('\n');
-    emit(&text)
+/// Compact JSON (as serde_json writes it) indented as `serde_json::to_string_pretty`
+/// would: two spaces a level, `": "` after keys, empty arrays and objects kept as
+/// `[]` and `{}`. Byte by byte, without reading the document (a fleet's compliance is
+/// tens of megabytes); strings are copied as they are.
+fn indent_json(compact: &str) -> String {
+    fn newline(out: &mut Vec<u8>, depth: usize) {
+        out.push(b'\n');
+        out.extend(std::iter::repeat_n(b' ', depth * 2));
+    }
+    let bytes = compact.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 2);
+    let (mut depth, mut i) = (0usize, 0usize);
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b'"' => {
+                let start = i;
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                out.extend_from_slice(&bytes[start..(i + 1).min(bytes.len())]);
+            }
+            b'{' | b'[' => {
+                let close = if b == b'{' { b'}' } else { b']' };
+                if bytes.get(i + 1) == Some(&close) {
+                    out.extend_from_slice(&[b, close]);
+                    i += 1;
+                } else {
+                    out.push(b);
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(b);
+            }
+            b',' => {
+                out.push(b',');
+                newline(&mut out, depth);
+            }
+            b':' => out.extend_from_slice(b": "),
+            _ => out.push(b),
+        }
+        i += 1;
+    }
+    // Only ASCII was added, at places between whole UTF-8 characters.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 fn print_json(doc: &impl Serialize) -> Result<(), Exit> {
@@ -1230,11 +1287,29 @@ fn compliance_inner(args: ComplianceArgs) -> Result<ExitStatus, Exit> {
         format!("/v1/compliance?{}", query.join("&"))
     };
     let client = Client::new(&args.server)?;
-    let doc: ComplianceV1 = client.get(&path)?;
     if args.json {
-        print_json_in_key_order(&doc)?;
+        // The daemon's JSON as it came (keys sorted), indented: at 100,000 devices it is
+        // a hundred megabytes, not worth reading into a document and writing again.
+        let text = client.call_text("GET", &path, None)?;
+        #[derive(serde::Deserialize)]
+        struct Head {
+            schema: String,
+        }
+        let head: Head = serde_json::from_str(&text)
+            .map_err(|e| not_a_document::<ComplianceV1>("GET", &client.url(&path), e))?;
+        if head.schema != ComplianceV1::SCHEMA {
+            return Err(not_a_document::<ComplianceV1>(
+                "GET",
+                &client.url(&path),
+                format!("its schema is `{}`", head.schema),
+            ));
+        }
+        let mut out = indent_json(&text);
+        out.push('\n');
+        emit(&out)?;
         return Ok(ExitStatus::Success);
     }
+    let doc: ComplianceV1 = client.get(&path)?;
     if args.csv {
         emit(&compliance_csv(&doc)?)?;
         return Ok(ExitStatus::Success);
@@ -1387,4 +1462,37 @@ fn fleet_devices(client: &Client, behind: bool, json: bool) -> Result<ExitStatus
     emit(&out)?;
     eprintln!("{}", crate::count(doc.devices.len(), "device", "devices"));
     Ok(ExitStatus::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::indent_json;
+    use serde_json::json;
+
+    /// Indented as serde_json indents the same value, whatever its strings hold.
+    #[test]
+    fn compact_json_is_indented_as_serde_json_indents_it() {
+        let values = [
+            json!({}),
+            json!([]),
+            json!("a \"quoted\" {[,:]} \\ back\\slash \u{1} \u{e9} \u{1f600}"),
+            json!({
+                "schema": "ringleader.compliance/v1",
+                "devices": [
+                    { "id": "web-1", "missing": [], "tags": ["a,b", "{c}", ""], "x": {} },
+                    { "id": "w\"e\\b:2", "n": -1.5e10, "t": true, "f": false, "z": null },
+                ],
+                "nested": [[[]], [{}], [[1, 2], [3]], { "k": { "k": [null] } }],
+                "key with \": colon": "value \\\"",
+            }),
+        ];
+        for value in values {
+            let compact = serde_json::to_string(&value).unwrap();
+            assert_eq!(
+                indent_json(&compact),
+                serde_json::to_string_pretty(&value).unwrap(),
+                "{compact}"
+            );
+        }
+    }
 }

@@ -138,7 +138,10 @@ impl Rollout {
                                 let _ = tx.send(look(core, now));
                             }
                         });
-                        control.send(Command::Inspect(inspector)).is_ok().then_some(rx)
+                        control
+                            .send(Command::Inspect(inspector))
+                            .is_ok()
+                            .then_some(rx)
                     }
                     None => {
                         let last = self.last.read().unwrap_or_else(|e| e.into_inner());
@@ -217,6 +220,8 @@ pub struct Rollouts {
     /// they were read at: read again only when a write changed the registry (at
     /// 100,000 devices the read is most of a computation).
     compliance_devices: Mutex<Option<(u64, RegistryDevices)>>,
+    /// The registry's inventory files as compliance last parsed them.
+    compliance_inventories: Arc<Mutex<crate::compliance::ParsedInventories>>,
     all: RwLock<BTreeMap<u64, Arc<Rollout>>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -288,6 +293,7 @@ impl Rollouts {
             catalog: crate::compliance::CatalogCache::default(),
             compliance: tokio::sync::Mutex::new(None),
             compliance_devices: Mutex::new(None),
+            compliance_inventories: Arc::default(),
             all: RwLock::new(BTreeMap::new()),
             unreadable: RwLock::new(BTreeMap::new()),
             tasks: Mutex::new(Vec::new()),
@@ -603,9 +609,13 @@ impl Rollouts {
             return Ok(devices.clone());
         }
         let fleet = self.fleet.clone();
-        let devices = tokio::task::spawn_blocking(move || crate::compliance::devices(&fleet))
-            .await
-            .map_err(|e| anyhow::anyhow!("compliance: {e}"))??;
+        let parsed = self.compliance_inventories.clone();
+        let devices = tokio::task::spawn_blocking(move || {
+            let mut parsed = parsed.lock().unwrap_or_else(|e| e.into_inner());
+            crate::compliance::devices(&fleet, &mut parsed)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("compliance: {e}"))??;
         let devices = Arc::new(devices);
         *self
             .compliance_devices
@@ -636,13 +646,8 @@ impl Rollouts {
         };
         let answer = tokio::task::spawn_blocking(move || {
             let (entries, inventory) = &*devices;
-            let doc = crate::compliance::document(
-                entries,
-                inventory,
-                &catalog,
-                discovered_at,
-                &request,
-            );
+            let doc =
+                crate::compliance::document(entries, inventory, &catalog, discovered_at, &request);
             let computed = began.elapsed();
             // Keys sorted, as every other answer of the API: the document's fields are
             // declared in key order (ringleader_api::compliance).

@@ -197,7 +197,13 @@ fn part_by_need(fleet: &Fleet<'_>, devices: &[u32]) -> Part {
     for &i in devices {
         let mut applicable = Vec::new();
         for (component, installed) in &fleet.devices[i as usize].components {
-            for &p in fleet.catalog.by_component.get(component).into_iter().flatten() {
+            for &p in fleet
+                .catalog
+                .by_component
+                .get(component)
+                .into_iter()
+                .flatten()
+            {
                 match need(installed, fleet.catalog.get(p)) {
                     Ok((Need::Applies, _)) => {
                         counts[p as usize].0 += 1;
@@ -219,8 +225,18 @@ fn the_ladders_agree_with_the_plan_s_rule_for_every_pair_of_every_scheme() {
     use crate::version::{AnyVersion, Scheme};
     // Versions that some schemes read and others refuse, or order differently.
     const VERSIONS: [&str; 12] = [
-        "1.2.3", "1.10.0", "1.9", "2.0-1", "1:1.0-1", "2.36-9+deb12u7", "2.36-9+deb12u10",
-        "1.2.3-rc.1", "3.0.0+build.5", "0.9~beta", "10", "2.0.0",
+        "1.2.3",
+        "1.10.0",
+        "1.9",
+        "2.0-1",
+        "1:1.0-1",
+        "2.36-9+deb12u7",
+        "2.36-9+deb12u10",
+        "1.2.3-rc.1",
+        "3.0.0+build.5",
+        "0.9~beta",
+        "10",
+        "2.0.0",
     ];
     const RANGES: [&str; 6] = ["", ">=1.2.3", "<2.0", ">=1.0, <3", "*", ">=2.36-9"];
     const SCHEMES: [Option<Scheme>; 6] = [
@@ -288,8 +304,7 @@ fn the_ladders_agree_with_the_plan_s_rule_for_every_pair_of_every_scheme() {
     }
     assert_eq!(counts, expected_counts);
     // The fleet is a real mix: pairs of each kind, and pairs that cannot be compared.
-    let (affected, patched): (u32, u32) = counts
-        .iter()
-        .fold((0, 0), |(a, p), c| (a + c.0, p + c.1));
+    let (affected, patched): (u32, u32) =
+        counts.iter().fold((0, 0), |(a, p), c| (a + c.0, p + c.1));
     assert!(affected > 300 && patched > 300, "{affected} {patched}");
 }

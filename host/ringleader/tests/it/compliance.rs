@@ -307,7 +307,10 @@ fn compliance_for_now_is_reused_until_a_scan_changes_the_registry() {
     // computed in the background, and then the newer one.
     std::thread::sleep(std::time::Duration::from_secs(10).saturating_sub(began.elapsed()));
     let stale = now();
-    assert_eq!(stale["at"], first["at"], "the last answer, while a newer is computed");
+    assert_eq!(
+        stale["at"], first["at"],
+        "the last answer, while a newer is computed"
+    );
     let newer = (0..100)
         .map(|_| {
             std::thread::sleep(std::time::Duration::from_millis(100));
