@@ -31,6 +31,10 @@ pub struct ScheduleV1 {
     pub policy: String,
     pub on_freeze: OnFreezeV1,
     pub patches: PatchFilterV1,
+    /// When the patches it selects may be rolled out (added within v1: absent from
+    /// documents written before).
+    #[serde(default)]
+    pub approval: ApprovalV1,
     /// Its next run (RFC 3339 with offset and zone), through its policy's freezes;
     /// `null` when it has none within 100 years.
     pub next: Option<String>,
@@ -52,6 +56,23 @@ pub struct PatchFilterV1 {
     pub cves: Vec<String>,
     pub include: Vec<String>,
     pub exclude: Vec<String>,
+}
+
+/// When a schedule's patches may be rolled out: the first rule that matches a patch
+/// approves it `after_days` after its release; the ids in `approved` at once. No
+/// rules: every selected patch on its release.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ApprovalV1 {
+    pub rules: Vec<ApprovalRuleV1>,
+    pub approved: Vec<String>,
+}
+
+/// One approval rule; an empty list matches every patch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRuleV1 {
+    pub kinds: Vec<String>,
+    pub severities: Vec<String>,
+    pub after_days: u32,
 }
 
 /// `ringleader.schedule-runs/v1` (docs/schemas/schedule-runs.v1.json): the next runs

@@ -32,7 +32,8 @@ use ringleader_api::rollout::{
     RingV1, RolloutState, RolloutsV1, StatusV1, WaitingV1,
 };
 use ringleader_api::schedule::{
-    OnFreezeV1, PatchFilterV1, RunOutcomeV1, ScheduleRunV1, ScheduleRunsV1, ScheduleV1, SchedulesV1,
+    ApprovalRuleV1, ApprovalV1, OnFreezeV1, PatchFilterV1, RunOutcomeV1, ScheduleRunV1,
+    ScheduleRunsV1, ScheduleV1, SchedulesV1,
 };
 use ringleader_api::token::{TokenV1, TokensV1};
 use ringleader_api::{Document, Schema};
@@ -424,6 +425,14 @@ fn daemon_documents_validate_and_read_back() {
                 cves: Vec::new(),
                 include: Vec::new(),
                 exclude: strings(&["dell-bios-2.19.1"]),
+            },
+            approval: ApprovalV1 {
+                rules: vec![ApprovalRuleV1 {
+                    kinds: strings(&["security"]),
+                    severities: Vec::new(),
+                    after_days: 7,
+                }],
+                approved: strings(&["openssl-3.0.15"]),
             },
             next: Some("2026-12-12T22:00:00+01:00[Europe/Amsterdam]".into()),
         }],

@@ -6,16 +6,22 @@
 //! A run that falls on a date of one of its policy's `[[freeze]]`s (in the schedule's
 //! zone) is moved to the first day after the freeze, at the schedule's time, or skipped,
 //! as the schedule says (`on_freeze`); [`Schedule::runs`] says which, and why.
+//!
+//! Which patches a schedule's runs roll out: those its filters select, each from the
+//! day its approval rules approve it (`[[schedules.approve]]`, SSM's
+//! `ApproveAfterDays`: the first rule whose kinds and severities match says how many
+//! days after the patch's release), or at once for the ids in `approved`;
+//! [`Schedule::eligible_from`] says when, or why never.
 
 use crate::policy::{Freeze, kind_name, severity_name};
 use jiff::{Timestamp, ToSpan, Zoned};
 use ringleader_diag::{Diagnostics, Seg};
 use ringleader_recurrence::Recurrence;
-use ringleader_types::{PatchKind, Severity};
+use ringleader_types::{Patch, PatchKind, Severity};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-const HINT: &str = "a schedules file holds [[schedules]] tables with name, when, inventory, policy, on_freeze and the patch filters kinds, severities, cves, include, exclude: see docs/schedules.md";
+const HINT: &str = "a schedules file holds [[schedules]] tables with name, when, inventory, policy, on_freeze, the patch filters kinds, severities, cves, include, exclude, and the approvals approved and [[schedules.approve]] (kinds, severities, after_days): see docs/schedules.md";
 
 /// What a run that falls into a freeze does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +43,25 @@ pub struct PatchFilter {
     pub exclude: Vec<String>,
 }
 
+/// A rule that approves the patches it matches some days after their release: each of
+/// its lists that is not empty must match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalRule {
+    pub kinds: Vec<PatchKind>,
+    pub severities: Vec<Severity>,
+    pub after_days: u32,
+}
+
+/// When the patches a schedule selects may be rolled out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Approval {
+    /// The first that matches a patch decides; none: every selected patch is
+    /// approved on its release.
+    pub rules: Vec<ApprovalRule>,
+    /// Patch ids approved at once, whatever the rules say.
+    pub approved: Vec<String>,
+}
+
 /// One standing schedule.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Schedule {
@@ -47,6 +72,7 @@ pub struct Schedule {
     pub policy: PathBuf,
     pub on_freeze: OnFreeze,
     pub patches: PatchFilter,
+    pub approval: Approval,
 }
 
 /// A schedules file.
@@ -110,7 +136,24 @@ struct RawSchedule {
     include: Vec<String>,
     #[serde(default)]
     exclude: Vec<String>,
+    #[serde(default)]
+    approved: Vec<String>,
+    #[serde(default)]
+    approve: Vec<RawRule>,
 }
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    #[serde(default)]
+    kinds: Vec<String>,
+    #[serde(default)]
+    severities: Vec<String>,
+    after_days: i64,
+}
+
+/// The longest wait a rule can set: ten years.
+const MAX_AFTER_DAYS: i64 = 3650;
 
 const KINDS: [PatchKind; 4] = [
     PatchKind::Security,
@@ -228,6 +271,72 @@ impl Schedules {
                     ),
                 }
             }
+            let mut approval = Approval {
+                approved: s.approved.clone(),
+                ..Approval::default()
+            };
+            for (j, id) in s.approved.iter().enumerate() {
+                if s.exclude.contains(id) {
+                    d.error_at(
+                        &[
+                            Seg::Key("schedules"),
+                            Seg::Index(i),
+                            Seg::Key("approved"),
+                            Seg::Index(j),
+                        ],
+                        format!("patch `{id}` is both approved and excluded"),
+                        "keep it in one of the two lists",
+                    );
+                }
+            }
+            for (j, r) in s.approve.iter().enumerate() {
+                let at = |key: &'static str| {
+                    [
+                        Seg::Key("schedules"),
+                        Seg::Index(i),
+                        Seg::Key("approve"),
+                        Seg::Index(j),
+                        Seg::Key(key),
+                    ]
+                };
+                let mut rule = ApprovalRule {
+                    kinds: Vec::new(),
+                    severities: Vec::new(),
+                    after_days: 0,
+                };
+                for k in &r.kinds {
+                    match KINDS.into_iter().find(|v| kind_name(*v) == k) {
+                        Some(v) => rule.kinds.push(v),
+                        None => d.error_at(
+                            &at("kinds"),
+                            format!("`{k}` is not a patch kind"),
+                            "use security, bugfix, feature or firmware",
+                        ),
+                    }
+                }
+                for v in &r.severities {
+                    match crate::compliance::SEVERITIES
+                        .into_iter()
+                        .find(|s| severity_name(*s) == v)
+                    {
+                        Some(s) => rule.severities.push(s),
+                        None => d.error_at(
+                            &at("severities"),
+                            format!("`{v}` is not a severity"),
+                            "use low, medium, high, critical or unknown",
+                        ),
+                    }
+                }
+                match u32::try_from(r.after_days) {
+                    Ok(days) if r.after_days <= MAX_AFTER_DAYS => rule.after_days = days,
+                    _ => d.error_at(
+                        &at("after_days"),
+                        format!("`after_days` is {}", r.after_days),
+                        "give the days after a patch's release it is approved: 0 (on release) to 3650",
+                    ),
+                }
+                approval.rules.push(rule);
+            }
             for (j, id) in s.include.iter().enumerate() {
                 if s.exclude.contains(id) {
                     d.error_at(
@@ -264,6 +373,7 @@ impl Schedules {
                     policy: base.join(&s.policy),
                     on_freeze,
                     patches,
+                    approval,
                 });
             }
         }
@@ -286,7 +396,91 @@ fn freeze_text(f: &Freeze) -> String {
     }
 }
 
+impl PatchFilter {
+    /// Whether the filter selects `patch`; the error says which list leaves it out.
+    pub fn selects(&self, patch: &Patch) -> Result<(), String> {
+        if self.exclude.contains(&patch.id) {
+            return Err("excluded".into());
+        }
+        if !self.include.is_empty() && !self.include.contains(&patch.id) {
+            return Err("not in `include`".into());
+        }
+        if !self.kinds.is_empty() && !self.kinds.contains(&patch.kind) {
+            return Err(format!("a {} patch, not of `kinds`", kind_name(patch.kind)));
+        }
+        if !self.severities.is_empty() && !self.severities.contains(&patch.severity) {
+            return Err(format!(
+                "of severity {}, not of `severities`",
+                severity_name(patch.severity)
+            ));
+        }
+        if !self.cves.is_empty()
+            && !patch
+                .cves
+                .iter()
+                .any(|c| self.cves.iter().any(|w| w.eq_ignore_ascii_case(c)))
+        {
+            return Err("fixes none of `cves`".into());
+        }
+        Ok(())
+    }
+}
+
+impl ApprovalRule {
+    fn matches(&self, patch: &Patch) -> bool {
+        (self.kinds.is_empty() || self.kinds.contains(&patch.kind))
+            && (self.severities.is_empty() || self.severities.contains(&patch.severity))
+    }
+}
+
+/// When a schedule may roll a patch out, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Eligible {
+    /// From then on (seconds since the Unix epoch); a run before it leaves the patch
+    /// for a later run.
+    pub from: ringleader_types::Timestamp,
+    /// `approved on release`, `approve[1]: 7 days after its release`, `in approved`.
+    pub why: String,
+}
+
 impl Schedule {
+    /// From when the schedule's runs may roll `patch` out, or why they never do (the
+    /// filters leave it out, or no approval rule matches it).
+    pub fn eligible_from(&self, patch: &Patch) -> Result<Eligible, String> {
+        self.patches.selects(patch)?;
+        if self.approval.approved.contains(&patch.id) {
+            return Ok(Eligible {
+                from: patch.released,
+                why: "in `approved`".into(),
+            });
+        }
+        if self.approval.rules.is_empty() {
+            return Ok(Eligible {
+                from: patch.released,
+                why: "approved on release (the schedule has no approval rules)".into(),
+            });
+        }
+        let (i, rule) = self
+            .approval
+            .rules
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.matches(patch))
+            .ok_or_else(|| {
+                format!(
+                    "no approval rule matches a {} patch of severity {}",
+                    kind_name(patch.kind),
+                    severity_name(patch.severity)
+                )
+            })?;
+        Ok(Eligible {
+            from: patch
+                .released
+                .saturating_add(i64::from(rule.after_days) * 86_400),
+            why: format!("approve[{i}]: {} days after its release", rule.after_days),
+        })
+    }
+
     /// The schedule's runs after `after` until `count` of them run, through `freezes`
     /// (its policy's): those moved or skipped are listed too, with the freeze. Fewer
     /// when the recurrence has no more within 100 years.
@@ -469,6 +663,158 @@ kinds = ["security"]
         assert_eq!(
             runs[1].at().unwrap().to_string(),
             "2027-01-21T22:00:00+01:00[Europe/Amsterdam]"
+        );
+    }
+
+    fn patch(id: &str, kind: PatchKind, severity: Severity, released: &str) -> Patch {
+        Patch {
+            id: id.into(),
+            vendor: "v".into(),
+            title: String::new(),
+            component: "openssl".into(),
+            fixed_version: "3.0.15".into(),
+            applies_to: String::new(),
+            scheme: None,
+            kind,
+            severity,
+            cves: vec!["CVE-2024-0727".into()],
+            prerequisites: vec![],
+            supersedes: vec![],
+            reboot_required: false,
+            artifact: ringleader_types::Artifact {
+                url: String::new(),
+                sha256: String::new(),
+                size: 0,
+            },
+            released: ts(released).as_second(),
+        }
+    }
+
+    #[test]
+    fn approval_rules_hold_a_patch_back_until_its_days_after_release_have_passed() {
+        let s = parse(
+            r#"
+[[schedules]]
+name = "monthly"
+when = "second tuesday of the month at 22:00"
+inventory = "fleet.toml"
+policy = "p.toml"
+exclude = ["bad-1"]
+approved = ["urgent-fix"]
+
+[[schedules.approve]]
+severities = ["critical"]
+after_days = 0
+
+[[schedules.approve]]
+kinds = ["security"]
+after_days = 7
+
+[[schedules.approve]]
+kinds = ["bugfix"]
+severities = ["high", "medium"]
+after_days = 14
+"#,
+        )
+        .unwrap()
+        .schedules
+        .remove(0);
+        let released = "2026-12-01T12:00:00Z";
+        let from = |p: &Patch| {
+            s.eligible_from(p)
+                .map(|e| (Timestamp::from_second(e.from).unwrap().to_string(), e.why))
+        };
+        // The first rule that matches decides: critical on release, even a bugfix.
+        let critical = patch("c", PatchKind::Bugfix, Severity::Critical, released);
+        assert_eq!(
+            from(&critical).unwrap().0,
+            "2026-12-01T12:00:00Z",
+            "{:?}",
+            from(&critical)
+        );
+        let security = patch("s", PatchKind::Security, Severity::Low, released);
+        assert_eq!(
+            from(&security).unwrap(),
+            (
+                "2026-12-08T12:00:00Z".to_string(),
+                "approve[1]: 7 days after its release".to_string()
+            )
+        );
+        let bugfix = patch("b", PatchKind::Bugfix, Severity::Medium, released);
+        assert_eq!(from(&bugfix).unwrap().0, "2026-12-15T12:00:00Z");
+        // No rule matches a low bugfix: never, and why.
+        let low = patch("l", PatchKind::Bugfix, Severity::Low, released);
+        assert_eq!(
+            from(&low).unwrap_err(),
+            "no approval rule matches a bugfix patch of severity low"
+        );
+        // `approved` comes before the rules; `exclude` before everything.
+        let urgent = patch("urgent-fix", PatchKind::Bugfix, Severity::Low, released);
+        assert_eq!(
+            from(&urgent).unwrap(),
+            (
+                "2026-12-01T12:00:00Z".to_string(),
+                "in `approved`".to_string()
+            )
+        );
+        let bad = patch("bad-1", PatchKind::Security, Severity::Critical, released);
+        assert_eq!(from(&bad).unwrap_err(), "excluded");
+
+        // Without rules, every selected patch is approved on its release.
+        let open = parse(PATCH_TUESDAY).unwrap().schedules.remove(0);
+        let high = patch("h", PatchKind::Security, Severity::High, released);
+        assert_eq!(open.eligible_from(&high).unwrap().from, high.released);
+        let medium = patch("m", PatchKind::Security, Severity::Medium, released);
+        assert_eq!(
+            open.eligible_from(&medium).unwrap_err(),
+            "of severity medium, not of `severities`"
+        );
+    }
+
+    #[test]
+    fn approval_rules_with_mistakes_are_located() {
+        let found = parse(
+            r#"
+[[schedules]]
+name = "monthly"
+when = "every monday 20:00"
+inventory = "fleet.toml"
+policy = "p.toml"
+exclude = ["x"]
+approved = ["x"]
+
+[[schedules.approve]]
+severities = ["severe"]
+after_days = -1
+
+[[schedules.approve]]
+kinds = ["os"]
+after_days = 3651
+"#,
+        )
+        .unwrap_err();
+        for part in [
+            "patch `x` is both approved and excluded",
+            "`severe` is not a severity",
+            "`after_days` is -1",
+            "`os` is not a patch kind",
+            "`after_days` is 3651",
+        ] {
+            assert!(found.iter().any(|f| f.contains(part)), "{part}: {found:#?}");
+        }
+        assert!(
+            found
+                .iter()
+                .any(|f| f.starts_with("/etc/ringleader/schedules.toml:12:14:")),
+            "{found:#?}"
+        );
+        let found = parse(
+            "[[schedules]]\nname = \"m\"\nwhen = \"every monday 20:00\"\ninventory = \"f.toml\"\npolicy = \"p.toml\"\n[[schedules.approve]]\nkinds = [\"security\"]\n",
+        )
+        .unwrap_err();
+        assert!(
+            found[0].contains("missing field `after_days`"),
+            "{found:#?}"
         );
     }
 

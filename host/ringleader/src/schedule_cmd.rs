@@ -6,7 +6,8 @@ use jiff::Timestamp;
 use ringleader_api::Schema;
 use ringleader_api::exit::ExitStatus;
 use ringleader_api::schedule::{
-    OnFreezeV1, PatchFilterV1, RunOutcomeV1, ScheduleRunV1, ScheduleRunsV1, ScheduleV1, SchedulesV1,
+    ApprovalRuleV1, ApprovalV1, OnFreezeV1, PatchFilterV1, RunOutcomeV1, ScheduleRunV1,
+    ScheduleRunsV1, ScheduleV1, SchedulesV1,
 };
 use ringleader_planner::policy::{Freeze, Policy, kind_name, severity_name};
 use ringleader_planner::standing::{OnFreeze, Run, RunOutcome, Schedule, Schedules};
@@ -157,6 +158,23 @@ fn list(args: FileArgs) -> Result<(), String> {
                     include: s.patches.include.clone(),
                     exclude: s.patches.exclude.clone(),
                 },
+                approval: ApprovalV1 {
+                    rules: s
+                        .approval
+                        .rules
+                        .iter()
+                        .map(|r| ApprovalRuleV1 {
+                            kinds: r.kinds.iter().map(|k| kind_name(*k).into()).collect(),
+                            severities: r
+                                .severities
+                                .iter()
+                                .map(|v| severity_name(*v).into())
+                                .collect(),
+                            after_days: r.after_days,
+                        })
+                        .collect(),
+                    approved: s.approval.approved.clone(),
+                },
                 next: s
                     .runs(freezes, now, 1)
                     .iter()
@@ -182,8 +200,36 @@ fn list(args: FileArgs) -> Result<(), String> {
                 patches.push(format!("{what} {}", list.join(", ")));
             }
         }
+        let mut approval: Vec<String> = s
+            .approval
+            .rules
+            .iter()
+            .map(|r| {
+                let mut what: Vec<String> = r.severities.clone();
+                what.extend(r.kinds.iter().cloned());
+                let what = if what.is_empty() {
+                    "any patch".to_string()
+                } else {
+                    what.join(" ")
+                };
+                match r.after_days {
+                    0 => format!("{what} on release"),
+                    1 => format!("{what} 1 day after release"),
+                    n => format!("{what} {n} days after release"),
+                }
+            })
+            .collect();
+        if !s.approval.approved.is_empty() {
+            approval.insert(0, format!("{} at once", s.approval.approved.join(", ")));
+            if s.approval.rules.is_empty() {
+                approval.push("others on release".into());
+            }
+        }
+        if !s.approval.rules.is_empty() {
+            approval.push("others never".into());
+        }
         out.push_str(&format!(
-            "{}\n  when:      {}\n  inventory: {}\n  policy:    {}\n  patches:   {}\n  freezes:   {} a run\n  next:      {}\n",
+            "{}\n  when:      {}\n  inventory: {}\n  policy:    {}\n  patches:   {}\n  approval:  {}\n  freezes:   {} a run\n  next:      {}\n",
             s.name,
             s.when,
             s.inventory,
@@ -192,6 +238,11 @@ fn list(args: FileArgs) -> Result<(), String> {
                 "every applicable one".to_string()
             } else {
                 patches.join("; ")
+            },
+            if approval.is_empty() {
+                "on release".to_string()
+            } else {
+                approval.join("; ")
             },
             match s.on_freeze {
                 OnFreezeV1::Move => "move",

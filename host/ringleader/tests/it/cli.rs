@@ -1514,6 +1514,22 @@ fn schedule_list_and_next_print_their_published_documents() {
             .unwrap()
             .ends_with("freeze-moves-the-run/policy.toml")
     );
+    assert_eq!(
+        s["approval"]["approved"],
+        serde_json::json!(["openssl-3.0.15"])
+    );
+    assert_eq!(
+        s["approval"]["rules"][1],
+        serde_json::json!({ "kinds": ["security", "firmware"], "severities": [], "after_days": 7 })
+    );
+    let out = ringleader(&["schedule", "list", "--schedules", file]);
+    assert!(
+        text(&out.stdout).contains(
+            "approval:  openssl-3.0.15 at once; critical on release; security firmware 7 days after release; others never"
+        ),
+        "{}",
+        text(&out.stdout)
+    );
 
     let out = ringleader(&[
         "schedule",
