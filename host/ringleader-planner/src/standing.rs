@@ -238,39 +238,12 @@ impl Schedules {
                 exclude: s.exclude.clone(),
                 ..PatchFilter::default()
             };
-            for (j, k) in s.kinds.iter().enumerate() {
-                match KINDS.into_iter().find(|v| kind_name(*v) == k) {
-                    Some(v) => patches.kinds.push(v),
-                    None => d.error_at(
-                        &[
-                            Seg::Key("schedules"),
-                            Seg::Index(i),
-                            Seg::Key("kinds"),
-                            Seg::Index(j),
-                        ],
-                        format!("`{k}` is not a patch kind"),
-                        "use security, bugfix, feature or firmware",
-                    ),
-                }
-            }
-            for (j, v) in s.severities.iter().enumerate() {
-                match crate::compliance::SEVERITIES
-                    .into_iter()
-                    .find(|s| severity_name(*s) == v)
-                {
-                    Some(s) => patches.severities.push(s),
-                    None => d.error_at(
-                        &[
-                            Seg::Key("schedules"),
-                            Seg::Index(i),
-                            Seg::Key("severities"),
-                            Seg::Index(j),
-                        ],
-                        format!("`{v}` is not a severity"),
-                        "use low, medium, high, critical or unknown",
-                    ),
-                }
-            }
+            patches.kinds = read_kinds(&mut d, &s.kinds, &[Seg::Key("schedules"), Seg::Index(i)]);
+            patches.severities = read_severities(
+                &mut d,
+                &s.severities,
+                &[Seg::Key("schedules"), Seg::Index(i)],
+            );
             let mut approval = Approval {
                 approved: s.approved.clone(),
                 ..Approval::default()
@@ -299,34 +272,17 @@ impl Schedules {
                         Seg::Key(key),
                     ]
                 };
+                let rule_at = [
+                    Seg::Key("schedules"),
+                    Seg::Index(i),
+                    Seg::Key("approve"),
+                    Seg::Index(j),
+                ];
                 let mut rule = ApprovalRule {
-                    kinds: Vec::new(),
-                    severities: Vec::new(),
+                    kinds: read_kinds(&mut d, &r.kinds, &rule_at),
+                    severities: read_severities(&mut d, &r.severities, &rule_at),
                     after_days: 0,
                 };
-                for k in &r.kinds {
-                    match KINDS.into_iter().find(|v| kind_name(*v) == k) {
-                        Some(v) => rule.kinds.push(v),
-                        None => d.error_at(
-                            &at("kinds"),
-                            format!("`{k}` is not a patch kind"),
-                            "use security, bugfix, feature or firmware",
-                        ),
-                    }
-                }
-                for v in &r.severities {
-                    match crate::compliance::SEVERITIES
-                        .into_iter()
-                        .find(|s| severity_name(*s) == v)
-                    {
-                        Some(s) => rule.severities.push(s),
-                        None => d.error_at(
-                            &at("severities"),
-                            format!("`{v}` is not a severity"),
-                            "use low, medium, high, critical or unknown",
-                        ),
-                    }
-                }
                 match u32::try_from(r.after_days) {
                     Ok(days) if r.after_days <= MAX_AFTER_DAYS => rule.after_days = days,
                     _ => d.error_at(
@@ -381,6 +337,42 @@ impl Schedules {
         let ok = !d.has_errors();
         (ok.then_some(Schedules { schedules }), d)
     }
+}
+
+/// The patch kinds `names` (the list `kinds` under `at`), each unknown one reported.
+fn read_kinds(d: &mut Diagnostics, names: &[String], at: &[Seg<'_>]) -> Vec<PatchKind> {
+    let mut kinds = Vec::new();
+    for (j, k) in names.iter().enumerate() {
+        match KINDS.into_iter().find(|v| kind_name(*v) == k) {
+            Some(v) => kinds.push(v),
+            None => d.error_at(
+                &[at, &[Seg::Key("kinds"), Seg::Index(j)]].concat(),
+                format!("`{k}` is not a patch kind"),
+                "use security, bugfix, feature or firmware",
+            ),
+        }
+    }
+    kinds
+}
+
+/// The severities `names` (the list `severities` under `at`), each unknown one
+/// reported.
+fn read_severities(d: &mut Diagnostics, names: &[String], at: &[Seg<'_>]) -> Vec<Severity> {
+    let mut severities = Vec::new();
+    for (j, v) in names.iter().enumerate() {
+        match crate::compliance::SEVERITIES
+            .into_iter()
+            .find(|s| severity_name(*s) == v)
+        {
+            Some(s) => severities.push(s),
+            None => d.error_at(
+                &[at, &[Seg::Key("severities"), Seg::Index(j)]].concat(),
+                format!("`{v}` is not a severity"),
+                "use low, medium, high, critical or unknown",
+            ),
+        }
+    }
+    severities
 }
 
 /// The freeze `date` falls in, if any.
