@@ -11,6 +11,7 @@
 //! - [`schedule`]: maintenance windows and freezes in each device's time zone;
 //! - [`standing`]: standing schedules (`schedules.toml`): when each runs, through
 //!   freezes;
+//! - [`time_to_patch`]: from a patch's publication to its install, by severity;
 //! - [`plan`]: ring assignment, applicability, supersedence, ordering, start times,
 //!   and explanations.
 
@@ -22,4 +23,5 @@ pub mod policy;
 pub mod schedule;
 pub mod small_map;
 pub mod standing;
+pub mod time_to_patch;
 pub use ringleader_version as version;
