@@ -51,18 +51,66 @@ struct Cached {
     catalog: Arc<Catalog>,
 }
 
-/// The registry's inventory files as compliance last parsed them, by name, with their
-/// text: a file whose text is the same is not parsed again (at 100,000 devices a parse
-/// takes a second; scans change the registry's entries, not its files).
+/// The registry's devices as the planner sees them: each from the inventory file it
+/// was last given in, with its last scan's components (observed wins), beside its
+/// registry entry.
+pub type RegistryDevices = Arc<(Vec<Entry>, Inventory)>;
+
+/// What compliance last read of the registry, so that the next read does only the
+/// work a change calls for: the devices, kept until a write changes the registry
+/// (at 100,000 devices the read is most of a computation), and the inventory files
+/// by name with their text (a file whose text is the same is not parsed again: a
+/// parse of 100,000 devices takes a second, and scans change entries, not files).
 #[derive(Debug, Default)]
-pub struct ParsedInventories {
+pub struct RegistryReads {
+    last: Option<(u64, RegistryDevices)>,
     files: HashMap<String, (String, Arc<HashMap<String, Device>>)>,
 }
 
-impl ParsedInventories {
+impl RegistryReads {
+    /// The registry's devices ([`RegistryDevices`]); devices whose file no longer
+    /// names them are left out.
+    pub fn devices(&mut self, registry: &Registry) -> anyhow::Result<RegistryDevices> {
+        // Taken before the read: a write during it makes the next call read again.
+        let generation = registry.generation();
+        if let Some((at, devices)) = &self.last
+            && *at == generation
+        {
+            return Ok(devices.clone());
+        }
+        let files = self.files(registry)?;
+        let mut entries = Vec::new();
+        let mut inventory = Inventory::default();
+        for entry in registry.list()? {
+            let Some(mut device) = files
+                .get(&entry.inventory)
+                .and_then(|f| f.get(&entry.id))
+                .cloned()
+            else {
+                continue;
+            };
+            if let Some(scan) = &entry.last_scan {
+                let components: Vec<_> = scan
+                    .components
+                    .iter()
+                    .cloned()
+                    .map(crate::fleet::component_of)
+                    .collect();
+                for problem in device.observe(&components, None) {
+                    tracing::warn!("{problem}; compliance uses the inventory's version");
+                }
+            }
+            inventory.devices.push(device);
+            entries.push(entry);
+        }
+        let devices = Arc::new((entries, inventory));
+        self.last = Some((generation, devices.clone()));
+        Ok(devices)
+    }
+
     /// The devices of each of `registry`'s files, by id; a file that cannot be parsed
     /// is left out, with a warning.
-    fn of(
+    fn files(
         &mut self,
         registry: &Registry,
     ) -> anyhow::Result<HashMap<String, Arc<HashMap<String, Device>>>> {
@@ -92,41 +140,6 @@ impl ParsedInventories {
         self.files.retain(|name, _| now.contains_key(name));
         Ok(now)
     }
-}
-
-/// The registry's devices as the planner sees them: each from the inventory file it
-/// was last given in, with its last scan's components (observed wins), beside its
-/// registry entry. Devices whose file no longer names them are left out.
-pub fn devices(
-    registry: &Registry,
-    parsed: &mut ParsedInventories,
-) -> anyhow::Result<(Vec<Entry>, Inventory)> {
-    let files = parsed.of(registry)?;
-    let mut entries = Vec::new();
-    let mut inventory = Inventory::default();
-    for entry in registry.list()? {
-        let Some(mut device) = files
-            .get(&entry.inventory)
-            .and_then(|f| f.get(&entry.id))
-            .cloned()
-        else {
-            continue;
-        };
-        if let Some(scan) = &entry.last_scan {
-            let components: Vec<_> = scan
-                .components
-                .iter()
-                .cloned()
-                .map(crate::fleet::component_of)
-                .collect();
-            for problem in device.observe(&components, None) {
-                tracing::warn!("{problem}; compliance uses the inventory's version");
-            }
-        }
-        inventory.devices.push(device);
-        entries.push(entry);
-    }
-    Ok((entries, inventory))
 }
 
 /// What the catalog depends on: every device's id and components.

@@ -498,6 +498,25 @@ pub fn kind_name(k: PatchKind) -> &'static str {
     }
 }
 
+/// The severity files and JSON name `name` ([`severity_name`]'s inverse).
+pub fn severity_named(name: &str) -> Option<Severity> {
+    crate::compliance::SEVERITIES
+        .into_iter()
+        .find(|s| severity_name(*s) == name)
+}
+
+/// The patch kind files and JSON name `name` ([`kind_name`]'s inverse).
+pub fn kind_named(name: &str) -> Option<PatchKind> {
+    [
+        PatchKind::Security,
+        PatchKind::Bugfix,
+        PatchKind::Feature,
+        PatchKind::Firmware,
+    ]
+    .into_iter()
+    .find(|k| kind_name(*k) == name)
+}
+
 /// The policy as the planner reads it, every problem recorded in `d`: each part is
 /// checked by its own function, in the file's order.
 fn validate(raw: RawPolicy, d: &mut Diagnostics) -> Policy {
@@ -634,16 +653,7 @@ fn expedite(raw: Option<&RawExpedite>, d: &mut Diagnostics) -> Option<Expedite> 
     raw.map(|e| {
         let mut severities = Vec::new();
         for (i, s) in e.severity.iter().enumerate() {
-            match [
-                Severity::Unknown,
-                Severity::Low,
-                Severity::Medium,
-                Severity::High,
-                Severity::Critical,
-            ]
-            .into_iter()
-            .find(|v| severity_name(*v) == s)
-            {
+            match severity_named(s) {
                 Some(v) => severities.push(v),
                 None => d.error_at(
                     &[Seg::Key("expedite"), Seg::Key("severity"), Seg::Index(i)],
@@ -671,15 +681,7 @@ fn expedite(raw: Option<&RawExpedite>, d: &mut Diagnostics) -> Option<Expedite> 
 fn deferrals(raw: &[RawDeferral], d: &mut Diagnostics) -> Vec<Deferral> {
     let mut deferrals = Vec::new();
     for (i, def) in raw.iter().enumerate() {
-        let kind = [
-            PatchKind::Security,
-            PatchKind::Bugfix,
-            PatchKind::Feature,
-            PatchKind::Firmware,
-        ]
-        .into_iter()
-        .find(|k| kind_name(*k) == def.kind);
-        match kind {
+        match kind_named(&def.kind) {
             Some(_) if def.days > MAX_DEFERRAL_DAYS => d.error_at(
                 &[Seg::Key("defer"), Seg::Index(i), Seg::Key("days")],
                 format!(

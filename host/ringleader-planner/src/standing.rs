@@ -13,7 +13,7 @@
 //! days after the patch's release), or at once for the ids in `approved`;
 //! [`Schedule::eligible_from`] says when, or why never.
 
-use crate::policy::{Freeze, kind_name, severity_name};
+use crate::policy::{Freeze, kind_name, kind_named, severity_name, severity_named};
 use jiff::{Timestamp, ToSpan, Zoned};
 use ringleader_diag::{Diagnostics, Seg};
 use ringleader_recurrence::Recurrence;
@@ -155,13 +155,6 @@ struct RawRule {
 /// The longest wait a rule can set: ten years.
 const MAX_AFTER_DAYS: i64 = 3650;
 
-const KINDS: [PatchKind; 4] = [
-    PatchKind::Security,
-    PatchKind::Bugfix,
-    PatchKind::Feature,
-    PatchKind::Firmware,
-];
-
 impl Schedules {
     /// Reads and validates the schedules file at `path`.
     pub fn check(path: &Path) -> Result<(Option<Schedules>, Diagnostics), std::io::Error> {
@@ -232,79 +225,60 @@ impl Schedules {
                     OnFreeze::Move
                 }
             };
-            let mut patches = PatchFilter {
+            let schedule_at = [Seg::Key("schedules"), Seg::Index(i)];
+            let patches = PatchFilter {
+                kinds: read_kinds(&mut d, &s.kinds, &schedule_at),
+                severities: read_severities(&mut d, &s.severities, &schedule_at),
                 cves: s.cves.clone(),
                 include: s.include.clone(),
                 exclude: s.exclude.clone(),
-                ..PatchFilter::default()
             };
-            patches.kinds = read_kinds(&mut d, &s.kinds, &[Seg::Key("schedules"), Seg::Index(i)]);
-            patches.severities = read_severities(
-                &mut d,
-                &s.severities,
-                &[Seg::Key("schedules"), Seg::Index(i)],
-            );
             let mut approval = Approval {
                 approved: s.approved.clone(),
                 ..Approval::default()
             };
-            for (j, id) in s.approved.iter().enumerate() {
-                if s.exclude.contains(id) {
-                    d.error_at(
-                        &[
-                            Seg::Key("schedules"),
-                            Seg::Index(i),
-                            Seg::Key("approved"),
-                            Seg::Index(j),
-                        ],
-                        format!("patch `{id}` is both approved and excluded"),
-                        "keep it in one of the two lists",
-                    );
-                }
-            }
             for (j, r) in s.approve.iter().enumerate() {
-                let at = |key: &'static str| {
-                    [
-                        Seg::Key("schedules"),
-                        Seg::Index(i),
-                        Seg::Key("approve"),
-                        Seg::Index(j),
-                        Seg::Key(key),
-                    ]
-                };
                 let rule_at = [
                     Seg::Key("schedules"),
                     Seg::Index(i),
                     Seg::Key("approve"),
                     Seg::Index(j),
                 ];
-                let mut rule = ApprovalRule {
+                let after_days = match u32::try_from(r.after_days) {
+                    Ok(days) if r.after_days <= MAX_AFTER_DAYS => days,
+                    _ => {
+                        d.error_at(
+                            &[&rule_at[..], &[Seg::Key("after_days")]].concat(),
+                            format!("`after_days` is {}", r.after_days),
+                            "give the days after a patch's release it is approved: 0 (on release) to 3650",
+                        );
+                        0
+                    }
+                };
+                approval.rules.push(ApprovalRule {
                     kinds: read_kinds(&mut d, &r.kinds, &rule_at),
                     severities: read_severities(&mut d, &r.severities, &rule_at),
-                    after_days: 0,
-                };
-                match u32::try_from(r.after_days) {
-                    Ok(days) if r.after_days <= MAX_AFTER_DAYS => rule.after_days = days,
-                    _ => d.error_at(
-                        &at("after_days"),
-                        format!("`after_days` is {}", r.after_days),
-                        "give the days after a patch's release it is approved: 0 (on release) to 3650",
-                    ),
-                }
-                approval.rules.push(rule);
+                    after_days,
+                });
             }
-            for (j, id) in s.include.iter().enumerate() {
-                if s.exclude.contains(id) {
-                    d.error_at(
-                        &[
-                            Seg::Key("schedules"),
-                            Seg::Index(i),
-                            Seg::Key("include"),
-                            Seg::Index(j),
-                        ],
-                        format!("patch `{id}` is both included and excluded"),
-                        "keep it in one of the two lists",
-                    );
+            // An id excluded cannot also be approved or included.
+            for (key, list, what) in [
+                ("approved", &s.approved, "approved"),
+                ("include", &s.include, "included"),
+            ] {
+                for (j, id) in list.iter().enumerate() {
+                    if s.exclude.contains(id) {
+                        d.error_at(
+                            &[
+                                Seg::Key("schedules"),
+                                Seg::Index(i),
+                                Seg::Key(key),
+                                Seg::Index(j),
+                            ],
+                            format!("patch `{id}` is both {what} and excluded"),
+                            "keep it in one of the two lists",
+                        );
+                    }
                 }
             }
             for key in ["inventory", "policy"] {
@@ -343,7 +317,7 @@ impl Schedules {
 fn read_kinds(d: &mut Diagnostics, names: &[String], at: &[Seg<'_>]) -> Vec<PatchKind> {
     let mut kinds = Vec::new();
     for (j, k) in names.iter().enumerate() {
-        match KINDS.into_iter().find(|v| kind_name(*v) == k) {
+        match kind_named(k) {
             Some(v) => kinds.push(v),
             None => d.error_at(
                 &[at, &[Seg::Key("kinds"), Seg::Index(j)]].concat(),
@@ -360,10 +334,7 @@ fn read_kinds(d: &mut Diagnostics, names: &[String], at: &[Seg<'_>]) -> Vec<Patc
 fn read_severities(d: &mut Diagnostics, names: &[String], at: &[Seg<'_>]) -> Vec<Severity> {
     let mut severities = Vec::new();
     for (j, v) in names.iter().enumerate() {
-        match crate::compliance::SEVERITIES
-            .into_iter()
-            .find(|s| severity_name(*s) == v)
-        {
+        match severity_named(v) {
             Some(s) => severities.push(s),
             None => d.error_at(
                 &[at, &[Seg::Key("severities"), Seg::Index(j)]].concat(),

@@ -216,12 +216,9 @@ pub struct Rollouts {
     /// The last compliance computed "now", and its JSON: answered again for
     /// [`COMPLIANCE_REUSE`] while the registry and the catalog stay the same.
     compliance: tokio::sync::Mutex<Option<CachedCompliance>>,
-    /// The registry's devices as compliance reads them, and the registry generation
-    /// they were read at: read again only when a write changed the registry (at
-    /// 100,000 devices the read is most of a computation).
-    compliance_devices: Mutex<Option<(u64, RegistryDevices)>>,
-    /// The registry's inventory files as compliance last parsed them.
-    compliance_inventories: Arc<Mutex<crate::compliance::ParsedInventories>>,
+    /// What compliance last read of the registry (read again only as a write calls
+    /// for).
+    registry_reads: Arc<Mutex<crate::compliance::RegistryReads>>,
     all: RwLock<BTreeMap<u64, Arc<Rollout>>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -238,17 +235,13 @@ pub const COMPLIANCE_STALE: Duration = Duration::from_secs(60);
 
 /// A compliance answer: the document, its JSON (keys sorted, as the API writes it),
 /// and that JSON gzip-compressed (for clients that accept it: a large fleet's answer
-/// is tens of megabytes and compresses about twentyfold).
+/// is tens of megabytes and compresses about seventyfold).
 #[derive(Debug, Clone)]
 pub struct ComplianceAnswer {
     pub doc: Arc<ringleader_api::compliance::ComplianceV1>,
     pub json: axum::body::Bytes,
     pub gzip: axum::body::Bytes,
 }
-
-/// The registry's entries and the inventory of their devices (components as last
-/// scanned), as [`crate::compliance::devices`] reads them.
-type RegistryDevices = Arc<(Vec<crate::fleet::Entry>, Inventory)>;
 
 /// A compliance answer and what it was computed from.
 #[derive(Debug)]
@@ -261,6 +254,19 @@ struct CachedCompliance {
     answer: ComplianceAnswer,
     /// A newer one is being computed in the background.
     refreshing: bool,
+}
+
+impl CachedCompliance {
+    /// `answer`, computed just now.
+    fn new(key: (String, u64), discovered_at: Timestamp, answer: ComplianceAnswer) -> Self {
+        CachedCompliance {
+            key,
+            discovered_at,
+            computed: std::time::Instant::now(),
+            answer,
+            refreshing: false,
+        }
+    }
 }
 
 impl std::fmt::Debug for Rollouts {
@@ -292,8 +298,7 @@ impl Rollouts {
             scanning: tokio::sync::Mutex::new(()),
             catalog: crate::compliance::CatalogCache::default(),
             compliance: tokio::sync::Mutex::new(None),
-            compliance_devices: Mutex::new(None),
-            compliance_inventories: Arc::default(),
+            registry_reads: Arc::default(),
             all: RwLock::new(BTreeMap::new()),
             unreadable: RwLock::new(BTreeMap::new()),
             tasks: Mutex::new(Vec::new()),
@@ -548,13 +553,7 @@ impl Rollouts {
             }
         }
         let (answer, discovered_at) = self.compute_compliance(filter, None, refresh).await?;
-        *cache = Some(CachedCompliance {
-            key,
-            discovered_at,
-            computed: std::time::Instant::now(),
-            answer: answer.clone(),
-            refreshing: false,
-        });
+        *cache = Some(CachedCompliance::new(key, discovered_at, answer.clone()));
         Ok(answer)
     }
 
@@ -576,13 +575,7 @@ impl Rollouts {
         match computed {
             Ok((answer, discovered_at)) => {
                 if cache.as_ref().is_none_or(|c| c.computed < started) {
-                    *cache = Some(CachedCompliance {
-                        key,
-                        discovered_at,
-                        computed: std::time::Instant::now(),
-                        answer,
-                        refreshing: false,
-                    });
+                    *cache = Some(CachedCompliance::new(key, discovered_at, answer));
                 }
             }
             Err(e) => {
@@ -596,32 +589,16 @@ impl Rollouts {
 
     /// The registry's devices for compliance: the last ones read, unless a write
     /// changed the registry since.
-    async fn compliance_devices(&self) -> anyhow::Result<RegistryDevices> {
-        // Taken before the read: a write during it makes the next call read again.
-        let generation = self.fleet.generation();
-        if let Some((at, devices)) = self
-            .compliance_devices
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            && *at == generation
-        {
-            return Ok(devices.clone());
-        }
-        let fleet = self.fleet.clone();
-        let parsed = self.compliance_inventories.clone();
-        let devices = tokio::task::spawn_blocking(move || {
-            let mut parsed = parsed.lock().unwrap_or_else(|e| e.into_inner());
-            crate::compliance::devices(&fleet, &mut parsed)
+    async fn compliance_devices(&self) -> anyhow::Result<crate::compliance::RegistryDevices> {
+        let (fleet, reads) = (self.fleet.clone(), self.registry_reads.clone());
+        tokio::task::spawn_blocking(move || {
+            reads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .devices(&fleet)
         })
         .await
-        .map_err(|e| anyhow::anyhow!("compliance: {e}"))??;
-        let devices = Arc::new(devices);
-        *self
-            .compliance_devices
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some((generation, devices.clone()));
-        Ok(devices)
+        .map_err(|e| anyhow::anyhow!("compliance: {e}"))?
     }
 
     /// Computes a compliance (for `at`, else now), with the catalog's discovery time.
@@ -1056,7 +1033,7 @@ async fn execute(
 }
 
 /// `bytes` gzip-compressed, at the fastest level (JSON of a fleet is repetitive: the
-/// fastest level already makes it about twentyfold smaller).
+/// fastest level already makes it about seventyfold smaller).
 fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     use std::io::Write;
     let mut encoder = flate2::write::GzEncoder::new(
