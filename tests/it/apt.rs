@@ -135,10 +135,15 @@ async fn roll_out(
     let source = load(&rt, source).await;
     let apt = load(&rt, "apt-installer").await;
     let now = jiff::Timestamp::now();
-    let prepared =
-        ringleader_engine::spec::prepare(policy, inventory, std::slice::from_ref(&source), now)
-            .await
-            .unwrap();
+    let prepared = ringleader_engine::spec::prepare(
+        policy,
+        inventory,
+        std::slice::from_ref(&source),
+        now,
+        None,
+    )
+    .await
+    .unwrap();
     let mut patches: Vec<String> = prepared.targets.patches.keys().cloned().collect();
     patches.sort_unstable();
     let executor = Executor {
@@ -155,6 +160,7 @@ async fn roll_out(
         clock: None,
         scheduled: Vec::new(),
         leases: None,
+        horizon: None,
         control: None,
         metrics: Default::default(),
     };

@@ -82,10 +82,15 @@ async fn run(fleet: FleetConfig, policy: &str, mut how: Run) -> (Core, RunReport
     let source = load(&rt, "sim-vendor-source").await;
     let installer = load(&rt, "sim-vendor-installer").await;
     let start: Timestamp = START.parse().unwrap();
-    let prepared =
-        ringleader_engine::spec::prepare(&policy, &inventory, std::slice::from_ref(&source), start)
-            .await
-            .unwrap();
+    let prepared = ringleader_engine::spec::prepare(
+        &policy,
+        &inventory,
+        std::slice::from_ref(&source),
+        start,
+        None,
+    )
+    .await
+    .unwrap();
     let mut scheduled = Vec::new();
     if let Some((n, at)) = how.join {
         let ids: Vec<&str> = everyone.devices[fleet.devices..]
@@ -93,7 +98,7 @@ async fn run(fleet: FleetConfig, policy: &str, mut how: Run) -> (Core, RunReport
             .map(|d| d.id.as_str())
             .collect();
         assert_eq!(ids.len(), n);
-        let joining = ringleader_engine::spec::join(&policy, &everyone, &ids, &[source], at)
+        let joining = ringleader_engine::spec::join(&policy, &everyone, &ids, &[source], at, None)
             .await
             .unwrap();
         scheduled.push((at, Command::Join(joining)));
@@ -116,6 +121,7 @@ async fn run(fleet: FleetConfig, policy: &str, mut how: Run) -> (Core, RunReport
         clock: None,
         scheduled,
         leases: None,
+        horizon: None,
         control: how.control.take(),
         metrics: Default::default(),
     };

@@ -18,7 +18,7 @@
 //! | [`fleet`] | `fleet`, `fleet-device`, `fleet-scan`, and the body of a scan |
 //! | [`compliance`] | `compliance` |
 //! | [`plan`] | `plan`, `explain` |
-//! | [`demo`] | `demo` |
+//! | [`demo`] | `demo`, `demo-continuous` |
 //! | [`catalog`] | `catalog-check` |
 //! | [`plugin`] | `patch` (a file), `plugin-run`, `plugin-check`, `plugin-list` |
 //! | [`token`] | `tokens` |

@@ -8,7 +8,7 @@ use ringleader_api::compliance::{
     BySeverityV1, CatalogInfoV1, ComplianceSummaryV1, ComplianceV1, DeviceComplianceV1, FilterV1,
     MissingV1, PatchComplianceV1, SeveritySummaryV1,
 };
-use ringleader_api::demo::{self, DemoV1, FinalState, OutcomesV1};
+use ringleader_api::demo::{self, ContinuousV1, DemoV1, FinalState, OutcomesV1, RunResultV1};
 use ringleader_api::device::{DeviceHistoryV1, DeviceState, DeviceV1, DevicesV1};
 use ringleader_api::error::ErrorV1;
 use ringleader_api::event::{EventKind, EventV1, EventsV1, StallV1};
@@ -591,6 +591,80 @@ fn plan_and_demo_documents_validate_and_read_back() {
         real_duration_ms: 1_234,
         plugin_call_ms: 800,
     });
+    check(&ContinuousV1 {
+        schema: Schema::new(),
+        policy: "monthly-os".into(),
+        devices: 60,
+        seed: 7,
+        virtual_start: t("2026-11-02T08:00:00Z"),
+        virtual_end: t("2026-12-02T08:00:00Z"),
+        poll_every_seconds: 3600,
+        polls: 721,
+        schedules: vec!["weekly".into()],
+        publications: vec![demo::PublicationV1 {
+            id: "debian-sim-openssl-3.0.16".into(),
+            kind: KindV1::Security,
+            severity: SeverityV1::Critical,
+            source: "catalog-source".into(),
+            released: t("2026-11-17T16:00:00Z"),
+            first_seen: t("2026-11-17T16:00:00Z"),
+            revision: 1,
+        }],
+        runs: vec![
+            demo::ContinuousRunV1 {
+                at: t("2026-11-17T16:15:00Z"),
+                schedule: "weekly".into(),
+                expedited: Some("debian-sim-openssl-3.0.16".into()),
+                outcome: RunResultV1::Started,
+                rollout: Some("r3".into()),
+                patches: vec!["debian-sim-openssl-3.0.16".into()],
+                devices: Some(21),
+                waiting: vec![],
+                why: None,
+            },
+            demo::ContinuousRunV1 {
+                at: t("2026-11-10T21:00:00Z"),
+                schedule: "weekly".into(),
+                expedited: None,
+                outcome: RunResultV1::NothingToDo,
+                rollout: None,
+                patches: vec![],
+                devices: None,
+                waiting: vec![demo::WaitingV1 {
+                    id: "acme-bmc-7.10.31".into(),
+                    from: t("2026-11-13T14:00:00Z"),
+                }],
+                why: Some("no patch approved yet".into()),
+            },
+        ],
+        rollouts: vec![demo::ContinuousRolloutV1 {
+            id: "r3".into(),
+            schedule: "weekly".into(),
+            expedited: true,
+            started: t("2026-11-17T16:15:00Z"),
+            finished: None,
+            state: RolloutState::Soaking,
+            patches: vec!["debian-sim-openssl-3.0.16".into()],
+            devices: 21,
+            installs: 20,
+            failed_devices: 1,
+            rolled_back: 0,
+            halt_reason: None,
+        }],
+        time_to_patch: vec![demo::TimeToPatchV1 {
+            severity: SeverityV1::Critical,
+            patches: 2,
+            pairs: 55,
+            installed: 54,
+            outstanding: 1,
+            median_seconds: Some(653_760),
+            p95_seconds: Some(770_820),
+            within_7_days: Some(0.42),
+            within_14_days: Some(1.0),
+            within_30_days: None,
+        }],
+        real_duration_ms: 20_000,
+    });
 }
 
 #[test]
@@ -962,6 +1036,7 @@ fn schema_constants_are_the_published_ones() {
     constant::<PlanV1>(&mut seen);
     constant::<ExplainV1>(&mut seen);
     constant::<DemoV1>(&mut seen);
+    constant::<ContinuousV1>(&mut seen);
     constant::<PatchV1>(&mut seen);
     constant::<RunV1>(&mut seen);
     constant::<PluginCheckV1>(&mut seen);
@@ -1023,6 +1098,16 @@ fn enums_are_the_schemas_lists() {
             "event.v1.json",
             "/properties/type/enum",
             names(EventKind::ALL),
+        ),
+        (
+            "demo-continuous.v1.json",
+            "/properties/runs/items/properties/outcome/enum",
+            names(RunResultV1::ALL),
+        ),
+        (
+            "demo-continuous.v1.json",
+            "/properties/rollouts/items/properties/state/enum",
+            names(RolloutState::ALL),
         ),
         (
             "devices.v1.json",

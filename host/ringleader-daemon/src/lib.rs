@@ -17,6 +17,7 @@
 //! - [`data_dir`]: a data directory owned by this process only.
 
 pub mod compliance;
+pub mod continuous;
 pub mod data_dir;
 pub mod fleet;
 pub mod plan_view;

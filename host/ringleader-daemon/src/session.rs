@@ -29,7 +29,7 @@ use ringleader_runtime::sim_device::SimDevices;
 use ringleader_runtime::transport::{Route, Routes};
 use ringleader_runtime::{Grants, OperatorConfig, Runtime, RuntimeConfig, Services};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +65,9 @@ pub struct Inputs {
     /// Devices whose scanned components the rollout plans with, instead of the
     /// inventory's (from the fleet registry when the rollout started).
     pub observed: BTreeMap<String, Observed>,
+    /// Only these patches (by id) are rolled out: a scheduled run's selection, fixed
+    /// when it starts. `None`: every patch the sources report.
+    pub patches: Option<BTreeSet<String>>,
 }
 
 /// The devices a rollout covers.
@@ -109,8 +112,10 @@ struct StoredV1<'a> {
     fleet: &'a Fleet,
     clock: &'a Clock,
     start: Timestamp,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    observed: &'a BTreeMap<String, Observed>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    observed: Option<&'a BTreeMap<String, Observed>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patches: Option<&'a BTreeSet<String>>,
 }
 
 /// `meta/inputs` as read: `ringleader.inputs/v1`, or the shape before it (the same
@@ -127,6 +132,8 @@ struct Stored {
     start: Timestamp,
     #[serde(default)]
     observed: Option<BTreeMap<String, Observed>>,
+    #[serde(default)]
+    patches: Option<BTreeSet<String>>,
 }
 
 /// Only the `schema` of `meta/inputs`, to name the format of inputs this version
@@ -142,30 +149,9 @@ impl Inputs {
     pub fn validate(&self) -> Result<(Policy, Inventory), String> {
         let (policy, diags) = Policy::parse(Path::new(&self.policy_name), &self.policy);
         let policy = policy.ok_or_else(|| diags.to_string())?;
-        let inventory = match &self.fleet {
+        let mut inventory = match &self.fleet {
             Fleet::Inventory { name, text } => {
-                let mut inventory =
-                    Inventory::parse(Path::new(name), text).map_err(|e| e.to_string())?;
-                for device in &mut inventory.devices {
-                    if let Some(seen) = self.observed.get(&device.id) {
-                        let components: Vec<_> = seen
-                            .components
-                            .iter()
-                            .cloned()
-                            .map(crate::fleet::component_of)
-                            .collect();
-                        let os = seen.os.clone().map(|o| ringleader_types::OsRelease {
-                            id: o.id,
-                            version_id: o.version_id,
-                            codename: o.codename,
-                            pretty_name: o.pretty_name,
-                        });
-                        for problem in device.observe(&components, os.as_ref()) {
-                            tracing::warn!("{problem}; the inventory's version is planned with");
-                        }
-                    }
-                }
-                inventory
+                Inventory::parse(Path::new(name), text).map_err(|e| e.to_string())?
             }
             Fleet::Simulated {
                 devices,
@@ -180,23 +166,40 @@ impl Inputs {
                 ..FleetConfig::default()
             }),
         };
+        for device in &mut inventory.devices {
+            if let Some(seen) = self.observed.get(&device.id) {
+                let components: Vec<_> = seen
+                    .components
+                    .iter()
+                    .cloned()
+                    .map(crate::fleet::component_of)
+                    .collect();
+                let os = seen.os.clone().map(|o| ringleader_types::OsRelease {
+                    id: o.id,
+                    version_id: o.version_id,
+                    codename: o.codename,
+                    pretty_name: o.pretty_name,
+                });
+                for problem in device.observe(&components, os.as_ref()) {
+                    tracing::warn!("{problem}; the inventory's version is planned with");
+                }
+            }
+        }
         Ok((policy, inventory))
     }
 
     /// Writes the inputs to `store`'s `meta/inputs`, as `ringleader.inputs/v1`.
     pub fn record(&self, store: &Store) -> anyhow::Result<()> {
+        let v2 = !self.observed.is_empty() || self.patches.is_some();
         let text = serde_json::to_string(&StoredV1 {
-            schema: if self.observed.is_empty() {
-                INPUTS_SCHEMA
-            } else {
-                INPUTS_SCHEMA_V2
-            },
+            schema: if v2 { INPUTS_SCHEMA_V2 } else { INPUTS_SCHEMA },
             policy_name: &self.policy_name,
             policy: &self.policy,
             fleet: &self.fleet,
             clock: &self.clock,
             start: self.start,
-            observed: &self.observed,
+            observed: v2.then_some(&self.observed),
+            patches: self.patches.as_ref(),
         })?;
         store.set_inputs(&text)?;
         Ok(())
@@ -242,6 +245,9 @@ impl Inputs {
             }
             (Some(schema), _) => return Err(other(schema)),
         }
+        if stored.patches.is_some() && stored.schema.as_deref() != Some(INPUTS_SCHEMA_V2) {
+            return Err("its inputs are ringleader.inputs/v1 with `patches`, a key of v2".into());
+        }
         Ok(Inputs {
             policy_name: stored.policy_name,
             policy: stored.policy,
@@ -249,6 +255,7 @@ impl Inputs {
             clock: stored.clock,
             start: stored.start,
             observed: stored.observed.unwrap_or_default(),
+            patches: stored.patches,
         })
     }
 }
@@ -309,6 +316,8 @@ pub struct Run {
     /// Operator commands, while it runs.
     pub control: Option<mpsc::UnboundedReceiver<Command>>,
     pub metrics: Arc<Metrics>,
+    /// Virtual time shared with other rollouts (the continuous demo's).
+    pub horizon: Option<ringleader_engine::executor::horizon::Horizon>,
 }
 
 impl Session {
@@ -407,8 +416,14 @@ impl Session {
         self.check_installers(&inventory)
             .map_err(anyhow::Error::msg)?;
         let (sources, installers) = self.plugins.load(&runtime).await?;
-        let prepared =
-            ringleader_engine::spec::prepare(&policy, &inventory, &sources, inputs.start).await?;
+        let prepared = ringleader_engine::spec::prepare(
+            &policy,
+            &inventory,
+            &sources,
+            inputs.start,
+            inputs.patches.as_ref(),
+        )
+        .await?;
         // The rollout runs from its spec and targets; the inventory is not needed again.
         drop(inventory);
         let (core, now, recovery, records) = match &store {
@@ -590,6 +605,45 @@ impl Session {
     }
 }
 
+/// The patch sources, loaded once on the real clock for a set of devices: what a
+/// watcher polls again and again (each poll asks every source, whose feeds the host
+/// revalidates: an unchanged feed is not downloaded again).
+pub struct Sources {
+    // Kept for the plugins' lifetime.
+    _runtime: Runtime,
+    sources: Vec<ringleader_runtime::Plugin>,
+    devices: Vec<ringleader_types::Device>,
+}
+
+impl std::fmt::Debug for Sources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sources")
+            .field("sources", &self.sources.len())
+            .field("devices", &self.devices.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// The sources, loaded to poll for `inventory`'s devices.
+    pub async fn sources_for(&self, inventory: &Inventory) -> anyhow::Result<Sources> {
+        let runtime = self.runtime_now(inventory)?;
+        let sources = self.plugins.load_sources(&runtime).await?;
+        Ok(Sources {
+            _runtime: runtime,
+            sources,
+            devices: inventory.devices.iter().map(|d| d.to_plugin()).collect(),
+        })
+    }
+}
+
+impl Sources {
+    /// Every patch the sources report for the devices now, each with its source.
+    pub async fn poll(&self) -> anyhow::Result<Vec<(ringleader_types::Patch, String)>> {
+        Ok(ringleader_engine::spec::discover_all(&self.sources, &self.devices).await?)
+    }
+}
+
 impl Ready {
     /// Runs the rollout to its end (or until it is stopped or its log stalls);
     /// `progress` sees the core whenever time moves or a command was applied.
@@ -610,6 +664,7 @@ impl Ready {
             leases: Some(self.leases),
             control: run.control,
             metrics: run.metrics,
+            horizon: run.horizon,
         };
         executor.run(progress).await
     }
@@ -700,6 +755,7 @@ mod tests {
             },
             start: "2026-11-02T08:00:00Z".parse().unwrap(),
             observed: BTreeMap::new(),
+            patches: None,
         }
     }
 
@@ -760,6 +816,32 @@ mod tests {
         assert_eq!(
             d1.facts.get("os-codename").map(String::as_str),
             Some("bookworm")
+        );
+    }
+
+    /// A scheduled run's selection makes the inputs v2 (an older ringleader refuses
+    /// them rather than roll out every patch), read back the same; v1 with `patches`
+    /// is refused.
+    #[test]
+    fn inputs_with_a_patch_selection_are_v2_and_v1_with_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut inputs = sample();
+        inputs.patches = Some(BTreeSet::from(["debian-sim-openssl-3.0.15".to_string()]));
+        inputs.record(&store).unwrap();
+        let text = store.inputs().unwrap().unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(doc["schema"], INPUTS_SCHEMA_V2);
+        assert_eq!(doc["observed"], serde_json::json!({}));
+        ringleader_tests::daemon::assert_valid("inputs.v2.json", &doc);
+        assert_eq!(Inputs::of_store(&store), Ok(Some(inputs)));
+        let mut v1 = doc.clone();
+        v1["schema"] = INPUTS_SCHEMA.into();
+        v1.as_object_mut().unwrap().remove("observed");
+        let err = Inputs::parse(&v1.to_string()).unwrap_err();
+        assert_eq!(
+            err,
+            "its inputs are ringleader.inputs/v1 with `patches`, a key of v2"
         );
     }
 

@@ -990,6 +990,11 @@ impl Core {
                     }
                     if !self.paused {
                         self.start_steps(ring, now, out, &mut wake);
+                        // Devices with nothing to install are done at once: a ring of
+                        // only those is finished now, not at some later event.
+                        if self.ring_finished(ring) {
+                            continue;
+                        }
                     }
                     break;
                 }

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+pub mod horizon;
 mod reboot;
 pub use reboot::REBOOT_POLL;
 
@@ -399,6 +400,9 @@ pub struct Executor {
     /// a step waits while a scan reads its device, and a scan skips a device a step
     /// runs on. `None`: no one else touches the devices.
     pub leases: Option<Arc<DeviceLeases>>,
+    /// Virtual time shared with other rollouts: time moves past the horizon only once
+    /// the driver moves it ([`horizon`]). `None`: this rollout's time is its own.
+    pub horizon: Option<horizon::Horizon>,
 }
 
 /// Who works on a device now: rollout steps (calls of `verify`, `preflight`,
@@ -1168,6 +1172,18 @@ impl Executor {
             }
             return Turn::Again;
         };
+        if self.horizon.as_ref().is_some_and(|h| next > h.at()) {
+            // Everything due by the horizon is done: what the log holds is durable,
+            // and shown, while the other rollouts catch up.
+            self.flush();
+            progress(&self.core, self.now);
+            if let Some(horizon) = &mut self.horizon
+                && !horizon.park().await
+            {
+                self.horizon = None;
+            }
+            return Turn::Again;
+        }
         self.now = self.now.max(next);
         if let Some(clock) = &self.clock {
             clock.set(self.now);

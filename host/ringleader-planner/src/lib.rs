@@ -17,6 +17,7 @@
 
 pub mod catalog;
 pub mod compliance;
+pub mod continuous;
 pub mod inventory;
 pub mod plan;
 pub mod policy;

@@ -21,7 +21,7 @@ use ringleader_types::{Patch, PatchKind, Severity};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-const HINT: &str = "a schedules file holds [[schedules]] tables with name, when, inventory, policy, on_freeze, the patch filters kinds, severities, cves, include, exclude, and the approvals approved and [[schedules.approve]] (kinds, severities, after_days): see docs/schedules.md";
+const HINT: &str = "a schedules file holds [[schedules]] tables with name, when, inventory, policy, on_freeze, expedite_within, the patch filters kinds, severities, cves, include, exclude, and the approvals approved and [[schedules.approve]] (kinds, severities, after_days): see docs/schedules.md";
 
 /// What a run that falls into a freeze does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +73,18 @@ pub struct Schedule {
     pub on_freeze: OnFreeze,
     pub patches: PatchFilter,
     pub approval: Approval,
+    /// A new patch the policy's `[expedite]` covers starts its own run this long after
+    /// it is first seen, without waiting for the recurrence (default 15 minutes).
+    pub expedite_within: std::time::Duration,
 }
+
+/// How long after a patch the policy expedites is first seen its run starts, unless
+/// the schedule says otherwise.
+pub const EXPEDITE_WITHIN: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// The longest a schedule may let an expedited patch wait: a week (past that it is not
+/// expedited, and the recurrence runs sooner).
+const MAX_EXPEDITE_WITHIN: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
 
 /// A schedules file.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,6 +137,7 @@ struct RawSchedule {
     inventory: String,
     policy: String,
     on_freeze: Option<String>,
+    expedite_within: Option<String>,
     #[serde(default)]
     kinds: Vec<String>,
     #[serde(default)]
@@ -225,6 +237,30 @@ impl Schedules {
                     OnFreeze::Move
                 }
             };
+            let expedite_within = match s.expedite_within.as_deref().map(humantime::parse_duration)
+            {
+                None => EXPEDITE_WITHIN,
+                Some(Ok(v)) if v <= MAX_EXPEDITE_WITHIN => v,
+                Some(Ok(_)) => {
+                    d.error_at(
+                        &at("expedite_within"),
+                        "`expedite_within` is longer than a week",
+                        "an expedited patch starts within minutes or hours, e.g. `15m`",
+                    );
+                    EXPEDITE_WITHIN
+                }
+                Some(Err(e)) => {
+                    d.error_at(
+                        &at("expedite_within"),
+                        format!(
+                            "`{}` is not a duration: {e}",
+                            s.expedite_within.as_deref().unwrap_or_default()
+                        ),
+                        "write e.g. `15m` or `1h`",
+                    );
+                    EXPEDITE_WITHIN
+                }
+            };
             let schedule_at = [Seg::Key("schedules"), Seg::Index(i)];
             let patches = PatchFilter {
                 kinds: read_kinds(&mut d, &s.kinds, &schedule_at),
@@ -304,6 +340,7 @@ impl Schedules {
                     on_freeze,
                     patches,
                     approval,
+                    expedite_within,
                 });
             }
         }

@@ -20,6 +20,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod continuous;
+
 /// The bundled example policy the demo rolls out with.
 const POLICY: &str = include_str!("../../../rollout-policies/monthly-os.toml");
 
@@ -66,6 +68,20 @@ pub struct DemoArgs {
     /// Print one JSON summary (schema `ringleader.demo/v1`) instead of text.
     #[arg(long)]
     json: bool,
+    /// Run a standing schedule over a simulated month instead of one rollout: the
+    /// vendors keep publishing (a critical fix in mid-month), the sources are polled,
+    /// the weekly schedule's approval rules decide what each run takes, a critical fix
+    /// is expedited within 15 minutes, and the end reports time to patch per severity
+    /// (`--json`: `ringleader.demo-continuous/v1`). With --data, the directory must be
+    /// empty: a continuous demo is not resumed.
+    #[arg(long)]
+    continuous: bool,
+    /// With --continuous: how many days of virtual time.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=366), requires = "continuous")]
+    days: u32,
+    /// With --continuous: how often the sources are polled (`1h`, `30m`).
+    #[arg(long, default_value = "1h", value_parser = poll_interval, requires = "continuous")]
+    poll: Duration,
     /// Report progress for scripts: a line on stderr whenever virtual time moves,
     /// `progress log=RECORDS virtual=TIME phase=PHASE` (RECORDS: entries in the
     /// rollout log so far, with --data).
@@ -83,7 +99,25 @@ pub async fn run(args: DemoArgs) -> ExitCode {
     }
 }
 
+/// A poll interval: 1 minute to 1 day.
+fn poll_interval(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration: {e}; write e.g. `1h` or `30m`"))?;
+    if d < Duration::from_secs(60) || d > Duration::from_secs(86_400) {
+        return Err(format!("`{text}` is outside 1m to 24h"));
+    }
+    Ok(d)
+}
+
 async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    if args.continuous {
+        if args.progress_lines {
+            anyhow::bail!(
+                "--progress-lines is for a single rollout; --continuous prints each run as it happens"
+            );
+        }
+        return continuous::run(&args).await;
+    }
     let real_start = Instant::now();
     let inputs = inputs_of(&args)?;
 
@@ -202,22 +236,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
 /// What the demo rolls out: the policy (checked here, so that its problems are said as
 /// for every command), the simulated fleet, virtual time from `--start`.
 fn inputs_of(args: &DemoArgs) -> anyhow::Result<Inputs> {
-    let (policy_name, policy) = match &args.policy {
-        Some(path) => {
-            let text = ringleader_diag::read_file("policy", path).map_err(policy_error)?;
-            let (policy, diags) = Policy::parse(path, &text);
-            if policy.is_none() || diags.has_errors() {
-                return Err(policy_error(PolicyError::Invalid(diags)));
-            }
-            (path.display().to_string(), text)
-        }
-        None => {
-            let name = "bundled:monthly-os.toml";
-            let (policy, diags) = Policy::parse(Path::new(name), POLICY);
-            policy.with_context(|| format!("the bundled policy is invalid:\n{diags}"))?;
-            (name.to_string(), POLICY.to_string())
-        }
-    };
+    let (policy_name, policy) = policy_of(args)?;
     Ok(Inputs {
         policy_name,
         policy,
@@ -233,6 +252,28 @@ fn inputs_of(args: &DemoArgs) -> anyhow::Result<Inputs> {
         },
         start: args.start,
         observed: Default::default(),
+        patches: None,
+    })
+}
+
+/// The policy's name and text: `--policy`, checked (its problems said as for every
+/// command), else the bundled `monthly-os`.
+fn policy_of(args: &DemoArgs) -> anyhow::Result<(String, String)> {
+    Ok(match &args.policy {
+        Some(path) => {
+            let text = ringleader_diag::read_file("policy", path).map_err(policy_error)?;
+            let (policy, diags) = Policy::parse(path, &text);
+            if policy.is_none() || diags.has_errors() {
+                return Err(policy_error(PolicyError::Invalid(diags)));
+            }
+            (path.display().to_string(), text)
+        }
+        None => {
+            let name = "bundled:monthly-os.toml";
+            let (policy, diags) = Policy::parse(Path::new(name), POLICY);
+            policy.with_context(|| format!("the bundled policy is invalid:\n{diags}"))?;
+            (name.to_string(), POLICY.to_string())
+        }
     })
 }
 

@@ -306,7 +306,7 @@ async fn healthz(Extract(state): Extract<State>) -> Result<Json<serde_json::Valu
 }
 
 /// The API's state of a rollout in the core's `phase`.
-fn rollout_state(phase: PhaseName) -> RolloutState {
+pub fn rollout_state(phase: PhaseName) -> RolloutState {
     match phase {
         PhaseName::Running => RolloutState::Running,
         PhaseName::Soaking => RolloutState::Soaking,
@@ -632,6 +632,7 @@ async fn start(
         clock,
         start,
         observed: Default::default(),
+        patches: None,
     };
     // A large inventory takes a while to parse: not on the threads serving requests.
     let (mut inputs, checked) = tokio::task::spawn_blocking(move || {

@@ -1005,6 +1005,7 @@ async fn execute(
         auto_approve_after: None,
         control: Some(rx),
         metrics: rollout.metrics.clone(),
+        horizon: None,
     };
     let (core, report) = ready
         .run(run, move |core, now| {

@@ -106,6 +106,22 @@ fn steps_of_a_device_run_in_order_and_the_rollout_completes() {
 }
 
 #[test]
+fn a_ring_whose_devices_have_nothing_to_install_completes_at_once() {
+    // The lab ring has nothing to do (its devices have every patch): it completes at
+    // the first tick, and the next ring starts, instead of waiting for an event that
+    // never comes.
+    let mut core = Core::new(spec(vec![
+        ring("lab", vec![job("a", 0, &[]), job("b", 0, &[])]),
+        ring("broad", vec![job("c", 0, &["p1"])]),
+    ]));
+    let d = core.handle(t(T0), Event::Tick);
+    assert!(d.contains(&Decision::RingComplete { ring: 0 }), "{d:?}");
+    assert_eq!(starts(&d), [(1, 0, 0)]);
+    let d = ok(&mut core, T0, 1, 0, 0);
+    assert!(d.contains(&Decision::Completed), "{d:?}");
+}
+
+#[test]
 fn failures_still_count_a_failed_device_once_it_is_rolled_back() {
     let mut core = Core::new(spec(vec![ring(
         "canary",

@@ -80,9 +80,10 @@ pub async fn prepare(
     inventory: &Inventory,
     sources: &[ringleader_runtime::Plugin],
     at: jiff::Timestamp,
+    only: Option<&std::collections::BTreeSet<String>>,
 ) -> Result<Prepared, PrepareError> {
     let devices: Vec<_> = inventory.devices.iter().map(|d| d.to_plugin()).collect();
-    plan_for(policy, inventory, devices, sources, at).await
+    plan_for(policy, inventory, devices, sources, at, only).await
 }
 
 /// Asks `sources` for the patches of `devices` (some or all of `inventory`), and plans
@@ -94,8 +95,12 @@ async fn plan_for(
     devices: Vec<ringleader_types::Device>,
     sources: &[ringleader_runtime::Plugin],
     at: jiff::Timestamp,
+    only: Option<&std::collections::BTreeSet<String>>,
 ) -> Result<Prepared, PrepareError> {
-    let reported = discover_all(sources, &devices).await?;
+    let mut reported = discover_all(sources, &devices).await?;
+    if let Some(only) = only {
+        reported.retain(|(patch, _)| only.contains(&patch.id));
+    }
     let targets = Targets {
         devices: devices.into_iter().map(|d| (d.id.clone(), d)).collect(),
         patches: reported
@@ -125,13 +130,15 @@ async fn plan_for(
 /// Rings are assigned over the whole inventory, old devices and new, exactly as a plan
 /// would, so that a percentage stays a percentage of the fleet; only the new devices'
 /// jobs are kept. Where they go from there (their ring may be done already) is the
-/// core's rule, documented in `docs/policies.md`.
+/// core's rule, documented in `docs/policies.md`. `only`: the rollout's patches, when
+/// it rolls out a selection ([`prepare`]).
 pub async fn join(
     policy: &Policy,
     inventory: &Inventory,
     joining: &[&str],
     sources: &[ringleader_runtime::Plugin],
     at: jiff::Timestamp,
+    only: Option<&std::collections::BTreeSet<String>>,
 ) -> Result<Joining, PrepareError> {
     let wanted: std::collections::HashSet<&str> = joining.iter().copied().collect();
     let devices: Vec<_> = inventory
@@ -140,7 +147,8 @@ pub async fn join(
         .filter(|d| wanted.contains(d.id.as_str()))
         .map(|d| d.to_plugin())
         .collect();
-    let Prepared { spec, targets, .. } = plan_for(policy, inventory, devices, sources, at).await?;
+    let Prepared { spec, targets, .. } =
+        plan_for(policy, inventory, devices, sources, at, only).await?;
     let rings = spec
         .rings
         .into_iter()

@@ -1,6 +1,7 @@
 //! The `ringleader` binary, run as a user, an operator or a script would run it: one
 //! test binary, a module per area (`cargo test -p ringleader --test it -- serve::`).
 //!
+//! - `continuous`: `demo --continuous`, a standing schedule over a simulated month;
 //! - `cli`: the commands that need no daemon (`plan`, `policy check`, `plugin check`,
 //!   `demo`, ...);
 //! - `client`: the client commands facing an answer that is not the document expected;
@@ -19,6 +20,7 @@
 mod cli;
 mod client;
 mod compliance;
+mod continuous;
 mod e2e;
 mod failures;
 mod fleet;
