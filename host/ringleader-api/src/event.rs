@@ -24,6 +24,9 @@ named! {
         RebootFinished = "reboot-finished",
         RingComplete = "ring-complete",
         AwaitingApproval = "awaiting-approval",
+        /// A ring that needs approval was approved by its policy's `auto_approve`
+        /// rule (`reason` says how the ring before it did).
+        ApprovedByRule = "approved-by-rule",
         Halted = "halted",
         Completed = "completed",
         /// A device did not report in time.

@@ -15,7 +15,9 @@
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use ringleader_planner::policy::{Amount, FailedDevices, Freeze, OnHalt, Reboot, Window};
+use ringleader_planner::policy::{
+    Amount, AutoApprove, FailedDevices, Freeze, OnHalt, Reboot, Window,
+};
 use ringleader_planner::schedule::{self, NEVER};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -48,6 +50,8 @@ pub struct RingSpec {
     pub max_failures: Amount,
     pub unresponsive_after: Duration,
     pub approval: bool,
+    /// The approval is granted by rule when the ring before passed so.
+    pub auto_approve: Option<AutoApprove>,
     pub window: Option<Window>,
     /// Whether devices restart for the steps that need it.
     pub reboot: Reboot,
@@ -169,6 +173,9 @@ pub enum Decision {
     Halt { ring: u16, reason: String },
     /// A ring waits for an operator's approval.
     AwaitApproval { ring: u16 },
+    /// A ring that needs approval was approved by its `auto_approve` rule: `reason`
+    /// says how the ring before it did.
+    ApprovedByRule { ring: u16, reason: String },
     /// Every ring completed.
     Completed,
     /// Call again at this time (or on the next event, whichever comes first).
@@ -955,6 +962,11 @@ impl Core {
                             note(until, &mut wake);
                             break;
                         }
+                        if let Some(reason) = self.approved_by_rule(ring, next) {
+                            out.push(Decision::ApprovedByRule { ring: next, reason });
+                            self.open_ring(next, until, expedited_at.min(until));
+                            continue;
+                        }
                         self.phase = Phase::AwaitingApproval { ring: next };
                         continue;
                     }
@@ -1004,6 +1016,27 @@ impl Core {
         if let Some(w) = wake {
             out.push(Decision::WakeAt(w));
         }
+    }
+
+    /// Whether ring `next`'s `auto_approve` holds for `ring`, the one before it: the
+    /// reason, said as the audit trail shows it.
+    fn approved_by_rule(&self, ring: u16, next: u16) -> Option<String> {
+        let rule = self.spec.rings[usize::from(next)].auto_approve?;
+        let r = &self.rings[usize::from(ring)];
+        let share = if r.jobs.is_empty() {
+            100.0
+        } else {
+            r.counts.done as f64 * 100.0 / r.jobs.len() as f64
+        };
+        (share >= rule.success && r.failures <= rule.failures as usize).then(|| {
+            format!(
+                "ring {} succeeded on {share:.1}% of its devices (at least {}%) with {} failed (at most {})",
+                self.spec.rings[usize::from(ring)].name,
+                rule.success,
+                r.failures,
+                rule.failures
+            )
+        })
     }
 
     fn has_expedited(&self, ring: u16) -> bool {

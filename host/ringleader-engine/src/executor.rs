@@ -570,6 +570,10 @@ fn note_of(decision: &Decision) -> Option<Note> {
             step: *step,
         },
         Decision::RingComplete { ring } => Note::RingComplete { ring: *ring },
+        Decision::ApprovedByRule { ring, reason } => Note::ApprovedByRule {
+            ring: *ring,
+            reason: reason.clone(),
+        },
         Decision::Completed => Note::Completed,
         Decision::StartStep { .. }
         | Decision::StartRollback { .. }
@@ -1064,6 +1068,9 @@ impl Executor {
                     step,
                 }),
                 Decision::RingComplete { ring } => self.note(Note::RingComplete { ring }),
+                Decision::ApprovedByRule { ring, reason } => {
+                    self.note(Note::ApprovedByRule { ring, reason })
+                }
                 Decision::Completed => self.note(Note::Completed),
             }
         }

@@ -37,6 +37,7 @@ pub fn from_plan(
             max_failures: ring.max_failures,
             unresponsive_after: ring.unresponsive_after,
             approval: ring.approval,
+            auto_approve: ring.auto_approve,
             window: ring
                 .window
                 .as_ref()

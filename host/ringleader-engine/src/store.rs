@@ -111,10 +111,25 @@ impl Record {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Note {
-    RingComplete { ring: u16 },
-    AwaitingApproval { ring: u16 },
-    Halted { ring: u16, reason: String },
-    DeviceUnresponsive { job: (u16, u32), step: u16 },
+    RingComplete {
+        ring: u16,
+    },
+    AwaitingApproval {
+        ring: u16,
+    },
+    /// Approved by the ring's `auto_approve` rule, without a person.
+    ApprovedByRule {
+        ring: u16,
+        reason: String,
+    },
+    Halted {
+        ring: u16,
+        reason: String,
+    },
+    DeviceUnresponsive {
+        job: (u16, u32),
+        step: u16,
+    },
     Completed,
 }
 

@@ -155,6 +155,9 @@ pub struct Ring {
     pub unresponsive_after: Duration,
     /// A person must approve before the ring starts.
     pub approval: bool,
+    /// The approval is granted without a person when the ring before passed this way
+    /// (`auto_approve`); otherwise it waits for one.
+    pub auto_approve: Option<AutoApprove>,
     /// Name of the maintenance window installs must start in.
     pub window: Option<String>,
     /// Whether devices restart after the steps that need it (`reboot`).
@@ -284,6 +287,22 @@ struct RawFreeze {
     reason: String,
 }
 
+/// When a ring that needs approval is approved by rule: the ring before it completed
+/// with at least `success` percent of its devices done and at most `failures` of them
+/// failed (a device unhealthy after its install counts as failed).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AutoApprove {
+    pub success: f64,
+    pub failures: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAutoApprove {
+    success: Option<String>,
+    failures: Option<i64>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRing {
@@ -296,6 +315,7 @@ struct RawRing {
     max_failures: Option<toml::Value>,
     unresponsive_after: Option<String>,
     approval: Option<String>,
+    auto_approve: Option<RawAutoApprove>,
     window: Option<String>,
     reboot: Option<String>,
     reboot_window: Option<String>,
@@ -993,6 +1013,54 @@ fn ring(
             false
         }
     };
+    let auto_approve = r.auto_approve.as_ref().and_then(|a| {
+        let place = |key: &'static str| {
+            [
+                Seg::Key("rings"),
+                Seg::Index(i),
+                Seg::Key("auto_approve"),
+                Seg::Key(key),
+            ]
+        };
+        if !approval {
+            d.error_at(
+                &at("auto_approve"),
+                "`auto_approve` is for a ring that needs approval",
+                "set `approval = \"required\"` on this ring, or remove `auto_approve`",
+            );
+            return None;
+        }
+        if i == 0 {
+            d.error_at(
+                &at("auto_approve"),
+                "the first ring has no ring before it to judge",
+                "put `auto_approve` on a later ring, or remove it",
+            );
+            return None;
+        }
+        let success = match &a.success {
+            Some(text) => percent(text, &place("success"), d),
+            None => Some(100.0),
+        };
+        let failures = match a.failures {
+            None => Some(0),
+            Some(n) => {
+                let n32 = u32::try_from(n).ok();
+                if n32.is_none() {
+                    d.error_at(
+                        &place("failures"),
+                        format!("`failures` is {n}"),
+                        "give the most devices of the ring before that may have failed: 0 or more",
+                    );
+                }
+                n32
+            }
+        };
+        Some(AutoApprove {
+            success: success?,
+            failures: failures?,
+        })
+    });
     for (key, name) in [("window", &r.window), ("reboot_window", &r.reboot_window)] {
         if let Some(w) = name
             && !windows.contains_key(w)
@@ -1047,6 +1115,7 @@ fn ring(
         max_failures,
         unresponsive_after,
         approval,
+        auto_approve,
         window: r.window.clone(),
         reboot,
         reboot_window: r.reboot_window.clone(),

@@ -1469,6 +1469,11 @@ fn event_v1(rollout: &Rollout, cursor: u64, record: Record) -> Option<EventV1> {
                     e.ring = ring_name(ring);
                     EventKind::AwaitingApproval
                 }
+                Note::ApprovedByRule { ring, reason } => {
+                    e.ring = ring_name(ring);
+                    e.reason = Some(reason);
+                    EventKind::ApprovedByRule
+                }
                 Note::Halted { ring, reason } => {
                     e.ring = ring_name(ring);
                     e.reason = Some(reason);

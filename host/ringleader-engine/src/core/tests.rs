@@ -38,6 +38,7 @@ fn ring(name: &str, devices: Vec<DeviceJob>) -> RingSpec {
         max_failures: Amount::Count(0),
         unresponsive_after: Duration::from_secs(3600),
         approval: false,
+        auto_approve: None,
         window: None,
         reboot: Reboot::IfNeeded,
         reboot_window: None,
@@ -320,6 +321,52 @@ fn the_next_ring_waits_for_the_soak_then_for_approval() {
             .is_empty()
     );
     let d = core.handle(t("2026-12-01T03:00:00Z"), Event::Approve);
+    assert_eq!(starts(&d), [(1, 0, 0)]);
+}
+
+#[test]
+fn a_rule_approves_the_next_ring_only_when_the_ring_before_passed_it() {
+    let rule = AutoApprove {
+        success: 99.0,
+        failures: 0,
+    };
+    let rollout = || {
+        let mut canary = ring(
+            "canary",
+            (0..4).map(|i| job(&format!("c{i}"), 0, &["p"])).collect(),
+        );
+        canary.max_failures = Amount::Count(1);
+        canary.soak = Duration::from_secs(3600);
+        let mut pilot = ring("pilot", vec![job("p0", 0, &["p"])]);
+        pilot.approval = true;
+        pilot.auto_approve = Some(rule);
+        let mut core = Core::new(spec(vec![canary, pilot]));
+        core.handle(t(T0), Event::Tick);
+        core
+    };
+    // Every canary device done: at the soak's end the pilot opens without a person.
+    let mut core = rollout();
+    for i in 0..4 {
+        ok(&mut core, T0, 0, i, 0);
+    }
+    let d = core.handle(t("2026-11-30T01:00:00Z"), Event::Tick);
+    assert_eq!(
+        d[0],
+        Decision::ApprovedByRule {
+            ring: 1,
+            reason: "ring canary succeeded on 100.0% of its devices (at least 99%) with 0 failed (at most 0)".into()
+        }
+    );
+    assert_eq!(starts(&d), [(1, 0, 0)]);
+    // One failed (within the canary's budget): 75% done, so a person decides.
+    let mut core = rollout();
+    fail(&mut core, T0, 0, 0, 0);
+    for i in 1..4 {
+        ok(&mut core, T0, 0, i, 0);
+    }
+    let d = core.handle(t("2026-11-30T01:00:00Z"), Event::Tick);
+    assert_eq!(d, [Decision::AwaitApproval { ring: 1 }]);
+    let d = core.handle(t("2026-11-30T02:00:00Z"), Event::Approve);
     assert_eq!(starts(&d), [(1, 0, 0)]);
 }
 

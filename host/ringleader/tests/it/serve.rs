@@ -262,6 +262,42 @@ fn status_wait_exit_codes_tell_completed_halted_and_aborted_apart() {
     assert_eq!(status["state"], "completed");
 }
 
+/// `auto_approve`: the ring that needs approval opens without a person when the ring
+/// before passed, and the event stream says so with the reason.
+#[test]
+fn a_ring_approved_by_rule_needs_no_person_and_the_events_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&dir.path().join("data"));
+    let policy = APPROVAL.replace(
+        "approval = \"required\"\n",
+        "approval = \"required\"\nauto_approve = { success = \"99%\", failures = 0 }\n",
+    );
+    assert!(policy.contains("auto_approve"));
+    let policy = policy_file(dir.path(), "auto.toml", &policy);
+    let id = start(&daemon, &policy, 200, &["--fail-permille", "0"]);
+    let out = daemon.cli(&["status", &id, "--wait", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let out = daemon.cli(&["events", &id, "--json"]);
+    let events: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let approved = events
+        .iter()
+        .find(|e| e["type"] == "approved-by-rule")
+        .unwrap_or_else(|| panic!("no approved-by-rule event: {events:#?}"));
+    assert_valid("event.v1.json", approved);
+    assert_eq!(approved["ring"], "rest");
+    assert!(
+        approved["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("ring lab succeeded on 100.0% of its devices (at least 99%)"),
+        "{approved}"
+    );
+    assert!(!events.iter().any(|e| e["type"] == "awaiting-approval"));
+}
+
 #[test]
 fn changes_need_the_token_reads_do_not_and_every_change_is_audited() {
     let dir = tempfile::tempdir().unwrap();
