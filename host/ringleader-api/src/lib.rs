@@ -20,6 +20,7 @@
 //! | [`plan`] | `plan`, `explain` |
 //! | [`demo`] | `demo`, `demo-continuous` |
 //! | [`catalog`] | `catalog-check` |
+//! | [`source`] | `publications`: what the sources published, as first seen |
 //! | [`plugin`] | `patch` (a file), `plugin-run`, `plugin-check`, `plugin-list` |
 //! | [`token`] | `tokens` |
 //! | [`error`] | `error` |
@@ -82,6 +83,7 @@ pub mod plugin;
 pub mod rollout;
 pub mod schedule;
 mod schema;
+pub mod source;
 pub mod token;
 
 pub use schema::{Document, Schema};

@@ -1037,6 +1037,7 @@ fn schema_constants_are_the_published_ones() {
     constant::<ExplainV1>(&mut seen);
     constant::<DemoV1>(&mut seen);
     constant::<ContinuousV1>(&mut seen);
+    constant::<ringleader_api::source::PublicationsV1>(&mut seen);
     constant::<PatchV1>(&mut seen);
     constant::<RunV1>(&mut seen);
     constant::<PluginCheckV1>(&mut seen);

@@ -22,5 +22,6 @@ pub mod data_dir;
 pub mod fleet;
 pub mod plan_view;
 pub mod plugins;
+pub mod publications;
 pub mod serve;
 pub mod session;

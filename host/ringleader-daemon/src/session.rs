@@ -273,6 +273,8 @@ pub struct Session {
     kv: Arc<dyn KvStore>,
     /// The operator config's `[scan]`.
     scan: ringleader_runtime::config::ScanConfig,
+    /// The operator config's `[sources]`.
+    sources: ringleader_runtime::config::SourcesConfig,
     /// Who works on each device now: the rollouts' steps and the fleet scans.
     leases: Arc<DeviceLeases>,
 }
@@ -336,6 +338,7 @@ impl Session {
             devices,
             kv,
             scan: config.scan,
+            sources: config.sources,
             leases: Arc::default(),
         })
     }
@@ -351,6 +354,11 @@ impl Session {
     /// How often the registry is scanned on its own (`[scan] every`), if it is.
     pub fn scan_every(&self) -> Option<Duration> {
         self.scan.every
+    }
+
+    /// How often the daemon polls its sources (`[sources] poll`), if it does.
+    pub fn poll_every(&self) -> Option<Duration> {
+        self.sources.poll
     }
 
     /// The simulated devices' state.

@@ -76,6 +76,11 @@ impl Publications {
         out
     }
 
+    /// Puts back a publication kept elsewhere (a store read at start).
+    pub fn restore(&mut self, publication: Publication) {
+        self.by_id.insert(publication.id.clone(), publication);
+    }
+
     pub fn get(&self, id: &str) -> Option<&Publication> {
         self.by_id.get(id)
     }

@@ -33,7 +33,7 @@ impl From<FileError> for ConfigError {
 }
 
 /// What a problem's hint points to.
-const HINT: &str = "the operator config holds `[plugins.NAME]` tables (http, exec, kv, settings), `[credentials.NAME]` tables (ssh_key, known_hosts, username, password_file, ca_file) and a `[scan]` table (every, concurrency, timeout): see docs/operations.md, \"The operator config\"";
+const HINT: &str = "the operator config holds `[plugins.NAME]` tables (http, exec, kv, settings), `[credentials.NAME]` tables (ssh_key, known_hosts, username, password_file, ca_file) a `[scan]` table (every, concurrency, timeout) and a `[sources]` table (poll): see docs/operations.md, \"The operator config\"";
 
 /// `[scan]`: the daemon's fleet scans (docs/operations.md, "Fleet scans").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +77,20 @@ impl<'de> serde::Deserialize<'de> for Human {
     }
 }
 
+/// `[sources]`: how the daemon watches the patch sources.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourcesConfig {
+    /// Poll every source this often (`poll = "1h"`), recording each patch's first
+    /// sighting; `None`: sources are asked only when a rollout or compliance needs them.
+    pub poll: Option<std::time::Duration>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSources {
+    poll: Option<Human>,
+}
+
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawScan {
@@ -94,6 +108,7 @@ struct RawConfig {
     #[serde(default)]
     credentials: std::collections::BTreeMap<String, crate::transport::Credential>,
     scan: Option<RawScan>,
+    sources: Option<RawSources>,
 }
 
 /// The operator's config, as parsed: the one value every part of a process that needs
@@ -108,6 +123,8 @@ pub struct OperatorConfig {
     pub grants: Grants,
     /// `[scan]`.
     pub scan: ScanConfig,
+    /// `[sources]`.
+    pub sources: SourcesConfig,
 }
 
 impl OperatorConfig {
@@ -149,6 +166,9 @@ impl OperatorConfig {
                         credentials: raw.credentials,
                     },
                     scan,
+                    sources: SourcesConfig {
+                        poll: raw.sources.and_then(|s| s.poll.map(|h| h.0)),
+                    },
                 })
             }
             _ => Err(ConfigError::Invalid(diags)),

@@ -1161,6 +1161,65 @@ fn fleet_device(args: FleetDeviceArgs) -> Result<ExitStatus, Exit> {
 }
 
 #[derive(Debug, Args)]
+pub struct PublicationsArgs {
+    /// From this cursor on (a previous answer's `next`): only what is newer.
+    #[arg(long, default_value_t = 0)]
+    since: u64,
+    /// Print the API's JSON object (schema `ringleader.publications/v1`).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    server: Server,
+}
+
+pub fn publications(args: PublicationsArgs) -> ExitCode {
+    finish(publications_list(args))
+}
+
+fn publications_list(args: PublicationsArgs) -> Result<ExitStatus, Exit> {
+    use ringleader_api::source::PublicationsV1;
+    let client = Client::new(&args.server)?;
+    let answer: PublicationsV1 = client.get(&format!("/v1/publications?since={}", args.since))?;
+    if args.json {
+        print_json(&answer)?;
+        return Ok(ExitStatus::Success);
+    }
+    let mut out = String::new();
+    outln!(
+        out,
+        "{:>6}  {:<20} {:<20} {:<9} {:<9} {:>3}  {:<20} PATCH",
+        "CURSOR",
+        "FIRST SEEN",
+        "RELEASED",
+        "SEVERITY",
+        "KIND",
+        "REV",
+        "SOURCE"
+    );
+    for p in &answer.publications {
+        outln!(
+            out,
+            "{:>6}  {:<20} {:<20} {:<9} {:<9} {:>3}  {:<20} {}",
+            p.cursor,
+            when(Some(p.first_seen)),
+            when(Some(p.released)),
+            p.severity.as_str(),
+            p.kind.as_str(),
+            p.revision,
+            p.source,
+            p.id
+        );
+    }
+    emit(&out)?;
+    eprintln!(
+        "{}; next cursor {}",
+        crate::count(answer.publications.len(), "publication", "publications"),
+        answer.next
+    );
+    Ok(ExitStatus::Success)
+}
+
+#[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("format").args(["json", "csv"]))]
 pub struct ComplianceArgs {
     /// Only fixes of at least this severity: critical, high, medium, low, unknown.

@@ -72,6 +72,9 @@ enum Command {
     /// by severity and the age of the oldest; per patch the devices affected and
     /// patched; the share of devices fully patched per severity (docs/compliance.md).
     Compliance(client::ComplianceArgs),
+    /// What the daemon's source polls found new or changed (`[sources] poll`), each
+    /// patch with when it was first seen: what time to patch is measured from.
+    Publications(client::PublicationsArgs),
     Events(client::EventsArgs),
     /// Approve the ring that waits for approval.
     Approve(client::ActionArgs),
@@ -141,6 +144,7 @@ fn main() -> ExitCode {
         Command::Devices(args) => return client::devices(args),
         Command::Fleet(cmd) => return client::fleet(cmd),
         Command::Compliance(args) => return client::compliance(args),
+        Command::Publications(args) => return client::publications(args),
         Command::Events(args) => return client::events(args),
         Command::Approve(args) => return client::act(Action::Approve, args),
         Command::Pause(args) => return client::act(Action::Pause, args),
@@ -181,6 +185,7 @@ fn main() -> ExitCode {
             | Command::Devices(_)
             | Command::Fleet(_)
             | Command::Compliance(_)
+            | Command::Publications(_)
             | Command::Events(_)
             | Command::Approve(_)
             | Command::Pause(_)

@@ -96,6 +96,7 @@ pub fn router(state: State) -> Router {
         .route("/v1/fleet/scan", post(fleet_scan))
         .route("/v1/fleet/devices/{id}", get(fleet_device))
         .route("/v1/compliance", get(compliance))
+        .route("/v1/publications", get(publications))
         .fallback(no_route)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(json_errors))
@@ -910,6 +911,51 @@ async fn fleet_list(Extract(state): Extract<State>, caller: Caller) -> Result<Re
         schema: Schema::new(),
         devices,
         not_scanned_recently,
+    })?
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublicationsQuery {
+    #[serde(default)]
+    since: u64,
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+/// `GET /v1/publications`: what the source polls found new or changed, from a cursor.
+async fn publications(
+    Extract(state): Extract<State>,
+    Query(query): Query<PublicationsQuery>,
+    caller: Caller,
+) -> Result<Response, Failure> {
+    use ringleader_api::source::{PublicationsV1, PublishedV1};
+    authorize(&state, &caller, false)?;
+    let limit = query.limit.clamp(1, 10_000);
+    let entries = state
+        .rollouts
+        .publications_since(query.since, limit)
+        .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"), None))?;
+    let next = entries.last().map_or(query.since, |(c, _)| c + 1);
+    let ts = |s: i64| Timestamp::from_second(s).unwrap_or(Timestamp::UNIX_EPOCH);
+    let publications = entries
+        .into_iter()
+        .map(|(cursor, p)| PublishedV1 {
+            cursor,
+            id: p.publication.id,
+            kind: p.publication.kind.into(),
+            severity: p.publication.severity.into(),
+            source: p.source,
+            released: ts(p.publication.released),
+            first_seen: ts(p.publication.first_seen),
+            revision: p.publication.revision,
+        })
+        .collect();
+    Ok(sorted_json(&PublicationsV1 {
+        schema: Schema::new(),
+        publications,
+        next,
     })?
     .into_response())
 }
@@ -1742,6 +1788,42 @@ async fn metrics(Extract(state): Extract<State>, caller: Caller) -> Result<Respo
             ("{result=\"succeeded\"}".into(), ok as f64),
             ("{result=\"failed\"}".into(), failed as f64),
         ],
+    );
+    let polls = &state.rollouts.polls;
+    metric(
+        "ringleader_source_polls_total",
+        "counter",
+        "Polls of the patch sources ([sources] poll), by result (since the daemon started).",
+        &[
+            (
+                "{result=\"ok\"}".into(),
+                polls[0]
+                    .load(Ordering::Relaxed)
+                    .saturating_sub(polls[1].load(Ordering::Relaxed)) as f64,
+            ),
+            (
+                "{result=\"failed\"}".into(),
+                polls[1].load(Ordering::Relaxed) as f64,
+            ),
+        ],
+    );
+    metric(
+        "ringleader_patches_published_total",
+        "counter",
+        "Patches the source polls found new or changed, by severity (since the daemon started).",
+        &ringleader_planner::compliance::SEVERITIES
+            .iter()
+            .map(|s| {
+                (
+                    format!(
+                        "{{severity=\"{}\"}}",
+                        ringleader_planner::policy::severity_name(*s)
+                    ),
+                    state.rollouts.published[ringleader_planner::compliance::rank(*s)]
+                        .load(Ordering::Relaxed) as f64,
+                )
+            })
+            .collect::<Vec<_>>(),
     );
     metric(
         "ringleader_rollbacks_total",

@@ -87,6 +87,9 @@ pub async fn serve(args: Options) -> anyhow::Result<()> {
     );
 
     let rollouts = open_rollouts(&args, chosen)?;
+    if let Some(every) = rollouts.poll_every() {
+        tokio::spawn(periodic_poll(rollouts.clone(), every));
+    }
     if let Some(every) = rollouts.scan_every() {
         tokio::spawn(periodic_scan(rollouts.clone(), every));
     }
@@ -159,6 +162,30 @@ async fn periodic_scan(rollouts: Arc<rollouts::Rollouts>, every: Duration) {
                 done.duration_ms
             ),
             Err(e) => tracing::error!("periodic scan failed: {e:#}"),
+        }
+    }
+}
+
+/// Polls the sources every `every` (the operator config's `[sources] poll`), the first
+/// time at the start.
+async fn periodic_poll(rollouts: Arc<rollouts::Rollouts>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match rollouts.poll_sources().await {
+            Ok(new) => {
+                for p in &new {
+                    tracing::info!(
+                        "patch published: {} ({}, revision {}) by {}",
+                        p.publication.id,
+                        ringleader_planner::policy::severity_name(p.publication.severity),
+                        p.publication.revision,
+                        p.source
+                    );
+                }
+            }
+            Err(e) => tracing::error!("source poll failed: {e:#}"),
         }
     }
 }

@@ -213,6 +213,13 @@ pub struct Rollouts {
     scanning: tokio::sync::Mutex<()>,
     /// The last catalog discovered for compliance.
     catalog: crate::compliance::CatalogCache,
+    /// The patches the sources published, each first sighting kept (`DATA/publications/`).
+    publications: crate::publications::Watch,
+    /// Source polls since the start: made, failed; patches published by severity rank.
+    pub polls: [std::sync::atomic::AtomicU64; 2],
+    pub published: [std::sync::atomic::AtomicU64; 5],
+    /// One poll at a time.
+    polling: tokio::sync::Mutex<()>,
     /// The last compliance computed "now", and its JSON: answered again for
     /// [`COMPLIANCE_REUSE`] while the registry and the catalog stay the same.
     compliance: tokio::sync::Mutex<Option<CachedCompliance>>,
@@ -291,7 +298,12 @@ impl Rollouts {
         std::fs::create_dir_all(&dir)
             .map_err(|e| anyhow::anyhow!("failed to create {}: {e}", dir.display()))?;
         let fleet = crate::fleet::Registry::open(&data.join("fleet"))?;
+        let publications = crate::publications::Watch::open(&data.join("publications"))?;
         let rollouts = Arc::new(Rollouts {
+            publications,
+            polls: Default::default(),
+            published: Default::default(),
+            polling: tokio::sync::Mutex::new(()),
             dir: dir.clone(),
             session,
             fleet,
@@ -599,6 +611,53 @@ impl Rollouts {
         })
         .await
         .map_err(|e| anyhow::anyhow!("compliance: {e}"))?
+    }
+
+    /// Polls every source for the registry's devices and records what is new or
+    /// changed, each at this poll's time (whole seconds), durably before returning.
+    pub async fn poll_sources(&self) -> anyhow::Result<Vec<crate::publications::Published>> {
+        use std::sync::atomic::Ordering;
+        let _one = self.polling.lock().await;
+        self.polls[0].fetch_add(1, Ordering::Relaxed);
+        let result = async {
+            let devices = self.compliance_devices().await?;
+            if devices.1.devices.is_empty() {
+                return Ok(Vec::new());
+            }
+            let sources = self.session.sources_for(&devices.1).await?;
+            let reported = sources.poll().await?;
+            let at = Timestamp::from_second(Timestamp::now().as_second())
+                .unwrap_or(Timestamp::UNIX_EPOCH);
+            let watch = &self.publications;
+            Ok(watch.observe(at, &reported)?)
+        }
+        .await;
+        match &result {
+            Ok(new) => {
+                for p in new {
+                    let rank = ringleader_planner::compliance::rank(p.publication.severity);
+                    self.published[rank].fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(_) => {
+                self.polls[1].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        result
+    }
+
+    /// The publications log from cursor `since`, at most `limit` entries.
+    pub fn publications_since(
+        &self,
+        since: u64,
+        limit: usize,
+    ) -> anyhow::Result<Vec<(u64, crate::publications::Published)>> {
+        Ok(self.publications.since(since, limit)?)
+    }
+
+    /// How often the sources are polled (`[sources] poll`).
+    pub fn poll_every(&self) -> Option<std::time::Duration> {
+        self.session.poll_every()
     }
 
     /// Computes a compliance (for `at`, else now), with the catalog's discovery time.

@@ -444,3 +444,105 @@ fn scans_never_run_on_a_device_while_a_rollout_step_does() {
     // Scans met running steps, and left those devices for later.
     assert!(busy > 0, "{scans} scans, none found a device busy");
 }
+
+/// `[sources] poll`: the daemon polls its sources for the registry's devices and
+/// records each patch as first seen (`GET /v1/publications`, `ringleader
+/// publications`), a changed patch as its next revision, and keeps the first sightings
+/// across a restart; the metrics count them.
+#[test]
+fn polled_sources_record_each_patch_as_first_seen_and_keep_it_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let inventory = write(
+        dir.path(),
+        "fleet.toml",
+        "[[devices]]\nid = \"ws-1\"\ncomponents = { openssl = \"3.0.11\" }\n",
+    );
+    let patch = |fixed: &str| {
+        format!(
+            "vendor = \"corp\"\n[[patches]]\nid = \"corp-openssl\"\ncomponent = \"openssl\"\nfixed-version = \"{fixed}\"\nkind = \"security\"\nseverity = \"critical\"\nreleased = \"2026-11-20\"\n"
+        )
+    };
+    let feed = dir.path().join("catalog.toml");
+    std::fs::write(&feed, patch("3.0.16")).unwrap();
+    let config = write(
+        dir.path(),
+        "ringleader.toml",
+        &format!(
+            "[sources]\npoll = \"1s\"\n[plugins.catalog-source]\nhttp = [\"{{setting:catalog}}\"]\nsettings = {{ catalog = \"file://{}\" }}\n",
+            feed.display()
+        ),
+    );
+    let args = ["--config", &config, "--source", "catalog-source"];
+    let daemon = Daemon::start_with(&data, &args);
+    let out = daemon.cli(&["fleet", "scan", "--inventory", &inventory]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let published = |daemon: &Daemon, want: usize| -> Value {
+        for _ in 0..100 {
+            let out = daemon.cli(&["publications", "--json"]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_valid("publications.v1.json", &doc);
+            if doc["publications"].as_array().unwrap().len() >= want {
+                return doc;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        panic!("fewer than {want} publications: {}", daemon.log());
+    };
+    let first = published(&daemon, 1);
+    let p = &first["publications"][0];
+    assert_eq!(p["id"], "corp-openssl");
+    assert_eq!(p["severity"], "critical");
+    assert_eq!(p["source"], "catalog-source");
+    assert_eq!(p["revision"], 1);
+    assert_eq!(p["released"], "2026-11-20T00:00:00Z");
+    let seen = p["first_seen"].as_str().unwrap().to_string();
+
+    // A new fixed version is a new revision; the unchanged feed adds nothing meanwhile.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(
+        published(&daemon, 1)["publications"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let changed = dir.path().join("catalog.toml.new");
+    std::fs::write(&changed, patch("3.0.17")).unwrap();
+    std::fs::rename(&changed, &feed).unwrap();
+    let second = published(&daemon, 2);
+    assert_eq!(second["publications"][1]["revision"], 2);
+    assert_eq!(second["next"], 2);
+    let since = daemon.cli(&["publications", "--since", "1", "--json"]);
+    let since: Value = serde_json::from_slice(&since.stdout).unwrap();
+    assert_eq!(since["publications"].as_array().unwrap().len(), 1);
+    let (code, metrics) = daemon.http("GET", "/metrics", None, "");
+    assert_eq!(code, 200);
+    let metrics = metrics.as_str().unwrap();
+    assert!(
+        metrics.contains("ringleader_patches_published_total{severity=\"critical\"} 2"),
+        "{metrics}"
+    );
+
+    // After a restart: the same first sightings, nothing published again.
+    drop(daemon);
+    let daemon = Daemon::start_with(&data, &args);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let after = published(&daemon, 2);
+    assert_eq!(
+        after["publications"].as_array().unwrap().len(),
+        2,
+        "{after}"
+    );
+    assert_eq!(after["publications"][0]["first_seen"], seen.as_str());
+}
