@@ -561,7 +561,9 @@ async fn finish_done(
 ) -> anyhow::Result<()> {
     let mut i = 0;
     while i < running.len() {
-        if running[i].task.is_finished() {
+        // Done as the driver sees it (the executor has ended): its task returns at
+        // once, so whether it is collected never depends on thread timing.
+        if running[i].task.is_finished() || running[i].follower.is_done() {
             let mut r = running.swap_remove(i);
             let finished = match (&mut r.task).await {
                 Ok((_, report)) => Some(report.finished),

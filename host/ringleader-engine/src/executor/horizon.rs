@@ -39,6 +39,13 @@ pub struct Follower {
     position: watch::Receiver<Position>,
 }
 
+impl Follower {
+    /// Whether its run has returned (or is returning: its result is moments away).
+    pub fn is_done(&self) -> bool {
+        *self.position.borrow() == Position::Done
+    }
+}
+
 impl Driver {
     /// A driver whose executors may run up to `at`.
     pub fn new(at: Timestamp) -> Driver {
