@@ -78,6 +78,7 @@ pub mod error;
 pub mod event;
 pub mod exit;
 pub mod fleet;
+pub mod notification;
 pub mod plan;
 pub mod plugin;
 pub mod rollout;

@@ -275,6 +275,9 @@ pub struct Session {
     scan: ringleader_runtime::config::ScanConfig,
     /// The operator config's `[sources]`.
     sources: ringleader_runtime::config::SourcesConfig,
+    /// The operator config's `[webhooks.NAME]` and `[notifications]`.
+    webhooks: Vec<ringleader_runtime::config::WebhookConfig>,
+    notifications: ringleader_runtime::config::NotificationsConfig,
     /// Who works on each device now: the rollouts' steps and the fleet scans.
     leases: Arc<DeviceLeases>,
 }
@@ -339,6 +342,8 @@ impl Session {
             kv,
             scan: config.scan,
             sources: config.sources,
+            webhooks: config.webhooks.clone(),
+            notifications: config.notifications,
             leases: Arc::default(),
         })
     }
@@ -359,6 +364,16 @@ impl Session {
     /// How often the daemon polls its sources (`[sources] poll`), if it does.
     pub fn poll_every(&self) -> Option<Duration> {
         self.sources.poll
+    }
+
+    /// The webhooks (`[webhooks.NAME]`) and what else is notified (`[notifications]`).
+    pub fn webhooks(
+        &self,
+    ) -> (
+        &[ringleader_runtime::config::WebhookConfig],
+        ringleader_runtime::config::NotificationsConfig,
+    ) {
+        (&self.webhooks, self.notifications)
     }
 
     /// The simulated devices' state.

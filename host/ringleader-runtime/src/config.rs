@@ -33,7 +33,7 @@ impl From<FileError> for ConfigError {
 }
 
 /// What a problem's hint points to.
-const HINT: &str = "the operator config holds `[plugins.NAME]` tables (http, exec, kv, settings), `[credentials.NAME]` tables (ssh_key, known_hosts, username, password_file, ca_file) a `[scan]` table (every, concurrency, timeout) and a `[sources]` table (poll): see docs/operations.md, \"The operator config\"";
+const HINT: &str = "the operator config holds `[plugins.NAME]` tables (http, exec, kv, settings), `[credentials.NAME]` tables (ssh_key, known_hosts, username, password_file, ca_file) a `[scan]` table (every, concurrency, timeout), a `[sources]` table (poll), `[webhooks.NAME]` tables (url, secret_file, events, severities, attempts, timeout, retry_max) and a `[notifications]` table (not_scanned_after): see docs/operations.md, \"The operator config\", and docs/notifications.md";
 
 /// `[scan]`: the daemon's fleet scans (docs/operations.md, "Fleet scans").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +99,80 @@ struct RawScan {
     timeout: Option<Human>,
 }
 
+/// What a webhook may be told about (`events`), as `ringleader.notification/v1`
+/// names them (the daemon's `NotificationKind`).
+pub const WEBHOOK_EVENTS: &[&str] = &[
+    "awaiting-approval",
+    "halted",
+    "completed",
+    "device-failed",
+    "rollback-failed",
+    "patch-published",
+    "device-not-scanned",
+];
+
+const SEVERITIES: &[&str] = &["unknown", "low", "medium", "high", "critical"];
+
+/// `[webhooks.NAME]`: where notifications of the kinds in `events` are POSTed
+/// (docs/notifications.md).
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    pub name: String,
+    /// `https://...`, or `http://` to a loopback address.
+    pub url: String,
+    /// The HMAC-SHA256 key every body is signed with: the bytes of `secret_file`, its
+    /// trailing newline removed.
+    pub secret: Vec<u8>,
+    /// The notification kinds it wants (of [`WEBHOOK_EVENTS`]).
+    pub events: Vec<String>,
+    /// `patch-published` only for patches of these severities (default `critical`).
+    pub severities: Vec<String>,
+    /// Tries of one notification before it is dropped (default 10).
+    pub attempts: u32,
+    /// How long one try may take (default 10 s).
+    pub timeout: std::time::Duration,
+    /// The longest wait between two tries (the wait doubles from 1 s up to it;
+    /// default 5 min).
+    pub retry_max: std::time::Duration,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        f.debug_struct("WebhookConfig")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `[notifications]`: what the daemon notifies about beyond rollouts' events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NotificationsConfig {
+    /// A registry device not scanned for this long is notified (`device-not-scanned`),
+    /// once until it is scanned again; `None`: never.
+    pub not_scanned_after: Option<std::time::Duration>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    url: Option<String>,
+    secret_file: Option<PathBuf>,
+    events: Option<Vec<String>>,
+    severities: Option<Vec<String>>,
+    attempts: Option<std::num::NonZeroU32>,
+    timeout: Option<Human>,
+    retry_max: Option<Human>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotifications {
+    not_scanned_after: Option<Human>,
+}
+
 /// The file as written.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -109,6 +183,9 @@ struct RawConfig {
     credentials: std::collections::BTreeMap<String, crate::transport::Credential>,
     scan: Option<RawScan>,
     sources: Option<RawSources>,
+    #[serde(default)]
+    webhooks: std::collections::BTreeMap<String, RawWebhook>,
+    notifications: Option<RawNotifications>,
 }
 
 /// The operator's config, as parsed: the one value every part of a process that needs
@@ -125,6 +202,10 @@ pub struct OperatorConfig {
     pub scan: ScanConfig,
     /// `[sources]`.
     pub sources: SourcesConfig,
+    /// `[webhooks.NAME]`, by name.
+    pub webhooks: Vec<WebhookConfig>,
+    /// `[notifications]`.
+    pub notifications: NotificationsConfig,
 }
 
 impl OperatorConfig {
@@ -150,6 +231,10 @@ impl OperatorConfig {
             return Err(ConfigError::Invalid(diags));
         }
         let raw = diags.toml_from_str::<RawConfig>(text, HINT);
+        let webhooks = match &raw {
+            Some(raw) => webhooks(path, &raw.webhooks, &mut diags),
+            None => Vec::new(),
+        };
         diags.sort();
         match raw {
             Some(raw) if !diags.has_errors() => {
@@ -169,10 +254,171 @@ impl OperatorConfig {
                     sources: SourcesConfig {
                         poll: raw.sources.and_then(|s| s.poll.map(|h| h.0)),
                     },
+                    webhooks,
+                    notifications: NotificationsConfig {
+                        not_scanned_after: raw
+                            .notifications
+                            .and_then(|n| n.not_scanned_after.map(|h| h.0)),
+                    },
                 })
             }
             _ => Err(ConfigError::Invalid(diags)),
         }
+    }
+}
+
+/// The webhooks as written, validated: every problem located at its key.
+fn webhooks(
+    path: &Path,
+    raw: &std::collections::BTreeMap<String, RawWebhook>,
+    d: &mut Diagnostics,
+) -> Vec<WebhookConfig> {
+    use ringleader_diag::Seg;
+    const HOOK_HINT: &str = "a webhook needs url, secret_file and events: docs/notifications.md";
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut out = Vec::new();
+    for (name, w) in raw {
+        let at = |key: &'static str| [Seg::Key("webhooks"), Seg::Key(name), Seg::Key(key)];
+        let before = d.errors().count();
+        let missing = |key: &'static str, d: &mut Diagnostics| {
+            d.error_at(
+                &[Seg::Key("webhooks"), Seg::Key(name)],
+                format!("webhook `{name}` has no `{key}`"),
+                HOOK_HINT,
+            );
+        };
+        match &w.url {
+            None => missing("url", d),
+            Some(url) => {
+                if let Err(why) = webhook_url(url) {
+                    d.error_at(
+                        &at("url"),
+                        format!("`{}` {why}", ringleader_diag::escape(url)),
+                        "give an https:// URL, or http://127.0.0.1:PORT/... for a receiver on this machine",
+                    );
+                }
+            }
+        }
+        let mut secret = Vec::new();
+        match &w.secret_file {
+            None => missing("secret_file", d),
+            Some(file) => {
+                let file = base.join(file);
+                match std::fs::read(&file) {
+                    Ok(mut bytes) => {
+                        while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                            bytes.pop();
+                        }
+                        if bytes.is_empty() {
+                            d.error_at(
+                                &at("secret_file"),
+                                format!("{} is empty", file.display()),
+                                "write a long random secret into it, e.g. `openssl rand -hex 32 > FILE`",
+                            );
+                        }
+                        secret = bytes;
+                    }
+                    Err(e) => {
+                        d.error_at(
+                            &at("secret_file"),
+                            format!("cannot read {}: {e}", file.display()),
+                            "the path is read as given, or beside the config when relative; the daemon's user must be able to read it",
+                        );
+                    }
+                }
+            }
+        }
+        let mut events = Vec::new();
+        match &w.events {
+            None => missing("events", d),
+            Some(list) if list.is_empty() => {
+                d.error_at(
+                    &at("events"),
+                    format!("webhook `{name}` asks for no events"),
+                    &format!("name some of {}", WEBHOOK_EVENTS.join(", ")),
+                );
+            }
+            Some(list) => {
+                for (i, e) in list.iter().enumerate() {
+                    if !WEBHOOK_EVENTS.contains(&e.as_str()) {
+                        d.error_at(
+                            &[
+                                Seg::Key("webhooks"),
+                                Seg::Key(name),
+                                Seg::Key("events"),
+                                Seg::Index(i),
+                            ],
+                            format!("`{}` is no notification kind", ringleader_diag::escape(e)),
+                            &format!("the kinds are {}", WEBHOOK_EVENTS.join(", ")),
+                        );
+                    } else if !events.contains(e) {
+                        events.push(e.clone());
+                    }
+                }
+            }
+        }
+        let mut severities = Vec::new();
+        for (i, s) in w.severities.iter().flatten().enumerate() {
+            if SEVERITIES.contains(&s.as_str()) {
+                severities.push(s.clone());
+            } else {
+                d.error_at(
+                    &[
+                        Seg::Key("webhooks"),
+                        Seg::Key(name),
+                        Seg::Key("severities"),
+                        Seg::Index(i),
+                    ],
+                    format!("`{}` is no severity", ringleader_diag::escape(s)),
+                    &format!("the severities are {}", SEVERITIES.join(", ")),
+                );
+            }
+        }
+        if w.severities.is_none() {
+            severities.push("critical".to_string());
+        }
+        if d.errors().count() == before {
+            out.push(WebhookConfig {
+                name: name.clone(),
+                url: w.url.clone().unwrap_or_default(),
+                secret,
+                events,
+                severities,
+                attempts: w.attempts.map_or(10, |n| n.get()),
+                timeout: w
+                    .timeout
+                    .map_or(std::time::Duration::from_secs(10), |h| h.0),
+                retry_max: w
+                    .retry_max
+                    .map_or(std::time::Duration::from_secs(300), |h| h.0),
+            });
+        }
+    }
+    out
+}
+
+/// Why `url` cannot be a webhook's: only `https`, or `http` to a loopback address
+/// (a secret-signed body still crosses the network readable over plain `http`).
+pub fn webhook_url(url: &str) -> Result<(), String> {
+    let uri: ureq::http::Uri = url.parse().map_err(|e| format!("is not a URL ({e})"))?;
+    let host = uri.host().ok_or("has no host")?;
+    match uri.scheme_str() {
+        Some("https") => Ok(()),
+        Some("http") => {
+            let bare = host.trim_start_matches('[').trim_end_matches(']');
+            let loopback = bare == "localhost"
+                || bare
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if loopback {
+                Ok(())
+            } else {
+                Err(format!(
+                    "is plain http to `{host}`: only https, or http to a loopback address, may receive notifications"
+                ))
+            }
+        }
+        _ => Err("is neither https:// nor http://".into()),
     }
 }
 
@@ -265,5 +511,46 @@ mod tests {
             found[0].starts_with("ringleader.toml:2:15: carriage return must be followed by newline, expected newline (the line reads `http = [\"a\\u{202e}\" \\r 1]`) (hint: the operator config holds"),
             "{found:#?}"
         );
+    }
+
+    #[test]
+    fn webhooks_read_their_secret_and_every_mistake_is_located() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ops.secret"), "s3cret\n").unwrap();
+        let path = dir.path().join("ringleader.toml");
+        let good = "[webhooks.ops]\nurl = \"http://127.0.0.1:9/hook\"\nsecret_file = \"ops.secret\"\nevents = [\"halted\", \"patch-published\"]\nretry_max = \"2s\"\n\n[notifications]\nnot_scanned_after = \"2d\"\n";
+        let config = OperatorConfig::parse(&path, good).unwrap();
+        let hook = &config.webhooks[0];
+        assert_eq!(hook.name, "ops");
+        assert_eq!(hook.secret, b"s3cret");
+        assert_eq!(hook.events, ["halted", "patch-published"]);
+        assert_eq!(hook.severities, ["critical"]);
+        assert_eq!((hook.attempts, hook.retry_max.as_secs()), (10, 2));
+        assert!(!format!("{hook:?}").contains("s3cret"));
+        assert_eq!(
+            config.notifications.not_scanned_after,
+            Some(std::time::Duration::from_secs(2 * 86400))
+        );
+
+        let bad = "[webhooks.a]\nurl = \"http://hooks.example.com/x\"\nsecret_file = \"missing.secret\"\nevents = [\"halted\", \"exploded\"]\nseverities = [\"urgent\"]\n\n[webhooks.b]\nurl = \"https://hooks.example.com/y\"\n";
+        let found = match OperatorConfig::parse(&path, bad) {
+            Err(ConfigError::Invalid(d)) => d.errors().map(|p| d.format(p)).collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+        let file = path.display().to_string();
+        let expect = [
+            format!(
+                "{file}:2:7: `webhooks.a.url`: `http://hooks.example.com/x` is plain http to `hooks.example.com`"
+            ),
+            format!("{file}:3:15: `webhooks.a.secret_file`: cannot read "),
+            format!("{file}:4:21: `webhooks.a.events[1]`: `exploded` is no notification kind"),
+            format!("{file}:5:15: `webhooks.a.severities[0]`: `urgent` is no severity"),
+            format!("{file}:7:1: `webhooks.b`: webhook `b` has no `secret_file`"),
+            format!("{file}:7:1: `webhooks.b`: webhook `b` has no `events`"),
+        ];
+        assert_eq!(found.len(), expect.len(), "{found:#?}");
+        for (got, want) in found.iter().zip(&expect) {
+            assert!(got.starts_with(want.as_str()), "{got}\nwanted {want}");
+        }
     }
 }

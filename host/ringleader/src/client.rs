@@ -1220,6 +1220,90 @@ fn publications_list(args: PublicationsArgs) -> Result<ExitStatus, Exit> {
 }
 
 #[derive(Debug, Args)]
+pub struct NotificationsArgs {
+    /// How many of the latest deliveries to show.
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+    /// Print the API's JSON object (schema `ringleader.notifications/v1`).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    server: Server,
+}
+
+pub fn notifications(args: NotificationsArgs) -> ExitCode {
+    finish(notifications_list(args))
+}
+
+fn notifications_list(args: NotificationsArgs) -> Result<ExitStatus, Exit> {
+    use ringleader_api::notification::NotificationsV1;
+    let client = Client::new(&args.server)?;
+    let answer: NotificationsV1 = client.get(&format!("/v1/notifications?limit={}", args.limit))?;
+    if args.json {
+        print_json(&answer)?;
+        return Ok(ExitStatus::Success);
+    }
+    let mut out = String::new();
+    if answer.webhooks.is_empty() {
+        outln!(
+            out,
+            "no webhooks: add [webhooks.NAME] to the operator config (docs/notifications.md)"
+        );
+    }
+    for w in &answer.webhooks {
+        outln!(out, "webhook {} -> {}", w.name, w.url);
+        let events: Vec<&str> = w.events.iter().map(|k| k.as_str()).collect();
+        outln!(out, "  events: {}", events.join(", "));
+        outln!(
+            out,
+            "  {} pending, {} delivered (last {}), {} dropped",
+            w.pending,
+            w.delivered,
+            when(w.last_delivered),
+            w.dropped
+        );
+        if let Some(e) = &w.last_error {
+            outln!(
+                out,
+                "  last error {}: {} (try {}): {}",
+                when(Some(e.at)),
+                e.notification,
+                e.attempt,
+                e.message
+            );
+        }
+    }
+    if !answer.deliveries.is_empty() {
+        outln!(out, "");
+        outln!(
+            out,
+            "{:<20} {:<12} {:<10} {:>5}  {:<19} {:<30} LAST ERROR",
+            "QUEUED",
+            "WEBHOOK",
+            "STATE",
+            "TRIES",
+            "KIND",
+            "ID"
+        );
+        for d in &answer.deliveries {
+            outln!(
+                out,
+                "{:<20} {:<12} {:<10} {:>5}  {:<19} {:<30} {}",
+                when(Some(d.queued)),
+                d.webhook,
+                d.state.as_str(),
+                d.attempts,
+                d.kind.as_str(),
+                d.id,
+                d.last_error.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    emit(&out)?;
+    Ok(ExitStatus::Success)
+}
+
+#[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("format").args(["json", "csv"]))]
 pub struct ComplianceArgs {
     /// Only fixes of at least this severity: critical, high, medium, low, unknown.

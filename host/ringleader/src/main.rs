@@ -75,6 +75,10 @@ enum Command {
     /// What the daemon's source polls found new or changed (`[sources] poll`), each
     /// patch with when it was first seen: what time to patch is measured from.
     Publications(client::PublicationsArgs),
+    /// The webhooks of the operator config (`[webhooks.NAME]`) and how their
+    /// notifications went: pending, delivered, dropped, the last error of each, and the
+    /// latest deliveries (docs/notifications.md).
+    Notifications(client::NotificationsArgs),
     Events(client::EventsArgs),
     /// Approve the ring that waits for approval.
     Approve(client::ActionArgs),
@@ -145,6 +149,7 @@ fn main() -> ExitCode {
         Command::Fleet(cmd) => return client::fleet(cmd),
         Command::Compliance(args) => return client::compliance(args),
         Command::Publications(args) => return client::publications(args),
+        Command::Notifications(args) => return client::notifications(args),
         Command::Events(args) => return client::events(args),
         Command::Approve(args) => return client::act(Action::Approve, args),
         Command::Pause(args) => return client::act(Action::Pause, args),
@@ -186,6 +191,7 @@ fn main() -> ExitCode {
             | Command::Fleet(_)
             | Command::Compliance(_)
             | Command::Publications(_)
+            | Command::Notifications(_)
             | Command::Events(_)
             | Command::Approve(_)
             | Command::Pause(_)

@@ -97,6 +97,7 @@ pub fn router(state: State) -> Router {
         .route("/v1/fleet/devices/{id}", get(fleet_device))
         .route("/v1/compliance", get(compliance))
         .route("/v1/publications", get(publications))
+        .route("/v1/notifications", get(notifications))
         .fallback(no_route)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(json_errors))
@@ -962,6 +963,32 @@ async fn publications(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct NotificationsQuery {
+    #[serde(default = "default_deliveries")]
+    limit: usize,
+}
+
+fn default_deliveries() -> usize {
+    100
+}
+
+/// `GET /v1/notifications`: the webhooks and their latest deliveries.
+async fn notifications(
+    Extract(state): Extract<State>,
+    Query(query): Query<NotificationsQuery>,
+    caller: Caller,
+) -> Result<Response, Failure> {
+    authorize(&state, &caller, false)?;
+    let doc = state
+        .rollouts
+        .notifier()
+        .document(query.limit.clamp(1, 10_000))
+        .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))?;
+    Ok(sorted_json(&doc)?.into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ComplianceQuery {
     severity: Option<String>,
     cve: Option<String>,
@@ -1379,7 +1406,7 @@ async fn explain(
 
 /// The event a script sees for a log record; `None` for records of no interest to
 /// people (the core's time ticks).
-fn event_v1(rollout: &Rollout, cursor: u64, record: Record) -> Option<EventV1> {
+pub(crate) fn event_v1(rollout: &Rollout, cursor: u64, record: Record) -> Option<EventV1> {
     let facts = rollout.facts.read().unwrap_or_else(|e| e.into_inner());
     let device = |job: (u16, u32)| {
         facts

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod auth;
 mod listen;
+pub mod notify;
 pub mod rollouts;
 
 use anyhow::Context;
@@ -93,6 +94,7 @@ pub async fn serve(args: Options) -> anyhow::Result<()> {
     if let Some(every) = rollouts.scan_every() {
         tokio::spawn(periodic_scan(rollouts.clone(), every));
     }
+    rollouts.notifier().spawn(rollouts.clone())?;
     let state = api::State::new(
         rollouts.clone(),
         tokens,

@@ -201,6 +201,8 @@ fn open_rollout(path: &Path) -> Result<(Store, Inputs, Option<Status>), String> 
 
 /// Every rollout of the daemon, and what running them needs.
 pub struct Rollouts {
+    /// The webhooks' notifications (`DATA/notifications/`).
+    notifier: Arc<super::notify::Notifier>,
     /// Rollouts whose store could not be read, by number.
     unreadable: RwLock<BTreeMap<u64, Unreadable>>,
     dir: PathBuf,
@@ -299,7 +301,14 @@ impl Rollouts {
             .map_err(|e| anyhow::anyhow!("failed to create {}: {e}", dir.display()))?;
         let fleet = crate::fleet::Registry::open(&data.join("fleet"))?;
         let publications = crate::publications::Watch::open(&data.join("publications"))?;
+        let (webhooks, notifications) = session.webhooks();
+        let notifier = Arc::new(super::notify::Notifier::open(
+            &data.join("notifications"),
+            webhooks,
+            notifications,
+        )?);
         let rollouts = Arc::new(Rollouts {
+            notifier,
             publications,
             polls: Default::default(),
             published: Default::default(),
@@ -653,6 +662,11 @@ impl Rollouts {
         limit: usize,
     ) -> anyhow::Result<Vec<(u64, crate::publications::Published)>> {
         Ok(self.publications.since(since, limit)?)
+    }
+
+    /// The webhooks' notifier.
+    pub fn notifier(&self) -> &Arc<super::notify::Notifier> {
+        &self.notifier
     }
 
     /// How often the sources are polled (`[sources] poll`).
