@@ -81,6 +81,7 @@ pub mod fleet;
 pub mod notification;
 pub mod plan;
 pub mod plugin;
+pub mod report;
 pub mod rollout;
 pub mod schedule;
 mod schema;

@@ -16,7 +16,7 @@ use crate::session::{Clock, Fleet, Inputs, Observed, Run, Session};
 use jiff::Timestamp;
 use ringleader_engine::core::{Core, JobId};
 use ringleader_engine::executor::horizon::{self, Follower};
-use ringleader_engine::store::{PhaseName, Record, Store, StoredEvent};
+use ringleader_engine::store::{PhaseName, Store};
 use ringleader_planner::continuous::{self as logic, Publication, Publications};
 use ringleader_planner::inventory::Inventory;
 use ringleader_planner::policy::Policy;
@@ -586,19 +586,8 @@ fn end_of(
     installs: &mut BTreeMap<(String, String), Timestamp>,
 ) -> anyhow::Result<RolloutEnd> {
     let store = Store::open(&r.store_dir)?;
-    let mut succeeded: Vec<((u16, u32), u16, i64)> = Vec::new();
-    let mut undone: BTreeSet<(u16, u32)> = BTreeSet::new();
-    store.replay(|record| {
-        if let Record::Event { at, event } = record {
-            match event {
-                StoredEvent::StepSucceeded { job, step, .. } => succeeded.push((job, step, at)),
-                StoredEvent::RollbackFinished { job, ok: true, .. } => {
-                    undone.insert(job);
-                }
-                _ => {}
-            }
-        }
-    })?;
+    let mut log = crate::time_to_patch::LogInstalls::default();
+    store.replay(|record| log.see(&record))?;
     let status = store.status()?;
     let phase = status.as_ref().map_or(PhaseName::Running, |s| s.phase);
     let rings = status
@@ -609,21 +598,15 @@ fn end_of(
     let rolled_back: usize = rings.iter().map(|r| r.rolled_back).sum();
     let halt_reason = status.and_then(|s| s.halt_reason);
     let mut count = 0;
-    for (job, step, at) in succeeded {
-        if undone.contains(&job) {
-            continue;
-        }
-        let Some((device, patches)) = r.jobs.get(&job) else {
-            continue;
-        };
-        if let (Some(patch), Ok(at)) = (patches.get(usize::from(step)), Timestamp::from_second(at))
-        {
-            count += 1;
-            installs
-                .entry((device.clone(), patch.clone()))
-                .and_modify(|t| *t = (*t).min(at))
-                .or_insert(at);
-        }
+    let jobs = &r.jobs;
+    for (device, patch, at) in
+        log.installs(|job| jobs.get(&job).map(|(d, p)| (d.as_str(), p.as_slice())))
+    {
+        count += 1;
+        installs
+            .entry((device, patch))
+            .and_modify(|t| *t = (*t).min(at))
+            .or_insert(at);
     }
     Ok(RolloutEnd {
         rollout: r.rollout,

@@ -15,6 +15,7 @@
 //! - [`plan_view`]: the planner's plan and explanations as the API's documents.
 //! - [`compliance`]: the fleet registry's compliance against the kept catalog.
 //! - [`data_dir`]: a data directory owned by this process only.
+//! - [`time_to_patch`]: time to patch from the publications and the rollouts' logs.
 
 pub mod compliance;
 pub mod continuous;
@@ -25,3 +26,4 @@ pub mod plugins;
 pub mod publications;
 pub mod serve;
 pub mod session;
+pub mod time_to_patch;

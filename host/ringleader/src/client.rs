@@ -1219,6 +1219,178 @@ fn publications_list(args: PublicationsArgs) -> Result<ExitStatus, Exit> {
     Ok(ExitStatus::Success)
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Per severity, how long devices took from a patch's first sighting by the
+    /// daemon's source polls to its install by a rollout: median, 95th percentile, and
+    /// the share of the devices that needed it that had it within 7, 14 and 30 days
+    /// (docs/reports.md). Devices of the fleet registry still lacking a patch count as
+    /// outstanding.
+    TimeToPatch(TimeToPatchArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("format").args(["json", "csv"]))]
+pub struct TimeToPatchArgs {
+    /// The time the report is for (RFC 3339, e.g. 2026-12-01T00:00:00Z): what was
+    /// published or installed later is not counted; default now.
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
+    /// Print the API's JSON object (schema `ringleader.time-to-patch/v1`).
+    #[arg(long)]
+    json: bool,
+    /// Print CSV: a header row, then one row per severity (durations in seconds,
+    /// shares from 0 to 1, empty when there is none).
+    #[arg(long)]
+    csv: bool,
+    #[command(flatten)]
+    server: Server,
+}
+
+pub fn report(cmd: ReportCommand) -> ExitCode {
+    match cmd {
+        ReportCommand::TimeToPatch(args) => finish(time_to_patch(args)),
+    }
+}
+
+/// The header of `report time-to-patch --csv`.
+pub const TIME_TO_PATCH_CSV_HEADER: [&str; 10] = [
+    "severity",
+    "patches",
+    "pairs",
+    "installed",
+    "outstanding",
+    "median_seconds",
+    "p95_seconds",
+    "within_7_days",
+    "within_14_days",
+    "within_30_days",
+];
+
+fn time_to_patch(args: TimeToPatchArgs) -> Result<ExitStatus, Exit> {
+    use ringleader_api::report::TimeToPatchReportV1;
+    let mut path = "/v1/reports/time-to-patch".to_string();
+    if let Some(at) = &args.at {
+        let t: jiff::Timestamp = at.parse().map_err(|e| {
+            Exit(
+                ExitStatus::Usage,
+                anyhow::anyhow!(
+                    "--at is `{at}`, not an RFC 3339 time like 2026-12-01T00:00:00Z: {e}"
+                ),
+            )
+        })?;
+        path.push_str(&format!("?at={}", query_value(&t.to_string())));
+    }
+    let client = Client::new(&args.server)?;
+    let answer: TimeToPatchReportV1 = client.get(&path)?;
+    if args.json {
+        print_json(&answer)?;
+        return Ok(ExitStatus::Success);
+    }
+    if args.csv {
+        let failed = |e: &dyn std::fmt::Display| {
+            Exit(ExitStatus::Failure, anyhow::anyhow!("writing the CSV: {e}"))
+        };
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record(TIME_TO_PATCH_CSV_HEADER)
+            .map_err(|e| failed(&e))?;
+        let opt = |v: Option<i64>| v.map_or(String::new(), |v| v.to_string());
+        let share = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.4}"));
+        for t in &answer.severities {
+            w.write_record([
+                t.severity.as_str().to_string(),
+                t.patches.to_string(),
+                t.pairs.to_string(),
+                t.installed.to_string(),
+                t.outstanding.to_string(),
+                opt(t.median_seconds),
+                opt(t.p95_seconds),
+                share(t.within_7_days),
+                share(t.within_14_days),
+                share(t.within_30_days),
+            ])
+            .map_err(|e| failed(&e))?;
+        }
+        let bytes = w.into_inner().map_err(|e| failed(&e))?;
+        emit(&String::from_utf8_lossy(&bytes))?;
+        return Ok(ExitStatus::Success);
+    }
+    let mut out = String::new();
+    outln!(
+        out,
+        "time to patch, from first seen to installed, as of {}: {} published, {} installs in {} rollouts",
+        when(Some(answer.at)),
+        crate::count(answer.publications as usize, "patch", "patches"),
+        answer.installs,
+        answer.rollouts
+    );
+    if !answer.unread.is_empty() {
+        outln!(
+            out,
+            "not read yet (still being prepared): {}",
+            answer.unread.join(", ")
+        );
+    }
+    if answer.severities.is_empty() {
+        outln!(
+            out,
+            "no patch published yet: the daemon's source polls ([sources] poll) record when each is first seen"
+        );
+    } else {
+        out.push_str(&time_to_patch_table(&answer.severities));
+    }
+    emit(&out)?;
+    Ok(ExitStatus::Success)
+}
+
+/// Time to patch per severity as a table (the report's and the continuous demo's).
+pub fn time_to_patch_table(rows: &[ringleader_api::demo::TimeToPatchV1]) -> String {
+    fn days_hours(secs: Option<i64>) -> String {
+        match secs {
+            None => "-".into(),
+            Some(s) if s < 60 => format!("{s}s"),
+            Some(s) if s < 3600 => format!("{}m", s / 60),
+            Some(s) if s < 86_400 => format!("{:.1}h", s as f64 / 3600.0),
+            Some(s) => format!("{:.1}d", s as f64 / 86_400.0),
+        }
+    }
+    fn share(v: Option<f64>) -> String {
+        v.map_or("-".into(), |v| format!("{:.1}%", v * 100.0))
+    }
+    let mut out = String::new();
+    outln!(
+        out,
+        "  {:<9} {:>7} {:>7} {:>9} {:>11} {:>7} {:>7} {:>7} {:>7} {:>7}",
+        "severity",
+        "patches",
+        "pairs",
+        "installed",
+        "outstanding",
+        "median",
+        "p95",
+        "7d",
+        "14d",
+        "30d"
+    );
+    for t in rows {
+        outln!(
+            out,
+            "  {:<9} {:>7} {:>7} {:>9} {:>11} {:>7} {:>7} {:>7} {:>7} {:>7}",
+            t.severity.as_str(),
+            t.patches,
+            t.pairs,
+            t.installed,
+            t.outstanding,
+            days_hours(t.median_seconds),
+            days_hours(t.p95_seconds),
+            share(t.within_7_days),
+            share(t.within_14_days),
+            share(t.within_30_days)
+        );
+    }
+    out
+}
+
 #[derive(Debug, Args)]
 pub struct NotificationsArgs {
     /// How many of the latest deliveries to show.

@@ -79,6 +79,9 @@ enum Command {
     /// notifications went: pending, delivered, dropped, the last error of each, and the
     /// latest deliveries (docs/notifications.md).
     Notifications(client::NotificationsArgs),
+    /// Reports over the daemon's records: `time-to-patch`.
+    #[command(subcommand)]
+    Report(client::ReportCommand),
     Events(client::EventsArgs),
     /// Approve the ring that waits for approval.
     Approve(client::ActionArgs),
@@ -150,6 +153,7 @@ fn main() -> ExitCode {
         Command::Compliance(args) => return client::compliance(args),
         Command::Publications(args) => return client::publications(args),
         Command::Notifications(args) => return client::notifications(args),
+        Command::Report(cmd) => return client::report(cmd),
         Command::Events(args) => return client::events(args),
         Command::Approve(args) => return client::act(Action::Approve, args),
         Command::Pause(args) => return client::act(Action::Pause, args),
@@ -192,6 +196,7 @@ fn main() -> ExitCode {
             | Command::Compliance(_)
             | Command::Publications(_)
             | Command::Notifications(_)
+            | Command::Report(_)
             | Command::Events(_)
             | Command::Approve(_)
             | Command::Pause(_)

@@ -98,6 +98,7 @@ pub fn router(state: State) -> Router {
         .route("/v1/compliance", get(compliance))
         .route("/v1/publications", get(publications))
         .route("/v1/notifications", get(notifications))
+        .route("/v1/reports/time-to-patch", get(time_to_patch))
         .fallback(no_route)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(json_errors))
@@ -959,6 +960,27 @@ async fn publications(
         next,
     })?
     .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportQuery {
+    at: Option<Timestamp>,
+}
+
+/// `GET /v1/reports/time-to-patch`: per severity, from first sighting to install.
+async fn time_to_patch(
+    Extract(state): Extract<State>,
+    Query(query): Query<ReportQuery>,
+    caller: Caller,
+) -> Result<Response, Failure> {
+    authorize(&state, &caller, false)?;
+    let doc = state
+        .rollouts
+        .time_to_patch(query.at)
+        .await
+        .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"), None))?;
+    Ok(sorted_json(&doc)?.into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -664,6 +664,104 @@ impl Rollouts {
         Ok(self.publications.since(since, limit)?)
     }
 
+    /// Time to patch at `at` (default now): each patch from its first sighting to each
+    /// install the rollouts' logs hold; the registry's devices that still lack it
+    /// (its compliance) are outstanding.
+    pub async fn time_to_patch(
+        self: &Arc<Self>,
+        at: Option<Timestamp>,
+    ) -> anyhow::Result<ringleader_api::report::TimeToPatchReportV1> {
+        use ringleader_planner::time_to_patch::{Pair, report};
+        let at = at.unwrap_or_else(|| {
+            Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH)
+        });
+        let publications = self.publications.known().for_time_to_patch();
+        let rollouts = self.list();
+        let (installs, read, unread) = tokio::task::spawn_blocking(move || {
+            let mut installs: BTreeMap<(String, String), Timestamp> = BTreeMap::new();
+            let (mut read, mut unread) = (0u32, Vec::new());
+            for rollout in rollouts {
+                let preparing = rollout
+                    .live
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .preparing;
+                if preparing {
+                    unread.push(rollout.id.clone());
+                    continue;
+                }
+                let mut log = crate::time_to_patch::LogInstalls::default();
+                let (mut from, end) = (0, rollout.store.committed_len());
+                while from < end {
+                    let records = rollout.store.records_from(from, 10_000)?;
+                    let Some(last) = records.last().map(|(seq, _)| *seq) else {
+                        break;
+                    };
+                    for (seq, record) in &records {
+                        if *seq < end {
+                            log.see(record);
+                        }
+                    }
+                    from = last + 1;
+                }
+                let facts = rollout.facts.read().unwrap_or_else(|e| e.into_inner());
+                let job = |(ring, index): (u16, u32)| {
+                    let device = facts.devices.get(usize::from(ring))?.get(index as usize)?;
+                    let steps = facts.steps.get(usize::from(ring))?.get(index as usize)?;
+                    Some((device.as_str(), steps.as_slice()))
+                };
+                for (device, patch, t) in log.installs(job) {
+                    installs
+                        .entry((device, patch))
+                        .and_modify(|e| *e = (*e).min(t))
+                        .or_insert(t);
+                }
+                read += 1;
+            }
+            anyhow::Ok((installs, read, unread))
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("time to patch: {e}"))??;
+        let compliance = self
+            .compliance(ringleader_api::compliance::FilterV1::default(), None, false)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("the registry's compliance (what devices still lack): {e:#}")
+            })?;
+        let mut pairs: Vec<Pair> = installs
+            .iter()
+            .map(|((device, patch), t)| Pair {
+                patch: patch.clone(),
+                device: device.clone(),
+                installed: Some(t.as_second()),
+            })
+            .collect();
+        for d in &compliance.doc.devices {
+            for m in &d.missing {
+                if !installs.contains_key(&(d.id.clone(), m.patch.clone())) {
+                    pairs.push(Pair {
+                        patch: m.patch.clone(),
+                        device: d.id.clone(),
+                        installed: None,
+                    });
+                }
+            }
+        }
+        let times = report(&publications, &pairs, at.as_second());
+        Ok(ringleader_api::report::TimeToPatchReportV1 {
+            schema: ringleader_api::Schema::new(),
+            at,
+            publications: publications
+                .iter()
+                .filter(|p| p.published <= at.as_second())
+                .count() as u32,
+            rollouts: read,
+            unread,
+            installs: installs.values().filter(|t| **t <= at).count() as u32,
+            severities: times.iter().map(crate::time_to_patch::times_v1).collect(),
+        })
+    }
+
     /// The webhooks' notifier.
     pub fn notifier(&self) -> &Arc<super::notify::Notifier> {
         &self.notifier

@@ -12,8 +12,7 @@ use anyhow::Context;
 use jiff::Timestamp;
 use ringleader_api::Schema;
 use ringleader_api::demo::{
-    ContinuousRolloutV1, ContinuousRunV1, ContinuousV1, PublicationV1, RunResultV1, TimeToPatchV1,
-    WaitingV1,
+    ContinuousRolloutV1, ContinuousRunV1, ContinuousV1, PublicationV1, RunResultV1, WaitingV1,
 };
 use ringleader_api::exit::ExitStatus;
 use ringleader_daemon::continuous::{Happening, Report, RunOutcome, Standing, Stretch};
@@ -442,18 +441,7 @@ fn document(policy: &str, args: &DemoArgs, report: &Report, real: Duration) -> C
     let time_to_patch = report
         .time_to_patch
         .iter()
-        .map(|t| TimeToPatchV1 {
-            severity: t.severity.into(),
-            patches: t.patches,
-            pairs: t.pairs,
-            installed: t.installed,
-            outstanding: t.outstanding,
-            median_seconds: t.median_secs,
-            p95_seconds: t.p95_secs,
-            within_7_days: t.within[0],
-            within_14_days: t.within[1],
-            within_30_days: t.within[2],
-        })
+        .map(ringleader_daemon::time_to_patch::times_v1)
         .collect();
     ContinuousV1 {
         schema: Schema::default(),
@@ -471,18 +459,6 @@ fn document(policy: &str, args: &DemoArgs, report: &Report, real: Duration) -> C
         time_to_patch,
         real_duration_ms: real.as_millis(),
     }
-}
-
-fn days_hours(secs: Option<i64>) -> String {
-    match secs {
-        None => "-".into(),
-        Some(s) if s < 86_400 => format!("{:.1}h", s as f64 / 3600.0),
-        Some(s) => format!("{:.1}d", s as f64 / 86_400.0),
-    }
-}
-
-fn share(v: Option<f64>) -> String {
-    v.map_or("-".into(), |v| format!("{:.1}%", v * 100.0))
 }
 
 fn print_summary(doc: &ContinuousV1) {
@@ -521,33 +497,6 @@ fn print_summary(doc: &ContinuousV1) {
         "\ntime to patch, from first seen to installed, as of {}:",
         short(doc.virtual_end)
     );
-    println!(
-        "  {:<9} {:>7} {:>7} {:>9} {:>11} {:>7} {:>7} {:>7} {:>7} {:>7}",
-        "severity",
-        "patches",
-        "pairs",
-        "installed",
-        "outstanding",
-        "median",
-        "p95",
-        "7d",
-        "14d",
-        "30d"
-    );
-    for t in &doc.time_to_patch {
-        println!(
-            "  {:<9} {:>7} {:>7} {:>9} {:>11} {:>7} {:>7} {:>7} {:>7} {:>7}",
-            t.severity.as_str(),
-            t.patches,
-            t.pairs,
-            t.installed,
-            t.outstanding,
-            days_hours(t.median_seconds),
-            days_hours(t.p95_seconds),
-            share(t.within_7_days),
-            share(t.within_14_days),
-            share(t.within_30_days)
-        );
-    }
+    print!("{}", crate::client::time_to_patch_table(&doc.time_to_patch));
     println!("\n(wall time {:.1}s)", doc.real_duration_ms as f64 / 1000.0);
 }

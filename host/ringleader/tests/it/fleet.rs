@@ -546,3 +546,122 @@ fn polled_sources_record_each_patch_as_first_seen_and_keep_it_across_a_restart()
     );
     assert_eq!(after["publications"][0]["first_seen"], seen.as_str());
 }
+
+/// Time to patch over the daemon's own records: the patches the source polls first
+/// saw, the installs of a rollout's log, the registry's devices still lacking a patch.
+#[test]
+fn time_to_patch_is_measured_from_first_sighting_to_each_install_a_rollout_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = write(
+        dir.path(),
+        "fleet.toml",
+        INVENTORY
+            .split("[[devices]]\nid = \"gone-1\"")
+            .next()
+            .unwrap(),
+    );
+    let policy = write(dir.path(), "quick.toml", QUICK);
+    let config = write(dir.path(), "ringleader.toml", "[sources]\npoll = \"1s\"\n");
+    let daemon = Daemon::start_with(&dir.path().join("data"), &["--config", &config]);
+    let out = daemon.cli(&["fleet", "scan", "--inventory", &inventory]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = |extra: &[&str]| -> Value {
+        let mut args = vec!["report", "time-to-patch", "--json"];
+        args.extend_from_slice(extra);
+        let out = daemon.cli(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_valid("time-to-patch.v1.json", &doc);
+        doc
+    };
+    let mut before = Value::Null;
+    for _ in 0..100 {
+        before = report(&[]);
+        if before["publications"].as_u64() > Some(0) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let sum = |doc: &Value, key: &str| -> u64 {
+        doc["severities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s[key].as_u64().unwrap())
+            .sum()
+    };
+    // Published, needed (the registry's scans say so), nothing installed yet, nothing
+    // decided: a week has not passed.
+    assert!(sum(&before, "outstanding") >= 2, "{before:#}");
+    assert_eq!(sum(&before, "installed"), 0);
+    for s in before["severities"].as_array().unwrap() {
+        assert!(
+            s["median_seconds"].is_null() && s["within_7_days"].is_null(),
+            "{s}"
+        );
+    }
+
+    let out = daemon.cli(&[
+        "rollout",
+        "start",
+        "--policy",
+        &policy,
+        "--inventory",
+        &inventory,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let id = text(&out.stdout).trim().to_string();
+    let out = daemon.cli(&["status", &id, "--wait"]);
+    assert!(out.status.code().is_some(), "{}", text(&out.stdout));
+
+    let after = report(&[]);
+    assert_eq!(after["rollouts"], 1);
+    assert!(after["installs"].as_u64().unwrap() >= 2, "{after:#}");
+    assert_eq!(
+        sum(&after, "installed"),
+        after["installs"].as_u64().unwrap()
+    );
+    for s in after["severities"].as_array().unwrap() {
+        assert_eq!(
+            s["pairs"].as_u64(),
+            Some(s["installed"].as_u64().unwrap() + s["outstanding"].as_u64().unwrap())
+        );
+        if s["installed"].as_u64() > Some(0) {
+            // Installed within seconds of being first seen: within every window.
+            assert!(s["median_seconds"].as_u64().unwrap() < 600, "{s}");
+            assert!(s["p95_seconds"].as_u64() >= s["median_seconds"].as_u64());
+            assert!(s["within_7_days"].as_f64().unwrap() > 0.0, "{s}");
+        }
+    }
+
+    // CSV: a header and a row per severity, as the JSON says.
+    let out = daemon.cli(&["report", "time-to-patch", "--csv"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(header[0], "severity");
+    assert_eq!(header[5], "median_seconds");
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), after["severities"].as_array().unwrap().len());
+    for (row, s) in rows.iter().zip(after["severities"].as_array().unwrap()) {
+        assert_eq!(&row[0], s["severity"].as_str().unwrap());
+        assert_eq!(
+            row[3].parse::<u64>().unwrap(),
+            s["installed"].as_u64().unwrap()
+        );
+    }
+
+    // For a time before anything was seen: nothing.
+    let early = report(&["--at", "2020-01-01T00:00:00Z"]);
+    assert_eq!(early["publications"], 0);
+    assert_eq!(early["severities"], serde_json::json!([]));
+    let out = daemon.cli(&["report", "time-to-patch", "--at", "yesterday"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--at is `yesterday`"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = daemon.cli(&["report", "time-to-patch"]);
+    assert!(text(&out.stdout).contains("time to patch, from first seen to installed"));
+}
