@@ -110,3 +110,27 @@ named! {
         Skipped = "skipped",
     }
 }
+
+/// `ringleader.scheduled-runs/v1` (docs/schemas/scheduled-runs.v1.json): the daemon's
+/// standing schedules (`serve --schedules FILE`), each with its next run, and the runs
+/// made, newest first (`GET /v1/schedules/runs`, `ringleader schedule runs --json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduledRunsV1 {
+    pub schema: Schema<ScheduledRunsV1>,
+    /// The schedules file the daemon runs; empty when it runs none.
+    pub file: String,
+    pub schedules: Vec<ScheduledV1>,
+    pub runs: Vec<crate::demo::ContinuousRunV1>,
+}
+
+impl Document for ScheduledRunsV1 {
+    const SCHEMA: &'static str = "ringleader.scheduled-runs/v1";
+}
+
+/// A schedule the daemon runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduledV1 {
+    pub name: String,
+    /// Its next run by its recurrence (through freezes); `null` when none is left.
+    pub next: Option<jiff::Timestamp>,
+}

@@ -133,7 +133,7 @@ pub struct Report {
 /// What the driver does next, in time order (ties: polls first, then runs in
 /// schedule order, then expedited runs).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Due {
+pub(crate) enum Due {
     Poll,
     Skipped { schedule: usize, freeze: String },
     Run { schedule: usize },
@@ -443,7 +443,7 @@ pub async fn run(
 
 /// The schedule's next run after `after` (moved out of a freeze, as it says), and the
 /// runs a freeze skips before it, each due at its planned time.
-fn next_run(s: &Standing, after: Timestamp, schedule: usize) -> Vec<(Timestamp, Due)> {
+pub(crate) fn next_run(s: &Standing, after: Timestamp, schedule: usize) -> Vec<(Timestamp, Due)> {
     s.schedule
         .runs(&s.policy.freezes, after, 1)
         .into_iter()

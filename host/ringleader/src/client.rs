@@ -1392,6 +1392,77 @@ pub fn time_to_patch_table(rows: &[ringleader_api::demo::TimeToPatchV1]) -> Stri
 }
 
 #[derive(Debug, Args)]
+pub struct ScheduleRunsArgs {
+    /// How many of the latest runs to show.
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+    /// Print the API's JSON object (schema `ringleader.scheduled-runs/v1`).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    server: Server,
+}
+
+pub fn schedule_runs(args: ScheduleRunsArgs) -> ExitCode {
+    finish(schedule_runs_list(args))
+}
+
+fn schedule_runs_list(args: ScheduleRunsArgs) -> Result<ExitStatus, Exit> {
+    use ringleader_api::schedule::ScheduledRunsV1;
+    let client = Client::new(&args.server)?;
+    let answer: ScheduledRunsV1 =
+        client.get(&format!("/v1/schedules/runs?limit={}", args.limit))?;
+    if args.json {
+        print_json(&answer)?;
+        return Ok(ExitStatus::Success);
+    }
+    let mut out = String::new();
+    if answer.file.is_empty() {
+        outln!(
+            out,
+            "the daemon runs no schedules: start it with `serve --schedules FILE` (docs/schedules.md)"
+        );
+    } else {
+        outln!(out, "schedules of {}:", answer.file);
+    }
+    for s in &answer.schedules {
+        outln!(out, "  {:<24} next run {}", s.name, when(s.next));
+    }
+    if !answer.runs.is_empty() {
+        outln!(out, "");
+        outln!(
+            out,
+            "{:<20} {:<24} {:<13} {:<8} PATCHES / WHY",
+            "AT",
+            "SCHEDULE",
+            "OUTCOME",
+            "ROLLOUT"
+        );
+    }
+    for r in &answer.runs {
+        let schedule = match &r.expedited {
+            Some(p) => format!("{} (expedited {p})", r.schedule),
+            None => r.schedule.clone(),
+        };
+        let detail = match &r.why {
+            Some(why) => why.clone(),
+            None => r.patches.join(", "),
+        };
+        outln!(
+            out,
+            "{:<20} {:<24} {:<13} {:<8} {}",
+            when(Some(r.at)),
+            schedule,
+            r.outcome.as_str(),
+            r.rollout.as_deref().unwrap_or("-"),
+            detail
+        );
+    }
+    emit(&out)?;
+    Ok(ExitStatus::Success)
+}
+
+#[derive(Debug, Args)]
 pub struct NotificationsArgs {
     /// How many of the latest deliveries to show.
     #[arg(long, default_value_t = 20)]

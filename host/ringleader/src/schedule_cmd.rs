@@ -27,6 +27,12 @@ pub enum ScheduleCommand {
     /// schedule's zone, and the runs a freeze of its policy moved (to the first day
     /// after it) or skipped, with the freeze.
     Next(NextArgs),
+    /// The runs the daemon made of the schedules it runs (`serve --schedules FILE`),
+    /// newest first: when, which schedule, expedited for which patch, the outcome
+    /// (started and its rollout, nothing-to-do and why, failed and why, skipped by a
+    /// freeze), the patches, those still waiting for approval; and each schedule's
+    /// next run.
+    Runs(crate::client::ScheduleRunsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -59,6 +65,7 @@ pub fn run(cmd: ScheduleCommand) -> ExitCode {
     let result = match cmd {
         ScheduleCommand::List(args) => list(args),
         ScheduleCommand::Next(args) => next(args),
+        ScheduleCommand::Runs(args) => return crate::client::schedule_runs(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

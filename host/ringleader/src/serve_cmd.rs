@@ -34,6 +34,12 @@ pub struct ServeArgs {
     /// start.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// A schedules file (docs/schedules.md): the daemon runs its standing schedules,
+    /// starting each run's rollout of what is approved and not yet installed, and an
+    /// expedited one for a new patch the policy expedites (with `[sources] poll`).
+    /// Read at start, with the policies it names; runs: `ringleader schedule runs`.
+    #[arg(long, value_name = "FILE")]
+    schedules: Option<PathBuf>,
     /// A patch-source plugin: a bundled plugin's name (`ringleader plugin list`), or a
     /// manifest's path (anything with a `/` or ending in `.toml` or `.wasm`); repeat
     /// for several. Default: the built-in simulated vendor.
@@ -92,6 +98,7 @@ impl From<ServeArgs> for Options {
             data: a.data,
             listen: a.listen,
             config: a.config,
+            schedules: a.schedules,
             sources: a.sources,
             installers: a.installers,
             tls_cert: a.tls_cert,

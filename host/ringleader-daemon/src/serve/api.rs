@@ -98,6 +98,7 @@ pub fn router(state: State) -> Router {
         .route("/v1/compliance", get(compliance))
         .route("/v1/publications", get(publications))
         .route("/v1/notifications", get(notifications))
+        .route("/v1/schedules/runs", get(schedule_runs))
         .route("/v1/reports/time-to-patch", get(time_to_patch))
         .fallback(no_route)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
@@ -980,6 +981,27 @@ async fn time_to_patch(
         .time_to_patch(query.at)
         .await
         .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"), None))?;
+    Ok(sorted_json(&doc)?.into_response())
+}
+
+/// `GET /v1/schedules/runs`: the standing schedules the daemon runs and their runs.
+async fn schedule_runs(
+    Extract(state): Extract<State>,
+    Query(query): Query<NotificationsQuery>,
+    caller: Caller,
+) -> Result<Response, Failure> {
+    authorize(&state, &caller, false)?;
+    let doc = match state.rollouts.scheduler() {
+        Some(s) => s
+            .document(query.limit.clamp(1, 10_000))
+            .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"), None))?,
+        None => ringleader_api::schedule::ScheduledRunsV1 {
+            schema: Schema::new(),
+            file: String::new(),
+            schedules: Vec::new(),
+            runs: Vec::new(),
+        },
+    };
     Ok(sorted_json(&doc)?.into_response())
 }
 

@@ -7,6 +7,7 @@ pub mod auth;
 mod listen;
 pub mod notify;
 pub mod rollouts;
+pub mod schedules;
 
 use anyhow::Context;
 use ringleader_runtime::OperatorConfig;
@@ -24,6 +25,10 @@ pub struct Options {
     pub data: PathBuf,
     /// Address and port to listen on.
     pub listen: SocketAddr,
+    /// A schedules file (docs/schedules.md) whose schedules the daemon runs: read at
+    /// start, with the policies and inventories it names (inventories again at each
+    /// run).
+    pub schedules: Option<PathBuf>,
     /// Operator config: `[plugins.NAME]` capability grants and settings,
     /// `[credentials.NAME]` (docs/operations.md, "The operator config"). Read once, at
     /// start.
@@ -95,6 +100,11 @@ pub async fn serve(args: Options) -> anyhow::Result<()> {
         tokio::spawn(periodic_scan(rollouts.clone(), every));
     }
     rollouts.notifier().spawn(rollouts.clone())?;
+    if let Some(file) = &args.schedules {
+        let scheduler = Arc::new(schedules::Scheduler::load(file, &args.data)?);
+        rollouts.set_scheduler(scheduler.clone());
+        scheduler.spawn(rollouts.clone());
+    }
     let state = api::State::new(
         rollouts.clone(),
         tokens,

@@ -201,6 +201,8 @@ fn open_rollout(path: &Path) -> Result<(Store, Inputs, Option<Status>), String> 
 
 /// Every rollout of the daemon, and what running them needs.
 pub struct Rollouts {
+    /// The standing schedules it runs (`serve --schedules`).
+    scheduler: std::sync::OnceLock<Arc<super::schedules::Scheduler>>,
     /// The webhooks' notifications (`DATA/notifications/`).
     notifier: Arc<super::notify::Notifier>,
     /// Rollouts whose store could not be read, by number.
@@ -308,6 +310,7 @@ impl Rollouts {
             notifications,
         )?);
         let rollouts = Arc::new(Rollouts {
+            scheduler: std::sync::OnceLock::new(),
             notifier,
             publications,
             polls: Default::default(),
@@ -760,6 +763,21 @@ impl Rollouts {
             installs: installs.values().filter(|t| **t <= at).count() as u32,
             severities: times.iter().map(crate::time_to_patch::times_v1).collect(),
         })
+    }
+
+    /// The standing schedules the daemon runs, once it runs them.
+    pub fn set_scheduler(&self, scheduler: Arc<super::schedules::Scheduler>) {
+        let _ = self.scheduler.set(scheduler);
+    }
+
+    /// The standing schedules it runs, if it runs any.
+    pub fn scheduler(&self) -> Option<&Arc<super::schedules::Scheduler>> {
+        self.scheduler.get()
+    }
+
+    /// What every rollout runs with.
+    pub fn session(&self) -> &Session {
+        &self.session
     }
 
     /// The webhooks' notifier.

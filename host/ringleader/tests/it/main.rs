@@ -10,6 +10,7 @@
 //! - `e2e`: rollouts through real peers with the real plugins;
 //! - `failures`: failures handled to the last device: reasons in every view, an
 //!   operator's rollback and retry after a halt, a restart during one;
+//! - `scheduled`: `serve --schedules`, a standing schedule run in real time;
 //! - `notify`: webhooks against the docs' receiver, down at first;
 //! - `plugin_run`: `ringleader plugin run`, as a plugin author runs it;
 //! - `walkthrough`: the plugin authors' guide, done as a reader would.
@@ -28,6 +29,7 @@ mod fleet;
 mod notify;
 mod plugin_run;
 mod reboots;
+mod scheduled;
 mod serve;
 mod storage;
 mod walkthrough;
