@@ -223,6 +223,15 @@ impl Chosen {
         Ok(grants)
     }
 
+    /// The sources' names (from their manifests), as given.
+    pub fn source_names(&self) -> anyhow::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for source in &self.sources {
+            names.push(source.manifest()?.name);
+        }
+        Ok(names)
+    }
+
     /// The installers' names (from their manifests), the default first.
     pub fn installer_names(&self) -> anyhow::Result<Vec<String>> {
         let mut names = Vec::new();

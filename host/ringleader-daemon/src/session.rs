@@ -341,7 +341,7 @@ impl Session {
             devices,
             kv,
             scan: config.scan,
-            sources: config.sources,
+            sources: config.sources.clone(),
             webhooks: config.webhooks.clone(),
             notifications: config.notifications,
             leases: Arc::default(),
@@ -361,9 +361,23 @@ impl Session {
         self.scan.every
     }
 
-    /// How often the daemon polls its sources (`[sources] poll`), if it does.
-    pub fn poll_every(&self) -> Option<Duration> {
-        self.sources.poll
+    /// Each source the daemon polls on its own (`[sources] poll`, `[sources.intervals]`)
+    /// with its interval; a source with neither is left out. An interval for a source
+    /// the daemon does not have is an error.
+    pub fn poll_plan(&self) -> anyhow::Result<Vec<(String, Duration)>> {
+        let names = self.plugins.source_names()?;
+        for named in self.sources.intervals.keys() {
+            if !names.contains(named) {
+                anyhow::bail!(
+                    "the operator config's [sources.intervals] names `{named}`, which is not a source of this daemon (its sources: {}); name one of them, or give it with --source",
+                    names.join(", ")
+                );
+            }
+        }
+        Ok(names
+            .into_iter()
+            .filter_map(|n| self.sources.interval(&n).map(|every| (n, every)))
+            .collect())
     }
 
     /// The webhooks (`[webhooks.NAME]`) and what else is notified (`[notifications]`).
@@ -664,6 +678,25 @@ impl Sources {
     /// Every patch the sources report for the devices now, each with its source.
     pub async fn poll(&self) -> anyhow::Result<Vec<(ringleader_types::Patch, String)>> {
         Ok(ringleader_engine::spec::discover_all(&self.sources, &self.devices).await?)
+    }
+
+    /// What the sources named `only` report now, each patch with its source.
+    pub async fn poll_only(
+        &self,
+        only: &[String],
+    ) -> anyhow::Result<Vec<(ringleader_types::Patch, String)>> {
+        let mut reported = Vec::new();
+        for source in self
+            .sources
+            .iter()
+            .filter(|s| only.iter().any(|n| n == s.name()))
+        {
+            reported.extend(
+                ringleader_engine::spec::discover_all(std::slice::from_ref(source), &self.devices)
+                    .await?,
+            );
+        }
+        Ok(reported)
     }
 }
 

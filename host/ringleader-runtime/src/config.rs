@@ -33,7 +33,7 @@ impl From<FileError> for ConfigError {
 }
 
 /// What a problem's hint points to.
-const HINT: &str = "the operator config holds `[plugins.NAME]` tables (http, exec, kv, settings), `[credentials.NAME]` tables (ssh_key, known_hosts, username, password_file, ca_file) a `[scan]` table (every, concurrency, timeout), a `[sources]` table (poll), `[webhooks.NAME]` tables (url, secret_file, events, severities, attempts, timeout, retry_max) and a `[notifications]` table (not_scanned_after): see docs/operations.md, \"The operator config\", and docs/notifications.md";
+const HINT: &str = "the operator config holds `[plugins.NAME]` tables (http, exec, kv, settings), `[credentials.NAME]` tables (ssh_key, known_hosts, username, password_file, ca_file) a `[scan]` table (every, concurrency, timeout), a `[sources]` table (poll, and `[sources.intervals]` by source), `[webhooks.NAME]` tables (url, secret_file, events, severities, attempts, timeout, retry_max) and a `[notifications]` table (not_scanned_after): see docs/operations.md, \"The operator config\", and docs/notifications.md";
 
 /// `[scan]`: the daemon's fleet scans (docs/operations.md, "Fleet scans").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,17 +78,29 @@ impl<'de> serde::Deserialize<'de> for Human {
 }
 
 /// `[sources]`: how the daemon watches the patch sources.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SourcesConfig {
     /// Poll every source this often (`poll = "1h"`), recording each patch's first
     /// sighting; `None`: sources are asked only when a rollout or compliance needs them.
     pub poll: Option<std::time::Duration>,
+    /// A source's own interval, by its plugin name (`[sources.intervals]`), instead of
+    /// `poll`.
+    pub intervals: std::collections::BTreeMap<String, std::time::Duration>,
+}
+
+impl SourcesConfig {
+    /// How often the source named `name` is polled, if it is.
+    pub fn interval(&self, name: &str) -> Option<std::time::Duration> {
+        self.intervals.get(name).copied().or(self.poll)
+    }
 }
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSources {
     poll: Option<Human>,
+    #[serde(default)]
+    intervals: std::collections::BTreeMap<String, Human>,
 }
 
 #[derive(serde::Deserialize)]
@@ -251,9 +263,12 @@ impl OperatorConfig {
                         credentials: raw.credentials,
                     },
                     scan,
-                    sources: SourcesConfig {
-                        poll: raw.sources.and_then(|s| s.poll.map(|h| h.0)),
-                    },
+                    sources: raw
+                        .sources
+                        .map_or_else(SourcesConfig::default, |s| SourcesConfig {
+                            poll: s.poll.map(|h| h.0),
+                            intervals: s.intervals.into_iter().map(|(k, h)| (k, h.0)).collect(),
+                        }),
                     webhooks,
                     notifications: NotificationsConfig {
                         not_scanned_after: raw
@@ -552,5 +567,20 @@ mod tests {
         for (got, want) in found.iter().zip(&expect) {
             assert!(got.starts_with(want.as_str()), "{got}\nwanted {want}");
         }
+    }
+
+    #[test]
+    fn a_source_may_have_its_own_interval_and_a_bad_one_is_located() {
+        let text = "[sources]\npoll = \"1h\"\n[sources.intervals]\ncsaf-source = \"15m\"\n";
+        let config = OperatorConfig::parse(Path::new("ringleader.toml"), text).unwrap();
+        let minutes = |m: u64| Some(std::time::Duration::from_secs(m * 60));
+        assert_eq!(config.sources.interval("csaf-source"), minutes(15));
+        assert_eq!(config.sources.interval("lvfs-source"), minutes(60));
+        let found = problems("[sources.intervals]\ncsaf-source = \"soon\"\n");
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].starts_with("ringleader.toml:2:15: `csaf-source`: `soon` is not a duration"),
+            "{found:#?}"
+        );
     }
 }

@@ -93,8 +93,9 @@ pub async fn serve(args: Options) -> anyhow::Result<()> {
     );
 
     let rollouts = open_rollouts(&args, chosen)?;
-    if let Some(every) = rollouts.poll_every() {
-        tokio::spawn(periodic_poll(rollouts.clone(), every));
+    let plan = rollouts.poll_plan()?;
+    if !plan.is_empty() {
+        tokio::spawn(periodic_poll(rollouts.clone(), plan));
     }
     if let Some(every) = rollouts.scan_every() {
         tokio::spawn(periodic_scan(rollouts.clone(), every));
@@ -178,14 +179,29 @@ async fn periodic_scan(rollouts: Arc<rollouts::Rollouts>, every: Duration) {
     }
 }
 
-/// Polls the sources every `every` (the operator config's `[sources] poll`), the first
-/// time at the start.
-async fn periodic_poll(rollouts: Arc<rollouts::Rollouts>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// Polls each source of `plan` on its own interval (the operator config's
+/// `[sources] poll` and `[sources.intervals]`), every one the first time at the start.
+/// Sources due at the same moment are polled together; a poll that takes longer than
+/// an interval delays the next (none is made up).
+async fn periodic_poll(rollouts: Arc<rollouts::Rollouts>, plan: Vec<(String, Duration)>) {
+    let start = tokio::time::Instant::now();
+    let mut next: Vec<tokio::time::Instant> = vec![start; plan.len()];
     loop {
-        tick.tick().await;
-        match rollouts.poll_sources().await {
+        let Some(soonest) = next.iter().min().copied() else {
+            return;
+        };
+        tokio::time::sleep_until(soonest).await;
+        let now = tokio::time::Instant::now();
+        let due: Vec<String> = plan
+            .iter()
+            .zip(&mut next)
+            .filter(|(_, at)| **at <= now)
+            .map(|((name, every), at)| {
+                *at = now + *every;
+                name.clone()
+            })
+            .collect();
+        match rollouts.poll_sources(Some(&due)).await {
             Ok(new) => {
                 for p in &new {
                     tracing::info!(

@@ -625,9 +625,13 @@ impl Rollouts {
         .map_err(|e| anyhow::anyhow!("compliance: {e}"))?
     }
 
-    /// Polls every source for the registry's devices and records what is new or
-    /// changed, each at this poll's time (whole seconds), durably before returning.
-    pub async fn poll_sources(&self) -> anyhow::Result<Vec<crate::publications::Published>> {
+    /// Polls the sources named `only` (every source: `None`) for the registry's
+    /// devices and records what is new or changed, each at this poll's time (whole
+    /// seconds), durably before returning.
+    pub async fn poll_sources(
+        &self,
+        only: Option<&[String]>,
+    ) -> anyhow::Result<Vec<crate::publications::Published>> {
         use std::sync::atomic::Ordering;
         let _one = self.polling.lock().await;
         self.polls[0].fetch_add(1, Ordering::Relaxed);
@@ -637,7 +641,10 @@ impl Rollouts {
                 return Ok(Vec::new());
             }
             let sources = self.session.sources_for(&devices.1).await?;
-            let reported = sources.poll().await?;
+            let reported = match only {
+                Some(names) => sources.poll_only(names).await?,
+                None => sources.poll().await?,
+            };
             let at = Timestamp::from_second(Timestamp::now().as_second())
                 .unwrap_or(Timestamp::UNIX_EPOCH);
             let watch = &self.publications;
@@ -785,9 +792,9 @@ impl Rollouts {
         &self.notifier
     }
 
-    /// How often the sources are polled (`[sources] poll`).
-    pub fn poll_every(&self) -> Option<std::time::Duration> {
-        self.session.poll_every()
+    /// Each source polled on its own, with its interval (`[sources]`).
+    pub fn poll_plan(&self) -> anyhow::Result<Vec<(String, std::time::Duration)>> {
+        self.session.poll_plan()
     }
 
     /// Computes a compliance (for `at`, else now), with the catalog's discovery time.

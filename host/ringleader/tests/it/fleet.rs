@@ -665,3 +665,96 @@ fn time_to_patch_is_measured_from_first_sighting_to_each_install_a_rollout_logge
     let out = daemon.cli(&["report", "time-to-patch"]);
     assert!(text(&out.stdout).contains("time to patch, from first seen to installed"));
 }
+
+/// A source polled on its own interval (`[sources.intervals]`): the catalog every
+/// second while the rest wait their hour; a name that is no source stops the daemon.
+#[test]
+fn a_source_is_polled_on_its_own_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = write(
+        dir.path(),
+        "fleet.toml",
+        "[[devices]]\nid = \"ws-1\"\ncomponents = { openssl = \"3.0.11\" }\n",
+    );
+    let patch = |id: &str, fixed: &str| {
+        format!(
+            "[[patches]]\nid = \"{id}\"\ncomponent = \"openssl\"\nfixed-version = \"{fixed}\"\nkind = \"security\"\nseverity = \"high\"\nreleased = \"2026-11-20\"\n"
+        )
+    };
+    let feed = dir.path().join("catalog.toml");
+    std::fs::write(
+        &feed,
+        format!("vendor = \"corp\"\n{}", patch("corp-1", "3.0.12")),
+    )
+    .unwrap();
+    let grants = format!(
+        "[plugins.catalog-source]\nhttp = [\"{{setting:catalog}}\"]\nsettings = {{ catalog = \"file://{}\" }}\n",
+        feed.display()
+    );
+    let config = write(
+        dir.path(),
+        "ringleader.toml",
+        &format!(
+            "[sources]\npoll = \"1h\"\n[sources.intervals]\ncatalog-source = \"1s\"\n{grants}"
+        ),
+    );
+    let args = [
+        "--config",
+        &config,
+        "--source",
+        "catalog-source",
+        "--source",
+        "sim-vendor-source",
+    ];
+    let daemon = Daemon::start_with(&dir.path().join("data"), &args);
+    let out = daemon.cli(&["fleet", "scan", "--inventory", &inventory]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let ids = || -> Vec<String> {
+        let doc = daemon.json(&["publications", "--json"]);
+        doc["publications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let wait_for = |id: &str| {
+        for _ in 0..100 {
+            if ids().iter().any(|i| i == id) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        panic!("{id} never published: {:?}\n{}", ids(), daemon.log());
+    };
+    wait_for("corp-1");
+    std::fs::write(
+        &feed,
+        format!(
+            "vendor = \"corp\"\n{}{}",
+            patch("corp-1", "3.0.12"),
+            patch("corp-2", "3.0.13")
+        ),
+    )
+    .unwrap();
+    // Well within the hour the other sources wait.
+    wait_for("corp-2");
+
+    let bad = write(
+        dir.path(),
+        "bad.toml",
+        &format!("[sources.intervals]\ncsaf-sorce = \"1s\"\n{grants}"),
+    );
+    let out = std::process::Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path().join("other"))
+        .args(["--config", &bad, "--source", "catalog-source"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("[sources.intervals] names `csaf-sorce`, which is not a source of this daemon (its sources: catalog-source)"),
+        "{}",
+        text(&out.stderr)
+    );
+}
