@@ -1160,6 +1160,20 @@ fn fleet_device(args: FleetDeviceArgs) -> Result<ExitStatus, Exit> {
     Ok(ExitStatus::Success)
 }
 
+/// The document at `path`; `None` once it is printed as the API's JSON (`--json`).
+fn get_unless_json<T: Document + DeserializeOwned + Serialize>(
+    server: &Server,
+    path: &str,
+    json: bool,
+) -> Result<Option<T>, Exit> {
+    let answer: T = Client::new(server)?.get(path)?;
+    if json {
+        print_json(&answer)?;
+        return Ok(None);
+    }
+    Ok(Some(answer))
+}
+
 #[derive(Debug, Args)]
 pub struct PublicationsArgs {
     /// From this cursor on (a previous answer's `next`): only what is newer.
@@ -1178,12 +1192,10 @@ pub fn publications(args: PublicationsArgs) -> ExitCode {
 
 fn publications_list(args: PublicationsArgs) -> Result<ExitStatus, Exit> {
     use ringleader_api::source::PublicationsV1;
-    let client = Client::new(&args.server)?;
-    let answer: PublicationsV1 = client.get(&format!("/v1/publications?since={}", args.since))?;
-    if args.json {
-        print_json(&answer)?;
+    let path = format!("/v1/publications?since={}", args.since);
+    let Some(answer) = get_unless_json::<PublicationsV1>(&args.server, &path, args.json)? else {
         return Ok(ExitStatus::Success);
-    }
+    };
     let mut out = String::new();
     outln!(
         out,
@@ -1281,12 +1293,10 @@ fn time_to_patch(args: TimeToPatchArgs) -> Result<ExitStatus, Exit> {
         })?;
         path.push_str(&format!("?at={}", query_value(&t.to_string())));
     }
-    let client = Client::new(&args.server)?;
-    let answer: TimeToPatchReportV1 = client.get(&path)?;
-    if args.json {
-        print_json(&answer)?;
+    let Some(answer) = get_unless_json::<TimeToPatchReportV1>(&args.server, &path, args.json)?
+    else {
         return Ok(ExitStatus::Success);
-    }
+    };
     if args.csv {
         let failed = |e: &dyn std::fmt::Display| {
             Exit(ExitStatus::Failure, anyhow::anyhow!("writing the CSV: {e}"))
@@ -1409,13 +1419,10 @@ pub fn schedule_runs(args: ScheduleRunsArgs) -> ExitCode {
 
 fn schedule_runs_list(args: ScheduleRunsArgs) -> Result<ExitStatus, Exit> {
     use ringleader_api::schedule::ScheduledRunsV1;
-    let client = Client::new(&args.server)?;
-    let answer: ScheduledRunsV1 =
-        client.get(&format!("/v1/schedules/runs?limit={}", args.limit))?;
-    if args.json {
-        print_json(&answer)?;
+    let path = format!("/v1/schedules/runs?limit={}", args.limit);
+    let Some(answer) = get_unless_json::<ScheduledRunsV1>(&args.server, &path, args.json)? else {
         return Ok(ExitStatus::Success);
-    }
+    };
     let mut out = String::new();
     if answer.file.is_empty() {
         outln!(
@@ -1480,12 +1487,10 @@ pub fn notifications(args: NotificationsArgs) -> ExitCode {
 
 fn notifications_list(args: NotificationsArgs) -> Result<ExitStatus, Exit> {
     use ringleader_api::notification::NotificationsV1;
-    let client = Client::new(&args.server)?;
-    let answer: NotificationsV1 = client.get(&format!("/v1/notifications?limit={}", args.limit))?;
-    if args.json {
-        print_json(&answer)?;
+    let path = format!("/v1/notifications?limit={}", args.limit);
+    let Some(answer) = get_unless_json::<NotificationsV1>(&args.server, &path, args.json)? else {
         return Ok(ExitStatus::Success);
-    }
+    };
     let mut out = String::new();
     if answer.webhooks.is_empty() {
         outln!(
