@@ -319,7 +319,7 @@ fn webhooks(
             None => missing("secret_file", d),
             Some(file) => {
                 let file = base.join(file);
-                match std::fs::read(&file) {
+                match read_secret(&file) {
                     Ok(mut bytes) => {
                         while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                             bytes.pop();
@@ -410,6 +410,27 @@ fn webhooks(
         }
     }
     out
+}
+
+/// The most bytes a webhook's secret file may hold.
+const MAX_SECRET: u64 = 4096;
+
+/// A secret file's bytes, at most [`MAX_SECRET`] (a device or a huge file is refused,
+/// not read to its end).
+fn read_secret(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_SECRET + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_SECRET {
+        return Err(std::io::Error::other(format!(
+            "longer than {MAX_SECRET} bytes: a secret is a line such as `openssl rand -hex 32` prints"
+        )));
+    }
+    Ok(bytes)
 }
 
 /// Why `url` cannot be a webhook's: only `https`, or `http` to a loopback address
@@ -542,6 +563,11 @@ mod tests {
         assert_eq!(hook.severities, ["critical"]);
         assert_eq!((hook.attempts, hook.retry_max.as_secs()), (10, 2));
         assert!(!format!("{hook:?}").contains("s3cret"));
+        let zero = OperatorConfig::parse(&path, &good.replace("ops.secret", "/dev/zero"));
+        assert!(
+            matches!(&zero, Err(ConfigError::Invalid(d)) if d.to_string().contains("/dev/zero: not a regular file")),
+            "{zero:?}"
+        );
         assert_eq!(
             config.notifications.not_scanned_after,
             Some(std::time::Duration::from_secs(2 * 86400))
