@@ -17,6 +17,10 @@ use ringleader_api::fleet::{
     FleetV1, HistoryKind, HistoryV1, OsV1, RolloutRecordV1, ScanErrorKind, ScanErrorV1, ScanV1,
     ScannedV1,
 };
+use ringleader_api::notification::{
+    AttemptErrorV1, DeliveryState, DeliveryV1, NotificationKind, NotificationV1, NotificationsV1,
+    WebhookV1,
+};
 use ringleader_api::plan::{
     self, Decision, ExplainReason, ExplainV1, ExplainedV1, PlanV1, SkipReason, SkipV1, StepV1,
     TotalsV1,
@@ -27,6 +31,7 @@ use ringleader_api::plugin::{
     PluginCheckV1, PluginListV1, ReadinessV1, ResultV1, RunV1, SeverityV1, TargetV1, VerifyV1,
     World,
 };
+use ringleader_api::report::TimeToPatchReportV1;
 use ringleader_api::rollout::{
     AcceptedV1, Action, Clock, Gate, Health, HealthV1 as DaemonHealthV1, ProblemState, ProblemV1,
     RingV1, RolloutState, RolloutsV1, StatusV1, WaitingV1,
@@ -1012,6 +1017,115 @@ fn compliance_document_validates_and_reads_back() {
 }
 
 #[test]
+fn notification_schedule_and_report_documents_validate_and_read_back() {
+    let mut failed = NotificationV1::new(
+        "r3-118".into(),
+        NotificationKind::DeviceFailed,
+        t("2026-11-02T08:14:00Z"),
+    );
+    failed.rollout = Some("r3".into());
+    failed.policy = Some("monthly-os".into());
+    failed.ring = Some("canary".into());
+    failed.device = Some("web-17".into());
+    failed.patch = Some("openssl-3.0.15".into());
+    failed.reason = Some("install failed: dpkg returned 1".into());
+    check(&failed);
+    let mut published = NotificationV1::new(
+        "patch-corp-1-1".into(),
+        NotificationKind::PatchPublished,
+        t("2026-11-02T08:00:00Z"),
+    );
+    published.severity = Some(SeverityV1::Critical);
+    published.cves = strings(&["CVE-2026-0001"]);
+    published.source = Some("csaf-source".into());
+    check(&published);
+    let mut stale = NotificationV1::new(
+        "not-scanned-ws-1-1764547200".into(),
+        NotificationKind::DeviceNotScanned,
+        t("2026-12-03T00:00:00Z"),
+    );
+    stale.device = Some("ws-1".into());
+    stale.last_scan = Some(t("2026-12-01T00:00:00Z"));
+    check(&stale);
+    check(&NotificationsV1 {
+        schema: Schema::new(),
+        webhooks: vec![WebhookV1 {
+            name: "ops".into(),
+            url: "https://hooks.example.com/in".into(),
+            events: NotificationKind::ALL.to_vec(),
+            pending: 1,
+            delivered: 24,
+            dropped: 0,
+            last_delivered: Some(t("2026-12-04T03:50:12Z")),
+            last_error: Some(AttemptErrorV1 {
+                at: t("2026-12-04T03:50:09Z"),
+                notification: "r1-3".into(),
+                attempt: 3,
+                message: "the receiver answered 503 Service Unavailable".into(),
+            }),
+        }],
+        deliveries: vec![DeliveryV1 {
+            id: "r1-3".into(),
+            webhook: "ops".into(),
+            kind: NotificationKind::Halted,
+            queued: t("2026-12-04T03:50:00Z"),
+            state: DeliveryState::Delivered,
+            attempts: 4,
+            delivered: Some(t("2026-12-04T03:50:12Z")),
+            last_error: Some("connection refused".into()),
+        }],
+    });
+    check(&ringleader_api::schedule::ScheduledRunsV1 {
+        schema: Schema::new(),
+        file: "/etc/ringleader/schedules.toml".into(),
+        schedules: vec![
+            ringleader_api::schedule::ScheduledV1 {
+                name: "weekly".into(),
+                next: Some(t("2026-12-07T20:00:00Z")),
+            },
+            ringleader_api::schedule::ScheduledV1 {
+                name: "once".into(),
+                next: None,
+            },
+        ],
+        runs: vec![demo::ContinuousRunV1 {
+            at: t("2026-12-04T04:31:04Z"),
+            schedule: "weekly".into(),
+            expedited: Some("corp-crit".into()),
+            outcome: RunResultV1::Started,
+            rollout: Some("r1".into()),
+            patches: strings(&["corp-crit"]),
+            devices: Some(2),
+            waiting: vec![demo::WaitingV1 {
+                id: "corp-low".into(),
+                from: t("2036-10-30T00:00:00Z"),
+            }],
+            why: None,
+        }],
+    });
+    check(&TimeToPatchReportV1 {
+        schema: Schema::new(),
+        at: t("2026-12-04T04:16:33Z"),
+        publications: 2,
+        rollouts: 1,
+        unread: strings(&["r2"]),
+        installs: 5,
+        severities: vec![demo::TimeToPatchV1 {
+            severity: SeverityV1::High,
+            patches: 1,
+            pairs: 3,
+            installed: 3,
+            outstanding: 0,
+            median_seconds: Some(2),
+            p95_seconds: Some(2),
+            within_7_days: Some(1.0),
+            within_14_days: None,
+            within_30_days: None,
+        }],
+    });
+}
+
+#[test]
 fn schema_constants_are_the_published_ones() {
     fn constant<D: Document>(seen: &mut BTreeSet<String>) {
         let file = file_of::<D>();
@@ -1050,6 +1164,10 @@ fn schema_constants_are_the_published_ones() {
     constant::<FleetScanV1>(&mut seen);
     constant::<CatalogCheckV1>(&mut seen);
     constant::<ComplianceV1>(&mut seen);
+    constant::<NotificationV1>(&mut seen);
+    constant::<NotificationsV1>(&mut seen);
+    constant::<ringleader_api::schedule::ScheduledRunsV1>(&mut seen);
+    constant::<TimeToPatchReportV1>(&mut seen);
     let published: BTreeSet<String> = std::fs::read_dir(schemas_dir())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -1134,6 +1252,26 @@ fn enums_are_the_schemas_lists() {
             "schedule-runs.v1.json",
             "/properties/runs/items/properties/outcome/enum",
             names(RunOutcomeV1::ALL),
+        ),
+        (
+            "notification.v1.json",
+            "/properties/kind/enum",
+            names(NotificationKind::ALL),
+        ),
+        (
+            "notifications.v1.json",
+            "/$defs/kind/enum",
+            names(NotificationKind::ALL),
+        ),
+        (
+            "notifications.v1.json",
+            "/properties/deliveries/items/properties/state/enum",
+            names(DeliveryState::ALL),
+        ),
+        (
+            "scheduled-runs.v1.json",
+            "/properties/runs/items/properties/outcome/enum",
+            names(RunResultV1::ALL),
         ),
         (
             "health.v1.json",
