@@ -77,7 +77,7 @@ impl Watch {
         if new.is_empty() {
             return Ok(Vec::new());
         }
-        let first = self.log.last()?.map_or(0, |(k, _)| seq_of(&k) + 1);
+        let first = self.end()?;
         let mut out = Vec::new();
         for (seq, publication) in (first..).zip(new) {
             let source = reported
@@ -117,13 +117,19 @@ impl Watch {
         Ok(out)
     }
 
+    /// The cursor the next entry will have (the log's length).
+    pub fn end(&self) -> Result<u64, PublicationsError> {
+        Ok(self.log.last()?.map_or(0, |(k, _)| seq_of(&k) + 1))
+    }
+
     /// Every patch known, as last seen.
     pub fn known(&self) -> Publications {
         self.known.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
-fn seq_of(key: &[u8]) -> u64 {
+/// A big-endian `u64` key (or value) read back; a short one is padded in front.
+pub(crate) fn seq_of(key: &[u8]) -> u64 {
     let mut bytes = [0u8; 8];
     let n = key.len().min(8);
     bytes[8 - n..].copy_from_slice(&key[..n]);

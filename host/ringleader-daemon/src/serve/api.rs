@@ -611,9 +611,7 @@ async fn start(
         }
     };
     let start = match request.start.as_deref() {
-        None => {
-            Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH)
-        }
+        None => super::now(),
         Some(_) if clock == Clock::Real => {
             return Err(failure(
                 StatusCode::BAD_REQUEST,

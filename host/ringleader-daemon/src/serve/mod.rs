@@ -18,6 +18,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Now, in whole seconds: the time the daemon records (publications, runs,
+/// deliveries, reports).
+pub(crate) fn now() -> jiff::Timestamp {
+    jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+}
+
 /// What the daemon runs with: `ringleader serve`'s options (their meaning: its `--help`).
 #[derive(Debug, Clone)]
 pub struct Options {

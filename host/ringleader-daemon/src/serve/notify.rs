@@ -17,7 +17,9 @@
 //!   webhooks and never followed before are followed from their end: turning webhooks
 //!   on does not replay history.
 
+use super::now;
 use super::rollouts::{Rollout, Rollouts};
+use crate::publications::seq_of;
 use hmac::{Hmac, Mac};
 use jiff::Timestamp;
 use ringleader_api::Schema;
@@ -172,9 +174,7 @@ impl Notifier {
             }
         }
         if self.cursors.get(PUBLICATIONS)?.is_none() {
-            let end = rollouts
-                .publications_since(0, usize::MAX)
-                .map_or(0, |all| all.last().map_or(0, |(c, _)| c + 1));
+            let end = rollouts.publications_end().unwrap_or(0);
             self.set_cursor(PUBLICATIONS.as_bytes(), end)?;
         }
         self.db.flush()?;
@@ -576,17 +576,6 @@ fn queue_prefix(name: &str) -> Vec<u8> {
     let mut key = name.as_bytes().to_vec();
     key.push(0);
     key
-}
-
-fn seq_of(bytes: &[u8]) -> u64 {
-    let mut b = [0u8; 8];
-    let n = bytes.len().min(8);
-    b[8 - n..].copy_from_slice(&bytes[..n]);
-    u64::from_be_bytes(b)
-}
-
-fn now() -> Timestamp {
-    Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 fn ts(seconds: i64) -> Timestamp {

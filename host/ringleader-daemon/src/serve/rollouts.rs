@@ -645,8 +645,7 @@ impl Rollouts {
                 Some(names) => sources.poll_only(names).await?,
                 None => sources.poll().await?,
             };
-            let at = Timestamp::from_second(Timestamp::now().as_second())
-                .unwrap_or(Timestamp::UNIX_EPOCH);
+            let at = super::now();
             let watch = &self.publications;
             Ok(watch.observe(at, &reported)?)
         }
@@ -682,9 +681,7 @@ impl Rollouts {
         at: Option<Timestamp>,
     ) -> anyhow::Result<ringleader_api::report::TimeToPatchReportV1> {
         use ringleader_planner::time_to_patch::{Pair, report};
-        let at = at.unwrap_or_else(|| {
-            Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH)
-        });
+        let at = at.unwrap_or_else(super::now);
         let publications = self.publications.known().for_time_to_patch();
         let rollouts = self.list();
         let (installs, read, unread) = tokio::task::spawn_blocking(move || {
@@ -792,6 +789,11 @@ impl Rollouts {
         &self.notifier
     }
 
+    /// The cursor the publications log's next entry will have.
+    pub fn publications_end(&self) -> anyhow::Result<u64> {
+        Ok(self.publications.end()?)
+    }
+
     /// Each source polled on its own, with its interval (`[sources]`).
     pub fn poll_plan(&self) -> anyhow::Result<Vec<(String, std::time::Duration)>> {
         self.session.poll_plan()
@@ -811,10 +813,7 @@ impl Rollouts {
         let discovered = began.elapsed();
         let request = crate::compliance::Request {
             filter,
-            at: at.unwrap_or_else(|| {
-                Timestamp::from_second(Timestamp::now().as_second())
-                    .unwrap_or(Timestamp::UNIX_EPOCH)
-            }),
+            at: at.unwrap_or_else(super::now),
             interval: self.scan_every().unwrap_or(crate::compliance::RECENT_SCAN),
         };
         let answer = tokio::task::spawn_blocking(move || {

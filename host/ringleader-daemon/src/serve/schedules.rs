@@ -16,6 +16,7 @@
 //! - Runs due while the daemon was down are not made up: the next run takes whatever is
 //!   approved by then.
 
+use super::now;
 use super::rollouts::Rollouts;
 use crate::continuous::{Due, Standing, next_run};
 use crate::session::{Clock, Fleet, Inputs};
@@ -137,9 +138,7 @@ impl Scheduler {
             due.extend(next_run(s, started, i));
         }
         // Only what is first seen from now on is expedited.
-        let mut cursor = rollouts
-            .publications_since(0, usize::MAX)
-            .map_or(0, |all| all.last().map_or(0, |(c, _)| c + 1));
+        let mut cursor = rollouts.publications_end().unwrap_or(0);
         loop {
             self.show_next(&due);
             match rollouts.publications_since(cursor, 1000) {
@@ -155,7 +154,9 @@ impl Scheduler {
                 let Some((at, what)) = due.pop_first() else {
                     break;
                 };
-                let run = self.run(&rollouts, at, &what).await;
+                let Some(run) = self.run(&rollouts, at, &what).await else {
+                    continue;
+                };
                 tracing::info!(
                     "schedule {} ran: {}{}",
                     run.schedule,
@@ -262,45 +263,35 @@ impl Scheduler {
     }
 
     /// One run, as it went.
-    async fn run(&self, rollouts: &Rollouts, at: Timestamp, what: &Due) -> ContinuousRunV1 {
-        let (schedule, expedited) = match what {
-            Due::Run { schedule } => (*schedule, None),
-            Due::Expedite { schedule, patch } => (*schedule, Some(patch.clone())),
-            Due::Skipped { schedule, freeze } => {
-                return ContinuousRunV1 {
-                    at,
-                    schedule: self.standing[*schedule].schedule.name.clone(),
-                    expedited: None,
-                    outcome: RunResultV1::Skipped,
-                    rollout: None,
-                    patches: Vec::new(),
-                    devices: None,
-                    waiting: Vec::new(),
-                    why: Some(format!("in freeze {freeze}")),
-                };
-            }
-            Due::Poll => (0, None),
+    async fn run(&self, rollouts: &Rollouts, at: Timestamp, what: &Due) -> Option<ContinuousRunV1> {
+        let (schedule, expedited, freeze) = match what {
+            Due::Run { schedule } => (*schedule, None, None),
+            Due::Expedite { schedule, patch } => (*schedule, Some(patch.clone()), None),
+            Due::Skipped { schedule, freeze } => (*schedule, None, Some(freeze)),
+            // Polls are `[sources] poll`'s, never in this queue.
+            Due::Poll => return None,
         };
         let s = &self.standing[schedule];
         let mut run = ContinuousRunV1 {
             at,
             schedule: s.schedule.name.clone(),
             expedited: expedited.clone(),
-            outcome: RunResultV1::Failed,
+            outcome: RunResultV1::Skipped,
             rollout: None,
             patches: Vec::new(),
             devices: None,
             waiting: Vec::new(),
-            why: None,
+            why: freeze.map(|f| format!("in freeze {f}")),
         };
-        if let Err(e) = self
-            .start(rollouts, s, expedited.as_deref(), &mut run)
-            .await
+        if freeze.is_none()
+            && let Err(e) = self
+                .start(rollouts, s, expedited.as_deref(), &mut run)
+                .await
         {
             run.outcome = RunResultV1::Failed;
             run.why = Some(format!("{e:#}"));
         }
-        run
+        Some(run)
     }
 
     async fn start(
@@ -399,8 +390,4 @@ impl Scheduler {
         run.devices = Some(devices);
         Ok(())
     }
-}
-
-fn now() -> Timestamp {
-    Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH)
 }
