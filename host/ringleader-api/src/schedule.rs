@@ -26,8 +26,17 @@ pub struct ScheduleV1 {
     pub when: String,
     /// Its IANA time zone (`UTC` when it names none).
     pub zone: String,
-    /// Paths, resolved against the schedules file's directory.
+    /// Paths, resolved against the schedules file's directory; `inventory` is empty
+    /// when the schedule patches the registry's devices by `tags`.
     pub inventory: String,
+    /// The fleet registry's devices with one of these tags are patched (added within
+    /// v1: absent from documents written before).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// The sources whose patches its runs take; empty: every source (added within
+    /// v1).
+    #[serde(default)]
+    pub sources: Vec<String>,
     pub policy: String,
     pub on_freeze: OnFreezeV1,
     pub patches: PatchFilterV1,

@@ -422,6 +422,8 @@ fn daemon_documents_validate_and_read_back() {
             when: "second tuesday of the month + 2 days at 22:00 Europe/Amsterdam".into(),
             zone: "Europe/Amsterdam".into(),
             inventory: "/etc/ringleader/fleet.toml".into(),
+            tags: Vec::new(),
+            sources: strings(&["debian-security-source"]),
             policy: "/etc/ringleader/monthly.toml".into(),
             on_freeze: OnFreezeV1::Move,
             patches: PatchFilterV1 {

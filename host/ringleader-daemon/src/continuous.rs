@@ -197,7 +197,8 @@ pub async fn run(
         due.extend(next_run(s, stretch.start, i));
     }
     let mut publications = Publications::default();
-    let mut latest: Vec<ringleader_types::Patch> = Vec::new();
+    // What the last poll reported, each patch with its source.
+    let mut latest: Vec<(ringleader_types::Patch, String)> = Vec::new();
     let mut running: Vec<Running> = Vec::new();
     let mut ended: Vec<RolloutEnd> = Vec::new();
     let mut installs: BTreeMap<(String, String), Timestamp> = BTreeMap::new();
@@ -226,11 +227,12 @@ pub async fn run(
                             .collect();
                         let new =
                             publications.observe(at.as_second(), reported.iter().map(|(p, _)| p));
-                        latest = reported.iter().map(|(p, _)| p.clone()).collect();
+                        latest = reported.clone();
                         for publication in new {
-                            let patch = latest.iter().find(|p| p.id == publication.id);
+                            let found = latest.iter().find(|(p, _)| p.id == publication.id);
                             for (i, s) in standing.iter().enumerate() {
-                                if let Some(patch) = patch
+                                if let Some((patch, source)) = found
+                                    && s.schedule.takes_from(source)
                                     && let Some(when) = logic::expedite_at(
                                         &s.schedule,
                                         s.policy.expedite.as_ref(),
@@ -288,6 +290,11 @@ pub async fn run(
                     Due::Expedite { patch, .. } => Some(patch.clone()),
                     _ => None,
                 };
+                let latest: Vec<ringleader_types::Patch> = latest
+                    .iter()
+                    .filter(|(_, source)| s.schedule.takes_from(source))
+                    .map(|(p, _)| p.clone())
+                    .collect();
                 let mut selection = match &expedited {
                     Some(patch) => logic::select_only(patch, &latest),
                     None => logic::select(&s.schedule, &latest, at.as_second()),

@@ -331,6 +331,91 @@ impl Registry {
     }
 }
 
+/// The devices of the registry with at least one of some tags, as one inventory
+/// ([`Registry::tagged`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tagged {
+    /// `registry:tags=web,edge.json`: what the rollout's inventory is called.
+    pub name: String,
+    /// The devices' tables, each as its own file gives it (with that file's
+    /// `version-scheme`), as a JSON inventory.
+    pub text: String,
+    /// Their ids, in the registry's order.
+    pub ids: Vec<String>,
+}
+
+impl Registry {
+    /// The registry's devices with at least one of `tags`, each from the inventory file
+    /// it was last given in, as one inventory a rollout can record and plan. A file that
+    /// no longer parses as TOML or JSON is an error naming it (its devices cannot be
+    /// told apart from those it lost).
+    pub fn tagged(&self, tags: &[String]) -> Result<Tagged, RegistryError> {
+        let mut files: BTreeMap<String, BTreeMap<String, serde_json::Value>> = BTreeMap::new();
+        for (name, text) in self.inventories()? {
+            files.insert(name.clone(), device_tables(&name, &text)?);
+        }
+        let mut devices = Vec::new();
+        let mut ids = Vec::new();
+        for entry in self.list()? {
+            if !entry.tags.iter().any(|t| tags.contains(t)) {
+                continue;
+            }
+            if let Some(table) = files
+                .get_mut(&entry.inventory)
+                .and_then(|f| f.remove(&entry.id))
+            {
+                devices.push(table);
+                ids.push(entry.id);
+            }
+        }
+        Ok(Tagged {
+            name: format!("registry:tags={}.json", tags.join(",")),
+            text: serde_json::to_string_pretty(&serde_json::json!({ "devices": devices }))
+                .unwrap_or_default(),
+            ids,
+        })
+    }
+}
+
+/// The device tables of inventory file `name` by id, each with the file's
+/// `version-scheme` unless it has its own.
+fn device_tables(
+    name: &str,
+    text: &str,
+) -> Result<BTreeMap<String, serde_json::Value>, RegistryError> {
+    let corrupt =
+        |e: String| RegistryError::Corrupt(format!("inventory {name} no longer reads: {e}"));
+    let file: serde_json::Value = if Path::new(name).extension().is_some_and(|e| e == "json") {
+        serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?
+    } else {
+        let table: toml::Table = toml::from_str(text).map_err(|e| corrupt(e.to_string()))?;
+        serde_json::to_value(table).map_err(|e| corrupt(e.to_string()))?
+    };
+    let scheme = file.get("version-scheme").cloned();
+    let mut tables = BTreeMap::new();
+    for device in file
+        .get("devices")
+        .and_then(|d| d.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let (Some(id), Some(table)) = (
+            device.get("id").and_then(|i| i.as_str()),
+            device.as_object(),
+        ) else {
+            continue;
+        };
+        let mut table = table.clone();
+        if let Some(scheme) = &scheme {
+            table
+                .entry("version-scheme")
+                .or_insert_with(|| scheme.clone());
+        }
+        tables.insert(id.to_string(), serde_json::Value::Object(table));
+    }
+    Ok(tables)
+}
+
 pub fn component_v1(c: Component) -> ComponentV1 {
     ComponentV1 {
         name: c.name,
@@ -505,6 +590,47 @@ mod tests {
                 (HistoryKind::Changed, "gone"),
             ]
         );
+    }
+
+    #[test]
+    fn the_registry_s_tagged_devices_make_one_inventory_each_as_its_last_file_gives_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path()).unwrap();
+        let register = |name: &str, text: &str| {
+            let parsed = Inventory::parse(Path::new(name), text).unwrap();
+            registry.register(name, text, &parsed).unwrap();
+        };
+        register(
+            "/etc/ringleader/web.toml",
+            "version-scheme = \"deb\"\n[[devices]]\nid = \"web-1\"\ntags = [\"web\"]\nsite = \"ams\"\ncomponents = { openssl = \"3.0.11-1~deb12u2\" }\n\n[[devices]]\nid = \"db-1\"\ntags = [\"db\"]\n\n[[devices]]\nid = \"moved\"\ntags = [\"web\"]\n",
+        );
+        // `moved` is now in this file, without the tag; `edge-1` has a scheme of its own.
+        register(
+            "/etc/ringleader/edge.json",
+            r#"{"version-scheme": "rpm", "devices": [
+                {"id": "edge-1", "tags": ["edge"], "version-scheme": "semver", "components": {"agent": "1.2.0"}},
+                {"id": "moved", "tags": ["lab"]}
+            ]}"#,
+        );
+        let tagged = registry
+            .tagged(&["web".to_string(), "edge".to_string()])
+            .unwrap();
+        assert_eq!(tagged.name, "registry:tags=web,edge.json");
+        assert_eq!(tagged.ids, ["edge-1", "web-1"]);
+        let inventory = Inventory::parse(Path::new(&tagged.name), &tagged.text).unwrap();
+        let by_id: BTreeMap<&str, &ringleader_planner::inventory::Device> = inventory
+            .devices
+            .iter()
+            .map(|d| (d.id.as_str(), d))
+            .collect();
+        assert_eq!(by_id.len(), 2);
+        assert_eq!(by_id["web-1"].site, "ams");
+        let scheme = |id: &str| by_id[id].to_plugin().components[0].scheme;
+        assert_eq!(scheme("web-1"), Some(Scheme::Deb), "the file's scheme");
+        assert_eq!(scheme("edge-1"), Some(Scheme::Semver), "its own");
+
+        let none = registry.tagged(&["nowhere".to_string()]).unwrap();
+        assert!(none.ids.is_empty());
     }
 
     #[test]

@@ -361,6 +361,11 @@ impl Session {
         self.scan.every
     }
 
+    /// The sources' names (from their manifests).
+    pub fn source_names(&self) -> anyhow::Result<Vec<String>> {
+        self.plugins.source_names()
+    }
+
     /// Each source the daemon polls on its own (`[sources] poll`, `[sources.intervals]`)
     /// with its interval; a source with neither is left out. An interval for a source
     /// the daemon does not have is an error.
@@ -561,10 +566,11 @@ impl Session {
         use ringleader_api::fleet::{ScanErrorKind, ScanErrorV1};
         let runtime = self.runtime_now(inventory)?;
         let installers = self.plugins.load_installers(&runtime).await?;
+        let wanted: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
         let devices: Vec<_> = inventory
             .devices
             .iter()
-            .filter(|d| ids.is_empty() || ids.contains(&d.id))
+            .filter(|d| wanted.is_empty() || wanted.contains(d.id.as_str()))
             .map(|d| d.to_plugin())
             .collect();
         let installers = &installers;

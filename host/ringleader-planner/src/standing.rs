@@ -21,7 +21,7 @@ use ringleader_types::{Patch, PatchKind, Severity};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-const HINT: &str = "a schedules file holds [[schedules]] tables with name, when, inventory, policy, on_freeze, expedite_within, the patch filters kinds, severities, cves, include, exclude, and the approvals approved and [[schedules.approve]] (kinds, severities, after_days): see docs/schedules.md";
+const HINT: &str = "a schedules file holds [[schedules]] tables with name, when, inventory or tags, sources, policy, on_freeze, expedite_within, the patch filters kinds, severities, cves, include, exclude, and the approvals approved and [[schedules.approve]] (kinds, severities, after_days): see docs/schedules.md";
 
 /// What a run that falls into a freeze does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,13 +62,26 @@ pub struct Approval {
     pub approved: Vec<String>,
 }
 
+/// Which devices a schedule's runs patch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The devices of an inventory file (resolved against the schedules file's
+    /// directory), read again at every run.
+    Inventory(PathBuf),
+    /// The devices of the fleet registry that have at least one of these tags, as the
+    /// registry holds them at the run.
+    Tags(Vec<String>),
+}
+
 /// One standing schedule.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Schedule {
     pub name: String,
     pub when: Recurrence,
-    /// Paths as written, resolved against the schedules file's directory.
-    pub inventory: PathBuf,
+    pub target: Target,
+    /// The sources whose patches its runs take; empty: every source of the daemon.
+    pub sources: Vec<String>,
+    /// Resolved against the schedules file's directory.
     pub policy: PathBuf,
     pub on_freeze: OnFreeze,
     pub patches: PatchFilter,
@@ -134,7 +147,9 @@ struct RawFile {
 struct RawSchedule {
     name: String,
     when: String,
-    inventory: String,
+    inventory: Option<String>,
+    tags: Option<Vec<String>>,
+    sources: Option<Vec<String>>,
     policy: String,
     on_freeze: Option<String>,
     expedite_within: Option<String>,
@@ -177,8 +192,31 @@ impl Schedules {
         }
     }
 
+    /// Reads and validates the schedules file at `path` for a daemon whose sources are
+    /// `sources`: a schedule's `sources` must name some of them.
+    pub fn check_for(
+        path: &Path,
+        sources: &[String],
+    ) -> Result<(Option<Schedules>, Diagnostics), std::io::Error> {
+        match ringleader_diag::read_file("schedules", path) {
+            Ok(text) => Ok(Schedules::parse_for(path, &text, Some(sources))),
+            Err(ringleader_diag::FileError::Invalid(diags)) => Ok((None, diags)),
+            Err(ringleader_diag::FileError::Read { error, .. }) => Err(error),
+        }
+    }
+
     /// Validates schedules `text` read from `path`: every problem at once.
     pub fn parse(path: &Path, text: &str) -> (Option<Schedules>, Diagnostics) {
+        Schedules::parse_for(path, text, None)
+    }
+
+    /// [`Schedules::parse`], and, given the names of the sources that will run the
+    /// schedules, a schedule's `sources` that names another is an error.
+    pub fn parse_for(
+        path: &Path,
+        text: &str,
+        known_sources: Option<&[String]>,
+    ) -> (Option<Schedules>, Diagnostics) {
         let mut d = Diagnostics::new(path, text);
         let Some(raw) = d.toml_from_str::<RawFile>(text, HINT) else {
             d.sort();
@@ -317,25 +355,46 @@ impl Schedules {
                     }
                 }
             }
-            for key in ["inventory", "policy"] {
-                let file = if key == "inventory" {
-                    &s.inventory
-                } else {
-                    &s.policy
-                };
-                if file.trim().is_empty() {
-                    d.error_at(
-                        &at(key),
-                        format!("no {key} file named"),
-                        "give its path, relative to this file",
-                    );
+            let target = read_target(&mut d, s, i, base);
+            let sources = read_names(
+                &mut d,
+                s.sources.as_deref(),
+                &[Seg::Key("schedules"), Seg::Index(i), Seg::Key("sources")],
+                "source",
+                "leave `sources` out to take the patches of every source of the daemon, or name some, e.g. `[\"csaf-source\"]`",
+            );
+            if let (Some(known), Some(named)) = (known_sources, &s.sources) {
+                for (j, name) in named.iter().enumerate() {
+                    if !name.trim().is_empty() && !known.contains(name) {
+                        d.error_at(
+                            &[
+                                Seg::Key("schedules"),
+                                Seg::Index(i),
+                                Seg::Key("sources"),
+                                Seg::Index(j),
+                            ],
+                            format!(
+                                "`{name}` is not a source of this daemon (its sources: {})",
+                                known.join(", ")
+                            ),
+                            "name one of them, or give it to the daemon with --source",
+                        );
+                    }
                 }
             }
-            if let Some(when) = when {
+            if s.policy.trim().is_empty() {
+                d.error_at(
+                    &at("policy"),
+                    "no policy file named",
+                    "give its path, relative to this file",
+                );
+            }
+            if let (Some(when), Some(target)) = (when, target) {
                 schedules.push(Schedule {
                     name: s.name.clone(),
                     when,
-                    inventory: base.join(&s.inventory),
+                    target,
+                    sources,
                     policy: base.join(&s.policy),
                     on_freeze,
                     patches,
@@ -348,6 +407,83 @@ impl Schedules {
         let ok = !d.has_errors();
         (ok.then_some(Schedules { schedules }), d)
     }
+}
+
+/// Which devices schedule `i` patches: exactly one of `inventory` (a file) and `tags`
+/// (of the fleet registry).
+fn read_target(d: &mut Diagnostics, s: &RawSchedule, i: usize, base: &Path) -> Option<Target> {
+    let at = |key: &'static str| [Seg::Key("schedules"), Seg::Index(i), Seg::Key(key)];
+    match (&s.inventory, &s.tags) {
+        (Some(_), Some(_)) => {
+            d.error_at(
+                &at("tags"),
+                "the schedule names both an inventory file and tags",
+                "keep one: `inventory` patches the devices of a file, `tags` those of the fleet registry with one of the tags",
+            );
+            None
+        }
+        (None, None) => {
+            d.error_at(
+                &[Seg::Key("schedules"), Seg::Index(i)],
+                format!("schedule `{}` names no devices", s.name),
+                "give `inventory = \"fleet.toml\"` (a file, relative to this one) or `tags = [\"web\"]` (the fleet registry's devices with one of the tags)",
+            );
+            None
+        }
+        (Some(file), None) if file.trim().is_empty() => {
+            d.error_at(
+                &at("inventory"),
+                "no inventory file named",
+                "give its path, relative to this file",
+            );
+            None
+        }
+        (Some(file), None) => Some(Target::Inventory(base.join(file))),
+        (None, Some(tags)) => {
+            let tags = read_names(
+                d,
+                Some(tags),
+                &at("tags"),
+                "tag",
+                "name the tags of the devices to patch, e.g. `[\"web\"]`",
+            );
+            (!tags.is_empty()).then_some(Target::Tags(tags))
+        }
+    }
+}
+
+/// The names of list `at` (sources, tags): an empty list, an empty name or one given
+/// twice is an error. `None` (the key left out): none.
+fn read_names(
+    d: &mut Diagnostics,
+    names: Option<&[String]>,
+    at: &[Seg<'_>],
+    what: &str,
+    hint: &str,
+) -> Vec<String> {
+    let Some(names) = names else {
+        return Vec::new();
+    };
+    if names.is_empty() {
+        d.error_at(at, format!("the list names no {what}"), hint);
+        return Vec::new();
+    }
+    let mut kept: Vec<String> = Vec::new();
+    for (j, name) in names.iter().enumerate() {
+        let item = [at, &[Seg::Index(j)]].concat();
+        if name.trim().is_empty() {
+            d.error_at(&item, format!("an empty {what} name"), hint);
+        } else if kept.contains(name) {
+            d.error_at(
+                &item,
+                format!("{what} `{name}` is named twice"),
+                "name each once",
+            );
+        } else {
+            kept.push(name.clone());
+        }
+    }
+    kept
 }
 
 /// The patch kinds `names` (the list `kinds` under `at`), each unknown one reported.
@@ -444,6 +580,11 @@ pub struct Eligible {
 }
 
 impl Schedule {
+    /// Whether its runs take the patches of the source named `source`.
+    pub fn takes_from(&self, source: &str) -> bool {
+        self.sources.is_empty() || self.sources.iter().any(|s| s == source)
+    }
+
     /// From when the schedule's runs may roll `patch` out, or why they never do (the
     /// filters leave it out, or no approval rule matches it).
     pub fn eligible_from(&self, patch: &Patch) -> Result<Eligible, String> {
@@ -594,7 +735,11 @@ kinds = ["security"]
         let s = parse(PATCH_TUESDAY).unwrap();
         let s = &s.schedules[0];
         assert_eq!(s.name, "patch-tuesday");
-        assert_eq!(s.inventory, Path::new("/etc/ringleader/fleet.toml"));
+        assert_eq!(
+            s.target,
+            Target::Inventory("/etc/ringleader/fleet.toml".into())
+        );
+        assert!(s.sources.is_empty() && s.takes_from("csaf-source"));
         assert_eq!(s.policy, Path::new("/etc/ringleader/policies/monthly.toml"));
         assert_eq!(s.on_freeze, OnFreeze::Move);
         assert_eq!(s.patches.severities, [Severity::High, Severity::Critical]);
@@ -815,6 +960,88 @@ after_days = 3651
         assert!(
             found[0].contains("missing field `after_days`"),
             "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn a_schedule_patches_a_file_or_the_registry_tags_and_may_name_its_sources() {
+        let s = parse(
+            r#"
+[[schedules]]
+name = "web"
+when = "every monday 20:00"
+tags = ["web", "edge"]
+sources = ["csaf-source", "debian-security"]
+policy = "p.toml"
+"#,
+        )
+        .unwrap()
+        .schedules
+        .remove(0);
+        assert_eq!(s.target, Target::Tags(vec!["web".into(), "edge".into()]));
+        assert!(s.takes_from("csaf-source") && s.takes_from("debian-security"));
+        assert!(!s.takes_from("lvfs-source"));
+
+        let found = parse(
+            r#"
+[[schedules]]
+name = "both"
+when = "every monday 20:00"
+inventory = "fleet.toml"
+tags = ["web"]
+policy = "p.toml"
+
+[[schedules]]
+name = "neither"
+when = "every monday 20:00"
+policy = "p.toml"
+
+[[schedules]]
+name = "empty-lists"
+when = "every monday 20:00"
+tags = []
+sources = []
+policy = "p.toml"
+
+[[schedules]]
+name = "twice"
+when = "every monday 20:00"
+tags = ["web", "", "web"]
+sources = ["csaf-source", "csaf-source"]
+policy = "p.toml"
+"#,
+        )
+        .unwrap_err();
+        for part in [
+            "schedules.toml:6:8: `schedules[0].tags`: the schedule names both an inventory file and tags",
+            "`schedules[1]`: schedule `neither` names no devices",
+            "`schedules[2].tags`: the list names no tag",
+            "`schedules[2].sources`: the list names no source",
+            "`schedules[3].tags[1]`: an empty tag name",
+            "`schedules[3].tags[2]`: tag `web` is named twice",
+            "`schedules[3].sources[1]`: source `csaf-source` is named twice",
+        ] {
+            assert!(found.iter().any(|f| f.contains(part)), "{part}: {found:#?}");
+        }
+        assert_eq!(found.len(), 7, "{found:#?}");
+
+        // Against the daemon's sources: one it does not have is located.
+        let text = "[[schedules]]\nname = \"m\"\nwhen = \"every monday 20:00\"\ntags = [\"web\"]\nsources = [\"csaf-source\", \"lvfs\"]\npolicy = \"p.toml\"\n";
+        let known = ["csaf-source".to_string(), "lvfs-source".to_string()];
+        let (ok, d) = Schedules::parse_for(Path::new("s.toml"), text, Some(&known));
+        assert!(ok.is_none());
+        let found: Vec<String> = d.errors().map(|p| d.format(p)).collect();
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].starts_with(
+                "s.toml:5:27: `schedules[0].sources[1]`: `lvfs` is not a source of this daemon (its sources: csaf-source, lvfs-source)"
+            ),
+            "{found:#?}"
+        );
+        assert!(
+            Schedules::parse_for(Path::new("s.toml"), text, None)
+                .0
+                .is_some()
         );
     }
 

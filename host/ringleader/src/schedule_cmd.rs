@@ -10,14 +10,15 @@ use ringleader_api::schedule::{
     ScheduleRunsV1, ScheduleV1, SchedulesV1,
 };
 use ringleader_planner::policy::{Freeze, Policy, kind_name, severity_name};
-use ringleader_planner::standing::{OnFreeze, Run, RunOutcome, Schedule, Schedules};
+use ringleader_planner::standing::{OnFreeze, Run, RunOutcome, Schedule, Schedules, Target};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Subcommand)]
 pub enum ScheduleCommand {
-    /// Every schedule of the file: when (recurrence and zone), inventory, policy,
-    /// patch filters, what a run in a freeze does, and its next run.
+    /// Every schedule of the file: when (recurrence and zone), which devices (an
+    /// inventory file, or the fleet registry's by tags), which sources, policy, patch
+    /// filters, what a run in a freeze does, and its next run.
     ///
     /// The file and each schedule's policy are validated: every problem is printed,
     /// each at its file:line:col (a recurrence's at the word at fault). Exit 1 when
@@ -142,7 +143,15 @@ fn list(args: FileArgs) -> Result<(), String> {
                 name: s.name.clone(),
                 when: s.when.text.clone(),
                 zone: s.when.zone_name.clone(),
-                inventory: s.inventory.display().to_string(),
+                inventory: match &s.target {
+                    Target::Inventory(file) => file.display().to_string(),
+                    Target::Tags(_) => String::new(),
+                },
+                tags: match &s.target {
+                    Target::Inventory(_) => Vec::new(),
+                    Target::Tags(tags) => tags.clone(),
+                },
+                sources: s.sources.clone(),
                 policy: s.policy.display().to_string(),
                 on_freeze: match s.on_freeze {
                     OnFreeze::Move => OnFreezeV1::Move,
@@ -236,10 +245,19 @@ fn list(args: FileArgs) -> Result<(), String> {
             approval.push("others never".into());
         }
         out.push_str(&format!(
-            "{}\n  when:      {}\n  inventory: {}\n  policy:    {}\n  patches:   {}\n  approval:  {}\n  freezes:   {} a run\n  next:      {}\n",
+            "{}\n  when:      {}\n  devices:   {}\n  sources:   {}\n  policy:    {}\n  patches:   {}\n  approval:  {}\n  freezes:   {} a run\n  next:      {}\n",
             s.name,
             s.when,
-            s.inventory,
+            if s.tags.is_empty() {
+                s.inventory.clone()
+            } else {
+                format!("the fleet registry's tagged {}", s.tags.join(" or "))
+            },
+            if s.sources.is_empty() {
+                "every source of the daemon".to_string()
+            } else {
+                s.sources.join(", ")
+            },
             s.policy,
             if patches.is_empty() {
                 "every applicable one".to_string()

@@ -109,7 +109,8 @@ pub async fn serve(args: Options) -> anyhow::Result<()> {
     }
     rollouts.notifier().spawn(rollouts.clone())?;
     if let Some(file) = &args.schedules {
-        let scheduler = Arc::new(schedules::Scheduler::load(file, &args.data)?);
+        let sources = rollouts.session().source_names()?;
+        let scheduler = Arc::new(schedules::Scheduler::load(file, &args.data, &sources)?);
         rollouts.set_scheduler(scheduler.clone());
         scheduler.spawn(rollouts.clone());
     }

@@ -3,10 +3,11 @@
 //! the simulated month (`demo --continuous`) takes in virtual time.
 //!
 //! - Each schedule's next run (through its policy's freezes: moved, or skipped and
-//!   recorded so) is waited for on the real clock. At a run the schedule's inventory is
-//!   read again, its sources asked, the patches approved by then selected (less those a
-//!   rollout under way already rolls out), its devices scanned, and, when one lacks one
-//!   of them, a
+//!   recorded so) is waited for on the real clock. At a run the schedule's devices are
+//!   read again (its inventory file, or the fleet registry's devices with its tags, as
+//!   one inventory: `registry:tags=web.json`), its sources asked (those it names, or
+//!   all), the patches approved by then selected (less those a rollout under way
+//!   already rolls out), its devices scanned, and, when one lacks one of them, a
 //!   rollout started with that selection (`ringleader.inputs/v2`'s `patches`), by
 //!   `schedule:NAME`. A run with nothing to do is recorded with the reason.
 //! - A patch the source polls (`[sources] poll`) see for the first time, of a severity
@@ -26,7 +27,7 @@ use ringleader_api::demo::{ContinuousRunV1, RunResultV1, WaitingV1};
 use ringleader_api::schedule::{ScheduledRunsV1, ScheduledV1};
 use ringleader_planner::continuous as logic;
 use ringleader_planner::policy::Policy;
-use ringleader_planner::standing::Schedules;
+use ringleader_planner::standing::{Schedules, Target};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,6 +36,14 @@ use std::time::Duration;
 const CACHE_BYTES: u64 = 2 * 1024 * 1024;
 /// How often new publications are looked at (for expedited runs) and the clock checked.
 const TICK: Duration = Duration::from_secs(1);
+
+/// What a run reads: its inputs, what its sources report, and, for a schedule by
+/// tags, the registry's devices it patches.
+struct Read {
+    inputs: Inputs,
+    latest: Vec<ringleader_types::Patch>,
+    tagged: Option<Vec<String>>,
+}
 
 /// The schedules file, read at start, and the runs recorded.
 #[derive(Debug)]
@@ -48,10 +57,11 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Reads `file` and every policy it names (every problem at once, located), and
-    /// opens the runs in `data/schedules`.
-    pub fn load(file: &Path, data: &Path) -> anyhow::Result<Scheduler> {
-        let (schedules, diags) = Schedules::check(file).map_err(|e| {
+    /// Reads `file` and every policy it names (every problem at once, located; a
+    /// schedule's `sources` must be among the daemon's `sources`), and opens the runs
+    /// in `data/schedules`.
+    pub fn load(file: &Path, data: &Path, sources: &[String]) -> anyhow::Result<Scheduler> {
+        let (schedules, diags) = Schedules::check_for(file, sources).map_err(|e| {
             anyhow::anyhow!("failed to read the schedules file {}: {e}", file.display())
         })?;
         let mut problems: Vec<String> = diags.errors().map(|d| diags.format(d)).collect::<Vec<_>>();
@@ -203,7 +213,8 @@ impl Scheduler {
                 continue;
             }
             let latest = match self.patches(rollouts, s).await {
-                Ok((_, latest)) => latest,
+                Ok(Some(read)) => read.latest,
+                Ok(None) => continue,
                 Err(e) => {
                     tracing::error!(
                         "schedule {}: its sources could not be asked: {e:#}",
@@ -235,22 +246,33 @@ impl Scheduler {
         }
     }
 
-    /// The schedule's inputs (its inventory read now) and its sources' patches.
-    async fn patches(
-        &self,
-        rollouts: &Rollouts,
-        s: &Standing,
-    ) -> anyhow::Result<(Inputs, Vec<ringleader_types::Patch>)> {
-        let path = &s.schedule.inventory;
-        let text =
-            ringleader_diag::read_file("inventory", path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    /// The schedule's inputs (its devices read now: its inventory file, or the
+    /// registry's devices with its tags) and its sources' patches; `None` when no
+    /// device of the registry has its tags.
+    async fn patches(&self, rollouts: &Rollouts, s: &Standing) -> anyhow::Result<Option<Read>> {
+        let (fleet, tagged) = match &s.schedule.target {
+            Target::Inventory(path) => {
+                let text = ringleader_diag::read_file("inventory", path)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let name = path.display().to_string();
+                (Fleet::Inventory { name, text }, None)
+            }
+            Target::Tags(tags) => {
+                let tagged = rollouts.fleet().tagged(tags)?;
+                if tagged.ids.is_empty() {
+                    return Ok(None);
+                }
+                let fleet = Fleet::Inventory {
+                    name: tagged.name,
+                    text: tagged.text,
+                };
+                (fleet, Some(tagged.ids))
+            }
+        };
         let inputs = Inputs {
             policy_name: s.policy_name.clone(),
             policy: s.policy_text.clone(),
-            fleet: Fleet::Inventory {
-                name: path.display().to_string(),
-                text,
-            },
+            fleet,
             clock: Clock::Real,
             start: now(),
             observed: Default::default(),
@@ -258,8 +280,16 @@ impl Scheduler {
         };
         let (_, inventory) = inputs.validate().map_err(anyhow::Error::msg)?;
         let sources = rollouts.session().sources_for(&inventory).await?;
-        let latest = sources.poll().await?.into_iter().map(|(p, _)| p).collect();
-        Ok((inputs, latest))
+        let reported = if s.schedule.sources.is_empty() {
+            sources.poll().await?
+        } else {
+            sources.poll_only(&s.schedule.sources).await?
+        };
+        Ok(Some(Read {
+            inputs,
+            latest: reported.into_iter().map(|(p, _)| p).collect(),
+            tagged,
+        }))
     }
 
     /// One run, as it went.
@@ -301,7 +331,21 @@ impl Scheduler {
         expedited: Option<&str>,
         run: &mut ContinuousRunV1,
     ) -> anyhow::Result<()> {
-        let (mut inputs, latest) = self.patches(rollouts, s).await?;
+        let Some(Read {
+            mut inputs,
+            latest,
+            tagged,
+        }) = self.patches(rollouts, s).await?
+        else {
+            run.outcome = RunResultV1::NothingToDo;
+            if let Target::Tags(tags) = &s.schedule.target {
+                run.why = Some(format!(
+                    "no device of the fleet registry has the tag {}: give the daemon an inventory with such devices (`ringleader scan --inventory FILE`)",
+                    tags.join(" or ")
+                ));
+            }
+            return Ok(());
+        };
         let mut selection = match expedited {
             Some(patch) => logic::select_only(patch, &latest),
             None => logic::select(&s.schedule, &latest, run.at.as_second()),
@@ -349,11 +393,18 @@ impl Scheduler {
         rollouts
             .check_devices(&inventory)
             .map_err(anyhow::Error::msg)?;
-        if let Fleet::Inventory { name, text } = &inputs.fleet {
-            let options = rollouts.scan_options();
-            rollouts
-                .scan(Some((name.clone(), text.clone())), &[], options)
-                .await?;
+        let options = rollouts.scan_options();
+        match (&tagged, &inputs.fleet) {
+            // The registry's own files, for its tagged devices only.
+            (Some(ids), _) => {
+                rollouts.scan(None, ids, options).await?;
+            }
+            (None, Fleet::Inventory { name, text }) => {
+                rollouts
+                    .scan(Some((name.clone(), text.clone())), &[], options)
+                    .await?;
+            }
+            (None, Fleet::Simulated { .. }) => {}
         }
         inputs.observed = rollouts.observed(&inventory)?;
         inputs.patches = Some(selection.patches.clone());

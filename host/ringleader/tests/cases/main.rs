@@ -57,7 +57,7 @@ const SUITES: &[Suite] = &[
     },
     Suite {
         name: "schedule-next",
-        at_least: 6,
+        at_least: 11,
         run: schedule_next,
     },
 ];

@@ -2,8 +2,9 @@
 //! critical patch first seen by the source polls starts an expedited rollout of that
 //! patch alone within the schedule's `expedite_within`; one no device needs (each has
 //! a newer version, as its last scan found) is a run
-//! with nothing to do, recorded with why; a broken schedules file stops the daemon
-//! before it starts, located.
+//! with nothing to do, recorded with why; a broken schedules file (or one naming a
+//! source the daemon lacks) stops the daemon before it starts, located. Schedules by
+//! the registry's tags and with their own sources take only those devices and patches.
 
 use ringleader_tests::daemon::*;
 use serde_json::Value;
@@ -174,7 +175,7 @@ fn a_broken_schedules_file_stops_the_daemon_before_it_starts() {
     let schedules = write(
         dir.path(),
         "schedules.toml",
-        "[[schedules]]\nname = \"weekly\"\nwhen = \"every funday 20:00\"\ninventory = \"fleet.toml\"\npolicy = \"missing.toml\"\n",
+        "[[schedules]]\nname = \"weekly\"\nwhen = \"every funday 20:00\"\ninventory = \"fleet.toml\"\npolicy = \"missing.toml\"\n\n[[schedules]]\nname = \"web\"\nwhen = \"every monday 20:00\"\ntags = [\"web\"]\nsources = [\"csaf\"]\npolicy = \"missing.toml\"\n",
     );
     let data = dir.path().join("data");
     let out = std::process::Command::new(bin())
@@ -187,18 +188,28 @@ fn a_broken_schedules_file_stops_the_daemon_before_it_starts() {
     let err = text(&out.stderr);
     assert!(err.contains(&format!("{schedules}:3:")), "{err}");
     assert!(err.contains("funday"), "{err}");
+    // A source the daemon does not have, at its place, with the ones it has.
+    assert!(
+        err.contains(&format!(
+            "{schedules}:11:12: `schedules[1].sources[0]`: `csaf` is not a source of this daemon (its sources: sim-vendor-source)"
+        )),
+        "{err}"
+    );
 }
 
 /// The recurrence's run, on the real clock: at its minute, a rollout of what the
 /// approval rules approve by then; a patch approved only later is left waiting, with
-/// the time it will be.
+/// the time it will be. Three schedules share the minute: one patches the registry's
+/// devices tagged `web` with the catalog's patches alone (the simulated vendor's are
+/// not even waiting), one the inventory file with the simulated vendor's alone, and
+/// one names a tag no device has: a run with nothing to do, and why.
 #[test]
-fn a_schedule_runs_at_its_minute_and_holds_back_what_its_rules_approve_later() {
+fn schedules_run_at_their_minute_on_their_devices_with_their_sources_patches() {
     let dir = tempfile::tempdir().unwrap();
     let inventory = write(
         dir.path(),
         "fleet.toml",
-        "[[devices]]\nid = \"ws-1\"\ncomponents = { openssl = \"3.0.11\", curl = \"8.0.0\" }\n",
+        "[[devices]]\nid = \"ws-1\"\ntags = [\"web\"]\ncomponents = { openssl = \"3.0.11\", curl = \"8.0.0\", bmc-firmware = \"7.00.00\" }\n\n[[devices]]\nid = \"db-1\"\ntags = [\"db\"]\ncomponents = { openssl = \"3.0.11\" }\n",
     );
     write(
         dir.path(),
@@ -210,13 +221,44 @@ fn a_schedule_runs_at_its_minute_and_holds_back_what_its_rules_approve_later() {
     let minute = (now + 15 + 59) / 60 * 60;
     let at = jiff::Timestamp::from_second(minute).unwrap();
     let hhmm = at.strftime("%H:%M").to_string();
+    let when = format!("every 1 days from 2026-01-01 at {hhmm}");
     let schedules = write(
         dir.path(),
         "schedules.toml",
         &format!(
-            "[[schedules]]\nname = \"daily\"\nwhen = \"every 1 days from 2026-01-01 at {hhmm}\"\ninventory = \"fleet.toml\"\npolicy = \"policy.toml\"\n\n[[schedules.approve]]\nseverities = [\"critical\"]\nafter_days = 0\n\n[[schedules.approve]]\nseverities = [\"low\"]\nafter_days = 3650\n"
+            "[[schedules]]\nname = \"daily\"\nwhen = \"{when}\"\ntags = [\"web\"]\nsources = [\"catalog-source\"]\npolicy = \"policy.toml\"\n\n[[schedules.approve]]\nseverities = [\"critical\"]\nafter_days = 0\n\n[[schedules.approve]]\nseverities = [\"low\"]\nafter_days = 3650\n\n[[schedules]]\nname = \"firmware\"\nwhen = \"{when}\"\ninventory = \"fleet.toml\"\nsources = [\"sim-vendor-source\"]\nkinds = [\"firmware\"]\npolicy = \"policy.toml\"\n\n[[schedules]]\nname = \"kiosks\"\nwhen = \"{when}\"\ntags = [\"kiosk\"]\npolicy = \"policy.toml\"\n"
         ),
     );
+    // What the schedules file says, before the daemon runs it.
+    let out = std::process::Command::new(bin())
+        .args(["schedule", "list", "--json", "--schedules", &schedules])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_valid("schedules.v1.json", &doc);
+    assert_eq!(doc["schedules"][0]["tags"], serde_json::json!(["web"]));
+    assert_eq!(doc["schedules"][0]["inventory"], "");
+    assert_eq!(
+        doc["schedules"][0]["sources"],
+        serde_json::json!(["catalog-source"])
+    );
+    assert_eq!(doc["schedules"][1]["inventory"], inventory.as_str());
+    assert_eq!(doc["schedules"][2]["sources"], serde_json::json!([]));
+    let out = std::process::Command::new(bin())
+        .args(["schedule", "list", "--schedules", &schedules])
+        .output()
+        .unwrap();
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("devices:   the fleet registry's tagged web\n  sources:   catalog-source\n"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("sources:   every source of the daemon"),
+        "{shown}"
+    );
+
     let feed = dir.path().join("catalog.toml");
     std::fs::write(
         &feed,
@@ -242,6 +284,8 @@ fn a_schedule_runs_at_its_minute_and_holds_back_what_its_rules_approve_later() {
             &config,
             "--source",
             "catalog-source",
+            "--source",
+            "sim-vendor-source",
             "--schedules",
             &schedules,
         ],
@@ -252,27 +296,59 @@ fn a_schedule_runs_at_its_minute_and_holds_back_what_its_rules_approve_later() {
     assert_eq!(doc["schedules"][0]["next"], at.to_string());
     assert_eq!(doc["runs"], serde_json::json!([]));
 
-    // Up to 75 s to the minute, and a little for the run.
+    // Up to 75 s to the minute, and a little for the runs.
     let mut doc = Value::Null;
     for _ in 0..450 {
         doc = runs(&daemon);
-        if !doc["runs"].as_array().unwrap().is_empty() {
+        if doc["runs"].as_array().unwrap().len() >= 3 {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let run = &doc["runs"][0];
+    let run_of = |name: &str| {
+        doc["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["schedule"] == name)
+            .unwrap_or_else(|| panic!("no run of {name}: {doc:#}"))
+            .clone()
+    };
+    let run = run_of("daily");
     assert_eq!(run["at"], at.to_string(), "{doc:#}");
     assert!(run["expedited"].is_null());
     assert_eq!(run["outcome"], "started", "{run:#}");
     assert_eq!(run["patches"], serde_json::json!(["corp-ssl"]));
-    assert_eq!(run["waiting"][0]["id"], "corp-curl");
+    assert_eq!(run["devices"], 1, "ws-1 alone has the tag: {run:#}");
+    let waiting: Vec<&Value> = run["waiting"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| &w["id"])
+        .collect();
+    assert_eq!(
+        waiting,
+        ["corp-curl"],
+        "not the simulated vendor's: {run:#}"
+    );
     assert!(
         run["waiting"][0]["from"]
             .as_str()
             .unwrap()
             .starts_with("2036-"),
         "{run:#}"
+    );
+    let firmware = run_of("firmware");
+    assert_eq!(firmware["outcome"], "started", "{firmware:#}");
+    assert_eq!(firmware["patches"], serde_json::json!(["acme-bmc-7.10.30"]));
+    let kiosks = run_of("kiosks");
+    assert_eq!(kiosks["outcome"], "nothing-to-do", "{kiosks:#}");
+    assert!(
+        kiosks["why"]
+            .as_str()
+            .unwrap()
+            .starts_with("no device of the fleet registry has the tag kiosk"),
+        "{kiosks:#}"
     );
     // The next run is a day later.
     let next: jiff::Timestamp = doc["schedules"][0]["next"]
@@ -281,14 +357,20 @@ fn a_schedule_runs_at_its_minute_and_holds_back_what_its_rules_approve_later() {
         .parse()
         .unwrap();
     assert_eq!(next.as_second() - minute, 86_400);
-    let id = run["rollout"].as_str().unwrap().to_string();
-    let out = daemon.cli(&["status", &id, "--wait"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
-    let patched: Vec<Value> = daemon
-        .events(&id)
-        .into_iter()
-        .filter(|e| e["type"] == "step-succeeded")
-        .map(|e| e["patch"].clone())
-        .collect();
-    assert_eq!(patched, ["corp-ssl"]);
+    for (run, patch) in [(&run, "corp-ssl"), (&firmware, "acme-bmc-7.10.30")] {
+        let id = run["rollout"].as_str().unwrap().to_string();
+        let out = daemon.cli(&["status", &id, "--wait"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+        let events = daemon.events(&id);
+        let patched: Vec<(Value, Value)> = events
+            .iter()
+            .filter(|e| e["type"] == "step-succeeded")
+            .map(|e| (e["device"].clone(), e["patch"].clone()))
+            .collect();
+        assert_eq!(
+            patched,
+            [(Value::from("ws-1"), Value::from(patch))],
+            "{id}: {events:#?}"
+        );
+    }
 }
