@@ -416,21 +416,24 @@ impl Scheduler {
             .map(|p| (p.clone(), String::new()))
             .collect();
         let catalog = ringleader_planner::catalog::Catalog::build(chosen)?;
-        let needs = ringleader_planner::compliance::Fleet {
-            devices: &planned.devices,
+        // Planned as the rollout will be: a device no ring selects, or one that cannot
+        // take a patch (it lacks a prerequisite), is not counted.
+        let plan = ringleader_planner::plan::Planner {
+            policy: &s.policy,
+            inventory: &planned,
             catalog: &catalog,
-            at: run.at.as_second(),
-            filter: &Default::default(),
+            at: run.at,
         }
-        .compute();
-        let devices = needs
-            .devices
+        .plan();
+        let devices = plan
+            .rings
             .iter()
-            .filter(|d| !d.missing.is_empty() || !d.covered.is_empty())
+            .flat_map(|r| &r.devices)
+            .filter(|d| !d.steps.is_empty())
             .count();
         if devices == 0 {
             run.why = Some(format!(
-                "no device needs {}: each has it, or lacks what it patches",
+                "no device needs {}: each has it, lacks what it patches or a prerequisite, or is in no ring",
                 run.patches.join(", ")
             ));
             return Ok(());

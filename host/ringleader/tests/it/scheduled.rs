@@ -160,7 +160,7 @@ fn a_new_critical_patch_starts_an_expedited_rollout_of_it_alone_and_a_run_with_n
     assert_eq!(run["outcome"], "nothing-to-do", "{run:#}");
     assert_eq!(
         run["why"],
-        "no device needs corp-old: each has it, or lacks what it patches"
+        "no device needs corp-old: each has it, lacks what it patches or a prerequisite, or is in no ring"
     );
     assert!(run["rollout"].is_null());
     let out = daemon.cli(&["schedule", "runs"]);
@@ -202,14 +202,15 @@ fn a_broken_schedules_file_stops_the_daemon_before_it_starts() {
 /// the time it will be. Three schedules share the minute: one patches the registry's
 /// devices tagged `web` with the catalog's patches alone (the simulated vendor's are
 /// not even waiting), one the inventory file with the simulated vendor's alone, and
-/// one names a tag no device has: a run with nothing to do, and why.
+/// one names a tag no device has: a run with nothing to do, and why. A device that
+/// cannot take a patch (it lacks its prerequisite) is not counted.
 #[test]
 fn schedules_run_at_their_minute_on_their_devices_with_their_sources_patches() {
     let dir = tempfile::tempdir().unwrap();
     let inventory = write(
         dir.path(),
         "fleet.toml",
-        "[[devices]]\nid = \"ws-1\"\ntags = [\"web\"]\ncomponents = { openssl = \"3.0.11\", curl = \"8.0.0\", bmc-firmware = \"7.00.00\" }\n\n[[devices]]\nid = \"db-1\"\ntags = [\"db\"]\ncomponents = { openssl = \"3.0.11\" }\n",
+        "[[devices]]\nid = \"ws-1\"\ntags = [\"web\"]\ncomponents = { openssl = \"3.0.11\", curl = \"8.0.0\", bmc-firmware = \"7.00.00\" }\n\n[[devices]]\nid = \"db-1\"\ntags = [\"db\"]\ncomponents = { openssl = \"3.0.11\", nic-firmware = \"22.0.0\" }\n",
     );
     write(
         dir.path(),
@@ -340,7 +341,12 @@ fn schedules_run_at_their_minute_on_their_devices_with_their_sources_patches() {
     );
     let firmware = run_of("firmware");
     assert_eq!(firmware["outcome"], "started", "{firmware:#}");
-    assert_eq!(firmware["patches"], serde_json::json!(["acme-bmc-7.10.30"]));
+    // db-1 lacks the NIC firmware's prerequisite (a BIOS): not counted, not patched.
+    assert_eq!(
+        firmware["patches"],
+        serde_json::json!(["acme-bmc-7.10.30", "acme-nic-22.31.6"])
+    );
+    assert_eq!(firmware["devices"], 1, "{firmware:#}");
     let kiosks = run_of("kiosks");
     assert_eq!(kiosks["outcome"], "nothing-to-do", "{kiosks:#}");
     assert!(
