@@ -185,11 +185,7 @@ const MAX_AFTER_DAYS: i64 = 3650;
 impl Schedules {
     /// Reads and validates the schedules file at `path`.
     pub fn check(path: &Path) -> Result<(Option<Schedules>, Diagnostics), std::io::Error> {
-        match ringleader_diag::read_file("schedules", path) {
-            Ok(text) => Ok(Schedules::parse(path, &text)),
-            Err(ringleader_diag::FileError::Invalid(diags)) => Ok((None, diags)),
-            Err(ringleader_diag::FileError::Read { error, .. }) => Err(error),
-        }
+        Schedules::read(path, None)
     }
 
     /// Reads and validates the schedules file at `path` for a daemon whose sources are
@@ -198,8 +194,15 @@ impl Schedules {
         path: &Path,
         sources: &[String],
     ) -> Result<(Option<Schedules>, Diagnostics), std::io::Error> {
+        Schedules::read(path, Some(sources))
+    }
+
+    fn read(
+        path: &Path,
+        sources: Option<&[String]>,
+    ) -> Result<(Option<Schedules>, Diagnostics), std::io::Error> {
         match ringleader_diag::read_file("schedules", path) {
-            Ok(text) => Ok(Schedules::parse_for(path, &text, Some(sources))),
+            Ok(text) => Ok(Schedules::parse_for(path, &text, sources)),
             Err(ringleader_diag::FileError::Invalid(diags)) => Ok((None, diags)),
             Err(ringleader_diag::FileError::Read { error, .. }) => Err(error),
         }
