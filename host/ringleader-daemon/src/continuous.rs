@@ -304,11 +304,28 @@ pub async fn run(
                     .flat_map(|r| r.patches.iter().cloned())
                     .collect();
                 let under_way = selection.without(&busy, &latest);
+                // As the daemon does, a halted rollout holds its patches; the
+                // simulation has no operator to retry or abort it.
+                let on_hold: Vec<String> = ended
+                    .iter()
+                    .filter(|r| r.phase == PhaseName::Halted)
+                    .filter_map(|r| {
+                        let held = selection.without(&r.patches, &latest);
+                        (!held.is_empty()).then(|| format!("{} by r{}", held.join(", "), r.rollout))
+                    })
+                    .collect();
                 let outcome = if selection.patches.is_empty() && !under_way.is_empty() {
                     RunOutcome::NothingToDo {
                         why: format!(
                             "a rollout under way rolls out {}; the next run takes what it leaves",
                             under_way.join(", ")
+                        ),
+                    }
+                } else if selection.patches.is_empty() && !on_hold.is_empty() {
+                    RunOutcome::NothingToDo {
+                        why: format!(
+                            "held by a halted rollout: {} (the simulation has no operator to retry or abort it)",
+                            on_hold.join("; ")
                         ),
                     }
                 } else if selection.patches.is_empty() {

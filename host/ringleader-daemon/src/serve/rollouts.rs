@@ -48,6 +48,19 @@ pub struct Live {
     pub stalled: Option<String>,
 }
 
+impl Live {
+    /// Halted, and its executor returned: it waits for an operator (`retry`,
+    /// `rollback`, `abort`), who runs it again from its log.
+    pub fn halted(&self) -> bool {
+        self.ended
+            && self.error.is_none()
+            && self
+                .status
+                .as_ref()
+                .is_some_and(|s| s.phase == PhaseName::Halted)
+    }
+}
+
 /// How often a stalled rollout's store is tried again.
 pub const STALL_RETRY: Duration = Duration::from_secs(5);
 
@@ -954,12 +967,7 @@ impl Rollouts {
                 if live.preparing {
                     return Err(CommandError::Preparing(rollout.id.clone()));
                 }
-                live.ended
-                    && live.error.is_none()
-                    && live
-                        .status
-                        .as_ref()
-                        .is_some_and(|s| s.phase == PhaseName::Halted)
+                live.halted()
             };
             if !halted {
                 return Err(CommandError::Ended(rollout.id.clone()));

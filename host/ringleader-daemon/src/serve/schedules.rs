@@ -358,21 +358,42 @@ impl Scheduler {
                 from: Timestamp::from_second(*from).unwrap_or(run.at),
             })
             .collect();
-        // What a rollout under way already rolls out is left to it.
-        let busy: BTreeSet<String> = rollouts
-            .list()
-            .iter()
-            .filter(|r| !r.live.read().unwrap_or_else(|e| e.into_inner()).ended)
-            .filter_map(|r| r.inputs.patches.clone())
-            .flatten()
-            .collect();
+        // What a rollout under way already rolls out is left to it. So is what a
+        // halted rollout holds (and what it supersedes or what needs it first): the
+        // patch may be what broke its ring, so no run rolls it out again until an
+        // operator aborts that rollout or a retry takes it to its end.
+        let mut busy = BTreeSet::new();
+        let mut halted: Vec<(String, BTreeSet<String>)> = Vec::new();
+        for r in rollouts.list() {
+            let Some(patches) = r.inputs.patches.clone() else {
+                continue;
+            };
+            let live = r.live.read().unwrap_or_else(|e| e.into_inner());
+            if !live.ended {
+                busy.extend(patches);
+            } else if live.halted() {
+                halted.push((r.id.clone(), patches));
+            }
+        }
         let under_way = selection.without(&busy, &latest);
+        let on_hold: Vec<String> = halted
+            .iter()
+            .filter_map(|(id, patches)| {
+                let held = selection.without(patches, &latest);
+                (!held.is_empty()).then(|| format!("{} by {id}", held.join(", ")))
+            })
+            .collect();
         run.outcome = RunResultV1::NothingToDo;
         if selection.patches.is_empty() {
             run.why = Some(if !under_way.is_empty() {
                 format!(
                     "a rollout under way rolls out {}; the next run takes what it leaves",
                     under_way.join(", ")
+                )
+            } else if !on_hold.is_empty() {
+                format!(
+                    "held by a halted rollout: {}; `ringleader retry` it after a fix, or `ringleader abort` it, and the next run takes what it leaves",
+                    on_hold.join("; ")
                 )
             } else if let Some(w) = run.waiting.first() {
                 format!(

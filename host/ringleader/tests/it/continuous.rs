@@ -2,23 +2,20 @@
 //! in virtual time, judged from what a script reads (`ringleader.demo-continuous/v1`):
 //! the schedule's runs at their instants, approval rules holding patches back, a
 //! critical fix published mid-month expedited within the schedule's delay, time to
-//! patch, and the same month for the same seed.
+//! patch, the same month for the same seed, and halted rollouts holding their patches.
 
 use ringleader_tests::daemon::assert_valid;
 use serde_json::Value;
 use std::process::Command;
 
 fn month(devices: &str, seed: &str) -> Value {
+    month_with(&["--devices", devices, "--seed", seed])
+}
+
+fn month_with(args: &[&str]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_ringleader"))
-        .args([
-            "demo",
-            "--continuous",
-            "--json",
-            "--devices",
-            devices,
-            "--seed",
-            seed,
-        ])
+        .args(["demo", "--continuous", "--json"])
+        .args(args)
         .env("RINGLEADER_LOG", "error")
         .output()
         .expect("run ringleader");
@@ -177,4 +174,63 @@ fn a_simulated_month_runs_the_schedule_holds_patches_for_approval_and_expedites_
     assert_eq!(critical["outstanding"], 0, "{critical:#}");
     assert_eq!(critical["within_14_days"], 1.0, "{critical:#}");
     assert_eq!(a["time_to_patch"][0]["severity"], "critical");
+}
+
+/// Installs that fail often halt the first rollouts in their lab ring. The simulation
+/// has no operator to retry or abort them, so no later rollout takes what they halted
+/// on, and the next run, which would, says which rollout holds it.
+#[test]
+fn a_halted_rollout_s_patches_are_not_rolled_out_again() {
+    let doc = month_with(&["--fail-permille", "60", "--devices", "400", "--days", "10"]);
+    let rollouts = doc["rollouts"].as_array().unwrap();
+    let halted: Vec<&Value> = rollouts.iter().filter(|r| r["state"] == "halted").collect();
+    assert!(!halted.is_empty(), "{doc:#}");
+    let last_end = halted
+        .iter()
+        .map(|r| r["finished"].as_str().unwrap())
+        .max()
+        .unwrap();
+    let patches = |r: &Value| -> Vec<String> {
+        r["patches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().to_string())
+            .collect()
+    };
+    for h in &halted {
+        let finished = h["finished"].as_str().unwrap();
+        for later in rollouts
+            .iter()
+            .filter(|r| r["started"].as_str().unwrap() > finished)
+        {
+            let again: Vec<String> = patches(later)
+                .into_iter()
+                .filter(|p| patches(h).contains(p))
+                .collect();
+            assert!(
+                again.is_empty(),
+                "{} rolls out {again:?} again, which {} halted on: {doc:#}",
+                later["id"],
+                h["id"]
+            );
+        }
+    }
+    let held = doc["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["at"].as_str().unwrap() > last_end)
+        .unwrap_or_else(|| panic!("no run after the halts: {doc:#}"));
+    assert_eq!(held["outcome"], "nothing-to-do", "{held:#}");
+    let why = held["why"].as_str().unwrap();
+    assert!(why.starts_with("held by a halted rollout: "), "{held:#}");
+    assert!(
+        why.ends_with("(the simulation has no operator to retry or abort it)"),
+        "{held:#}"
+    );
+    for h in &halted {
+        let by = format!("{} by {}", patches(h).join(", "), h["id"].as_str().unwrap());
+        assert!(why.contains(&by), "{by}: {held:#}");
+    }
 }

@@ -5,6 +5,7 @@
 //! with nothing to do, recorded with why; a broken schedules file (or one naming a
 //! source the daemon lacks) stops the daemon before it starts, located. Schedules by
 //! the registry's tags and with their own sources take only those devices and patches.
+//! A halted rollout holds its patches until an operator aborts it.
 
 use ringleader_tests::daemon::*;
 use serde_json::Value;
@@ -379,4 +380,114 @@ fn schedules_run_at_their_minute_on_their_devices_with_their_sources_patches() {
             "{id}: {events:#?}"
         );
     }
+}
+
+/// A rollout a halt stopped holds its patches, also after the daemon is killed and
+/// started again: a later run that would roll out one of them (here an expedited fix
+/// that needs it first) does nothing and says which rollout holds it and what to do;
+/// once an operator aborts that rollout, the next run rolls the patch out again.
+#[test]
+fn a_halted_rollout_holds_its_patches_until_an_operator_aborts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = write(
+        dir.path(),
+        "fleet.toml",
+        "[[devices]]\nid = \"ws-1\"\ntags = [\"lab\"]\ncomponents = { openssl = \"3.0.11\", curl = \"8.0.0\" }\n\n[[devices]]\nid = \"ws-2\"\ncomponents = { openssl = \"3.0.11\", curl = \"8.0.0\" }\n",
+    );
+    write(
+        dir.path(),
+        "policy.toml",
+        &format!("{APPROVAL}\n[expedite]\nseverity = [\"critical\"]\n"),
+    );
+    let schedules = write(
+        dir.path(),
+        "schedules.toml",
+        "[[schedules]]\nname = \"weekly\"\nwhen = \"every monday 20:00\"\ninventory = \"fleet.toml\"\npolicy = \"policy.toml\"\nexpedite_within = \"1s\"\n",
+    );
+    let feed = dir.path().join("catalog.toml");
+    let needs_ssl = |id: &str, fixed: &str| {
+        format!(
+            "{}prerequisites = [\"corp-ssl\"]\n",
+            patch(id, "curl", fixed, "critical")
+        )
+    };
+    let publish = |patches: &[String]| {
+        std::fs::write(&feed, format!("vendor = \"corp\"\n{}", patches.concat())).unwrap()
+    };
+    publish(&[patch("corp-low", "openssl", "3.0.12", "low")]);
+    let config = write(
+        dir.path(),
+        "ringleader.toml",
+        &format!(
+            "[sources]\npoll = \"1s\"\n[plugins.catalog-source]\nhttp = [\"{{setting:catalog}}\"]\nsettings = {{ catalog = \"file://{}\" }}\n",
+            feed.display()
+        ),
+    );
+    let serve = || {
+        Daemon::start_with(
+            &dir.path().join("data"),
+            &[
+                "--config",
+                &config,
+                "--source",
+                "catalog-source",
+                "--schedules",
+                &schedules,
+            ],
+        )
+    };
+    let daemon = serve();
+    let out = daemon.cli(&["fleet", "scan", "--inventory", &inventory]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // The critical openssl fix: the lab installs it, then an operator rolls it back.
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut published = vec![
+        patch("corp-low", "openssl", "3.0.12", "low"),
+        patch("corp-ssl", "openssl", "3.0.16", "critical"),
+    ];
+    publish(&published);
+    let doc = until_runs(&daemon, 1);
+    let run = &doc["runs"][0];
+    assert_eq!(run["outcome"], "started", "{run:#}");
+    assert_eq!(run["patches"], serde_json::json!(["corp-ssl"]));
+    let halted = run["rollout"].as_str().unwrap().to_string();
+    daemon.wait_for(&halted, |s| s["state"] == "awaiting-approval");
+    let out = daemon.cli(&["rollback", &halted]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = daemon.cli(&["status", &halted, "--wait"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stdout));
+    // Killed and started again: the rollout is halted still, and holds its patch.
+    drop(daemon);
+    let daemon = serve();
+
+    // A critical curl fix that needs it first: held, with the rollout that holds it.
+    published.push(needs_ssl("corp-curl", "8.11.0"));
+    publish(&published);
+    let doc = until_runs(&daemon, 2);
+    let run = &doc["runs"][0];
+    assert_eq!(run["expedited"], "corp-curl");
+    assert_eq!(run["outcome"], "nothing-to-do", "{run:#}");
+    assert_eq!(
+        run["why"],
+        format!(
+            "held by a halted rollout: corp-curl, corp-ssl by {halted}; `ringleader retry` it after a fix, or `ringleader abort` it, and the next run takes what it leaves"
+        )
+    );
+    assert!(run["rollout"].is_null());
+
+    // Aborted, it holds nothing: the next fix that needs it rolls out both.
+    let out = daemon.cli(&["abort", &halted]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    daemon.wait_for(&halted, |s| s["state"] == "aborted");
+    published.push(needs_ssl("corp-curl-2", "8.11.1"));
+    publish(&published);
+    let doc = until_runs(&daemon, 3);
+    let run = &doc["runs"][0];
+    assert_eq!(run["expedited"], "corp-curl-2");
+    assert_eq!(run["outcome"], "started", "{run:#}");
+    assert_eq!(
+        run["patches"],
+        serde_json::json!(["corp-curl-2", "corp-ssl"])
+    );
 }
