@@ -306,14 +306,13 @@ pub async fn run(
                 let under_way = selection.without(&busy, &latest);
                 // As the daemon does, a halted rollout holds its patches; the
                 // simulation has no operator to retry or abort it.
-                let on_hold: Vec<String> = ended
+                let ids: Vec<(String, &BTreeSet<String>)> = ended
                     .iter()
                     .filter(|r| r.phase == PhaseName::Halted)
-                    .filter_map(|r| {
-                        let held = selection.without(&r.patches, &latest);
-                        (!held.is_empty()).then(|| format!("{} by r{}", held.join(", "), r.rollout))
-                    })
+                    .map(|r| (format!("r{}", r.rollout), &r.patches))
                     .collect();
+                let on_hold =
+                    selection.held_by(ids.iter().map(|(id, p)| (id.as_str(), *p)), &latest);
                 let outcome = if selection.patches.is_empty() && !under_way.is_empty() {
                     RunOutcome::NothingToDo {
                         why: format!(

@@ -192,6 +192,22 @@ impl Selection {
         }
         out.into_iter().collect()
     }
+
+    /// Leaves out what each halted rollout of `holders` holds, as [`Selection::without`]
+    /// does for one under way; returns, for each that held something, `P, Q by ID`.
+    pub fn held_by<'a>(
+        &mut self,
+        holders: impl IntoIterator<Item = (&'a str, &'a BTreeSet<String>)>,
+        patches: &[Patch],
+    ) -> Vec<String> {
+        holders
+            .into_iter()
+            .filter_map(|(id, held)| {
+                let out = self.without(held, patches);
+                (!out.is_empty()).then(|| format!("{} by {id}", out.join(", ")))
+            })
+            .collect()
+    }
 }
 
 /// What `schedule`'s run at `at` rolls out of `patches` (the sources' latest): every

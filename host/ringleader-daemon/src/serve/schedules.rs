@@ -363,26 +363,21 @@ impl Scheduler {
         // patch may be what broke its ring, so no run rolls it out again until an
         // operator aborts that rollout or a retry takes it to its end.
         let mut busy = BTreeSet::new();
-        let mut halted: Vec<(String, BTreeSet<String>)> = Vec::new();
-        for r in rollouts.list() {
-            let Some(patches) = r.inputs.patches.clone() else {
+        let all = rollouts.list();
+        let mut halted = Vec::new();
+        for r in &all {
+            let Some(patches) = &r.inputs.patches else {
                 continue;
             };
             let live = r.live.read().unwrap_or_else(|e| e.into_inner());
             if !live.ended {
-                busy.extend(patches);
+                busy.extend(patches.iter().cloned());
             } else if live.halted() {
-                halted.push((r.id.clone(), patches));
+                halted.push((r.id.as_str(), patches));
             }
         }
         let under_way = selection.without(&busy, &latest);
-        let on_hold: Vec<String> = halted
-            .iter()
-            .filter_map(|(id, patches)| {
-                let held = selection.without(patches, &latest);
-                (!held.is_empty()).then(|| format!("{} by {id}", held.join(", ")))
-            })
-            .collect();
+        let on_hold = selection.held_by(halted, &latest);
         run.outcome = RunResultV1::NothingToDo;
         if selection.patches.is_empty() {
             run.why = Some(if !under_way.is_empty() {
