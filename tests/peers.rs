@@ -465,7 +465,11 @@ impl Redfish {
             .arg(&script)
             .args(["--port", "0", "--systems", &systems.to_string()])
             .arg("--update-log")
-            .arg(&update_log);
+            .arg(&update_log)
+            // sushy's SQLite state in a folder of this peer's own, not one every
+            // emulator of the machine shares (peers started at once lock each other).
+            .arg("--state-dir")
+            .arg(dir);
         if options.task_seconds > 0.0 {
             command.args(["--task-seconds", &options.task_seconds.to_string()]);
         }

@@ -71,8 +71,10 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import uuid
 
@@ -153,6 +155,9 @@ def parse_args(argv):
     p.add_argument("--tls-cert", metavar="FILE",
                    help="serve HTTPS with this certificate (PEM); needs --tls-key")
     p.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")
+    p.add_argument("--state-dir", metavar="DIR", default=None,
+                   help="make the folder of sushy's SQLite state inside DIR (default: the "
+                        "system's temp dir); it is removed at exit")
     p.add_argument("--verbose", action="store_true",
                    help="sushy info log and request access log on stderr")
     a = p.parse_args(argv)
@@ -601,6 +606,13 @@ def main(argv=None):
         die(f"cannot open {LIBVIRT_URI}")
     names = define_domains(conn, args)
 
+    # sushy keeps indicators, volumes and virtual media in SQLite files under
+    # SUSHY_EMULATOR_STATE_DIR, by default one folder of the system's temp dir that
+    # every emulator on the machine shares: peers started at once then fail with
+    # "database is locked". Each peer has a folder of its own.
+    state_dir = tempfile.mkdtemp(prefix="sushy-state-", dir=args.state_dir)
+    sushy_main.app.config["SUSHY_EMULATOR_STATE_DIR"] = state_dir
+
     if args.htpasswd:
         # Application.configure() (called by sushy's main) installs the basic
         # auth middleware when this key is set.
@@ -651,6 +663,7 @@ def main(argv=None):
             conn.close()
         except Exception:
             pass
+        shutil.rmtree(state_dir, ignore_errors=True)
     return rc or 0
 
 
